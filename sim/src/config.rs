@@ -205,8 +205,8 @@ pub struct LightingConfig {
 impl Default for LightingConfig {
     fn default() -> Self {
         Self {
-            ambient: 0.45,
-            diffuse: 0.55,
+            ambient: 0.55,
+            diffuse: 0.45,
             azimuth_deg: 30.0,
             elevation_deg: 50.0,
         }
@@ -255,7 +255,8 @@ impl NoiseConfig {
 }
 
 /// Domain randomisation: what `reset(seed)` varies besides object placement and start pose.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Off by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RandomizationConfig {
     /// Jitter wall, floor and object colours.
@@ -264,16 +265,6 @@ pub struct RandomizationConfig {
     pub lighting: bool,
     /// Draw the object count uniformly from `[objects.min_count, objects.count]`.
     pub object_count: bool,
-}
-
-impl Default for RandomizationConfig {
-    fn default() -> Self {
-        Self {
-            colours: false,
-            lighting: false,
-            object_count: false,
-        }
-    }
 }
 
 impl RandomizationConfig {
@@ -461,7 +452,8 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SimConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut SimConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("camera.width/height", Box::new(|c| c.camera.width = 0)),
             ("camera.width/height", Box::new(|c| c.camera.height = 0)),
             ("control_period_s", Box::new(|c| c.control_period_s = -0.1)),

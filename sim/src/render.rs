@@ -44,6 +44,15 @@ impl Look {
     }
 }
 
+/// Everything in the world a frame is rendered from.
+pub(crate) struct SceneRef<'a> {
+    pub arena: &'a ArenaConfig,
+    pub look: &'a Look,
+    pub objects: &'a [VisibleObject],
+    pub bodies: &'a RigidBodySet,
+    pub colliders: &'a ColliderSet,
+}
+
 /// An object the camera can see: its collider and colour.
 #[derive(Debug, Clone)]
 pub(crate) struct VisibleObject {
@@ -113,16 +122,14 @@ impl Camera {
     }
 
     /// Renders what the camera sees from a chassis at `chassis_pose` into `frame`.
-    pub fn render(
-        &self,
-        chassis_pose: &Pose,
-        arena: &ArenaConfig,
-        look: &Look,
-        objects: &[VisibleObject],
-        bodies: &RigidBodySet,
-        colliders: &ColliderSet,
-        frame: &mut CameraFrame,
-    ) {
+    pub fn render(&self, chassis_pose: &Pose, scene: &SceneRef<'_>, frame: &mut CameraFrame) {
+        let SceneRef {
+            arena,
+            look,
+            objects,
+            bodies,
+            colliders,
+        } = *scene;
         let width = self.intrinsics.width as usize;
         let camera_pose = *chassis_pose * self.mount;
         let origin = camera_pose.translation;

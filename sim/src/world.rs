@@ -8,7 +8,7 @@ use rapier3d::prelude::*;
 
 use crate::SimError;
 use crate::config::SimConfig;
-use crate::render::{Camera, Look, VisibleObject};
+use crate::render::{Camera, Look, SceneRef, VisibleObject};
 use crate::types::{
     Action, CameraFrame, CameraIntrinsics, GroundTruth, Imu, JointState, ObjectShape, ObjectTruth,
     Observation, Odometry, Pose2, SimTime, wrap_angle,
@@ -503,15 +503,7 @@ impl Sim {
         let mut frame =
             CameraFrame::blank(self.camera.intrinsics.width, self.camera.intrinsics.height);
         frame.stamp = self.stamp;
-        self.camera.render(
-            &pose,
-            &self.config.arena,
-            &self.look,
-            &self.visible,
-            &self.world.bodies,
-            &self.world.colliders,
-            &mut frame,
-        );
+        self.camera.render(&pose, &self.scene(), &mut frame);
 
         // Joint states: relative wheel spin about the axle.
         let axle = rotation * Vector::Y;
@@ -576,6 +568,16 @@ impl Sim {
             imu,
             odom: self.odom.clone(),
             applied_action: self.applied,
+        }
+    }
+
+    fn scene(&self) -> SceneRef<'_> {
+        SceneRef {
+            arena: &self.config.arena,
+            look: &self.look,
+            objects: &self.visible,
+            bodies: &self.world.bodies,
+            colliders: &self.world.colliders,
         }
     }
 
@@ -686,15 +688,7 @@ impl Sim {
     /// Renders the camera from the current state into an existing frame of the right size.
     pub fn render_into(&self, frame: &mut CameraFrame) {
         let chassis = &self.world.bodies[self.chassis];
-        self.camera.render(
-            chassis.position(),
-            &self.config.arena,
-            &self.look,
-            &self.visible,
-            &self.world.bodies,
-            &self.world.colliders,
-            frame,
-        );
+        self.camera.render(chassis.position(), &self.scene(), frame);
     }
 
     /// Casts the camera's rays through rapier's own query pipeline (every collider except the

@@ -1,4 +1,5 @@
 //! Behaviour of the simulated world that the learning code and the evaluation rely on.
+#![allow(clippy::field_reassign_with_default)]
 
 use autodidact_sim::{
     Action, ExplorationConfig, ExplorationPolicy, NoiseConfig, ObservationDigest, Pose2,

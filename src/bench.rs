@@ -1,0 +1,111 @@
+//! `autodidact bench sim`: how fast the simulator renders and steps, on one thread.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use autodidact_sim::{Action, ExplorationConfig, ExplorationPolicy, Sim, SimConfig};
+use serde::Serialize;
+
+/// One measured row.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimBenchRow {
+    /// What was measured.
+    pub case: String,
+    /// Repetitions timed.
+    pub iterations: u64,
+    /// Median time per repetition, microseconds.
+    pub median_us: f64,
+    /// 99th-percentile time per repetition, microseconds.
+    pub p99_us: f64,
+    /// Repetitions per second at the median.
+    pub per_second: f64,
+}
+
+/// Times `f` repeatedly for about `budget` after a short warm-up.
+fn measure(case: &str, budget: Duration, mut f: impl FnMut()) -> SimBenchRow {
+    let warm_until = Instant::now() + budget / 10;
+    while Instant::now() < warm_until {
+        f();
+    }
+    let mut samples = Vec::new();
+    let until = Instant::now() + budget;
+    while Instant::now() < until || samples.len() < 10 {
+        let started = Instant::now();
+        f();
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    let median = samples[samples.len() / 2];
+    let p99 = samples[((samples.len() as f64 * 0.99) as usize).min(samples.len() - 1)];
+    SimBenchRow {
+        case: case.to_owned(),
+        iterations: samples.len() as u64,
+        median_us: median,
+        p99_us: p99,
+        per_second: 1e6 / median,
+    }
+}
+
+/// Measures RGB+depth rendering at 64² and 128² from poses along an exploration run, the physics
+/// step alone, and a whole control step (physics + proprio + frame). Everything on this thread.
+pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<SimBenchRow>> {
+    let mut rows = Vec::new();
+    for side in [64u32, 128] {
+        let mut config = SimConfig::default();
+        config.camera.width = side;
+        config.camera.height = side;
+        let mut sim = Sim::new(&config).context("building the simulator")?;
+        let mut observation = sim.reset(1)?;
+        let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), 1);
+        // Render from varied poses: walk a little between timed renders.
+        let mut poses = Vec::new();
+        for _ in 0..200 {
+            observation = sim.step(&policy.act(&observation, 0.05));
+            poses.push(sim.ground_truth().robot_pose);
+        }
+        let mut frame = sim.render();
+        let mut index = 0usize;
+        rows.push(measure(
+            &format!("render {side}x{side} rgb+depth"),
+            budget_per_case,
+            || {
+                let pose = poses[index % poses.len()];
+                index += 1;
+                // Teleporting costs a few body writes; it keeps the view changing.
+                if sim.set_robot_pose(pose).is_ok() {
+                    sim.render_into(&mut frame);
+                }
+            },
+        ));
+        let mut sim = Sim::new(&config)?;
+        let mut observation = sim.reset(2)?;
+        let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), 2);
+        rows.push(measure(
+            &format!(
+                "control step {side}x{side} (physics x{} + proprio + frame)",
+                config.physics_substeps
+            ),
+            budget_per_case,
+            || {
+                let action = policy.act(&observation, 0.05);
+                observation = sim.step(&action);
+            },
+        ));
+    }
+    let mut config = SimConfig::default();
+    config.camera.width = 1;
+    config.camera.height = 1;
+    config.physics_substeps = 1;
+    let mut sim = Sim::new(&config)?;
+    sim.reset(3)?;
+    let mut turn = 0.0f32;
+    rows.push(measure(
+        "physics sub-step (1x1 camera)",
+        budget_per_case,
+        || {
+            turn = (turn + 0.01) % 2.0;
+            sim.step(&Action::new(0.3, turn - 1.0));
+        },
+    ));
+    Ok(rows)
+}
