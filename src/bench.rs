@@ -1,4 +1,5 @@
-//! `autodidact bench sim`: how fast the simulator renders and steps, on one thread.
+//! `autodidact bench sim|learn`: how fast the simulator renders and steps, and how fast the
+//! learning core trains and encodes.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 /// One measured row.
 #[derive(Debug, Clone, Serialize)]
-pub struct SimBenchRow {
+pub struct BenchRow {
     /// What was measured.
     pub case: String,
     /// Repetitions timed.
@@ -22,7 +23,7 @@ pub struct SimBenchRow {
 }
 
 /// Times `f` repeatedly for about `budget` after a short warm-up.
-fn measure(case: &str, budget: Duration, mut f: impl FnMut()) -> SimBenchRow {
+fn measure(case: &str, budget: Duration, mut f: impl FnMut()) -> BenchRow {
     let warm_until = Instant::now() + budget / 10;
     while Instant::now() < warm_until {
         f();
@@ -37,7 +38,7 @@ fn measure(case: &str, budget: Duration, mut f: impl FnMut()) -> SimBenchRow {
     samples.sort_by(f64::total_cmp);
     let median = samples[samples.len() / 2];
     let p99 = samples[((samples.len() as f64 * 0.99) as usize).min(samples.len() - 1)];
-    SimBenchRow {
+    BenchRow {
         case: case.to_owned(),
         iterations: samples.len() as u64,
         median_us: median,
@@ -48,7 +49,7 @@ fn measure(case: &str, budget: Duration, mut f: impl FnMut()) -> SimBenchRow {
 
 /// Measures RGB+depth rendering at 64² and 128² from poses along an exploration run, the physics
 /// step alone, and a whole control step (physics + proprio + frame). Everything on this thread.
-pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<SimBenchRow>> {
+pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<BenchRow>> {
     let mut rows = Vec::new();
     for side in [64u32, 128] {
         let mut config = SimConfig::default();
@@ -108,4 +109,85 @@ pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<SimBenchRow>> {
         },
     ));
     Ok(rows)
+}
+
+/// Measures the learning core on `backend`: a training step at the default configuration
+/// (batch 64, two views, every default objective) and single-image encode latency.
+pub fn bench_learn(
+    backend: autodidact_learn::BackendChoice,
+    train_steps: usize,
+    encodes: usize,
+) -> Result<Vec<BenchRow>> {
+    use autodidact_learn::{Trainer, TrainerConfig, Transition};
+    use std::sync::Arc;
+
+    let sim_config = SimConfig::default();
+    let (width, height) = (
+        sim_config.camera.width as usize,
+        sim_config.camera.height as usize,
+    );
+    let mut sim = Sim::new(&sim_config)?;
+    let mut observation = sim.reset(1)?;
+    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), 1);
+    let mut config = TrainerConfig::for_inputs(width, height, 2);
+    config.backend = backend;
+    let batch_size = config.batch_size;
+    let mut trainer = Trainer::new(config).context("building the trainer")?;
+    for _ in 0..600 {
+        let action = policy.act(&observation, 0.05);
+        trainer.push(Transition {
+            episode: 0,
+            frame_stamp_ns: observation.stamp.nanos,
+            image: Arc::from(observation.frame.rgb.clone()),
+            proprio: observation
+                .joints
+                .velocity
+                .iter()
+                .map(|v| (*v / 10.0) as f32)
+                .collect(),
+            action: [action.linear_x, action.angular_z],
+        })?;
+        observation = sim.step(&action);
+    }
+    // Warm-up (kernel compilation and autotuning on wgpu) is excluded.
+    trainer.step()?;
+    let mut step_us = Vec::with_capacity(train_steps);
+    for _ in 0..train_steps {
+        let started = Instant::now();
+        trainer.step()?;
+        step_us.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut snapshot_trainer = trainer;
+    snapshot_trainer.set_inference_device(backend.device()?);
+    let snapshot = snapshot_trainer.snapshot();
+    let image = observation.frame.rgb.clone();
+    let proprio = [0.0f32; 2];
+    for _ in 0..5 {
+        snapshot.embed(&image, &proprio)?;
+    }
+    let mut encode_us = Vec::with_capacity(encodes);
+    for _ in 0..encodes {
+        let started = Instant::now();
+        snapshot.embed(&image, &proprio)?;
+        encode_us.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let row = |case: String, mut samples: Vec<f64>, per: f64| {
+        samples.sort_by(f64::total_cmp);
+        let median = samples[samples.len() / 2];
+        BenchRow {
+            case,
+            iterations: samples.len() as u64,
+            median_us: median,
+            p99_us: samples[((samples.len() as f64 * 0.99) as usize).min(samples.len() - 1)],
+            per_second: per * 1e6 / median,
+        }
+    };
+    Ok(vec![
+        row(
+            format!("{backend}: train step, batch {batch_size} (per second = samples)"),
+            step_us,
+            batch_size as f64,
+        ),
+        row(format!("{backend}: encode 1 image 64x64"), encode_us, 1.0),
+    ])
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use autodidact::FileConfig;
-use autodidact::bench::bench_sim;
+use autodidact::bench::{BenchRow, bench_learn, bench_sim};
 use autodidact::demo::{DemoOptions, run_demo};
 use clap::{Parser, Subcommand};
 use comfy_table::Table;
@@ -75,6 +75,21 @@ enum BenchWhat {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Learning core: train step samples/s and encode latency, per backend.
+    Learn {
+        /// Backends to measure.
+        #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
+        backends: Vec<autodidact_learn::BackendChoice>,
+        /// Timed training steps per backend (after one warm-up step).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Timed single-image encodes per backend.
+        #[arg(long, default_value_t = 300)]
+        encodes: usize,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -92,24 +107,43 @@ fn main() -> Result<()> {
             what: BenchWhat::Sim { seconds, json },
         } => {
             let rows = bench_sim(Duration::from_secs_f64(seconds.max(0.05)))?;
-            let mut table = Table::new();
-            table.set_header(["case", "iterations", "median µs", "p99 µs", "per second"]);
-            for row in &rows {
-                table.add_row([
-                    row.case.clone(),
-                    row.iterations.to_string(),
-                    format!("{:.1}", row.median_us),
-                    format!("{:.1}", row.p99_us),
-                    format!("{:.0}", row.per_second),
-                ]);
+            print_rows(&rows, json)
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Learn {
+                    backends,
+                    steps,
+                    encodes,
+                    json,
+                },
+        } => {
+            let mut rows = Vec::new();
+            for backend in backends {
+                rows.extend(bench_learn(backend, steps.max(1), encodes.max(1))?);
             }
-            println!("{table}");
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_vec_pretty(&rows)?)?;
-            }
-            Ok(())
+            print_rows(&rows, json)
         }
     }
+}
+
+fn print_rows(rows: &[BenchRow], json: Option<PathBuf>) -> Result<()> {
+    let mut table = Table::new();
+    table.set_header(["case", "iterations", "median µs", "p99 µs", "per second"]);
+    for row in rows {
+        table.add_row([
+            row.case.clone(),
+            row.iterations.to_string(),
+            format!("{:.1}", row.median_us),
+            format!("{:.1}", row.p99_us),
+            format!("{:.0}", row.per_second),
+        ]);
+    }
+    println!("{table}");
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_vec_pretty(rows)?)?;
+    }
+    Ok(())
 }
 
 fn run(args: RunArgs) -> Result<()> {

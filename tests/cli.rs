@@ -6,20 +6,25 @@ fn autodidact() -> Command {
     Command::new(env!("CARGO_BIN_EXE_autodidact"))
 }
 
-fn run_demo(dir: &std::path::Path, seed: &str) -> serde_json::Value {
-    let output = autodidact()
-        .args([
-            "run", "--steps", "120", "--frames", "3", "--quiet", "--seed", seed, "--out",
-        ])
-        .arg(dir)
-        .output()
-        .expect("run the binary");
+/// Runs the command, asserts it succeeded, returns its stdout.
+fn run_ok(command: &mut Command) -> String {
+    let output = command.output().expect("run the binary");
     assert!(
         output.status.success(),
-        "run failed: {}",
+        "failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn run_demo(dir: &std::path::Path, seed: &str) -> serde_json::Value {
+    let stdout = run_ok(
+        autodidact()
+            .args([
+                "run", "--steps", "120", "--frames", "3", "--quiet", "--seed", seed, "--out",
+            ])
+            .arg(dir),
+    );
     assert!(
         stdout.contains("frames/s") && stdout.contains("digest"),
         "summary table: {stdout}"
@@ -72,19 +77,12 @@ fn a_bad_config_file_is_a_clear_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     std::fs::write(&config, "[sim.camera]\nwidth = 32\nheight = 24\n").expect("write");
-    let output = autodidact()
-        .args([
-            "run", "--steps", "5", "--frames", "1", "--quiet", "--config",
-        ])
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .expect("run the binary");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        autodidact()
+            .args(["run", "--steps", "5", "--frames", "1", "--quiet", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(dir.path()),
     );
     let image = image::open(dir.path().join("rgb_000.png")).expect("frame");
     assert_eq!((image.width(), image.height()), (32, 24));
@@ -92,16 +90,7 @@ fn a_bad_config_file_is_a_clear_error() {
 
 #[test]
 fn bench_sim_prints_its_table() {
-    let output = autodidact()
-        .args(["bench", "sim", "--seconds", "0.05"])
-        .output()
-        .expect("run the binary");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = run_ok(autodidact().args(["bench", "sim", "--seconds", "0.05"]));
     for case in ["render 64x64", "render 128x128", "physics sub-step"] {
         assert!(stdout.contains(case), "missing {case}: {stdout}");
     }

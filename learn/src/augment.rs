@@ -1,0 +1,177 @@
+//! Image preparation on the CPU, written straight into the batch buffer: `rgb8` HWC bytes become
+//! CHW floats centred on zero, optionally with a random shift (edge-replicating pad + crop) and
+//! colour jitter (brightness, contrast, per-channel gain), or with masked patches.
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Augmentation strengths for the contrastive views.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Largest shift in pixels, each axis (the "pad + random crop" of DrQ / RAD).
+    pub max_shift_px: usize,
+    /// Brightness factor drawn from `1 ± brightness`.
+    pub brightness: f32,
+    /// Contrast factor drawn from `1 ± contrast`.
+    pub contrast: f32,
+    /// Per-channel gain drawn from `1 ± channel_gain`.
+    pub channel_gain: f32,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            max_shift_px: 4,
+            brightness: 0.2,
+            contrast: 0.2,
+            channel_gain: 0.1,
+        }
+    }
+}
+
+/// Writes `image` (`height × width × 3` bytes) into `out` (`3 × height × width` floats) as
+/// `byte / 255 - 0.5`, with no augmentation.
+pub fn plain_into(image: &[u8], width: usize, height: usize, out: &mut [f32]) {
+    let plane = width * height;
+    for (pixel, rgb) in image.chunks_exact(3).enumerate().take(plane) {
+        for (channel, byte) in rgb.iter().enumerate() {
+            out[channel * plane + pixel] = *byte as f32 / 255.0 - 0.5;
+        }
+    }
+}
+
+/// Like [`plain_into`], with a random shift and colour jitter drawn from `rng`.
+pub fn augment_into(
+    image: &[u8],
+    width: usize,
+    height: usize,
+    config: &AugmentConfig,
+    rng: &mut ChaCha8Rng,
+    out: &mut [f32],
+) {
+    let shift = config.max_shift_px as i64;
+    let (dx, dy) = if shift > 0 {
+        (
+            rng.random_range(-shift..=shift),
+            rng.random_range(-shift..=shift),
+        )
+    } else {
+        (0, 0)
+    };
+    let jitter = |rng: &mut ChaCha8Rng, amount: f32| {
+        if amount > 0.0 {
+            1.0 + rng.random_range(-amount..amount)
+        } else {
+            1.0
+        }
+    };
+    let brightness = jitter(rng, config.brightness);
+    let contrast = jitter(rng, config.contrast);
+    let gains = [
+        jitter(rng, config.channel_gain),
+        jitter(rng, config.channel_gain),
+        jitter(rng, config.channel_gain),
+    ];
+    let plane = width * height;
+    let mean = image.iter().map(|b| *b as f32).sum::<f32>() / (image.len().max(1) as f32 * 255.0);
+    let (w, h) = (width as i64, height as i64);
+    for v in 0..height {
+        let source_v = (v as i64 + dy).clamp(0, h - 1) as usize;
+        for u in 0..width {
+            let source_u = (u as i64 + dx).clamp(0, w - 1) as usize;
+            let source = (source_v * width + source_u) * 3;
+            let pixel = v * width + u;
+            for channel in 0..3 {
+                let value = image[source + channel] as f32 / 255.0 * gains[channel] * brightness;
+                let value = ((value - mean) * contrast + mean).clamp(0.0, 1.0);
+                out[channel * plane + pixel] = value - 0.5;
+            }
+        }
+    }
+}
+
+/// Sets a random `ratio` of the `patch × patch` tiles of a CHW image (already in `out`) to 0
+/// (mid grey). Returns how many tiles were masked.
+pub fn mask_patches(
+    out: &mut [f32],
+    width: usize,
+    height: usize,
+    patch: usize,
+    ratio: f32,
+    rng: &mut ChaCha8Rng,
+) -> usize {
+    let patch = patch.max(1);
+    let plane = width * height;
+    let mut masked = 0;
+    for tile_v in (0..height).step_by(patch) {
+        for tile_u in (0..width).step_by(patch) {
+            if rng.random_range(0.0..1.0f32) >= ratio {
+                continue;
+            }
+            masked += 1;
+            for v in tile_v..(tile_v + patch).min(height) {
+                for u in tile_u..(tile_u + patch).min(width) {
+                    for channel in 0..3 {
+                        out[channel * plane + v * width + u] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+    masked
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn plain_is_chw_and_centred() {
+        // 2×1 image: red, blue.
+        let image = [255u8, 0, 0, 0, 0, 255];
+        let mut out = [9.0f32; 6];
+        plain_into(&image, 2, 1, &mut out);
+        assert_eq!(out, [0.5, -0.5, -0.5, -0.5, -0.5, 0.5]);
+    }
+
+    #[test]
+    fn shift_moves_content_and_jitter_stays_in_range() {
+        let (w, h) = (8usize, 8usize);
+        let mut image = vec![0u8; w * h * 3];
+        image[(3 * w + 3) * 3] = 255; // one red pixel at (3, 3)
+        let config = AugmentConfig {
+            max_shift_px: 2,
+            brightness: 0.0,
+            contrast: 0.0,
+            channel_gain: 0.0,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut positions = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let mut out = vec![0.0f32; w * h * 3];
+            augment_into(&image, w, h, &config, &mut rng, &mut out);
+            let red = out[..w * h]
+                .iter()
+                .position(|v| *v > 0.0)
+                .expect("red pixel survives");
+            positions.insert(red);
+        }
+        assert!(positions.len() > 5, "shifts should vary: {positions:?}");
+        let mut out = vec![0.0f32; w * h * 3];
+        augment_into(&image, w, h, &AugmentConfig::default(), &mut rng, &mut out);
+        assert!(out.iter().all(|v| (-0.5..=0.5).contains(v)));
+    }
+
+    #[test]
+    fn masking_zeroes_whole_tiles() {
+        let mut out = vec![0.25f32; 3 * 16 * 16];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let masked = mask_patches(&mut out, 16, 16, 8, 0.5, &mut rng);
+        let zeros = out.iter().filter(|v| **v == 0.0).count();
+        assert_eq!(zeros, masked * 8 * 8 * 3);
+    }
+}

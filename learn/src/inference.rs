@@ -1,0 +1,263 @@
+//! Inference from a versioned weight snapshot that the trainer swaps in while the encoder keeps
+//! serving: readers clone an `Arc` under a lock held for nanoseconds, never waiting for training.
+
+use std::sync::{Arc, RwLock};
+
+use burn::prelude::*;
+
+use crate::LearnError;
+use crate::augment::plain_into;
+use crate::model::{Dynamics, StateEncoder, StateEncoderConfig};
+use crate::replay::ACTION_DIM;
+
+/// An immutable, versioned copy of the encoder's weights on the inference device.
+#[derive(Debug)]
+pub struct EncoderSnapshot {
+    /// Increases by one with every published snapshot.
+    pub version: u64,
+    /// Training step the weights come from.
+    pub train_step: u64,
+    encoder: StateEncoder,
+    config: StateEncoderConfig,
+    device: Device,
+}
+
+impl EncoderSnapshot {
+    /// Wraps an encoder (moved to `device`, autodiff dropped).
+    pub fn new(
+        encoder: &StateEncoder,
+        config: StateEncoderConfig,
+        version: u64,
+        train_step: u64,
+        device: &Device,
+    ) -> Self {
+        Self {
+            version,
+            train_step,
+            encoder: encoder.valid().to_device(device),
+            config,
+            device: device.clone(),
+        }
+    }
+
+    /// The encoder's shapes.
+    pub fn config(&self) -> &StateEncoderConfig {
+        &self.config
+    }
+
+    /// The device inference runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Embeds a batch of `rgb8` images with their proprio features.
+    ///
+    /// # Shapes
+    /// - `images`: each `height × width × 3` bytes
+    /// - `proprio`: each `proprio_dim` values
+    /// - output: one `embed_dim` vector per image
+    pub fn embed_batch(
+        &self,
+        images: &[&[u8]],
+        proprio: &[&[f32]],
+    ) -> Result<Vec<Vec<f32>>, LearnError> {
+        let (width, height) = (self.config.image.width, self.config.image.height);
+        let image_len = width * height * 3;
+        let proprio_dim = self.config.proprio_dim;
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        if images.len() != proprio.len() {
+            return Err(LearnError::BadInput(format!(
+                "{} images but {} proprio vectors",
+                images.len(),
+                proprio.len()
+            )));
+        }
+        let batch = images.len();
+        let mut pixels = vec![0.0f32; batch * image_len];
+        let mut features = vec![0.0f32; batch * proprio_dim.max(1)];
+        for (index, (image, values)) in images.iter().zip(proprio).enumerate() {
+            if image.len() != image_len {
+                return Err(LearnError::BadInput(format!(
+                    "image {index} has {} bytes, expected {image_len} ({width}x{height} rgb8)",
+                    image.len()
+                )));
+            }
+            if values.len() != proprio_dim || values.iter().any(|v| !v.is_finite()) {
+                return Err(LearnError::BadInput(format!(
+                    "proprio {index} must be {proprio_dim} finite values"
+                )));
+            }
+            plain_into(
+                image,
+                width,
+                height,
+                &mut pixels[index * image_len..(index + 1) * image_len],
+            );
+            features[index * proprio_dim..(index + 1) * proprio_dim].copy_from_slice(values);
+        }
+        let images = Tensor::<4>::from_data(
+            TensorData::new(pixels, [batch, 3, height, width]),
+            &self.device,
+        );
+        // With no proprio branch the encoder ignores this (one zero column keeps shapes valid).
+        let proprio = Tensor::<2>::from_data(
+            TensorData::new(features, [batch, proprio_dim.max(1)]),
+            &self.device,
+        );
+        let embeddings = self.encoder.forward(images, proprio);
+        let dim = embeddings.dims()[1];
+        let flat: Vec<f32> = embeddings
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| LearnError::Backend(format!("reading embeddings: {e:?}")))?;
+        Ok(flat.chunks(dim).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Embeds one image.
+    pub fn embed(&self, image: &[u8], proprio: &[f32]) -> Result<Vec<f32>, LearnError> {
+        self.embed_batch(&[image], &[proprio])?
+            .pop()
+            .ok_or_else(|| LearnError::Backend("empty embedding batch".into()))
+    }
+}
+
+/// Shared, swappable access to the newest encoder snapshot.
+#[derive(Debug, Clone)]
+pub struct EncoderHandle {
+    current: Arc<RwLock<Arc<EncoderSnapshot>>>,
+}
+
+impl EncoderHandle {
+    /// A handle serving `snapshot` until the next `publish`.
+    pub fn new(snapshot: EncoderSnapshot) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(snapshot))),
+        }
+    }
+
+    /// The newest snapshot (cheap: an `Arc` clone).
+    pub fn current(&self) -> Arc<EncoderSnapshot> {
+        match self.current.read() {
+            Ok(guard) => Arc::clone(&guard),
+            // A writer panicked mid-swap; the Arc inside is still a complete snapshot.
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the served snapshot; readers holding the old one keep it until they drop it.
+    pub fn publish(&self, snapshot: EncoderSnapshot) {
+        let snapshot = Arc::new(snapshot);
+        match self.current.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+}
+
+/// An immutable copy of the latent dynamics for rollouts (planning, evaluation).
+#[derive(Debug)]
+pub struct DynamicsSnapshot {
+    /// Version of the weights it was taken from.
+    pub version: u64,
+    dynamics: Dynamics,
+    action_scale: [f32; ACTION_DIM],
+    embed_dim: usize,
+    device: Device,
+}
+
+impl DynamicsSnapshot {
+    /// Wraps dynamics (moved to `device`, autodiff dropped).
+    pub fn new(
+        dynamics: &Dynamics,
+        embed_dim: usize,
+        action_scale: [f32; ACTION_DIM],
+        version: u64,
+        device: &Device,
+    ) -> Self {
+        Self {
+            version,
+            dynamics: dynamics.valid().to_device(device),
+            action_scale,
+            embed_dim,
+            device: device.clone(),
+        }
+    }
+
+    /// Predicts the embedding after each action of each candidate sequence, all starting from
+    /// `start`. Actions are in robot units (`[m/s, rad/s]`).
+    ///
+    /// # Shapes
+    /// - `start`: `D` values
+    /// - `candidates`: `K` sequences of `H` actions each (same `H` for all)
+    /// - output: `K × H` embeddings of `D` values
+    pub fn rollout(
+        &self,
+        start: &[f32],
+        candidates: &[Vec<[f32; ACTION_DIM]>],
+    ) -> Result<Vec<Vec<Vec<f32>>>, LearnError> {
+        let starts = vec![start.to_vec(); candidates.len()];
+        self.rollout_from(&starts, candidates)
+    }
+
+    /// Like [`rollout`](Self::rollout), with one start embedding per candidate.
+    pub fn rollout_from(
+        &self,
+        starts: &[Vec<f32>],
+        candidates: &[Vec<[f32; ACTION_DIM]>],
+    ) -> Result<Vec<Vec<Vec<f32>>>, LearnError> {
+        let d = self.embed_dim;
+        if candidates.is_empty() {
+            return Err(LearnError::BadInput("no action sequences".into()));
+        }
+        if starts.len() != candidates.len() {
+            return Err(LearnError::BadInput(format!(
+                "{} starts for {} action sequences",
+                starts.len(),
+                candidates.len()
+            )));
+        }
+        let horizon = candidates[0].len();
+        if horizon == 0 {
+            return Err(LearnError::BadInput("empty action sequence".into()));
+        }
+        if let Some(bad) = candidates.iter().position(|c| c.len() != horizon) {
+            return Err(LearnError::BadInput(format!(
+                "sequence {bad} has {} actions, the first has {horizon}",
+                candidates[bad].len()
+            )));
+        }
+        if let Some(bad) = starts.iter().position(|s| s.len() != d) {
+            return Err(LearnError::BadInput(format!(
+                "start {bad} has {} values, the model's embeddings have {d}",
+                starts[bad].len()
+            )));
+        }
+        let finite = starts.iter().flatten().all(|v| v.is_finite())
+            && candidates.iter().flatten().flatten().all(|v| v.is_finite());
+        if !finite {
+            return Err(LearnError::BadInput("non-finite start or action".into()));
+        }
+        let k = candidates.len();
+        let start = Tensor::<2>::from_data(TensorData::new(starts.concat(), [k, d]), &self.device);
+        let actions: Vec<f32> = candidates
+            .iter()
+            .flatten()
+            .flat_map(|a| [a[0] / self.action_scale[0], a[1] / self.action_scale[1]])
+            .collect();
+        let actions = Tensor::<3>::from_data(
+            TensorData::new(actions, [k, horizon, ACTION_DIM]),
+            &self.device,
+        );
+        let predicted = self.dynamics.rollout(start, actions);
+        let flat: Vec<f32> = predicted
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| LearnError::Backend(format!("reading predictions: {e:?}")))?;
+        Ok(flat
+            .chunks(horizon * d)
+            .map(|sequence| sequence.chunks(d).map(<[f32]>::to_vec).collect())
+            .collect())
+    }
+}

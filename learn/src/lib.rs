@@ -1,0 +1,64 @@
+//! # autodidact-learn
+//!
+//! Self-supervised world models for a robot, trained online from its own camera and
+//! proprioception, with no labels:
+//!
+//! - a **state encoder** (small conv net on the image, MLP on proprio, fused) whose output `z` is
+//!   the embedding the robot publishes;
+//! - **objectives**, each with a weight and an on/off switch: contrastive (InfoNCE between two
+//!   augmented views plus temporal positives, keys from an EMA target), forward prediction
+//!   (action-conditioned latent dynamics rolled out `H` steps against the EMA target's embeddings
+//!   of the real future, plus a next-proprio head), masked-patch prediction and reconstruction;
+//! - a **replay buffer** and a **trainer** (Adam, seeded, NaN/Inf guard, EMA, atomic
+//!   checkpoints, safetensors export) that publishes versioned encoder snapshots which inference
+//!   swaps in without waiting;
+//! - **metrics**: collapse monitors (per-dimension std, effective rank), prediction error against
+//!   copy-last, and a ridge linear probe.
+//!
+//! It knows nothing of ROS, tokio or rerun. The backend is chosen at run time
+//! ([`BackendChoice`]): burn's `flex` on the CPU by default, `wgpu` for the GPU.
+
+pub mod augment;
+pub mod device;
+pub mod inference;
+pub mod metrics;
+pub mod model;
+pub mod replay;
+pub mod trainer;
+
+pub use device::BackendChoice;
+pub use inference::{EncoderHandle, EncoderSnapshot};
+pub use model::{WorldModel, WorldModelConfig};
+pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
+pub use trainer::{Batch, Losses, ObjectivesConfig, StepReport, Trainer, TrainerConfig};
+
+/// What can go wrong in the learning core.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    /// A configuration value is unusable.
+    #[error("invalid learn config: {0}")]
+    InvalidConfig(String),
+    /// A transition was refused by the replay buffer.
+    #[error("bad transition: {0}")]
+    BadTransition(String),
+    /// Input to inference or training has the wrong shape or values.
+    #[error("bad input: {0}")]
+    BadInput(String),
+    /// Too little data to sample a batch.
+    #[error("not enough data: have {have}, need {need}")]
+    NotEnoughData {
+        /// What is there.
+        have: usize,
+        /// What is needed.
+        need: usize,
+    },
+    /// A metric could not be computed from its input.
+    #[error("metric: {0}")]
+    Metric(String),
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The tensor backend reported an error.
+    #[error("backend: {0}")]
+    Backend(String),
+}

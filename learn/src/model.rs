@@ -1,0 +1,479 @@
+//! The networks: an image encoder and a proprio encoder fused into the state embedding, the
+//! heads the objectives need, and the action-conditioned latent dynamics.
+//!
+//! Every module comes with its `Config`; shapes are documented on each `forward`
+//! (`B` batch, `C` channels, `H`×`W` image, `P` proprio features, `A` action components,
+//! `D` state embedding).
+
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::prelude::*;
+use burn::tensor::activation;
+
+use crate::LearnError;
+
+/// Small strided conv net from an RGB image to an image feature vector.
+#[derive(Config, Debug)]
+pub struct ImageEncoderConfig {
+    /// Image width, pixels (a multiple of 2^layers).
+    #[config(default = 64)]
+    pub width: usize,
+    /// Image height, pixels (a multiple of 2^layers).
+    #[config(default = 64)]
+    pub height: usize,
+    /// Output channels of each stride-2 3×3 conv.
+    #[config(default = "vec![32, 32, 64, 64]")]
+    pub channels: Vec<usize>,
+    /// Size of the image feature vector.
+    #[config(default = 128)]
+    pub feature_dim: usize,
+}
+
+impl ImageEncoderConfig {
+    /// Side shrink factor of the conv stack.
+    pub fn downsample(&self) -> usize {
+        1 << self.channels.len()
+    }
+
+    /// Checks that the image size fits the conv stack.
+    pub fn validate(&self) -> Result<(), LearnError> {
+        let f = self.downsample();
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return Err(LearnError::InvalidConfig(
+                "image encoder needs at least one conv with >0 channels".into(),
+            ));
+        }
+        if self.width == 0 || self.height == 0 || self.width % f != 0 || self.height % f != 0 {
+            return Err(LearnError::InvalidConfig(format!(
+                "image {}x{} must be a non-zero multiple of {f} for {} stride-2 convs",
+                self.width,
+                self.height,
+                self.channels.len()
+            )));
+        }
+        if self.feature_dim == 0 {
+            return Err(LearnError::InvalidConfig("feature_dim must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// Builds the encoder on `device`.
+    pub fn init(&self, device: &Device) -> ImageEncoder {
+        let mut convs = Vec::with_capacity(self.channels.len());
+        let mut input = 3;
+        for &output in &self.channels {
+            convs.push(
+                Conv2dConfig::new([input, output], [3, 3])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device),
+            );
+            input = output;
+        }
+        let f = self.downsample();
+        let flat = input * (self.width / f) * (self.height / f);
+        ImageEncoder {
+            convs,
+            head: LinearConfig::new(flat, self.feature_dim).init(device),
+            activation: Relu::new(),
+        }
+    }
+}
+
+/// See [`ImageEncoderConfig`].
+#[derive(Module, Debug)]
+pub struct ImageEncoder {
+    convs: Vec<Conv2d>,
+    head: Linear,
+    activation: Relu,
+}
+
+impl ImageEncoder {
+    /// # Shapes
+    /// - `images`: `[B, 3, H, W]`, values centred on 0 (`byte / 255 - 0.5`)
+    /// - output: `[B, feature_dim]`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = images;
+        for conv in &self.convs {
+            x = self.activation.forward(conv.forward(x));
+        }
+        let x: Tensor<2> = x.flatten(1, 3);
+        self.head.forward(x)
+    }
+}
+
+/// A two-layer perceptron.
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Input size.
+    pub input: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Output size.
+    pub output: usize,
+}
+
+impl MlpConfig {
+    /// Builds the perceptron on `device`.
+    pub fn init(&self, device: &Device) -> Mlp {
+        Mlp {
+            first: LinearConfig::new(self.input, self.hidden).init(device),
+            second: LinearConfig::new(self.hidden, self.output).init(device),
+            activation: Relu::new(),
+        }
+    }
+}
+
+/// See [`MlpConfig`].
+#[derive(Module, Debug)]
+pub struct Mlp {
+    first: Linear,
+    second: Linear,
+    activation: Relu,
+}
+
+impl Mlp {
+    /// # Shapes
+    /// - `x`: `[B, input]`
+    /// - output: `[B, output]`
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.second
+            .forward(self.activation.forward(self.first.forward(x)))
+    }
+}
+
+/// The state encoder: image features and proprio features fused into the state embedding `z`,
+/// which is what the robot publishes.
+#[derive(Config, Debug)]
+pub struct StateEncoderConfig {
+    /// The image branch.
+    pub image: ImageEncoderConfig,
+    /// Proprio features per sample (`0`: image only).
+    pub proprio_dim: usize,
+    /// Hidden and output size of the proprio MLP.
+    #[config(default = 32)]
+    pub proprio_features: usize,
+    /// Size of the state embedding `D`.
+    #[config(default = 128)]
+    pub embed_dim: usize,
+}
+
+impl StateEncoderConfig {
+    /// Builds the encoder on `device`.
+    pub fn init(&self, device: &Device) -> StateEncoder {
+        let proprio = (self.proprio_dim > 0).then(|| {
+            MlpConfig::new(
+                self.proprio_dim,
+                self.proprio_features,
+                self.proprio_features,
+            )
+            .init(device)
+        });
+        let fused_in = self.image.feature_dim
+            + if proprio.is_some() {
+                self.proprio_features
+            } else {
+                0
+            };
+        StateEncoder {
+            image: self.image.init(device),
+            proprio,
+            fuse: LinearConfig::new(fused_in, self.embed_dim).init(device),
+            norm: LayerNormConfig::new(self.embed_dim).init(device),
+            activation: Relu::new(),
+        }
+    }
+}
+
+/// See [`StateEncoderConfig`].
+#[derive(Module, Debug)]
+pub struct StateEncoder {
+    image: ImageEncoder,
+    proprio: Option<Mlp>,
+    fuse: Linear,
+    norm: LayerNorm,
+    activation: Relu,
+}
+
+impl StateEncoder {
+    /// # Shapes
+    /// - `images`: `[B, 3, H, W]`
+    /// - `proprio`: `[B, P]` (ignored when the encoder has no proprio branch)
+    /// - output: `[B, D]`
+    pub fn forward(&self, images: Tensor<4>, proprio: Tensor<2>) -> Tensor<2> {
+        self.fuse(self.image_features(images), proprio)
+    }
+
+    /// The image branch alone (before fusion).
+    ///
+    /// # Shapes
+    /// - `images`: `[B, 3, H, W]`
+    /// - output: `[B, feature_dim]`
+    pub fn image_features(&self, images: Tensor<4>) -> Tensor<2> {
+        self.activation.forward(self.image.forward(images))
+    }
+
+    /// Fuses image features with proprio into the state embedding.
+    ///
+    /// # Shapes
+    /// - `image_features`: `[B, feature_dim]`
+    /// - `proprio`: `[B, P]`
+    /// - output: `[B, D]`
+    pub fn fuse(&self, image_features: Tensor<2>, proprio: Tensor<2>) -> Tensor<2> {
+        let fused = match &self.proprio {
+            Some(mlp) => Tensor::cat(
+                vec![
+                    image_features,
+                    self.activation.forward(mlp.forward(proprio)),
+                ],
+                1,
+            ),
+            None => image_features,
+        };
+        self.norm.forward(self.fuse.forward(fused))
+    }
+}
+
+/// Action-conditioned latent dynamics: `z' = z + f([z, a])`.
+#[derive(Config, Debug)]
+pub struct DynamicsConfig {
+    /// Embedding size `D`.
+    pub embed_dim: usize,
+    /// Action size `A`.
+    pub action_dim: usize,
+    /// Hidden size of the residual MLP.
+    #[config(default = 256)]
+    pub hidden: usize,
+}
+
+impl DynamicsConfig {
+    /// Builds the dynamics on `device`.
+    pub fn init(&self, device: &Device) -> Dynamics {
+        Dynamics {
+            residual: MlpConfig::new(
+                self.embed_dim + self.action_dim,
+                self.hidden,
+                self.embed_dim,
+            )
+            .init(device),
+        }
+    }
+}
+
+/// See [`DynamicsConfig`].
+#[derive(Module, Debug)]
+pub struct Dynamics {
+    residual: Mlp,
+}
+
+impl Dynamics {
+    /// One step.
+    ///
+    /// # Shapes
+    /// - `state`: `[B, D]`
+    /// - `action`: `[B, A]` (normalised to about ±1)
+    /// - output: `[B, D]`
+    pub fn forward(&self, state: Tensor<2>, action: Tensor<2>) -> Tensor<2> {
+        let delta = self
+            .residual
+            .forward(Tensor::cat(vec![state.clone(), action], 1));
+        state + delta
+    }
+
+    /// Rolls out one step per action.
+    ///
+    /// # Shapes
+    /// - `state`: `[B, D]`
+    /// - `actions`: `[B, H, A]`
+    /// - output: `[B, H, D]`, the predicted state after each action
+    pub fn rollout(&self, state: Tensor<2>, actions: Tensor<3>) -> Tensor<3> {
+        let [batch, horizon, action_dim] = actions.dims();
+        let mut current = state;
+        let mut predicted = Vec::with_capacity(horizon);
+        for step in 0..horizon {
+            let action: Tensor<2> = actions
+                .clone()
+                .slice([0..batch, step..step + 1, 0..action_dim])
+                .reshape([batch, action_dim]);
+            current = self.forward(current, action);
+            predicted.push(current.clone());
+        }
+        Tensor::stack(predicted, 1)
+    }
+}
+
+/// A small transposed-conv decoder from the state embedding back to the image.
+#[derive(Config, Debug)]
+pub struct DecoderConfig {
+    /// Embedding size `D`.
+    pub embed_dim: usize,
+    /// The encoder it mirrors (image size and depth).
+    pub image: ImageEncoderConfig,
+    /// Channels of the first feature map; halved (to at least 16) at each upsampling.
+    #[config(default = 64)]
+    pub base_channels: usize,
+}
+
+impl DecoderConfig {
+    /// Builds the decoder on `device`.
+    pub fn init(&self, device: &Device) -> Decoder {
+        let f = self.image.downsample();
+        let (grid_w, grid_h) = (self.image.width / f, self.image.height / f);
+        let mut ups = Vec::new();
+        let mut channels = self.base_channels;
+        for layer in 0..self.image.channels.len() {
+            let last = layer + 1 == self.image.channels.len();
+            let output = if last { 3 } else { (channels / 2).max(16) };
+            ups.push(
+                ConvTranspose2dConfig::new([channels, output], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .init(device),
+            );
+            channels = output;
+        }
+        Decoder {
+            project: LinearConfig::new(self.embed_dim, self.base_channels * grid_w * grid_h)
+                .init(device),
+            ups,
+            activation: Relu::new(),
+            base_channels: self.base_channels,
+            grid: [grid_h, grid_w],
+        }
+    }
+}
+
+/// See [`DecoderConfig`].
+#[derive(Module, Debug)]
+pub struct Decoder {
+    project: Linear,
+    ups: Vec<ConvTranspose2d>,
+    activation: Relu,
+    base_channels: usize,
+    grid: [usize; 2],
+}
+
+impl Decoder {
+    /// # Shapes
+    /// - `state`: `[B, D]`
+    /// - output: `[B, 3, H, W]`, in `(-0.5, 0.5)` like the encoder's input
+    pub fn forward(&self, state: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = state.dims();
+        let x = self.activation.forward(self.project.forward(state));
+        let mut x: Tensor<4> = x.reshape([batch, self.base_channels, self.grid[0], self.grid[1]]);
+        let last = self.ups.len().saturating_sub(1);
+        for (index, up) in self.ups.iter().enumerate() {
+            x = up.forward(x);
+            if index != last {
+                x = self.activation.forward(x);
+            }
+        }
+        activation::sigmoid(x) - 0.5
+    }
+}
+
+/// Shapes of the whole world model.
+#[derive(Config, Debug)]
+pub struct WorldModelConfig {
+    /// The state encoder (image + proprio → `z`).
+    pub encoder: StateEncoderConfig,
+    /// Action components `A`.
+    #[config(default = 2)]
+    pub action_dim: usize,
+    /// Output size of the contrastive projection head.
+    #[config(default = 64)]
+    pub projection_dim: usize,
+    /// Hidden size of the projection head and the masked-prediction head.
+    #[config(default = 128)]
+    pub head_hidden: usize,
+    /// Hidden size of the dynamics MLP.
+    #[config(default = 256)]
+    pub dynamics_hidden: usize,
+    /// Build the reconstruction decoder.
+    #[config(default = true)]
+    pub decoder: bool,
+    /// Build the masked-prediction head.
+    #[config(default = false)]
+    pub masked_head: bool,
+}
+
+impl WorldModelConfig {
+    /// The default model for images of `width × height` and `proprio_dim` proprio features.
+    pub fn for_inputs(width: usize, height: usize, proprio_dim: usize) -> Self {
+        let image = ImageEncoderConfig::new()
+            .with_width(width)
+            .with_height(height);
+        Self::new(StateEncoderConfig::new(image, proprio_dim))
+    }
+
+    /// Embedding size `D`.
+    pub fn embed_dim(&self) -> usize {
+        self.encoder.embed_dim
+    }
+
+    /// Checks the shapes fit together.
+    pub fn validate(&self) -> Result<(), LearnError> {
+        self.encoder.image.validate()?;
+        if self.encoder.embed_dim == 0 || self.projection_dim == 0 || self.action_dim == 0 {
+            return Err(LearnError::InvalidConfig(
+                "embed_dim, projection_dim and action_dim must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the model on `device`.
+    pub fn init(&self, device: &Device) -> WorldModel {
+        let d = self.encoder.embed_dim;
+        WorldModel {
+            encoder: self.encoder.init(device),
+            projector: MlpConfig::new(d, self.head_hidden, self.projection_dim).init(device),
+            dynamics: DynamicsConfig::new(d, self.action_dim)
+                .with_hidden(self.dynamics_hidden)
+                .init(device),
+            proprio_head: (self.encoder.proprio_dim > 0)
+                .then(|| LinearConfig::new(d, self.encoder.proprio_dim).init(device)),
+            decoder: self
+                .decoder
+                .then(|| DecoderConfig::new(d, self.encoder.image.clone()).init(device)),
+            mask_predictor: self
+                .masked_head
+                .then(|| MlpConfig::new(d, self.head_hidden, d).init(device)),
+        }
+    }
+}
+
+/// The online world model: encoder, heads and dynamics.
+#[derive(Module, Debug)]
+pub struct WorldModel {
+    /// Image + proprio → state embedding.
+    pub encoder: StateEncoder,
+    /// State → contrastive projection.
+    pub projector: Mlp,
+    /// Latent dynamics.
+    pub dynamics: Dynamics,
+    /// Predicted state → next proprio.
+    pub proprio_head: Option<Linear>,
+    /// State → image (reconstruction objective, and pictures of predicted futures).
+    pub decoder: Option<Decoder>,
+    /// Masked-image state → full-image target state.
+    pub mask_predictor: Option<Mlp>,
+}
+
+/// The slowly moving (EMA) copy of the parts that produce targets.
+#[derive(Module, Debug)]
+pub struct TargetNetwork {
+    /// EMA of the online encoder.
+    pub encoder: StateEncoder,
+    /// EMA of the online projector.
+    pub projector: Mlp,
+}
+
+/// L2-normalises the rows of `x`.
+///
+/// # Shapes
+/// - `x`: `[B, N]` → `[B, N]`
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-6);
+    x / norm
+}

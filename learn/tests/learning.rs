@@ -1,0 +1,152 @@
+//! Does the world model learn? Trained on simulator exploration data with the default
+//! objectives, scored on held-out episodes against ground truth the model never saw.
+
+mod common;
+
+use autodidact_learn::metrics::{collapse_report, prediction_vs_copy_last, probe_r2};
+use autodidact_learn::{Trainer, TrainerConfig};
+use common::{PROPRIO_DIM, Sample, explore, sim_config};
+
+const SIDE: usize = 64;
+const TRAIN_STEPS: usize = 400;
+
+fn embed(trainer: &Trainer, samples: &[&Sample]) -> Vec<Vec<f32>> {
+    let snapshot = trainer.snapshot();
+    samples
+        .chunks(128)
+        .flat_map(|chunk| {
+            let images: Vec<&[u8]> = chunk.iter().map(|s| &*s.transition.image).collect();
+            let proprio: Vec<&[f32]> = chunk
+                .iter()
+                .map(|s| s.transition.proprio.as_slice())
+                .collect();
+            snapshot.embed_batch(&images, &proprio).expect("embed")
+        })
+        .collect()
+}
+
+fn normalise(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    rows.iter()
+        .map(|r| {
+            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
+            r.iter().map(|v| v / n).collect()
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "issue 3 is open: after 200 steps the held-out pose probe reaches R² 0.42 (random init 0.16-0.28); run with --ignored"]
+fn learned_embeddings_encode_pose_predict_the_future_and_do_not_collapse() {
+    let sim = sim_config(SIDE as u32);
+    let train: Vec<Sample> = (0..5).flat_map(|seed| explore(&sim, seed, 1500)).collect();
+    let held_out: Vec<Sample> = (100..103)
+        .flat_map(|seed| explore(&sim, seed, 500))
+        .collect();
+
+    let config = TrainerConfig::for_inputs(SIDE, SIDE, PROPRIO_DIM);
+    let embed_dim = config.model.embed_dim();
+    let untrained = Trainer::new(TrainerConfig {
+        seed: 1,
+        ..config.clone()
+    })
+    .expect("trainer");
+    let mut trainer = Trainer::new(config).expect("trainer");
+    let probe_train: Vec<&Sample> = train.iter().step_by(3).collect();
+    let probe_test: Vec<&Sample> = held_out.iter().collect();
+    for sample in &train {
+        trainer.push(sample.transition.clone()).expect("push");
+    }
+    let mut first_loss = None;
+    let mut last_loss = 0.0;
+    for _ in 0..TRAIN_STEPS {
+        let report = trainer.step().expect("step");
+        assert!(!report.skipped_non_finite);
+        first_loss.get_or_insert(report.losses.total);
+        last_loss = report.losses.total;
+    }
+    let first_loss = first_loss.expect("trained");
+    assert!(
+        last_loss < first_loss,
+        "loss should fall: {first_loss} -> {last_loss}"
+    );
+
+    // Linear probe: pose (x, y, sin yaw, cos yaw) from the embedding, on held-out worlds.
+    let targets = |samples: &[&Sample]| -> Vec<Vec<f32>> {
+        samples.iter().map(|s| s.pose.to_vec()).collect()
+    };
+    let score = |t: &Trainer| {
+        probe_r2(
+            &embed(t, &probe_train),
+            &targets(&probe_train),
+            &embed(t, &probe_test),
+            &targets(&probe_test),
+            1e-3,
+        )
+        .expect("probe")
+    };
+    let (trained_r2, per_target) = score(&trainer);
+    let (random_r2, random_per_target) = score(&untrained);
+    println!(
+        "probe R² trained {trained_r2:.3} {per_target:.3?}, random init {random_r2:.3} {random_per_target:.3?}"
+    );
+    assert!(trained_r2 >= 0.8, "pose probe R² {trained_r2:.3} < 0.8");
+    assert!(
+        trained_r2 >= random_r2 + 0.2,
+        "trained {trained_r2:.3} vs random {random_r2:.3}"
+    );
+
+    // k-step latent prediction against copy-last, on held-out sequences.
+    let dynamics = trainer.dynamics_snapshot();
+    let held_embeddings = normalise(&embed(&trainer, &probe_test));
+    let horizon = 3;
+    let starts: Vec<usize> = (0..held_out.len() - horizon)
+        .filter(|i| {
+            (0..=horizon)
+                .all(|k| held_out[i + k].transition.episode == held_out[*i].transition.episode)
+        })
+        .step_by(4)
+        .collect();
+    let start_embeddings: Vec<Vec<f32>> = starts
+        .iter()
+        .map(|i| embed(&trainer, &[&held_out[*i]]).remove(0))
+        .collect();
+    let actions: Vec<Vec<[f32; 2]>> = starts
+        .iter()
+        .map(|i| {
+            (0..horizon)
+                .map(|k| held_out[i + k].transition.action)
+                .collect()
+        })
+        .collect();
+    let predicted = dynamics
+        .rollout_from(&start_embeddings, &actions)
+        .expect("rollout");
+    for k in 1..=horizon {
+        let current: Vec<Vec<f32>> = starts.iter().map(|i| held_embeddings[*i].clone()).collect();
+        let actual: Vec<Vec<f32>> = starts
+            .iter()
+            .map(|i| held_embeddings[i + k].clone())
+            .collect();
+        let guess = normalise(
+            &predicted
+                .iter()
+                .map(|p| p[k - 1].clone())
+                .collect::<Vec<_>>(),
+        );
+        let ratio = prediction_vs_copy_last(&current, &guess, &actual).expect("ratio");
+        println!("{k}-step prediction error / copy-last = {ratio:.3}");
+        assert!(
+            ratio <= 0.7,
+            "{k}-step prediction is only {ratio:.3} of copy-last"
+        );
+    }
+
+    // No collapse.
+    let collapse = collapse_report(&embed(&trainer, &probe_test)).expect("collapse");
+    println!("collapse monitors {collapse:?}");
+    assert!(
+        collapse.effective_rank >= 0.2 * embed_dim as f64,
+        "effective rank {:.1} of {embed_dim}",
+        collapse.effective_rank
+    );
+}

@@ -1,0 +1,330 @@
+//! Trainer mechanics on a small model: determinism, checkpoints, the NaN guard, snapshot swaps,
+//! rollouts and the wgpu path.
+
+mod common;
+
+use autodidact_learn::model::ImageEncoderConfig;
+use autodidact_learn::{BackendChoice, LearnError, Trainer, TrainerConfig, WorldModelConfig};
+use common::{PROPRIO_DIM, explore, sim_config};
+
+const SIDE: usize = 32;
+
+fn small_config(seed: u64) -> TrainerConfig {
+    let mut config = TrainerConfig::for_inputs(SIDE, SIDE, PROPRIO_DIM);
+    config.model.encoder.image = ImageEncoderConfig::new()
+        .with_width(SIDE)
+        .with_height(SIDE)
+        .with_channels(vec![8, 16, 16])
+        .with_feature_dim(32);
+    config.model.encoder.embed_dim = 32;
+    config.model.dynamics_hidden = 64;
+    config.model.head_hidden = 32;
+    config.model.masked_head = true;
+    config.objectives.masked.enabled = true;
+    config.batch_size = 8;
+    config.seed = seed;
+    config.publish_every = 1;
+    config
+}
+
+fn filled_trainer(config: TrainerConfig) -> Trainer {
+    let mut trainer = Trainer::new(config).expect("trainer");
+    for sample in explore(&sim_config(SIDE as u32), 3, 120) {
+        trainer.push(sample.transition).expect("push");
+    }
+    trainer
+}
+
+fn probe_inputs() -> (Vec<Vec<u8>>, Vec<Vec<f32>>) {
+    let samples = explore(&sim_config(SIDE as u32), 99, 6);
+    (
+        samples
+            .iter()
+            .map(|s| s.transition.image.to_vec())
+            .collect(),
+        samples
+            .iter()
+            .map(|s| s.transition.proprio.clone())
+            .collect(),
+    )
+}
+
+fn embed_all(trainer: &Trainer, images: &[Vec<u8>], proprio: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let snapshot = trainer.snapshot();
+    let images: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
+    let proprio: Vec<&[f32]> = proprio.iter().map(Vec::as_slice).collect();
+    snapshot.embed_batch(&images, &proprio).expect("embed")
+}
+
+#[test]
+fn same_seed_gives_identical_losses_and_weights() {
+    let run = || {
+        let mut trainer = filled_trainer(small_config(7));
+        let losses: Vec<u32> = (0..3)
+            .map(|_| trainer.step().expect("step").losses.total.to_bits())
+            .collect();
+        let (images, proprio) = probe_inputs();
+        (losses, embed_all(&trainer, &images, &proprio))
+    };
+    let (losses_a, embeddings_a) = run();
+    let (losses_b, embeddings_b) = run();
+    assert_eq!(losses_a, losses_b);
+    assert_eq!(embeddings_a, embeddings_b);
+    let mut other = filled_trainer(small_config(8));
+    assert_ne!(
+        other.step().expect("step").losses.total.to_bits(),
+        losses_a[0]
+    );
+}
+
+#[test]
+fn every_objective_reports_a_finite_loss() {
+    let mut trainer = filled_trainer(small_config(1));
+    let report = trainer.step().expect("step");
+    let l = report.losses;
+    for (name, value) in [
+        ("contrastive", l.contrastive),
+        ("temporal", l.temporal),
+        ("forward", l.forward),
+        ("proprio", l.proprio),
+        ("masked", l.masked),
+        ("reconstruction", l.reconstruction),
+    ] {
+        assert!(value.is_finite() && value > 0.0, "{name} loss {value}");
+    }
+    assert!(report.grad_norm.is_finite() && report.grad_norm > 0.0);
+    assert!(report.samples_per_second > 0.0);
+    assert_eq!(report.step, 1);
+
+    let mut config = small_config(1);
+    config.objectives.contrastive.enabled = false;
+    config.objectives.masked.enabled = false;
+    let mut trainer = filled_trainer(config);
+    let l = trainer.step().expect("step").losses;
+    assert_eq!(
+        (l.contrastive, l.temporal, l.masked),
+        (0.0, 0.0, 0.0),
+        "switched off"
+    );
+    assert!(l.forward > 0.0 && l.reconstruction > 0.0);
+}
+
+#[test]
+fn checkpoint_round_trip_is_bit_exact_and_resume_continues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt");
+    let mut trainer = filled_trainer(small_config(2));
+    for _ in 0..3 {
+        trainer.step().expect("step");
+    }
+    trainer.save_checkpoint(&path).expect("save");
+    // Saving again over an existing checkpoint replaces it.
+    trainer.save_checkpoint(&path).expect("save again");
+    let (images, proprio) = probe_inputs();
+    let before = embed_all(&trainer, &images, &proprio);
+
+    let mut resumed = Trainer::resume(&path, Some(&trainer.config().model)).expect("resume");
+    assert_eq!(resumed.step_count(), 3);
+    assert_eq!(
+        embed_all(&resumed, &images, &proprio),
+        before,
+        "bit for bit"
+    );
+    // Same data, same sampling state: the next step is the same on both.
+    for sample in explore(&sim_config(SIDE as u32), 3, 120) {
+        resumed.push(sample.transition).expect("push");
+    }
+    let next_original = trainer.step().expect("step");
+    let next_resumed = resumed.step().expect("step");
+    assert_eq!(next_resumed.step, 4);
+    assert_eq!(
+        next_original.losses.total.to_bits(),
+        next_resumed.losses.total.to_bits()
+    );
+
+    let exported = trainer
+        .export_encoder_safetensors(&dir.path().join("encoder.safetensors"))
+        .expect("export");
+    assert!(std::fs::metadata(exported).expect("file").len() > 1000);
+}
+
+#[test]
+fn foreign_and_truncated_checkpoints_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt");
+    let trainer = filled_trainer(small_config(2));
+    trainer.save_checkpoint(&path).expect("save");
+
+    let mut other_model: WorldModelConfig = trainer.config().model.clone();
+    other_model.encoder.embed_dim = 48;
+    let error = Trainer::resume(&path, Some(&other_model)).expect_err("different architecture");
+    assert!(
+        matches!(error, LearnError::Checkpoint(ref m) if m.contains("different architecture")),
+        "{error}"
+    );
+
+    let model_file = path.join("model.bpk");
+    let bytes = std::fs::read(&model_file).expect("read");
+    std::fs::write(&model_file, &bytes[..bytes.len() / 2]).expect("truncate");
+    let error = Trainer::resume(&path, None).expect_err("truncated");
+    assert!(
+        matches!(error, LearnError::Checkpoint(ref m) if m.contains("model.bpk")),
+        "{error}"
+    );
+
+    std::fs::write(path.join("meta.json"), b"{\"not\": \"ours\"}").expect("write");
+    assert!(matches!(
+        Trainer::resume(&path, None),
+        Err(LearnError::Checkpoint(_))
+    ));
+    assert!(matches!(
+        Trainer::resume(&dir.path().join("missing"), None),
+        Err(LearnError::Checkpoint(_))
+    ));
+}
+
+#[test]
+fn a_nan_batch_is_skipped_counted_and_leaves_weights_alone() {
+    let mut trainer = filled_trainer(small_config(4));
+    trainer.step().expect("step");
+    let (images, proprio) = probe_inputs();
+    let before = embed_all(&trainer, &images, &proprio);
+    let mut batch = trainer.sample_batch().expect("batch");
+    batch.proprio[3] = f32::NAN;
+    let report = trainer.train_on(batch).expect("guarded step");
+    assert!(report.skipped_non_finite);
+    assert_eq!(trainer.non_finite_skips(), 1);
+    assert_eq!(trainer.step_count(), 1, "a skipped batch is not a step");
+    assert_eq!(embed_all(&trainer, &images, &proprio), before);
+    let report = trainer.step().expect("training goes on");
+    assert!(!report.skipped_non_finite && report.losses.total.is_finite());
+}
+
+#[test]
+fn snapshots_swap_while_another_thread_embeds() {
+    let mut trainer = filled_trainer(small_config(5));
+    let handle = trainer.encoder_handle();
+    let (images, proprio) = probe_inputs();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let handle = handle.clone();
+        let stop = stop.clone();
+        let image = images[0].clone();
+        let features = proprio[0].clone();
+        std::thread::spawn(move || {
+            let mut versions = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || versions.is_empty() {
+                let snapshot = handle.current();
+                let embedding = snapshot.embed(&image, &features).expect("embed");
+                assert_eq!(embedding.len(), 32);
+                versions.push(snapshot.version);
+            }
+            versions
+        })
+    };
+    for _ in 0..4 {
+        trainer.step().expect("step");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let versions = reader.join().expect("reader");
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "versions never go back"
+    );
+    assert_eq!(handle.current().version, 4, "one publish per step here");
+}
+
+#[test]
+fn rollout_checks_its_input() {
+    let mut trainer = filled_trainer(small_config(6));
+    trainer.step().expect("step");
+    let dynamics = trainer.dynamics_snapshot();
+    let start = vec![0.1f32; 32];
+    let predicted = dynamics
+        .rollout(&start, &[vec![[0.2, 0.0]; 4], vec![[0.0, 1.0]; 4]])
+        .expect("rollout");
+    assert_eq!(
+        (predicted.len(), predicted[0].len(), predicted[0][0].len()),
+        (2, 4, 32)
+    );
+    assert_ne!(
+        predicted[0][3], predicted[1][3],
+        "different actions, different futures"
+    );
+    assert!(matches!(
+        dynamics.rollout(&start, &[]),
+        Err(LearnError::BadInput(_))
+    ));
+    assert!(matches!(
+        dynamics.rollout(&start, &[vec![]]),
+        Err(LearnError::BadInput(_))
+    ));
+    assert!(matches!(
+        dynamics.rollout(&[0.0; 5], &[vec![[0.0, 0.0]]]),
+        Err(LearnError::BadInput(_))
+    ));
+    let snapshot = trainer.snapshot();
+    assert!(matches!(
+        snapshot.embed(&[0u8; 10], &[0.0; PROPRIO_DIM]),
+        Err(LearnError::BadInput(_))
+    ));
+}
+
+#[test]
+fn bad_configs_are_refused() {
+    let mut config = small_config(0);
+    config.model.encoder.image.width = 30;
+    assert!(matches!(
+        Trainer::new(config),
+        Err(LearnError::InvalidConfig(_))
+    ));
+    let mut config = small_config(0);
+    config.model.masked_head = false;
+    assert!(matches!(
+        Trainer::new(config),
+        Err(LearnError::InvalidConfig(_))
+    ));
+    let mut config = small_config(0);
+    config.batch_size = 1;
+    assert!(Trainer::new(config).is_err());
+}
+
+/// The GPU path through wgpu (Mesa lavapipe on a CPU-only machine): a training step runs, and
+/// for the same weights the embeddings match flex within 1e-3 (absolute, embeddings are
+/// LayerNorm-scaled to about unit variance).
+#[test]
+fn wgpu_trains_and_matches_flex() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt");
+    let mut flex = filled_trainer(small_config(9));
+    flex.step().expect("flex step");
+    flex.save_checkpoint(&path).expect("save");
+    let (images, proprio) = probe_inputs();
+    let on_flex = embed_all(&flex, &images, &proprio);
+
+    let mut config = small_config(9);
+    config.backend = BackendChoice::Wgpu;
+    // Same weights on the GPU: resume the flex checkpoint with the backend switched.
+    let meta_path = path.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("meta")).expect("json");
+    meta["config"]["backend"] = serde_json::json!("wgpu");
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).expect("json")).expect("write");
+    let mut gpu = Trainer::resume(&path, Some(&config.model)).expect("resume on wgpu");
+    gpu.set_inference_device(BackendChoice::Wgpu.device().expect("wgpu device"));
+    let on_gpu = embed_all(&gpu, &images, &proprio);
+    let worst = on_flex
+        .iter()
+        .flatten()
+        .zip(on_gpu.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "flex and wgpu differ by {worst}");
+
+    for sample in explore(&sim_config(SIDE as u32), 3, 120) {
+        gpu.push(sample.transition).expect("push");
+    }
+    let report = gpu.step().expect("wgpu step");
+    assert!(report.losses.total.is_finite() && !report.skipped_non_finite);
+    assert_eq!(report.step, 2);
+}
