@@ -79,7 +79,9 @@ fn a_bad_config_file_is_a_clear_error() {
     std::fs::write(&config, "[sim.camera]\nwidth = 32\nheight = 24\n").expect("write");
     run_ok(
         autodidact()
-            .args(["run", "--steps", "5", "--frames", "1", "--quiet", "--config"])
+            .args([
+                "run", "--steps", "5", "--frames", "1", "--quiet", "--config",
+            ])
             .arg(&config)
             .arg("--out")
             .arg(dir.path()),
