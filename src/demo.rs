@@ -107,7 +107,7 @@ pub fn run_demo(options: &DemoOptions, mut on_step: impl FnMut(u64)) -> Result<D
         .zip(&truth.objects)
         .map(|(a, b)| (a.position[0] - b.position[0]).hypot(a.position[1] - b.position[1]))
         .sum();
-    let summary = DemoSummary {
+    let mut summary = DemoSummary {
         seed: options.seed,
         steps: options.steps,
         sim_seconds: observation.stamp.as_secs_f64(),
@@ -123,7 +123,6 @@ pub fn run_demo(options: &DemoOptions, mut on_step: impl FnMut(u64)) -> Result<D
         frames: saved,
         contact_sheet: None,
     };
-    let mut summary = summary;
     if !sheet_frames.is_empty() {
         let path = options.out_dir.join("frames.png");
         contact_sheet(&sheet_frames, 4)

@@ -412,7 +412,7 @@ impl Sim {
             wheel.torque_sum = 0.0;
         }
         self.last_linvel = self.world.bodies[self.chassis].linvel();
-        self.observe(self.config.control_period_s)
+        self.observe()
     }
 
     /// Advances one control period under `action` (clamped to the robot's limits and
@@ -454,11 +454,12 @@ impl Sim {
             (self.applied.linear_x - self.applied.angular_z * half_track) / robot.wheel_radius_m,
             (self.applied.linear_x + self.applied.angular_z * half_track) / robot.wheel_radius_m,
         ];
-        let gain = MOTOR_GAIN;
         for (wheel, target) in self.wheels.iter_mut().zip(wheel_targets) {
             wheel.torque_sum = 0.0;
             if let Some(joint) = self.world.impulse_joints.get_mut(wheel.joint, true) {
-                joint.data.set_motor_velocity(JointAxis::AngX, target, gain);
+                joint
+                    .data
+                    .set_motor_velocity(JointAxis::AngX, target, MOTOR_GAIN);
             }
         }
         let dt = self.world.integration_parameters.dt as f64;
@@ -477,7 +478,7 @@ impl Sim {
         }
         self.steps += 1;
         self.stamp = SimTime::from_secs_f64(self.steps as f64 * self.config.control_period_s);
-        self.observe(self.config.control_period_s)
+        self.observe()
     }
 
     /// Updates each wheel's unwrapped angle from the chassis–wheel relative rotation.
@@ -492,7 +493,8 @@ impl Sim {
         }
     }
 
-    fn observe(&mut self, period_s: f64) -> Observation {
+    fn observe(&mut self) -> Observation {
+        let period_s = self.config.control_period_s;
         let chassis = &self.world.bodies[self.chassis];
         let pose = *chassis.position();
         let rotation = pose.rotation;
@@ -696,13 +698,11 @@ impl Sim {
     pub fn reference_depth(&self) -> Vec<f32> {
         let chassis = &self.world.bodies[self.chassis];
         let camera_pose = *chassis.position() * self.camera.mount;
-        let mut filter = QueryFilter::default().exclude_rigid_body(self.chassis);
-        filter.predicate = None;
         let robot_bodies = [self.chassis, self.wheels[0].body, self.wheels[1].body];
         let predicate = |_: ColliderHandle, collider: &Collider| {
             collider.parent().is_none_or(|p| !robot_bodies.contains(&p))
         };
-        let filter = filter.predicate(&predicate);
+        let filter = QueryFilter::default().predicate(&predicate);
         let query = self.world.query_pipeline_with_filter(filter);
         let intrinsics = self.camera.intrinsics;
         let mut depth = Vec::with_capacity((intrinsics.width * intrinsics.height) as usize);
