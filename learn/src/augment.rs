@@ -10,8 +10,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
-    /// Largest shift in pixels, each axis (the "pad + random crop" of DrQ / RAD).
+    /// Largest horizontal shift in pixels (the "pad + random crop" of DrQ / RAD). A horizontal
+    /// shift looks like a small turn.
     pub max_shift_px: usize,
+    /// Largest vertical shift in pixels. Off by default: for a ground robot with a fixed camera,
+    /// where the floor meets a wall in the image *is* the distance to it, and invariance to it
+    /// would teach the encoder to forget where it is.
+    pub max_shift_y_px: usize,
     /// Brightness factor drawn from `1 ± brightness`.
     pub brightness: f32,
     /// Contrast factor drawn from `1 ± contrast`.
@@ -24,6 +29,7 @@ impl Default for AugmentConfig {
     fn default() -> Self {
         Self {
             max_shift_px: 4,
+            max_shift_y_px: 0,
             brightness: 0.2,
             contrast: 0.2,
             channel_gain: 0.1,
@@ -51,15 +57,16 @@ pub fn augment_into(
     rng: &mut ChaCha8Rng,
     out: &mut [f32],
 ) {
-    let shift = config.max_shift_px as i64;
-    let (dx, dy) = if shift > 0 {
-        (
-            rng.random_range(-shift..=shift),
-            rng.random_range(-shift..=shift),
-        )
-    } else {
-        (0, 0)
+    let mut draw = |max: usize| {
+        let max = max as i64;
+        if max > 0 {
+            rng.random_range(-max..=max)
+        } else {
+            0
+        }
     };
+    let dx = draw(config.max_shift_px);
+    let dy = draw(config.max_shift_y_px);
     let jitter = |rng: &mut ChaCha8Rng, amount: f32| {
         if amount > 0.0 {
             1.0 + rng.random_range(-amount..amount)
@@ -145,6 +152,7 @@ mod tests {
         image[(3 * w + 3) * 3] = 255; // one red pixel at (3, 3)
         let config = AugmentConfig {
             max_shift_px: 2,
+            max_shift_y_px: 2,
             brightness: 0.0,
             contrast: 0.0,
             channel_gain: 0.0,

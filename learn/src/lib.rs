@@ -20,6 +20,7 @@
 
 pub mod augment;
 pub mod device;
+pub mod health;
 pub mod inference;
 pub mod metrics;
 pub mod model;
@@ -27,10 +28,11 @@ pub mod replay;
 pub mod trainer;
 
 pub use device::BackendChoice;
+pub use health::{HealthReport, embedding_health};
 pub use inference::{EncoderHandle, EncoderSnapshot};
 pub use model::{WorldModel, WorldModelConfig};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
-pub use trainer::{Batch, Losses, ObjectivesConfig, StepReport, Trainer, TrainerConfig};
+pub use trainer::{Batch, Losses, ObjectivesConfig, Preview, StepReport, Trainer, TrainerConfig};
 
 /// What can go wrong in the learning core.
 #[derive(Debug, thiserror::Error)]

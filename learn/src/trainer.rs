@@ -18,7 +18,7 @@ use crate::LearnError;
 use crate::augment::{AugmentConfig, augment_into, mask_patches, plain_into};
 use crate::device::BackendChoice;
 use crate::inference::{DynamicsSnapshot, EncoderHandle, EncoderSnapshot};
-use crate::model::{TargetNetwork, WorldModel, WorldModelConfig, l2_normalize};
+use crate::model::{StateEncoder, TargetNetwork, WorldModel, WorldModelConfig, l2_normalize};
 use crate::replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
 
 /// InfoNCE between two augmented views, plus temporal positives, against the EMA target.
@@ -171,6 +171,11 @@ pub struct TrainerConfig {
     /// Publish an encoder snapshot every this many steps.
     #[serde(default = "defaults::publish_every")]
     pub publish_every: u64,
+    /// Publish (and export) the EMA target encoder rather than the online one: it moves
+    /// smoothly, and it is the space the dynamics learn to predict, so rollouts and published
+    /// embeddings agree.
+    #[serde(default = "defaults::publish_ema_encoder")]
+    pub publish_ema_encoder: bool,
 }
 
 mod defaults {
@@ -192,6 +197,9 @@ mod defaults {
     pub fn publish_every() -> u64 {
         10
     }
+    pub fn publish_ema_encoder() -> bool {
+        true
+    }
 }
 
 impl TrainerConfig {
@@ -210,22 +218,28 @@ impl TrainerConfig {
             seed: 0,
             backend: BackendChoice::default(),
             publish_every: defaults::publish_every(),
+            publish_ema_encoder: defaults::publish_ema_encoder(),
         }
     }
 
-    /// Transitions per sampled sequence.
-    pub fn sequence_length(&self) -> usize {
-        let forward = if self.objectives.forward.enabled {
+    /// Steps of the forward rollout (0 when the forward objective is off).
+    pub fn forward_horizon(&self) -> usize {
+        if self.objectives.forward.enabled {
             self.objectives.forward.horizon
         } else {
             0
-        };
+        }
+    }
+
+    /// Transitions per sampled sequence: enough for the rollout and the farthest temporal
+    /// positive.
+    pub fn sequence_length(&self) -> usize {
         let temporal = if self.objectives.contrastive.enabled {
             self.objectives.contrastive.temporal_window
         } else {
             0
         };
-        forward.max(temporal) + 1
+        self.forward_horizon().max(temporal) + 1
     }
 
     /// Checks that the objectives, model and numbers fit together.
@@ -281,7 +295,7 @@ impl TrainerConfig {
 }
 
 /// One sampled batch on the host, ready to become tensors (also the unit of NaN injection in
-/// tests).
+/// tests). `F` is the forward horizon ([`TrainerConfig::forward_horizon`]).
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Sequences.
@@ -290,15 +304,18 @@ pub struct Batch {
     pub view_a: Vec<f32>,
     /// Second view of frame `t` (augmented), `[B, 3, H, W]`.
     pub view_b: Vec<f32>,
-    /// Per sequence, the step `δ` (1..=window) of its temporal positive among `future`.
+    /// Per sequence, the step `δ` (1..=window) of its temporal positive.
     pub temporal_offsets: Vec<usize>,
-    /// Frames `t+1 ..= t+H`, not augmented, `[B, H, 3, H, W]`.
+    /// The temporal positive, frame `t + δ` (augmented), `[B, 3, H, W]`; empty when the
+    /// contrastive objective is off.
+    pub positive: Vec<f32>,
+    /// Frames `t+1 ..= t+F`, not augmented, `[B, F, 3, H, W]`.
     pub future: Vec<f32>,
     /// `view_a` with masked patches (empty when masking is off), `[B, 3, H, W]`.
     pub masked: Vec<f32>,
-    /// Proprio at `t ..= t+H`, `[B, H+1, P]`.
+    /// Proprio at `t ..= t+F`, `[B, F+1, P]`.
     pub proprio: Vec<f32>,
-    /// Scaled actions at `t .. t+H`, `[B, H, A]`.
+    /// Scaled actions at `t .. t+F`, `[B, F, A]`.
     pub actions: Vec<f32>,
 }
 
@@ -338,6 +355,24 @@ pub struct StepReport {
     pub skipped_non_finite: bool,
     /// Version of the newest published encoder snapshot.
     pub weights_version: u64,
+}
+
+/// Decoded pictures of the model's view of a frame and of its predicted future
+/// ([`Trainer::preview`]); all images `rgb8`, `height × width × 3` bytes.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
+    /// Training step of the weights.
+    pub train_step: u64,
+    /// The first frame, encoded and decoded.
+    pub reconstruction: Vec<u8>,
+    /// Decoded predictions for steps `1..=H`.
+    pub predicted: Vec<Vec<u8>>,
+    /// The real frames of steps `1..=H`.
+    pub actual: Vec<Vec<u8>>,
 }
 
 /// Trains a [`WorldModel`] online.
@@ -455,10 +490,20 @@ impl Trainer {
         handle
     }
 
-    /// A snapshot of the current encoder weights.
+    /// The encoder that is published: the EMA target's or the online one
+    /// (`publish_ema_encoder`).
+    pub fn published_encoder(&self) -> &StateEncoder {
+        if self.config.publish_ema_encoder {
+            &self.target.encoder
+        } else {
+            &self.model.encoder
+        }
+    }
+
+    /// A snapshot of the current published encoder weights.
     pub fn snapshot(&self) -> EncoderSnapshot {
         EncoderSnapshot::new(
-            &self.model.encoder,
+            self.published_encoder(),
             self.config.model.encoder.clone(),
             self.weights_version,
             self.step,
@@ -477,11 +522,96 @@ impl Trainer {
         )
     }
 
+    /// Pictures of what the model expects, next to what happened: the decoded embedding of
+    /// `sequence[0]` and the decoded rollout under the recorded actions of `sequence[0..H]`,
+    /// with `H = sequence.len() - 1`. Needs the decoder (`model.decoder`).
+    pub fn preview(&self, sequence: &[Transition]) -> Result<Preview, LearnError> {
+        let decoder = self.model.decoder.as_ref().ok_or_else(|| {
+            LearnError::InvalidConfig("preview needs the decoder (model.decoder = true)".into())
+        })?;
+        let Some((first, rest)) = sequence.split_first() else {
+            return Err(LearnError::BadInput("preview of an empty sequence".into()));
+        };
+        let c = &self.config.model.encoder;
+        let (width, height) = (c.image.width, c.image.height);
+        let proprio_dim = c.proprio_dim;
+        if sequence
+            .iter()
+            .any(|t| t.image.len() != width * height * 3 || t.proprio.len() != proprio_dim)
+        {
+            return Err(LearnError::BadInput(format!(
+                "preview frames must be {width}x{height} rgb8 with {proprio_dim} proprio values"
+            )));
+        }
+        let plain = self.device.clone().without_autodiff();
+        let mut pixels = vec![0.0; 3 * width * height];
+        plain_into(&first.image, width, height, &mut pixels);
+        let image = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, height, width]), &plain);
+        let proprio = Tensor::<2>::from_data(
+            TensorData::new(
+                if proprio_dim == 0 {
+                    vec![0.0]
+                } else {
+                    first.proprio.clone()
+                },
+                [1, proprio_dim.max(1)],
+            ),
+            &plain,
+        );
+        let state = self.model.encoder.valid().forward(image, proprio);
+        let horizon = rest.len();
+        let states = if horizon == 0 {
+            state
+        } else {
+            let actions: Vec<f32> = sequence[..horizon]
+                .iter()
+                .flat_map(|t| {
+                    [
+                        t.action[0] / self.config.action_scale[0],
+                        t.action[1] / self.config.action_scale[1],
+                    ]
+                })
+                .collect();
+            let actions =
+                Tensor::<3>::from_data(TensorData::new(actions, [1, horizon, ACTION_DIM]), &plain);
+            let predicted = self.model.dynamics.valid().rollout(state.clone(), actions);
+            let d = self.config.model.embed_dim();
+            Tensor::cat(vec![state, predicted.reshape([horizon, d])], 0)
+        };
+        let decoded: Vec<f32> = decoder
+            .valid()
+            .forward(states)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| LearnError::Backend(format!("reading decoded images: {e:?}")))?;
+        let plane = width * height;
+        let mut images = decoded.chunks(3 * plane).map(|chw| {
+            (0..plane)
+                .flat_map(|pixel| {
+                    (0..3).map(move |channel| {
+                        ((chw[channel * plane + pixel] + 0.5) * 255.0)
+                            .round()
+                            .clamp(0.0, 255.0) as u8
+                    })
+                })
+                .collect::<Vec<u8>>()
+        });
+        let reconstruction = images.next().unwrap_or_default();
+        Ok(Preview {
+            width,
+            height,
+            train_step: self.step,
+            reconstruction,
+            predicted: images.collect(),
+            actual: rest.iter().map(|t| t.image.to_vec()).collect(),
+        })
+    }
+
     /// Samples a batch from the replay buffer.
     pub fn sample_batch(&mut self) -> Result<Batch, LearnError> {
         let c = &self.config;
         let length = c.sequence_length();
-        let horizon = length - 1;
+        let horizon = c.forward_horizon();
         let starts = self
             .replay
             .sample_sequences(c.batch_size, length, &mut self.rng)?;
@@ -490,21 +620,26 @@ impl Trainer {
         let image_len = 3 * width * height;
         let batch = starts.len();
         let masked_on = c.objectives.masked.enabled;
+        let contrastive_on = c.objectives.contrastive.enabled;
+        let per_batch = |on: bool| {
+            if on {
+                vec![0.0; batch * image_len]
+            } else {
+                Vec::new()
+            }
+        };
         let mut out = Batch {
             size: batch,
             view_a: vec![0.0; batch * image_len],
             view_b: vec![0.0; batch * image_len],
             temporal_offsets: vec![1; batch],
+            positive: per_batch(contrastive_on),
             future: vec![0.0; batch * horizon * image_len],
-            masked: if masked_on {
-                vec![0.0; batch * image_len]
-            } else {
-                Vec::new()
-            },
-            proprio: vec![0.0; batch * length * proprio_dim],
+            masked: per_batch(masked_on),
+            proprio: vec![0.0; batch * (horizon + 1) * proprio_dim],
             actions: vec![0.0; batch * horizon * ACTION_DIM],
         };
-        let window = c.objectives.contrastive.temporal_window.min(horizon).max(1);
+        let window = c.objectives.contrastive.temporal_window.max(1);
         for (b, start) in starts.iter().enumerate() {
             let at = |offset: usize| -> Result<&Transition, LearnError> {
                 self.replay
@@ -537,12 +672,21 @@ impl Trainer {
                     &mut self.rng,
                 );
             }
-            if horizon > 0 {
-                out.temporal_offsets[b] = self.rng.random_range(1..=window);
+            if contrastive_on {
+                let delta = self.rng.random_range(1..=window);
+                out.temporal_offsets[b] = delta;
+                augment_into(
+                    &at(delta)?.image,
+                    width,
+                    height,
+                    &c.augment,
+                    &mut self.rng,
+                    &mut out.positive[slot.clone()],
+                );
             }
-            for offset in 0..length {
+            for offset in 0..=horizon {
                 let t = at(offset)?;
-                let p = (b * length + offset) * proprio_dim;
+                let p = (b * (horizon + 1) + offset) * proprio_dim;
                 if c.model.encoder.proprio_dim > 0 {
                     out.proprio[p..p + proprio_dim].copy_from_slice(&t.proprio);
                 }
@@ -576,9 +720,9 @@ impl Trainer {
         let (width, height) = (c.model.encoder.image.width, c.model.encoder.image.height);
         let proprio_dim = c.model.encoder.proprio_dim.max(1);
         let b = batch.size;
-        let length = c.sequence_length();
-        let horizon = length - 1;
+        let horizon = c.forward_horizon();
         let image_len = 3 * width * height;
+        let contrastive_on = o.contrastive.enabled;
         let expect = |name: &str, got: usize, want: usize| {
             if got == want {
                 Ok(())
@@ -588,15 +732,19 @@ impl Trainer {
                 )))
             }
         };
+        let rows_if = |on: bool| if on { b * image_len } else { 0 };
         expect("view_a", batch.view_a.len(), b * image_len)?;
         expect("view_b", batch.view_b.len(), b * image_len)?;
         expect("temporal_offsets", batch.temporal_offsets.len(), b)?;
+        expect("positive", batch.positive.len(), rows_if(contrastive_on))?;
         expect("future", batch.future.len(), b * horizon * image_len)?;
-        expect("proprio", batch.proprio.len(), b * length * proprio_dim)?;
+        expect("masked", batch.masked.len(), rows_if(o.masked.enabled))?;
+        expect(
+            "proprio",
+            batch.proprio.len(),
+            b * (horizon + 1) * proprio_dim,
+        )?;
         expect("actions", batch.actions.len(), b * horizon * ACTION_DIM)?;
-        if o.masked.enabled {
-            expect("masked", batch.masked.len(), b * image_len)?;
-        }
 
         let ad = &self.device;
         let plain = ad.clone().without_autodiff();
@@ -604,34 +752,30 @@ impl Trainer {
             Tensor::<4>::from_data(TensorData::new(data, [n, 3, height, width]), device)
         };
         let proprio_all = Tensor::<3>::from_data(
-            TensorData::new(batch.proprio.clone(), [b, length, proprio_dim]),
+            TensorData::new(batch.proprio.clone(), [b, horizon + 1, proprio_dim]),
             &plain,
         );
-        let proprio_at = |offset: usize| -> Tensor<2> {
-            proprio_all
-                .clone()
-                .slice([0..b, offset..offset + 1, 0..proprio_dim])
-                .reshape([b, proprio_dim])
-        };
-        let proprio_now = proprio_at(0);
+        let proprio_now = proprio_all
+            .clone()
+            .slice([0..b, 0..1, 0..proprio_dim])
+            .reshape([b, proprio_dim]);
 
-        // Targets from the EMA network (plain device: no graph, constants for the loss).
-        // The contrastive views see the image only: both views (and the temporal positive) share
-        // their proprio, which would make matching them a shortcut that ignores the image. Image
-        // features are computed once and fused with or without proprio as each objective needs.
+        // Targets from the EMA network (plain device: no graph, constants for the loss), all
+        // encoded in one batch: [view_b, positive] (contrastive), future (forward), view_a
+        // (masked). The contrastive views see the image only: both views (and the temporal
+        // positive) share their proprio, which would make matching them a shortcut that ignores
+        // the image. Image features are fused with or without proprio as each objective needs.
         let no_proprio = proprio_now.zeros_like();
-        let contrastive_on = o.contrastive.enabled && horizon > 0;
         let mut target_images = Vec::new();
         if contrastive_on {
             target_images.push(batch.view_b.clone());
+            target_images.push(batch.positive.clone());
         }
-        if horizon > 0 {
-            target_images.push(batch.future.clone());
-        }
+        target_images.push(batch.future.clone());
         if o.masked.enabled {
             target_images.push(batch.view_a.clone());
         }
-        let view_rows = if contrastive_on { b } else { 0 };
+        let view_rows = if contrastive_on { 2 * b } else { 0 };
         let target_count: usize = view_rows + horizon * b + if o.masked.enabled { b } else { 0 };
         let target_features = self.target.encoder.image_features(images(
             target_images.concat(),
@@ -644,33 +788,20 @@ impl Trainer {
                 .clone()
                 .slice([from..from + n, 0..feature_dim])
         };
-        let future_features = (horizon > 0).then(|| take(view_rows, horizon * b));
-        let target_views = match (contrastive_on, &future_features) {
-            (true, Some(future)) => {
-                // The temporal positive of row i is its own future frame t + δ_i.
-                let rows: Vec<i64> = batch
-                    .temporal_offsets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, delta)| {
-                        (i * horizon + delta.saturating_sub(1).min(horizon - 1)) as i64
-                    })
-                    .collect();
-                let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), &plain);
-                let temporal = future.clone().select(0, rows);
-                Some((
-                    self.target.encoder.fuse(take(0, b), no_proprio.clone()),
-                    self.target.encoder.fuse(temporal, no_proprio.clone()),
-                ))
-            }
-            _ => None,
-        };
-        let target_future = future_features.map(|features| {
+        let target_views = contrastive_on.then(|| {
+            (
+                self.target.encoder.fuse(take(0, b), no_proprio.clone()),
+                self.target.encoder.fuse(take(b, b), no_proprio.clone()),
+            )
+        });
+        let target_future = (horizon > 0).then(|| {
             let future_proprio = proprio_all
                 .clone()
-                .slice([0..b, 1..length, 0..proprio_dim])
+                .slice([0..b, 1..horizon + 1, 0..proprio_dim])
                 .reshape([b * horizon, proprio_dim]);
-            self.target.encoder.fuse(features, future_proprio)
+            self.target
+                .encoder
+                .fuse(take(view_rows, horizon * b), future_proprio)
         });
         let target_full = o.masked.enabled.then(|| {
             self.target
@@ -740,7 +871,7 @@ impl Trainer {
             if let Some(head) = &self.model.proprio_head {
                 let next = proprio_all
                     .clone()
-                    .slice([0..b, 1..length, 0..proprio_dim])
+                    .slice([0..b, 1..horizon + 1, 0..proprio_dim])
                     .reshape([b * horizon, proprio_dim]);
                 let proprio_loss = (head.forward(predicted) - Tensor::from_inner(next))
                     .square()
@@ -967,8 +1098,7 @@ impl Trainer {
         use burn::store::{ModuleSnapshot, SafetensorsStore};
         let temp = path.with_extension("safetensors.tmp");
         let mut store = SafetensorsStore::from_file(&temp).overwrite(true);
-        self.model
-            .encoder
+        self.published_encoder()
             .valid()
             .save_into(&mut store)
             .map_err(|e| LearnError::Checkpoint(format!("safetensors export: {e}")))?;
