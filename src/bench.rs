@@ -191,3 +191,62 @@ pub fn bench_learn(
         row(format!("{backend}: encode 1 image 64x64"), encode_us, 1.0),
     ])
 }
+
+/// The node graph: a run paced at `hz` camera frames per second for `seconds` with the trainer
+/// training (image→embedding latency p50/p99 and the trainer's rate), then the same graph
+/// unpaced (frames/s of the whole graph). Telemetry off, default model, flex.
+pub fn bench_graph(hz: f64, seconds: f64) -> Result<Vec<BenchRow>> {
+    use autodidact_nodes::viz::VizSink;
+    use autodidact_nodes::{GraphConfig, run_graph};
+    use std::sync::atomic::AtomicBool;
+
+    let hz = hz.clamp(1.0, 1000.0);
+    let mut config = GraphConfig::new((hz * seconds.max(1.0)).ceil() as u64);
+    config.sim.sim.control_period_s = 1.0 / hz;
+    config.sim.realtime_factor = 1.0;
+    config.viz.sink = VizSink::Off;
+    config.trainer_node.preview_every = 0;
+    let stop = AtomicBool::new(false);
+    let paced = run_graph(&config, &stop, |_| {}).context("paced graph run")?;
+    let latencies_us: Vec<f64> = paced.encoder.latencies_s.iter().map(|s| s * 1e6).collect();
+    let mut rows = Vec::new();
+    if !latencies_us.is_empty() {
+        let mut sorted = latencies_us.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        rows.push(BenchRow {
+            case: format!(
+                "image→embedding at {hz:.0} Hz while training ({} train steps)",
+                paced.train_steps
+            ),
+            iterations: sorted.len() as u64,
+            median_us: median,
+            p99_us: sorted[((sorted.len() as f64 * 0.99) as usize).min(sorted.len() - 1)],
+            per_second: paced.embedding_count as f64 / paced.wall_s.max(1e-9),
+        });
+    }
+    let step_s = paced.wall_s / paced.train_steps.max(1) as f64;
+    rows.push(BenchRow {
+        case: "train step in the paced graph".into(),
+        iterations: paced.train_steps,
+        median_us: step_s * 1e6,
+        p99_us: step_s * 1e6,
+        per_second: paced.train_steps_per_s(),
+    });
+    let mut unpaced = config.clone();
+    unpaced.sim.realtime_factor = 0.0;
+    unpaced.steps = 3000;
+    let fast = run_graph(&unpaced, &stop, |_| {}).context("unpaced graph run")?;
+    let per_frame_us = fast.wall_s * 1e6 / fast.sim.steps.max(1) as f64;
+    rows.push(BenchRow {
+        case: format!(
+            "whole graph unpaced ({} frames, {} embedded, {} dropped at the encoder)",
+            fast.sim.steps, fast.embedding_count, fast.queue_drops["encoder"]
+        ),
+        iterations: fast.sim.steps,
+        median_us: per_frame_us,
+        p99_us: per_frame_us,
+        per_second: fast.frames_per_s(),
+    });
+    Ok(rows)
+}

@@ -1,16 +1,20 @@
 //! # autodidact
 //!
 //! The command-line front of autodidact: it parses arguments, builds configurations and calls
-//! into the crates (`autodidact-sim`, and with later issues `autodidact-learn` and
-//! `autodidact-nodes`). The logic lives in functions that take their inputs, so tests call them
+//! into the crates (`autodidact-sim`, `autodidact-learn`, `autodidact-nodes`). The logic lives in functions that take their inputs, so tests call them
 //! directly.
 
 pub mod bench;
 pub mod demo;
+pub mod run;
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use autodidact_learn::TrainerConfig;
+use autodidact_nodes::CollectorConfig;
+use autodidact_nodes::encoder::EncoderConfig;
+use autodidact_nodes::trainer::TrainerNodeConfig;
 use autodidact_sim::{ExplorationConfig, SimConfig};
 use serde::Deserialize;
 
@@ -22,6 +26,14 @@ pub struct FileConfig {
     pub sim: SimConfig,
     /// The exploration policy.
     pub exploration: ExplorationConfig,
+    /// The collector (image size follows `[sim.camera]`).
+    pub collector: CollectorConfig,
+    /// The world model and its training, in full (default: the standard model for the camera).
+    pub trainer: Option<TrainerConfig>,
+    /// The trainer node (replay warm-up, health, previews, checkpoints).
+    pub trainer_node: TrainerNodeConfig,
+    /// The encoder node.
+    pub encoder: EncoderConfig,
 }
 
 impl FileConfig {

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use autodidact::FileConfig;
-use autodidact::bench::{BenchRow, bench_learn, bench_sim};
+use autodidact::bench::{BenchRow, bench_graph, bench_learn, bench_sim};
 use autodidact::demo::{DemoOptions, run_demo};
+use autodidact::run::{RunOptions, graph_config, summary_rows};
+use autodidact_learn::BackendChoice;
 use clap::{Parser, Subcommand};
 use comfy_table::Table;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,8 +22,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The main job: the robot explores the simulator (the default command).
+    /// The main job (the default command): the node graph in one process on the simulator —
+    /// sim → collector → trainer + encoder → viz — recorded for rerun.
     Run(RunArgs),
+    /// The simulator alone: the robot explores; frames are written as PNG with a summary.
+    Sim(SimArgs),
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -31,6 +36,74 @@ enum Command {
 
 #[derive(Debug, Clone, clap::Args)]
 struct RunArgs {
+    /// Control steps to simulate (one camera frame each; 20 Hz sim time by default).
+    #[arg(long, default_value_t = 2400)]
+    steps: u64,
+    /// Stop after this many wall-clock minutes even if steps remain.
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Sim seconds per wall second, like a robot (0: as fast as the machine goes).
+    #[arg(long, default_value_t = 1.0)]
+    realtime: f64,
+    /// Seed of the worlds, the exploration and the model.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Steps per episode; each episode is a new world (0: one episode).
+    #[arg(long, default_value_t = 1200)]
+    episode_steps: u64,
+    /// Recording file (open it with `rerun FILE`).
+    #[arg(long, default_value = "autodidact.rrd")]
+    rrd: PathBuf,
+    /// Spawn a rerun viewer (records to --rrd instead when there is no display).
+    #[arg(long)]
+    viewer: bool,
+    /// Stream to a running viewer, e.g. rerun+http://127.0.0.1:9876/proxy (checked first).
+    #[arg(long)]
+    connect: Option<String>,
+    /// No telemetry at all.
+    #[arg(long)]
+    no_viz: bool,
+    /// Write a checkpoint directory here at the end.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Where training runs.
+    #[arg(long, default_value = "flex")]
+    backend: BackendChoice,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// TOML configuration file: optional [sim], [exploration], [collector], [trainer],
+    /// [trainer_node], [encoder] sections.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        Self {
+            steps: 2400,
+            minutes: None,
+            realtime: 1.0,
+            seed: 0,
+            episode_steps: 1200,
+            rrd: PathBuf::from("autodidact.rrd"),
+            viewer: false,
+            connect: None,
+            no_viz: false,
+            checkpoint: None,
+            backend: BackendChoice::Flex,
+            json: None,
+            config: None,
+            quiet: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct SimArgs {
     /// Control steps to run (one camera frame each, 20 Hz sim time by default).
     #[arg(long, default_value_t = 1200)]
     steps: u64,
@@ -49,19 +122,6 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-}
-
-impl Default for RunArgs {
-    fn default() -> Self {
-        Self {
-            steps: 1200,
-            seed: 0,
-            out: PathBuf::from("out"),
-            frames: 8,
-            config: None,
-            quiet: false,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +150,19 @@ enum BenchWhat {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The node graph: image→embedding latency at a camera rate while the trainer runs, and
+    /// frames/s of the whole graph unpaced.
+    Graph {
+        /// Camera rate of the paced run, Hz.
+        #[arg(long, default_value_t = 30.0)]
+        hz: f64,
+        /// Wall seconds of the paced run.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -103,6 +176,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => run(args),
+        Command::Sim(args) => sim(args),
+        Command::Bench {
+            what: BenchWhat::Graph { hz, seconds, json },
+        } => print_rows(&bench_graph(hz, seconds)?, json),
         Command::Bench {
             what: BenchWhat::Sim { seconds, json },
         } => {
@@ -147,6 +224,61 @@ fn print_rows(rows: &[BenchRow], json: Option<PathBuf>) -> Result<()> {
 }
 
 fn run(args: RunArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let options = RunOptions {
+        steps: args.steps,
+        minutes: args.minutes,
+        realtime: args.realtime,
+        seed: args.seed,
+        episode_steps: args.episode_steps,
+        rrd: args.rrd.clone(),
+        viewer: args.viewer,
+        connect: args.connect.clone(),
+        no_viz: args.no_viz,
+        checkpoint: args.checkpoint.clone(),
+        backend: args.backend,
+    };
+    let config = graph_config(&options, &file)?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.steps)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:32} {pos}/{len} frames  {msg}  elapsed {elapsed}  eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = autodidact_nodes::run_graph(&config, &stop, |progress| {
+        bar.set_position(progress.sim_steps);
+        bar.set_message(format!(
+            "train step {}  loss {}  embeddings {}",
+            progress.train_steps,
+            progress
+                .loss
+                .map_or_else(|| "-".to_owned(), |l| format!("{l:.3}")),
+            progress.embeddings
+        ));
+    })?;
+    bar.finish_and_clear();
+    let mut table = Table::new();
+    table.set_header(["", "value"]);
+    for (name, value) in summary_rows(&report) {
+        table.add_row([name, value]);
+    }
+    println!("{table}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn sim(args: SimArgs) -> Result<()> {
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),

@@ -1,0 +1,411 @@
+//! The collector: pairs each camera image with the latest proprio (by stamp, within a
+//! tolerance) and, once the next image arrives, with the command that was in effect until then;
+//! validates everything and drops bad input with a count per reason.
+//!
+//! Two outputs per good image: a [`Frame`] at once (for the encoder, which must not wait), and
+//! one image later the [`Transition`] for the trainer (its action is the command in effect
+//! between this frame and the next, which is what the dynamics model must learn from).
+
+use std::sync::Arc;
+
+use autodidact_learn::Transition;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, secs_to_ns};
+use crate::image::to_rgb8;
+use crate::msg::{ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
+use crate::stats::{DropCounter, DropReason};
+
+/// Which proprio signals make up the model's proprio vector, and their scales (each value is
+/// divided by its scale so that typical values are about ±1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProprioConfig {
+    /// Joints whose velocity is used, matched by name in JointState.
+    pub joints: Vec<String>,
+    /// rad/s (or m/s) per unit.
+    pub joint_velocity_scale: f64,
+    /// Use the IMU (yaw rate, planar specific force).
+    pub use_imu: bool,
+    /// rad/s per unit.
+    pub gyro_scale: f64,
+    /// m/s² per unit.
+    pub accel_scale: f64,
+    /// Use the odometry twist (forward speed, yaw rate).
+    pub use_odometry: bool,
+    /// m/s per unit.
+    pub linear_scale: f64,
+    /// rad/s per unit.
+    pub angular_scale: f64,
+}
+
+impl Default for ProprioConfig {
+    fn default() -> Self {
+        Self {
+            joints: autodidact_sim::WHEEL_JOINT_NAMES
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
+            joint_velocity_scale: 10.0,
+            use_imu: true,
+            gyro_scale: 2.0,
+            accel_scale: 5.0,
+            use_odometry: true,
+            linear_scale: 0.5,
+            angular_scale: 2.0,
+        }
+    }
+}
+
+impl ProprioConfig {
+    /// Length of the proprio vector.
+    pub fn dim(&self) -> usize {
+        self.joints.len() + if self.use_imu { 3 } else { 0 } + if self.use_odometry { 2 } else { 0 }
+    }
+}
+
+/// Collector settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Image width the model expects.
+    pub width: u32,
+    /// Image height the model expects.
+    pub height: u32,
+    /// The proprio vector.
+    pub proprio: ProprioConfig,
+    /// Largest |image stamp − proprio stamp| for a pair, seconds.
+    pub proprio_tolerance_s: f64,
+    /// A command older than this (relative to the next image) counts as "stopped", seconds.
+    pub action_timeout_s: f64,
+    /// A gap between images longer than this starts a new episode, seconds.
+    pub episode_gap_s: f64,
+    /// At most one log line per drop reason per this many seconds.
+    pub log_every_s: f64,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            width: 64,
+            height: 64,
+            proprio: ProprioConfig::default(),
+            proprio_tolerance_s: 0.1,
+            action_timeout_s: 0.5,
+            episode_gap_s: 1.0,
+            log_every_s: 5.0,
+        }
+    }
+}
+
+/// A validated camera frame with its proprio, ready to embed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Stamp of the source image, nanoseconds.
+    pub stamp_ns: u64,
+    /// Episode (increases after a gap in the stream).
+    pub episode: u64,
+    /// `height × width × 3` bytes, rgb8.
+    pub image: Arc<[u8]>,
+    /// The proprio vector ([`ProprioConfig`]).
+    pub proprio: Vec<f32>,
+}
+
+/// What one message produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Collected {
+    /// A new frame, for the encoder.
+    pub frame: Option<Frame>,
+    /// The previous frame, completed with its action, for the trainer.
+    pub transition: Option<Transition>,
+}
+
+/// Collector counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CollectorStats {
+    /// Messages received.
+    pub received: u64,
+    /// Frames accepted.
+    pub frames: u64,
+    /// Transitions completed.
+    pub transitions: u64,
+    /// Frames whose command had timed out, paired with a stop.
+    pub actions_defaulted: u64,
+    /// Drops by reason.
+    pub dropped: std::collections::BTreeMap<String, u64>,
+}
+
+/// Pairs, validates and counts. Single-threaded; feed it messages in arrival order.
+#[derive(Debug)]
+pub struct Collector {
+    config: CollectorConfig,
+    clock: Arc<dyn Clock>,
+    drops: DropCounter,
+    joints: Option<(u64, Vec<f64>)>,
+    imu: Option<ImuMsg>,
+    odometry: Option<OdometryMsg>,
+    action: Option<TwistMsg>,
+    last_stamp: [Option<u64>; 5],
+    pending: Option<Frame>,
+    episode: u64,
+    received: u64,
+    frames: u64,
+    transitions: u64,
+    actions_defaulted: u64,
+}
+
+impl Collector {
+    /// A collector on `clock` (used for log throttling only; pairing uses message stamps).
+    pub fn new(config: CollectorConfig, clock: Arc<dyn Clock>) -> Self {
+        let drops = DropCounter::new("collector", secs_to_ns(config.log_every_s));
+        Self {
+            config,
+            clock,
+            drops,
+            joints: None,
+            imu: None,
+            odometry: None,
+            action: None,
+            last_stamp: [None; 5],
+            pending: None,
+            episode: 0,
+            received: 0,
+            frames: 0,
+            transitions: 0,
+            actions_defaulted: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CollectorConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CollectorStats {
+        CollectorStats {
+            received: self.received,
+            frames: self.frames,
+            transitions: self.transitions,
+            actions_defaulted: self.actions_defaulted,
+            dropped: self.drops.snapshot(),
+        }
+    }
+
+    /// Drops of one reason so far.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops.count(reason)
+    }
+
+    /// Counts a drop that happened downstream (e.g. a full queue).
+    pub fn record_drop(&mut self, reason: DropReason, what: &str) {
+        self.drops.record(reason, self.clock.now_ns(), what);
+    }
+
+    /// Handles one message.
+    pub fn on_message(&mut self, msg: &SensorMsg) -> Collected {
+        self.received += 1;
+        let stream = match msg {
+            SensorMsg::Image(_) => 0,
+            SensorMsg::JointState(_) => 1,
+            SensorMsg::Imu(_) => 2,
+            SensorMsg::Odometry(_) => 3,
+            SensorMsg::Action(_) => 4,
+        };
+        let stamp = msg.stamp_ns();
+        // Commands are stamped on arrival (Twist has no header), so two may share a tick of a
+        // coarse clock; every other stream must move strictly forward.
+        let repeats_allowed = matches!(msg, SensorMsg::Action(_));
+        if self.last_stamp[stream]
+            .is_some_and(|last| stamp < last || (stamp == last && !repeats_allowed))
+        {
+            self.drop_msg(DropReason::StampNotIncreasing, msg);
+            return Collected::default();
+        }
+        let result = match msg {
+            SensorMsg::Image(image) => {
+                match to_rgb8(image, self.config.width, self.config.height) {
+                    Ok(rgb) => self.on_image(stamp, rgb),
+                    Err(reason) => Err(reason),
+                }
+            }
+            SensorMsg::JointState(joints) => self.on_joints(joints).map(|()| Collected::default()),
+            SensorMsg::Imu(imu) => finite(
+                imu.angular_velocity
+                    .iter()
+                    .chain(&imu.linear_acceleration)
+                    .chain(&imu.orientation),
+            )
+            .map(|()| {
+                self.imu = Some(*imu);
+                Collected::default()
+            }),
+            SensorMsg::Odometry(odometry) => finite(
+                [
+                    odometry.x,
+                    odometry.y,
+                    odometry.yaw,
+                    odometry.linear_x,
+                    odometry.angular_z,
+                ]
+                .iter(),
+            )
+            .map(|()| {
+                self.odometry = Some(*odometry);
+                Collected::default()
+            }),
+            SensorMsg::Action(twist) => {
+                if twist.linear_x.is_finite() && twist.angular_z.is_finite() {
+                    self.action = Some(*twist);
+                    Ok(Collected::default())
+                } else {
+                    Err(DropReason::NonFinite)
+                }
+            }
+        };
+        match result {
+            Ok(collected) => {
+                self.last_stamp[stream] = Some(stamp);
+                collected
+            }
+            Err(reason) => {
+                self.drop_msg(reason, msg);
+                Collected::default()
+            }
+        }
+    }
+
+    /// Completes the pending frame (end of stream): its action is the latest command if it has
+    /// not timed out.
+    pub fn flush(&mut self) -> Option<Transition> {
+        let pending = self.pending.take()?;
+        let until = pending.stamp_ns + secs_to_ns(self.config.action_timeout_s);
+        Some(self.complete(pending, until))
+    }
+
+    fn drop_msg(&mut self, reason: DropReason, msg: &SensorMsg) {
+        let what = match msg {
+            SensorMsg::Image(_) => "image",
+            SensorMsg::JointState(_) => "joint state",
+            SensorMsg::Imu(_) => "imu",
+            SensorMsg::Odometry(_) => "odometry",
+            SensorMsg::Action(_) => "command",
+        };
+        self.drops.record(reason, self.clock.now_ns(), what);
+    }
+
+    fn on_joints(&mut self, msg: &JointStateMsg) -> Result<(), DropReason> {
+        if msg.velocity.len() != msg.name.len() {
+            return Err(DropReason::MissingJoint);
+        }
+        let mut velocities = Vec::with_capacity(self.config.proprio.joints.len());
+        for joint in &self.config.proprio.joints {
+            let index = msg
+                .name
+                .iter()
+                .position(|n| n == joint)
+                .ok_or(DropReason::MissingJoint)?;
+            velocities.push(msg.velocity[index]);
+        }
+        finite(velocities.iter().chain(&msg.position).chain(&msg.effort))?;
+        self.joints = Some((msg.stamp_ns, velocities));
+        Ok(())
+    }
+
+    fn proprio_at(&self, stamp: u64) -> Result<Vec<f32>, DropReason> {
+        let p = &self.config.proprio;
+        let tolerance = secs_to_ns(self.config.proprio_tolerance_s);
+        let fresh = |source: u64| source.abs_diff(stamp) <= tolerance;
+        let mut out = Vec::with_capacity(p.dim());
+        if !p.joints.is_empty() {
+            match &self.joints {
+                Some((at, velocities)) if fresh(*at) => out.extend(
+                    velocities
+                        .iter()
+                        .map(|v| (v / p.joint_velocity_scale) as f32),
+                ),
+                _ => return Err(DropReason::ProprioStale),
+            }
+        }
+        if p.use_imu {
+            match &self.imu {
+                Some(imu) if fresh(imu.stamp_ns) => out.extend([
+                    (imu.angular_velocity[2] / p.gyro_scale) as f32,
+                    (imu.linear_acceleration[0] / p.accel_scale) as f32,
+                    (imu.linear_acceleration[1] / p.accel_scale) as f32,
+                ]),
+                _ => return Err(DropReason::ProprioStale),
+            }
+        }
+        if p.use_odometry {
+            match &self.odometry {
+                Some(odometry) if fresh(odometry.stamp_ns) => out.extend([
+                    (odometry.linear_x / p.linear_scale) as f32,
+                    (odometry.angular_z / p.angular_scale) as f32,
+                ]),
+                _ => return Err(DropReason::ProprioStale),
+            }
+        }
+        if out.iter().all(|v| v.is_finite()) {
+            Ok(out)
+        } else {
+            Err(DropReason::NonFinite)
+        }
+    }
+
+    fn on_image(&mut self, stamp: u64, rgb: Vec<u8>) -> Result<Collected, DropReason> {
+        let proprio = self.proprio_at(stamp)?;
+        let gap = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| stamp - p.stamp_ns > secs_to_ns(self.config.episode_gap_s));
+        let transition = self.pending.take().map(|previous| {
+            // The previous frame's command is the one in effect until this image.
+            self.complete(previous, stamp)
+        });
+        if gap {
+            self.episode += 1;
+        }
+        let frame = Frame {
+            stamp_ns: stamp,
+            episode: self.episode,
+            image: Arc::from(rgb),
+            proprio,
+        };
+        self.frames += 1;
+        self.pending = Some(frame.clone());
+        Ok(Collected {
+            frame: Some(frame),
+            transition,
+        })
+    }
+
+    fn complete(&mut self, frame: Frame, until_ns: u64) -> Transition {
+        let timeout = secs_to_ns(self.config.action_timeout_s);
+        let action = match self.action {
+            Some(twist) if twist.stamp_ns <= until_ns && until_ns - twist.stamp_ns <= timeout => {
+                [twist.linear_x, twist.angular_z]
+            }
+            _ => {
+                self.actions_defaulted += 1;
+                [0.0, 0.0]
+            }
+        };
+        self.transitions += 1;
+        Transition {
+            episode: frame.episode,
+            frame_stamp_ns: frame.stamp_ns,
+            image: frame.image,
+            proprio: frame.proprio,
+            action,
+        }
+    }
+}
+
+fn finite<'a>(mut values: impl Iterator<Item = &'a f64>) -> Result<(), DropReason> {
+    if values.all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(DropReason::NonFinite)
+    }
+}

@@ -1,0 +1,92 @@
+//! The encoder node: embeds every frame with the newest published weights. It reads the
+//! snapshot handle (an `Arc` clone under a lock held for nanoseconds) and never waits for the
+//! trainer; its inference runs in its own thread pool so training cannot starve it.
+
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use autodidact_learn::EncoderHandle;
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+use crate::collector::Frame;
+use crate::msg::Embedding;
+
+/// Encoder settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Threads of the encoder's own compute pool.
+    pub threads: usize,
+    /// Frames waiting for the encoder before new ones are dropped (counted).
+    pub queue: usize,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            queue: 4,
+        }
+    }
+}
+
+/// A frame on its way to the encoder, with the instant it was handed over.
+#[derive(Debug, Clone)]
+pub struct EncodeRequest {
+    /// The frame.
+    pub frame: Frame,
+    /// When the collector produced it (start of the image→embedding latency).
+    pub queued_at: Instant,
+}
+
+/// Encoder counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EncoderStats {
+    /// Embeddings produced.
+    pub embedded: u64,
+    /// Frames the model refused (logged; should stay 0 behind a collector).
+    pub failed: u64,
+    /// Image→embedding latencies, seconds, in arrival order.
+    pub latencies_s: Vec<f64>,
+}
+
+/// Embeds frames from `inbox` until it closes, handing each embedding to `publish`.
+pub fn run_encoder(
+    config: &EncoderConfig,
+    handle: &EncoderHandle,
+    inbox: Receiver<EncodeRequest>,
+    mut publish: impl FnMut(Embedding),
+) -> Result<EncoderStats, NodeError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.max(1))
+        .thread_name(|i| format!("encoder-{i}"))
+        .build()
+        .map_err(|e| NodeError::Setup(format!("encoder thread pool: {e}")))?;
+    let mut stats = EncoderStats::default();
+    {
+        for request in inbox {
+            let snapshot = handle.current();
+            let frame = &request.frame;
+            match pool.install(|| snapshot.embed(&frame.image, &frame.proprio)) {
+                Ok(data) => {
+                    let latency_s = request.queued_at.elapsed().as_secs_f64();
+                    stats.embedded += 1;
+                    stats.latencies_s.push(latency_s);
+                    publish(Embedding {
+                        source_stamp_ns: request.frame.stamp_ns,
+                        model_version: snapshot.version,
+                        train_step: snapshot.train_step,
+                        data,
+                        latency_s,
+                    });
+                }
+                Err(error) => {
+                    stats.failed += 1;
+                    tracing::warn!(%error, stamp_ns = request.frame.stamp_ns, "frame not embedded");
+                }
+            }
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,45 @@
+//! autodidact's nodes as ROS-free components, and the in-process graph that wires them.
+//!
+//! Each component (`sim`, `collector`, `trainer`, `encoder`, `viz`) is a plain function or
+//! struct with typed inputs and outputs, bounded queues and an injected [`clock::Clock`], so the
+//! same code runs here over channels and, later, as ROS 2 nodes. [`graph::run_graph`] runs them
+//! all in one process on the simulator: what `autodidact run` does.
+//!
+//! Data flow: sim → collector (pairs, validates, counts drops) → trainer (replay, objectives,
+//! weight versions) and encoder (embeds every frame with the newest weights) → viz (rerun).
+
+pub mod clock;
+pub mod collector;
+pub mod encoder;
+pub mod graph;
+pub mod image;
+pub mod msg;
+pub mod sim;
+pub mod stats;
+pub mod trainer;
+pub mod viz;
+
+pub use clock::{Clock, ManualClock, WallClock};
+pub use collector::{Collector, CollectorConfig, Frame, ProprioConfig};
+pub use graph::{GraphConfig, GraphReport, run_graph};
+pub use stats::DropReason;
+
+/// What can go wrong in a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Setting a component up failed.
+    #[error("setup: {0}")]
+    Setup(String),
+    /// The learning core refused something.
+    #[error(transparent)]
+    Learn(#[from] autodidact_learn::LearnError),
+    /// The simulator refused something.
+    #[error(transparent)]
+    Sim(#[from] autodidact_sim::SimError),
+    /// The rerun viewer or recording could not be used.
+    #[error("viewer: {0}")]
+    Viewer(String),
+    /// A component thread panicked (a bug: reported, not propagated as a panic).
+    #[error("the {0} component stopped unexpectedly")]
+    Crashed(&'static str),
+}

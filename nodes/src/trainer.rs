@@ -1,0 +1,230 @@
+//! The trainer node: fills the replay buffer from the collector while it trains, on its own
+//! thread pool; publishes status every step, a new encoder version every `publish_every` steps
+//! (through the learn crate's snapshot handle), embedding health and decoded predictions.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::Duration;
+
+use autodidact_learn::{HealthReport, LearnError, Preview, Trainer, Transition, embedding_health};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+use crate::msg::{HealthMsg, TrainerStatus};
+
+/// Trainer node settings (the model and objectives are in `autodidact_learn::TrainerConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainerNodeConfig {
+    /// Transitions in the replay buffer before the first step.
+    pub min_replay: usize,
+    /// Threads of the trainer's compute pool (0: one per core).
+    pub threads: usize,
+    /// Compute embedding health every this many steps (0: never).
+    pub health_every: u64,
+    /// Newest frames the health report looks at.
+    pub health_window: usize,
+    /// Decode a predicted future every this many steps (0: never; needs the decoder).
+    pub preview_every: u64,
+    /// Write a checkpoint here at the end (and every `checkpoint_every` steps).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Steps between checkpoints (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Stop training after this many steps (data is still taken in).
+    pub max_steps: Option<u64>,
+}
+
+impl Default for TrainerNodeConfig {
+    fn default() -> Self {
+        Self {
+            min_replay: 256,
+            threads: 0,
+            health_every: 25,
+            health_window: 256,
+            preview_every: 50,
+            checkpoint_dir: None,
+            checkpoint_every: 0,
+            max_steps: None,
+        }
+    }
+}
+
+/// What the trainer publishes.
+#[derive(Debug, Clone)]
+pub enum TrainerEvent {
+    /// After every step.
+    Status(TrainerStatus),
+    /// Every `health_every` steps.
+    Health(HealthMsg),
+    /// Every `preview_every` steps.
+    Preview(Preview),
+}
+
+/// The trainer after the run, with its counters.
+#[derive(Debug)]
+pub struct TrainerOutcome {
+    /// The trained model (for evaluation and export).
+    pub trainer: Trainer,
+    /// Transitions taken into the replay buffer.
+    pub pushed: u64,
+    /// Transitions the replay buffer refused (logged).
+    pub refused: u64,
+}
+
+/// Trains until `stop` is set or the inbox closes; every transition that arrived is in the
+/// replay buffer when it returns.
+pub fn run_trainer(
+    config: &TrainerNodeConfig,
+    mut trainer: Trainer,
+    inbox: Receiver<Transition>,
+    stop: &AtomicBool,
+    mut emit: impl FnMut(TrainerEvent),
+) -> Result<TrainerOutcome, NodeError> {
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("trainer-{i}"))
+        .build()
+        .map_err(|e| NodeError::Setup(format!("trainer thread pool: {e}")))?;
+    let mut pushed = 0u64;
+    let mut refused = 0u64;
+    let mut take = |trainer: &mut Trainer, transition: Transition| match trainer.push(transition) {
+        Ok(()) => pushed += 1,
+        Err(error) => {
+            refused += 1;
+            tracing::warn!(%error, "transition refused by the replay buffer");
+        }
+    };
+    let mut inbox_open = true;
+    {
+        while inbox_open && !stop.load(Ordering::Relaxed) {
+            loop {
+                match inbox.try_recv() {
+                    Ok(transition) => take(&mut trainer, transition),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        inbox_open = false;
+                        break;
+                    }
+                }
+            }
+            let done = config
+                .max_steps
+                .is_some_and(|max| trainer.step_count() >= max);
+            if done || trainer.replay().len() < config.min_replay.max(1) {
+                match inbox.recv_timeout(Duration::from_millis(20)) {
+                    Ok(transition) => take(&mut trainer, transition),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => inbox_open = false,
+                }
+                continue;
+            }
+            let report = match pool.install(|| trainer.step()) {
+                Ok(report) => report,
+                // Too few unbroken sequences yet: wait for more data.
+                Err(LearnError::NotEnoughData { .. }) => {
+                    if let Ok(transition) = inbox.recv_timeout(Duration::from_millis(20)) {
+                        take(&mut trainer, transition);
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let step = trainer.step_count();
+            let newest = trainer
+                .replay()
+                .len()
+                .checked_sub(1)
+                .and_then(|i| trainer.replay().get(i))
+                .map_or(0, |t| t.frame_stamp_ns);
+            emit(TrainerEvent::Status(TrainerStatus {
+                stamp_ns: newest,
+                train_step: step,
+                model_version: report.weights_version,
+                losses: report.losses,
+                grad_norm: report.grad_norm,
+                samples_per_second: report.samples_per_second,
+                replay_len: trainer.replay().len(),
+                non_finite_skips: trainer.non_finite_skips(),
+            }));
+            if report.skipped_non_finite {
+                continue;
+            }
+            if config.health_every > 0 && step % config.health_every == 0 {
+                match pool.install(|| health(&trainer, config.health_window)) {
+                    Ok(report) => emit(TrainerEvent::Health(HealthMsg {
+                        train_step: step,
+                        report,
+                    })),
+                    Err(error) => tracing::debug!(%error, "no health report this time"),
+                }
+            }
+            if config.preview_every > 0
+                && step % config.preview_every == 0
+                && trainer.model().decoder.is_some()
+            {
+                let horizon = trainer.config().forward_horizon().max(1);
+                if let Some(sequence) = newest_sequence(&trainer, horizon + 1) {
+                    match pool.install(|| trainer.preview(&sequence)) {
+                        Ok(preview) => emit(TrainerEvent::Preview(preview)),
+                        Err(error) => tracing::warn!(%error, "preview failed"),
+                    }
+                }
+            }
+            if let Some(dir) = &config.checkpoint_dir
+                && config.checkpoint_every > 0
+                && step % config.checkpoint_every == 0
+            {
+                trainer.save_checkpoint(dir)?;
+            }
+        }
+    }
+    // Nothing that arrived is lost: drain what is left into the replay buffer.
+    while let Ok(transition) = inbox.try_recv() {
+        take(&mut trainer, transition);
+    }
+    trainer.publish();
+    if let Some(dir) = &config.checkpoint_dir {
+        trainer.save_checkpoint(dir)?;
+    }
+    Ok(TrainerOutcome {
+        trainer,
+        pushed,
+        refused,
+    })
+}
+
+/// Health of the current weights on the newest `window` frames of the replay buffer.
+pub fn health(trainer: &Trainer, window: usize) -> Result<HealthReport, NodeError> {
+    let replay = trainer.replay();
+    let from = replay.len().saturating_sub(window);
+    let frames: Vec<Transition> = (from..replay.len())
+        .filter_map(|i| replay.get(i).cloned())
+        .collect();
+    let horizon = trainer.config().forward_horizon().max(1);
+    Ok(embedding_health(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &frames,
+        horizon,
+        2,
+    )?)
+}
+
+/// The newest `length` transitions if they are one unbroken episode.
+fn newest_sequence(trainer: &Trainer, length: usize) -> Option<Vec<Transition>> {
+    let replay = trainer.replay();
+    let from = replay.len().checked_sub(length)?;
+    let sequence: Vec<Transition> = (from..replay.len())
+        .filter_map(|i| replay.get(i).cloned())
+        .collect();
+    let one_episode = sequence.windows(2).all(|pair| {
+        pair[0].episode == pair[1].episode && pair[1].frame_stamp_ns > pair[0].frame_stamp_ns
+    });
+    (sequence.len() == length && one_episode).then_some(sequence)
+}

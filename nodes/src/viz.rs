@@ -1,0 +1,552 @@
+//! The viz node: everything the graph does, logged to rerun under one entity tree
+//! (`camera/rgb`, `proprio/*`, `train/loss/*`, `train/health/*`, `embedding/*`,
+//! `predict/*`, `robot/*`, `world/*`) on the timelines `sim_time` and `train_step`, with a
+//! blueprint so the viewer opens on a useful layout.
+//!
+//! The node only ever receives through a bounded queue that senders fill with `try_send`, so a
+//! slow or vanished viewer costs dropped telemetry (counted), never a blocked graph. A live
+//! viewer is probed before connecting and every few seconds after; when it goes away the node
+//! stops sending to it, so memory stays bounded.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use autodidact_learn::Preview;
+use autodidact_sim::GroundTruth;
+use nalgebra::DMatrix;
+use rerun::blueprint::{
+    Blueprint, Horizontal, Spatial2DView, Spatial3DView, TimeSeriesView, Vertical,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+use crate::msg::{Embedding, HealthMsg, TrainerStatus};
+
+/// Where telemetry goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VizSink {
+    /// An `.rrd` file (the default).
+    File(PathBuf),
+    /// Spawn a viewer; without a display, record to this file instead.
+    Spawn(PathBuf),
+    /// Stream to a running viewer (`rerun+http://host:port/proxy`).
+    Connect(String),
+    /// No telemetry.
+    Off,
+}
+
+/// Viz settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VizConfig {
+    /// Where telemetry goes.
+    pub sink: VizSink,
+    /// Recompute the embedding projection after this many new embeddings.
+    pub projection_every: usize,
+    /// Newest embeddings in the projection.
+    pub projection_window: usize,
+    /// Log every n-th camera frame.
+    pub camera_every: u64,
+    /// Events waiting for the viz node before new ones are dropped (counted).
+    pub queue: usize,
+    /// How long to wait when probing a live viewer.
+    pub connect_timeout_s: f64,
+}
+
+impl Default for VizConfig {
+    fn default() -> Self {
+        Self {
+            sink: VizSink::File(PathBuf::from("autodidact.rrd")),
+            projection_every: 100,
+            projection_window: 600,
+            camera_every: 1,
+            queue: 1024,
+            connect_timeout_s: 1.0,
+        }
+    }
+}
+
+/// What the viz node logs.
+#[derive(Debug, Clone)]
+pub enum VizEvent {
+    /// A camera frame with the proprio vector the model saw.
+    Camera {
+        /// Image stamp, ns.
+        stamp_ns: u64,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// rgb8 bytes.
+        rgb: std::sync::Arc<[u8]>,
+        /// Named proprio values.
+        proprio: Vec<(String, f32)>,
+    },
+    /// Simulator ground truth (for display only; never reaches a model).
+    Truth(Box<GroundTruth>),
+    /// Trainer status.
+    Status(TrainerStatus),
+    /// Embedding health.
+    Health(HealthMsg),
+    /// An embedding.
+    Embedding(Embedding),
+    /// Decoded prediction vs reality.
+    Preview(Box<Preview>),
+}
+
+/// What the viz node did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VizStats {
+    /// Events logged.
+    pub logged: u64,
+    /// Events not logged because the live viewer went away.
+    pub skipped_viewer_gone: u64,
+    /// Where the recording went (file path or URL), if anywhere.
+    pub destination: Option<String>,
+}
+
+/// The layout the viewer opens on.
+pub fn blueprint() -> Blueprint {
+    let camera = Spatial2DView::new("camera").with_origin("camera");
+    let predicted = Spatial2DView::new("predicted vs actual").with_origin("predict");
+    let world = Spatial3DView::new("robot in the world")
+        .with_origin("/")
+        .with_contents(["/world/**", "/robot/**"]);
+    let projection = Spatial3DView::new("embedding (PCA)").with_origin("embedding/projection");
+    let losses = TimeSeriesView::new("losses").with_origin("train/loss");
+    let health = TimeSeriesView::new("health").with_origin("train/health");
+    let proprio = TimeSeriesView::new("proprio").with_origin("proprio");
+    Blueprint::new(Horizontal::new([
+        Vertical::new([camera.into(), predicted.into(), proprio.into()]).into(),
+        Vertical::new([losses.into(), health.into()]).into(),
+        Vertical::new([world.into(), projection.into()]).into(),
+    ]))
+}
+
+/// Socket address of a `rerun+http://host:port/...` URL.
+pub fn viewer_address(url: &str) -> Result<SocketAddr, NodeError> {
+    let rest = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    rest.to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| NodeError::Viewer(format!("cannot read host:port from {url:?}")))
+}
+
+fn reachable(address: &SocketAddr, timeout: Duration) -> bool {
+    TcpStream::connect_timeout(address, timeout).is_ok()
+}
+
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// Opens the recording for `config.sink`. A `Connect` sink is probed first: an unreachable
+/// viewer is an error here, not a silent, growing buffer.
+pub fn open_recording(
+    config: &VizConfig,
+) -> Result<(rerun::RecordingStream, Option<String>), NodeError> {
+    let builder = rerun::RecordingStreamBuilder::new("autodidact").with_blueprint(blueprint());
+    let rerun_error = |e: rerun::RecordingStreamError| NodeError::Viewer(e.to_string());
+    match &config.sink {
+        VizSink::File(path) => {
+            let stream = builder.save(path).map_err(rerun_error)?;
+            Ok((stream, Some(path.display().to_string())))
+        }
+        VizSink::Spawn(fallback) => {
+            if has_display() {
+                Ok((
+                    builder.spawn().map_err(rerun_error)?,
+                    Some("spawned viewer".into()),
+                ))
+            } else {
+                tracing::warn!(
+                    path = %fallback.display(),
+                    "no display for a viewer: recording to a file instead (open it with `rerun FILE`)"
+                );
+                let stream = builder.save(fallback).map_err(rerun_error)?;
+                Ok((stream, Some(fallback.display().to_string())))
+            }
+        }
+        VizSink::Connect(url) => {
+            let address = viewer_address(url)?;
+            let timeout = Duration::from_secs_f64(config.connect_timeout_s.max(0.01));
+            if !reachable(&address, timeout) {
+                return Err(NodeError::Viewer(format!(
+                    "no rerun viewer reachable at {url} (start one with `rerun --bind 127.0.0.1`, or record to a file)"
+                )));
+            }
+            let stream = builder
+                .connect_grpc_opts(url.clone())
+                .map_err(rerun_error)?;
+            Ok((stream, Some(url.clone())))
+        }
+        VizSink::Off => Ok((rerun::RecordingStream::disabled(), None)),
+    }
+}
+
+/// Logs events from `inbox` until it closes.
+pub fn run_viz(
+    config: &VizConfig,
+    recording: rerun::RecordingStream,
+    destination: Option<String>,
+    inbox: Receiver<VizEvent>,
+) -> VizStats {
+    let live = match &config.sink {
+        VizSink::Connect(url) => viewer_address(url).ok(),
+        _ => None,
+    };
+    let mut logger = Logger::new(config, recording);
+    let mut stats = VizStats {
+        destination,
+        ..VizStats::default()
+    };
+    let mut viewer_gone = false;
+    let mut last_probe = Instant::now();
+    let probe_timeout = Duration::from_secs_f64(config.connect_timeout_s.max(0.01));
+    for event in inbox {
+        if let Some(address) = &live
+            && !viewer_gone
+            && last_probe.elapsed() > Duration::from_secs(2)
+        {
+            last_probe = Instant::now();
+            if !reachable(address, probe_timeout) {
+                viewer_gone = true;
+                tracing::warn!("the rerun viewer went away: telemetry is no longer sent");
+            }
+        }
+        if viewer_gone {
+            stats.skipped_viewer_gone += 1;
+            continue;
+        }
+        match logger.log(event) {
+            Ok(()) => stats.logged += 1,
+            Err(error) => tracing::warn!(%error, "telemetry not logged"),
+        }
+    }
+    let recording = logger.recording;
+    if viewer_gone {
+        // A gRPC sink with no peer can block forever on flush or drop: let it go on its own
+        // thread so the graph can finish.
+        std::thread::spawn(move || drop(recording));
+    } else if let Err(error) = recording.flush_with_timeout(Duration::from_secs(10)) {
+        tracing::warn!(%error, "recording not fully flushed");
+    }
+    stats
+}
+
+struct Logger {
+    recording: rerun::RecordingStream,
+    projection_every: usize,
+    projection_window: usize,
+    camera_every: u64,
+    cameras: u64,
+    embeddings: Vec<(u64, Vec<f32>)>,
+    since_projection: usize,
+    trajectory: Vec<[f32; 3]>,
+    world_logged: bool,
+}
+
+type LogResult = Result<(), rerun::RecordingStreamError>;
+
+impl Logger {
+    fn new(config: &VizConfig, recording: rerun::RecordingStream) -> Self {
+        Self {
+            recording,
+            projection_every: config.projection_every.max(1),
+            projection_window: config.projection_window.max(4),
+            camera_every: config.camera_every.max(1),
+            cameras: 0,
+            embeddings: Vec::new(),
+            since_projection: 0,
+            trajectory: Vec::new(),
+            world_logged: false,
+        }
+    }
+
+    fn at_sim_time(&self, stamp_ns: u64) {
+        self.recording
+            .set_duration_secs("sim_time", stamp_ns as f64 * 1e-9);
+    }
+
+    fn log(&mut self, event: VizEvent) -> LogResult {
+        let rec = &self.recording;
+        match event {
+            VizEvent::Camera {
+                stamp_ns,
+                width,
+                height,
+                rgb,
+                proprio,
+            } => {
+                self.cameras += 1;
+                rec.reset_time();
+                self.at_sim_time(stamp_ns);
+                if (self.cameras - 1) % self.camera_every == 0 {
+                    rec.log(
+                        "camera/rgb",
+                        &rerun::Image::from_rgb24(rgb.to_vec(), [width, height]),
+                    )?;
+                }
+                for (name, value) in proprio {
+                    rec.log(
+                        format!("proprio/{name}"),
+                        &rerun::Scalars::single(value as f64),
+                    )?;
+                }
+            }
+            VizEvent::Truth(truth) => {
+                rec.reset_time();
+                self.at_sim_time(truth.stamp.nanos);
+                if !self.world_logged {
+                    self.world_logged = true;
+                    self.log_world(&truth)?;
+                }
+                let pose = truth.robot_pose;
+                let position = [pose.x as f32, pose.y as f32, 0.0];
+                rec.log(
+                    "robot/pose",
+                    &rerun::Transform3D::from_translation_rotation(
+                        position,
+                        rerun::RotationAxisAngle::new(
+                            [0.0, 0.0, 1.0],
+                            rerun::Angle::from_radians(pose.yaw as f32),
+                        ),
+                    ),
+                )?;
+                self.trajectory.push(position);
+                if self.trajectory.len() % 10 == 1 {
+                    rec.log(
+                        "robot/trajectory",
+                        &rerun::LineStrips3D::new([self.trajectory.clone()])
+                            .with_colors([rerun::Color::from_rgb(240, 200, 60)]),
+                    )?;
+                    let objects: Vec<[f32; 3]> = truth
+                        .objects
+                        .iter()
+                        .map(|o| {
+                            [
+                                o.position[0] as f32,
+                                o.position[1] as f32,
+                                o.position[2] as f32,
+                            ]
+                        })
+                        .collect();
+                    let colours: Vec<rerun::Color> = truth
+                        .objects
+                        .iter()
+                        .map(|o| {
+                            rerun::Color::from_rgb(
+                                byte(o.colour[0]),
+                                byte(o.colour[1]),
+                                byte(o.colour[2]),
+                            )
+                        })
+                        .collect();
+                    rec.log(
+                        "world/objects",
+                        &rerun::Points3D::new(objects)
+                            .with_colors(colours)
+                            .with_radii([0.12]),
+                    )?;
+                }
+            }
+            VizEvent::Status(status) => {
+                rec.reset_time();
+                rec.set_time_sequence("train_step", status.train_step as i64);
+                self.at_sim_time(status.stamp_ns);
+                let l = status.losses;
+                for (name, value) in [
+                    ("total", l.total),
+                    ("contrastive", l.contrastive),
+                    ("temporal", l.temporal),
+                    ("forward", l.forward),
+                    ("proprio", l.proprio),
+                    ("masked", l.masked),
+                    ("reconstruction", l.reconstruction),
+                ] {
+                    rec.log(
+                        format!("train/loss/{name}"),
+                        &rerun::Scalars::single(value as f64),
+                    )?;
+                }
+                rec.log(
+                    "train/grad_norm",
+                    &rerun::Scalars::single(status.grad_norm as f64),
+                )?;
+                rec.log(
+                    "train/samples_per_second",
+                    &rerun::Scalars::single(status.samples_per_second),
+                )?;
+                rec.log(
+                    "train/replay_len",
+                    &rerun::Scalars::single(status.replay_len as f64),
+                )?;
+            }
+            VizEvent::Health(health) => {
+                rec.reset_time();
+                rec.set_time_sequence("train_step", health.train_step as i64);
+                let c = &health.report.collapse;
+                rec.log("train/health/mean_std", &rerun::Scalars::single(c.mean_std))?;
+                rec.log("train/health/min_std", &rerun::Scalars::single(c.min_std))?;
+                rec.log(
+                    "train/health/effective_rank",
+                    &rerun::Scalars::single(c.effective_rank),
+                )?;
+                for (k, ratio) in health.report.prediction_vs_copy_last.iter().enumerate() {
+                    rec.log(
+                        format!("train/health/prediction_vs_copy_last/k{}", k + 1),
+                        &rerun::Scalars::single(*ratio),
+                    )?;
+                }
+            }
+            VizEvent::Embedding(embedding) => {
+                rec.reset_time();
+                self.at_sim_time(embedding.source_stamp_ns);
+                rec.log(
+                    "embedding/latency_ms",
+                    &rerun::Scalars::single(embedding.latency_s * 1e3),
+                )?;
+                rec.log(
+                    "embedding/model_version",
+                    &rerun::Scalars::single(embedding.model_version as f64),
+                )?;
+                self.embeddings
+                    .push((embedding.source_stamp_ns, embedding.data));
+                if self.embeddings.len() > self.projection_window {
+                    let excess = self.embeddings.len() - self.projection_window;
+                    self.embeddings.drain(..excess);
+                }
+                self.since_projection += 1;
+                if self.since_projection >= self.projection_every {
+                    self.since_projection = 0;
+                    if let Some(points) = pca3(&self.embeddings) {
+                        let n = points.len().max(2) - 1;
+                        let colours: Vec<rerun::Color> = (0..points.len())
+                            .map(|i| time_colour(i as f32 / n as f32))
+                            .collect();
+                        rec.log(
+                            "embedding/projection",
+                            &rerun::Points3D::new(points)
+                                .with_colors(colours)
+                                .with_radii([0.02]),
+                        )?;
+                    }
+                }
+            }
+            VizEvent::Preview(preview) => {
+                rec.reset_time();
+                rec.set_time_sequence("train_step", preview.train_step as i64);
+                let (w, h) = (preview.width, preview.height);
+                let strip = |images: &[Vec<u8>]| side_by_side(images, w, h);
+                let count = preview.actual.len() as u32;
+                rec.log(
+                    "predict/actual",
+                    &rerun::Image::from_rgb24(strip(&preview.actual), [w as u32 * count, h as u32]),
+                )?;
+                rec.log(
+                    "predict/predicted",
+                    &rerun::Image::from_rgb24(
+                        strip(&preview.predicted),
+                        [w as u32 * preview.predicted.len() as u32, h as u32],
+                    ),
+                )?;
+                rec.log(
+                    "predict/reconstruction",
+                    &rerun::Image::from_rgb24(preview.reconstruction.clone(), [w as u32, h as u32]),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn log_world(&self, truth: &GroundTruth) -> LogResult {
+        let half = 2.0f32;
+        let _ = truth;
+        self.recording.log_static(
+            "world/arena",
+            &rerun::LineStrips3D::new([[
+                [-half, -half, 0.0],
+                [half, -half, 0.0],
+                [half, half, 0.0],
+                [-half, half, 0.0],
+                [-half, -half, 0.0],
+            ]])
+            .with_colors([rerun::Color::from_rgb(180, 180, 180)]),
+        )
+    }
+}
+
+fn byte(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// Early = blue, late = yellow.
+fn time_colour(fraction: f32) -> rerun::Color {
+    let f = fraction.clamp(0.0, 1.0);
+    rerun::Color::from_rgb(
+        byte(0.2 + 0.8 * f),
+        byte(0.3 + 0.6 * f),
+        byte(0.9 - 0.8 * f),
+    )
+}
+
+/// Images of `w × h` rgb8 placed left to right.
+fn side_by_side(images: &[Vec<u8>], w: usize, h: usize) -> Vec<u8> {
+    let mut out = vec![0u8; images.len() * w * h * 3];
+    let row = images.len() * w * 3;
+    for (i, image) in images.iter().enumerate() {
+        for y in 0..h {
+            let from = &image[y * w * 3..(y + 1) * w * 3];
+            out[y * row + i * w * 3..y * row + (i + 1) * w * 3].copy_from_slice(from);
+        }
+    }
+    out
+}
+
+/// Projects rows onto their first three principal components (nalgebra eigen-decomposition of
+/// the covariance), scaled to about ±1.
+pub fn pca3(rows: &[(u64, Vec<f32>)]) -> Option<Vec<[f32; 3]>> {
+    let n = rows.len();
+    let dim = rows.first()?.1.len();
+    if n < 4 || dim < 3 || rows.iter().any(|(_, r)| r.len() != dim) {
+        return None;
+    }
+    let x = DMatrix::from_fn(n, dim, |r, c| rows[r].1[c] as f64);
+    let mean = x.row_mean();
+    let centred = DMatrix::from_fn(n, dim, |r, c| x[(r, c)] - mean[c]);
+    let covariance = centred.transpose() * &centred / (n as f64 - 1.0);
+    let eigen = covariance.symmetric_eigen();
+    let mut order: Vec<usize> = (0..dim).collect();
+    order.sort_by(|a, b| eigen.eigenvalues[*b].total_cmp(&eigen.eigenvalues[*a]));
+    let components: Vec<_> = order[..3]
+        .iter()
+        .map(|&i| eigen.eigenvectors.column(i).into_owned())
+        .collect();
+    let projected: Vec<[f64; 3]> = (0..n)
+        .map(|r| {
+            let row = centred.row(r);
+            [0, 1, 2].map(|k| row.dot(&components[k].transpose()))
+        })
+        .collect();
+    let scale = projected
+        .iter()
+        .flatten()
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(1e-12);
+    Some(
+        projected
+            .iter()
+            .map(|p| p.map(|v| (v / scale) as f32))
+            .collect(),
+    )
+}

@@ -1,0 +1,214 @@
+//! The collector pairs, validates and counts: bad input is dropped with its reason and the
+//! stream goes on.
+
+use std::sync::Arc;
+
+use autodidact_nodes::collector::{Collector, CollectorConfig};
+use autodidact_nodes::msg::{ImageMsg, ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
+use autodidact_nodes::{DropReason, ManualClock};
+
+const MS: u64 = 1_000_000;
+
+fn config() -> CollectorConfig {
+    CollectorConfig {
+        width: 4,
+        height: 2,
+        ..CollectorConfig::default()
+    }
+}
+
+fn collector() -> Collector {
+    Collector::new(config(), Arc::new(ManualClock::new()))
+}
+
+fn image(stamp_ns: u64, value: u8) -> SensorMsg {
+    SensorMsg::Image(ImageMsg::rgb8(stamp_ns, 4, 2, vec![value; 24].into()))
+}
+
+fn joints(stamp_ns: u64, left: f64) -> SensorMsg {
+    SensorMsg::JointState(JointStateMsg {
+        stamp_ns,
+        name: vec!["left_wheel_joint".into(), "right_wheel_joint".into()],
+        position: vec![0.0, 0.0],
+        velocity: vec![left, 2.0],
+        effort: vec![],
+    })
+}
+
+fn imu(stamp_ns: u64) -> SensorMsg {
+    SensorMsg::Imu(ImuMsg {
+        stamp_ns,
+        orientation: [0.0, 0.0, 0.0, 1.0],
+        angular_velocity: [0.0, 0.0, 1.0],
+        linear_acceleration: [0.5, 0.0, 9.8],
+    })
+}
+
+fn odom(stamp_ns: u64) -> SensorMsg {
+    SensorMsg::Odometry(OdometryMsg {
+        stamp_ns,
+        x: 0.0,
+        y: 0.0,
+        yaw: 0.0,
+        linear_x: 0.25,
+        angular_z: 0.5,
+    })
+}
+
+fn command(stamp_ns: u64, linear_x: f32) -> SensorMsg {
+    SensorMsg::Action(TwistMsg {
+        stamp_ns,
+        linear_x,
+        angular_z: 0.1,
+    })
+}
+
+/// Proprio at `stamp`, then the image.
+fn feed_frame(c: &mut Collector, stamp: u64, value: u8) -> autodidact_nodes::collector::Collected {
+    for msg in [joints(stamp, 1.0), imu(stamp), odom(stamp)] {
+        c.on_message(&msg);
+    }
+    c.on_message(&image(stamp, value))
+}
+
+#[test]
+fn frames_pair_with_proprio_and_transitions_with_the_command_until_the_next_frame() {
+    let mut c = collector();
+    let first = feed_frame(&mut c, 50 * MS, 10);
+    let frame = first.frame.expect("a frame at once, for the encoder");
+    assert_eq!(frame.stamp_ns, 50 * MS);
+    assert_eq!(frame.image.len(), 24);
+    // left 1.0 / 10, right 2.0 / 10, gyro 1/2, accel 0.5/5, 0, odom 0.25/0.5, 0.5/2
+    assert_eq!(frame.proprio, vec![0.1, 0.2, 0.5, 0.1, 0.0, 0.5, 0.25]);
+    assert!(first.transition.is_none(), "the action is not known yet");
+
+    c.on_message(&command(50 * MS, 0.3));
+    let second = feed_frame(&mut c, 100 * MS, 20);
+    let transition = second.transition.expect("completed by the next frame");
+    assert_eq!(transition.frame_stamp_ns, 50 * MS);
+    assert_eq!(transition.action, [0.3, 0.1]);
+    assert_eq!(&transition.image[..], &[10u8; 24][..]);
+    let last = c.flush().expect("the pending frame at the end");
+    assert_eq!(last.frame_stamp_ns, 100 * MS);
+    assert_eq!(c.stats().transitions, 2);
+}
+
+#[test]
+fn bad_input_is_counted_by_reason_and_the_stream_goes_on() {
+    let mut c = collector();
+    assert!(feed_frame(&mut c, 50 * MS, 1).frame.is_some());
+
+    // Wrong size.
+    let big = SensorMsg::Image(ImageMsg::rgb8(60 * MS, 8, 8, vec![0; 192].into()));
+    assert!(c.on_message(&big).frame.is_none());
+    // Unknown encoding.
+    let mut yuv = ImageMsg::rgb8(61 * MS, 4, 2, vec![0; 24].into());
+    yuv.encoding = "yuv422".into();
+    assert!(c.on_message(&SensorMsg::Image(yuv)).frame.is_none());
+    // Row step shorter than a row.
+    let mut short = ImageMsg::rgb8(62 * MS, 4, 2, vec![0; 24].into());
+    short.step = 5;
+    assert!(c.on_message(&SensorMsg::Image(short)).frame.is_none());
+    // Empty image.
+    let empty = SensorMsg::Image(ImageMsg::rgb8(63 * MS, 4, 2, Vec::new().into()));
+    assert!(c.on_message(&empty).frame.is_none());
+    // NaN joint velocity.
+    c.on_message(&joints(70 * MS, f64::NAN));
+    // A joint state without the configured joints.
+    c.on_message(&SensorMsg::JointState(JointStateMsg {
+        stamp_ns: 71 * MS,
+        name: vec!["arm".into()],
+        position: vec![],
+        velocity: vec![1.0],
+        effort: vec![],
+    }));
+    // NaN command.
+    c.on_message(&command(72 * MS, f32::NAN));
+    // A stamp going back (image and IMU).
+    assert!(c.on_message(&image(40 * MS, 3)).frame.is_none());
+    c.on_message(&imu(10 * MS));
+    // An image with no proprio near its stamp.
+    assert!(c.on_message(&image(900 * MS, 3)).frame.is_none());
+
+    let expected = [
+        (DropReason::WrongImageSize, 1),
+        (DropReason::UnknownEncoding, 1),
+        (DropReason::BadImageStep, 1),
+        (DropReason::EmptyImage, 1),
+        (DropReason::NonFinite, 2),
+        (DropReason::MissingJoint, 1),
+        (DropReason::StampNotIncreasing, 2),
+        (DropReason::ProprioStale, 1),
+    ];
+    for (reason, count) in expected {
+        assert_eq!(c.dropped(reason), count, "{reason}");
+    }
+    let stats = c.stats();
+    assert_eq!(stats.dropped.values().sum::<u64>(), 10);
+
+    // The collector still works.
+    let next = feed_frame(&mut c, 1000 * MS, 7);
+    assert!(
+        next.frame.is_some(),
+        "good input after bad input is accepted"
+    );
+    assert!(next.transition.is_some());
+}
+
+#[test]
+fn a_gap_starts_a_new_episode_and_a_stale_command_counts_as_stopped() {
+    let mut c = collector();
+    c.on_message(&command(0, 0.4));
+    feed_frame(&mut c, 50 * MS, 1);
+    let gap = feed_frame(&mut c, 5000 * MS, 2);
+    let transition = gap.transition.expect("completed");
+    assert_eq!(transition.episode, 0);
+    assert_eq!(
+        transition.action,
+        [0.0, 0.0],
+        "a command 5 s old has timed out"
+    );
+    assert_eq!(c.stats().actions_defaulted, 1);
+    assert_eq!(
+        gap.frame.expect("frame").episode,
+        1,
+        "new episode after the gap"
+    );
+}
+
+#[test]
+fn images_in_every_encoding_give_the_same_frame() {
+    let rgb: Vec<u8> = (0..24).collect();
+    let mut frames = Vec::new();
+    for (index, encoding) in ["rgb8", "bgr8", "rgba8", "bgra8"].iter().enumerate() {
+        let channels = if encoding.len() == 5 { 4 } else { 3 };
+        let mut data = Vec::new();
+        for pixel in rgb.chunks(3) {
+            let mut p = pixel.to_vec();
+            if encoding.starts_with("bgr") {
+                p.reverse();
+            }
+            if channels == 4 {
+                p.push(255);
+            }
+            data.extend(p);
+        }
+        let mut c = collector();
+        let stamp = (index as u64 + 1) * 50 * MS;
+        for msg in [joints(stamp, 1.0), imu(stamp), odom(stamp)] {
+            c.on_message(&msg);
+        }
+        let msg = ImageMsg {
+            stamp_ns: stamp,
+            width: 4,
+            height: 2,
+            encoding: (*encoding).into(),
+            is_bigendian: false,
+            step: 4 * channels,
+            data: data.into(),
+        };
+        let frame = c.on_message(&SensorMsg::Image(msg)).frame.expect(encoding);
+        frames.push(frame.image.to_vec());
+    }
+    assert!(frames.iter().all(|f| *f == rgb), "{frames:?}");
+}

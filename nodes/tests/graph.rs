@@ -1,0 +1,115 @@
+//! The in-process graph on the simulator, end to end.
+
+use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use autodidact_nodes::viz::VizSink;
+use autodidact_nodes::{NodeError, run_graph};
+use common::{run_small, small_graph};
+
+#[test]
+fn a_short_run_embeds_every_frame_with_newer_weights_while_the_loss_falls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("run.rrd");
+    let report = run_small(600, &rrd);
+
+    assert_eq!(report.sim.steps, 600);
+    let frames = report.collector.frames;
+    assert_eq!(
+        frames, 600,
+        "clean sim data: every frame accepted: {:?}",
+        report.collector
+    );
+    assert_eq!(
+        report.collector.transitions, 600,
+        "every frame becomes a transition"
+    );
+    let encoder_drops = report.queue_drops["encoder"];
+    assert_eq!(
+        report.embedding_count + encoder_drops,
+        frames,
+        "one embedding per frame, minus counted drops"
+    );
+    assert!(encoder_drops * 10 <= frames, "few drops: {encoder_drops}");
+
+    let stamps: Vec<u64> = report
+        .embeddings
+        .iter()
+        .map(|e| e.source_stamp_ns)
+        .collect();
+    assert!(
+        stamps.windows(2).all(|w| w[0] < w[1]),
+        "source stamps strictly increase"
+    );
+    assert!(
+        report
+            .embeddings
+            .iter()
+            .all(|e| e.data.len() == 64 && e.data.iter().all(|v| v.is_finite()))
+    );
+    let versions: Vec<u64> = report.embeddings.iter().map(|e| e.model_version).collect();
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "model versions never go back"
+    );
+    assert!(
+        versions.last() > versions.first(),
+        "newer weights reached the encoder while it served: {:?}..{:?}",
+        versions.first(),
+        versions.last()
+    );
+
+    let losses = &report.loss_history;
+    assert!(
+        losses.len() >= 40,
+        "trained while data streamed: {} steps",
+        losses.len()
+    );
+    let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+    let (early, late) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    assert!(late < early, "training loss falls: {early} -> {late}");
+    assert!(report.health_reports > 0, "health was reported");
+    assert!(report.probe_r2.is_some_and(f64::is_finite));
+    assert!(report.latency_p99_s > 0.0);
+    let size = std::fs::metadata(&rrd).expect("recording written").len();
+    assert!(size > 10_000, "recording has content: {size} bytes");
+}
+
+#[test]
+fn connecting_to_a_closed_port_fails_fast_with_a_clear_error() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let config = small_graph(
+        100,
+        VizSink::Connect(format!("rerun+http://127.0.0.1:{port}/proxy")),
+    );
+    let started = Instant::now();
+    let result = run_graph(&config, &AtomicBool::new(false), |_| {});
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded time: {:?}",
+        started.elapsed()
+    );
+    match result {
+        Err(NodeError::Viewer(message)) => {
+            assert!(message.contains(&port.to_string()), "{message}")
+        }
+        other => panic!("expected a viewer error, got {other:?}"),
+    }
+}
+
+#[test]
+fn mismatched_parts_are_refused_before_anything_starts() {
+    let mut config = small_graph(10, VizSink::Off);
+    config.collector.width = 64;
+    let error = run_graph(&config, &AtomicBool::new(false), |_| {}).expect_err("refused");
+    assert!(
+        error.to_string().contains("collector expects 64x32"),
+        "{error}"
+    );
+}
