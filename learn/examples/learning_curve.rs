@@ -5,7 +5,7 @@
 //! `STEPS` [600], `EVAL_EVERY` [100], `EPISODES` [5], `EPISODE_STEPS` [1500], `BATCH` [64],
 //! `LR` [1e-3], `WINDOW` [3], `TEMPORAL_WEIGHT` [0.5], `TEMPERATURE` [0.1], `RECON` [1],
 //! `FORWARD` [1], `JITTER` [1], `SHIFT` [4], `SHIFT_Y` [0], `EMA` [0.99], `SEED` [0], `SIDE` [64],
-//! `RECON_WEIGHT` [1], `FORWARD_WEIGHT` [1], `CONTRASTIVE_WEIGHT` [1], `PUBLISH_EMA` [1].
+//! `RECON_WEIGHT` [1], `FORWARD_WEIGHT` [1], `CONTRASTIVE_WEIGHT` [1], `PUBLISH_EMA` [1], `EMBED` [128].
 //!
 //! `cargo run --release -p autodidact-learn --example learning_curve`
 
@@ -16,37 +16,13 @@ use std::time::Instant;
 
 use autodidact_learn::metrics::{collapse_report, prediction_vs_copy_last, probe_r2};
 use autodidact_learn::{Trainer, TrainerConfig};
-use common::{PROPRIO_DIM, Sample, explore, sim_config};
+use common::{PROPRIO_DIM, Sample, embed, explore, normalise, sim_config};
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn embed(trainer: &Trainer, samples: &[&Sample]) -> Vec<Vec<f32>> {
-    let snapshot = trainer.snapshot();
-    samples
-        .chunks(128)
-        .flat_map(|chunk| {
-            let images: Vec<&[u8]> = chunk.iter().map(|s| &*s.transition.image).collect();
-            let proprio: Vec<&[f32]> = chunk
-                .iter()
-                .map(|s| s.transition.proprio.as_slice())
-                .collect();
-            snapshot.embed_batch(&images, &proprio).expect("embed")
-        })
-        .collect()
-}
-
-fn normalise(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    rows.iter()
-        .map(|r| {
-            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
-            r.iter().map(|v| v / n).collect()
-        })
-        .collect()
 }
 
 fn evaluate(trainer: &Trainer, probe_train: &[&Sample], held_out: &[Sample]) -> String {
@@ -130,6 +106,7 @@ fn main() {
 
     let mut config = TrainerConfig::for_inputs(side, side, PROPRIO_DIM);
     config.seed = knob("SEED", 0);
+    config.model.encoder.embed_dim = knob("EMBED", 128);
     config.batch_size = knob("BATCH", 64);
     config.learning_rate = knob("LR", 1e-3);
     config.ema_momentum = knob("EMA", 0.99);

@@ -44,7 +44,7 @@ impl Default for ContrastiveConfig {
             weight: 1.0,
             temperature: 0.1,
             temporal_weight: 0.5,
-            temporal_window: 3,
+            temporal_window: 30,
         }
     }
 }
@@ -67,7 +67,7 @@ impl Default for ForwardConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            weight: 1.0,
+            weight: 10.0,
             horizon: 3,
             proprio_weight: 0.1,
         }
@@ -113,7 +113,7 @@ impl Default for ReconstructionConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            weight: 1.0,
+            weight: 20.0,
         }
     }
 }
@@ -402,6 +402,9 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
+/// Serialises seeding and weight initialisation (see [`Trainer::new`]).
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn adam(config: &TrainerConfig) -> ModuleOptimizer {
     AdamConfig::new()
         .with_epsilon(1e-8)
@@ -414,9 +417,16 @@ impl Trainer {
     pub fn new(config: TrainerConfig) -> Result<Self, LearnError> {
         config.validate()?;
         let plain = config.backend.device()?;
-        plain.seed(config.seed);
         let device = plain.clone().autodiff();
-        let model = config.model.init(&device);
+        // The backend's random generator is global to the process: seed and draw under one
+        // lock, or a trainer built on another thread at the same time would change our weights.
+        let model = {
+            let _guard = INIT_LOCK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            plain.seed(config.seed);
+            config.model.init(&device)
+        };
         let target = TargetNetwork {
             encoder: model.encoder.valid(),
             projector: model.projector.valid(),

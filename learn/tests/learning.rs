@@ -5,37 +5,14 @@ mod common;
 
 use autodidact_learn::metrics::{collapse_report, prediction_vs_copy_last, probe_r2};
 use autodidact_learn::{Trainer, TrainerConfig};
-use common::{PROPRIO_DIM, Sample, explore, sim_config};
+use common::{PROPRIO_DIM, Sample, embed, explore, normalise, sim_config};
 
-const SIDE: usize = 64;
-const TRAIN_STEPS: usize = 400;
-
-fn embed(trainer: &Trainer, samples: &[&Sample]) -> Vec<Vec<f32>> {
-    let snapshot = trainer.snapshot();
-    samples
-        .chunks(128)
-        .flat_map(|chunk| {
-            let images: Vec<&[u8]> = chunk.iter().map(|s| &*s.transition.image).collect();
-            let proprio: Vec<&[f32]> = chunk
-                .iter()
-                .map(|s| s.transition.proprio.as_slice())
-                .collect();
-            snapshot.embed_batch(&images, &proprio).expect("embed")
-        })
-        .collect()
-}
-
-fn normalise(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    rows.iter()
-        .map(|r| {
-            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
-            r.iter().map(|v| v / n).collect()
-        })
-        .collect()
-}
+/// 32×32 keeps the test to a few minutes on 2 cores (a step is about 4× cheaper than at 64²).
+const SIDE: usize = 32;
+const TRAIN_STEPS: usize = 900;
 
 #[test]
-#[ignore = "issue 3 is open: after 200 steps the held-out pose probe reaches R² 0.42 (random init 0.16-0.28); run with --ignored"]
+#[ignore = "issue 3 is open: at 32x32 after 900 steps held-out pose R² 0.85 (random 0.44) passes, but k-step prediction/copy-last is 0.74-0.81 (needs <= 0.7) and effective rank 19.7 of 128 (needs >= 25.6); run with --ignored"]
 fn learned_embeddings_encode_pose_predict_the_future_and_do_not_collapse() {
     let sim = sim_config(SIDE as u32);
     let train: Vec<Sample> = (0..5).flat_map(|seed| explore(&sim, seed, 1500)).collect();

@@ -9,6 +9,15 @@ use common::{PROPRIO_DIM, explore, sim_config};
 
 const SIDE: usize = 32;
 
+/// The tests of this file run one at a time. Bit-identical training on flex holds for a trainer
+/// that has the CPU backend to itself: trainers training concurrently in one process share the
+/// backend's thread pool, and its parallel float reductions then split differently.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn small_config(seed: u64) -> TrainerConfig {
     let mut config = TrainerConfig::for_inputs(SIDE, SIDE, PROPRIO_DIM);
     config.model.encoder.image = ImageEncoderConfig::new()
@@ -58,6 +67,7 @@ fn embed_all(trainer: &Trainer, images: &[Vec<u8>], proprio: &[Vec<f32>]) -> Vec
 
 #[test]
 fn same_seed_gives_identical_losses_and_weights() {
+    let _serial = serial();
     let run = || {
         let mut trainer = filled_trainer(small_config(7));
         let losses: Vec<u32> = (0..3)
@@ -79,6 +89,7 @@ fn same_seed_gives_identical_losses_and_weights() {
 
 #[test]
 fn every_objective_reports_a_finite_loss() {
+    let _serial = serial();
     let mut trainer = filled_trainer(small_config(1));
     let report = trainer.step().expect("step");
     let l = report.losses;
@@ -111,6 +122,7 @@ fn every_objective_reports_a_finite_loss() {
 
 #[test]
 fn checkpoint_round_trip_is_bit_exact_and_resume_continues() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ckpt");
     let mut trainer = filled_trainer(small_config(2));
@@ -150,6 +162,7 @@ fn checkpoint_round_trip_is_bit_exact_and_resume_continues() {
 
 #[test]
 fn foreign_and_truncated_checkpoints_are_clear_errors() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ckpt");
     let trainer = filled_trainer(small_config(2));
@@ -185,6 +198,7 @@ fn foreign_and_truncated_checkpoints_are_clear_errors() {
 
 #[test]
 fn a_nan_batch_is_skipped_counted_and_leaves_weights_alone() {
+    let _serial = serial();
     let mut trainer = filled_trainer(small_config(4));
     trainer.step().expect("step");
     let (images, proprio) = probe_inputs();
@@ -202,6 +216,7 @@ fn a_nan_batch_is_skipped_counted_and_leaves_weights_alone() {
 
 #[test]
 fn snapshots_swap_while_another_thread_embeds() {
+    let _serial = serial();
     let mut trainer = filled_trainer(small_config(5));
     let handle = trainer.encoder_handle();
     let (images, proprio) = probe_inputs();
@@ -236,6 +251,7 @@ fn snapshots_swap_while_another_thread_embeds() {
 
 #[test]
 fn rollout_checks_its_input() {
+    let _serial = serial();
     let mut trainer = filled_trainer(small_config(6));
     trainer.step().expect("step");
     let dynamics = trainer.dynamics_snapshot();
@@ -272,6 +288,7 @@ fn rollout_checks_its_input() {
 
 #[test]
 fn bad_configs_are_refused() {
+    let _serial = serial();
     let mut config = small_config(0);
     config.model.encoder.image.width = 30;
     assert!(matches!(
@@ -294,6 +311,7 @@ fn bad_configs_are_refused() {
 /// LayerNorm-scaled to about unit variance).
 #[test]
 fn wgpu_trains_and_matches_flex() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ckpt");
     let mut flex = filled_trainer(small_config(9));

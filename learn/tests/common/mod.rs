@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use autodidact_learn::Transition;
+use autodidact_learn::{Trainer, Transition};
 use autodidact_sim::{ExplorationConfig, ExplorationPolicy, Observation, Sim, SimConfig};
 
 /// Proprio features the tests feed the model: wheel speeds, gyro z, planar specific force, and
@@ -69,4 +69,30 @@ pub fn sim_config(side: u32) -> SimConfig {
     config.camera.width = side;
     config.camera.height = side;
     config
+}
+
+/// Embeds samples with the trainer's published encoder, in batches.
+pub fn embed(trainer: &Trainer, samples: &[&Sample]) -> Vec<Vec<f32>> {
+    let snapshot = trainer.snapshot();
+    samples
+        .chunks(128)
+        .flat_map(|chunk| {
+            let images: Vec<&[u8]> = chunk.iter().map(|s| &*s.transition.image).collect();
+            let proprio: Vec<&[f32]> = chunk
+                .iter()
+                .map(|s| s.transition.proprio.as_slice())
+                .collect();
+            snapshot.embed_batch(&images, &proprio).expect("embed")
+        })
+        .collect()
+}
+
+/// Rows scaled to unit length.
+pub fn normalise(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    rows.iter()
+        .map(|r| {
+            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
+            r.iter().map(|v| v / n).collect()
+        })
+        .collect()
 }
