@@ -227,7 +227,7 @@ pub fn bench_graph(hz: f64, seconds: f64) -> Result<Vec<BenchRow>> {
     }
     let step_s = paced.wall_s / paced.train_steps.max(1) as f64;
     rows.push(BenchRow {
-        case: "train step in the paced graph".into(),
+        case: "train steps in the paced run (wall time incl. the replay warm-up)".into(),
         iterations: paced.train_steps,
         median_us: step_s * 1e6,
         p99_us: step_s * 1e6,
