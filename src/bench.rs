@@ -208,20 +208,17 @@ pub fn bench_graph(hz: f64, seconds: f64) -> Result<Vec<BenchRow>> {
     config.trainer_node.preview_every = 0;
     let stop = AtomicBool::new(false);
     let paced = run_graph(&config, &stop, |_| {}).context("paced graph run")?;
-    let latencies_us: Vec<f64> = paced.encoder.latencies_s.iter().map(|s| s * 1e6).collect();
     let mut rows = Vec::new();
-    if !latencies_us.is_empty() {
-        let mut sorted = latencies_us.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
+    let latencies = &paced.encoder.latencies_s;
+    if !latencies.is_empty() {
         rows.push(BenchRow {
             case: format!(
                 "image→embedding at {hz:.0} Hz while training ({} train steps)",
                 paced.train_steps
             ),
-            iterations: sorted.len() as u64,
-            median_us: median,
-            p99_us: sorted[((sorted.len() as f64 * 0.99) as usize).min(sorted.len() - 1)],
+            iterations: latencies.len() as u64,
+            median_us: paced.latency_p50_s * 1e6,
+            p99_us: paced.latency_p99_s * 1e6,
             per_second: paced.embedding_count as f64 / paced.wall_s.max(1e-9),
         });
     }

@@ -14,9 +14,9 @@ mod common;
 
 use std::time::Instant;
 
-use autodidact_learn::metrics::{collapse_report, prediction_vs_copy_last, probe_r2};
-use autodidact_learn::{Trainer, TrainerConfig};
-use common::{PROPRIO_DIM, Sample, embed, explore, normalise, sim_config};
+use autodidact_learn::metrics::probe_r2;
+use autodidact_learn::{Trainer, TrainerConfig, embedding_health};
+use common::{PROPRIO_DIM, Sample, embed, explore, sim_config};
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -37,43 +37,16 @@ fn evaluate(trainer: &Trainer, probe_train: &[&Sample], held_out: &[Sample]) -> 
         1e-3,
     )
     .expect("probe");
-    let horizon = 3;
-    let starts: Vec<usize> = (0..held_out.len() - horizon)
-        .filter(|i| {
-            (0..=horizon)
-                .all(|k| held_out[i + k].transition.episode == held_out[*i].transition.episode)
-        })
-        .step_by(4)
-        .collect();
-    let normalised = normalise(&test_embeddings);
-    let dynamics = trainer.dynamics_snapshot();
-    let start_embeddings: Vec<Vec<f32>> =
-        starts.iter().map(|i| test_embeddings[*i].clone()).collect();
-    let actions: Vec<Vec<[f32; 2]>> = starts
-        .iter()
-        .map(|i| {
-            (0..horizon)
-                .map(|k| held_out[i + k].transition.action)
-                .collect()
-        })
-        .collect();
-    let predicted = dynamics
-        .rollout_from(&start_embeddings, &actions)
-        .expect("rollout");
-    let ratios: Vec<f64> = (1..=horizon)
-        .map(|k| {
-            let current: Vec<Vec<f32>> = starts.iter().map(|i| normalised[*i].clone()).collect();
-            let actual: Vec<Vec<f32>> = starts.iter().map(|i| normalised[i + k].clone()).collect();
-            let guess = normalise(
-                &predicted
-                    .iter()
-                    .map(|p| p[k - 1].clone())
-                    .collect::<Vec<_>>(),
-            );
-            prediction_vs_copy_last(&current, &guess, &actual).expect("ratio")
-        })
-        .collect();
-    let collapse = collapse_report(&test_embeddings).expect("collapse");
+    let frames: Vec<_> = held_out.iter().map(|s| s.transition.clone()).collect();
+    let health = embedding_health(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &frames,
+        3,
+        4,
+    )
+    .expect("health");
+    let (ratios, collapse) = (health.prediction_vs_copy_last, health.collapse);
     // In-distribution: fit on every other kept training frame, score on the rest.
     let fit: Vec<&Sample> = probe_train.iter().step_by(2).copied().collect();
     let score: Vec<&Sample> = probe_train.iter().skip(1).step_by(2).copied().collect();

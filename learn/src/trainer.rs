@@ -338,6 +338,21 @@ pub struct Losses {
     pub reconstruction: f32,
 }
 
+impl Losses {
+    /// Every loss with its name, `total` first (for logs and telemetry).
+    pub fn named(&self) -> [(&'static str, f32); 7] {
+        [
+            ("total", self.total),
+            ("contrastive", self.contrastive),
+            ("temporal", self.temporal),
+            ("forward", self.forward),
+            ("proprio", self.proprio),
+            ("masked", self.masked),
+            ("reconstruction", self.reconstruction),
+        ]
+    }
+}
+
 /// What one call to [`Trainer::step`] did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {

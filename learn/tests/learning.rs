@@ -3,9 +3,9 @@
 
 mod common;
 
-use autodidact_learn::metrics::{collapse_report, prediction_vs_copy_last, probe_r2};
-use autodidact_learn::{Trainer, TrainerConfig};
-use common::{PROPRIO_DIM, Sample, embed, explore, normalise, sim_config};
+use autodidact_learn::metrics::probe_r2;
+use autodidact_learn::{Trainer, TrainerConfig, embedding_health};
+use common::{PROPRIO_DIM, Sample, embed, explore, sim_config};
 
 /// 32×32 keeps the test to a few minutes on 2 cores (a step is about 4× cheaper than at 64²).
 const SIDE: usize = 32;
@@ -72,54 +72,29 @@ fn learned_embeddings_encode_pose_predict_the_future_and_do_not_collapse() {
         "trained {trained_r2:.3} vs random {random_r2:.3}"
     );
 
-    // k-step latent prediction against copy-last, on held-out sequences.
-    let dynamics = trainer.dynamics_snapshot();
-    let held_embeddings = normalise(&embed(&trainer, &probe_test));
-    let horizon = 3;
-    let starts: Vec<usize> = (0..held_out.len() - horizon)
-        .filter(|i| {
-            (0..=horizon)
-                .all(|k| held_out[i + k].transition.episode == held_out[*i].transition.episode)
-        })
-        .step_by(4)
-        .collect();
-    let start_embeddings: Vec<Vec<f32>> = starts
-        .iter()
-        .map(|i| embed(&trainer, &[&held_out[*i]]).remove(0))
-        .collect();
-    let actions: Vec<Vec<[f32; 2]>> = starts
-        .iter()
-        .map(|i| {
-            (0..horizon)
-                .map(|k| held_out[i + k].transition.action)
-                .collect()
-        })
-        .collect();
-    let predicted = dynamics
-        .rollout_from(&start_embeddings, &actions)
-        .expect("rollout");
-    for k in 1..=horizon {
-        let current: Vec<Vec<f32>> = starts.iter().map(|i| held_embeddings[*i].clone()).collect();
-        let actual: Vec<Vec<f32>> = starts
-            .iter()
-            .map(|i| held_embeddings[i + k].clone())
-            .collect();
-        let guess = normalise(
-            &predicted
-                .iter()
-                .map(|p| p[k - 1].clone())
-                .collect::<Vec<_>>(),
-        );
-        let ratio = prediction_vs_copy_last(&current, &guess, &actual).expect("ratio");
-        println!("{k}-step prediction error / copy-last = {ratio:.3}");
+    // k-step latent prediction against copy-last, and collapse, on held-out sequences: the
+    // same health report the trainer node publishes.
+    let frames: Vec<_> = held_out.iter().map(|s| s.transition.clone()).collect();
+    let health = embedding_health(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &frames,
+        3,
+        4,
+    )
+    .expect("health");
+    assert_eq!(health.prediction_vs_copy_last.len(), 3);
+    for (k, ratio) in health.prediction_vs_copy_last.iter().enumerate() {
+        println!("{}-step prediction error / copy-last = {ratio:.3}", k + 1);
         assert!(
-            ratio <= 0.7,
-            "{k}-step prediction is only {ratio:.3} of copy-last"
+            *ratio <= 0.7,
+            "{}-step prediction is only {ratio:.3} of copy-last",
+            k + 1
         );
     }
 
     // No collapse.
-    let collapse = collapse_report(&embed(&trainer, &probe_test)).expect("collapse");
+    let collapse = health.collapse;
     println!("collapse monitors {collapse:?}");
     assert!(
         collapse.effective_rank >= 0.2 * embed_dim as f64,

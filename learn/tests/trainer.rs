@@ -92,15 +92,7 @@ fn every_objective_reports_a_finite_loss() {
     let _serial = serial();
     let mut trainer = filled_trainer(small_config(1));
     let report = trainer.step().expect("step");
-    let l = report.losses;
-    for (name, value) in [
-        ("contrastive", l.contrastive),
-        ("temporal", l.temporal),
-        ("forward", l.forward),
-        ("proprio", l.proprio),
-        ("masked", l.masked),
-        ("reconstruction", l.reconstruction),
-    ] {
+    for (name, value) in report.losses.named() {
         assert!(value.is_finite() && value > 0.0, "{name} loss {value}");
     }
     assert!(report.grad_norm.is_finite() && report.grad_norm > 0.0);

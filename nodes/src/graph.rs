@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use autodidact_learn::metrics::probe_r2;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
 use crate::clock::{Clock, ManualClock, WallClock};
-use crate::collector::{Collector, CollectorConfig, CollectorStats};
+use crate::collector::{Collector, CollectorConfig, CollectorStats, Frame};
 use crate::encoder::{EncodeRequest, EncoderConfig, EncoderStats, run_encoder};
 use crate::msg::{Embedding, SensorMsg};
 use crate::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim};
@@ -47,10 +47,14 @@ pub struct GraphConfig {
     /// Stop after this many wall seconds even if steps remain.
     #[serde(default)]
     pub max_wall_s: Option<f64>,
-    /// Keep every n-th frame for the end-of-run pose probe.
+    /// Keep every n-th frame for the end-of-run pose probe (the stride doubles whenever 4000
+    /// frames are kept, so long runs stay bounded).
     #[serde(default = "default_probe_stride")]
     pub probe_stride: usize,
 }
+
+/// Most frames kept for the end-of-run probe (about 50 MB of 64² images).
+const MAX_PROBE_FRAMES: usize = 4000;
 
 fn default_probe_stride() -> usize {
     2
@@ -343,8 +347,9 @@ pub fn run_graph(
         let names = proprio_names(&config.collector);
         let mut queue_drops: BTreeMap<String, u64> = BTreeMap::new();
         let (mut encoder_drops, mut trainer_drops, mut viz_drops) = (0u64, 0u64, 0u64);
-        let mut kept_frames = Vec::new();
-        let mut poses: BTreeMap<u64, [f32; 4]> = BTreeMap::new();
+        // Frames for the end-of-run probe, each with the true pose of its tick.
+        let mut kept_frames: Vec<(Frame, [f32; 4])> = Vec::new();
+        let mut probe_stride = config.probe_stride.max(1);
         let mut outputs = Outputs::default();
         let mut frames_seen = 0usize;
         let mut last_progress = Instant::now();
@@ -376,15 +381,12 @@ pub fn run_graph(
                                trainer_drops: &mut u64,
                                viz_drops: &mut u64| {
             let pose = tick.truth.robot_pose;
-            poses.insert(
-                tick.truth.stamp.nanos,
-                [
-                    pose.x as f32,
-                    pose.y as f32,
-                    pose.yaw.sin() as f32,
-                    pose.yaw.cos() as f32,
-                ],
-            );
+            let pose = [
+                pose.x as f32,
+                pose.y as f32,
+                pose.yaw.sin() as f32,
+                pose.yaw.cos() as f32,
+            ];
             if viz_on {
                 offer(&viz_tx, VizEvent::Truth(Box::new(tick.truth)), viz_drops);
             }
@@ -409,8 +411,17 @@ pub fn run_graph(
                             viz_drops,
                         );
                     }
-                    if frames_seen % config.probe_stride.max(1) == 0 {
-                        kept_frames.push(frame.clone());
+                    if frames_seen % probe_stride == 0 {
+                        if kept_frames.len() >= MAX_PROBE_FRAMES {
+                            // Bounded memory on long runs: thin out evenly, keep fewer from now.
+                            let mut index = 0;
+                            kept_frames.retain(|_| {
+                                index += 1;
+                                index % 2 == 1
+                            });
+                            probe_stride *= 2;
+                        }
+                        kept_frames.push((frame.clone(), pose));
                     }
                     frames_seen += 1;
                     let before = *encoder_drops;
@@ -481,7 +492,7 @@ pub fn run_graph(
         queue_drops.insert("trainer".into(), trainer_drops);
         queue_drops.insert("viz".into(), viz_drops + encoder_viz_drops);
 
-        let (probe, per_target) = pose_probe(&outcome.trainer, &kept_frames, &poses)
+        let (probe, per_target) = pose_probe(&outcome.trainer, &kept_frames)
             .map_or((None, None), |(r2, per)| (Some(r2), Some(per)));
         Ok(GraphReport {
             wall_s: started.elapsed().as_secs_f64(),
@@ -508,15 +519,7 @@ pub fn run_graph(
 }
 
 /// Probe of the final weights: fit on the first 70 % of the kept frames, scored on the rest.
-fn pose_probe(
-    trainer: &Trainer,
-    frames: &[crate::collector::Frame],
-    poses: &BTreeMap<u64, [f32; 4]>,
-) -> Option<(f64, Vec<f64>)> {
-    let labelled: Vec<(&crate::collector::Frame, [f32; 4])> = frames
-        .iter()
-        .filter_map(|f| poses.get(&f.stamp_ns).map(|p| (f, *p)))
-        .collect();
+fn pose_probe(trainer: &Trainer, labelled: &[(Frame, [f32; 4])]) -> Option<(f64, Vec<f64>)> {
     if labelled.len() < 40 {
         return None;
     }
@@ -537,9 +540,4 @@ fn pose_probe(
         1e-3,
     )
     .ok()
-}
-
-/// Receives everything left in `rx` (helper for tests and callers that own a receiver).
-pub fn drain<T>(rx: &Receiver<T>) -> Vec<T> {
-    rx.try_iter().collect()
 }

@@ -309,7 +309,7 @@ impl Logger {
                 self.at_sim_time(truth.stamp.nanos);
                 if !self.world_logged {
                     self.world_logged = true;
-                    self.log_world(&truth)?;
+                    self.log_world()?;
                 }
                 let pose = truth.robot_pose;
                 let position = [pose.x as f32, pose.y as f32, 0.0];
@@ -364,16 +364,7 @@ impl Logger {
                 rec.reset_time();
                 rec.set_time_sequence("train_step", status.train_step as i64);
                 self.at_sim_time(status.stamp_ns);
-                let l = status.losses;
-                for (name, value) in [
-                    ("total", l.total),
-                    ("contrastive", l.contrastive),
-                    ("temporal", l.temporal),
-                    ("forward", l.forward),
-                    ("proprio", l.proprio),
-                    ("masked", l.masked),
-                    ("reconstruction", l.reconstruction),
-                ] {
+                for (name, value) in status.losses.named() {
                     rec.log(
                         format!("train/loss/{name}"),
                         &rerun::Scalars::single(value as f64),
@@ -469,9 +460,8 @@ impl Logger {
         Ok(())
     }
 
-    fn log_world(&self, truth: &GroundTruth) -> LogResult {
+    fn log_world(&self) -> LogResult {
         let half = 2.0f32;
-        let _ = truth;
         self.recording.log_static(
             "world/arena",
             &rerun::LineStrips3D::new([[

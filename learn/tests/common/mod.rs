@@ -86,13 +86,3 @@ pub fn embed(trainer: &Trainer, samples: &[&Sample]) -> Vec<Vec<f32>> {
         })
         .collect()
 }
-
-/// Rows scaled to unit length.
-pub fn normalise(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    rows.iter()
-        .map(|r| {
-            let n = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
-            r.iter().map(|v| v / n).collect()
-        })
-        .collect()
-}
