@@ -1,11 +1,14 @@
 //! Learning curve of the world model on simulator exploration data: every `EVAL_EVERY` steps,
 //! the held-out pose probe R² (per target), k-step prediction ÷ copy-last and effective rank.
 //!
-//! A tool for tuning objectives; knobs come from environment variables (defaults in brackets):
-//! `STEPS` [600], `EVAL_EVERY` [100], `EPISODES` [5], `EPISODE_STEPS` [1500], `BATCH` [64],
-//! `LR` [1e-3], `WINDOW` [3], `TEMPORAL_WEIGHT` [0.5], `TEMPERATURE` [0.1], `RECON` [1],
-//! `FORWARD` [1], `JITTER` [1], `SHIFT` [4], `SHIFT_Y` [0], `EMA` [0.99], `SEED` [0], `SIDE` [64],
-//! `RECON_WEIGHT` [1], `FORWARD_WEIGHT` [1], `CONTRASTIVE_WEIGHT` [1], `PUBLISH_EMA` [1], `EMBED` [128].
+//! A tool for tuning objectives. Knobs come from environment variables; an unset knob keeps the
+//! library default. Run shape: `STEPS` [600], `EVAL_EVERY` [100], `EPISODES` [5],
+//! `EPISODE_STEPS` [1500], `SIDE` [32]. Config: `SEED`, `EMBED`, `BATCH`, `LR`, `EMA`,
+//! `PUBLISH_EMA` (0/1), `WINDOW`, `TEMPORAL_WEIGHT`, `TEMPERATURE`, `CONTRASTIVE_WEIGHT`,
+//! `RECON` (0/1), `RECON_WEIGHT`, `FORWARD` (0/1), `FORWARD_WEIGHT`,
+//! `TARGET_START_WEIGHT`, `SPREAD` (0/1),
+//! `VARIANCE_WEIGHT`, `COVARIANCE_WEIGHT`, `TARGET_STD`, `SHIFT`, `SHIFT_Y`, `BRIGHTNESS`,
+//! `CONTRAST`, `CHANNEL_GAIN`.
 //!
 //! `cargo run --release -p autodidact-learn --example learning_curve`
 
@@ -19,10 +22,25 @@ use autodidact_learn::{Trainer, TrainerConfig, embedding_health};
 use common::{PROPRIO_DIM, Sample, embed, explore, sim_config};
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    let mut value = default;
+    set(name, &mut value);
+    value
+}
+
+/// Overrides `slot` when the environment variable `name` is set (and parses).
+fn set<T: std::str::FromStr>(name: &str, slot: &mut T) {
+    if let Ok(text) = std::env::var(name) {
+        match text.parse() {
+            Ok(value) => *slot = value,
+            Err(_) => panic!("{name}={text} does not parse"),
+        }
+    }
+}
+
+fn switch(name: &str, slot: &mut bool) {
+    let mut on = u8::from(*slot);
+    set(name, &mut on);
+    *slot = on == 1;
 }
 
 fn evaluate(trainer: &Trainer, probe_train: &[&Sample], held_out: &[Sample]) -> String {
@@ -69,7 +87,7 @@ fn main() {
     let eval_every: usize = knob("EVAL_EVERY", 100);
     let episodes: u64 = knob("EPISODES", 5);
     let episode_steps: usize = knob("EPISODE_STEPS", 1500);
-    let side: usize = knob("SIDE", 64);
+    let side: usize = knob("SIDE", 32);
     let sim = sim_config(side as u32);
     let train: Vec<Sample> = (0..episodes)
         .flat_map(|s| explore(&sim, s, episode_steps))
@@ -78,28 +96,31 @@ fn main() {
     let probe_train: Vec<&Sample> = train.iter().step_by(3).collect();
 
     let mut config = TrainerConfig::for_inputs(side, side, PROPRIO_DIM);
-    config.seed = knob("SEED", 0);
-    config.model.encoder.embed_dim = knob("EMBED", 128);
-    config.batch_size = knob("BATCH", 64);
-    config.learning_rate = knob("LR", 1e-3);
-    config.ema_momentum = knob("EMA", 0.99);
-    config.publish_ema_encoder = knob("PUBLISH_EMA", 1) == 1;
+    set("SEED", &mut config.seed);
+    set("EMBED", &mut config.model.encoder.embed_dim);
+    set("BATCH", &mut config.batch_size);
+    set("LR", &mut config.learning_rate);
+    set("EMA", &mut config.ema_momentum);
+    switch("PUBLISH_EMA", &mut config.publish_ema_encoder);
     let o = &mut config.objectives;
-    o.contrastive.temporal_window = knob("WINDOW", 3);
-    o.contrastive.temporal_weight = knob("TEMPORAL_WEIGHT", 0.5);
-    o.contrastive.temperature = knob("TEMPERATURE", 0.1);
-    o.reconstruction.enabled = knob("RECON", 1) == 1;
-    o.reconstruction.weight = knob("RECON_WEIGHT", 1.0);
-    o.forward.weight = knob("FORWARD_WEIGHT", 1.0);
-    o.contrastive.weight = knob("CONTRASTIVE_WEIGHT", 1.0);
-    o.forward.enabled = knob("FORWARD", 1) == 1;
-    if knob("JITTER", 1) == 0 {
-        config.augment.brightness = 0.0;
-        config.augment.contrast = 0.0;
-        config.augment.channel_gain = 0.0;
-    }
-    config.augment.max_shift_px = knob("SHIFT", 4);
-    config.augment.max_shift_y_px = knob("SHIFT_Y", 0);
+    set("WINDOW", &mut o.contrastive.temporal_window);
+    set("TEMPORAL_WEIGHT", &mut o.contrastive.temporal_weight);
+    set("TEMPERATURE", &mut o.contrastive.temperature);
+    set("CONTRASTIVE_WEIGHT", &mut o.contrastive.weight);
+    switch("RECON", &mut o.reconstruction.enabled);
+    set("RECON_WEIGHT", &mut o.reconstruction.weight);
+    switch("FORWARD", &mut o.forward.enabled);
+    set("FORWARD_WEIGHT", &mut o.forward.weight);
+    set("TARGET_START_WEIGHT", &mut o.forward.target_start_weight);
+    switch("SPREAD", &mut o.spread.enabled);
+    set("VARIANCE_WEIGHT", &mut o.spread.variance_weight);
+    set("COVARIANCE_WEIGHT", &mut o.spread.covariance_weight);
+    set("TARGET_STD", &mut o.spread.target_std);
+    set("BRIGHTNESS", &mut config.augment.brightness);
+    set("CONTRAST", &mut config.augment.contrast);
+    set("CHANNEL_GAIN", &mut config.augment.channel_gain);
+    set("SHIFT", &mut config.augment.max_shift_px);
+    set("SHIFT_Y", &mut config.augment.max_shift_y_px);
     println!("{config:?}");
     let mut trainer = Trainer::new(config).expect("trainer");
     for sample in &train {

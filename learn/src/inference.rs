@@ -185,6 +185,11 @@ impl DynamicsSnapshot {
         }
     }
 
+    /// Embedding size `D` the dynamics work in.
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
     /// Predicts the embedding after each action of each candidate sequence, all starting from
     /// `start`. Actions are in robot units (`[m/s, rad/s]`).
     ///

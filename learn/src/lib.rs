@@ -13,7 +13,9 @@
 //!   checkpoints, safetensors export) that publishes versioned encoder snapshots which inference
 //!   swaps in without waiting;
 //! - **metrics**: collapse monitors (per-dimension std, effective rank), prediction error against
-//!   copy-last, and a ridge linear probe.
+//!   copy-last, and a ridge linear probe;
+//! - **planning**: rollouts scored against a goal embedding and the reference planner,
+//!   goal-image latent MPC with CEM.
 //!
 //! It knows nothing of ROS, tokio or rerun. The backend is chosen at run time
 //! ([`BackendChoice`]): burn's `flex` on the CPU by default, `wgpu` for the GPU.
@@ -24,6 +26,7 @@ pub mod health;
 pub mod inference;
 pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod replay;
 pub mod trainer;
 
@@ -31,6 +34,7 @@ pub use device::BackendChoice;
 pub use health::{HealthReport, embedding_health};
 pub use inference::{EncoderHandle, EncoderSnapshot};
 pub use model::{WorldModel, WorldModelConfig};
+pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, goal_distance, rollout};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
 pub use trainer::{Batch, Losses, ObjectivesConfig, Preview, StepReport, Trainer, TrainerConfig};
 

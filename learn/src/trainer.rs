@@ -61,6 +61,11 @@ pub struct ForwardConfig {
     pub horizon: usize,
     /// Weight of the next-proprio head.
     pub proprio_weight: f32,
+    /// The rollout is also started from the EMA target's state of frame `t` (a constant: this
+    /// term trains the dynamics only), with this weight relative to the rollout from the online
+    /// state; `forward` reports their weighted mean. Published embeddings come from the EMA
+    /// encoder, so this is the start a rollout at inference time has.
+    pub target_start_weight: f32,
 }
 
 impl Default for ForwardConfig {
@@ -70,6 +75,7 @@ impl Default for ForwardConfig {
             weight: 10.0,
             horizon: 3,
             proprio_weight: 0.1,
+            target_start_weight: 1.0,
         }
     }
 }
@@ -118,6 +124,35 @@ impl Default for ReconstructionConfig {
     }
 }
 
+/// Keeps the state embedding spread out (VICReg's variance and covariance terms, Bardes et al.
+/// 2022) so that it uses its dimensions: a hinge pulls every dimension's batch std up to
+/// `target_std`, and a penalty on off-diagonal covariance decorrelates the dimensions. The
+/// contrastive terms only see a normalised projection, the forward term normalised states:
+/// nothing else stops the raw state from living in a few directions (low effective rank).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpreadConfig {
+    /// Use this regulariser.
+    pub enabled: bool,
+    /// Weight of the std hinge `mean(relu(target_std - std_d))`.
+    pub variance_weight: f32,
+    /// Weight of `sum_{i≠j} cov_ij² / D`.
+    pub covariance_weight: f32,
+    /// Per-dimension batch std the hinge asks for.
+    pub target_std: f32,
+}
+
+impl Default for SpreadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            variance_weight: 1.0,
+            covariance_weight: 0.04,
+            target_std: 1.0,
+        }
+    }
+}
+
 /// Which objectives train the model, and how much each counts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -130,6 +165,8 @@ pub struct ObjectivesConfig {
     pub masked: MaskedConfig,
     /// Reconstruction.
     pub reconstruction: ReconstructionConfig,
+    /// Variance/covariance regulariser of the state embedding.
+    pub spread: SpreadConfig,
 }
 
 /// Everything that shapes training. The model's shapes are part of it.
@@ -260,6 +297,11 @@ impl TrainerConfig {
         if o.reconstruction.enabled && !self.model.decoder {
             return invalid("objectives.reconstruction needs model.decoder = true");
         }
+        if o.forward.enabled
+            && !(o.forward.target_start_weight.is_finite() && o.forward.target_start_weight >= 0.0)
+        {
+            return invalid("objectives.forward.target_start_weight must be >= 0");
+        }
         if o.forward.enabled && o.forward.horizon == 0 {
             return invalid("objectives.forward.horizon must be >= 1");
         }
@@ -267,6 +309,14 @@ impl TrainerConfig {
             && (o.contrastive.temperature <= 0.0 || o.contrastive.temporal_window == 0)
         {
             return invalid("contrastive temperature must be > 0 and temporal_window >= 1");
+        }
+        if o.spread.enabled
+            && !(o.spread.target_std.is_finite()
+                && o.spread.target_std > 0.0
+                && o.spread.variance_weight >= 0.0
+                && o.spread.covariance_weight >= 0.0)
+        {
+            return invalid("spread: target_std must be > 0 and weights >= 0");
         }
         if self.batch_size < 2 {
             return invalid("batch_size must be >= 2 (InfoNCE needs negatives)");
@@ -336,11 +386,15 @@ pub struct Losses {
     pub masked: f32,
     /// Image reconstruction.
     pub reconstruction: f32,
+    /// Std hinge of the state embedding (spread regulariser).
+    pub variance: f32,
+    /// Off-diagonal covariance of the state embedding (spread regulariser).
+    pub covariance: f32,
 }
 
 impl Losses {
     /// Every loss with its name, `total` first (for logs and telemetry).
-    pub fn named(&self) -> [(&'static str, f32); 7] {
+    pub fn named(&self) -> [(&'static str, f32); 9] {
         [
             ("total", self.total),
             ("contrastive", self.contrastive),
@@ -349,6 +403,8 @@ impl Losses {
             ("proprio", self.proprio),
             ("masked", self.masked),
             ("reconstruction", self.reconstruction),
+            ("variance", self.variance),
+            ("covariance", self.covariance),
         ]
     }
 }
@@ -797,11 +853,13 @@ impl Trainer {
             target_images.push(batch.positive.clone());
         }
         target_images.push(batch.future.clone());
-        if o.masked.enabled {
+        let target_start_on = horizon > 0 && o.forward.target_start_weight > 0.0;
+        let target_now_on = o.masked.enabled || target_start_on;
+        if target_now_on {
             target_images.push(batch.view_a.clone());
         }
         let view_rows = if contrastive_on { 2 * b } else { 0 };
-        let target_count: usize = view_rows + horizon * b + if o.masked.enabled { b } else { 0 };
+        let target_count: usize = view_rows + horizon * b + if target_now_on { b } else { 0 };
         let target_features = self.target.encoder.image_features(images(
             target_images.concat(),
             target_count,
@@ -828,7 +886,7 @@ impl Trainer {
                 .encoder
                 .fuse(take(view_rows, horizon * b), future_proprio)
         });
-        let target_full = o.masked.enabled.then(|| {
+        let target_now = target_now_on.then(|| {
             self.target
                 .encoder
                 .fuse(take(view_rows + horizon * b, b), proprio_now.clone())
@@ -879,19 +937,41 @@ impl Trainer {
                 &mut losses.temporal,
             )?;
         }
+        if o.spread.enabled {
+            let (variance, covariance) = spread_terms(state.clone(), o.spread.target_std);
+            add(variance, o.spread.variance_weight, &mut losses.variance)?;
+            add(
+                covariance,
+                o.spread.covariance_weight,
+                &mut losses.covariance,
+            )?;
+        }
         if let (true, Some(target_future)) = (o.forward.enabled, target_future) {
             let actions = Tensor::<3>::from_data(
                 TensorData::new(batch.actions.clone(), [b, horizon, ACTION_DIM]),
                 ad,
             );
-            let predicted = self.model.dynamics.rollout(state.clone(), actions);
+            let predicted = self.model.dynamics.rollout(state.clone(), actions.clone());
             let predicted = predicted.reshape([b * horizon, c.model.embed_dim()]);
             // Row order of `future` is batch-major (b, then step), as is `predicted`.
-            let forward = (l2_normalize(predicted.clone())
-                - Tensor::from_inner(l2_normalize(target_future)))
-            .square()
-            .sum_dim(1)
-            .mean();
+            let target_future = Tensor::from_inner(l2_normalize(target_future));
+            let mut forward = (l2_normalize(predicted.clone()) - target_future.clone())
+                .square()
+                .sum_dim(1)
+                .mean();
+            if let (true, Some(start)) = (target_start_on, target_now.clone()) {
+                let weight = o.forward.target_start_weight;
+                let from_target = self
+                    .model
+                    .dynamics
+                    .rollout(Tensor::from_inner(start), actions)
+                    .reshape([b * horizon, c.model.embed_dim()]);
+                let from_target = (l2_normalize(from_target) - target_future)
+                    .square()
+                    .sum_dim(1)
+                    .mean();
+                forward = (forward + from_target * weight) / (1.0 + weight);
+            }
             add(forward, o.forward.weight, &mut losses.forward)?;
             if let Some(head) = &self.model.proprio_head {
                 let next = proprio_all
@@ -916,7 +996,9 @@ impl Trainer {
                 &mut losses.reconstruction,
             )?;
         }
-        if let (Some(predictor), Some(target_full)) = (&self.model.mask_predictor, target_full) {
+        if let (true, Some(predictor), Some(target_full)) =
+            (o.masked.enabled, &self.model.mask_predictor, target_now)
+        {
             let masked_state = self
                 .model
                 .encoder
@@ -1195,6 +1277,25 @@ pub fn info_nce(query: Tensor<2>, key: Tensor<2>, temperature: f32) -> Tensor<1>
     let log_probs = activation::log_softmax(logits, 1);
     let diagonal = Tensor::<1, Int>::arange(0..batch as i64, &device).reshape([batch, 1]);
     -log_probs.gather(1, diagonal).mean()
+}
+
+/// VICReg's variance hinge and covariance penalty of a batch of embeddings: the mean over
+/// dimensions of `relu(target_std - std_d)`, and the sum of squared off-diagonal covariances
+/// divided by `D`.
+///
+/// # Shapes
+/// - `embeddings`: `[B, D]` with `B >= 2`
+/// - output: (`[1]`, `[1]`)
+pub fn spread_terms(embeddings: Tensor<2>, target_std: f32) -> (Tensor<1>, Tensor<1>) {
+    let [batch, dim] = embeddings.dims();
+    let denominator = (batch.max(2) - 1) as f32;
+    let centred = embeddings.clone() - embeddings.mean_dim(0);
+    let variance = centred.clone().square().sum_dim(0) / denominator;
+    let std = (variance.clone() + 1e-4).sqrt();
+    let hinge = activation::relu(std.neg() + target_std).mean();
+    let covariance = centred.clone().transpose().matmul(centred) / denominator;
+    let off_diagonal = (covariance.square().sum() - variance.square().sum()) / dim as f32;
+    (hinge, off_diagonal)
 }
 
 /// Global L2 norm of all gradients of `model`.

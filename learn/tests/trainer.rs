@@ -1,10 +1,14 @@
 //! Trainer mechanics on a small model: determinism, checkpoints, the NaN guard, snapshot swaps,
-//! rollouts and the wgpu path.
+//! rollouts, planning and the wgpu path.
 
 mod common;
 
 use autodidact_learn::model::ImageEncoderConfig;
-use autodidact_learn::{BackendChoice, LearnError, Trainer, TrainerConfig, WorldModelConfig};
+use autodidact_learn::plan;
+use autodidact_learn::{
+    BackendChoice, LatentPlanner, LearnError, PlannerConfig, Trainer, TrainerConfig,
+    WorldModelConfig,
+};
 use common::{PROPRIO_DIM, explore, sim_config};
 
 const SIDE: usize = 32;
@@ -337,4 +341,110 @@ fn wgpu_trains_and_matches_flex() {
     let report = gpu.step().expect("wgpu step");
     assert!(report.losses.total.is_finite() && !report.skipped_non_finite);
     assert_eq!(report.step, 2);
+}
+
+// Planning on the latent dynamics.
+
+#[test]
+fn rollout_requests_with_wrong_dimensions_or_no_actions_are_refused() {
+    let _serial = serial();
+    let trainer = Trainer::new(small_config(4)).expect("trainer");
+    let dynamics = trainer.dynamics_snapshot();
+    let dim = trainer.config().model.embed_dim();
+    let start = vec![0.1; dim];
+    let actions = vec![vec![[0.2, 0.5]; 4]; 3];
+    let answer = plan::rollout(&dynamics, &start, &actions, Some(&start)).expect("rollout");
+    assert_eq!(answer.predicted.len(), 3);
+    assert!(answer.predicted.iter().all(|steps| steps.len() == 4));
+    assert!(answer.predicted[0].iter().all(|z| z.len() == dim));
+    let distances = answer.goal_distances.expect("distances given a goal");
+    assert_eq!((distances.len(), distances[0].len()), (3, 4));
+    assert!(distances.iter().flatten().all(|d| (0.0..=4.0).contains(d)));
+
+    let refused = |result: Result<plan::Rollout, LearnError>, needle: &str| match result {
+        Err(LearnError::BadInput(message)) => {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}")
+        }
+        other => panic!("expected BadInput({needle}), got {other:?}"),
+    };
+    refused(
+        plan::rollout(&dynamics, &start[1..], &actions, None),
+        "values",
+    );
+    refused(
+        plan::rollout(&dynamics, &start, &actions, Some(&start[1..])),
+        "goal has",
+    );
+    refused(plan::rollout(&dynamics, &start, &[], None), "no action");
+    refused(
+        plan::rollout(&dynamics, &start, &[vec![]], None),
+        "empty action",
+    );
+    refused(
+        plan::rollout(
+            &dynamics,
+            &start,
+            &[vec![[0.0; 2]; 2], vec![[0.0; 2]]],
+            None,
+        ),
+        "actions",
+    );
+    refused(
+        plan::rollout(&dynamics, &start, &[vec![[f32::NAN, 0.0]]], None),
+        "non-finite",
+    );
+}
+
+/// The goal is where a known command sequence leads under the model; CEM must find a plan that
+/// the model predicts ends far closer to it than standing still, and the same seed must give
+/// the same plan.
+#[test]
+fn planner_finds_the_commands_that_reach_a_predicted_goal_and_is_seeded() {
+    let _serial = serial();
+    let trainer = Trainer::new(small_config(5)).expect("trainer");
+    let dynamics = trainer.dynamics_snapshot();
+    let dim = trainer.config().model.embed_dim();
+    let start: Vec<f32> = (0..dim)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
+        .collect();
+    let config = PlannerConfig::default();
+    let steps = config.horizon * config.action_repeat;
+    let reached = dynamics
+        .rollout(&start, &[vec![[0.4, -1.5]; steps]])
+        .expect("rollout");
+    let goal = reached[0][steps - 1].clone();
+    let standing = dynamics
+        .rollout(&start, &[vec![[0.0, 0.0]; steps]])
+        .expect("rollout");
+    let standing_distance = plan::goal_distance(&standing[0][steps - 1], &goal);
+
+    let mut planner = LatentPlanner::new(config.clone()).expect("planner");
+    let first = planner.plan(&dynamics, &start, &goal).expect("plan");
+    println!(
+        "standing still {standing_distance:.4}, plan {:.4}, first action {:?}",
+        first.predicted_final_distance, first.action
+    );
+    assert!(first.predicted_final_distance < 0.25 * standing_distance);
+    assert_eq!(first.decisions.len(), config.horizon);
+    let mean_command = |axis: usize| {
+        first.decisions.iter().map(|a| a[axis]).sum::<f32>() / first.decisions.len() as f32
+    };
+    assert!(
+        mean_command(0) > 0.0 && mean_command(1) < 0.0,
+        "planned {:?}, the goal came from [0.4, -1.5]",
+        first.decisions
+    );
+    for action in &first.decisions {
+        assert!(action[0].abs() <= config.max_action[0] && action[1].abs() <= config.max_action[1]);
+    }
+    let again = LatentPlanner::new(config)
+        .expect("planner")
+        .plan(&dynamics, &start, &goal)
+        .expect("plan");
+    assert_eq!(first, again, "same seed, same plan");
+
+    assert!(planner.plan(&dynamics, &start, &goal[1..]).is_err());
+    let mut broken = PlannerConfig::default();
+    broken.elites = broken.samples + 1;
+    assert!(LatentPlanner::new(broken).is_err());
 }

@@ -1,0 +1,307 @@
+//! Planning with the world model: rollouts scored against a goal embedding, and the reference
+//! planner, goal-image latent MPC with the cross-entropy method (CEM).
+//!
+//! Distances are between L2-normalised embeddings (`|n(a) - n(b)|²`, in `[0, 4]`): the objectives
+//! train directions, not lengths.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::LearnError;
+use crate::health::normalise;
+use crate::inference::DynamicsSnapshot;
+use crate::replay::ACTION_DIM;
+
+/// `|n(a) - n(b)|²` between two embeddings of the same length.
+pub fn goal_distance(embedding: &[f32], goal: &[f32]) -> f32 {
+    normalise(embedding)
+        .iter()
+        .zip(normalise(goal))
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum()
+}
+
+/// What a rollout request returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Per candidate, the predicted embedding after each action (`K × H × D`).
+    pub predicted: Vec<Vec<Vec<f32>>>,
+    /// Per candidate and step, [`goal_distance`] to the goal (`K × H`), when a goal was given.
+    pub goal_distances: Option<Vec<Vec<f32>>>,
+    /// Version of the dynamics weights that answered.
+    pub model_version: u64,
+}
+
+/// Rolls out every candidate action sequence (robot units, `[m/s, rad/s]`) from `start` and,
+/// given a goal embedding, scores every predicted step against it. Wrong dimensions, empty or
+/// ragged action lists and non-finite values are refused with [`LearnError::BadInput`].
+pub fn rollout(
+    dynamics: &DynamicsSnapshot,
+    start: &[f32],
+    candidates: &[Vec<[f32; ACTION_DIM]>],
+    goal: Option<&[f32]>,
+) -> Result<Rollout, LearnError> {
+    if let Some(goal) = goal {
+        if goal.len() != dynamics.embed_dim() {
+            return Err(LearnError::BadInput(format!(
+                "goal has {} values, the model's embeddings have {}",
+                goal.len(),
+                dynamics.embed_dim()
+            )));
+        }
+        if goal.iter().any(|v| !v.is_finite()) {
+            return Err(LearnError::BadInput("non-finite goal embedding".into()));
+        }
+    }
+    let predicted = dynamics.rollout(start, candidates)?;
+    let goal_distances = goal.map(|goal| {
+        predicted
+            .iter()
+            .map(|steps| steps.iter().map(|z| goal_distance(z, goal)).collect())
+            .collect()
+    });
+    Ok(Rollout {
+        predicted,
+        goal_distances,
+        model_version: dynamics.version,
+    })
+}
+
+/// Settings of the CEM planner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlannerConfig {
+    /// Decisions per plan.
+    pub horizon: usize,
+    /// Control periods each decision is held for (the rollout is `horizon × action_repeat`
+    /// steps of the dynamics).
+    pub action_repeat: usize,
+    /// Candidate sequences per CEM iteration.
+    pub samples: usize,
+    /// Best candidates the sampling distribution is refitted to.
+    pub elites: usize,
+    /// CEM iterations per plan.
+    pub iterations: usize,
+    /// Largest command, `[m/s, rad/s]`; candidates are clipped to `±max_action`.
+    pub max_action: [f32; ACTION_DIM],
+    /// Initial standard deviation of the sampling distribution, as a share of `max_action`.
+    pub initial_std: f32,
+    /// Smallest standard deviation kept, as a share of `max_action`.
+    pub min_std: f32,
+    /// Weight of the last step's distance, on top of the mean distance over all steps.
+    pub final_weight: f32,
+    /// Seed of the sampling.
+    pub seed: u64,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            horizon: 6,
+            action_repeat: 2,
+            samples: 128,
+            elites: 12,
+            iterations: 4,
+            max_action: [0.5, 2.0],
+            initial_std: 0.6,
+            min_std: 0.05,
+            final_weight: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl PlannerConfig {
+    /// Checks that the numbers fit together.
+    pub fn validate(&self) -> Result<(), LearnError> {
+        let invalid = |m: &str| Err(LearnError::InvalidConfig(format!("planner: {m}")));
+        if self.horizon == 0 || self.action_repeat == 0 || self.iterations == 0 {
+            return invalid("horizon, action_repeat and iterations must be >= 1");
+        }
+        if self.elites == 0 || self.elites > self.samples {
+            return invalid("elites must be in 1..=samples");
+        }
+        if self.max_action.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
+            return invalid("max_action must be finite and > 0");
+        }
+        let shares = [self.initial_std, self.min_std, self.final_weight];
+        if shares.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+            return invalid("initial_std, min_std and final_weight must be finite and >= 0");
+        }
+        Ok(())
+    }
+}
+
+/// One plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The command to send now, `[m/s, rad/s]`.
+    pub action: [f32; ACTION_DIM],
+    /// The planned decisions (each held for `action_repeat` periods).
+    pub decisions: Vec<[f32; ACTION_DIM]>,
+    /// Predicted distance to the goal after the whole plan.
+    pub predicted_final_distance: f32,
+    /// Distance of the start embedding to the goal.
+    pub start_distance: f32,
+    /// Version of the dynamics that planned.
+    pub model_version: u64,
+}
+
+/// Goal-reaching latent MPC: searches action sequences with the forward model so that the
+/// predicted embeddings approach the goal's, and returns the first action. Call
+/// [`plan`](Self::plan) every frame; the previous plan, shifted by one decision, seeds the next
+/// search.
+#[derive(Debug, Clone)]
+pub struct LatentPlanner {
+    config: PlannerConfig,
+    rng: ChaCha8Rng,
+    /// Mean of the sampling distribution carried between calls, one entry per decision.
+    warm_start: Option<Vec<[f32; ACTION_DIM]>>,
+    /// Periods the first decision of `warm_start` has already been executed.
+    executed: usize,
+}
+
+impl LatentPlanner {
+    /// A planner with its own seeded random stream.
+    pub fn new(config: PlannerConfig) -> Result<Self, LearnError> {
+        config.validate()?;
+        Ok(Self {
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            config,
+            warm_start: None,
+            executed: 0,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PlannerConfig {
+        &self.config
+    }
+
+    /// Forgets the previous plan (call when the goal changes).
+    pub fn reset(&mut self) {
+        self.warm_start = None;
+        self.executed = 0;
+    }
+
+    /// Plans from the current embedding towards the goal embedding and returns the action for
+    /// this control period.
+    pub fn plan(
+        &mut self,
+        dynamics: &DynamicsSnapshot,
+        current: &[f32],
+        goal: &[f32],
+    ) -> Result<Plan, LearnError> {
+        let c = self.config.clone();
+        let max = c.max_action;
+        let mut mean = self.shifted_warm_start();
+        let mut std = vec![[c.initial_std * max[0], c.initial_std * max[1]]; c.horizon];
+        let mut best: Option<(f32, Vec<[f32; ACTION_DIM]>)> = None;
+        for _ in 0..c.iterations {
+            // Candidate 0 is the current mean, so a good warm start is never lost.
+            let mut candidates = Vec::with_capacity(c.samples);
+            candidates.push(mean.clone());
+            while candidates.len() < c.samples {
+                let sequence: Vec<[f32; ACTION_DIM]> = mean
+                    .iter()
+                    .zip(&std)
+                    .map(|(m, s)| {
+                        std::array::from_fn(|axis| {
+                            let noise: f32 = StandardNormal.sample(&mut self.rng);
+                            (m[axis] + s[axis] * noise).clamp(-max[axis], max[axis])
+                        })
+                    })
+                    .collect();
+                candidates.push(sequence);
+            }
+            let costs = self.costs(dynamics, current, goal, &candidates)?;
+            let mut order: Vec<usize> = (0..candidates.len()).collect();
+            order.sort_by(|&a, &b| costs[a].total_cmp(&costs[b]));
+            if best
+                .as_ref()
+                .is_none_or(|(cost, _)| costs[order[0]] < *cost)
+            {
+                best = Some((costs[order[0]], candidates[order[0]].clone()));
+            }
+            let elites: Vec<&Vec<[f32; ACTION_DIM]>> =
+                order[..c.elites].iter().map(|&i| &candidates[i]).collect();
+            for step in 0..c.horizon {
+                for axis in 0..ACTION_DIM {
+                    let values = elites.iter().map(|e| e[step][axis]);
+                    let m = values.clone().sum::<f32>() / c.elites as f32;
+                    let var = values.map(|v| (v - m) * (v - m)).sum::<f32>() / c.elites as f32;
+                    mean[step][axis] = m;
+                    std[step][axis] = var.sqrt().max(c.min_std * max[axis]);
+                }
+            }
+        }
+        let (_, decisions) =
+            best.ok_or_else(|| LearnError::InvalidConfig("planner: no CEM iteration ran".into()))?;
+        let final_rollout = self.expand(&[decisions.clone()]);
+        let predicted = dynamics.rollout(current, &final_rollout)?;
+        let predicted_final_distance = predicted[0]
+            .last()
+            .map_or(f32::NAN, |z| goal_distance(z, goal));
+        self.warm_start = Some(decisions.clone());
+        self.executed = 0;
+        Ok(Plan {
+            action: decisions[0],
+            decisions,
+            predicted_final_distance,
+            start_distance: goal_distance(current, goal),
+            model_version: dynamics.version,
+        })
+    }
+
+    /// The previous plan advanced by one control period, or zeros.
+    fn shifted_warm_start(&mut self) -> Vec<[f32; ACTION_DIM]> {
+        let horizon = self.config.horizon;
+        let Some(previous) = self.warm_start.take() else {
+            return vec![[0.0; ACTION_DIM]; horizon];
+        };
+        self.executed += 1;
+        if self.executed < self.config.action_repeat {
+            return previous;
+        }
+        self.executed = 0;
+        let mut shifted: Vec<[f32; ACTION_DIM]> = previous.into_iter().skip(1).collect();
+        let last = shifted.last().copied().unwrap_or([0.0; ACTION_DIM]);
+        shifted.resize(horizon, last);
+        shifted
+    }
+
+    /// Decisions repeated `action_repeat` times: the per-period actions the dynamics step through.
+    fn expand(&self, candidates: &[Vec<[f32; ACTION_DIM]>]) -> Vec<Vec<[f32; ACTION_DIM]>> {
+        let repeat = self.config.action_repeat;
+        candidates
+            .iter()
+            .map(|decisions| {
+                decisions
+                    .iter()
+                    .flat_map(|a| std::iter::repeat_n(*a, repeat))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Mean distance over the rollout plus `final_weight` × the last step's.
+    fn costs(
+        &self,
+        dynamics: &DynamicsSnapshot,
+        current: &[f32],
+        goal: &[f32],
+        candidates: &[Vec<[f32; ACTION_DIM]>],
+    ) -> Result<Vec<f32>, LearnError> {
+        let scored = rollout(dynamics, current, &self.expand(candidates), Some(goal))?;
+        let distances = scored.goal_distances.unwrap_or_default();
+        Ok(distances
+            .iter()
+            .map(|steps| {
+                let mean = steps.iter().sum::<f32>() / steps.len().max(1) as f32;
+                mean + self.config.final_weight * steps.last().copied().unwrap_or(0.0)
+            })
+            .collect())
+    }
+}
