@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod eval;
 pub mod run;
 
 use std::path::Path;
@@ -34,6 +35,8 @@ pub struct FileConfig {
     pub trainer_node: TrainerNodeConfig,
     /// The encoder node.
     pub encoder: EncoderConfig,
+    /// `autodidact eval`: held-out data, planning pairs and the reference planner.
+    pub eval: eval::EvalConfig,
 }
 
 impl FileConfig {

@@ -7,8 +7,10 @@ use anyhow::Result;
 use autodidact::FileConfig;
 use autodidact::bench::{BenchRow, bench_graph, bench_learn, bench_sim};
 use autodidact::demo::{DemoOptions, run_demo};
+use autodidact::eval::{EvalConfig, EvalModel, evaluate, report_rows, train_model};
 use autodidact::run::{RunOptions, graph_config, summary_rows};
-use autodidact_learn::BackendChoice;
+use autodidact_learn::{BackendChoice, TrainerConfig};
+use autodidact_nodes::ProprioConfig;
 use clap::{Parser, Subcommand};
 use comfy_table::Table;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,6 +29,9 @@ enum Command {
     Run(RunArgs),
     /// The simulator alone: the robot explores; frames are written as PNG with a summary.
     Sim(SimArgs),
+    /// How good a world model is, on held-out simulator worlds: probes, k-NN, prediction vs
+    /// copy-last, collapse monitors and goal reaching with the reference planner.
+    Eval(EvalArgs),
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -124,6 +129,45 @@ struct SimArgs {
     quiet: bool,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+struct EvalArgs {
+    /// Checkpoint directory to evaluate (written by `autodidact run --checkpoint`). Without
+    /// one, eval first trains a model on fresh exploration data (see --train-steps).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Without --checkpoint: optimiser steps of the model eval trains.
+    #[arg(long, default_value_t = 900)]
+    train_steps: u64,
+    /// Without --checkpoint: also save the model eval trained as a checkpoint here.
+    #[arg(long)]
+    save_checkpoint: Option<PathBuf>,
+    /// Without --checkpoint: camera side (pixels) of the model eval trains.
+    #[arg(long, default_value_t = 32)]
+    side: u32,
+    /// Held-out exploration episodes (probes fit on half, score on the rest) [default: 8].
+    #[arg(long)]
+    episodes: Option<u64>,
+    /// Start/goal pairs per planning setting [default: 20].
+    #[arg(long)]
+    pairs: Option<usize>,
+    /// Control periods per planning attempt [default: 60].
+    #[arg(long)]
+    plan_steps: Option<usize>,
+    /// Seed of the held-out worlds, pairs and baselines.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the report as JSON (schema `autodidact.eval/1`, see docs/eval.md).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// TOML configuration file: optional [sim] (the camera follows the model), [trainer] (for
+    /// the model eval trains) and [eval] (with [eval.planner]) sections.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum BenchWhat {
     /// Simulator: render and physics speed on one thread.
@@ -177,6 +221,7 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => run(args),
         Command::Sim(args) => sim(args),
+        Command::Eval(args) => eval(args),
         Command::Bench {
             what: BenchWhat::Graph { hz, seconds, json },
         } => print_rows(&bench_graph(hz, seconds)?, json),
@@ -272,6 +317,80 @@ fn run(args: RunArgs) -> Result<()> {
         table.add_row([name, value]);
     }
     println!("{table}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(1)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:24} {bar:32} {pos}/{len}  elapsed {elapsed}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |stage: &str, done: u64, total: u64| {
+        if bar.message() != stage {
+            bar.set_message(stage.to_owned());
+            bar.reset();
+        }
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let mut sim = file.sim.clone();
+    let model = match &args.checkpoint {
+        Some(path) => EvalModel::from_checkpoint(path)?,
+        None => {
+            sim.camera.width = args.side;
+            sim.camera.height = args.side;
+            let mut trainer = file.trainer.clone().unwrap_or_else(|| {
+                TrainerConfig::for_inputs(
+                    args.side as usize,
+                    args.side as usize,
+                    ProprioConfig::default().dim(),
+                )
+            });
+            trainer.seed = args.seed;
+            let model = train_model(&sim, trainer, 5, 1500, args.train_steps, &progress)?;
+            if let Some(path) = &args.save_checkpoint {
+                model.trainer.save_checkpoint(path)?;
+            }
+            model
+        }
+    };
+    let image = &model.trainer.config().model.encoder.image;
+    sim.camera.width = image.width as u32;
+    sim.camera.height = image.height as u32;
+    let config = EvalConfig {
+        episodes: args.episodes.unwrap_or(file.eval.episodes),
+        pairs: args.pairs.unwrap_or(file.eval.pairs),
+        plan_steps: args.plan_steps.unwrap_or(file.eval.plan_steps),
+        seed: args.seed,
+        ..file.eval.clone()
+    };
+    let started = std::time::Instant::now();
+    let report = evaluate(&model, &sim, &config, &progress)?;
+    bar.finish_and_clear();
+    let mut table = Table::new();
+    table.set_header(["metric", "model", "baseline"]);
+    for row in report_rows(&report) {
+        table.add_row(row);
+    }
+    println!("{table}");
+    println!(
+        "{} ({} frames held out, evaluated in {:.0} s)",
+        report.model.source,
+        report.data.frames,
+        started.elapsed().as_secs_f64()
+    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }

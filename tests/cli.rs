@@ -163,3 +163,130 @@ fn run_refuses_contradictory_viewer_flags_and_unreachable_viewers() {
     assert!(stderr.contains("no rerun viewer reachable"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `autodidact eval` as documented in docs/eval.md: it trains (or loads) a model, prints its
+/// table, writes the `autodidact.eval/1` report, and gives the same report for the same
+/// checkpoint and seed.
+#[test]
+fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoint = dir.path().join("model");
+    let quick = [
+        "eval",
+        "--pairs",
+        "2",
+        "--episodes",
+        "2",
+        "--plan-steps",
+        "8",
+        "--quiet",
+    ];
+    let table = run_ok(
+        autodidact()
+            .args(quick)
+            .args(["--train-steps", "12", "--save-checkpoint"])
+            .arg(&checkpoint)
+            .arg("--json")
+            .arg(dir.path().join("fresh.json")),
+    );
+    for row in [
+        "pose probe R²",
+        "k-NN position error",
+        "3-step prediction ÷ copy-last",
+        "effective rank",
+        "planning easy (2 pairs): planner",
+        "planning far (2 pairs): random policy",
+        "planner, random-init model",
+    ] {
+        assert!(table.contains(row), "table lacks {row:?}:\n{table}");
+    }
+
+    let evaluate = |name: &str, seed: &str| -> serde_json::Value {
+        let path = dir.path().join(name);
+        run_ok(
+            autodidact()
+                .args(quick)
+                .args(["--seed", seed, "--checkpoint"])
+                .arg(&checkpoint)
+                .arg("--json")
+                .arg(&path),
+        );
+        serde_json::from_slice(&std::fs::read(path).expect("report")).expect("JSON")
+    };
+    let report = evaluate("a.json", "3");
+    assert_eq!(report, evaluate("b.json", "3"), "same checkpoint and seed");
+    let other = evaluate("c.json", "4");
+    assert_ne!(
+        report["data"]["episode_seeds"], other["data"]["episode_seeds"],
+        "another seed, other held-out worlds"
+    );
+
+    // The documented schema.
+    assert_eq!(report["schema"], "autodidact.eval/1");
+    assert_eq!(report["model"]["train_step"], 12);
+    assert_eq!(report["model"]["image"], serde_json::json!([32, 32]));
+    let seeds = report["data"]["episode_seeds"].as_array().expect("seeds");
+    assert_eq!(seeds.len(), 2);
+    assert!(
+        seeds.iter().all(|s| s.as_u64() >= Some(1_000_000)),
+        "held out"
+    );
+    let number = |v: &serde_json::Value, what: &str| -> f64 {
+        v.as_f64()
+            .filter(|x| x.is_finite())
+            .unwrap_or_else(|| panic!("{what} is not a finite number: {v}"))
+    };
+    for side in ["representation", "random_init_representation"] {
+        let r = &report[side];
+        for key in [
+            "pose_r2",
+            "nearest_object_r2",
+            "knn_position_error_m",
+            "knn_yaw_error_deg",
+        ] {
+            number(&r[key], key);
+        }
+        assert_eq!(r["pose_r2_per_target"].as_array().map(Vec::len), Some(4));
+    }
+    let ratios = report["prediction_vs_copy_last"]
+        .as_array()
+        .expect("ratios");
+    assert_eq!(ratios.len(), 3, "k = 1..H with the default H = 3");
+    let rank = number(&report["collapse"]["effective_rank"], "effective rank");
+    assert!((1.0..=128.0).contains(&rank));
+    let settings = report["planning"].as_array().expect("planning");
+    assert_eq!(settings.len(), 2);
+    for (setting, name) in settings.iter().zip(["easy", "far"]) {
+        assert_eq!(setting["setting"], name);
+        assert_eq!(setting["pairs"], 2);
+        for agent in ["planner", "random_policy", "random_init_planner"] {
+            let score = &setting[agent];
+            let rate = number(&score["success_rate"], "success rate");
+            assert!((0.0..=1.0).contains(&rate));
+            for key in [
+                "final_position_error_m",
+                "final_yaw_error_deg",
+                "start_position_error_m",
+                "start_yaw_error_deg",
+            ] {
+                assert!(number(&score[key], key) >= 0.0);
+            }
+        }
+        // Every agent starts from the same pose with the same goal.
+        assert_eq!(
+            setting["planner"]["start_yaw_error_deg"],
+            setting["random_policy"]["start_yaw_error_deg"]
+        );
+    }
+    assert_eq!(report["config"]["pairs"], 2);
+
+    // A missing checkpoint is a clear error.
+    let output = autodidact()
+        .args(["eval", "--quiet", "--checkpoint"])
+        .arg(dir.path().join("nope"))
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("checkpoint"), "{stderr}");
+}

@@ -92,6 +92,9 @@ pub struct PlannerConfig {
     pub min_std: f32,
     /// Weight of the last step's distance, on top of the mean distance over all steps.
     pub final_weight: f32,
+    /// Weight of the control effort, the mean over decisions of `(a / max_action)²` summed over
+    /// both axes: without it, any motion the model cannot tell from progress looks free.
+    pub effort_weight: f32,
     /// Seed of the sampling.
     pub seed: u64,
 }
@@ -99,15 +102,16 @@ pub struct PlannerConfig {
 impl Default for PlannerConfig {
     fn default() -> Self {
         Self {
-            horizon: 6,
-            action_repeat: 2,
-            samples: 128,
+            horizon: 8,
+            action_repeat: 3,
+            samples: 64,
             elites: 12,
-            iterations: 4,
+            iterations: 3,
             max_action: [0.5, 2.0],
             initial_std: 0.6,
             min_std: 0.05,
             final_weight: 1.0,
+            effort_weight: 0.02,
             seed: 0,
         }
     }
@@ -126,9 +130,16 @@ impl PlannerConfig {
         if self.max_action.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
             return invalid("max_action must be finite and > 0");
         }
-        let shares = [self.initial_std, self.min_std, self.final_weight];
+        let shares = [
+            self.initial_std,
+            self.min_std,
+            self.final_weight,
+            self.effort_weight,
+        ];
         if shares.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
-            return invalid("initial_std, min_std and final_weight must be finite and >= 0");
+            return invalid(
+                "initial_std, min_std, final_weight and effort_weight must be finite and >= 0",
+            );
         }
         Ok(())
     }
@@ -286,7 +297,8 @@ impl LatentPlanner {
             .collect()
     }
 
-    /// Mean distance over the rollout plus `final_weight` × the last step's.
+    /// Mean distance over the rollout, plus `final_weight` × the last step's, plus
+    /// `effort_weight` × the control effort.
     fn costs(
         &self,
         dynamics: &DynamicsSnapshot,
@@ -296,11 +308,19 @@ impl LatentPlanner {
     ) -> Result<Vec<f32>, LearnError> {
         let scored = rollout(dynamics, current, &self.expand(candidates), Some(goal))?;
         let distances = scored.goal_distances.unwrap_or_default();
+        let max = self.config.max_action;
         Ok(distances
             .iter()
-            .map(|steps| {
+            .zip(candidates)
+            .map(|(steps, decisions)| {
                 let mean = steps.iter().sum::<f32>() / steps.len().max(1) as f32;
+                let effort = decisions
+                    .iter()
+                    .map(|a| (a[0] / max[0]).powi(2) + (a[1] / max[1]).powi(2))
+                    .sum::<f32>()
+                    / decisions.len().max(1) as f32;
                 mean + self.config.final_weight * steps.last().copied().unwrap_or(0.0)
+                    + self.config.effort_weight * effort
             })
             .collect())
     }
