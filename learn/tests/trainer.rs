@@ -407,7 +407,15 @@ fn planner_finds_the_commands_that_reach_a_predicted_goal_and_is_seeded() {
     let start: Vec<f32> = (0..dim)
         .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
         .collect();
-    let config = PlannerConfig::default();
+    // The search alone is under test: no effort term, and the cost is (almost only) the final
+    // distance, which the commands that made the goal bring to zero.
+    let config = PlannerConfig {
+        effort_weight: 0.0,
+        final_weight: 50.0,
+        samples: 128,
+        iterations: 4,
+        ..PlannerConfig::default()
+    };
     let steps = config.horizon * config.action_repeat;
     let reached = dynamics
         .rollout(&start, &[vec![[0.4, -1.5]; steps]])
