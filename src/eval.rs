@@ -18,9 +18,9 @@ use anyhow::{Context, Result, bail};
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::metrics::LinearProbe;
 use autodidact_learn::{
-    EncoderSnapshot, LatentPlanner, PlannerConfig, Trainer, TrainerConfig, Transition,
-    embedding_health,
+    EncoderSnapshot, PlannerConfig, Trainer, TrainerConfig, Transition, embedding_health,
 };
+use autodidact_nodes::planner::{PlannerNode, PlannerNodeConfig};
 use autodidact_nodes::sim::sensor_messages;
 use autodidact_nodes::{Collector, CollectorConfig, Frame, ManualClock};
 use autodidact_sim::{
@@ -54,8 +54,8 @@ pub struct EvalConfig {
     pub success_yaw_deg: f64,
     /// Ridge of the linear probes.
     pub ridge: f64,
-    /// Embed the goal image with the robot's current proprio at every step (instead of the
-    /// proprio at rest at the goal), so that goal and state differ by what the camera sees.
+    /// Embed the goal image with the robot's current proprio at every step instead of the
+    /// proprio at rest at the goal (see `PlannerNodeConfig`).
     pub goal_with_current_proprio: bool,
     /// The reference planner.
     pub planner: PlannerConfig,
@@ -73,7 +73,7 @@ impl Default for EvalConfig {
             success_position_m: 0.2,
             success_yaw_deg: 20.0,
             ridge: 1e-3,
-            goal_with_current_proprio: true,
+            goal_with_current_proprio: false,
             planner: PlannerConfig::default(),
             seed: 0,
         }
@@ -754,30 +754,26 @@ fn attempt(
     let start_error = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
     let max = config.planner.max_action;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa5a5);
-    let mut planner = LatentPlanner::new(config.planner.clone())?;
-    let goal_embedding = match agent {
-        Agent::Planner(encoder, _) => Some(encoder.embed(&goal_frame.image, &goal_frame.proprio)?),
-        Agent::Random => None,
-    };
+    let mut planner = PlannerNode::new(PlannerNodeConfig {
+        planner: config.planner.clone(),
+        goal_with_current_proprio: config.goal_with_current_proprio,
+    })?;
+    planner.set_goal(goal_frame);
     let mut latent_distances = (f32::NAN, f32::NAN);
     for period in 0..config.plan_steps {
         let frame = eyes.see(&observation)?;
-        let command = match (agent, &goal_embedding) {
-            (Agent::Planner(encoder, dynamics), Some(goal)) => {
-                let current = encoder.embed(&frame.image, &frame.proprio)?;
-                let goal = if config.goal_with_current_proprio {
-                    encoder.embed(&goal_frame.image, &frame.proprio)?
-                } else {
-                    goal.clone()
-                };
-                let plan = planner.plan(dynamics, &current, &goal)?;
+        let command = match agent {
+            Agent::Planner(encoder, dynamics) => {
+                let output = planner
+                    .on_frame(&frame, encoder, dynamics)?
+                    .context("the planner has a goal")?;
                 if period == 0 {
-                    latent_distances.0 = plan.start_distance;
+                    latent_distances.0 = output.plan.start_distance;
                 }
-                latent_distances.1 = plan.start_distance;
-                plan.action
+                latent_distances.1 = output.plan.start_distance;
+                [output.command.linear_x, output.command.angular_z]
             }
-            _ => [
+            Agent::Random => [
                 rng.random_range(-max[0]..max[0]),
                 rng.random_range(-max[1]..max[1]),
             ],

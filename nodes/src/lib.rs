@@ -1,6 +1,6 @@
 //! autodidact's nodes as ROS-free components, and the in-process graph that wires them.
 //!
-//! Each component (`sim`, `collector`, `trainer`, `encoder`, `viz`) is a plain function or
+//! Each component (`sim`, `collector`, `trainer`, `encoder`, `planner`, `viz`) is a plain function or
 //! struct with typed inputs and outputs, bounded queues and an injected [`clock::Clock`], so the
 //! same code runs here over channels and, later, as ROS 2 nodes. [`graph::run_graph`] runs them
 //! all in one process on the simulator: what `autodidact run` does.
@@ -14,6 +14,7 @@ pub mod encoder;
 pub mod graph;
 pub mod image;
 pub mod msg;
+pub mod planner;
 pub mod sim;
 pub mod stats;
 pub mod trainer;
