@@ -40,6 +40,11 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
+    /// [`load`](Self::load)s `path` when one is given, else the defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self> {
+        path.map_or_else(|| Ok(Self::default()), Self::load)
+    }
+
     /// Reads and validates a TOML configuration file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use autodidact::FileConfig;
 use autodidact::bench::{BenchRow, bench_graph, bench_learn, bench_sim};
 use autodidact::demo::{DemoOptions, run_demo};
@@ -249,6 +249,15 @@ fn main() -> Result<()> {
     }
 }
 
+/// Writes `value` as pretty JSON when a path was given.
+fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_vec_pretty(value)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn print_rows(rows: &[BenchRow], json: Option<PathBuf>) -> Result<()> {
     let mut table = Table::new();
     table.set_header(["case", "iterations", "median µs", "p99 µs", "per second"]);
@@ -262,17 +271,12 @@ fn print_rows(rows: &[BenchRow], json: Option<PathBuf>) -> Result<()> {
         ]);
     }
     println!("{table}");
-    if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_vec_pretty(rows)?)?;
-    }
+    write_json(json.as_deref(), &rows)?;
     Ok(())
 }
 
 fn run(args: RunArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
+    let file = FileConfig::load_or_default(args.config.as_deref())?;
     let options = RunOptions {
         steps: args.steps,
         minutes: args.minutes,
@@ -317,17 +321,12 @@ fn run(args: RunArgs) -> Result<()> {
         table.add_row([name, value]);
     }
     println!("{table}");
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-    }
+    write_json(args.json.as_deref(), &report)?;
     Ok(())
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
+    let file = FileConfig::load_or_default(args.config.as_deref())?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -391,17 +390,12 @@ fn eval(args: EvalArgs) -> Result<()> {
         report.data.frames,
         started.elapsed().as_secs_f64()
     );
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-    }
+    write_json(args.json.as_deref(), &report)?;
     Ok(())
 }
 
 fn sim(args: SimArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
+    let file = FileConfig::load_or_default(args.config.as_deref())?;
     let options = DemoOptions {
         sim: file.sim,
         exploration: file.exploration,

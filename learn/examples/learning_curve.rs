@@ -18,7 +18,7 @@ mod common;
 use std::time::Instant;
 
 use autodidact_learn::metrics::probe_r2;
-use autodidact_learn::{Trainer, TrainerConfig, embedding_health};
+use autodidact_learn::{Trainer, TrainerConfig};
 use common::{PROPRIO_DIM, Sample, embed, explore, sim_config};
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -55,15 +55,7 @@ fn evaluate(trainer: &Trainer, probe_train: &[&Sample], held_out: &[Sample]) -> 
         1e-3,
     )
     .expect("probe");
-    let frames: Vec<_> = held_out.iter().map(|s| s.transition.clone()).collect();
-    let health = embedding_health(
-        &trainer.snapshot(),
-        &trainer.dynamics_snapshot(),
-        &frames,
-        3,
-        4,
-    )
-    .expect("health");
+    let health = common::health(trainer, held_out);
     let (ratios, collapse) = (health.prediction_vs_copy_last, health.collapse);
     // In-distribution: fit on every other kept training frame, score on the rest.
     let fit: Vec<&Sample> = probe_train.iter().step_by(2).copied().collect();

@@ -209,7 +209,8 @@ impl LatentPlanner {
         let max = c.max_action;
         let mut mean = self.shifted_warm_start();
         let mut std = vec![[c.initial_std * max[0], c.initial_std * max[1]]; c.horizon];
-        let mut best: Option<(f32, Vec<[f32; ACTION_DIM]>)> = None;
+        // (cost, predicted final distance, decisions) of the best candidate seen.
+        let mut best: Option<(f32, f32, Vec<[f32; ACTION_DIM]>)> = None;
         for _ in 0..c.iterations {
             // Candidate 0 is the current mean, so a good warm start is never lost.
             let mut candidates = Vec::with_capacity(c.samples);
@@ -227,14 +228,15 @@ impl LatentPlanner {
                     .collect();
                 candidates.push(sequence);
             }
-            let costs = self.costs(dynamics, current, goal, &candidates)?;
+            let scores = self.costs(dynamics, current, goal, &candidates)?;
             let mut order: Vec<usize> = (0..candidates.len()).collect();
-            order.sort_by(|&a, &b| costs[a].total_cmp(&costs[b]));
+            order.sort_by(|&a, &b| scores[a].0.total_cmp(&scores[b].0));
+            let (cost, final_distance) = scores[order[0]];
             if best
                 .as_ref()
-                .is_none_or(|(cost, _)| costs[order[0]] < *cost)
+                .is_none_or(|(best_cost, ..)| cost < *best_cost)
             {
-                best = Some((costs[order[0]], candidates[order[0]].clone()));
+                best = Some((cost, final_distance, candidates[order[0]].clone()));
             }
             let elites: Vec<&Vec<[f32; ACTION_DIM]>> =
                 order[..c.elites].iter().map(|&i| &candidates[i]).collect();
@@ -248,13 +250,8 @@ impl LatentPlanner {
                 }
             }
         }
-        let (_, decisions) =
+        let (_, predicted_final_distance, decisions) =
             best.ok_or_else(|| LearnError::InvalidConfig("planner: no CEM iteration ran".into()))?;
-        let final_rollout = self.expand(&[decisions.clone()]);
-        let predicted = dynamics.rollout(current, &final_rollout)?;
-        let predicted_final_distance = predicted[0]
-            .last()
-            .map_or(f32::NAN, |z| goal_distance(z, goal));
         self.warm_start = Some(decisions.clone());
         self.executed = 0;
         Ok(Plan {
@@ -297,15 +294,15 @@ impl LatentPlanner {
             .collect()
     }
 
-    /// Mean distance over the rollout, plus `final_weight` × the last step's, plus
-    /// `effort_weight` × the control effort.
+    /// Per candidate: the cost (mean distance over the rollout, plus `final_weight` × the last
+    /// step's, plus `effort_weight` × the control effort) and the last step's distance.
     fn costs(
         &self,
         dynamics: &DynamicsSnapshot,
         current: &[f32],
         goal: &[f32],
         candidates: &[Vec<[f32; ACTION_DIM]>],
-    ) -> Result<Vec<f32>, LearnError> {
+    ) -> Result<Vec<(f32, f32)>, LearnError> {
         let scored = rollout(dynamics, current, &self.expand(candidates), Some(goal))?;
         let distances = scored.goal_distances.unwrap_or_default();
         let max = self.config.max_action;
@@ -319,8 +316,10 @@ impl LatentPlanner {
                     .map(|a| (a[0] / max[0]).powi(2) + (a[1] / max[1]).powi(2))
                     .sum::<f32>()
                     / decisions.len().max(1) as f32;
-                mean + self.config.final_weight * steps.last().copied().unwrap_or(0.0)
-                    + self.config.effort_weight * effort
+                let last = steps.last().copied().unwrap_or(0.0);
+                let cost =
+                    mean + self.config.final_weight * last + self.config.effort_weight * effort;
+                (cost, last)
             })
             .collect())
     }

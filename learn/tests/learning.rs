@@ -4,7 +4,7 @@
 mod common;
 
 use autodidact_learn::metrics::probe_r2;
-use autodidact_learn::{Trainer, TrainerConfig, embedding_health};
+use autodidact_learn::{Trainer, TrainerConfig};
 use common::{PROPRIO_DIM, Sample, embed, explore, sim_config};
 
 /// 32×32 keeps the test to a few minutes on 2 cores (a step is about 4× cheaper than at 64²).
@@ -73,15 +73,7 @@ fn learned_embeddings_encode_pose_predict_the_future_and_do_not_collapse() {
 
     // k-step latent prediction against copy-last, and collapse, on held-out sequences: the
     // same health report the trainer node publishes.
-    let frames: Vec<_> = held_out.iter().map(|s| s.transition.clone()).collect();
-    let health = embedding_health(
-        &trainer.snapshot(),
-        &trainer.dynamics_snapshot(),
-        &frames,
-        3,
-        4,
-    )
-    .expect("health");
+    let health = common::health(&trainer, &held_out);
     assert_eq!(health.prediction_vs_copy_last.len(), 3);
     for (k, ratio) in health.prediction_vs_copy_last.iter().enumerate() {
         println!("{}-step prediction error / copy-last = {ratio:.3}", k + 1);

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use autodidact_learn::{Trainer, Transition};
+use autodidact_learn::{HealthReport, Trainer, Transition, embedding_health};
 use autodidact_sim::{ExplorationConfig, ExplorationPolicy, Observation, Sim, SimConfig};
 
 /// Proprio features the tests feed the model: wheel speeds, gyro z, planar specific force, and
@@ -85,4 +85,18 @@ pub fn embed(trainer: &Trainer, samples: &[&Sample]) -> Vec<Vec<f32>> {
             snapshot.embed_batch(&images, &proprio).expect("embed")
         })
         .collect()
+}
+
+/// The trainer's embedding health on `samples` (consecutive, oldest first): collapse monitors
+/// and k = 1..3-step prediction ÷ copy-last from every 4th frame, as the trainer node reports it.
+pub fn health(trainer: &Trainer, samples: &[Sample]) -> HealthReport {
+    let frames: Vec<Transition> = samples.iter().map(|s| s.transition.clone()).collect();
+    embedding_health(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &frames,
+        3,
+        4,
+    )
+    .expect("health")
 }
