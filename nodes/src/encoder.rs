@@ -2,7 +2,6 @@
 //! snapshot handle (an `Arc` clone under a lock held for nanoseconds) and never waits for the
 //! trainer; its inference runs in its own thread pool so training cannot starve it.
 
-use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use autodidact_learn::EncoderHandle;
@@ -47,15 +46,20 @@ pub struct EncoderStats {
     pub embedded: u64,
     /// Frames the model refused (logged; should stay 0 behind a collector).
     pub failed: u64,
-    /// Image→embedding latencies, seconds, in arrival order.
+    /// Image→embedding latencies, seconds, in arrival order: the newest
+    /// [`MAX_LATENCIES`] (a node that runs for days keeps bounded memory).
     pub latencies_s: Vec<f64>,
 }
 
-/// Embeds frames from `inbox` until it closes, handing each embedding to `publish`.
+/// Latencies an encoder keeps for its report.
+pub const MAX_LATENCIES: usize = 1 << 16;
+
+/// Embeds frames from `inbox` until it ends (a closed channel, a closed
+/// [`LatestCell`](crate::latest::LatestCell)), handing each embedding to `publish`.
 pub fn run_encoder(
     config: &EncoderConfig,
     handle: &EncoderHandle,
-    inbox: Receiver<EncodeRequest>,
+    inbox: impl IntoIterator<Item = EncodeRequest>,
     mut publish: impl FnMut(Embedding),
 ) -> Result<EncoderStats, NodeError> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -72,6 +76,9 @@ pub fn run_encoder(
                 Ok(data) => {
                     let latency_s = request.queued_at.elapsed().as_secs_f64();
                     stats.embedded += 1;
+                    if stats.latencies_s.len() == MAX_LATENCIES {
+                        stats.latencies_s.drain(..MAX_LATENCIES / 2);
+                    }
                     stats.latencies_s.push(latency_s);
                     publish(Embedding {
                         source_stamp_ns: request.frame.stamp_ns,

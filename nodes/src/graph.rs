@@ -221,7 +221,8 @@ fn offer<T>(to: &SyncSender<T>, item: T, drops: &mut u64) {
     }
 }
 
-fn proprio_names(config: &CollectorConfig) -> Vec<String> {
+/// Names of the proprio vector's entries, for display.
+pub(crate) fn proprio_names(config: &CollectorConfig) -> Vec<String> {
     let p = &config.proprio;
     let mut names: Vec<String> = p
         .joints
@@ -369,6 +370,8 @@ pub fn run_graph(
                         VizEvent::Health(health)
                     }
                     TrainerEvent::Preview(preview) => VizEvent::Preview(Box::new(preview)),
+                    // Rollouts are not served in-process; the planner takes them from the trainer.
+                    TrainerEvent::Dynamics(_) => continue,
                 };
                 if viz_on {
                     offer(&viz_tx, viz_event, viz_drops);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use autodidact_sim::{
-    ExplorationConfig, ExplorationPolicy, GroundTruth, Observation, Sim, SimConfig,
+    Action, ExplorationConfig, ExplorationPolicy, GroundTruth, Observation, Sim, SimConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,21 @@ pub fn run_sim(
     stop: &AtomicBool,
     sim_clock: &ManualClock,
     wall: &dyn Clock,
+    publish: impl FnMut(SimTick),
+) -> Result<SimNodeStats, NodeError> {
+    run_sim_commanded(config, steps, stop, sim_clock, wall, |_| None, publish)
+}
+
+/// Like [`run_sim`], but `command(stamp_ns)` is asked first at every step: `Some(action)` drives
+/// the robot with it (an external controller, e.g. ROS `cmd_vel`), `None` lets the exploration
+/// policy drive. The action driven with is what the tick reports as its command.
+pub fn run_sim_commanded(
+    config: &SimNodeConfig,
+    steps: u64,
+    stop: &AtomicBool,
+    sim_clock: &ManualClock,
+    wall: &dyn Clock,
+    mut command: impl FnMut(u64) -> Option<Action>,
     mut publish: impl FnMut(SimTick),
 ) -> Result<SimNodeStats, NodeError> {
     let mut sim = Sim::new(&config.sim)?;
@@ -152,7 +167,8 @@ pub fn run_sim(
             }
         }
         sim_clock.set_ns(stamp_ns);
-        let action = policy.act(&observation, period);
+        let explored = policy.act(&observation, period);
+        let action = command(stamp_ns).unwrap_or(explored);
         let mut messages = sensor_messages(&observation, stamp_ns);
         messages.push(SensorMsg::Action(TwistMsg {
             stamp_ns,

@@ -27,11 +27,13 @@ pub enum DropReason {
     ProprioStale,
     /// The next component was busy and its queue full (the newest data wins).
     QueueFull,
+    /// A header stamp that is not a time (negative seconds, nanoseconds ≥ 1 s).
+    BadStamp,
 }
 
 impl DropReason {
     /// Every reason, in report order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         Self::EmptyImage,
         Self::UnknownEncoding,
         Self::WrongImageSize,
@@ -41,6 +43,7 @@ impl DropReason {
         Self::StampNotIncreasing,
         Self::ProprioStale,
         Self::QueueFull,
+        Self::BadStamp,
     ];
 
     /// snake_case name (as in reports and ROS status messages).
@@ -55,6 +58,7 @@ impl DropReason {
             Self::StampNotIncreasing => "stamp_not_increasing",
             Self::ProprioStale => "proprio_stale",
             Self::QueueFull => "queue_full",
+            Self::BadStamp => "bad_stamp",
         }
     }
 }

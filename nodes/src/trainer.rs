@@ -3,10 +3,12 @@
 //! (through the learn crate's snapshot handle), embedding health and decoded predictions.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
+use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::{HealthReport, LearnError, Preview, Trainer, Transition, embedding_health};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +61,9 @@ pub enum TrainerEvent {
     Health(HealthMsg),
     /// Every `preview_every` steps.
     Preview(Preview),
+    /// Whenever the weights version changes (and once at the start): the latent dynamics for
+    /// rollouts and planning, matching the published encoder.
+    Dynamics(Arc<DynamicsSnapshot>),
 }
 
 /// The trainer after the run, with its counters.
@@ -101,6 +106,9 @@ pub fn run_trainer(
         }
     };
     let mut inbox_open = true;
+    let first = trainer.dynamics_snapshot();
+    let mut dynamics_version = first.version;
+    emit(TrainerEvent::Dynamics(Arc::new(first)));
     {
         while inbox_open && !stop.load(Ordering::Relaxed) {
             loop {
@@ -154,6 +162,12 @@ pub fn run_trainer(
             }));
             if report.skipped_non_finite {
                 continue;
+            }
+            if report.weights_version != dynamics_version {
+                dynamics_version = report.weights_version;
+                emit(TrainerEvent::Dynamics(Arc::new(
+                    trainer.dynamics_snapshot(),
+                )));
             }
             if config.health_every > 0 && step % config.health_every == 0 {
                 match pool.install(|| health(&trainer, config.health_window)) {
