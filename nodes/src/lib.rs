@@ -13,8 +13,11 @@ pub mod collector;
 pub mod encoder;
 pub mod graph;
 pub mod image;
+pub mod latest;
 pub mod msg;
 pub mod planner;
+#[cfg(feature = "ros")]
+pub mod ros;
 pub mod sim;
 pub mod stats;
 pub mod trainer;
@@ -40,6 +43,9 @@ pub enum NodeError {
     /// The rerun viewer or recording could not be used.
     #[error("viewer: {0}")]
     Viewer(String),
+    /// The ROS 2 middleware (rcl through r2r) refused something.
+    #[error("ros: {0}")]
+    Ros(String),
     /// A component thread panicked (a bug: reported, not propagated as a panic).
     #[error("the {0} component stopped unexpectedly")]
     Crashed(&'static str),

@@ -1,0 +1,12 @@
+//! `encoder_node`: the ROS 2 node `encoder` (see `autodidact_nodes::ros`). Parameters and remaps come
+//! from `--ros-args`; SIGINT stops it cleanly.
+
+use anyhow::Context;
+use autodidact_nodes::ros::{init_logging, learner, shutdown_flag};
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    let stop = shutdown_flag()?;
+    learner::run_learner_node("encoder", learner::Roles::ENCODER, &stop).context("encoder_node")?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! `sim_node`: the simulator as a ROS 2 robot (see `autodidact_nodes::ros::sim_node`).
+//! Parameters and remaps come from `--ros-args`; SIGINT stops it cleanly.
+
+use anyhow::Context;
+use autodidact_nodes::ros::{init_logging, shutdown_flag, sim_node};
+
+fn main() -> anyhow::Result<()> {
+    init_logging();
+    let stop = shutdown_flag()?;
+    sim_node::run_sim_node("sim", &stop).context("sim_node")?;
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! ROS parameters of the nodes, declared with descriptions and units (r2r `RosParams`), and the
+//! configuration file they refine. The file is the same TOML as `autodidact run --config`
+//! (sections `[sim]`, `[exploration]`, `[collector]`, `[trainer]`, `[trainer_node]`, `[encoder]`;
+//! others are ignored); parameters override what they name. `launch/params/*.yaml` mirrors the
+//! declarations, and a test checks that they agree.
+
+use std::path::{Path, PathBuf};
+
+use autodidact_learn::TrainerConfig;
+use autodidact_sim::{ExplorationConfig, SimConfig};
+use r2r::RosParams;
+use serde::Deserialize;
+
+use crate::NodeError;
+use crate::collector::CollectorConfig;
+use crate::encoder::EncoderConfig;
+use crate::planner::PlannerNodeConfig;
+use crate::trainer::TrainerNodeConfig;
+use crate::viz::{VizConfig, VizSink};
+
+/// The configuration file of the ROS nodes (a subset of `autodidact run --config`'s).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NodeFileConfig {
+    /// The simulator (sim_node).
+    pub sim: SimConfig,
+    /// The exploration policy (sim_node).
+    pub exploration: ExplorationConfig,
+    /// Pairing, validation and the proprio layout.
+    pub collector: CollectorConfig,
+    /// The world model and its training (default: the standard model for the image size).
+    pub trainer: Option<TrainerConfig>,
+    /// Replay warm-up, health, checkpoints.
+    pub trainer_node: TrainerNodeConfig,
+    /// The encoder's thread pool.
+    pub encoder: EncoderConfig,
+    /// The reference planner (planner_node).
+    pub planner: PlannerNodeConfig,
+    /// Telemetry settings (the sink itself is the `rerun` parameter).
+    pub viz: VizConfig,
+}
+
+impl NodeFileConfig {
+    /// Reads `path`, or the defaults when there is none.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, NodeError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Setup(format!("reading {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| NodeError::Setup(format!("parsing {}: {e}", path.display())))
+    }
+}
+
+/// Parameters of the learner nodes (`autodidact_node`, `trainer_node`, `encoder_node`).
+#[derive(RosParams, Debug, Clone, PartialEq)]
+pub struct LearnerParams {
+    /// Configuration file (TOML, as for `autodidact run --config`); empty: built-in defaults
+    pub config_file: String,
+    /// Image width the model takes; other widths are dropped and counted [px]
+    pub image_width: i64,
+    /// Image height the model takes [px]
+    pub image_height: i64,
+    /// Seed of weight initialisation, sampling and augmentation
+    pub seed: i64,
+    /// Train online (false: serve the initial or loaded weights as they are)
+    pub train: bool,
+    /// Checkpoint directory to start from; empty: fresh weights
+    pub checkpoint: String,
+    /// Directory to write checkpoints to (atomically); empty: never
+    pub checkpoint_dir: String,
+    /// Training steps between checkpoints; 0: only at shutdown [steps]
+    pub checkpoint_every: i64,
+    /// Transitions in the replay buffer before the first training step
+    pub min_replay: i64,
+    /// Training steps between published encoder versions [steps]
+    pub publish_every: i64,
+    /// Training steps between embedding health reports; 0: never [steps]
+    pub health_every: i64,
+    /// Stop training after this many steps (data is still taken in); 0: never [steps]
+    pub max_train_steps: i64,
+    /// Threads of the trainer's compute pool; 0: one per core
+    pub trainer_threads: i64,
+    /// Threads of the encoder's compute pool
+    pub encoder_threads: i64,
+    /// Largest difference between an image stamp and its proprio stamps [s]
+    pub proprio_tolerance_s: f64,
+    /// A command older than this when the next image arrives counts as a stop [s]
+    pub action_timeout_s: f64,
+    /// A gap between images longer than this starts a new episode [s]
+    pub episode_gap_s: f64,
+    /// Newest camera frames kept for rollouts that start at a frame stamp
+    pub rollout_frames: i64,
+    /// Seconds between reloads of `checkpoint` when not training (encoder_node following a trainer_node); 0: never [s]
+    pub reload_every_s: f64,
+    /// Telemetry to rerun: empty = off, a path = an .rrd file, rerun+http://HOST:PORT/proxy = a running viewer (the node runs on without it)
+    pub rerun: String,
+}
+
+fn to_usize(name: &str, value: i64) -> Result<usize, NodeError> {
+    usize::try_from(value)
+        .map_err(|_| NodeError::Setup(format!("parameter {name} must be ≥ 0, got {value}")))
+}
+
+fn to_u64(name: &str, value: i64) -> Result<u64, NodeError> {
+    u64::try_from(value)
+        .map_err(|_| NodeError::Setup(format!("parameter {name} must be ≥ 0, got {value}")))
+}
+
+fn optional_path(value: &str) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+/// Everything a learner node runs with, after the file and the parameters.
+#[derive(Debug, Clone)]
+pub struct LearnerSetup {
+    /// The collector.
+    pub collector: CollectorConfig,
+    /// The model and its training.
+    pub trainer: TrainerConfig,
+    /// The trainer loop.
+    pub trainer_node: TrainerNodeConfig,
+    /// The encoder loop.
+    pub encoder: EncoderConfig,
+    /// Start from this checkpoint.
+    pub checkpoint: Option<PathBuf>,
+    /// Train at all.
+    pub train: bool,
+    /// Frames kept for stamp-addressed rollouts.
+    pub rollout_frames: usize,
+    /// Reload period of `checkpoint` when not training, seconds (0: never).
+    pub reload_every_s: f64,
+    /// Telemetry.
+    pub viz: VizConfig,
+}
+
+impl LearnerParams {
+    /// Defaults taken from `file`.
+    pub fn from_file(config_file: &str, file: &NodeFileConfig) -> Self {
+        let node = &file.trainer_node;
+        let collector = &file.collector;
+        let trainer = file.trainer.clone().unwrap_or_else(|| {
+            TrainerConfig::for_inputs(
+                collector.width as usize,
+                collector.height as usize,
+                collector.proprio.dim(),
+            )
+        });
+        Self {
+            config_file: config_file.to_owned(),
+            image_width: i64::from(collector.width),
+            image_height: i64::from(collector.height),
+            seed: trainer.seed as i64,
+            train: true,
+            checkpoint: String::new(),
+            checkpoint_dir: node
+                .checkpoint_dir
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            checkpoint_every: node.checkpoint_every as i64,
+            min_replay: node.min_replay as i64,
+            publish_every: trainer.publish_every as i64,
+            health_every: node.health_every as i64,
+            max_train_steps: node.max_steps.unwrap_or(0) as i64,
+            trainer_threads: node.threads as i64,
+            encoder_threads: file.encoder.threads as i64,
+            proprio_tolerance_s: collector.proprio_tolerance_s,
+            action_timeout_s: collector.action_timeout_s,
+            episode_gap_s: collector.episode_gap_s,
+            rollout_frames: 64,
+            reload_every_s: 0.0,
+            rerun: String::new(),
+        }
+    }
+
+    /// The file's configuration with these parameters applied, checked.
+    pub fn apply(&self, file: &NodeFileConfig) -> Result<LearnerSetup, NodeError> {
+        let mut collector = file.collector.clone();
+        collector.width = u32::try_from(self.image_width)
+            .map_err(|_| NodeError::Setup(format!("image_width {}", self.image_width)))?;
+        collector.height = u32::try_from(self.image_height)
+            .map_err(|_| NodeError::Setup(format!("image_height {}", self.image_height)))?;
+        collector.proprio_tolerance_s = self.proprio_tolerance_s;
+        collector.action_timeout_s = self.action_timeout_s;
+        collector.episode_gap_s = self.episode_gap_s;
+        let mut trainer = file.trainer.clone().unwrap_or_else(|| {
+            TrainerConfig::for_inputs(
+                collector.width as usize,
+                collector.height as usize,
+                collector.proprio.dim(),
+            )
+        });
+        trainer.seed = to_u64("seed", self.seed)?;
+        trainer.publish_every = to_u64("publish_every", self.publish_every)?.max(1);
+        let image = &trainer.model.encoder.image;
+        if (image.width, image.height) != (collector.width as usize, collector.height as usize) {
+            return Err(NodeError::Setup(format!(
+                "the model takes {}x{} images but image_width/image_height say {}x{}",
+                image.width, image.height, collector.width, collector.height
+            )));
+        }
+        if trainer.model.encoder.proprio_dim != collector.proprio.dim() {
+            return Err(NodeError::Setup(format!(
+                "the model takes {} proprio values, the collector makes {}",
+                trainer.model.encoder.proprio_dim,
+                collector.proprio.dim()
+            )));
+        }
+        trainer.validate()?;
+        let mut trainer_node = file.trainer_node.clone();
+        trainer_node.min_replay = to_usize("min_replay", self.min_replay)?;
+        trainer_node.threads = to_usize("trainer_threads", self.trainer_threads)?;
+        trainer_node.health_every = to_u64("health_every", self.health_every)?;
+        trainer_node.checkpoint_dir = optional_path(&self.checkpoint_dir);
+        trainer_node.checkpoint_every = to_u64("checkpoint_every", self.checkpoint_every)?;
+        let max_steps = to_u64("max_train_steps", self.max_train_steps)?;
+        trainer_node.max_steps = (max_steps > 0).then_some(max_steps);
+        // Previews are a viewer feature of the in-process graph; the ROS nodes do not decode.
+        trainer_node.preview_every = 0;
+        let mut encoder = file.encoder.clone();
+        encoder.threads = to_usize("encoder_threads", self.encoder_threads)?.max(1);
+        if !self.reload_every_s.is_finite() || self.reload_every_s < 0.0 {
+            return Err(NodeError::Setup(format!(
+                "reload_every_s must be ≥ 0, got {}",
+                self.reload_every_s
+            )));
+        }
+        let mut viz = file.viz.clone();
+        viz.sink = if self.rerun.is_empty() {
+            VizSink::Off
+        } else if self.rerun.starts_with("rerun+http") {
+            VizSink::Connect(self.rerun.clone())
+        } else {
+            VizSink::File(PathBuf::from(&self.rerun))
+        };
+        Ok(LearnerSetup {
+            collector,
+            trainer,
+            trainer_node,
+            encoder,
+            checkpoint: optional_path(&self.checkpoint),
+            train: self.train,
+            rollout_frames: to_usize("rollout_frames", self.rollout_frames)?.max(1),
+            reload_every_s: self.reload_every_s,
+            viz,
+        })
+    }
+}
+
+/// Parameters of `sim_node`.
+#[derive(RosParams, Debug, Clone, PartialEq)]
+pub struct SimParams {
+    /// Configuration file (TOML, sections [sim] and [exploration] are used); empty: defaults
+    pub config_file: String,
+    /// Seed of the first world (episode k uses seed + k)
+    pub seed: i64,
+    /// Who drives: "explore" (the built-in exploration policy; its commands are published on cmd_vel) or "cmd_vel" (the newest command received; a stop when it is older than command_timeout_s)
+    pub drive: String,
+    /// A received command older than this is replaced by a stop [s]
+    pub command_timeout_s: f64,
+    /// Sim seconds per wall second; 0: as fast as possible
+    pub realtime_factor: f64,
+    /// Control steps before the node exits; 0: run until shut down [steps]
+    pub steps: i64,
+    /// Control steps per episode before the world is reset; 0: one episode [steps]
+    pub episode_steps: i64,
+    /// Publish the sim clock on /clock (for use_sim_time in the other nodes)
+    pub publish_clock: bool,
+    /// frame_id of the camera image and camera_info
+    pub camera_frame_id: String,
+}
+
+/// What sim_node drives with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drive {
+    /// The exploration policy, publishing its commands.
+    Explore,
+    /// Received commands.
+    CmdVel,
+}
+
+impl SimParams {
+    /// Defaults taken from `file`.
+    pub fn from_file(config_file: &str, _file: &NodeFileConfig) -> Self {
+        Self {
+            config_file: config_file.to_owned(),
+            seed: 0,
+            drive: "explore".to_owned(),
+            command_timeout_s: 0.5,
+            realtime_factor: 1.0,
+            steps: 0,
+            episode_steps: 0,
+            publish_clock: true,
+            camera_frame_id: "camera".to_owned(),
+        }
+    }
+
+    /// How the robot is driven (and a check of the durations).
+    pub fn drive(&self) -> Result<Drive, NodeError> {
+        if !self.command_timeout_s.is_finite() || self.command_timeout_s < 0.0 {
+            return Err(NodeError::Setup(format!(
+                "command_timeout_s must be a finite number ≥ 0, got {}",
+                self.command_timeout_s
+            )));
+        }
+        match self.drive.as_str() {
+            "explore" => Ok(Drive::Explore),
+            "cmd_vel" => Ok(Drive::CmdVel),
+            other => Err(NodeError::Setup(format!(
+                "drive must be \"explore\" or \"cmd_vel\", got {other:?}"
+            ))),
+        }
+    }
+}
