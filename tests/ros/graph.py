@@ -1,0 +1,148 @@
+"""sim_node + autodidact_node on sim time: the learner trains on what the sim publishes
+(training status advances, encoder versions go up), embeddings flow stamped with sim images'
+stamps, embedding health is published; then sim_node + trainer_node + encoder_node: the
+encoder follows the trainer's checkpoints; then planner_node, following the same checkpoints,
+drives sim_node (drive:=cmd_vel) towards a goal image. Every node stops cleanly on SIGINT."""
+
+import os
+
+import math
+
+from autodidact_msgs.msg import Embedding, EmbeddingHealth, TrainerStatus
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from harness import WORK, NodeProcess, Peer, log, run, stamp
+
+FAST_TRAINING = {
+    "use_sim_time": True,
+    "min_replay": 48,
+    "publish_every": 1,
+    "health_every": 2,
+    "trainer_threads": 1,
+}
+
+
+def main(nodes):
+    peer = Peer()
+    images = peer.record(Image, "camera/image_raw", qos_profile_sensor_data)
+    embeddings = peer.record(Embedding, "autodidact/embedding")
+    statuses = peer.record(TrainerStatus, "autodidact/trainer/status")
+    health = peer.record(EmbeddingHealth, "autodidact/health")
+
+    sim = NodeProcess("sim_node", "sim", params={"seed": 3, "realtime_factor": 1.0})
+    nodes.append(sim)
+    recording = os.path.join(WORK, "learner.rrd")
+    learner = NodeProcess("autodidact_node", "autodidact", params={**FAST_TRAINING, "rerun": recording})
+    nodes.append(learner)
+
+    peer.wait_for(
+        "training step 3",
+        lambda: statuses and statuses[-1].train_step >= 3,
+        300,
+        nodes,
+    )
+    peer.wait_for("an embedding health report", lambda: len(health) > 0, 120, nodes)
+    newest = statuses[-1]
+    log(f"train step {newest.train_step}, version {newest.model_version}, replay {newest.replay_len}")
+    assert newest.model_version >= 2, "no new encoder version was published"
+    losses = dict(zip(newest.loss_names, newest.loss_values))
+    assert "total" in losses and all(v == v for v in losses.values()), losses
+    versions = sorted({m.model_version for m in embeddings})
+    assert len(versions) >= 2, f"embeddings did not follow training: versions {versions}"
+    image_stamps = {stamp(m.header.stamp) for m in images}
+    matched = [m for m in embeddings if stamp(m.header.stamp) in image_stamps]
+    assert len(matched) >= 0.9 * len(embeddings) > 0, (len(matched), len(embeddings))
+    report = health[-1]
+    assert report.dimension > 0 and 1.0 <= report.effective_rank <= report.dimension
+    assert report.mean_std > 0.0
+    drops = dict(zip(newest.drop_reasons, newest.drop_counts))
+    log(f"{len(embeddings)} embeddings over versions {versions[0]}..{versions[-1]}, drops {drops}")
+    assert sum(drops.values()) <= 0.05 * max(newest.transitions, 1), drops
+    learner_code = learner.stop()
+    nodes.remove(learner)
+    assert learner_code == 0, learner.tail()
+    with open(recording, "rb") as f:
+        head = f.read(4)
+    size = os.path.getsize(recording)
+    assert head.startswith(b"RRF") and size > 100_000, (head, size)
+    log(f"rerun recording of the learner: {size} bytes")
+
+    # The split deployment: the trainer writes checkpoints, the encoder follows them.
+    checkpoint = os.path.join(WORK, "checkpoint")
+    trainer = NodeProcess(
+        "trainer_node",
+        "trainer",
+        params={**FAST_TRAINING, "checkpoint_dir": checkpoint, "checkpoint_every": 2},
+    )
+    nodes.append(trainer)
+    del statuses[:]
+    peer.wait_for(
+        "the first checkpoint",
+        lambda: os.path.exists(os.path.join(checkpoint, "meta.json")),
+        300,
+        nodes,
+    )
+    encoder = NodeProcess(
+        "encoder_node",
+        "encoder",
+        params={"use_sim_time": True, "checkpoint": checkpoint, "reload_every_s": 0.5},
+    )
+    nodes.append(encoder)
+    del embeddings[:]
+    peer.wait_for("embeddings from encoder_node", lambda: len(embeddings) > 5, 120, nodes)
+    first_version = embeddings[0].model_version
+    peer.wait_for(
+        "encoder_node to load a newer checkpoint",
+        lambda: embeddings[-1].model_version > first_version,
+        300,
+        nodes,
+    )
+    log(f"encoder_node followed the trainer from version {first_version} to {embeddings[-1].model_version}")
+
+    # The planner drives: a goal image (a view the sim showed earlier) in, cmd_vel out, and the
+    # robot of a sim that now takes its commands from cmd_vel moves.
+    goal = images[len(images) // 2]
+    nodes.remove(sim)
+    assert sim.stop() == 0, sim.tail()
+    commands = peer.record(Twist, "cmd_vel")
+    odoms = peer.record(Odometry, "odom", qos_profile_sensor_data)
+    driven = NodeProcess("sim_node", "sim_driven", params={"seed": 4, "realtime_factor": 1.0, "drive": "cmd_vel"})
+    nodes.append(driven)
+    planner = NodeProcess(
+        "planner_node",
+        "planner",
+        params={"use_sim_time": True, "checkpoint": checkpoint, "reload_every_s": 1.0},
+    )
+    nodes.append(planner)
+    goal_publisher = peer.publisher(Image, "autodidact/goal_image", 10)
+    peer.wait_for(
+        "planner_node to subscribe to the goal",
+        lambda: peer.node.count_subscribers("autodidact/goal_image") > 0,
+        60,
+        nodes,
+    )
+    peer.spin_for(0.5)
+    goal_publisher.publish(goal)
+    peer.wait_for("20 planner commands", lambda: len(commands) >= 20, 180, nodes)
+    for command in commands:
+        assert math.isfinite(command.linear.x) and math.isfinite(command.angular.z)
+        assert abs(command.linear.x) <= 0.5 + 1e-6 and abs(command.angular.z) <= 2.0 + 1e-6, command
+    assert any(abs(c.linear.x) + abs(c.angular.z) > 1e-3 for c in commands), "the planner only says stop"
+
+    def moved():
+        if len(odoms) < 2:
+            return 0.0
+        first, last = odoms[0].pose.pose, odoms[-1].pose.pose
+        turn = abs(last.orientation.z - first.orientation.z)
+        return math.hypot(last.position.x - first.position.x, last.position.y - first.position.y) + turn
+
+    peer.wait_for("the planner to move the robot", lambda: moved() > 0.05, 120, nodes)
+    log(f"planner sent {len(commands)} commands; the robot moved ({moved():.2f})")
+    peer.close()
+
+
+if __name__ == "__main__":
+    run(main)

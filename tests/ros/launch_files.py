@@ -1,0 +1,293 @@
+"""The launch files, checked without ros2 launch (which no registry here offers):
+
+- statically: every <arg> has a default; every <node pkg exec> is an executable we build; every
+  <param name> and every key of launch/params/*.yaml is a parameter the node declares (asked
+  from the running node over the parameter services), with the yaml's value equal to the node's
+  own default; every <remap from> is a topic the node uses;
+- dynamically: the node set each launch file implies (args at their defaults, `if`/`unless`
+  evaluated), started with the --ros-args ros2 launch would give, then seen through rclpy's
+  graph API: node names, topics and their types.
+"""
+
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+
+import yaml
+from rcl_interfaces.srv import GetParameters, ListParameters
+
+from harness import BIN_DIR, REPO, WORK, NodeProcess, Peer, log, run
+
+LAUNCH = os.path.join(REPO, "launch")
+PARAMS = os.path.join(LAUNCH, "params")
+
+# What each executable publishes (p) and subscribes (s), with types: the contract DESIGN.md states.
+SENSORS = {
+    "camera/image_raw": "sensor_msgs/msg/Image",
+    "joint_states": "sensor_msgs/msg/JointState",
+    "imu/data": "sensor_msgs/msg/Imu",
+    "odom": "nav_msgs/msg/Odometry",
+    "cmd_vel": "geometry_msgs/msg/Twist",
+}
+TOPICS = {
+    "sim_node": {
+        "p": {
+            **SENSORS,
+            "camera/camera_info": "sensor_msgs/msg/CameraInfo",
+            "/clock": "rosgraph_msgs/msg/Clock",
+        },
+        "s": {},
+    },
+    "autodidact_node": {
+        "p": {
+            "autodidact/embedding": "autodidact_msgs/msg/Embedding",
+            "autodidact/trainer/status": "autodidact_msgs/msg/TrainerStatus",
+            "autodidact/health": "autodidact_msgs/msg/EmbeddingHealth",
+        },
+        "s": SENSORS,
+    },
+    "trainer_node": {
+        "p": {
+            "autodidact/trainer/status": "autodidact_msgs/msg/TrainerStatus",
+            "autodidact/health": "autodidact_msgs/msg/EmbeddingHealth",
+        },
+        "s": SENSORS,
+    },
+    "planner_node": {
+        "p": {"cmd_vel": "geometry_msgs/msg/Twist"},
+        "s": {**SENSORS, "autodidact/goal_image": "sensor_msgs/msg/Image"},
+    },
+    "encoder_node": {
+        "p": {
+            "autodidact/embedding": "autodidact_msgs/msg/Embedding",
+        },
+        "s": SENSORS,
+    },
+}
+# Parameters every rclcpp/r2r node has, which launch files may set.
+STANDARD_PARAMS = {"use_sim_time"}
+
+
+def substitute(text, args):
+    """$(var x), $(find-pkg-share autodidact), $(env X default): what ros2 launch would give."""
+
+    def one(match):
+        kind, _, rest = match.group(1).partition(" ")
+        if kind == "var":
+            return args[rest]
+        if kind == "find-pkg-share":
+            assert rest == "autodidact", f"unknown package {rest}"
+            return LAUNCH
+        if kind == "env":
+            name, _, default = rest.partition(" ")
+            return os.environ.get(name, default)
+        raise AssertionError(f"unsupported substitution $({match.group(1)})")
+
+    previous = None
+    while previous != text:
+        previous, text = text, re.sub(r"\$\(([^()]*)\)", one, text)
+    return text
+
+
+def truthy(text):
+    assert text in ("true", "false", "True", "False", "1", "0"), f"not a boolean: {text}"
+    return text in ("true", "True", "1")
+
+
+def enabled(element, args):
+    if "if" in element.attrib and not truthy(substitute(element.attrib["if"], args)):
+        return False
+    if "unless" in element.attrib and truthy(substitute(element.attrib["unless"], args)):
+        return False
+    return True
+
+
+def launch_nodes(path, overrides=None):
+    """The nodes a launch file starts with its args at their defaults (plus `overrides`)."""
+    root = ET.parse(path).getroot()
+    args = {}
+    for arg in root.iter("arg"):
+        assert "default" in arg.attrib, f"{path}: <arg {arg.attrib['name']}> has no default"
+        assert arg.attrib.get("description"), f"{path}: <arg {arg.attrib['name']}> has no description"
+        args[arg.attrib["name"]] = arg.attrib["default"]
+    args.update(overrides or {})
+    for name in list(args):
+        args[name] = substitute(args[name], args)
+    nodes = []
+
+    def walk(element):
+        for child in element:
+            if not enabled(child, args):
+                continue
+            if child.tag == "group":
+                walk(child)
+            elif child.tag == "node":
+                assert child.attrib["pkg"] == "autodidact", child.attrib
+                node = {
+                    "exec": child.attrib["exec"],
+                    "name": child.attrib["name"],
+                    "files": [],
+                    "params": {},
+                    "remaps": {},
+                }
+                for item in child:
+                    if item.tag == "param" and "from" in item.attrib:
+                        node["files"].append(substitute(item.attrib["from"], args))
+                    elif item.tag == "param":
+                        node["params"][item.attrib["name"]] = substitute(item.attrib["value"], args)
+                    elif item.tag == "remap":
+                        node["remaps"][item.attrib["from"]] = substitute(item.attrib["to"], args)
+                nodes.append(node)
+
+    walk(root)
+    return nodes
+
+
+def yaml_params(path):
+    with open(path) as f:
+        document = yaml.safe_load(f)
+    assert list(document) == ["/**"], f"{path}: expected one '/**' section"
+    return document["/**"]["ros__parameters"]
+
+
+def declared(peer, name, nodes):
+    """The node's parameters and their values, over its parameter services."""
+    listed = peer.call(ListParameters, f"/{name}/list_parameters", ListParameters.Request(), nodes=nodes)
+    names = list(listed.result.names)
+    request = GetParameters.Request()
+    request.names = names
+    values = peer.call(GetParameters, f"/{name}/get_parameters", request, nodes=nodes).values
+    out = {}
+    for key, value in zip(names, values):
+        out[key] = [None, value.bool_value, value.integer_value, value.double_value, value.string_value][
+            value.type
+        ] if value.type <= 4 else value
+    return out
+
+
+def as_value(text):
+    """A launch <param value> typed as launch_ros types it (YAML rules; empty stays a string)."""
+    if text == "":
+        return ""
+    value = yaml.safe_load(text)
+    return value if isinstance(value, (bool, int, float, str)) else text
+
+
+def main(processes):
+    files = sorted(f for f in os.listdir(LAUNCH) if f.endswith(".launch.xml"))
+    assert files == ["robot.launch.xml", "sim.launch.xml"], files
+    peer = Peer("autodidact_launch_check")
+
+    # 1. Declared parameters of each executable, with their defaults (no overrides given).
+    defaults = {}
+    for exe in TOPICS:
+        assert os.access(os.path.join(BIN_DIR, exe), os.X_OK), f"{exe} is not built"
+        process = NodeProcess(exe, f"probe_{exe}")
+        processes.append(process)
+        defaults[exe] = declared(peer, f"probe_{exe}", processes)
+        processes.remove(process)
+        assert process.stop() == 0, process.tail()
+    log("declared:", {exe: len(p) for exe, p in defaults.items()})
+
+    # 2. The yaml files mirror the declarations, value for value.
+    for exe, yaml_file in [("sim_node", "sim.yaml")] + [(e, "learner.yaml") for e in ("autodidact_node", "trainer_node", "encoder_node", "planner_node")]:
+        for key, value in yaml_params(os.path.join(PARAMS, yaml_file)).items():
+            assert key in defaults[exe], f"{yaml_file}: {key} is not a parameter of {exe}"
+            assert defaults[exe][key] == value, f"{yaml_file}: {key} = {value!r}, {exe} default {defaults[exe][key]!r}"
+        missing = set(defaults[exe]) - set(yaml_params(os.path.join(PARAMS, yaml_file))) - STANDARD_PARAMS
+        assert not missing, f"{yaml_file} does not list {sorted(missing)} of {exe}"
+
+    # 3. Each launch file, in each of its configurations.
+    recording = os.path.join(WORK, "launch.rrd")
+    configurations = [
+        ("sim.launch.xml", {"rerun": recording}),
+        ("sim.launch.xml", {"composed": "false", "rerun": ""}),
+        ("sim.launch.xml", {"plan": "true", "drive": "cmd_vel", "rerun": ""}),
+        ("robot.launch.xml", {}),
+    ]
+    for launch_file, overrides in configurations:
+        implied = launch_nodes(os.path.join(LAUNCH, launch_file), overrides)
+        for node in implied:
+            exe = node["exec"]
+            assert exe in TOPICS, f"{launch_file}: unknown executable {exe}"
+            for key in node["params"]:
+                assert key in defaults[exe] or key in STANDARD_PARAMS, f"{launch_file}: {exe} has no parameter {key}"
+            for path in node["files"]:
+                assert os.path.isfile(path), f"{launch_file}: missing {path}"
+            used = set(TOPICS[exe]["p"]) | set(TOPICS[exe]["s"])
+            for source in node["remaps"]:
+                assert source in used, f"{launch_file}: {exe} does not use {source}"
+        log(launch_file, overrides, "->", [n["name"] for n in implied])
+
+    # 4. The installed package (cmake install of launch/, as colcon does on a robot) holds every
+    #    executable the launch files name, the launch files and the params they read.
+    install = os.environ.get("AUTODIDACT_ROS_INSTALL")
+    if install:
+        share = os.path.join(install, "share", "autodidact")
+        for launch_file in files:
+            assert os.path.isfile(os.path.join(share, "launch", launch_file)), launch_file
+            for node in launch_nodes(os.path.join(LAUNCH, launch_file)):
+                exe = os.path.join(install, "lib", "autodidact", node["exec"])
+                assert os.access(exe, os.X_OK), f"{exe} not installed"
+        for yaml_file in ("sim.yaml", "learner.yaml"):
+            assert os.path.isfile(os.path.join(share, "params", yaml_file)), yaml_file
+        assert os.path.isfile(os.path.join(install, "share", "ament_index", "resource_index", "packages", "autodidact"))
+        log("installed package complete:", install)
+    elif os.environ.get("AUTODIDACT_REQUIRE_ROS"):
+        raise AssertionError("AUTODIDACT_ROS_INSTALL is not set: the package install was not checked")
+
+    # 5. Start the node sets and look at the graph.
+    for launch_file, overrides in configurations:
+        implied = launch_nodes(os.path.join(LAUNCH, launch_file), overrides)
+        started = []
+        for node in implied:
+            params = {k: as_value(v) for k, v in node["params"].items()}
+            if node["exec"] != "sim_node":
+                params["min_replay"] = 1_000_000  # the graph is checked here, not learning
+                params.pop("checkpoint", None)
+            # As launch_ros does: <param name value> go to a parameters file after the <param from>
+            # files, so they win; values are typed the YAML way.
+            inline = os.path.join(WORK, f"{launch_file}.{node['name']}.params.yaml")
+            with open(inline, "w") as f:
+                yaml.safe_dump({"/**": {"ros__parameters": params}}, f)
+            process = NodeProcess(node["exec"], node["name"], params_files=node["files"] + [inline], remaps=node["remaps"])
+            processes.append(process)
+            started.append((node, process))
+
+        def expected():
+            out = {}
+            for node, _ in started:
+                remaps = node["remaps"]
+                for kind in ("p", "s"):
+                    for topic, msg_type in TOPICS[node["exec"]][kind].items():
+                        name = remaps.get(topic, topic)
+                        out["/" + name.lstrip("/")] = msg_type
+            return out
+
+        want = expected()
+
+        missing = []
+
+        def graph_ok():
+            names = {n for n, _ in peer.node.get_node_names_and_namespaces()}
+            topics = dict(peer.node.get_topic_names_and_types())
+            missing[:] = [node["name"] for node, _ in started if node["name"] not in names] + [
+                f"{t} ({msg_type})" for t, msg_type in want.items() if msg_type not in topics.get(t, [])
+            ]
+            return not missing
+
+        try:
+            peer.wait_for(f"the graph of {launch_file} {overrides}", graph_ok, 90, processes)
+        except AssertionError as error:
+            raise AssertionError(f"missing from the graph: {missing}") from error
+        log(launch_file, overrides, "graph ok:", sorted(want))
+        for node, process in started:
+            processes.remove(process)
+            assert process.stop() == 0, process.tail()
+        time.sleep(1.0)
+    peer.close()
+
+
+if __name__ == "__main__":
+    run(main)
