@@ -27,8 +27,8 @@ use r2r::nav_msgs::msg::Odometry;
 use r2r::sensor_msgs::msg::{Image, Imu, JointState};
 
 use super::convert::{self, embedding_out, health_out, status_out};
-use super::params::{LearnerParams, LearnerSetup, NodeFileConfig};
-use super::{RosClock, lock, ros_error};
+use super::params::{LearnerParams, LearnerSetup};
+use super::{RosClock, Started, lock, ros_error, start_node};
 use crate::NodeError;
 use crate::clock::Clock;
 use crate::collector::{Collector, Frame};
@@ -201,18 +201,13 @@ pub fn run_learner_node(
     roles: Roles,
     stop: &AtomicBool,
 ) -> Result<LearnerReport, NodeError> {
-    let context = r2r::Context::create().map_err(ros_error)?;
-    let mut node = r2r::Node::create(context, node_name, "").map_err(ros_error)?;
-    let config_file: String = node.get_parameter("config_file").unwrap_or_default();
-    let file = NodeFileConfig::load_or_default(
-        (!config_file.is_empty()).then_some(Path::new(&config_file)),
-    )?;
-    let params = Arc::new(Mutex::new(LearnerParams::from_file(&config_file, &file)));
-    let (parameter_handler, _parameter_events) = node
-        .make_derived_parameter_handler(params.clone())
-        .map_err(ros_error)?;
-    let declared = lock(&params).clone();
-    let setup = declared.apply(&file)?;
+    let Started {
+        mut node,
+        file,
+        params,
+        parameter_services,
+    } = start_node(node_name, LearnerParams::from_file)?;
+    let setup = params.apply(&file)?;
     let train = roles.train && setup.train;
 
     let following = !train && setup.reload_every_s > 0.0;
@@ -267,7 +262,7 @@ pub fn run_learner_node(
     let spawner = pool.spawner();
     let spawn_error = |e: futures::task::SpawnError| NodeError::Setup(format!("executor: {e}"));
     spawner
-        .spawn_local(parameter_handler)
+        .spawn_local(parameter_services)
         .map_err(spawn_error)?;
 
     // rerun telemetry: optional, and a viewer that is not there does not stop the node.

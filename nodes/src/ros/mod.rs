@@ -18,11 +18,15 @@ pub mod learner;
 pub mod params;
 pub mod sim_node;
 
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::{FutureExt, StreamExt};
+
 use crate::NodeError;
 use crate::clock::Clock;
+use params::NodeFileConfig;
 
 /// r2r errors as node errors.
 pub(crate) fn ros_error(error: r2r::Error) -> NodeError {
@@ -31,6 +35,58 @@ pub(crate) fn ros_error(error: r2r::Error) -> NodeError {
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A node with its configuration file read and its parameters declared.
+pub(crate) struct Started<P> {
+    /// The r2r node.
+    pub node: r2r::Node,
+    /// The `config_file` it was given (or the defaults).
+    pub file: NodeFileConfig,
+    /// Its parameters after `--ros-args` and params files.
+    pub params: P,
+    /// Serves the parameter services; spawn it on the node's executor.
+    pub parameter_services: futures::future::LocalBoxFuture<'static, ()>,
+}
+
+/// Creates the node, reads the TOML named by its `config_file` parameter, declares the
+/// parameters with defaults taken from that file, and applies the command line to them.
+/// Parameters are read once; a change at run time is logged as not applied.
+pub(crate) fn start_node<P>(
+    node_name: &str,
+    defaults: impl FnOnce(&str, &NodeFileConfig) -> P,
+) -> Result<Started<P>, NodeError>
+where
+    P: r2r::RosParams + Clone + Send + 'static,
+{
+    let context = r2r::Context::create().map_err(ros_error)?;
+    let mut node = r2r::Node::create(context, node_name, "").map_err(ros_error)?;
+    let config_file: String = node.get_parameter("config_file").unwrap_or_default();
+    let file = NodeFileConfig::load_or_default(
+        (!config_file.is_empty()).then_some(Path::new(&config_file)),
+    )?;
+    let declared = Arc::new(Mutex::new(defaults(&config_file, &file)));
+    let (services, changes) = node
+        .make_derived_parameter_handler(declared.clone())
+        .map_err(ros_error)?;
+    let params = lock(&declared).clone();
+    let node_name = node_name.to_owned();
+    let changes = changes.for_each(move |(parameter, _value)| {
+        tracing::warn!(
+            node = %node_name,
+            %parameter,
+            "parameter changed at run time: stored, but applied only when the node restarts"
+        );
+        futures::future::ready(())
+    });
+    Ok(Started {
+        node,
+        file,
+        params,
+        parameter_services: futures::future::join(services, changes)
+            .map(|_| ())
+            .boxed_local(),
+    })
 }
 
 /// The node's ROS clock: system time, or /clock when `use_sim_time` is true.

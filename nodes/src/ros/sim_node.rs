@@ -4,7 +4,6 @@
 //! exploration policy (publishing those commands on `cmd_vel`, as a teleop would) or with the
 //! newest `cmd_vel` it receives (a planner's).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
@@ -21,8 +20,8 @@ use r2r::rosgraph_msgs::msg::Clock as ClockMsg;
 use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
 
 use super::convert::{SensorOut, camera_info, sensor_out, time};
-use super::params::{Drive, NodeFileConfig, SimParams};
-use super::{lock, ros_error};
+use super::params::{Drive, SimParams};
+use super::{Started, lock, ros_error, start_node};
 use crate::NodeError;
 use crate::clock::{ManualClock, WallClock};
 use crate::msg::SensorMsg;
@@ -30,17 +29,12 @@ use crate::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim_commanded};
 
 /// Runs sim_node until `stop` (SIGINT), the configured number of steps, or a failure.
 pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, NodeError> {
-    let context = r2r::Context::create().map_err(ros_error)?;
-    let mut node = r2r::Node::create(context, node_name, "").map_err(ros_error)?;
-    let config_file: String = node.get_parameter("config_file").unwrap_or_default();
-    let file = NodeFileConfig::load_or_default(
-        (!config_file.is_empty()).then_some(Path::new(&config_file)),
-    )?;
-    let params = Arc::new(Mutex::new(SimParams::from_file(&config_file, &file)));
-    let (parameter_handler, _events) = node
-        .make_derived_parameter_handler(params.clone())
-        .map_err(ros_error)?;
-    let params = lock(&params).clone();
+    let Started {
+        mut node,
+        file,
+        params,
+        parameter_services,
+    } = start_node(node_name, SimParams::from_file)?;
     let drive = params.drive()?;
     let config = SimNodeConfig {
         sim: file.sim.clone(),
@@ -92,7 +86,7 @@ pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, 
     let spawner = pool.spawner();
     let spawn_error = |e: futures::task::SpawnError| NodeError::Setup(format!("executor: {e}"));
     spawner
-        .spawn_local(parameter_handler)
+        .spawn_local(parameter_services)
         .map_err(spawn_error)?;
     if drive == Drive::CmdVel {
         let commands = node
