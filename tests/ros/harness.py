@@ -4,8 +4,6 @@ peer node, bounded waits, clean shutdown. Run by nodes/tests/ros.rs, which sets:
   AUTODIDACT_BIN_DIR     where sim_node, autodidact_node, trainer_node, encoder_node are
   AUTODIDACT_REPO        the repository root (launch/, tests/ros/)
   AUTODIDACT_WORK        a scratch directory for logs and checkpoints
-  AUTODIDACT_LIBPYTHON   libpython to preload into the nodes (the wheels' rosidl_generator_py
-                         libraries need its symbols; a normal ROS install does not)
   ROS_DOMAIN_ID, FASTDDS_DEFAULT_PROFILES_FILE (loopback only)
 """
 
@@ -51,10 +49,9 @@ class NodeProcess:
             args += param_arg(key, value)
         for source, target in (remaps or {}).items():
             args += ["-r", f"{source}:={target}"]
+        # No LD_PRELOAD: the executables must run as built (nodes/build.rs links libpython for
+        # the wheels' libraries when scripts/ros-env asked for it).
         env = dict(os.environ)
-        libpython = os.environ.get("AUTODIDACT_LIBPYTHON")
-        if libpython:
-            env["LD_PRELOAD"] = libpython
         env.setdefault("RUST_LOG", "info")
         self.args = args
         self.log_file = open(self.log_path, "w")

@@ -45,7 +45,12 @@ pub fn header(stamp_ns: u64, frame_id: &str) -> Header {
 
 /// sensor_msgs/Image → component message (the pixels are moved, not copied twice).
 pub fn image_in(image: Image) -> Result<SensorMsg, DropReason> {
-    Ok(SensorMsg::Image(ImageMsg {
+    image_msg_in(image).map(SensorMsg::Image)
+}
+
+/// sensor_msgs/Image → the components' image message.
+pub fn image_msg_in(image: Image) -> Result<ImageMsg, DropReason> {
+    Ok(ImageMsg {
         stamp_ns: stamp_ns(&image.header.stamp)?,
         width: image.width,
         height: image.height,
@@ -53,7 +58,7 @@ pub fn image_in(image: Image) -> Result<SensorMsg, DropReason> {
         is_bigendian: image.is_bigendian != 0,
         step: image.step,
         data: Arc::from(image.data),
-    }))
+    })
 }
 
 /// sensor_msgs/JointState → component message (joints are matched by name later).

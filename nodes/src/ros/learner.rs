@@ -584,57 +584,79 @@ fn subscribe_sensors(
     intake: &Rc<Intake>,
 ) -> Result<(), NodeError> {
     let sensor = QosProfile::sensor_data();
-    let spawn = |future: futures::future::LocalBoxFuture<'static, ()>| {
-        spawner
-            .spawn_local(future)
-            .map_err(|e| NodeError::Setup(format!("executor: {e}")))
-    };
-    let images = node
-        .subscribe::<Image>("camera/image_raw", sensor.clone())
-        .map_err(ros_error)?;
+    subscribe_into(
+        node,
+        spawner,
+        intake,
+        "camera/image_raw",
+        sensor.clone(),
+        "image",
+        |image: Image, at| {
+            if lock(&at.camera_frame_id).as_str() != image.header.frame_id {
+                *lock(&at.camera_frame_id) = image.header.frame_id.clone();
+            }
+            convert::image_in(image)
+        },
+    )?;
+    subscribe_into(
+        node,
+        spawner,
+        intake,
+        "joint_states",
+        sensor.clone(),
+        "joint state",
+        |joints: JointState, _| convert::joint_state_in(joints),
+    )?;
+    subscribe_into(
+        node,
+        spawner,
+        intake,
+        "imu/data",
+        sensor.clone(),
+        "imu",
+        |imu: Imu, _| convert::imu_in(&imu),
+    )?;
+    subscribe_into(
+        node,
+        spawner,
+        intake,
+        "odom",
+        sensor,
+        "odometry",
+        |odom: Odometry, _| convert::odometry_in(&odom),
+    )?;
+    // Best effort matches reliable and best-effort command publishers alike. Twist has no
+    // header: commands are stamped on arrival with the node's clock.
+    subscribe_into(
+        node,
+        spawner,
+        intake,
+        "cmd_vel",
+        QosProfile::default().best_effort(),
+        "command",
+        |twist: Twist, at| Ok(convert::twist_in(&twist, at.clock.now_ns())),
+    )
+}
+
+/// Subscribes `topic` and hands every message, converted by `convert`, to the collector.
+#[allow(clippy::too_many_arguments)]
+fn subscribe_into<T: r2r::WrappedTypesupport + 'static>(
+    node: &mut r2r::Node,
+    spawner: &futures::executor::LocalSpawner,
+    intake: &Rc<Intake>,
+    topic: &str,
+    qos: QosProfile,
+    what: &'static str,
+    convert: impl Fn(T, &Intake) -> Result<SensorMsg, DropReason> + 'static,
+) -> Result<(), NodeError> {
+    let messages = node.subscribe::<T>(topic, qos).map_err(ros_error)?;
     let at = Rc::clone(intake);
-    spawn(Box::pin(images.for_each(move |image| {
-        if lock(&at.camera_frame_id).as_str() != image.header.frame_id {
-            *lock(&at.camera_frame_id) = image.header.frame_id.clone();
-        }
-        at.take(convert::image_in(image), "image");
-        futures::future::ready(())
-    })))?;
-    let joints = node
-        .subscribe::<JointState>("joint_states", sensor.clone())
-        .map_err(ros_error)?;
-    let at = Rc::clone(intake);
-    spawn(Box::pin(joints.for_each(move |joints| {
-        at.take(convert::joint_state_in(joints), "joint state");
-        futures::future::ready(())
-    })))?;
-    let imus = node
-        .subscribe::<Imu>("imu/data", sensor.clone())
-        .map_err(ros_error)?;
-    let at = Rc::clone(intake);
-    spawn(Box::pin(imus.for_each(move |imu| {
-        at.take(convert::imu_in(&imu), "imu");
-        futures::future::ready(())
-    })))?;
-    let odoms = node
-        .subscribe::<Odometry>("odom", sensor.clone())
-        .map_err(ros_error)?;
-    let at = Rc::clone(intake);
-    spawn(Box::pin(odoms.for_each(move |odom| {
-        at.take(convert::odometry_in(&odom), "odometry");
-        futures::future::ready(())
-    })))?;
-    let twists = node
-        // Best effort matches reliable and best-effort command publishers alike.
-        .subscribe::<Twist>("cmd_vel", QosProfile::default().best_effort())
-        .map_err(ros_error)?;
-    let at = Rc::clone(intake);
-    spawn(Box::pin(twists.for_each(move |twist| {
-        let arrival = at.clock.now_ns();
-        at.take(Ok(convert::twist_in(&twist, arrival)), "command");
-        futures::future::ready(())
-    })))?;
-    Ok(())
+    spawner
+        .spawn_local(messages.for_each(move |message| {
+            at.take(convert(message, &at), what);
+            futures::future::ready(())
+        }))
+        .map_err(|e| NodeError::Setup(format!("executor: {e}")))
 }
 
 /// Reloads the start checkpoint when it changes (an encoder_node following a trainer_node).
@@ -738,9 +760,7 @@ fn goal_frame(
     height: u32,
     proprio_dim: usize,
 ) -> Result<Frame, DropReason> {
-    let SensorMsg::Image(image) = convert::image_in(image)? else {
-        return Err(DropReason::EmptyImage);
-    };
+    let image = convert::image_msg_in(image)?;
     let rgb = crate::image::to_rgb8(&image, width, height)?;
     Ok(Frame {
         stamp_ns: image.stamp_ns,
