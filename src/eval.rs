@@ -115,6 +115,30 @@ pub struct EvalReport {
     pub planning: Vec<PlanningSetting>,
     /// The configuration used.
     pub config: EvalConfig,
+    /// Every planning attempt's path, for the recording (`--rrd`); not part of the JSON.
+    #[serde(skip)]
+    pub trajectories: Vec<PlanningTrajectory>,
+}
+
+/// One planning attempt: where the robot went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanningTrajectory {
+    /// `easy` or `far`.
+    pub setting: String,
+    /// Index of the start/goal pair.
+    pub pair: usize,
+    /// `planner`, `random_policy` or `random_init_planner`.
+    pub agent: String,
+    /// Where the robot started.
+    pub start: Pose2,
+    /// The goal pose.
+    pub goal: Pose2,
+    /// Robot position `[x, y]` (m) at the start and after every period.
+    pub path: Vec<[f64; 2]>,
+    /// Ended within the success thresholds.
+    pub reached: bool,
+    /// The goal image (`height × width × 3`, rgb8) the agent was given.
+    pub goal_image: Arc<[u8]>,
 }
 
 /// Which model was evaluated.
@@ -283,6 +307,7 @@ pub fn evaluate(
     let health = embedding_health(&encoder, &dynamics, &transitions, horizon, 2)?;
 
     let mut planning = Vec::new();
+    let mut trajectories = Vec::new();
     for setting in [GoalSetting::Easy, GoalSetting::Far] {
         planning.push(planning_setting(
             setting,
@@ -292,6 +317,7 @@ pub fn evaluate(
             (&encoder, &dynamics),
             (&random_encoder, &random_dynamics),
             progress,
+            &mut trajectories,
         )?);
     }
     Ok(EvalReport {
@@ -316,6 +342,7 @@ pub fn evaluate(
         collapse: health.collapse,
         planning,
         config: config.clone(),
+        trajectories,
     })
 }
 
@@ -607,7 +634,20 @@ enum Agent<'a> {
 struct Attempt {
     start: (f64, f64),
     end: (f64, f64),
+    start_pose: Pose2,
+    goal_pose: Pose2,
+    path: Vec<[f64; 2]>,
+    goal_image: Arc<[u8]>,
 }
+
+impl Attempt {
+    fn reached(&self, config: &EvalConfig) -> bool {
+        self.end.0 <= config.success_position_m && self.end.1 <= config.success_yaw_deg
+    }
+}
+
+/// Names of the three agents, in the order `planning_setting` runs them.
+const AGENTS: [&str; 3] = ["planner", "random_policy", "random_init_planner"];
 
 fn planning_setting(
     setting: GoalSetting,
@@ -617,6 +657,7 @@ fn planning_setting(
     trained: (&EncoderSnapshot, &DynamicsSnapshot),
     random_init: (&EncoderSnapshot, &DynamicsSnapshot),
     progress: Progress<'_>,
+    trajectories: &mut Vec<PlanningTrajectory>,
 ) -> Result<PlanningSetting> {
     let mut outcomes: [Vec<Attempt>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let stage = format!("planning ({})", setting.name());
@@ -632,6 +673,20 @@ fn planning_setting(
         }
         progress(&stage, pair as u64 + 1, config.pairs as u64);
     }
+    for (agent, attempts) in AGENTS.iter().zip(&outcomes) {
+        for (pair, attempt) in attempts.iter().enumerate() {
+            trajectories.push(PlanningTrajectory {
+                setting: setting.name().to_owned(),
+                pair,
+                agent: (*agent).to_owned(),
+                start: attempt.start_pose,
+                goal: attempt.goal_pose,
+                path: attempt.path.clone(),
+                reached: attempt.reached(config),
+                goal_image: attempt.goal_image.clone(),
+            });
+        }
+    }
     let [planner, random_policy, random_init_planner] =
         outcomes.map(|attempts| planning_score(&attempts, config));
     Ok(PlanningSetting {
@@ -645,10 +700,7 @@ fn planning_setting(
 
 fn planning_score(attempts: &[Attempt], config: &EvalConfig) -> PlanningScore {
     let n = attempts.len().max(1) as f64;
-    let reached = attempts
-        .iter()
-        .filter(|a| a.end.0 <= config.success_position_m && a.end.1 <= config.success_yaw_deg)
-        .count();
+    let reached = attempts.iter().filter(|a| a.reached(config)).count();
     PlanningScore {
         success_rate: reached as f64 / n,
         final_position_error_m: attempts.iter().map(|a| a.end.0).sum::<f64>() / n,
@@ -751,13 +803,17 @@ fn attempt(
     let goal_pose = sim.ground_truth().robot_pose;
     sim.set_robot_pose(start)?;
     let mut observation = sim.step(&Action::STOP);
-    let start_error = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
+    let start_pose = sim.ground_truth().robot_pose;
+    let start_error = pose_error(&start_pose, &goal_pose);
+    let mut path = Vec::with_capacity(config.plan_steps + 1);
+    path.push([start_pose.x, start_pose.y]);
     let max = config.planner.max_action;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa5a5);
     let mut planner = PlannerNode::new(PlannerNodeConfig {
         planner: config.planner.clone(),
         goal_with_current_proprio: config.goal_with_current_proprio,
     })?;
+    let goal_frame_image = goal_frame.image.clone();
     planner.set_goal(goal_frame);
     let mut latent_distances = (f32::NAN, f32::NAN);
     for period in 0..config.plan_steps {
@@ -779,6 +835,8 @@ fn attempt(
             ],
         };
         observation = sim.step(&Action::new(command[0], command[1]));
+        let pose = sim.ground_truth().robot_pose;
+        path.push([pose.x, pose.y]);
     }
     let end = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
     tracing::debug!(
@@ -796,5 +854,9 @@ fn attempt(
     Ok(Attempt {
         start: start_error,
         end,
+        start_pose,
+        goal_pose,
+        path,
+        goal_image: goal_frame_image,
     })
 }

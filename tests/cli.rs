@@ -164,6 +164,37 @@ fn run_refuses_contradictory_viewer_flags_and_unreachable_viewers() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Reads an eval recording back with the rerun SDK and checks it against the report of the same
+/// run (`tests/check_eval_recording.py`). `scripts/test-all` provides the SDK; a plain
+/// `cargo test` without it only checks that the file was written.
+fn check_eval_recording(rrd: &std::path::Path, report: &std::path::Path) {
+    assert!(
+        std::fs::metadata(rrd).expect("eval recording").len() > 1000,
+        "eval recording is empty"
+    );
+    let Some(python) = std::env::var_os("AUTODIDACT_PYTHON") else {
+        assert!(
+            std::env::var_os("AUTODIDACT_REQUIRE_PYTHON").is_none(),
+            "AUTODIDACT_REQUIRE_PYTHON is set but AUTODIDACT_PYTHON is not"
+        );
+        println!("eval recording content not checked: AUTODIDACT_PYTHON is not set");
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_eval_recording.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(rrd)
+        .arg(report)
+        .output()
+        .expect("run the python checker");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("eval recording OK"),
+        "eval recording check failed:\n{stdout}\n{stderr}"
+    );
+}
+
 /// `autodidact eval` as documented in docs/eval.md: it trains (or loads) a model, prints its
 /// table, writes the `autodidact.eval/1` report, and gives the same report for the same
 /// checkpoint and seed.
@@ -187,8 +218,11 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
             .args(["--train-steps", "12", "--save-checkpoint"])
             .arg(&checkpoint)
             .arg("--json")
-            .arg(dir.path().join("fresh.json")),
+            .arg(dir.path().join("fresh.json"))
+            .arg("--rrd")
+            .arg(dir.path().join("eval.rrd")),
     );
+    check_eval_recording(&dir.path().join("eval.rrd"), &dir.path().join("fresh.json"));
     for row in [
         "pose probe R²",
         "k-NN position error",

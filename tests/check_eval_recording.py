@@ -1,0 +1,102 @@
+"""Independent check of an `autodidact eval --rrd` recording with the rerun SDK (0.36.3).
+
+usage: check_eval_recording.py FILE.rrd REPORT.json
+
+Reads the recording back and checks it against the JSON report of the same run: the report
+text, every score on the train_step timeline, the success bar charts, one path per agent and
+pair with plan_steps + 1 positions, the start/goal arrows, the goal image strip. Exits 1 on any
+failure.
+"""
+
+import json
+import math
+import sys
+
+from rerun.experimental import RrdReader
+
+path, report_path = sys.argv[1], sys.argv[2]
+with open(report_path) as handle:
+    report = json.load(handle)
+failures = []
+
+
+def check(ok, message):
+    if not ok:
+        failures.append(message)
+    return ok
+
+
+reader = RrdReader(path)
+store = reader.stream().collect()
+check(len(reader.blueprints()) >= 1, "no blueprint in the recording")
+
+
+def column(index, entity, archetype, field):
+    tbl = store.reader(index=index, contents=entity).to_arrow_table()
+    name = f"{entity}:{archetype}:{field}"
+    if not check(name in tbl.column_names, f"missing column {name}"):
+        return []
+    return [v for v in tbl.column(name).to_pylist() if v is not None]
+
+
+def close(a, b):
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+text = column("train_step", "/eval/report", "TextDocument", "text")
+check(len(text) == 1 and "pose probe R²" in text[0][0], "report text")
+
+representation = report["representation"]
+for key in ["pose_r2", "nearest_object_r2", "knn_position_error_m"]:
+    values = column("train_step", f"/eval/scores/{key}/trained", "Scalars", "scalars")
+    check(len(values) == 1 and close(values[0][0], representation[key]), f"score {key}")
+for k, ratio in enumerate(report["prediction_vs_copy_last"], start=1):
+    values = column("train_step", f"/eval/scores/prediction_vs_copy_last/k{k}", "Scalars", "scalars")
+    check(len(values) == 1 and close(values[0][0], ratio), f"prediction k{k}")
+rank = column("train_step", "/eval/scores/effective_rank", "Scalars", "scalars")
+check(len(rank) == 1 and close(rank[0][0], report["collapse"]["effective_rank"]), "effective rank")
+
+plan_steps = report["config"]["plan_steps"]
+agents = ["planner", "random_policy", "random_init_planner"]
+for setting in report["planning"]:
+    name = setting["setting"]
+    bars = column("train_step", f"/eval/success/{name}", "BarChart", "values")
+    expected = [setting[agent]["success_rate"] for agent in agents]
+    check(len(bars) == 1, f"success bars {name}")
+    if bars:
+        values = bars[0]["buffer"] if isinstance(bars[0], dict) else bars[0]
+        check(json.dumps(values).count(",") >= 2 or len(values) == 3, f"success bars {name}: {values}")
+    for pair in range(setting["pairs"]):
+        base = f"/eval/paths/{name}/pair_{pair:02d}"
+        for agent in agents:
+            strips = column("train_step", f"{base}/{agent}", "LineStrips2D", "strips")
+            check(
+                len(strips) == 1 and len(strips[0]) == 1 and len(strips[0][0]) == plan_steps + 1,
+                f"{base}/{agent}: one path of {plan_steps + 1} positions",
+            )
+        arrows = column("train_step", f"{base}/start_goal", "Arrows2D", "vectors")
+        check(len(arrows) == 1 and len(arrows[0]) == 2, f"{base}: start and goal arrows")
+    # The paths marked reached are as many as the report's success rate says.
+    reached = 0
+    for pair in range(setting["pairs"]):
+        labels = column("train_step", f"/eval/paths/{name}/pair_{pair:02d}/planner", "LineStrips2D", "labels")
+        reached += sum("(reached)" in label for row in labels for label in row)
+    check(
+        reached == round(setting["planner"]["success_rate"] * setting["pairs"]),
+        f"{name}: {reached} planner paths marked reached",
+    )
+
+width, height = report["model"]["image"]
+pairs = max(setting["pairs"] for setting in report["planning"])
+formats = column("train_step", "/eval/goals", "Image", "format")
+check(
+    len(formats) == 1
+    and formats[0][0]["width"] == pairs * width
+    and formats[0][0]["height"] == len(report["planning"]) * height,
+    f"goal strip format {formats}",
+)
+
+if failures:
+    print("FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+    sys.exit(1)
+print("eval recording OK")
