@@ -82,6 +82,8 @@ pub struct LearnerParams {
     pub max_train_steps: i64,
     /// Threads of the trainer's compute pool; 0: one per core
     pub trainer_threads: i64,
+    /// Niceness added to the trainer's compute threads (Linux), so inference gets a core first; 0: same priority
+    pub trainer_nice: i64,
     /// Threads of the encoder's compute pool
     pub encoder_threads: i64,
     /// Largest difference between an image stamp and its proprio stamps [s]
@@ -165,6 +167,7 @@ impl LearnerParams {
             health_every: node.health_every as i64,
             max_train_steps: node.max_steps.unwrap_or(0) as i64,
             trainer_threads: node.threads as i64,
+            trainer_nice: i64::from(node.nice),
             encoder_threads: file.encoder.threads as i64,
             proprio_tolerance_s: collector.proprio_tolerance_s,
             action_timeout_s: collector.action_timeout_s,
@@ -212,6 +215,15 @@ impl LearnerParams {
         let mut trainer_node = file.trainer_node.clone();
         trainer_node.min_replay = to_usize("min_replay", self.min_replay)?;
         trainer_node.threads = to_usize("trainer_threads", self.trainer_threads)?;
+        trainer_node.nice = i32::try_from(self.trainer_nice)
+            .ok()
+            .filter(|nice| (0..=19).contains(nice))
+            .ok_or_else(|| {
+                NodeError::Setup(format!(
+                    "trainer_nice must be in 0..=19, got {}",
+                    self.trainer_nice
+                ))
+            })?;
         trainer_node.health_every = to_u64("health_every", self.health_every)?;
         trainer_node.checkpoint_dir = optional_path(&self.checkpoint_dir);
         trainer_node.checkpoint_every = to_u64("checkpoint_every", self.checkpoint_every)?;
