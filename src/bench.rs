@@ -78,20 +78,7 @@ pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<BenchRow>> {
                 }
             },
         ));
-        let mut sim = Sim::new(&config)?;
-        let mut observation = sim.reset(2)?;
-        let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), 2);
-        rows.push(measure(
-            &format!(
-                "control step {side}x{side} (physics x{} + proprio + frame)",
-                config.physics_substeps
-            ),
-            budget_per_case,
-            || {
-                let action = policy.act(&observation, 0.05);
-                observation = sim.step(&action);
-            },
-        ));
+        rows.push(control_step_row(side, budget_per_case)?);
     }
     let mut config = SimConfig::default();
     config.camera.width = 1;
@@ -111,13 +98,35 @@ pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<BenchRow>> {
     Ok(rows)
 }
 
-/// Measures the learning core on `backend`: a training step at the default configuration
-/// (batch 64, two views, every default objective) and single-image encode latency.
-pub fn bench_learn(
+/// A whole simulator control step (physics sub-steps + proprio + a `side`² frame) under the
+/// exploration policy.
+pub fn control_step_row(side: u32, budget: Duration) -> Result<BenchRow> {
+    let mut config = SimConfig::default();
+    config.camera.width = side;
+    config.camera.height = side;
+    let mut sim = Sim::new(&config).context("building the simulator")?;
+    let mut observation = sim.reset(2)?;
+    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), 2);
+    Ok(measure(
+        &format!(
+            "control step {side}x{side} (physics x{} + proprio + frame)",
+            config.physics_substeps
+        ),
+        budget,
+        || {
+            let action = policy.act(&observation, 0.05);
+            observation = sim.step(&action);
+        },
+    ))
+}
+
+/// A trainer at the default configuration on `backend` (weights from `seed`) with `transitions`
+/// steps of an exploration run in its replay buffer, and the run's last observation.
+pub fn filled_trainer(
     backend: autodidact_learn::BackendChoice,
-    train_steps: usize,
-    encodes: usize,
-) -> Result<Vec<BenchRow>> {
+    seed: u64,
+    transitions: usize,
+) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
     use autodidact_learn::{Trainer, TrainerConfig, Transition};
     use std::sync::Arc;
 
@@ -127,13 +136,13 @@ pub fn bench_learn(
         sim_config.camera.height as usize,
     );
     let mut sim = Sim::new(&sim_config)?;
-    let mut observation = sim.reset(1)?;
-    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), 1);
+    let mut observation = sim.reset(seed + 1)?;
+    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), seed + 1);
     let mut config = TrainerConfig::for_inputs(width, height, 2);
     config.backend = backend;
-    let batch_size = config.batch_size;
+    config.seed = seed;
     let mut trainer = Trainer::new(config).context("building the trainer")?;
-    for _ in 0..600 {
+    for _ in 0..transitions {
         let action = policy.act(&observation, 0.05);
         trainer.push(Transition {
             episode: 0,
@@ -149,6 +158,18 @@ pub fn bench_learn(
         })?;
         observation = sim.step(&action);
     }
+    Ok((trainer, observation))
+}
+
+/// Measures the learning core on `backend`: a training step at the default configuration
+/// (batch 64, two views, every default objective) and single-image encode latency.
+pub fn bench_learn(
+    backend: autodidact_learn::BackendChoice,
+    train_steps: usize,
+    encodes: usize,
+) -> Result<Vec<BenchRow>> {
+    let (mut trainer, observation) = filled_trainer(backend, 0, 600)?;
+    let batch_size = trainer.config().batch_size;
     // Warm-up (kernel compilation and autotuning on wgpu) is excluded.
     trainer.step()?;
     let mut step_us = Vec::with_capacity(train_steps);
@@ -194,8 +215,14 @@ pub fn bench_learn(
 
 /// The node graph: a run paced at `hz` camera frames per second for `seconds` with the trainer
 /// training (image→embedding latency p50/p99 and the trainer's rate), then the same graph
-/// unpaced (frames/s of the whole graph). Telemetry off, default model, flex.
-pub fn bench_graph(hz: f64, seconds: f64) -> Result<Vec<BenchRow>> {
+/// unpaced for `unpaced_frames` frames (frames/s of the whole graph; 0 skips it). Telemetry off,
+/// default model, flex; the trainer's threads at `trainer_nice`.
+pub fn bench_graph(
+    hz: f64,
+    seconds: f64,
+    trainer_nice: i32,
+    unpaced_frames: u64,
+) -> Result<GraphBench> {
     use autodidact_nodes::viz::VizSink;
     use autodidact_nodes::{GraphConfig, run_graph};
     use std::sync::atomic::AtomicBool;
@@ -206,44 +233,75 @@ pub fn bench_graph(hz: f64, seconds: f64) -> Result<Vec<BenchRow>> {
     config.sim.realtime_factor = 1.0;
     config.viz.sink = VizSink::Off;
     config.trainer_node.preview_every = 0;
+    config.trainer_node.nice = trainer_nice;
     let stop = AtomicBool::new(false);
     let paced = run_graph(&config, &stop, |_| {}).context("paced graph run")?;
-    let mut rows = Vec::new();
     let latencies = &paced.encoder.latencies_s;
-    if !latencies.is_empty() {
-        rows.push(BenchRow {
-            case: format!(
-                "image→embedding at {hz:.0} Hz while training ({} train steps)",
-                paced.train_steps
-            ),
-            iterations: latencies.len() as u64,
-            median_us: paced.latency_p50_s * 1e6,
-            p99_us: paced.latency_p99_s * 1e6,
-            per_second: paced.embedding_count as f64 / paced.wall_s.max(1e-9),
-        });
-    }
+    let latency = (!latencies.is_empty()).then(|| BenchRow {
+        case: format!(
+            "image→embedding at {hz:.0} Hz while training ({} train steps)",
+            paced.train_steps
+        ),
+        iterations: latencies.len() as u64,
+        median_us: paced.latency_p50_s * 1e6,
+        p99_us: paced.latency_p99_s * 1e6,
+        per_second: paced.embedding_count as f64 / paced.wall_s.max(1e-9),
+    });
     let step_s = paced.wall_s / paced.train_steps.max(1) as f64;
-    rows.push(BenchRow {
+    let train = BenchRow {
         case: "train steps in the paced run (wall time incl. the replay warm-up)".into(),
         iterations: paced.train_steps,
         median_us: step_s * 1e6,
         p99_us: step_s * 1e6,
         per_second: paced.train_steps_per_s(),
-    });
-    let mut unpaced = config.clone();
-    unpaced.sim.realtime_factor = 0.0;
-    unpaced.steps = 3000;
-    let fast = run_graph(&unpaced, &stop, |_| {}).context("unpaced graph run")?;
-    let per_frame_us = fast.wall_s * 1e6 / fast.sim.steps.max(1) as f64;
-    rows.push(BenchRow {
-        case: format!(
-            "whole graph unpaced ({} frames, {} embedded, {} dropped at the encoder)",
-            fast.sim.steps, fast.embedding_count, fast.queue_drops["encoder"]
-        ),
-        iterations: fast.sim.steps,
-        median_us: per_frame_us,
-        p99_us: per_frame_us,
-        per_second: fast.frames_per_s(),
-    });
-    Ok(rows)
+    };
+    let unpaced = if unpaced_frames > 0 {
+        let mut unpaced = config.clone();
+        unpaced.sim.realtime_factor = 0.0;
+        unpaced.steps = unpaced_frames;
+        let fast = run_graph(&unpaced, &stop, |_| {}).context("unpaced graph run")?;
+        let per_frame_us = fast.wall_s * 1e6 / fast.sim.steps.max(1) as f64;
+        Some(BenchRow {
+            case: format!(
+                "whole graph unpaced ({} frames, {} embedded, {} dropped at the encoder)",
+                fast.sim.steps,
+                fast.embedding_count,
+                fast.queue_drops.get("encoder").copied().unwrap_or(0)
+            ),
+            iterations: fast.sim.steps,
+            median_us: per_frame_us,
+            p99_us: per_frame_us,
+            per_second: fast.frames_per_s(),
+        })
+    } else {
+        None
+    };
+    Ok(GraphBench {
+        latency,
+        train,
+        unpaced,
+    })
+}
+
+/// What [`bench_graph`] measured.
+#[derive(Debug, Clone)]
+pub struct GraphBench {
+    /// Image→embedding latency in the paced run (none when nothing was embedded).
+    pub latency: Option<BenchRow>,
+    /// The trainer's rate in the paced run.
+    pub train: BenchRow,
+    /// The whole graph unpaced (when asked for).
+    pub unpaced: Option<BenchRow>,
+}
+
+impl GraphBench {
+    /// The rows to print.
+    pub fn rows(&self) -> Vec<BenchRow> {
+        self.latency
+            .iter()
+            .chain([&self.train])
+            .chain(&self.unpaced)
+            .cloned()
+            .collect()
+    }
 }

@@ -7,6 +7,8 @@
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod eval_viz;
+pub mod pytorch;
 pub mod run;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use autodidact::FileConfig;
 use autodidact::bench::{BenchRow, bench_graph, bench_learn, bench_sim};
 use autodidact::demo::{DemoOptions, run_demo};
 use autodidact::eval::{EvalConfig, EvalModel, evaluate, report_rows, train_model};
+use autodidact::pytorch::{PytorchComparison, PytorchOptions, compare_with_pytorch};
 use autodidact::run::{RunOptions, graph_config, summary_rows};
 use autodidact_learn::{BackendChoice, TrainerConfig};
 use autodidact_nodes::ProprioConfig;
@@ -159,6 +160,10 @@ struct EvalArgs {
     /// Also write the report as JSON (schema `autodidact.eval/1`, see docs/eval.md).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also record the report to this rerun file: scores on the train_step timeline, planning
+    /// paths in the arena, goal images (open it with `rerun FILE`).
+    #[arg(long)]
+    rrd: Option<PathBuf>,
     /// TOML configuration file: optional [sim] (the camera follows the model), [trainer] (for
     /// the model eval trains) and [eval] (with [eval.planner]) sections.
     #[arg(long)]
@@ -194,6 +199,46 @@ enum BenchWhat {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Side by side with PyTorch: the same model, weights, batches and objectives built in
+    /// PyTorch (eager, CPU) by `bench/pytorch_world_model.py`; train samples/s and encode
+    /// latency measured alternately in one run, plus sim frames/s, image→embedding p99 while
+    /// training and peak RSS. Set up torch with `bench/setup-torch` (see bench/README.md).
+    Pytorch {
+        /// Python with torch [default: $AUTODIDACT_TORCH_PYTHON, else the venv of
+        /// bench/setup-torch (~/.cache/autodidact/torch-venv), else python3].
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The PyTorch side.
+        #[arg(long, default_value = "bench/pytorch_world_model.py")]
+        script: PathBuf,
+        /// Compute threads on each side (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Alternating rounds (medians over rounds are compared).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Timed training steps per side and round.
+        #[arg(long, default_value_t = 4)]
+        steps: usize,
+        /// Timed single-frame encodes per side and round.
+        #[arg(long, default_value_t = 200)]
+        encodes: usize,
+        /// Distinct batches, cycled in the same order on both sides.
+        #[arg(long, default_value_t = 4)]
+        batches: usize,
+        /// Seed of the weights, the simulator run and the batches.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Seconds of the 30 Hz graph run (image→embedding p99 while training; 0 skips it).
+        #[arg(long, default_value_t = 20.0)]
+        graph_seconds: f64,
+        /// Seconds of simulator control steps at 64² (0 skips it).
+        #[arg(long, default_value_t = 2.0)]
+        sim_seconds: f64,
+        /// Also write the report as JSON (schema autodidact.bench.pytorch/1) to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The node graph: image→embedding latency at a camera rate while the trainer runs, and
     /// frames/s of the whole graph unpaced.
     Graph {
@@ -203,6 +248,10 @@ enum BenchWhat {
         /// Wall seconds of the paced run.
         #[arg(long, default_value_t = 30.0)]
         seconds: f64,
+        /// Niceness of the trainer's compute threads (`[trainer_node] nice`; 0: same priority
+        /// as inference).
+        #[arg(long, default_value_t = autodidact_nodes::trainer::TrainerNodeConfig::default().nice)]
+        trainer_nice: i32,
         /// Also write the rows as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -223,8 +272,54 @@ fn main() -> Result<()> {
         Command::Sim(args) => sim(args),
         Command::Eval(args) => eval(args),
         Command::Bench {
-            what: BenchWhat::Graph { hz, seconds, json },
-        } => print_rows(&bench_graph(hz, seconds)?, json),
+            what:
+                BenchWhat::Graph {
+                    hz,
+                    seconds,
+                    trainer_nice,
+                    json,
+                },
+        } => print_rows(&bench_graph(hz, seconds, trainer_nice, 3000)?.rows(), json),
+        Command::Bench {
+            what:
+                BenchWhat::Pytorch {
+                    python,
+                    script,
+                    threads,
+                    rounds,
+                    steps,
+                    encodes,
+                    batches,
+                    seed,
+                    graph_seconds,
+                    sim_seconds,
+                    json,
+                },
+        } => {
+            let options = PytorchOptions {
+                python: python.unwrap_or_else(torch_python),
+                script,
+                threads: threads.unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+                }),
+                rounds,
+                steps,
+                encodes,
+                batches,
+                seed,
+                graph_seconds,
+                sim_seconds,
+            };
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let comparison = compare_with_pytorch(&options, |stage| {
+                bar.set_message(stage.to_owned());
+            });
+            bar.finish_and_clear();
+            let comparison = comparison?;
+            print_comparison(&comparison);
+            write_json(json.as_deref(), &comparison)
+        }
         Command::Bench {
             what: BenchWhat::Sim { seconds, json },
         } => {
@@ -256,6 +351,121 @@ fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> 
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The Python `bench pytorch` uses when none is given.
+fn torch_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("AUTODIDACT_TORCH_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/autodidact/torch-venv/bin/python"));
+    venv.filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// The side-by-side table of `bench pytorch`.
+fn print_comparison(c: &PytorchComparison) {
+    let (a, p) = (&c.autodidact, &c.pytorch);
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    let mut table = Table::new();
+    table.set_header(["measure", "autodidact", "PyTorch", "ratio", "bar"]);
+    table.add_row([
+        format!("train step, batch {} (samples/s)", c.batch_size),
+        format!("{:.1}", a.train_samples_per_s),
+        format!("{:.1}", p.train_samples_per_s),
+        format!("{:.2}", c.train_ratio_vs_pytorch),
+        format!("≥ 1.0: {}", verdict(c.train_ratio_vs_pytorch >= 1.0)),
+    ]);
+    table.add_row([
+        "train step, median (ms)".to_owned(),
+        format!("{:.0}", a.train_step_ms),
+        format!("{:.0}", p.train_step_ms),
+        String::new(),
+        String::new(),
+    ]);
+    table.add_row([
+        "encode 1 frame, p50 (µs)".to_owned(),
+        format!("{:.0}", a.encode_p50_us),
+        format!("{:.0}", p.encode_p50_us),
+        format!("{:.2}", c.encode_ratio_vs_pytorch),
+        format!("≤ 1.0: {}", verdict(c.encode_ratio_vs_pytorch <= 1.0)),
+    ]);
+    table.add_row([
+        "encode 1 frame, p99 (µs)".to_owned(),
+        format!("{:.0}", a.encode_p99_us),
+        format!("{:.0}", p.encode_p99_us),
+        format!("{:.2}", c.encode_p99_ratio_vs_pytorch),
+        String::new(),
+    ]);
+    table.add_row([
+        "peak RSS (MB)".to_owned(),
+        format!("{:.0}", a.peak_rss_mb),
+        format!("{:.0}", p.peak_rss_mb),
+        String::new(),
+        String::new(),
+    ]);
+    table.add_row([
+        "parameters / threads".to_owned(),
+        format!("{} / {}", a.params, a.threads),
+        format!("{} / {}", p.params, p.threads),
+        String::new(),
+        "equal".to_owned(),
+    ]);
+    let worst = c
+        .loss_check
+        .iter()
+        .map(|term| term.relative_difference)
+        .fold(0.0, f64::max);
+    table.add_row([
+        format!(
+            "same model: {} loss terms + grad norm on batch 1 (max rel. diff)",
+            c.loss_check.len().saturating_sub(1)
+        ),
+        format!("{worst:.1e}"),
+        format!(
+            "embedding max |diff| {:.1e}",
+            c.embedding_max_abs_difference
+        ),
+        String::new(),
+        String::new(),
+    ]);
+    table.add_row([
+        "batch sampling + augmentation (ms; PyTorch is handed the batches)".to_owned(),
+        format!("{:.1}", c.batch_sampling_ms),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]);
+    if let Some(fps) = c.sim_frames_per_s_64 {
+        table.add_row([
+            "sim control steps/s, 64x64".to_owned(),
+            format!("{fps:.0}"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    if let Some(p99) = c.image_to_embedding_p99_ms_while_training {
+        table.add_row([
+            "image→embedding p99 at 30 Hz while training (ms)".to_owned(),
+            format!("{p99:.1}"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    println!(
+        "torch {} (oneDNN {}), {} rounds x {} steps / {} encodes per side, images {}x{}",
+        c.torch_version,
+        c.torch_mkldnn,
+        c.rounds,
+        c.steps_per_round,
+        c.encodes_per_round,
+        c.image_px[0],
+        c.image_px[1]
+    );
+    println!("{table}");
 }
 
 fn print_rows(rows: &[BenchRow], json: Option<PathBuf>) -> Result<()> {
@@ -391,6 +601,9 @@ fn eval(args: EvalArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     write_json(args.json.as_deref(), &report)?;
+    if let Some(path) = &args.rrd {
+        autodidact::eval_viz::save_report(path, &report)?;
+    }
     Ok(())
 }
 

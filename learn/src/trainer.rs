@@ -1202,16 +1202,32 @@ impl Trainer {
 
     /// Exports the state encoder as safetensors (for use outside autodidact), atomically.
     pub fn export_encoder_safetensors(&self, path: &Path) -> Result<PathBuf, LearnError> {
-        use burn::store::{ModuleSnapshot, SafetensorsStore};
-        let temp = path.with_extension("safetensors.tmp");
-        let mut store = SafetensorsStore::from_file(&temp).overwrite(true);
-        self.published_encoder()
-            .valid()
-            .save_into(&mut store)
-            .map_err(|e| LearnError::Checkpoint(format!("safetensors export: {e}")))?;
-        std::fs::rename(&temp, path).map_err(|e| io_error(path, e))?;
-        Ok(path.to_path_buf())
+        export_safetensors(&self.published_encoder().valid(), path)
     }
+
+    /// Exports the whole online world model (encoder, heads, dynamics, decoder) as
+    /// safetensors, atomically. Tensor names are burn's module paths (`encoder.fuse.weight`);
+    /// `Linear` weights are stored `[in, out]`, LayerNorm's as `gamma`/`beta`.
+    pub fn export_model_safetensors(&self, path: &Path) -> Result<PathBuf, LearnError> {
+        export_safetensors(&self.model.valid(), path)
+    }
+
+    /// Trainable parameters of the online world model (the EMA target is not counted).
+    pub fn num_params(&self) -> usize {
+        self.model.num_params()
+    }
+}
+
+/// Writes `module` as safetensors through a temporary sibling renamed into place.
+fn export_safetensors<M: Module>(module: &M, path: &Path) -> Result<PathBuf, LearnError> {
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    let temp = path.with_extension("safetensors.tmp");
+    let mut store = SafetensorsStore::from_file(&temp).overwrite(true);
+    module
+        .save_into(&mut store)
+        .map_err(|e| LearnError::Checkpoint(format!("safetensors export: {e}")))?;
+    std::fs::rename(&temp, path).map_err(|e| io_error(path, e))?;
+    Ok(path.to_path_buf())
 }
 
 /// Checkpoint layout version.

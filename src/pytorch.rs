@@ -1,0 +1,697 @@
+//! `autodidact bench pytorch`: the same world model and training step in PyTorch (eager, CPU),
+//! measured side by side with autodidact in one run.
+//!
+//! autodidact builds its default trainer, fills the replay buffer from the simulator, samples a
+//! few batches and writes them, with the initial weights, to a temporary directory. The PyTorch
+//! script (`bench/pytorch_world_model.py`) builds the identical network from those weights and
+//! answers timing requests over a pipe. Before anything is timed, both sides embed the same frame
+//! and take the first training step on the same batch: the embeddings, every loss term and the
+//! gradient norm must agree, or the comparison stops — it would not be the same model.
+//!
+//! Then the two alternate, round by round: train steps (the same batches in the same order on
+//! both sides, batch sampling excluded on both), then single-frame encodes. Each side times only
+//! its own work; the medians of the rounds are compared.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use autodidact_learn::model::DecoderConfig;
+use autodidact_learn::{BackendChoice, Batch, TrainerConfig};
+use serde::{Deserialize, Serialize};
+
+use autodidact_nodes::trainer::TrainerNodeConfig;
+
+use crate::bench::{bench_graph, control_step_row, filled_trainer};
+
+/// Schema name of the JSON report.
+pub const PYTORCH_SCHEMA: &str = "autodidact.bench.pytorch/1";
+
+/// Largest relative difference between a loss term (or the gradient norm) of the two sides on
+/// the first batch before the models count as different.
+pub const LOSS_TOLERANCE: f64 = 2e-3;
+/// Largest absolute difference of an embedding component (LayerNorm output, values ~±3).
+pub const EMBEDDING_TOLERANCE: f64 = 1e-3;
+
+/// What to run and how long.
+#[derive(Debug, Clone)]
+pub struct PytorchOptions {
+    /// Python interpreter with torch (see `bench/README.md`).
+    pub python: PathBuf,
+    /// The PyTorch side: `bench/pytorch_world_model.py`.
+    pub script: PathBuf,
+    /// Compute threads, the same on both sides.
+    pub threads: usize,
+    /// Alternating rounds.
+    pub rounds: usize,
+    /// Timed training steps per side and round.
+    pub steps: usize,
+    /// Timed single-frame encodes per side and round.
+    pub encodes: usize,
+    /// Distinct batches (cycled).
+    pub batches: usize,
+    /// Seed of the weights, the simulator run and the batches.
+    pub seed: u64,
+    /// Seconds of the 30 Hz graph run for image→embedding latency while training (0: skip).
+    pub graph_seconds: f64,
+    /// Seconds of timed simulator control steps at 64² (0: skip).
+    pub sim_seconds: f64,
+}
+
+/// One side's numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideNumbers {
+    /// Training samples per second (batch ÷ median step time).
+    pub train_samples_per_s: f64,
+    /// Median training step, milliseconds.
+    pub train_step_ms: f64,
+    /// Median single-frame encode, microseconds.
+    pub encode_p50_us: f64,
+    /// 99th-percentile single-frame encode over all rounds, microseconds.
+    pub encode_p99_us: f64,
+    /// Peak resident memory of the process, MB.
+    pub peak_rss_mb: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Compute threads.
+    pub threads: usize,
+}
+
+/// One loss term on the first batch, both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct TermCheck {
+    /// Term name (`total`, `contrastive`, …, `grad_norm`).
+    pub name: String,
+    /// autodidact's value.
+    pub autodidact: f64,
+    /// PyTorch's value.
+    pub pytorch: f64,
+    /// `|a - p| / max(|a|, |p|, 1e-3)`.
+    pub relative_difference: f64,
+}
+
+/// The report (`--json`), schema [`PYTORCH_SCHEMA`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PytorchComparison {
+    /// [`PYTORCH_SCHEMA`].
+    pub schema: String,
+    /// `torch.__version__`.
+    pub torch_version: String,
+    /// Whether torch has oneDNN (MKL-DNN) for its CPU kernels.
+    pub torch_mkldnn: bool,
+    /// Batch size of a training step (two augmented views per sample).
+    pub batch_size: usize,
+    /// Image side, pixels.
+    pub image_px: [usize; 2],
+    /// Rounds, steps per round, encodes per round.
+    pub rounds: usize,
+    /// Timed training steps per side and round.
+    pub steps_per_round: usize,
+    /// Timed encodes per side and round.
+    pub encodes_per_round: usize,
+    /// autodidact (burn, flex backend).
+    pub autodidact: SideNumbers,
+    /// PyTorch eager on the CPU.
+    pub pytorch: SideNumbers,
+    /// autodidact samples/s ÷ PyTorch samples/s (the bar: ≥ 1).
+    pub train_ratio_vs_pytorch: f64,
+    /// autodidact encode p50 ÷ PyTorch encode p50 (the bar: ≤ 1).
+    pub encode_ratio_vs_pytorch: f64,
+    /// autodidact encode p99 ÷ PyTorch encode p99.
+    pub encode_p99_ratio_vs_pytorch: f64,
+    /// autodidact's batch sampling and augmentation per step (the PyTorch side is handed the
+    /// batches), milliseconds.
+    pub batch_sampling_ms: f64,
+    /// Simulator control steps per second at 64² (physics + proprio + frame), when measured.
+    pub sim_frames_per_s_64: Option<f64>,
+    /// Image→embedding p99 in the node graph at 30 Hz while the trainer trains, ms, when
+    /// measured.
+    pub image_to_embedding_p99_ms_while_training: Option<f64>,
+    /// The equivalence check on the first batch.
+    pub loss_check: Vec<TermCheck>,
+    /// Largest absolute difference between the two sides' embeddings of the same frame.
+    pub embedding_max_abs_difference: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct TorchSetup {
+    torch: String,
+    threads: usize,
+    mkldnn: bool,
+    params: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct TrainReply {
+    step_s: Vec<f64>,
+    losses: Vec<BTreeMap<String, f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EncodeReply {
+    encode_s: Vec<f64>,
+    embedding: Vec<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QuitReply {
+    peak_rss_bytes: u64,
+}
+
+/// The PyTorch process, spoken to in JSON lines.
+struct TorchProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl TorchProcess {
+    fn spawn(options: &PytorchOptions, data: &Path) -> Result<(Self, TorchSetup)> {
+        let mut child = Command::new(&options.python)
+            .arg(&options.script)
+            .arg("--data")
+            .arg(data)
+            .arg("--threads")
+            .arg(options.threads.to_string())
+            .env("OMP_NUM_THREADS", options.threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} {} (see bench/README.md for the PyTorch venv)",
+                    options.python.display(),
+                    options.script.display()
+                )
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            bail!("the PyTorch process has no pipes");
+        };
+        let mut process = Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        };
+        let setup = process.read_reply().context("PyTorch setup")?;
+        Ok((process, setup))
+    }
+
+    fn read_reply<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("the PyTorch process exited (its error is printed above)");
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("PyTorch replied {line:?}"))?;
+        if let Some(error) = value.get("error") {
+            bail!("PyTorch: {error}");
+        }
+        serde_json::from_value(value).with_context(|| format!("PyTorch replied {line:?}"))
+    }
+
+    fn request<T: serde::de::DeserializeOwned>(&mut self, command: serde_json::Value) -> Result<T> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        self.read_reply()
+    }
+}
+
+impl Drop for TorchProcess {
+    fn drop(&mut self) {
+        // After `quit` it has exited; after an error it is stopped here.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Refuses configurations the PyTorch mirror does not build: it covers the default objective
+/// set (contrastive + temporal, spread, forward with both starts and the proprio head,
+/// reconstruction).
+fn check_mirrored(config: &TrainerConfig) -> Result<()> {
+    let o = &config.objectives;
+    ensure!(
+        o.contrastive.enabled
+            && o.spread.enabled
+            && o.forward.enabled
+            && o.forward.horizon > 0
+            && o.forward.target_start_weight > 0.0
+            && o.reconstruction.enabled
+            && !o.masked.enabled
+            && config.model.decoder
+            && !config.model.masked_head
+            && config.model.encoder.proprio_dim > 0,
+        "the PyTorch mirror covers the default objectives only"
+    );
+    Ok(())
+}
+
+/// `meta.json` for the PyTorch side.
+fn meta(config: &TrainerConfig, batches: usize) -> serde_json::Value {
+    let m = &config.model;
+    let o = &config.objectives;
+    let decoder = DecoderConfig::new(m.embed_dim(), m.encoder.image.clone());
+    serde_json::json!({
+        "batches": batches,
+        "model": {
+            "width": m.encoder.image.width,
+            "height": m.encoder.image.height,
+            "channels": m.encoder.image.channels,
+            "feature_dim": m.encoder.image.feature_dim,
+            "proprio_dim": m.encoder.proprio_dim,
+            "proprio_features": m.encoder.proprio_features,
+            "embed_dim": m.encoder.embed_dim,
+            "action_dim": m.action_dim,
+            "projection_dim": m.projection_dim,
+            "head_hidden": m.head_hidden,
+            "dynamics_hidden": m.dynamics_hidden,
+            "decoder_base_channels": decoder.base_channels,
+        },
+        "objectives": {
+            "horizon": o.forward.horizon,
+            "temperature": o.contrastive.temperature,
+            "contrastive_weight": o.contrastive.weight,
+            "temporal_weight": o.contrastive.temporal_weight,
+            "variance_weight": o.spread.variance_weight,
+            "covariance_weight": o.spread.covariance_weight,
+            "target_std": o.spread.target_std,
+            "forward_weight": o.forward.weight,
+            "target_start_weight": o.forward.target_start_weight,
+            "proprio_weight": o.forward.proprio_weight,
+            "reconstruction_weight": o.reconstruction.weight,
+        },
+        "trainer": {
+            "learning_rate": config.learning_rate,
+            "ema_momentum": config.ema_momentum,
+            "grad_clip_norm": config.grad_clip_norm,
+            "batch_size": config.batch_size,
+        },
+    })
+}
+
+/// A named f32 tensor for [`write_safetensors`].
+struct Named<'a> {
+    name: String,
+    shape: Vec<usize>,
+    data: &'a [f32],
+}
+
+/// Writes f32 tensors as a safetensors file (the format PyTorch's side reads).
+fn write_safetensors(path: &Path, tensors: &[Named<'_>]) -> Result<()> {
+    use safetensors::{Dtype, tensor::TensorView};
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|tensor| tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(tensor, bytes)| {
+            TensorView::new(Dtype::F32, tensor.shape.clone(), bytes)
+                .map(|view| (tensor.name.clone(), view))
+                .with_context(|| {
+                    format!(
+                        "{}: shape {:?} does not hold {} values",
+                        tensor.name,
+                        tensor.shape,
+                        tensor.data.len()
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize_to_file(views, None, path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn batch_tensors<'a>(index: usize, batch: &'a Batch, config: &TrainerConfig) -> Vec<Named<'a>> {
+    let (b, h) = (batch.size, config.forward_horizon());
+    let image = &config.model.encoder.image;
+    let (height, width) = (image.height, image.width);
+    let p = config.model.encoder.proprio_dim;
+    let named = |name: &str, shape: Vec<usize>, data: &'a [f32]| Named {
+        name: format!("{index}.{name}"),
+        shape,
+        data,
+    };
+    vec![
+        named("view_a", vec![b, 3, height, width], &batch.view_a),
+        named("view_b", vec![b, 3, height, width], &batch.view_b),
+        named("positive", vec![b, 3, height, width], &batch.positive),
+        named("future", vec![b, h, 3, height, width], &batch.future),
+        named("proprio", vec![b, h + 1, p], &batch.proprio),
+        named(
+            "actions",
+            vec![b, h, autodidact_learn::ACTION_DIM],
+            &batch.actions,
+        ),
+    ]
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn percentile(samples: &[f64], quantile: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let index = ((sorted.len() as f64 * quantile) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(index).copied().unwrap_or(f64::NAN)
+}
+
+/// Peak resident set of this process (`VmHWM`), MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn relative_difference(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(1e-3)
+}
+
+/// Runs the comparison; `progress` hears what is happening.
+pub fn compare_with_pytorch(
+    options: &PytorchOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<PytorchComparison> {
+    ensure!(
+        options.rounds > 0 && options.steps > 0 && options.encodes > 0 && options.batches > 0,
+        "rounds, steps, encodes and batches must be > 0"
+    );
+    let threads = options.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("bench-{i}"))
+        .build()
+        .context("building the compute thread pool")?;
+    progress("filling the replay buffer from the simulator");
+    let (mut trainer, observation) =
+        pool.install(|| filled_trainer(BackendChoice::Flex, options.seed, 600))?;
+    let config = trainer.config().clone();
+    check_mirrored(&config)?;
+    let mut batches = Vec::with_capacity(options.batches);
+    let mut sampling_s = Vec::with_capacity(options.batches);
+    for _ in 0..options.batches {
+        let started = Instant::now();
+        batches.push(trainer.sample_batch()?);
+        sampling_s.push(started.elapsed().as_secs_f64());
+    }
+
+    progress("writing the weights and batches for PyTorch");
+    let data = tempfile::tempdir().context("creating a temporary directory")?;
+    trainer.export_model_safetensors(&data.path().join("model.safetensors"))?;
+    let image: Vec<f32> = observation
+        .frame
+        .rgb
+        .iter()
+        .map(|b| f32::from(*b))
+        .collect();
+    let proprio: Vec<f32> = vec![0.1; config.model.encoder.proprio_dim];
+    let (width, height) = (
+        config.model.encoder.image.width,
+        config.model.encoder.image.height,
+    );
+    let mut tensors: Vec<Named<'_>> = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(index, batch)| batch_tensors(index, batch, &config))
+        .collect();
+    tensors.push(Named {
+        name: "encode.image".into(),
+        shape: vec![height, width, 3],
+        data: &image,
+    });
+    tensors.push(Named {
+        name: "encode.proprio".into(),
+        shape: vec![proprio.len()],
+        data: &proprio,
+    });
+    write_safetensors(&data.path().join("batches.safetensors"), &tensors)?;
+    std::fs::write(
+        data.path().join("meta.json"),
+        serde_json::to_vec_pretty(&meta(&config, batches.len()))?,
+    )?;
+
+    progress("starting PyTorch");
+    let (mut torch, setup) = TorchProcess::spawn(options, data.path())?;
+    ensure!(
+        setup.params == trainer.num_params(),
+        "PyTorch builds {} parameters, autodidact {}: not the same model",
+        setup.params,
+        trainer.num_params()
+    );
+
+    // Equivalence: the same frame embeds the same, the first batch gives the same losses and
+    // gradient norm. Also the warm-up of both sides.
+    progress("checking both sides compute the same thing");
+    trainer.set_inference_device(BackendChoice::Flex.device()?);
+    let snapshot = trainer.snapshot();
+    let ours = pool.install(|| snapshot.embed(&observation.frame.rgb, &proprio))?;
+    let theirs: EncodeReply = torch.request(serde_json::json!({"cmd": "encode", "count": 5}))?;
+    ensure!(
+        theirs.embedding.len() == ours.len(),
+        "embedding sizes differ: PyTorch {}, autodidact {}",
+        theirs.embedding.len(),
+        ours.len()
+    );
+    let embedding_max_abs_difference = ours
+        .iter()
+        .zip(&theirs.embedding)
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .fold(0.0, f64::max);
+    ensure!(
+        embedding_max_abs_difference <= EMBEDDING_TOLERANCE,
+        "the embeddings of the same frame differ by up to {embedding_max_abs_difference:.2e}: \
+         not the same encoder"
+    );
+    let report = pool.install(|| trainer.train_on(batches[0].clone()))?;
+    let theirs: TrainReply = torch.request(serde_json::json!({"cmd": "train", "steps": 1}))?;
+    let their_losses = theirs
+        .losses
+        .first()
+        .context("PyTorch returned no losses")?;
+    let mut loss_check = Vec::new();
+    let ours_named = report
+        .losses
+        .named()
+        .into_iter()
+        .map(|(name, value)| (name, f64::from(value)))
+        .chain([("grad_norm", f64::from(report.grad_norm))]);
+    for (name, autodidact) in ours_named {
+        let Some(&pytorch) = their_losses.get(name) else {
+            continue;
+        };
+        loss_check.push(TermCheck {
+            name: name.to_owned(),
+            autodidact,
+            pytorch,
+            relative_difference: relative_difference(autodidact, pytorch),
+        });
+    }
+    ensure!(
+        loss_check.len() >= 9,
+        "PyTorch reported {} of the loss terms",
+        loss_check.len()
+    );
+    if let Some(worst) = loss_check
+        .iter()
+        .find(|term| term.relative_difference > LOSS_TOLERANCE)
+    {
+        bail!(
+            "{} differs on the first batch: autodidact {}, PyTorch {}: not the same model",
+            worst.name,
+            worst.autodidact,
+            worst.pytorch
+        );
+    }
+    for _ in 0..5 {
+        pool.install(|| snapshot.embed(&observation.frame.rgb, &proprio))?;
+    }
+
+    let mut ours_step = Vec::new();
+    let mut theirs_step = Vec::new();
+    let mut ours_encode = Vec::new();
+    let mut theirs_encode = Vec::new();
+    let mut next_batch = 1;
+    for round in 0..options.rounds {
+        progress(&format!(
+            "round {}/{}: training, then encoding",
+            round + 1,
+            options.rounds
+        ));
+        let mut steps = Vec::with_capacity(options.steps);
+        for _ in 0..options.steps {
+            let batch = batches[next_batch % batches.len()].clone();
+            next_batch += 1;
+            let started = Instant::now();
+            pool.install(|| trainer.train_on(batch))?;
+            steps.push(started.elapsed().as_secs_f64());
+        }
+        ours_step.push(median(&steps));
+        let theirs: TrainReply =
+            torch.request(serde_json::json!({"cmd": "train", "steps": options.steps}))?;
+        theirs_step.push(median(&theirs.step_s));
+        let mut encodes = Vec::with_capacity(options.encodes);
+        for _ in 0..options.encodes {
+            let started = Instant::now();
+            pool.install(|| snapshot.embed(&observation.frame.rgb, &proprio))?;
+            encodes.push(started.elapsed().as_secs_f64());
+        }
+        ours_encode.push(encodes);
+        let theirs: EncodeReply =
+            torch.request(serde_json::json!({"cmd": "encode", "count": options.encodes}))?;
+        theirs_encode.push(theirs.encode_s);
+    }
+    let our_peak = peak_rss_mb();
+    let quit: QuitReply = torch.request(serde_json::json!({"cmd": "quit"}))?;
+    drop(torch);
+
+    let batch_size = config.batch_size as f64;
+    let side = |steps: &[f64], encodes: &[Vec<f64>], peak: f64, params: usize, threads: usize| {
+        let round_medians: Vec<f64> = encodes.iter().map(|round| median(round)).collect();
+        let all: Vec<f64> = encodes.iter().flatten().copied().collect();
+        let step = median(steps);
+        SideNumbers {
+            train_samples_per_s: batch_size / step,
+            train_step_ms: step * 1e3,
+            encode_p50_us: median(&round_medians) * 1e6,
+            encode_p99_us: percentile(&all, 0.99) * 1e6,
+            peak_rss_mb: peak,
+            params,
+            threads,
+        }
+    };
+    let autodidact = side(
+        &ours_step,
+        &ours_encode,
+        our_peak,
+        trainer.num_params(),
+        pool.current_num_threads(),
+    );
+    let pytorch = side(
+        &theirs_step,
+        &theirs_encode,
+        quit.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+        setup.params,
+        setup.threads,
+    );
+    drop(trainer);
+
+    let sim_frames_per_s_64 = (options.sim_seconds > 0.0)
+        .then(|| {
+            progress("simulator control steps at 64x64");
+            control_step_row(64, Duration::from_secs_f64(options.sim_seconds))
+        })
+        .transpose()?
+        .map(|row| row.per_second);
+    let image_to_embedding_p99_ms_while_training = if options.graph_seconds > 0.0 {
+        progress("node graph at 30 Hz while training");
+        bench_graph(
+            30.0,
+            options.graph_seconds,
+            TrainerNodeConfig::default().nice,
+            0,
+        )?
+        .latency
+        .map(|row| row.p99_us / 1e3)
+    } else {
+        None
+    };
+    Ok(PytorchComparison {
+        schema: PYTORCH_SCHEMA.to_owned(),
+        torch_version: setup.torch,
+        torch_mkldnn: setup.mkldnn,
+        batch_size: config.batch_size,
+        image_px: [width, height],
+        rounds: options.rounds,
+        steps_per_round: options.steps,
+        encodes_per_round: options.encodes,
+        train_ratio_vs_pytorch: autodidact.train_samples_per_s / pytorch.train_samples_per_s,
+        encode_ratio_vs_pytorch: autodidact.encode_p50_us / pytorch.encode_p50_us,
+        encode_p99_ratio_vs_pytorch: autodidact.encode_p99_us / pytorch.encode_p99_us,
+        autodidact,
+        pytorch,
+        batch_sampling_ms: median(&sampling_s) * 1e3,
+        sim_frames_per_s_64,
+        image_to_embedding_p99_ms_while_training,
+        loss_check,
+        embedding_max_abs_difference,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_written_for_pytorch_read_back_with_names_shapes_and_values() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.safetensors");
+        let values = [1.0f32, -2.5, 3.25, 0.0, 5.0, 6.0];
+        write_safetensors(
+            &path,
+            &[
+                Named {
+                    name: "0.view_a".into(),
+                    shape: vec![2, 3],
+                    data: &values,
+                },
+                Named {
+                    name: "encode.proprio".into(),
+                    shape: vec![1],
+                    data: &values[..1],
+                },
+            ],
+        )
+        .expect("written");
+        let bytes = std::fs::read(&path).expect("read back");
+        let file = safetensors::SafeTensors::deserialize(&bytes).expect("a safetensors file");
+        let view = file.tensor("0.view_a").expect("view_a");
+        assert_eq!(view.shape(), &[2, 3]);
+        let third = f32::from_le_bytes(view.data()[8..12].try_into().expect("4 bytes"));
+        assert_eq!(third, 3.25);
+        assert_eq!(
+            file.tensor("encode.proprio").expect("proprio").shape(),
+            &[1]
+        );
+        let wrong = write_safetensors(
+            &path,
+            &[Named {
+                name: "c".into(),
+                shape: vec![4],
+                data: &values[..3],
+            }],
+        );
+        assert!(
+            wrong.is_err(),
+            "a shape that does not fit the data is refused"
+        );
+    }
+
+    #[test]
+    fn relative_difference_is_symmetric_and_floored() {
+        assert_eq!(relative_difference(2.0, 1.0), 0.5);
+        assert_eq!(relative_difference(1.0, 2.0), 0.5);
+        // Tiny values compare on an absolute floor, not as a huge relative error.
+        assert!(relative_difference(1e-7, 2e-7) < 1e-3);
+    }
+}
