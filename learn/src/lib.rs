@@ -21,6 +21,7 @@
 //! ([`BackendChoice`]): burn's `flex` on the CPU by default, `wgpu` for the GPU.
 
 pub mod augment;
+pub mod conv;
 pub mod device;
 pub mod health;
 pub mod inference;

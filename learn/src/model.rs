@@ -93,11 +93,36 @@ impl ImageEncoder {
     /// - `images`: `[B, 3, H, W]`, values centred on 0 (`byte / 255 - 0.5`)
     /// - output: `[B, feature_dim]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        if crate::conv::gather_gemm_on(&images.device()) {
+            return self.forward_gather_gemm(images);
+        }
         let mut x = images;
         for conv in &self.convs {
             x = self.activation.forward(conv.forward(x));
         }
         let x: Tensor<2> = x.flatten(1, 3);
+        self.head.forward(x)
+    }
+
+    /// [`Self::forward`] with the convolutions as gather + GEMM on channels-last rows (see
+    /// [`crate::conv`]): the same function, arranged for the CPU.
+    fn forward_gather_gemm(&self, images: Tensor<4>) -> Tensor<2> {
+        let [batch, _, mut height, mut width] = images.dims();
+        let mut rows = crate::conv::to_rows(images);
+        for conv in &self.convs {
+            rows = self.activation.forward(crate::conv::conv3x3_stride2(
+                conv,
+                rows,
+                [batch, height, width],
+            ));
+            (height, width) = (height / 2, width / 2);
+        }
+        // The head takes the NCHW flattening, `(C, H, W)`.
+        let [_, channels] = rows.dims();
+        let x = rows
+            .reshape([batch, height * width, channels])
+            .swap_dims(1, 2)
+            .reshape([batch, channels * height * width]);
         self.head.forward(x)
     }
 }
@@ -360,6 +385,9 @@ impl Decoder {
     pub fn forward(&self, state: Tensor<2>) -> Tensor<4> {
         let [batch, _] = state.dims();
         let x = self.activation.forward(self.project.forward(state));
+        if crate::conv::gather_gemm_on(&x.device()) {
+            return self.upsample_gather_gemm(x, batch);
+        }
         let mut x: Tensor<4> = x.reshape([batch, self.base_channels, self.grid[0], self.grid[1]]);
         let last = self.ups.len().saturating_sub(1);
         for (index, up) in self.ups.iter().enumerate() {
@@ -369,6 +397,25 @@ impl Decoder {
             }
         }
         activation::sigmoid(x) - 0.5
+    }
+
+    /// The transposed convolutions of [`Self::forward`] as GEMM + scatter-add on channels-last
+    /// rows (see [`crate::conv`]), from the projected `[B, C·h·w]` features.
+    fn upsample_gather_gemm(&self, projected: Tensor<2>, batch: usize) -> Tensor<4> {
+        let [mut height, mut width] = self.grid;
+        let mut rows = projected
+            .reshape([batch, self.base_channels, height * width])
+            .swap_dims(1, 2)
+            .reshape([batch * height * width, self.base_channels]);
+        let last = self.ups.len().saturating_sub(1);
+        for (index, up) in self.ups.iter().enumerate() {
+            rows = crate::conv::transpose4x4_stride2(up, rows, [batch, height, width]);
+            (height, width) = (height * 2, width * 2);
+            if index != last {
+                rows = self.activation.forward(rows);
+            }
+        }
+        activation::sigmoid(crate::conv::from_rows(rows, [batch, height, width])) - 0.5
     }
 }
 
