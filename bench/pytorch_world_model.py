@@ -156,20 +156,37 @@ def burn_name(torch_name):
     name = torch_name.replace("fuse_layer.", "fuse.")
     if ".norm." in name:
         name = name.replace(".weight", ".gamma").replace(".bias", ".beta")
+    if (".convs." in name or ".ups." in name) and name.endswith(".weight"):
+        name = name[: -len("weight")] + "kernel"
     return name
 
 
+def torch_layout(torch_name, value, shape):
+    """A burn tensor in the layout of the PyTorch parameter of `shape`.
+
+    burn's Linear weights are `[in, out]`. autodidact keeps convolution kernels as GEMM
+    matrices: a 3x3 conv as `[(ky, kx, C_in), C_out]`, a 4x4 transposed conv as
+    `[C_in, (ky, kx, C_out)]`."""
+    if ".convs." in torch_name and torch_name.endswith(".weight"):
+        out_channels, in_channels, kh, kw = shape
+        return value.reshape(kh, kw, in_channels, out_channels).permute(3, 2, 0, 1)
+    if ".ups." in torch_name and torch_name.endswith(".weight"):
+        in_channels, out_channels, kh, kw = shape
+        return value.reshape(in_channels, kh, kw, out_channels).permute(0, 3, 1, 2)
+    if value.dim() == 2:
+        return value.t()
+    return value
+
+
 def load_burn_weights(model, weights):
-    """Copies burn's tensors into `model`; burn stores Linear weights as [in, out]."""
+    """Copies burn's tensors into `model`, each rearranged into PyTorch's layout."""
     expected = set(weights)
     with torch.no_grad():
         for name, param in model.named_parameters():
             source = burn_name(name)
             if source not in weights:
                 raise KeyError(f"{name}: no tensor {source} in the exported model")
-            value = torch.from_numpy(weights[source])
-            if value.dim() == 2:
-                value = value.t()
+            value = torch_layout(name, torch.from_numpy(weights[source]), tuple(param.shape))
             if tuple(value.shape) != tuple(param.shape):
                 raise ValueError(f"{name}: shape {tuple(value.shape)} != {tuple(param.shape)}")
             param.copy_(value)

@@ -11,18 +11,22 @@
 //! - a 4×4, stride-2, padding-1 transposed convolution multiplies each input pixel by the weight
 //!   matrix and scatter-adds the 16 resulting rows onto the output pixels they land on.
 //!
-//! The parameters stay those of burn's `Conv2d` / `ConvTranspose2d` (same shapes, same
-//! initialisation, same checkpoints); only the arithmetic is arranged differently, and the
-//! result is the same up to floating-point summation order (a test compares both).
+//! [`StridedConv`] and [`UpConv`] keep their kernels as those GEMM matrices, drawn exactly as
+//! burn's `Conv2d` / `ConvTranspose2d` draw theirs (same initializer, same random stream, then
+//! rearranged), so nothing is rearranged per step or per frame. The result is the same as burn's
+//! convolution up to floating-point summation order (tests compare both, gradients included);
+//! on GPU backends the modules run burn's own convolution kernels.
 //!
 //! Feature maps travel between layers as channels-last rows: `[B·H·W, C]`.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
-use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::module::{Param, ParamId};
+use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 /// Whether the gather + GEMM formulation is used on `device`: on burn's CPU backend (flex).
 /// GPU backends keep burn's own convolution kernels.
@@ -153,81 +157,247 @@ pub fn from_rows(rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<
         .permute([0, 3, 1, 2])
 }
 
-/// `conv` (3×3, stride 2, padding 1, no dilation or groups) on channels-last rows.
-///
-/// # Shapes
-/// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]` (H, W even)
-/// - output: `[B·H/2·W/2, C_out]`
-pub fn conv3x3_stride2(
-    conv: &Conv2d,
-    rows: Tensor<2>,
-    [batch, height, width]: [usize; 3],
-) -> Tensor<2> {
-    let [_, channels] = rows.dims();
-    let device = rows.device();
-    let [out_channels, _, _, _] = conv.weight.dims();
-    let index = cached_index(IndexKind::Conv3x3Stride2, [batch, height, width], &device);
-    let padded = Tensor::cat(vec![rows, Tensor::zeros([1, channels], &device)], 0);
-    let columns = padded
-        .select(0, index)
-        .reshape([batch * (height / 2) * (width / 2), 9 * channels]);
-    // [C_out, C_in, 3, 3] → [(ky, kx, C_in), C_out], the gather's column order.
-    let weight = conv
-        .weight
-        .val()
-        .permute([2, 3, 1, 0])
-        .reshape([9 * channels, out_channels]);
-    let out = columns.matmul(weight);
-    match &conv.bias {
-        Some(bias) => out + bias.val().unsqueeze::<2>(),
-        None => out,
+/// A 3×3, stride-2, padding-1 convolution with bias.
+#[derive(Config, Debug)]
+pub struct StridedConvConfig {
+    /// `[C_in, C_out]`.
+    pub channels: [usize; 2],
+}
+
+impl StridedConvConfig {
+    /// Builds the convolution on `device`, its parameters drawn as burn's `Conv2d` draws them.
+    pub fn init(&self, device: &Device) -> StridedConv {
+        let [in_channels, out_channels] = self.channels;
+        let reference = Conv2dConfig::new(self.channels, [3, 3]);
+        let (fan_in, fan_out) = (in_channels * 9, out_channels * 9);
+        let initializer = reference.initializer.clone();
+        let kernel = Param::uninitialized(
+            ParamId::new(),
+            move |device, require_grad| {
+                // Drawn as burn draws it (the values do not depend on the device), rearranged
+                // to the gather's column order `[(ky, kx, C_in), C_out]`, then placed on
+                // `device` as a leaf.
+                let plain = device.clone().without_autodiff();
+                let weight: Tensor<4> = initializer
+                    .init_with(
+                        [out_channels, in_channels, 3, 3],
+                        Some(fan_in),
+                        Some(fan_out),
+                        &plain,
+                    )
+                    .val();
+                let kernel = weight
+                    .permute([2, 3, 1, 0])
+                    .reshape([9 * in_channels, out_channels]);
+                let kernel = if device.is_autodiff() {
+                    Tensor::from_inner(kernel)
+                } else {
+                    kernel
+                };
+                if require_grad {
+                    kernel.require_grad()
+                } else {
+                    kernel
+                }
+            },
+            device.clone(),
+            true,
+            [9 * in_channels, out_channels].into(),
+        );
+        StridedConv {
+            kernel,
+            bias: reference.initializer.init_with(
+                [out_channels],
+                Some(fan_in),
+                Some(fan_out),
+                device,
+            ),
+        }
     }
 }
 
-/// `up` (4×4, stride 2, padding 1, no output padding, dilation or groups) on channels-last rows.
-///
-/// # Shapes
-/// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]`
-/// - output: `[B·2H·2W, C_out]`
-pub fn transpose4x4_stride2(
-    up: &ConvTranspose2d,
-    rows: Tensor<2>,
-    [batch, height, width]: [usize; 3],
-) -> Tensor<2> {
-    let device = rows.device();
-    let [in_channels, out_channels, _, _] = up.weight.dims();
-    // [C_in, C_out, 4, 4] → [C_in, (ky, kx, C_out)], the scatter's row order.
-    let weight = up
-        .weight
-        .val()
-        .permute([0, 2, 3, 1])
-        .reshape([in_channels, 16 * out_channels]);
-    let contributions = rows
-        .matmul(weight)
-        .reshape([batch * height * width * 16, out_channels]);
-    let index = cached_index(
-        IndexKind::Transpose4x4Stride2,
-        [batch, height, width],
-        &device,
-    );
-    let out_rows = batch * 4 * height * width;
-    let out = Tensor::<2>::zeros([out_rows + 1, out_channels], &device)
-        .select_assign(0, index, contributions, IndexingUpdateOp::Add)
-        .slice([0..out_rows, 0..out_channels]);
-    match &up.bias {
-        Some(bias) => out + bias.val().unsqueeze::<2>(),
-        None => out,
+/// See [`StridedConvConfig`].
+#[derive(Module, Debug)]
+pub struct StridedConv {
+    /// The kernel as a GEMM matrix, `[(ky, kx, C_in), C_out]` = `[9·C_in, C_out]`.
+    pub kernel: Param<Tensor<2>>,
+    /// `[C_out]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl StridedConv {
+    /// `[C_in, C_out]`.
+    pub fn channels(&self) -> [usize; 2] {
+        let [rows, out_channels] = self.kernel.dims();
+        [rows / 9, out_channels]
+    }
+
+    /// The kernel in burn's convolution layout, `[C_out, C_in, 3, 3]`.
+    pub fn weight(&self) -> Tensor<4> {
+        let [in_channels, out_channels] = self.channels();
+        self.kernel
+            .val()
+            .reshape([3, 3, in_channels, out_channels])
+            .permute([3, 2, 0, 1])
+    }
+
+    /// On NCHW images, with burn's convolution kernel (the GPU path).
+    ///
+    /// # Shapes
+    /// - `images`: `[B, C_in, H, W]` (H, W even)
+    /// - output: `[B, C_out, H/2, W/2]`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        burn::tensor::module::conv2d(
+            images,
+            self.weight(),
+            Some(self.bias.val()),
+            ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
+        )
+    }
+
+    /// On channels-last rows, as gather + GEMM (the CPU path).
+    ///
+    /// # Shapes
+    /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]` (H, W even)
+    /// - output: `[B·H/2·W/2, C_out]`
+    pub fn forward_rows(&self, rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<2> {
+        let [_, channels] = rows.dims();
+        let device = rows.device();
+        let index = cached_index(IndexKind::Conv3x3Stride2, [batch, height, width], &device);
+        let padded = Tensor::cat(vec![rows, Tensor::zeros([1, channels], &device)], 0);
+        let columns = padded
+            .select(0, index)
+            .reshape([batch * (height / 2) * (width / 2), 9 * channels]);
+        columns.matmul(self.kernel.val()) + self.bias.val().unsqueeze::<2>()
+    }
+}
+
+/// A 4×4, stride-2, padding-1 transposed convolution with bias: doubles the map's sides.
+#[derive(Config, Debug)]
+pub struct UpConvConfig {
+    /// `[C_in, C_out]`.
+    pub channels: [usize; 2],
+}
+
+impl UpConvConfig {
+    /// Builds the transposed convolution on `device`, its parameters drawn as burn's
+    /// `ConvTranspose2d` draws them.
+    pub fn init(&self, device: &Device) -> UpConv {
+        let [in_channels, out_channels] = self.channels;
+        let reference = ConvTranspose2dConfig::new(self.channels, [4, 4]);
+        let fan_in = out_channels * 16;
+        let initializer = reference.initializer.clone();
+        let kernel = Param::uninitialized(
+            ParamId::new(),
+            move |device, require_grad| {
+                // Drawn as burn draws it (the values do not depend on the device), rearranged
+                // to the scatter's row order `[C_in, (ky, kx, C_out)]`, then placed on `device`
+                // as a leaf.
+                let plain = device.clone().without_autodiff();
+                let weight: Tensor<4> = initializer
+                    .init_with(
+                        [in_channels, out_channels, 4, 4],
+                        Some(fan_in),
+                        None,
+                        &plain,
+                    )
+                    .val();
+                let kernel = weight
+                    .permute([0, 2, 3, 1])
+                    .reshape([in_channels, 16 * out_channels]);
+                let kernel = if device.is_autodiff() {
+                    Tensor::from_inner(kernel)
+                } else {
+                    kernel
+                };
+                if require_grad {
+                    kernel.require_grad()
+                } else {
+                    kernel
+                }
+            },
+            device.clone(),
+            true,
+            [in_channels, 16 * out_channels].into(),
+        );
+        UpConv {
+            kernel,
+            bias: reference
+                .initializer
+                .init_with([out_channels], Some(fan_in), None, device),
+        }
+    }
+}
+
+/// See [`UpConvConfig`].
+#[derive(Module, Debug)]
+pub struct UpConv {
+    /// The kernel as a GEMM matrix, `[C_in, (ky, kx, C_out)]` = `[C_in, 16·C_out]`.
+    pub kernel: Param<Tensor<2>>,
+    /// `[C_out]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl UpConv {
+    /// `[C_in, C_out]`.
+    pub fn channels(&self) -> [usize; 2] {
+        let [in_channels, columns] = self.kernel.dims();
+        [in_channels, columns / 16]
+    }
+
+    /// The kernel in burn's transposed-convolution layout, `[C_in, C_out, 4, 4]`.
+    pub fn weight(&self) -> Tensor<4> {
+        let [in_channels, out_channels] = self.channels();
+        self.kernel
+            .val()
+            .reshape([in_channels, 4, 4, out_channels])
+            .permute([0, 3, 1, 2])
+    }
+
+    /// On NCHW maps, with burn's transposed-convolution kernel (the GPU path).
+    ///
+    /// # Shapes
+    /// - `maps`: `[B, C_in, H, W]`
+    /// - output: `[B, C_out, 2H, 2W]`
+    pub fn forward(&self, maps: Tensor<4>) -> Tensor<4> {
+        burn::tensor::module::conv_transpose2d(
+            maps,
+            self.weight(),
+            Some(self.bias.val()),
+            ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1),
+        )
+    }
+
+    /// On channels-last rows, as GEMM + scatter-add (the CPU path).
+    ///
+    /// # Shapes
+    /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]`
+    /// - output: `[B·2H·2W, C_out]`
+    pub fn forward_rows(&self, rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<2> {
+        let device = rows.device();
+        let [_, out_channels] = self.channels();
+        let contributions = rows
+            .matmul(self.kernel.val())
+            .reshape([batch * height * width * 16, out_channels]);
+        let index = cached_index(
+            IndexKind::Transpose4x4Stride2,
+            [batch, height, width],
+            &device,
+        );
+        let out_rows = batch * 4 * height * width;
+        Tensor::<2>::zeros([out_rows + 1, out_channels], &device)
+            .select_assign(0, index, contributions, IndexingUpdateOp::Add)
+            .slice([0..out_rows, 0..out_channels])
+            + self.bias.val().unsqueeze::<2>()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::PaddingConfig2d;
-    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
     use burn::tensor::Distribution;
 
-    fn max_abs_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    fn max_abs_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         let a = a.into_data().try_to_vec::<f32>().expect("f32");
         let b = b.into_data().try_to_vec::<f32>().expect("f32");
         assert_eq!(a.len(), b.len());
@@ -237,76 +407,122 @@ mod tests {
             .fold(0.0, f32::max)
     }
 
-    #[test]
-    fn gathered_conv_matches_burns_conv2d_with_gradients() {
-        let device = Device::flex().autodiff();
-        let conv = Conv2dConfig::new([5, 7], [3, 3])
-            .with_stride([2, 2])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .init(&device);
-        let input =
-            Tensor::<4>::random([3, 5, 8, 6], Distribution::Default, &device).require_grad();
-        let reference = conv.forward(input.clone());
-        let ours = from_rows(
-            conv3x3_stride2(&conv, to_rows(input.clone()), [3, 8, 6]),
-            [3, 4, 3],
-        );
-        assert!(max_abs_difference(reference.clone(), ours.clone()) < 1e-5);
-
-        // The same loss through both gives the same gradients.
-        let weights = Tensor::<4>::random([3, 7, 4, 3], Distribution::Default, &device);
-        let grads_reference = (reference * weights.clone()).sum().backward();
-        let grads_ours = (ours * weights).sum().backward();
-        let pairs = [
-            (
-                conv.weight.grad(&grads_reference),
-                conv.weight.grad(&grads_ours),
-            ),
-            (input.grad(&grads_reference), input.grad(&grads_ours)),
-        ];
-        for (reference, ours) in pairs {
-            let (reference, ours) = (reference.expect("grad"), ours.expect("grad"));
-            assert!(max_abs_difference(reference, ours) < 1e-4);
-        }
-        let bias = conv.bias.as_ref().expect("bias");
-        let (reference, ours) = (
-            bias.grad(&grads_reference).expect("grad"),
-            bias.grad(&grads_ours).expect("grad"),
-        );
-        assert!(max_abs_difference(reference.unsqueeze(), ours.unsqueeze()) < 1e-4);
+    fn assert_close<const D: usize>(
+        reference: Option<Tensor<D>>,
+        ours: Option<Tensor<D>>,
+        what: &str,
+    ) {
+        let (reference, ours) = (reference.expect("gradient"), ours.expect("gradient"));
+        let difference = max_abs_difference(reference, ours);
+        assert!(difference < 1e-4, "{what}: differs by {difference}");
     }
 
     #[test]
-    fn scattered_transpose_conv_matches_burns_conv_transpose2d_with_gradients() {
+    fn strided_conv_draws_burns_conv2d_weights_and_computes_the_same_with_gradients() {
         let device = Device::flex().autodiff();
-        let up = ConvTranspose2dConfig::new([6, 4], [4, 4])
+        let seed_lock = crate::trainer::INIT_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        device.seed(7);
+        let reference = Conv2dConfig::new([5, 7], [3, 3])
+            .with_stride([2, 2])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        // Parameters are drawn lazily, weight then bias, as a module traversal reads them.
+        let reference_weight = reference.weight.val();
+        let reference_bias = reference.bias.as_ref().expect("bias").val();
+        device.seed(7);
+        let conv = StridedConvConfig::new([5, 7]).init(&device);
+        let (weight, bias) = (conv.weight(), conv.bias.val());
+        drop(seed_lock);
+        assert_eq!(
+            max_abs_difference(reference_weight, weight),
+            0.0,
+            "same initial weights"
+        );
+        assert_eq!(
+            max_abs_difference(reference_bias, bias),
+            0.0,
+            "same initial bias"
+        );
+
+        let input =
+            Tensor::<4>::random([3, 5, 8, 6], Distribution::Default, &device).require_grad();
+        let nchw = conv.forward(input.clone());
+        let burns = reference.forward(input.clone());
+        assert!(max_abs_difference(burns, nchw.clone()) < 1e-5);
+        let rows = from_rows(
+            conv.forward_rows(to_rows(input.clone()), [3, 8, 6]),
+            [3, 4, 3],
+        );
+        assert!(max_abs_difference(nchw.clone(), rows.clone()) < 1e-5);
+
+        // The same loss through both paths gives the same gradients.
+        let weights = Tensor::<4>::random([3, 7, 4, 3], Distribution::Default, &device);
+        let grads_nchw = (nchw * weights.clone()).sum().backward();
+        let grads_rows = (rows * weights).sum().backward();
+        assert_close(
+            conv.kernel.grad(&grads_nchw),
+            conv.kernel.grad(&grads_rows),
+            "kernel",
+        );
+        assert_close(input.grad(&grads_nchw), input.grad(&grads_rows), "input");
+        assert_close(
+            conv.bias.grad(&grads_nchw),
+            conv.bias.grad(&grads_rows),
+            "bias",
+        );
+    }
+
+    #[test]
+    fn up_conv_draws_burns_conv_transpose2d_weights_and_computes_the_same_with_gradients() {
+        let device = Device::flex().autodiff();
+        let seed_lock = crate::trainer::INIT_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        device.seed(11);
+        let reference = ConvTranspose2dConfig::new([6, 4], [4, 4])
             .with_stride([2, 2])
             .with_padding([1, 1])
             .init(&device);
+        let reference_weight = reference.weight.val();
+        let reference_bias = reference.bias.as_ref().expect("bias").val();
+        device.seed(11);
+        let up = UpConvConfig::new([6, 4]).init(&device);
+        let (weight, bias) = (up.weight(), up.bias.val());
+        drop(seed_lock);
+        assert_eq!(
+            max_abs_difference(reference_weight, weight),
+            0.0,
+            "same initial weights"
+        );
+        assert_eq!(
+            max_abs_difference(reference_bias, bias),
+            0.0,
+            "same initial bias"
+        );
+
         let input =
             Tensor::<4>::random([2, 6, 3, 5], Distribution::Default, &device).require_grad();
-        let reference = up.forward(input.clone());
-        assert_eq!(reference.dims(), [2, 4, 6, 10]);
-        let ours = from_rows(
-            transpose4x4_stride2(&up, to_rows(input.clone()), [2, 3, 5]),
+        let nchw = up.forward(input.clone());
+        assert_eq!(nchw.dims(), [2, 4, 6, 10]);
+        assert!(max_abs_difference(reference.forward(input.clone()), nchw.clone()) < 1e-5);
+        let rows = from_rows(
+            up.forward_rows(to_rows(input.clone()), [2, 3, 5]),
             [2, 6, 10],
         );
-        assert!(max_abs_difference(reference.clone(), ours.clone()) < 1e-5);
+        assert!(max_abs_difference(nchw.clone(), rows.clone()) < 1e-5);
 
         let weights = Tensor::<4>::random([2, 4, 6, 10], Distribution::Default, &device);
-        let grads_reference = (reference * weights.clone()).sum().backward();
-        let grads_ours = (ours * weights).sum().backward();
-        let pairs = [
-            (
-                up.weight.grad(&grads_reference),
-                up.weight.grad(&grads_ours),
-            ),
-            (input.grad(&grads_reference), input.grad(&grads_ours)),
-        ];
-        for (reference, ours) in pairs {
-            let (reference, ours) = (reference.expect("grad"), ours.expect("grad"));
-            assert!(max_abs_difference(reference, ours) < 1e-4);
-        }
+        let grads_nchw = (nchw * weights.clone()).sum().backward();
+        let grads_rows = (rows * weights).sum().backward();
+        assert_close(
+            up.kernel.grad(&grads_nchw),
+            up.kernel.grad(&grads_rows),
+            "kernel",
+        );
+        assert_close(input.grad(&grads_nchw), input.grad(&grads_rows), "input");
+        assert_close(up.bias.grad(&grads_nchw), up.bias.grad(&grads_rows), "bias");
     }
 
     #[test]

@@ -5,12 +5,12 @@
 //! (`B` batch, `C` channels, `H`×`W` image, `P` proprio features, `A` action components,
 //! `D` state embedding).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, Relu};
 use burn::prelude::*;
 use burn::tensor::activation;
 
 use crate::LearnError;
+use crate::conv::{StridedConv, StridedConvConfig, UpConv, UpConvConfig};
 
 /// Small strided conv net from an RGB image to an image feature vector.
 #[derive(Config, Debug)]
@@ -62,12 +62,7 @@ impl ImageEncoderConfig {
         let mut convs = Vec::with_capacity(self.channels.len());
         let mut input = 3;
         for &output in &self.channels {
-            convs.push(
-                Conv2dConfig::new([input, output], [3, 3])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device),
-            );
+            convs.push(StridedConvConfig::new([input, output]).init(device));
             input = output;
         }
         let f = self.downsample();
@@ -83,7 +78,7 @@ impl ImageEncoderConfig {
 /// See [`ImageEncoderConfig`].
 #[derive(Module, Debug)]
 pub struct ImageEncoder {
-    convs: Vec<Conv2d>,
+    convs: Vec<StridedConv>,
     head: Linear,
     activation: Relu,
 }
@@ -110,11 +105,9 @@ impl ImageEncoder {
         let [batch, _, mut height, mut width] = images.dims();
         let mut rows = crate::conv::to_rows(images);
         for conv in &self.convs {
-            rows = self.activation.forward(crate::conv::conv3x3_stride2(
-                conv,
-                rows,
-                [batch, height, width],
-            ));
+            rows = self
+                .activation
+                .forward(conv.forward_rows(rows, [batch, height, width]));
             (height, width) = (height / 2, width / 2);
         }
         // The head takes the NCHW flattening, `(C, H, W)`.
@@ -349,12 +342,7 @@ impl DecoderConfig {
         for layer in 0..self.image.channels.len() {
             let last = layer + 1 == self.image.channels.len();
             let output = if last { 3 } else { (channels / 2).max(16) };
-            ups.push(
-                ConvTranspose2dConfig::new([channels, output], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding([1, 1])
-                    .init(device),
-            );
+            ups.push(UpConvConfig::new([channels, output]).init(device));
             channels = output;
         }
         Decoder {
@@ -372,7 +360,7 @@ impl DecoderConfig {
 #[derive(Module, Debug)]
 pub struct Decoder {
     project: Linear,
-    ups: Vec<ConvTranspose2d>,
+    ups: Vec<UpConv>,
     activation: Relu,
     base_channels: usize,
     grid: [usize; 2],
@@ -409,7 +397,7 @@ impl Decoder {
             .reshape([batch * height * width, self.base_channels]);
         let last = self.ups.len().saturating_sub(1);
         for (index, up) in self.ups.iter().enumerate() {
-            rows = crate::conv::transpose4x4_stride2(up, rows, [batch, height, width]);
+            rows = up.forward_rows(rows, [batch, height, width]);
             (height, width) = (height * 2, width * 2);
             if index != last {
                 rows = self.activation.forward(rows);

@@ -484,7 +484,7 @@ impl std::fmt::Debug for Trainer {
 }
 
 /// Serialises seeding and weight initialisation (see [`Trainer::new`]).
-static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn adam(config: &TrainerConfig) -> ModuleOptimizer {
     AdamConfig::new()
