@@ -324,3 +324,106 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("checkpoint"), "{stderr}");
 }
+
+/// `autodidact bench pytorch` as bench/README.md documents it: PyTorch builds the same model
+/// from autodidact's weights, both embed one frame and train on one batch to the same numbers
+/// before anything is timed, and the report has one key per ratio. `scripts/test-all` installs
+/// CPU PyTorch (`bench/setup-torch`); a plain `cargo test` without it skips this and says so.
+#[test]
+fn bench_pytorch_builds_the_same_model_and_reports_each_ratio() {
+    let Some(python) = std::env::var_os("AUTODIDACT_TORCH_PYTHON") else {
+        assert!(
+            std::env::var_os("AUTODIDACT_REQUIRE_TORCH").is_none(),
+            "AUTODIDACT_REQUIRE_TORCH is set but AUTODIDACT_TORCH_PYTHON is not"
+        );
+        println!("bench pytorch not run: AUTODIDACT_TORCH_PYTHON is not set (bench/setup-torch)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report_path = dir.path().join("vs-pytorch.json");
+    let stdout = run_ok(
+        autodidact()
+            .args(["bench", "pytorch", "--python"])
+            .arg(python)
+            .arg("--script")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/bench/pytorch_world_model.py"
+            ))
+            .args([
+                "--threads",
+                "2",
+                "--rounds",
+                "1",
+                "--steps",
+                "1",
+                "--encodes",
+                "5",
+                "--batches",
+                "2",
+                "--graph-seconds",
+                "0",
+                "--sim-seconds",
+                "0.2",
+                "--json",
+            ])
+            .arg(&report_path),
+    );
+    for row in [
+        "train step, batch 64",
+        "encode 1 frame, p50",
+        "peak RSS",
+        "same model",
+    ] {
+        assert!(stdout.contains(row), "table row {row:?} missing:\n{stdout}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).expect("report")).expect("JSON");
+    assert_eq!(report["schema"], "autodidact.bench.pytorch/1");
+    for key in [
+        "train_ratio_vs_pytorch",
+        "encode_ratio_vs_pytorch",
+        "encode_p99_ratio_vs_pytorch",
+        "sim_frames_per_s_64",
+    ] {
+        let value = report[key].as_f64().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value > 0.0, "{key} = {}", report[key]);
+    }
+    assert!(report["image_to_embedding_p99_ms_while_training"].is_null());
+    assert_eq!(report["autodidact"]["params"], report["pytorch"]["params"]);
+    assert_eq!(report["batch_size"], 64);
+    // Every loss term and the gradient norm agree on the first batch: the same model.
+    let terms = report["loss_check"].as_array().expect("loss_check");
+    assert!(terms.len() >= 9, "{terms:?}");
+    for term in terms {
+        let difference = term["relative_difference"].as_f64().unwrap_or(f64::NAN);
+        assert!(difference <= 2e-3, "{term}");
+    }
+    let embedding = report["embedding_max_abs_difference"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!(embedding <= 1e-3, "embeddings differ by {embedding}");
+}
+
+/// A missing PyTorch is a clear error, not a panic or a hang.
+#[test]
+fn bench_pytorch_without_torch_says_what_is_missing() {
+    let output = autodidact()
+        .args([
+            "bench",
+            "pytorch",
+            "--python",
+            "/nonexistent/python",
+            "--graph-seconds",
+            "0",
+        ])
+        .output()
+        .expect("run the binary");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/nonexistent/python") && stderr.contains("bench/README.md"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -420,7 +420,8 @@ mod tests {
     #[test]
     fn strided_conv_draws_burns_conv2d_weights_and_computes_the_same_with_gradients() {
         let device = Device::flex().autodiff();
-        let seed_lock = crate::trainer::INIT_LOCK
+        // The backend's generator is global: hold the lock for every draw of the test.
+        let _seed_lock = crate::trainer::INIT_LOCK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         device.seed(7);
@@ -434,7 +435,6 @@ mod tests {
         device.seed(7);
         let conv = StridedConvConfig::new([5, 7]).init(&device);
         let (weight, bias) = (conv.weight(), conv.bias.val());
-        drop(seed_lock);
         assert_eq!(
             max_abs_difference(reference_weight, weight),
             0.0,
@@ -477,7 +477,8 @@ mod tests {
     #[test]
     fn up_conv_draws_burns_conv_transpose2d_weights_and_computes_the_same_with_gradients() {
         let device = Device::flex().autodiff();
-        let seed_lock = crate::trainer::INIT_LOCK
+        // The backend's generator is global: hold the lock for every draw of the test.
+        let _seed_lock = crate::trainer::INIT_LOCK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         device.seed(11);
@@ -490,7 +491,6 @@ mod tests {
         device.seed(11);
         let up = UpConvConfig::new([6, 4]).init(&device);
         let (weight, bias) = (up.weight(), up.bias.val());
-        drop(seed_lock);
         assert_eq!(
             max_abs_difference(reference_weight, weight),
             0.0,

@@ -341,6 +341,14 @@ fn wgpu_trains_and_matches_flex() {
     let report = gpu.step().expect("wgpu step");
     assert!(report.losses.total.is_finite() && !report.skipped_non_finite);
     assert_eq!(report.step, 2);
+    // The step returns once its losses are read; the optimiser and EMA updates may still be
+    // queued. Let the GPU finish before the process exits: Mesa's lavapipe aborts when it is torn
+    // down while compiling or running a kernel.
+    BackendChoice::Wgpu
+        .device()
+        .expect("wgpu device")
+        .sync()
+        .expect("wgpu finishes its queued work");
 }
 
 // Planning on the latent dynamics.

@@ -238,7 +238,9 @@ pub fn run_viz(
         // A gRPC sink with no peer can block forever on flush or drop: let it go on its own
         // thread so the graph can finish.
         std::thread::spawn(move || drop(recording));
-    } else if let Err(error) = recording.flush_with_timeout(Duration::from_secs(10)) {
+    } else if recording.is_enabled()
+        && let Err(error) = recording.flush_with_timeout(Duration::from_secs(10))
+    {
         tracing::warn!(%error, "recording not fully flushed");
     }
     stats
