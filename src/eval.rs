@@ -309,7 +309,7 @@ pub fn evaluate(
     let mut planning = Vec::new();
     let mut trajectories = Vec::new();
     for setting in [GoalSetting::Easy, GoalSetting::Far] {
-        planning.push(planning_setting(
+        let (scores, paths) = planning_setting(
             setting,
             sim,
             &collector,
@@ -317,8 +317,9 @@ pub fn evaluate(
             (&encoder, &dynamics),
             (&random_encoder, &random_dynamics),
             progress,
-            &mut trajectories,
-        )?);
+        )?;
+        planning.push(scores);
+        trajectories.extend(paths);
     }
     Ok(EvalReport {
         schema: REPORT_SCHEMA.to_owned(),
@@ -657,8 +658,7 @@ fn planning_setting(
     trained: (&EncoderSnapshot, &DynamicsSnapshot),
     random_init: (&EncoderSnapshot, &DynamicsSnapshot),
     progress: Progress<'_>,
-    trajectories: &mut Vec<PlanningTrajectory>,
-) -> Result<PlanningSetting> {
+) -> Result<(PlanningSetting, Vec<PlanningTrajectory>)> {
     let mut outcomes: [Vec<Attempt>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let stage = format!("planning ({})", setting.name());
     for pair in 0..config.pairs {
@@ -673,6 +673,7 @@ fn planning_setting(
         }
         progress(&stage, pair as u64 + 1, config.pairs as u64);
     }
+    let mut trajectories = Vec::with_capacity(AGENTS.len() * config.pairs);
     for (agent, attempts) in AGENTS.iter().zip(&outcomes) {
         for (pair, attempt) in attempts.iter().enumerate() {
             trajectories.push(PlanningTrajectory {
@@ -689,13 +690,14 @@ fn planning_setting(
     }
     let [planner, random_policy, random_init_planner] =
         outcomes.map(|attempts| planning_score(&attempts, config));
-    Ok(PlanningSetting {
+    let scores = PlanningSetting {
         setting: setting.name().to_owned(),
         pairs: config.pairs,
         planner,
         random_policy,
         random_init_planner,
-    })
+    };
+    Ok((scores, trajectories))
 }
 
 fn planning_score(attempts: &[Attempt], config: &EvalConfig) -> PlanningScore {

@@ -370,48 +370,53 @@ fn print_comparison(c: &PytorchComparison) {
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     let mut table = Table::new();
     table.set_header(["measure", "autodidact", "PyTorch", "ratio", "bar"]);
-    table.add_row([
-        format!("train step, batch {} (samples/s)", c.batch_size),
-        format!("{:.1}", a.train_samples_per_s),
-        format!("{:.1}", p.train_samples_per_s),
-        format!("{:.2}", c.train_ratio_vs_pytorch),
-        format!("≥ 1.0: {}", verdict(c.train_ratio_vs_pytorch >= 1.0)),
-    ]);
-    table.add_row([
-        "train step, median (ms)".to_owned(),
-        format!("{:.0}", a.train_step_ms),
-        format!("{:.0}", p.train_step_ms),
-        String::new(),
-        String::new(),
-    ]);
-    table.add_row([
-        "encode 1 frame, p50 (µs)".to_owned(),
-        format!("{:.0}", a.encode_p50_us),
-        format!("{:.0}", p.encode_p50_us),
-        format!("{:.2}", c.encode_ratio_vs_pytorch),
-        format!("≤ 1.0: {}", verdict(c.encode_ratio_vs_pytorch <= 1.0)),
-    ]);
-    table.add_row([
-        "encode 1 frame, p99 (µs)".to_owned(),
-        format!("{:.0}", a.encode_p99_us),
-        format!("{:.0}", p.encode_p99_us),
-        format!("{:.2}", c.encode_p99_ratio_vs_pytorch),
-        String::new(),
-    ]);
-    table.add_row([
-        "peak RSS (MB)".to_owned(),
-        format!("{:.0}", a.peak_rss_mb),
-        format!("{:.0}", p.peak_rss_mb),
-        String::new(),
-        String::new(),
-    ]);
-    table.add_row([
-        "parameters / threads".to_owned(),
-        format!("{} / {}", a.params, a.threads),
-        format!("{} / {}", p.params, p.threads),
-        String::new(),
-        "equal".to_owned(),
-    ]);
+    let rows = [
+        [
+            format!("train step, batch {} (samples/s)", c.batch_size),
+            format!("{:.1}", a.train_samples_per_s),
+            format!("{:.1}", p.train_samples_per_s),
+            format!("{:.2}", c.train_ratio_vs_pytorch),
+            format!("≥ 1.0: {}", verdict(c.train_ratio_vs_pytorch >= 1.0)),
+        ],
+        [
+            "train step, median (ms)".to_owned(),
+            format!("{:.0}", a.train_step_ms),
+            format!("{:.0}", p.train_step_ms),
+            String::new(),
+            String::new(),
+        ],
+        [
+            "encode 1 frame, p50 (µs)".to_owned(),
+            format!("{:.0}", a.encode_p50_us),
+            format!("{:.0}", p.encode_p50_us),
+            format!("{:.2}", c.encode_ratio_vs_pytorch),
+            format!("≤ 1.0: {}", verdict(c.encode_ratio_vs_pytorch <= 1.0)),
+        ],
+        [
+            "encode 1 frame, p99 (µs)".to_owned(),
+            format!("{:.0}", a.encode_p99_us),
+            format!("{:.0}", p.encode_p99_us),
+            format!("{:.2}", c.encode_p99_ratio_vs_pytorch),
+            String::new(),
+        ],
+        [
+            "peak RSS (MB)".to_owned(),
+            format!("{:.0}", a.peak_rss_mb),
+            format!("{:.0}", p.peak_rss_mb),
+            String::new(),
+            String::new(),
+        ],
+        [
+            "parameters / threads".to_owned(),
+            format!("{} / {}", a.params, a.threads),
+            format!("{} / {}", p.params, p.threads),
+            String::new(),
+            "equal".to_owned(),
+        ],
+    ];
+    for row in rows {
+        table.add_row(row);
+    }
     let worst = c
         .loss_check
         .iter()
@@ -430,26 +435,24 @@ fn print_comparison(c: &PytorchComparison) {
         String::new(),
         String::new(),
     ]);
-    table.add_row([
-        "batch sampling + augmentation (ms; PyTorch is handed the batches)".to_owned(),
+    // autodidact-only measures: a name and a value.
+    let mut ours = vec![(
+        "batch sampling + augmentation (ms; PyTorch is handed the batches)",
         format!("{:.1}", c.batch_sampling_ms),
-        String::new(),
-        String::new(),
-        String::new(),
-    ]);
+    )];
     if let Some(fps) = c.sim_frames_per_s_64 {
-        table.add_row([
-            "sim control steps/s, 64x64".to_owned(),
-            format!("{fps:.0}"),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
+        ours.push(("sim control steps/s, 64x64", format!("{fps:.0}")));
     }
     if let Some(p99) = c.image_to_embedding_p99_ms_while_training {
-        table.add_row([
-            "image→embedding p99 at 30 Hz while training (ms)".to_owned(),
+        ours.push((
+            "image→embedding p99 at 30 Hz while training (ms)",
             format!("{p99:.1}"),
+        ));
+    }
+    for (name, value) in ours {
+        table.add_row([
+            name.to_owned(),
+            value,
             String::new(),
             String::new(),
             String::new(),

@@ -65,8 +65,14 @@ fn cached_index(
         return index.clone();
     }
     let values = match kind {
-        IndexKind::Conv3x3Stride2 => conv3x3_stride2_index(batch, height, width),
-        IndexKind::Transpose4x4Stride2 => transpose4x4_stride2_index(batch, height, width),
+        // Each output pixel's 9 input rows; padding taps read the zero row past the input.
+        IndexKind::Conv3x3Stride2 => {
+            stride2_tap_index(batch, [height / 2, width / 2], 3, [height, width])
+        }
+        // Each input pixel's 16 output rows; taps in the cropped border land past the output.
+        IndexKind::Transpose4x4Stride2 => {
+            stride2_tap_index(batch, [height, width], 4, [2 * height, 2 * width])
+        }
     };
     let len = values.len();
     let index = Tensor::<1, Int>::from_data(TensorData::new(values, [len]), device);
@@ -77,55 +83,31 @@ fn cached_index(
     index
 }
 
-/// For every output pixel of a 3×3/2 convolution over `batch` images of `height × width`, in
-/// `(b, oy, ox)` order, its 9 input rows in `(ky, kx)` order; taps in the padding point at row
-/// `batch·height·width` (a zero row).
-fn conv3x3_stride2_index(batch: usize, height: usize, width: usize) -> Vec<i64> {
-    let (out_h, out_w) = (height / 2, width / 2);
-    let zero_row = (batch * height * width) as i64;
-    let mut index = Vec::with_capacity(batch * out_h * out_w * 9);
-    for b in 0..batch {
-        for oy in 0..out_h {
-            for ox in 0..out_w {
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        let (y, x) = ((2 * oy + ky) as i64 - 1, (2 * ox + kx) as i64 - 1);
-                        index.push(
-                            if y < 0 || x < 0 || y >= height as i64 || x >= width as i64 {
-                                zero_row
-                            } else {
-                                ((b * height) as i64 + y) * width as i64 + x
-                            },
-                        );
-                    }
-                }
-            }
-        }
-    }
-    index
-}
-
-/// For every input pixel of a 4×4/2 transposed convolution over `batch` maps of
-/// `height × width` (in `(b, iy, ix)` order) and each of its 16 taps in `(ky, kx)` order, the
-/// output row it lands on; taps that fall in the cropped padding point at row
-/// `batch·2height·2width` (discarded).
-fn transpose4x4_stride2_index(batch: usize, height: usize, width: usize) -> Vec<i64> {
-    let (out_h, out_w) = (2 * height, 2 * width);
-    let dump_row = (batch * out_h * out_w) as i64;
-    let mut index = Vec::with_capacity(batch * height * width * 16);
-    for b in 0..batch {
-        for iy in 0..height {
-            for ix in 0..width {
-                for ky in 0..4 {
-                    for kx in 0..4 {
-                        let (y, x) = ((2 * iy + ky) as i64 - 1, (2 * ix + kx) as i64 - 1);
-                        index.push(
-                            if y < 0 || x < 0 || y >= out_h as i64 || x >= out_w as i64 {
-                                dump_row
-                            } else {
-                                ((b * out_h) as i64 + y) * out_w as i64 + x
-                            },
-                        );
+/// For every pixel of a `grid` of `batch` maps (in `(b, y, x)` order) and each of the
+/// `kernel × kernel` taps of a stride-2, padding-1 (transposed) convolution (in `(ky, kx)`
+/// order), the row of the `target` map the tap touches: pixel `(2y + ky − 1, 2x + kx − 1)`. Taps
+/// outside the target point at row `batch·target_h·target_w`, one past the map.
+fn stride2_tap_index(
+    batch: usize,
+    [grid_h, grid_w]: [usize; 2],
+    kernel: usize,
+    [target_h, target_w]: [usize; 2],
+) -> Vec<i64> {
+    let outside = (batch * target_h * target_w) as i64;
+    let (target_h, target_w) = (target_h as i64, target_w as i64);
+    let mut index = Vec::with_capacity(batch * grid_h * grid_w * kernel * kernel);
+    for b in 0..batch as i64 {
+        for gy in 0..grid_h as i64 {
+            for gx in 0..grid_w as i64 {
+                for ky in 0..kernel as i64 {
+                    for kx in 0..kernel as i64 {
+                        let (y, x) = (2 * gy + ky - 1, 2 * gx + kx - 1);
+                        let inside = (0..target_h).contains(&y) && (0..target_w).contains(&x);
+                        index.push(if inside {
+                            (b * target_h + y) * target_w + x
+                        } else {
+                            outside
+                        });
                     }
                 }
             }

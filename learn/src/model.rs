@@ -43,7 +43,11 @@ impl ImageEncoderConfig {
                 "image encoder needs at least one conv with >0 channels".into(),
             ));
         }
-        if self.width == 0 || self.height == 0 || self.width % f != 0 || self.height % f != 0 {
+        if self.width == 0
+            || self.height == 0
+            || !self.width.is_multiple_of(f)
+            || !self.height.is_multiple_of(f)
+        {
             return Err(LearnError::InvalidConfig(format!(
                 "image {}x{} must be a non-zero multiple of {f} for {} stride-2 convs",
                 self.width,

@@ -1080,7 +1080,7 @@ impl Trainer {
         self.update_target();
         self.step += 1;
         self.last_good = (self.model.clone(), self.target.clone());
-        if self.step % c.publish_every == 0 {
+        if self.step.is_multiple_of(c.publish_every) {
             self.publish();
         }
         Ok(StepReport {

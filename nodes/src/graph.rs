@@ -414,7 +414,7 @@ pub fn run_graph(
                             viz_drops,
                         );
                     }
-                    if frames_seen % probe_stride == 0 {
+                    if frames_seen.is_multiple_of(probe_stride) {
                         if kept_frames.len() >= MAX_PROBE_FRAMES {
                             // Bounded memory on long runs: thin out evenly, keep fewer from now.
                             let mut index = 0;

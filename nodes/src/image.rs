@@ -109,7 +109,8 @@ mod tests {
             }
             (data, (2 * channels + 3) as u32)
         };
-        let cases: Vec<(&str, usize, Box<dyn Fn([u8; 3]) -> Vec<u8>>)> = vec![
+        type Pixel = Box<dyn Fn([u8; 3]) -> Vec<u8>>;
+        let cases: Vec<(&str, usize, Pixel)> = vec![
             ("rgb8", 3, Box::new(|p| p.to_vec())),
             ("bgr8", 3, Box::new(|p| vec![p[2], p[1], p[0]])),
             ("rgba8", 4, Box::new(|p| vec![p[0], p[1], p[2], 9])),

@@ -15,7 +15,7 @@ use crate::collector::Frame;
 use crate::msg::TwistMsg;
 
 /// Planner node settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlannerNodeConfig {
     /// The CEM planner.
@@ -24,15 +24,6 @@ pub struct PlannerNodeConfig {
     /// with the goal (at rest). Off by default: measured, the goal at rest makes the robot stop
     /// at the goal instead of keeping the speed it has.
     pub goal_with_current_proprio: bool,
-}
-
-impl Default for PlannerNodeConfig {
-    fn default() -> Self {
-        Self {
-            planner: PlannerConfig::default(),
-            goal_with_current_proprio: false,
-        }
-    }
 }
 
 /// What the planner decided for one frame.

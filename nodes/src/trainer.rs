@@ -200,7 +200,7 @@ pub fn run_trainer(
                     trainer.dynamics_snapshot(),
                 )));
             }
-            if config.health_every > 0 && step % config.health_every == 0 {
+            if config.health_every > 0 && step.is_multiple_of(config.health_every) {
                 match pool.install(|| health(&trainer, config.health_window)) {
                     Ok(report) => emit(TrainerEvent::Health(HealthMsg {
                         train_step: step,
@@ -210,7 +210,7 @@ pub fn run_trainer(
                 }
             }
             if config.preview_every > 0
-                && step % config.preview_every == 0
+                && step.is_multiple_of(config.preview_every)
                 && trainer.model().decoder.is_some()
             {
                 let horizon = trainer.config().forward_horizon().max(1);
@@ -223,7 +223,7 @@ pub fn run_trainer(
             }
             if let Some(dir) = &config.checkpoint_dir
                 && config.checkpoint_every > 0
-                && step % config.checkpoint_every == 0
+                && step.is_multiple_of(config.checkpoint_every)
             {
                 trainer.save_checkpoint(dir)?;
             }

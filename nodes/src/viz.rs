@@ -293,7 +293,7 @@ impl Logger {
                 self.cameras += 1;
                 rec.reset_time();
                 self.at_sim_time(stamp_ns);
-                if (self.cameras - 1) % self.camera_every == 0 {
+                if (self.cameras - 1).is_multiple_of(self.camera_every) {
                     rec.log(
                         "camera/rgb",
                         &rerun::Image::from_rgb24(rgb.to_vec(), [width, height]),
