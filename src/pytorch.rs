@@ -388,6 +388,32 @@ fn relative_difference(a: f64, b: f64) -> f64 {
     (a - b).abs() / a.abs().max(b.abs()).max(1e-3)
 }
 
+/// Fails fast, before the simulator and trainer are set up, when the PyTorch side cannot run.
+fn check_torch(options: &PytorchOptions) -> Result<()> {
+    ensure!(
+        options.script.is_file(),
+        "the PyTorch side {} does not exist (run from the repository root, or pass --script)",
+        options.script.display()
+    );
+    let output = Command::new(&options.python)
+        .args(["-c", "import numpy, torch"])
+        .output()
+        .with_context(|| {
+            format!(
+                "starting {} (install CPU torch with bench/setup-torch, see bench/README.md)",
+                options.python.display()
+            )
+        })?;
+    ensure!(
+        output.status.success(),
+        "{} cannot import torch and numpy (install CPU torch with bench/setup-torch, see \
+         bench/README.md): {}",
+        options.python.display(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
 /// Runs the comparison; `progress` hears what is happening.
 pub fn compare_with_pytorch(
     options: &PytorchOptions,
@@ -397,6 +423,7 @@ pub fn compare_with_pytorch(
         options.rounds > 0 && options.steps > 0 && options.encodes > 0 && options.batches > 0,
         "rounds, steps, encodes and batches must be > 0"
     );
+    check_torch(options)?;
     let threads = options.threads.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

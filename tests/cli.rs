@@ -405,25 +405,28 @@ fn bench_pytorch_builds_the_same_model_and_reports_each_ratio() {
     assert!(embedding <= 1e-3, "embeddings differ by {embedding}");
 }
 
-/// A missing PyTorch is a clear error, not a panic or a hang.
+/// A missing PyTorch, or a Python without torch, is a clear error at once, not a panic or a
+/// hang.
 #[test]
 fn bench_pytorch_without_torch_says_what_is_missing() {
-    let output = autodidact()
-        .args([
-            "bench",
-            "pytorch",
-            "--python",
-            "/nonexistent/python",
-            "--graph-seconds",
-            "0",
-        ])
-        .output()
-        .expect("run the binary");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("/nonexistent/python") && stderr.contains("bench/README.md"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/pytorch_world_model.py");
+    for python in ["/nonexistent/python", "python3"] {
+        let output = autodidact()
+            .args(["bench", "pytorch", "--script", script, "--python", python])
+            .env("PYTHONNOUSERSITE", "1")
+            .env("PYTHONPATH", "/nonexistent")
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if python == "python3" && output.status.success() {
+            // The system python has torch: nothing to refuse here.
+            continue;
+        }
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains(python) && stderr.contains("bench/setup-torch"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
