@@ -8,7 +8,9 @@ use autodidact::FileConfig;
 use autodidact::bench::{BenchRow, bench_graph, bench_learn, bench_sim};
 use autodidact::demo::{DemoOptions, run_demo};
 use autodidact::eval::{EvalConfig, EvalModel, evaluate, report_rows, train_model};
-use autodidact::pytorch::{PytorchComparison, PytorchOptions, compare_with_pytorch};
+use autodidact::pytorch::{
+    PytorchComparison, PytorchOptions, compare_with_pytorch, comparison_rows,
+};
 use autodidact::run::{RunOptions, graph_config, summary_rows};
 use autodidact_learn::{BackendChoice, TrainerConfig};
 use autodidact_nodes::ProprioConfig;
@@ -366,97 +368,10 @@ fn torch_python() -> PathBuf {
 
 /// The side-by-side table of `bench pytorch`.
 fn print_comparison(c: &PytorchComparison) {
-    let (a, p) = (&c.autodidact, &c.pytorch);
-    let verdict = |met: bool| if met { "met" } else { "NOT met" };
     let mut table = Table::new();
     table.set_header(["measure", "autodidact", "PyTorch", "ratio", "bar"]);
-    let rows = [
-        [
-            format!("train step, batch {} (samples/s)", c.batch_size),
-            format!("{:.1}", a.train_samples_per_s),
-            format!("{:.1}", p.train_samples_per_s),
-            format!("{:.2}", c.train_ratio_vs_pytorch),
-            format!("≥ 1.0: {}", verdict(c.train_ratio_vs_pytorch >= 1.0)),
-        ],
-        [
-            "train step, median (ms)".to_owned(),
-            format!("{:.0}", a.train_step_ms),
-            format!("{:.0}", p.train_step_ms),
-            String::new(),
-            String::new(),
-        ],
-        [
-            "encode 1 frame, p50 (µs)".to_owned(),
-            format!("{:.0}", a.encode_p50_us),
-            format!("{:.0}", p.encode_p50_us),
-            format!("{:.2}", c.encode_ratio_vs_pytorch),
-            format!("≤ 1.0: {}", verdict(c.encode_ratio_vs_pytorch <= 1.0)),
-        ],
-        [
-            "encode 1 frame, p99 (µs)".to_owned(),
-            format!("{:.0}", a.encode_p99_us),
-            format!("{:.0}", p.encode_p99_us),
-            format!("{:.2}", c.encode_p99_ratio_vs_pytorch),
-            String::new(),
-        ],
-        [
-            "peak RSS (MB)".to_owned(),
-            format!("{:.0}", a.peak_rss_mb),
-            format!("{:.0}", p.peak_rss_mb),
-            String::new(),
-            String::new(),
-        ],
-        [
-            "parameters / threads".to_owned(),
-            format!("{} / {}", a.params, a.threads),
-            format!("{} / {}", p.params, p.threads),
-            String::new(),
-            "equal".to_owned(),
-        ],
-    ];
-    for row in rows {
+    for row in comparison_rows(c) {
         table.add_row(row);
-    }
-    let worst = c
-        .loss_check
-        .iter()
-        .map(|term| term.relative_difference)
-        .fold(0.0, f64::max);
-    table.add_row([
-        format!(
-            "same model: {} loss terms + grad norm on batch 1 (max rel. diff)",
-            c.loss_check.len().saturating_sub(1)
-        ),
-        format!("{worst:.1e}"),
-        format!(
-            "embedding max |diff| {:.1e}",
-            c.embedding_max_abs_difference
-        ),
-        String::new(),
-        String::new(),
-    ]);
-    // autodidact-only measures: a name and a value.
-    let mut ours = vec![(
-        "batch sampling + augmentation (ms; PyTorch is handed the batches)",
-        format!("{:.1}", c.batch_sampling_ms),
-    )];
-    if let Some(fps) = c.sim_frames_per_s_64 {
-        ours.push(("sim control steps/s, 64x64", format!("{fps:.0}")));
-    }
-    if let Some(p99) = c.image_to_embedding_p99_ms_while_training {
-        ours.push((
-            "image→embedding p99 at 30 Hz while training (ms)",
-            format!("{p99:.1}"),
-        ));
-    }
-    for (name, value) in ours {
-        table.add_row([
-            name.to_owned(),
-            value,
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
     }
     println!(
         "torch {} (oneDNN {}), {} rounds x {} steps / {} encodes per side, images {}x{}",

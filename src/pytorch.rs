@@ -23,6 +23,7 @@ use autodidact_learn::model::DecoderConfig;
 use autodidact_learn::{BackendChoice, Batch, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
+use autodidact_nodes::graph::percentile;
 use autodidact_nodes::trainer::TrainerNodeConfig;
 
 use crate::bench::{bench_graph, control_step_row, filled_trainer};
@@ -353,16 +354,7 @@ fn batch_tensors<'a>(index: usize, batch: &'a Batch, config: &TrainerConfig) -> 
 }
 
 fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn percentile(samples: &[f64], quantile: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let index = ((sorted.len() as f64 * quantile) as usize).min(sorted.len().saturating_sub(1));
-    sorted.get(index).copied().unwrap_or(f64::NAN)
+    percentile(samples, 50.0)
 }
 
 /// Peak resident set of this process (`VmHWM`), MB.
@@ -425,11 +417,7 @@ pub fn compare_with_pytorch(
     );
     check_torch(options)?;
     let threads = options.threads.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("bench-{i}"))
-        .build()
-        .context("building the compute thread pool")?;
+    let pool = autodidact_nodes::pool::compute_pool("bench", threads, 0)?;
     progress("filling the replay buffer from the simulator");
     let (mut trainer, observation) =
         pool.install(|| filled_trainer(BackendChoice::Flex, options.seed, 600))?;
@@ -601,7 +589,7 @@ pub fn compare_with_pytorch(
             train_samples_per_s: batch_size / step,
             train_step_ms: step * 1e3,
             encode_p50_us: median(&round_medians) * 1e6,
-            encode_p99_us: percentile(&all, 0.99) * 1e6,
+            encode_p99_us: percentile(&all, 99.0) * 1e6,
             peak_rss_mb: peak,
             params,
             threads,
@@ -663,6 +651,98 @@ pub fn compare_with_pytorch(
         loss_check,
         embedding_max_abs_difference,
     })
+}
+
+/// The rows of the side-by-side table: measure, autodidact, PyTorch, ratio, bar.
+pub fn comparison_rows(c: &PytorchComparison) -> Vec<[String; 5]> {
+    let (a, p) = (&c.autodidact, &c.pytorch);
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    let mut rows = vec![
+        [
+            format!("train step, batch {} (samples/s)", c.batch_size),
+            format!("{:.1}", a.train_samples_per_s),
+            format!("{:.1}", p.train_samples_per_s),
+            format!("{:.2}", c.train_ratio_vs_pytorch),
+            format!("≥ 1.0: {}", verdict(c.train_ratio_vs_pytorch >= 1.0)),
+        ],
+        [
+            "train step, median (ms)".to_owned(),
+            format!("{:.0}", a.train_step_ms),
+            format!("{:.0}", p.train_step_ms),
+            String::new(),
+            String::new(),
+        ],
+        [
+            "encode 1 frame, p50 (µs)".to_owned(),
+            format!("{:.0}", a.encode_p50_us),
+            format!("{:.0}", p.encode_p50_us),
+            format!("{:.2}", c.encode_ratio_vs_pytorch),
+            format!("≤ 1.0: {}", verdict(c.encode_ratio_vs_pytorch <= 1.0)),
+        ],
+        [
+            "encode 1 frame, p99 (µs)".to_owned(),
+            format!("{:.0}", a.encode_p99_us),
+            format!("{:.0}", p.encode_p99_us),
+            format!("{:.2}", c.encode_p99_ratio_vs_pytorch),
+            String::new(),
+        ],
+        [
+            "peak RSS (MB)".to_owned(),
+            format!("{:.0}", a.peak_rss_mb),
+            format!("{:.0}", p.peak_rss_mb),
+            String::new(),
+            String::new(),
+        ],
+        [
+            "parameters / threads".to_owned(),
+            format!("{} / {}", a.params, a.threads),
+            format!("{} / {}", p.params, p.threads),
+            String::new(),
+            "equal".to_owned(),
+        ],
+    ];
+    let worst = c
+        .loss_check
+        .iter()
+        .map(|term| term.relative_difference)
+        .fold(0.0, f64::max);
+    rows.push([
+        format!(
+            "same model: {} loss terms + grad norm on batch 1 (max rel. diff)",
+            c.loss_check.len().saturating_sub(1)
+        ),
+        format!("{worst:.1e}"),
+        format!(
+            "embedding max |diff| {:.1e}",
+            c.embedding_max_abs_difference
+        ),
+        String::new(),
+        String::new(),
+    ]);
+    // autodidact-only measures: a name and a value.
+    let mut ours = vec![(
+        "batch sampling + augmentation (ms; PyTorch is handed the batches)",
+        format!("{:.1}", c.batch_sampling_ms),
+    )];
+    if let Some(fps) = c.sim_frames_per_s_64 {
+        ours.push(("sim control steps/s, 64x64", format!("{fps:.0}")));
+    }
+    if let Some(p99) = c.image_to_embedding_p99_ms_while_training {
+        ours.push((
+            "image→embedding p99 at 30 Hz while training (ms)",
+            format!("{p99:.1}"),
+        ));
+    }
+    for (name, value) in ours {
+        rows.push([
+            name.to_owned(),
+            value,
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    rows
 }
 
 #[cfg(test)]

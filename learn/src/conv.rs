@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use burn::module::{Param, ParamId};
+use burn::nn::Initializer;
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
 use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
@@ -139,6 +140,41 @@ pub fn from_rows(rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<
         .permute([0, 3, 1, 2])
 }
 
+/// A kernel parameter drawn as burn's convolution modules draw theirs — `initializer` over
+/// `drawn = (shape, fan_in, fan_out)`, lazily, from the same random stream — then permuted by
+/// `permutation` and reshaped to the GEMM matrix `kernel`, a leaf on the device it is
+/// initialised on. The values do not depend on the device they are drawn on.
+fn gemm_kernel(
+    initializer: &Initializer,
+    (shape, fan_in, fan_out): ([usize; 4], Option<usize>, Option<usize>),
+    permutation: [usize; 4],
+    kernel: [usize; 2],
+    device: &Device,
+) -> Param<Tensor<2>> {
+    let initializer = initializer.clone();
+    Param::uninitialized(
+        ParamId::new(),
+        move |device, require_grad| {
+            let plain = device.clone().without_autodiff();
+            let drawn: Tensor<4> = initializer.init_with(shape, fan_in, fan_out, &plain).val();
+            let matrix = drawn.permute(permutation).reshape(kernel);
+            let matrix = if device.is_autodiff() {
+                Tensor::from_inner(matrix)
+            } else {
+                matrix
+            };
+            if require_grad {
+                matrix.require_grad()
+            } else {
+                matrix
+            }
+        },
+        device.clone(),
+        true,
+        kernel.into(),
+    )
+}
+
 /// A 3×3, stride-2, padding-1 convolution with bias.
 #[derive(Config, Debug)]
 pub struct StridedConvConfig {
@@ -152,39 +188,17 @@ impl StridedConvConfig {
         let [in_channels, out_channels] = self.channels;
         let reference = Conv2dConfig::new(self.channels, [3, 3]);
         let (fan_in, fan_out) = (in_channels * 9, out_channels * 9);
-        let initializer = reference.initializer.clone();
-        let kernel = Param::uninitialized(
-            ParamId::new(),
-            move |device, require_grad| {
-                // Drawn as burn draws it (the values do not depend on the device), rearranged
-                // to the gather's column order `[(ky, kx, C_in), C_out]`, then placed on
-                // `device` as a leaf.
-                let plain = device.clone().without_autodiff();
-                let weight: Tensor<4> = initializer
-                    .init_with(
-                        [out_channels, in_channels, 3, 3],
-                        Some(fan_in),
-                        Some(fan_out),
-                        &plain,
-                    )
-                    .val();
-                let kernel = weight
-                    .permute([2, 3, 1, 0])
-                    .reshape([9 * in_channels, out_channels]);
-                let kernel = if device.is_autodiff() {
-                    Tensor::from_inner(kernel)
-                } else {
-                    kernel
-                };
-                if require_grad {
-                    kernel.require_grad()
-                } else {
-                    kernel
-                }
-            },
-            device.clone(),
-            true,
-            [9 * in_channels, out_channels].into(),
+        // [C_out, C_in, 3, 3] → [(ky, kx, C_in), C_out], the gather's column order.
+        let kernel = gemm_kernel(
+            &reference.initializer,
+            (
+                [out_channels, in_channels, 3, 3],
+                Some(fan_in),
+                Some(fan_out),
+            ),
+            [2, 3, 1, 0],
+            [9 * in_channels, out_channels],
+            device,
         );
         StridedConv {
             kernel,
@@ -268,39 +282,13 @@ impl UpConvConfig {
         let [in_channels, out_channels] = self.channels;
         let reference = ConvTranspose2dConfig::new(self.channels, [4, 4]);
         let fan_in = out_channels * 16;
-        let initializer = reference.initializer.clone();
-        let kernel = Param::uninitialized(
-            ParamId::new(),
-            move |device, require_grad| {
-                // Drawn as burn draws it (the values do not depend on the device), rearranged
-                // to the scatter's row order `[C_in, (ky, kx, C_out)]`, then placed on `device`
-                // as a leaf.
-                let plain = device.clone().without_autodiff();
-                let weight: Tensor<4> = initializer
-                    .init_with(
-                        [in_channels, out_channels, 4, 4],
-                        Some(fan_in),
-                        None,
-                        &plain,
-                    )
-                    .val();
-                let kernel = weight
-                    .permute([0, 2, 3, 1])
-                    .reshape([in_channels, 16 * out_channels]);
-                let kernel = if device.is_autodiff() {
-                    Tensor::from_inner(kernel)
-                } else {
-                    kernel
-                };
-                if require_grad {
-                    kernel.require_grad()
-                } else {
-                    kernel
-                }
-            },
-            device.clone(),
-            true,
-            [in_channels, 16 * out_channels].into(),
+        // [C_in, C_out, 4, 4] → [C_in, (ky, kx, C_out)], the scatter's row order.
+        let kernel = gemm_kernel(
+            &reference.initializer,
+            ([in_channels, out_channels, 4, 4], Some(fan_in), None),
+            [0, 2, 3, 1],
+            [in_channels, 16 * out_channels],
+            device,
         );
         UpConv {
             kernel,

@@ -875,31 +875,17 @@ impl Trainer {
         } else {
             c.target_chunk
         };
-        let pixels = target_images.iter().flat_map(|part| part.chunks(image_len));
-        let mut chunk_features = Vec::with_capacity(target_count.div_ceil(chunk.max(1)));
-        let mut chunk_pixels: Vec<f32> = Vec::with_capacity(chunk * image_len);
-        let mut in_chunk = 0;
-        for image in pixels {
-            chunk_pixels.extend_from_slice(image);
-            in_chunk += 1;
-            if in_chunk == chunk {
-                let data =
-                    std::mem::replace(&mut chunk_pixels, Vec::with_capacity(chunk * image_len));
-                chunk_features.push(
-                    self.target
-                        .encoder
-                        .image_features(images(data, in_chunk, &plain)),
-                );
-                in_chunk = 0;
-            }
-        }
-        if in_chunk > 0 {
-            chunk_features.push(self.target.encoder.image_features(images(
-                chunk_pixels,
-                in_chunk,
-                &plain,
-            )));
-        }
+        let target_frames: Vec<&[f32]> = target_images
+            .iter()
+            .flat_map(|part| part.chunks(image_len))
+            .collect();
+        let chunk_features = target_frames
+            .chunks(chunk.max(1))
+            .map(|frames| {
+                let data = images(frames.concat(), frames.len(), &plain);
+                self.target.encoder.image_features(data)
+            })
+            .collect();
         let target_features = Tensor::cat(chunk_features, 0);
         let feature_dim = c.model.encoder.image.feature_dim;
         let take = |from: usize, n: usize| {

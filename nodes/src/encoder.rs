@@ -62,11 +62,7 @@ pub fn run_encoder(
     inbox: impl IntoIterator<Item = EncodeRequest>,
     mut publish: impl FnMut(Embedding),
 ) -> Result<EncoderStats, NodeError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads.max(1))
-        .thread_name(|i| format!("encoder-{i}"))
-        .build()
-        .map_err(|e| NodeError::Setup(format!("encoder thread pool: {e}")))?;
+    let pool = crate::pool::compute_pool("encoder", config.threads, 0)?;
     let mut stats = EncoderStats::default();
     {
         for request in inbox {

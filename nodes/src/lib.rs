@@ -16,6 +16,7 @@ pub mod image;
 pub mod latest;
 pub mod msg;
 pub mod planner;
+pub mod pool;
 #[cfg(feature = "ros")]
 pub mod ros;
 pub mod sim;
