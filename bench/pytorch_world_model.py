@@ -24,33 +24,14 @@ back to the host each step, as the Rust trainer does.
 import argparse
 import json
 import resource
-import struct
 import sys
 import time
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file
 import torch.nn.functional as F
 from torch import nn
-
-
-def read_safetensors(path):
-    """All tensors of a safetensors file as float32 numpy arrays (the format is a length-prefixed
-    JSON header followed by raw little-endian data)."""
-    with open(path, "rb") as handle:
-        blob = handle.read()
-    (header_len,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8 : 8 + header_len])
-    data = memoryview(blob)[8 + header_len :]
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{name}: dtype {info['dtype']}, expected F32")
-        start, end = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[start:end], dtype="<f4").reshape(info["shape"]).copy()
-    return tensors
 
 
 class Mlp(nn.Module):
@@ -332,8 +313,10 @@ def main():
     torch.manual_seed(0)
     with open(f"{args.data}/meta.json") as handle:
         meta = json.load(handle)
-    trainer = Trainer(meta, read_safetensors(f"{args.data}/model.safetensors"))
-    arrays = read_safetensors(f"{args.data}/batches.safetensors")
+    trainer = Trainer(meta, load_file(f"{args.data}/model.safetensors"))
+    # Copies own aligned memory: arrays viewing the file's buffer can be misaligned, which sends
+    # oneDNN down slow paths and would time PyTorch unfairly.
+    arrays = {name: array.copy() for name, array in load_file(f"{args.data}/batches.safetensors").items()}
     names = ["view_a", "view_b", "positive", "future", "proprio", "actions"]
     batches = [
         {name: arrays[f"{index}.{name}"] for name in names} for index in range(meta["batches"])
