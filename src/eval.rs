@@ -809,7 +809,7 @@ fn attempt(
     let start_error = pose_error(&start_pose, &goal_pose);
     let mut path = Vec::with_capacity(config.plan_steps + 1);
     path.push([start_pose.x, start_pose.y]);
-    let max = config.planner.max_action;
+    let (min, max) = (config.planner.min_action, config.planner.max_action);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa5a5);
     let mut planner = PlannerNode::new(PlannerNodeConfig {
         planner: config.planner.clone(),
@@ -832,8 +832,8 @@ fn attempt(
                 [output.command.linear_x, output.command.angular_z]
             }
             Agent::Random => [
-                rng.random_range(-max[0]..max[0]),
-                rng.random_range(-max[1]..max[1]),
+                rng.random_range(min[0]..max[0]),
+                rng.random_range(min[1]..max[1]),
             ],
         };
         observation = sim.step(&Action::new(command[0], command[1]));

@@ -84,8 +84,14 @@ pub struct PlannerConfig {
     pub elites: usize,
     /// CEM iterations per plan.
     pub iterations: usize,
-    /// Largest command, `[m/s, rad/s]`; candidates are clipped to `±max_action`.
+    /// Largest command, `[m/s, rad/s]`; candidates are clipped to `[min_action, max_action]`.
     pub max_action: [f32; ACTION_DIM],
+    /// Smallest command, `[m/s, rad/s]`. Keep it inside what the robot did while the model
+    /// learned: the forward model's predictions for commands it never saw are guesses, and the
+    /// search exploits them. The default allows slow reversing only, as in the simulator's
+    /// exploration (measured: with `-max_action`, the planner drove backwards out of the goal's
+    /// view in most failed attempts).
+    pub min_action: [f32; ACTION_DIM],
     /// Initial standard deviation of the sampling distribution, as a share of `max_action`.
     pub initial_std: f32,
     /// Smallest standard deviation kept, as a share of `max_action`.
@@ -108,6 +114,7 @@ impl Default for PlannerConfig {
             elites: 12,
             iterations: 3,
             max_action: [0.5, 2.0],
+            min_action: [-0.1, -2.0],
             initial_std: 0.6,
             min_std: 0.05,
             final_weight: 1.0,
@@ -129,6 +136,13 @@ impl PlannerConfig {
         }
         if self.max_action.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
             return invalid("max_action must be finite and > 0");
+        }
+        if self
+            .min_action
+            .iter()
+            .any(|m| !(m.is_finite() && *m <= 0.0))
+        {
+            return invalid("min_action must be finite and <= 0 (standing still is a command)");
         }
         let shares = [
             self.initial_std,
@@ -206,15 +220,19 @@ impl LatentPlanner {
         goal: &[f32],
     ) -> Result<Plan, LearnError> {
         let c = self.config.clone();
-        let max = c.max_action;
+        let (min, max) = (c.min_action, c.max_action);
         let mut mean = self.shifted_warm_start();
         let mut std = vec![[c.initial_std * max[0], c.initial_std * max[1]]; c.horizon];
         // (cost, predicted final distance, decisions) of the best candidate seen.
         let mut best: Option<(f32, f32, Vec<[f32; ACTION_DIM]>)> = None;
         for _ in 0..c.iterations {
-            // Candidate 0 is the current mean, so a good warm start is never lost.
+            // Candidate 0 is the current mean, so a good warm start is never lost; candidate 1
+            // stands still, so stopping at the goal is always on the table.
             let mut candidates = Vec::with_capacity(c.samples);
             candidates.push(mean.clone());
+            if c.samples > 1 {
+                candidates.push(vec![[0.0; ACTION_DIM]; c.horizon]);
+            }
             while candidates.len() < c.samples {
                 let sequence: Vec<[f32; ACTION_DIM]> = mean
                     .iter()
@@ -222,7 +240,7 @@ impl LatentPlanner {
                     .map(|(m, s)| {
                         std::array::from_fn(|axis| {
                             let noise: f32 = StandardNormal.sample(&mut self.rng);
-                            (m[axis] + s[axis] * noise).clamp(-max[axis], max[axis])
+                            (m[axis] + s[axis] * noise).clamp(min[axis], max[axis])
                         })
                     })
                     .collect();

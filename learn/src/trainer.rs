@@ -57,7 +57,10 @@ pub struct ForwardConfig {
     pub enabled: bool,
     /// Weight of the latent prediction loss.
     pub weight: f32,
-    /// Steps rolled out (`H`).
+    /// Steps rolled out (`H`). Planners roll the dynamics out much further than this (the
+    /// reference planner 24 steps), so it is not small: measured on the easy planning goals of
+    /// `autodidact eval`, models trained with `H = 3` reached 37–43 %, with `H = 6` 47 %, with
+    /// `H = 8` 67 % and with `H = 12` 70 % of the goals (the train step costs ~1.5× at 8).
     pub horizon: usize,
     /// Weight of the next-proprio head.
     pub proprio_weight: f32,
@@ -73,7 +76,7 @@ impl Default for ForwardConfig {
         Self {
             enabled: true,
             weight: 10.0,
-            horizon: 3,
+            horizon: 8,
             proprio_weight: 0.1,
             target_start_weight: 1.0,
         }

@@ -403,6 +403,62 @@ fn rollout_requests_with_wrong_dimensions_or_no_actions_are_refused() {
     );
 }
 
+/// Commands stay in `[min_action, max_action]` even when only faster reversing leads to the
+/// goal, and a planner whose previous plan moved can still choose to stand still: every CEM
+/// iteration weighs the stand-still sequence.
+#[test]
+fn planner_stays_in_its_command_box_and_can_always_stand_still() {
+    let _serial = serial();
+    let trainer = Trainer::new(small_config(6)).expect("trainer");
+    let dynamics = trainer.dynamics_snapshot();
+    let dim = trainer.config().model.embed_dim();
+    let start: Vec<f32> = (0..dim)
+        .map(|i| ((i * 5 % 13) as f32 - 6.0) / 6.0)
+        .collect();
+    let config = PlannerConfig {
+        effort_weight: 1.0,
+        final_weight: 50.0,
+        min_action: [-0.1, -1.0],
+        ..PlannerConfig::default()
+    };
+    let steps = config.horizon * config.action_repeat;
+    let mut planner = LatentPlanner::new(config.clone()).expect("planner");
+
+    let behind = dynamics
+        .rollout(&start, &[vec![[-0.5, 1.5]; steps]])
+        .expect("rollout")[0][steps - 1]
+        .clone();
+    let moving = planner.plan(&dynamics, &start, &behind).expect("plan");
+    for action in &moving.decisions {
+        for axis in 0..2 {
+            assert!(
+                (config.min_action[axis]..=config.max_action[axis]).contains(&action[axis]),
+                "{action:?} outside [{:?}, {:?}]",
+                config.min_action,
+                config.max_action
+            );
+        }
+    }
+    assert!(
+        moving.decisions.iter().any(|a| a != &[0.0, 0.0]),
+        "the first plan moves: {:?}",
+        moving.decisions
+    );
+
+    // Same planner, no reset: its warm start moves, yet the goal is where standing still ends.
+    let here = dynamics
+        .rollout(&start, &[vec![[0.0, 0.0]; steps]])
+        .expect("rollout")[0][steps - 1]
+        .clone();
+    let still = planner.plan(&dynamics, &start, &here).expect("plan");
+    assert_eq!(still.action, [0.0, 0.0], "{:?}", still.decisions);
+    assert!(still.predicted_final_distance < 1e-6);
+
+    let mut broken = PlannerConfig::default();
+    broken.min_action[0] = 0.1;
+    assert!(LatentPlanner::new(broken).is_err(), "min_action above zero");
+}
+
 /// The goal is where a known command sequence leads under the model; CEM must find a plan that
 /// the model predicts ends far closer to it than standing still, and the same seed must give
 /// the same plan.
@@ -451,7 +507,8 @@ fn planner_finds_the_commands_that_reach_a_predicted_goal_and_is_seeded() {
         first.decisions
     );
     for action in &first.decisions {
-        assert!(action[0].abs() <= config.max_action[0] && action[1].abs() <= config.max_action[1]);
+        assert!(action[0] <= config.max_action[0] && action[1].abs() <= config.max_action[1]);
+        assert!(action[0] >= config.min_action[0]);
     }
     let again = LatentPlanner::new(config)
         .expect("planner")
