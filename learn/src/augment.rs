@@ -46,10 +46,15 @@ impl Default for AugmentConfig {
 /// `byte / 255 - 0.5`, with no augmentation.
 pub fn plain_into(image: &[u8], width: usize, height: usize, out: &mut [f32]) {
     let plane = width * height;
-    for (pixel, rgb) in image.chunks_exact(3).enumerate().take(plane) {
-        for (channel, byte) in rgb.iter().enumerate() {
-            out[channel * plane + pixel] = *byte as f32 / 255.0 - 0.5;
-        }
+    // One output plane per channel, walked in step with the pixels: no index arithmetic or
+    // bounds checks in the loop, so it vectorises (it was 6 % of a single-frame encode).
+    let (red, rest) = out.split_at_mut(plane.min(out.len()));
+    let (green, blue) = rest.split_at_mut(plane.min(rest.len()));
+    let pixels = image.chunks_exact(3).zip(red).zip(green).zip(blue);
+    for (((rgb, r), g), b) in pixels {
+        *r = rgb[0] as f32 / 255.0 - 0.5;
+        *g = rgb[1] as f32 / 255.0 - 0.5;
+        *b = rgb[2] as f32 / 255.0 - 0.5;
     }
 }
 
