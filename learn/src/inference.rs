@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use burn::prelude::*;
 
 use crate::LearnError;
-use crate::augment::plain_into;
 use crate::model::{Dynamics, StateEncoder, StateEncoderConfig};
 use crate::replay::ACTION_DIM;
 
@@ -89,16 +88,15 @@ impl EncoderSnapshot {
                     "proprio {index} must be {proprio_dim} finite values"
                 )));
             }
-            plain_into(
-                image,
-                width,
-                height,
-                &mut pixels[index * image_len..(index + 1) * image_len],
-            );
+            // Channels-last rows, the image's own layout: `byte / 255 - 0.5`, as `plain_into`.
+            let rows = &mut pixels[index * image_len..(index + 1) * image_len];
+            for (value, byte) in rows.iter_mut().zip(image.iter()) {
+                *value = *byte as f32 / 255.0 - 0.5;
+            }
             features[index * proprio_dim..(index + 1) * proprio_dim].copy_from_slice(values);
         }
-        let images = Tensor::<4>::from_data(
-            TensorData::new(pixels, [batch, 3, height, width]),
+        let rows = Tensor::<2>::from_data(
+            TensorData::new(pixels, [batch * height * width, 3]),
             &self.device,
         );
         // With no proprio branch the encoder ignores this (one zero column keeps shapes valid).
@@ -106,7 +104,9 @@ impl EncoderSnapshot {
             TensorData::new(features, [batch, proprio_dim.max(1)]),
             &self.device,
         );
-        let embeddings = self.encoder.forward(images, proprio);
+        let embeddings = self
+            .encoder
+            .forward_rows(rows, [batch, height, width], proprio);
         let dim = embeddings.dims()[1];
         let flat: Vec<f32> = embeddings
             .into_data()

@@ -106,8 +106,22 @@ impl ImageEncoder {
     /// [`Self::forward`] with the convolutions as gather + GEMM on channels-last rows (see
     /// [`crate::conv`]): the same function, arranged for the CPU.
     fn forward_gather_gemm(&self, images: Tensor<4>) -> Tensor<2> {
-        let [batch, _, mut height, mut width] = images.dims();
-        let mut rows = crate::conv::to_rows(images);
+        let [batch, _, height, width] = images.dims();
+        self.forward_rows(crate::conv::to_rows(images), [batch, height, width])
+    }
+
+    /// [`Self::forward`] from channels-last pixel rows, the layout of an `rgb8` image: no
+    /// transposition on the way in. On GPU backends the rows go back to NCHW for burn's
+    /// convolutions.
+    ///
+    /// # Shapes
+    /// - `rows`: `[B·H·W, 3]`
+    /// - output: `[B, feature_dim]`
+    pub fn forward_rows(&self, rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<2> {
+        if !crate::conv::gather_gemm_on(&rows.device()) {
+            return self.forward(crate::conv::from_rows(rows, [batch, height, width]));
+        }
+        let (mut rows, mut height, mut width) = (rows, height, width);
         for conv in &self.convs {
             rows = self
                 .activation
@@ -233,6 +247,24 @@ impl StateEncoder {
     /// - output: `[B, feature_dim]`
     pub fn image_features(&self, images: Tensor<4>) -> Tensor<2> {
         self.activation.forward(self.image.forward(images))
+    }
+
+    /// [`Self::forward`] from channels-last pixel rows (see [`ImageEncoder::forward_rows`]).
+    ///
+    /// # Shapes
+    /// - `rows`: `[B·H·W, 3]`
+    /// - `proprio`: `[B, P]`
+    /// - output: `[B, D]`
+    pub fn forward_rows(
+        &self,
+        rows: Tensor<2>,
+        [batch, height, width]: [usize; 3],
+        proprio: Tensor<2>,
+    ) -> Tensor<2> {
+        let features = self
+            .activation
+            .forward(self.image.forward_rows(rows, [batch, height, width]));
+        self.fuse(features, proprio)
     }
 
     /// Fuses image features with proprio into the state embedding.
