@@ -164,6 +164,20 @@ fn run_refuses_contradictory_viewer_flags_and_unreachable_viewers() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// The Python interpreter `var` names. Unset, the calling test is skipped with `skipped` printed,
+/// unless `require` is set (as `scripts/test-all` does): then unset is a failure.
+fn python_from_env(var: &str, require: &str, skipped: &str) -> Option<std::ffi::OsString> {
+    let python = std::env::var_os(var);
+    if python.is_none() {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set but {var} is not"
+        );
+        println!("{skipped}: {var} is not set");
+    }
+    python
+}
+
 /// Reads an eval recording back with the rerun SDK and checks it against the report of the same
 /// run (`tests/check_eval_recording.py`). `scripts/test-all` provides the SDK; a plain
 /// `cargo test` without it only checks that the file was written.
@@ -172,12 +186,11 @@ fn check_eval_recording(rrd: &std::path::Path, report: &std::path::Path) {
         std::fs::metadata(rrd).expect("eval recording").len() > 1000,
         "eval recording is empty"
     );
-    let Some(python) = std::env::var_os("AUTODIDACT_PYTHON") else {
-        assert!(
-            std::env::var_os("AUTODIDACT_REQUIRE_PYTHON").is_none(),
-            "AUTODIDACT_REQUIRE_PYTHON is set but AUTODIDACT_PYTHON is not"
-        );
-        println!("eval recording content not checked: AUTODIDACT_PYTHON is not set");
+    let Some(python) = python_from_env(
+        "AUTODIDACT_PYTHON",
+        "AUTODIDACT_REQUIRE_PYTHON",
+        "eval recording content not checked",
+    ) else {
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_eval_recording.py");
@@ -404,12 +417,11 @@ fn eval_planner_reaches_half_the_easy_goals_with_a_model_trained_in_the_test_bud
 /// CPU PyTorch (`bench/setup-torch`); a plain `cargo test` without it skips this and says so.
 #[test]
 fn bench_pytorch_builds_the_same_model_and_reports_each_ratio() {
-    let Some(python) = std::env::var_os("AUTODIDACT_TORCH_PYTHON") else {
-        assert!(
-            std::env::var_os("AUTODIDACT_REQUIRE_TORCH").is_none(),
-            "AUTODIDACT_REQUIRE_TORCH is set but AUTODIDACT_TORCH_PYTHON is not"
-        );
-        println!("bench pytorch not run: AUTODIDACT_TORCH_PYTHON is not set (bench/setup-torch)");
+    let Some(python) = python_from_env(
+        "AUTODIDACT_TORCH_PYTHON",
+        "AUTODIDACT_REQUIRE_TORCH",
+        "bench pytorch not run (bench/setup-torch sets it up)",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

@@ -42,6 +42,20 @@ impl Default for AugmentConfig {
     }
 }
 
+/// A pixel byte as the model sees it: `byte / 255 - 0.5`.
+fn centred(byte: u8) -> f32 {
+    byte as f32 / 255.0 - 0.5
+}
+
+/// Writes `image` (`height × width × 3` bytes) into `out` (`height × width × 3` floats, the
+/// channels-last rows of `ImageEncoder::forward_rows`, the image's own layout) as
+/// `byte / 255 - 0.5`, with no augmentation.
+pub fn plain_rows_into(image: &[u8], out: &mut [f32]) {
+    for (value, byte) in out.iter_mut().zip(image) {
+        *value = centred(*byte);
+    }
+}
+
 /// Writes `image` (`height × width × 3` bytes) into `out` (`3 × height × width` floats) as
 /// `byte / 255 - 0.5`, with no augmentation.
 pub fn plain_into(image: &[u8], width: usize, height: usize, out: &mut [f32]) {
@@ -52,9 +66,7 @@ pub fn plain_into(image: &[u8], width: usize, height: usize, out: &mut [f32]) {
     let (green, blue) = rest.split_at_mut(plane.min(rest.len()));
     let pixels = image.chunks_exact(3).zip(red).zip(green).zip(blue);
     for (((rgb, r), g), b) in pixels {
-        *r = rgb[0] as f32 / 255.0 - 0.5;
-        *g = rgb[1] as f32 / 255.0 - 0.5;
-        *b = rgb[2] as f32 / 255.0 - 0.5;
+        (*r, *g, *b) = (centred(rgb[0]), centred(rgb[1]), centred(rgb[2]));
     }
 }
 
@@ -147,11 +159,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_is_chw_and_centred() {
+    fn plain_is_chw_or_rows_and_centred() {
         // 2×1 image: red, blue.
         let image = [255u8, 0, 0, 0, 0, 255];
         let mut out = [9.0f32; 6];
         plain_into(&image, 2, 1, &mut out);
+        assert_eq!(out, [0.5, -0.5, -0.5, -0.5, -0.5, 0.5]);
+        plain_rows_into(&image, &mut out);
         assert_eq!(out, [0.5, -0.5, -0.5, -0.5, -0.5, 0.5]);
     }
 

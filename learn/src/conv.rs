@@ -387,6 +387,37 @@ mod tests {
         assert!(difference < 1e-4, "{what}: differs by {difference}");
     }
 
+    /// Bit-identical initial parameters: `(weight, bias)` of burn's module against ours.
+    fn assert_same_initial(reference: (Tensor<4>, Tensor<1>), ours: (Tensor<4>, Tensor<1>)) {
+        assert_eq!(
+            max_abs_difference(reference.0, ours.0),
+            0.0,
+            "same initial weights"
+        );
+        assert_eq!(
+            max_abs_difference(reference.1, ours.1),
+            0.0,
+            "same initial bias"
+        );
+    }
+
+    /// The NCHW and the rows formulation give the same output, and the same loss through both
+    /// gives the same gradients for the kernel, the bias and the input.
+    fn assert_same_with_gradients(
+        (nchw, rows): (Tensor<4>, Tensor<4>),
+        input: &Tensor<4>,
+        kernel: &Tensor<2>,
+        bias: &Tensor<1>,
+    ) {
+        assert!(max_abs_difference(nchw.clone(), rows.clone()) < 1e-5);
+        let weights = Tensor::<4>::random(nchw.dims(), Distribution::Default, &nchw.device());
+        let grads_nchw = (nchw * weights.clone()).sum().backward();
+        let grads_rows = (rows * weights).sum().backward();
+        assert_close(kernel.grad(&grads_nchw), kernel.grad(&grads_rows), "kernel");
+        assert_close(input.grad(&grads_nchw), input.grad(&grads_rows), "input");
+        assert_close(bias.grad(&grads_nchw), bias.grad(&grads_rows), "bias");
+    }
+
     #[test]
     fn strided_conv_draws_burns_conv2d_weights_and_computes_the_same_with_gradients() {
         let device = Device::flex().autodiff();
@@ -404,16 +435,9 @@ mod tests {
         let reference_bias = reference.bias.as_ref().expect("bias").val();
         device.seed(7);
         let conv = StridedConvConfig::new([5, 7]).init(&device);
-        let (weight, bias) = (conv.weight(), conv.bias.val());
-        assert_eq!(
-            max_abs_difference(reference_weight, weight),
-            0.0,
-            "same initial weights"
-        );
-        assert_eq!(
-            max_abs_difference(reference_bias, bias),
-            0.0,
-            "same initial bias"
+        assert_same_initial(
+            (reference_weight, reference_bias),
+            (conv.weight(), conv.bias.val()),
         );
 
         let input =
@@ -425,23 +449,8 @@ mod tests {
             conv.forward_rows(to_rows(input.clone()), [3, 8, 6]),
             [3, 4, 3],
         );
-        assert!(max_abs_difference(nchw.clone(), rows.clone()) < 1e-5);
-
-        // The same loss through both paths gives the same gradients.
-        let weights = Tensor::<4>::random([3, 7, 4, 3], Distribution::Default, &device);
-        let grads_nchw = (nchw * weights.clone()).sum().backward();
-        let grads_rows = (rows * weights).sum().backward();
-        assert_close(
-            conv.kernel.grad(&grads_nchw),
-            conv.kernel.grad(&grads_rows),
-            "kernel",
-        );
-        assert_close(input.grad(&grads_nchw), input.grad(&grads_rows), "input");
-        assert_close(
-            conv.bias.grad(&grads_nchw),
-            conv.bias.grad(&grads_rows),
-            "bias",
-        );
+        assert_eq!(nchw.dims(), [3, 7, 4, 3]);
+        assert_same_with_gradients((nchw, rows), &input, &conv.kernel, &conv.bias);
     }
 
     #[test]
@@ -460,16 +469,9 @@ mod tests {
         let reference_bias = reference.bias.as_ref().expect("bias").val();
         device.seed(11);
         let up = UpConvConfig::new([6, 4]).init(&device);
-        let (weight, bias) = (up.weight(), up.bias.val());
-        assert_eq!(
-            max_abs_difference(reference_weight, weight),
-            0.0,
-            "same initial weights"
-        );
-        assert_eq!(
-            max_abs_difference(reference_bias, bias),
-            0.0,
-            "same initial bias"
+        assert_same_initial(
+            (reference_weight, reference_bias),
+            (up.weight(), up.bias.val()),
         );
 
         let input =
@@ -481,18 +483,7 @@ mod tests {
             up.forward_rows(to_rows(input.clone()), [2, 3, 5]),
             [2, 6, 10],
         );
-        assert!(max_abs_difference(nchw.clone(), rows.clone()) < 1e-5);
-
-        let weights = Tensor::<4>::random([2, 4, 6, 10], Distribution::Default, &device);
-        let grads_nchw = (nchw * weights.clone()).sum().backward();
-        let grads_rows = (rows * weights).sum().backward();
-        assert_close(
-            up.kernel.grad(&grads_nchw),
-            up.kernel.grad(&grads_rows),
-            "kernel",
-        );
-        assert_close(input.grad(&grads_nchw), input.grad(&grads_rows), "input");
-        assert_close(up.bias.grad(&grads_nchw), up.bias.grad(&grads_rows), "bias");
+        assert_same_with_gradients((nchw, rows), &input, &up.kernel, &up.bias);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use burn::prelude::*;
 
 use crate::LearnError;
+use crate::augment::plain_rows_into;
 use crate::model::{Dynamics, StateEncoder, StateEncoderConfig};
 use crate::replay::ACTION_DIM;
 
@@ -88,11 +89,10 @@ impl EncoderSnapshot {
                     "proprio {index} must be {proprio_dim} finite values"
                 )));
             }
-            // Channels-last rows, the image's own layout: `byte / 255 - 0.5`, as `plain_into`.
-            let rows = &mut pixels[index * image_len..(index + 1) * image_len];
-            for (value, byte) in rows.iter_mut().zip(image.iter()) {
-                *value = *byte as f32 / 255.0 - 0.5;
-            }
+            plain_rows_into(
+                image,
+                &mut pixels[index * image_len..(index + 1) * image_len],
+            );
             features[index * proprio_dim..(index + 1) * proprio_dim].copy_from_slice(values);
         }
         let rows = Tensor::<2>::from_data(

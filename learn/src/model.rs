@@ -93,7 +93,8 @@ impl ImageEncoder {
     /// - output: `[B, feature_dim]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         if crate::conv::gather_gemm_on(&images.device()) {
-            return self.forward_gather_gemm(images);
+            let [batch, _, height, width] = images.dims();
+            return self.forward_rows(crate::conv::to_rows(images), [batch, height, width]);
         }
         let mut x = images;
         for conv in &self.convs {
@@ -103,15 +104,9 @@ impl ImageEncoder {
         self.head.forward(x)
     }
 
-    /// [`Self::forward`] with the convolutions as gather + GEMM on channels-last rows (see
-    /// [`crate::conv`]): the same function, arranged for the CPU.
-    fn forward_gather_gemm(&self, images: Tensor<4>) -> Tensor<2> {
-        let [batch, _, height, width] = images.dims();
-        self.forward_rows(crate::conv::to_rows(images), [batch, height, width])
-    }
-
     /// [`Self::forward`] from channels-last pixel rows, the layout of an `rgb8` image: no
-    /// transposition on the way in. On GPU backends the rows go back to NCHW for burn's
+    /// transposition on the way in. On the CPU the convolutions run as gather + GEMM on these
+    /// rows (see [`crate::conv`]); on GPU backends the rows go back to NCHW for burn's
     /// convolutions.
     ///
     /// # Shapes

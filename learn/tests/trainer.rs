@@ -3,6 +3,7 @@
 
 mod common;
 
+use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::model::ImageEncoderConfig;
 use autodidact_learn::plan;
 use autodidact_learn::{
@@ -403,18 +404,31 @@ fn rollout_requests_with_wrong_dimensions_or_no_actions_are_refused() {
     );
 }
 
+/// An untrained model's dynamics (seeded) and a fixed start embedding, for the planner tests:
+/// the search is under test, not what the model learned.
+fn planning_setup(seed: u64) -> (DynamicsSnapshot, Vec<f32>) {
+    let trainer = Trainer::new(small_config(seed)).expect("trainer");
+    let start = (0..trainer.config().model.embed_dim())
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
+        .collect();
+    (trainer.dynamics_snapshot(), start)
+}
+
+/// Where `command`, held for `steps` periods, leads from `start` under `dynamics`.
+fn end_of(dynamics: &DynamicsSnapshot, start: &[f32], command: [f32; 2], steps: usize) -> Vec<f32> {
+    let mut rollout = dynamics
+        .rollout(start, &[vec![command; steps]])
+        .expect("rollout");
+    rollout[0].pop().expect("a predicted step")
+}
+
 /// Commands stay in `[min_action, max_action]` even when only faster reversing leads to the
 /// goal, and a planner whose previous plan moved can still choose to stand still: every CEM
 /// iteration weighs the stand-still sequence.
 #[test]
 fn planner_stays_in_its_command_box_and_can_always_stand_still() {
     let _serial = serial();
-    let trainer = Trainer::new(small_config(6)).expect("trainer");
-    let dynamics = trainer.dynamics_snapshot();
-    let dim = trainer.config().model.embed_dim();
-    let start: Vec<f32> = (0..dim)
-        .map(|i| ((i * 5 % 13) as f32 - 6.0) / 6.0)
-        .collect();
+    let (dynamics, start) = planning_setup(6);
     let config = PlannerConfig {
         effort_weight: 1.0,
         final_weight: 50.0,
@@ -424,10 +438,7 @@ fn planner_stays_in_its_command_box_and_can_always_stand_still() {
     let steps = config.horizon * config.action_repeat;
     let mut planner = LatentPlanner::new(config.clone()).expect("planner");
 
-    let behind = dynamics
-        .rollout(&start, &[vec![[-0.5, 1.5]; steps]])
-        .expect("rollout")[0][steps - 1]
-        .clone();
+    let behind = end_of(&dynamics, &start, [-0.5, 1.5], steps);
     let moving = planner.plan(&dynamics, &start, &behind).expect("plan");
     for action in &moving.decisions {
         for axis in 0..2 {
@@ -446,10 +457,7 @@ fn planner_stays_in_its_command_box_and_can_always_stand_still() {
     );
 
     // Same planner, no reset: its warm start moves, yet the goal is where standing still ends.
-    let here = dynamics
-        .rollout(&start, &[vec![[0.0, 0.0]; steps]])
-        .expect("rollout")[0][steps - 1]
-        .clone();
+    let here = end_of(&dynamics, &start, [0.0, 0.0], steps);
     let still = planner.plan(&dynamics, &start, &here).expect("plan");
     assert_eq!(still.action, [0.0, 0.0], "{:?}", still.decisions);
     assert!(still.predicted_final_distance < 1e-6);
@@ -465,12 +473,7 @@ fn planner_stays_in_its_command_box_and_can_always_stand_still() {
 #[test]
 fn planner_finds_the_commands_that_reach_a_predicted_goal_and_is_seeded() {
     let _serial = serial();
-    let trainer = Trainer::new(small_config(5)).expect("trainer");
-    let dynamics = trainer.dynamics_snapshot();
-    let dim = trainer.config().model.embed_dim();
-    let start: Vec<f32> = (0..dim)
-        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
-        .collect();
+    let (dynamics, start) = planning_setup(5);
     // The search alone is under test: no effort term, and the cost is (almost only) the final
     // distance, which the commands that made the goal bring to zero.
     let config = PlannerConfig {
@@ -481,14 +484,9 @@ fn planner_finds_the_commands_that_reach_a_predicted_goal_and_is_seeded() {
         ..PlannerConfig::default()
     };
     let steps = config.horizon * config.action_repeat;
-    let reached = dynamics
-        .rollout(&start, &[vec![[0.4, -1.5]; steps]])
-        .expect("rollout");
-    let goal = reached[0][steps - 1].clone();
-    let standing = dynamics
-        .rollout(&start, &[vec![[0.0, 0.0]; steps]])
-        .expect("rollout");
-    let standing_distance = plan::goal_distance(&standing[0][steps - 1], &goal);
+    let goal = end_of(&dynamics, &start, [0.4, -1.5], steps);
+    let standing = end_of(&dynamics, &start, [0.0, 0.0], steps);
+    let standing_distance = plan::goal_distance(&standing, &goal);
 
     let mut planner = LatentPlanner::new(config.clone()).expect("planner");
     let first = planner.plan(&dynamics, &start, &goal).expect("plan");
