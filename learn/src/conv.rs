@@ -29,6 +29,8 @@ use burn::prelude::*;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
+use crate::LearnError;
+
 /// Whether the gather + GEMM formulation is used on `device`: on burn's CPU backend (flex).
 /// GPU backends keep burn's own convolution kernels.
 pub fn gather_gemm_on(device: &Device) -> bool {
@@ -226,6 +228,20 @@ impl StridedConv {
     pub fn channels(&self) -> [usize; 2] {
         let [rows, out_channels] = self.kernel.dims();
         [rows / 9, out_channels]
+    }
+
+    /// The kernel matrix and the bias read to the host, with `[C_in, C_out]`: the layer of a
+    /// [`crate::direct::DirectConvStack`].
+    pub fn host_weights(&self) -> Result<(Vec<f32>, Vec<f32>, [usize; 2]), LearnError> {
+        let read = |data: TensorData, what: &str| {
+            data.try_to_vec::<f32>()
+                .map_err(|e| LearnError::Backend(format!("reading the {what}: {e:?}")))
+        };
+        Ok((
+            read(self.kernel.val().into_data(), "convolution kernel")?,
+            read(self.bias.val().into_data(), "convolution bias")?,
+            self.channels(),
+        ))
     }
 
     /// The kernel in burn's convolution layout, `[C_out, C_in, 3, 3]`.

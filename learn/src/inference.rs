@@ -7,6 +7,7 @@ use burn::prelude::*;
 
 use crate::LearnError;
 use crate::augment::plain_rows_into;
+use crate::direct::{DirectConvStack, PixelLayout};
 use crate::model::{Dynamics, StateEncoder, StateEncoderConfig};
 use crate::replay::ACTION_DIM;
 
@@ -18,6 +19,8 @@ pub struct EncoderSnapshot {
     /// Training step the weights come from.
     pub train_step: u64,
     encoder: StateEncoder,
+    /// The encoder's convolutions as direct kernels, on the CPU backend.
+    direct: Option<DirectConvStack>,
     config: StateEncoderConfig,
     device: Device,
 }
@@ -31,10 +34,22 @@ impl EncoderSnapshot {
         train_step: u64,
         device: &Device,
     ) -> Self {
+        let encoder = encoder.valid().to_device(device);
+        let direct = if crate::conv::gather_gemm_on(device) {
+            encoder
+                .direct_stack()
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "direct convolutions unavailable: using the tensor path");
+                })
+                .ok()
+        } else {
+            None
+        };
         Self {
             version,
             train_step,
-            encoder: encoder.valid().to_device(device),
+            encoder,
+            direct,
             config,
             device: device.clone(),
         }
@@ -95,18 +110,28 @@ impl EncoderSnapshot {
             );
             features[index * proprio_dim..(index + 1) * proprio_dim].copy_from_slice(values);
         }
-        let rows = Tensor::<2>::from_data(
-            TensorData::new(pixels, [batch * height * width, 3]),
-            &self.device,
-        );
         // With no proprio branch the encoder ignores this (one zero column keeps shapes valid).
         let proprio = Tensor::<2>::from_data(
             TensorData::new(features, [batch, proprio_dim.max(1)]),
             &self.device,
         );
-        let embeddings = self
-            .encoder
-            .forward_rows(rows, [batch, height, width], proprio);
+        let embeddings = match &self.direct {
+            Some(stack) => self.encoder.forward_direct(
+                stack,
+                &pixels,
+                PixelLayout::ChannelsLast,
+                [batch, height, width],
+                proprio,
+            )?,
+            None => {
+                let rows = Tensor::<2>::from_data(
+                    TensorData::new(pixels, [batch * height * width, 3]),
+                    &self.device,
+                );
+                self.encoder
+                    .forward_rows(rows, [batch, height, width], proprio)
+            }
+        };
         let dim = embeddings.dims()[1];
         let flat: Vec<f32> = embeddings
             .into_data()

@@ -23,6 +23,7 @@
 pub mod augment;
 pub mod conv;
 pub mod device;
+pub mod direct;
 pub mod health;
 pub mod inference;
 pub mod metrics;

@@ -11,6 +11,7 @@ use burn::tensor::activation;
 
 use crate::LearnError;
 use crate::conv::{StridedConv, StridedConvConfig, UpConv, UpConvConfig};
+use crate::direct::{DirectConvStack, PixelLayout};
 
 /// Small strided conv net from an RGB image to an image feature vector.
 #[derive(Config, Debug)]
@@ -123,12 +124,53 @@ impl ImageEncoder {
                 .forward(conv.forward_rows(rows, [batch, height, width]));
             (height, width) = (height / 2, width / 2);
         }
+        self.head_from_rows(rows, batch)
+    }
+
+    /// The convolution stack as direct, forward-only CPU kernels with its current weights (see
+    /// [`crate::direct`]); for the plain (non-autodiff) CPU device.
+    pub fn direct_stack(&self) -> Result<DirectConvStack, LearnError> {
+        let layers = self
+            .convs
+            .iter()
+            .map(StridedConv::host_weights)
+            .collect::<Result<Vec<_>, _>>()?;
+        DirectConvStack::new(layers)
+    }
+
+    /// [`Self::forward`] with the convolutions run by `stack` (from [`Self::direct_stack`]) on
+    /// host pixels; the head runs on `device`. No gradients flow.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[B, 3, H, W]` or `[B, H, W, 3]` (see `layout`), values centred on 0
+    /// - output: `[B, feature_dim]`
+    pub fn forward_direct(
+        &self,
+        stack: &DirectConvStack,
+        pixels: &[f32],
+        layout: PixelLayout,
+        [batch, height, width]: [usize; 3],
+        device: &Device,
+    ) -> Result<Tensor<2>, LearnError> {
+        let maps = stack.forward(pixels, layout, [batch, height, width])?;
+        let factor = stack.downsample();
+        let cells = (height / factor) * (width / factor);
+        let rows = Tensor::<2>::from_data(
+            TensorData::new(maps, [batch * cells, stack.out_channels()]),
+            device,
+        );
+        Ok(self.head_from_rows(rows, batch))
+    }
+
+    /// The head on the last feature map's channels-last rows, `[B·cells, C]` → `[B, feature_dim]`.
+    fn head_from_rows(&self, rows: Tensor<2>, batch: usize) -> Tensor<2> {
         // The head takes the NCHW flattening, `(C, H, W)`.
-        let [_, channels] = rows.dims();
+        let [total, channels] = rows.dims();
+        let cells = total / batch.max(1);
         let x = rows
-            .reshape([batch, height * width, channels])
+            .reshape([batch, cells, channels])
             .swap_dims(1, 2)
-            .reshape([batch, channels * height * width]);
+            .reshape([batch, channels * cells]);
         self.head.forward(x)
     }
 }
@@ -242,6 +284,50 @@ impl StateEncoder {
     /// - output: `[B, feature_dim]`
     pub fn image_features(&self, images: Tensor<4>) -> Tensor<2> {
         self.activation.forward(self.image.forward(images))
+    }
+
+    /// [`Self::image_features`] through direct CPU convolutions (see
+    /// [`ImageEncoder::forward_direct`]).
+    ///
+    /// # Shapes
+    /// - `pixels`: `[B, 3, H, W]` or `[B, H, W, 3]` (see `layout`), values centred on 0
+    /// - output: `[B, feature_dim]`
+    pub fn image_features_direct(
+        &self,
+        stack: &DirectConvStack,
+        pixels: &[f32],
+        layout: PixelLayout,
+        dims: [usize; 3],
+        device: &Device,
+    ) -> Result<Tensor<2>, LearnError> {
+        let features = self
+            .image
+            .forward_direct(stack, pixels, layout, dims, device)?;
+        Ok(self.activation.forward(features))
+    }
+
+    /// [`Self::forward`] through direct CPU convolutions; the rest runs on `proprio`'s device.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[B, 3, H, W]` or `[B, H, W, 3]` (see `layout`), values centred on 0
+    /// - `proprio`: `[B, P]`
+    /// - output: `[B, D]`
+    pub fn forward_direct(
+        &self,
+        stack: &DirectConvStack,
+        pixels: &[f32],
+        layout: PixelLayout,
+        dims: [usize; 3],
+        proprio: Tensor<2>,
+    ) -> Result<Tensor<2>, LearnError> {
+        let features =
+            self.image_features_direct(stack, pixels, layout, dims, &proprio.device())?;
+        Ok(self.fuse(features, proprio))
+    }
+
+    /// The image branch's convolutions as direct CPU kernels (see [`ImageEncoder::direct_stack`]).
+    pub fn direct_stack(&self) -> Result<DirectConvStack, LearnError> {
+        self.image.direct_stack()
     }
 
     /// [`Self::forward`] from channels-last pixel rows (see [`ImageEncoder::forward_rows`]).

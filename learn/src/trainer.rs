@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::LearnError;
 use crate::augment::{AugmentConfig, augment_into, mask_patches, plain_into};
 use crate::device::BackendChoice;
+use crate::direct::PixelLayout;
 use crate::inference::{DynamicsSnapshot, EncoderHandle, EncoderSnapshot};
 use crate::model::{StateEncoder, TargetNetwork, WorldModel, WorldModelConfig, l2_normalize};
 use crate::replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
@@ -216,10 +217,10 @@ pub struct TrainerConfig {
     /// embeddings agree.
     #[serde(default = "defaults::publish_ema_encoder")]
     pub publish_ema_encoder: bool,
-    /// Images per forward pass of the EMA target encoder (0: all at once). The target encodes
-    /// several frames per sequence (views, positive, future); in slices of one batch its
-    /// intermediate feature maps stay small enough to be reused instead of mapped afresh, which
-    /// on a CPU is several times faster. The result is the same.
+    /// Images per forward pass of the EMA target encoder on GPU backends (0: all at once). The
+    /// target encodes several frames per sequence (views, positive, future); in slices its
+    /// intermediate feature maps stay small. The result is the same. (On the CPU the target's
+    /// direct convolutions slice the batch themselves, see `crate::direct`.)
     #[serde(default = "defaults::target_chunk")]
     pub target_chunk: usize,
 }
@@ -878,18 +879,37 @@ impl Trainer {
         } else {
             c.target_chunk
         };
-        let target_frames: Vec<&[f32]> = target_images
-            .iter()
-            .flat_map(|part| part.chunks(image_len))
-            .collect();
-        let chunk_features = target_frames
-            .chunks(chunk.max(1))
-            .map(|frames| {
-                let data = images(frames.concat(), frames.len(), &plain);
-                self.target.encoder.image_features(data)
-            })
-            .collect();
-        let target_features = Tensor::cat(chunk_features, 0);
+        let target_features = if crate::conv::gather_gemm_on(&plain) {
+            // On the CPU the target's convolutions run as direct kernels on the batch's own
+            // buffers (see `crate::direct`).
+            let stack = self.target.encoder.direct_stack()?;
+            let parts = target_images
+                .iter()
+                .map(|part| {
+                    self.target.encoder.image_features_direct(
+                        &stack,
+                        part,
+                        PixelLayout::ChannelsFirst,
+                        [part.len() / image_len, height, width],
+                        &plain,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Tensor::cat(parts, 0)
+        } else {
+            let target_frames: Vec<&[f32]> = target_images
+                .iter()
+                .flat_map(|part| part.chunks(image_len))
+                .collect();
+            let chunk_features = target_frames
+                .chunks(chunk.max(1))
+                .map(|frames| {
+                    let data = images(frames.concat(), frames.len(), &plain);
+                    self.target.encoder.image_features(data)
+                })
+                .collect();
+            Tensor::cat(chunk_features, 0)
+        };
         let feature_dim = c.model.encoder.image.feature_dim;
         let take = |from: usize, n: usize| {
             target_features

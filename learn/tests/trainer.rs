@@ -307,6 +307,47 @@ fn bad_configs_are_refused() {
 /// for the same weights the embeddings match flex within 1e-3 (absolute, embeddings are
 /// LayerNorm-scaled to about unit variance).
 #[test]
+fn cpu_snapshot_embeds_what_the_published_encoder_computes_on_tensors() {
+    use autodidact_learn::augment::plain_into;
+    use burn::prelude::*;
+    let _serial = serial();
+    let mut trainer = filled_trainer(small_config(4));
+    trainer.step().expect("step");
+    let (images, proprio) = probe_inputs();
+    // The snapshot embeds through the direct CPU convolutions.
+    let embedded = embed_all(&trainer, &images, &proprio);
+
+    let device = Device::flex();
+    let encoder = trainer.published_encoder().valid().to_device(&device);
+    let image_len = 3 * SIDE * SIDE;
+    let mut pixels = vec![0.0f32; images.len() * image_len];
+    for (image, out) in images.iter().zip(pixels.chunks_mut(image_len)) {
+        plain_into(image, SIDE, SIDE, out);
+    }
+    let pixels = Tensor::<4>::from_data(
+        TensorData::new(pixels, [images.len(), 3, SIDE, SIDE]),
+        &device,
+    );
+    let proprio = Tensor::<2>::from_data(
+        TensorData::new(proprio.concat(), [images.len(), PROPRIO_DIM]),
+        &device,
+    );
+    let on_tensors = encoder
+        .forward(pixels, proprio)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let worst = embedded
+        .iter()
+        .flatten()
+        .zip(&on_tensors)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert_eq!(embedded.concat().len(), on_tensors.len());
+    assert!(worst < 1e-4, "direct and tensor paths differ by {worst}");
+}
+
+#[test]
 fn wgpu_trains_and_matches_flex() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,557 @@
+//! The image encoder's convolution stack as direct, forward-only CPU kernels: no graph, no
+//! gradients, for the EMA target's encodes in training and for inference.
+//!
+//! A forward pass through [`crate::conv`]'s gather + GEMM formulation writes every layer's
+//! input nine times over (the gathered columns), appends a zero row for the padding, and adds
+//! the bias and the ReLU in passes of their own. Here each 3×3, stride-2, padding-1 convolution
+//! reads its input where it lies: every output pixel's accumulators start at the bias, take one
+//! fused multiply-add per input value and kernel column, and are stored once, through the ReLU.
+//! The padding is a zero border (one row above and one column left of each map) that every
+//! layer writes its output into, so no tap tests bounds.
+//!
+//! SIMD comes from [`pulp`], chosen at run time (AVX-512, AVX2+FMA, or scalar); output rows are
+//! spread over the current rayon pool. Each output value is summed by one thread in a fixed
+//! order, so results do not depend on the thread count. Channels are padded to
+//! [`CHANNEL_BLOCK`] inside the kernels (zero weights and bias: the padded channels stay zero).
+
+use pulp::{Arch, Simd, WithSimd};
+use rayon::prelude::*;
+
+use crate::LearnError;
+
+/// Output channels are stored in multiples of this many values: the widest SIMD vector.
+pub const CHANNEL_BLOCK: usize = 16;
+
+/// Images per slice of a batch: every layer's map of one slice stays a few MB, reused across
+/// slices.
+const IMAGES_PER_SLICE: usize = 32;
+
+/// How the input pixels of [`DirectConvStack::forward`] are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelLayout {
+    /// `[B, C, H, W]`, as the trainer's batches hold their images.
+    ChannelsFirst,
+    /// `[B, H, W, C]`, channels-last rows, as an `rgb8` image is.
+    ChannelsLast,
+}
+
+/// One 3×3, stride-2, padding-1 convolution with bias and ReLU.
+#[derive(Debug, Clone)]
+struct DirectConv {
+    in_channels: usize,
+    out_channels: usize,
+    /// `out_channels` rounded up to [`CHANNEL_BLOCK`].
+    padded_out: usize,
+    /// `[(ky, kx, C_in), padded_out]`.
+    kernel: Vec<f32>,
+    /// `[padded_out]`.
+    bias: Vec<f32>,
+}
+
+/// A stack of 3×3, stride-2, padding-1 convolutions, each followed by a ReLU, with its weights
+/// in host memory.
+#[derive(Debug, Clone)]
+pub struct DirectConvStack {
+    layers: Vec<DirectConv>,
+    input_channels: usize,
+}
+
+/// A map with a zero border above and left: `[B, H + 1, W + 1, stride]`, real pixel `(y, x)` at
+/// `(y + 1, x + 1)`, `channels` of the `stride` values per pixel in use.
+struct BorderedMap {
+    values: Vec<f32>,
+    height: usize,
+    width: usize,
+    stride: usize,
+}
+
+impl BorderedMap {
+    fn zeroed(batch: usize, height: usize, width: usize, stride: usize) -> Self {
+        Self {
+            values: vec![0.0; batch * (height + 1) * (width + 1) * stride],
+            height,
+            width,
+            stride,
+        }
+    }
+
+    fn row_len(&self) -> usize {
+        (self.width + 1) * self.stride
+    }
+
+    fn image_len(&self) -> usize {
+        (self.height + 1) * self.row_len()
+    }
+}
+
+impl DirectConvStack {
+    /// A stack from each layer's `(kernel, bias, [C_in, C_out])`: the kernel as the GEMM matrix
+    /// `[(ky, kx, C_in), C_out]` (as [`crate::conv::StridedConv`] keeps it), the bias `[C_out]`.
+    pub fn new(layers: Vec<(Vec<f32>, Vec<f32>, [usize; 2])>) -> Result<Self, LearnError> {
+        let Some(&(_, _, [input_channels, _])) = layers.first() else {
+            return Err(LearnError::InvalidConfig(
+                "a convolution stack needs at least one layer".into(),
+            ));
+        };
+        let mut expected_in = input_channels;
+        let mut direct = Vec::with_capacity(layers.len());
+        for (index, (kernel, bias, [in_channels, out_channels])) in layers.into_iter().enumerate() {
+            if in_channels != expected_in
+                || in_channels == 0
+                || out_channels == 0
+                || kernel.len() != 9 * in_channels * out_channels
+                || bias.len() != out_channels
+            {
+                return Err(LearnError::InvalidConfig(format!(
+                    "convolution {index}: kernel of {} and bias of {} values do not fit \
+                     [{in_channels}, {out_channels}] channels after {expected_in}",
+                    kernel.len(),
+                    bias.len()
+                )));
+            }
+            let padded_out = out_channels.div_ceil(CHANNEL_BLOCK) * CHANNEL_BLOCK;
+            let mut padded_kernel = vec![0.0; 9 * in_channels * padded_out];
+            for (from, to) in kernel
+                .chunks_exact(out_channels)
+                .zip(padded_kernel.chunks_exact_mut(padded_out))
+            {
+                to[..out_channels].copy_from_slice(from);
+            }
+            let mut padded_bias = vec![0.0; padded_out];
+            padded_bias[..out_channels].copy_from_slice(&bias);
+            direct.push(DirectConv {
+                in_channels,
+                out_channels,
+                padded_out,
+                kernel: padded_kernel,
+                bias: padded_bias,
+            });
+            expected_in = out_channels;
+        }
+        Ok(Self {
+            layers: direct,
+            input_channels,
+        })
+    }
+
+    /// Output channels of the last layer.
+    pub fn out_channels(&self) -> usize {
+        self.layers.last().map_or(0, |layer| layer.out_channels)
+    }
+
+    /// Side shrink factor of the stack.
+    pub fn downsample(&self) -> usize {
+        1 << self.layers.len()
+    }
+
+    /// Runs the stack on `pixels`.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[B, C, H, W]` or `[B, H, W, C]` (see `layout`), `[batch, height, width]` =
+    ///   `[B, H, W]`, H and W multiples of [`Self::downsample`]
+    /// - output: channels-last `[B, H/f, W/f, C_out]` with `f` = [`Self::downsample`]
+    pub fn forward(
+        &self,
+        pixels: &[f32],
+        layout: PixelLayout,
+        [batch, height, width]: [usize; 3],
+    ) -> Result<Vec<f32>, LearnError> {
+        let factor = self.downsample();
+        let channels = self.input_channels;
+        if height == 0
+            || width == 0
+            || !height.is_multiple_of(factor)
+            || !width.is_multiple_of(factor)
+        {
+            return Err(LearnError::BadInput(format!(
+                "{width}x{height} images do not fit {} stride-2 convolutions",
+                self.layers.len()
+            )));
+        }
+        let image_len = channels * height * width;
+        if pixels.len() != batch * image_len {
+            return Err(LearnError::BadInput(format!(
+                "{} pixel values for {batch} images of {width}x{height}x{channels}",
+                pixels.len()
+            )));
+        }
+        let (out_height, out_width) = (height / factor, width / factor);
+        let out_channels = self.out_channels();
+        let out_image = out_height * out_width * out_channels;
+        let mut output = vec![0.0; batch * out_image];
+        let slice = IMAGES_PER_SLICE.min(batch.max(1));
+        // One bordered map per layer boundary, sized for a full slice and reused: only their
+        // interiors are written, so the zero borders stay zero.
+        let mut maps = Vec::with_capacity(self.layers.len() + 1);
+        maps.push(BorderedMap::zeroed(slice, height, width, channels));
+        let (mut map_height, mut map_width) = (height, width);
+        for layer in &self.layers {
+            (map_height, map_width) = (map_height / 2, map_width / 2);
+            maps.push(BorderedMap::zeroed(
+                slice,
+                map_height,
+                map_width,
+                layer.padded_out,
+            ));
+        }
+        let arch = Arch::new();
+        for (images, out) in pixels
+            .chunks(slice * image_len)
+            .zip(output.chunks_mut(slice * out_image))
+        {
+            let count = images.len() / image_len;
+            fill_input(&mut maps[0], images, layout, count);
+            for (index, layer) in self.layers.iter().enumerate() {
+                let (before, after) = maps.split_at_mut(index + 1);
+                layer.forward(arch, &before[index], &mut after[0], count);
+            }
+            let last = &maps[self.layers.len()];
+            for (image, out_image_values) in out.chunks_mut(out_image).enumerate() {
+                for (y, out_row) in out_image_values
+                    .chunks_mut(out_width * out_channels)
+                    .enumerate()
+                {
+                    let row_start = image * last.image_len() + (y + 1) * last.row_len();
+                    for (x, pixel) in out_row.chunks_mut(out_channels).enumerate() {
+                        let start = row_start + (x + 1) * last.stride;
+                        pixel.copy_from_slice(&last.values[start..start + out_channels]);
+                    }
+                }
+            }
+        }
+        Ok(output)
+    }
+}
+
+/// Writes `count` images into the interior of `map` (stride = channels).
+fn fill_input(map: &mut BorderedMap, images: &[f32], layout: PixelLayout, count: usize) {
+    let (height, width, channels) = (map.height, map.width, map.stride);
+    let (image_len, row_len) = (map.image_len(), map.row_len());
+    let plane = height * width;
+    map.values[..count * image_len]
+        .par_chunks_mut(image_len)
+        .zip(images.par_chunks(channels * plane))
+        .for_each(|(bordered, image)| {
+            for y in 0..height {
+                let row = &mut bordered[(y + 1) * row_len + channels..(y + 2) * row_len];
+                match layout {
+                    PixelLayout::ChannelsLast => {
+                        row.copy_from_slice(
+                            &image[y * width * channels..(y + 1) * width * channels],
+                        );
+                    }
+                    PixelLayout::ChannelsFirst => {
+                        for (x, pixel) in row.chunks_exact_mut(channels).enumerate() {
+                            for (channel, value) in pixel.iter_mut().enumerate() {
+                                *value = image[channel * plane + y * width + x];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+impl DirectConv {
+    /// `input` (`count` images) → interior of `output`, through the ReLU.
+    fn forward(&self, arch: Arch, input: &BorderedMap, output: &mut BorderedMap, count: usize) {
+        let (image_len, row_len) = (output.image_len(), output.row_len());
+        let (in_image, in_row) = (input.image_len(), input.row_len());
+        let out_height = output.height;
+        output.values[..count * image_len]
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .with_min_len(2)
+            .for_each(|(row_index, row)| {
+                let (image, bordered_y) =
+                    (row_index / (out_height + 1), row_index % (out_height + 1));
+                if bordered_y == 0 {
+                    return;
+                }
+                let y = bordered_y - 1;
+                // Output row y reads bordered input rows 2y, 2y + 1, 2y + 2.
+                let first = image * in_image + 2 * y * in_row;
+                arch.dispatch(RowKernel {
+                    conv: self,
+                    rows: [
+                        &input.values[first..first + in_row],
+                        &input.values[first + in_row..first + 2 * in_row],
+                        &input.values[first + 2 * in_row..first + 3 * in_row],
+                    ],
+                    in_stride: input.stride,
+                    out: &mut row[output.stride..],
+                });
+            });
+    }
+}
+
+/// One output row of one convolution.
+struct RowKernel<'a> {
+    conv: &'a DirectConv,
+    /// The three bordered input rows under the output row.
+    rows: [&'a [f32]; 3],
+    /// Values per input pixel.
+    in_stride: usize,
+    /// The output row's pixels, `padded_out` values each.
+    out: &'a mut [f32],
+}
+
+impl WithSimd for RowKernel<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> Self::Output {
+        let lanes = size_of::<S::f32s>() / size_of::<f32>();
+        let vectors = self.conv.padded_out / lanes;
+        let (kernel, _) = S::as_simd_f32s(&self.conv.kernel);
+        let (bias, _) = S::as_simd_f32s(&self.conv.bias);
+        let (out, _) = S::as_mut_simd_f32s(self.out);
+        let rows = Rows {
+            rows: self.rows,
+            in_stride: self.in_stride,
+            in_channels: self.conv.in_channels,
+            kernel,
+            bias,
+            vectors,
+        };
+        // Accumulators per block: half the vector registers (32 with AVX-512, 16 otherwise).
+        let wide = lanes >= 16;
+        let mut group = 0;
+        while group < vectors {
+            let width = (vectors - group).min(4);
+            match (width, wide) {
+                (1, _) => rows.group::<S, 1, 8>(simd, group, out),
+                (2, true) => rows.group::<S, 2, 8>(simd, group, out),
+                (2, false) => rows.group::<S, 2, 4>(simd, group, out),
+                (3, true) => rows.group::<S, 3, 4>(simd, group, out),
+                (3, false) => rows.group::<S, 3, 2>(simd, group, out),
+                (_, true) => rows.group::<S, 4, 4>(simd, group, out),
+                (_, false) => rows.group::<S, 4, 2>(simd, group, out),
+            }
+            group += width;
+        }
+    }
+}
+
+struct Rows<'a, V> {
+    rows: [&'a [f32]; 3],
+    in_stride: usize,
+    in_channels: usize,
+    /// `[(ky, kx, C_in), vectors]`.
+    kernel: &'a [V],
+    bias: &'a [V],
+    vectors: usize,
+}
+
+impl<V: Copy> Rows<'_, V> {
+    /// Output vectors `group..group + NV` of every pixel of the row, `PIXELS` pixels at a time
+    /// (the rest one at a time).
+    #[inline(always)]
+    fn group<S: Simd<f32s = V>, const NV: usize, const PIXELS: usize>(
+        &self,
+        simd: S,
+        group: usize,
+        out: &mut [V],
+    ) {
+        let out_width = out.len() / self.vectors;
+        let mut x = 0;
+        while x + PIXELS <= out_width {
+            self.block::<S, NV, PIXELS>(simd, group, x, out);
+            x += PIXELS;
+        }
+        while x < out_width {
+            self.block::<S, NV, 1>(simd, group, x, out);
+            x += 1;
+        }
+    }
+
+    /// Output pixels `x..x + PIXELS`, vectors `group..group + NV`.
+    #[inline(always)]
+    fn block<S: Simd<f32s = V>, const NV: usize, const PIXELS: usize>(
+        &self,
+        simd: S,
+        group: usize,
+        x: usize,
+        out: &mut [V],
+    ) {
+        let bias: [V; NV] = std::array::from_fn(|v| self.bias[group + v]);
+        let mut acc = [bias; PIXELS];
+        let (in_channels, vectors, stride) = (self.in_channels, self.vectors, self.in_stride);
+        for (ky, row) in self.rows.iter().enumerate() {
+            for kx in 0..3 {
+                let taps =
+                    &self.kernel[(ky * 3 + kx) * in_channels * vectors..][..in_channels * vectors];
+                // Bordered column of output pixel x + p under tap kx: 2(x + p) + kx.
+                let pixels: [&[f32]; PIXELS] = std::array::from_fn(|p| {
+                    let start = (2 * (x + p) + kx) * stride;
+                    &row[start..start + in_channels]
+                });
+                for (channel, weights) in taps.chunks_exact(vectors).enumerate() {
+                    let weights: [V; NV] = std::array::from_fn(|v| weights[group + v]);
+                    for (p, pixel) in pixels.iter().enumerate() {
+                        let value = simd.splat_f32s(pixel[channel]);
+                        for v in 0..NV {
+                            acc[p][v] = simd.mul_add_e_f32s(value, weights[v], acc[p][v]);
+                        }
+                    }
+                }
+            }
+        }
+        let zero = simd.splat_f32s(0.0);
+        for (p, pixel) in acc.iter().enumerate() {
+            for (v, value) in pixel.iter().enumerate() {
+                out[(x + p) * vectors + group + v] = simd.max_f32s(*value, zero);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::{StridedConvConfig, to_rows};
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+
+    /// A stack of `channels.len() - 1` random convolutions and the same layers as tensor modules.
+    fn random_stack(channels: &[usize]) -> (DirectConvStack, Vec<crate::conv::StridedConv>) {
+        let device = Device::flex();
+        let convs: Vec<_> = channels
+            .windows(2)
+            .map(|pair| StridedConvConfig::new([pair[0], pair[1]]).init(&device))
+            .collect();
+        let layers = convs
+            .iter()
+            .map(|conv| conv.host_weights().expect("weights"))
+            .collect();
+        (DirectConvStack::new(layers).expect("stack"), convs)
+    }
+
+    /// The gather + GEMM path of `crate::conv` with ReLUs, channels-last out.
+    fn reference(
+        convs: &[crate::conv::StridedConv],
+        images: Tensor<4>,
+        [batch, height, width]: [usize; 3],
+    ) -> Vec<f32> {
+        let (mut rows, mut height, mut width) = (to_rows(images), height, width);
+        for conv in convs {
+            rows = burn::tensor::activation::relu(conv.forward_rows(rows, [batch, height, width]));
+            (height, width) = (height / 2, width / 2);
+        }
+        rows.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn direct_stack_computes_what_the_gather_gemm_convolutions_compute_in_both_layouts() {
+        // Channel counts off the SIMD width (padding), one layer wider than four vectors of
+        // AVX-512 (several channel groups), and more images than one slice.
+        let channels = [3, 5, 20, 70, 16];
+        let dims = [IMAGES_PER_SLICE + 3, 32, 16];
+        let [batch, height, width] = dims;
+        let (stack, convs) = random_stack(&channels);
+        let images = Tensor::<4>::random(
+            [batch, 3, height, width],
+            Distribution::Uniform(-0.5, 0.5),
+            &Device::flex(),
+        );
+        let expected = reference(&convs, images.clone(), dims);
+        assert_eq!(expected.len(), batch * (height / 16) * (width / 16) * 16);
+
+        let nchw = images.clone().into_data().try_to_vec::<f32>().expect("f32");
+        let direct = stack
+            .forward(&nchw, PixelLayout::ChannelsFirst, dims)
+            .expect("forward");
+        let difference = max_abs_difference(&expected, &direct);
+        assert!(difference < 1e-5, "channels-first differs by {difference}");
+
+        let rows = images
+            .permute([0, 2, 3, 1])
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let from_rows = stack
+            .forward(&rows, PixelLayout::ChannelsLast, dims)
+            .expect("forward");
+        assert_eq!(direct, from_rows, "both layouts give the same values");
+        assert!(
+            expected.iter().any(|v| *v > 0.0),
+            "not all clipped by the ReLU"
+        );
+    }
+
+    #[test]
+    fn encoder_through_direct_convolutions_matches_its_tensor_forward() {
+        let device = Device::flex();
+        let encoder = crate::model::ImageEncoderConfig::new().init(&device);
+        let dims = [3, 64, 64];
+        let images = Tensor::<4>::random([3, 3, 64, 64], Distribution::Uniform(-0.5, 0.5), &device);
+        let expected = encoder
+            .forward(images.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let stack = encoder.direct_stack().expect("stack");
+        let pixels = images.into_data().try_to_vec::<f32>().expect("f32");
+        let direct = encoder
+            .forward_direct(&stack, &pixels, PixelLayout::ChannelsFirst, dims, &device)
+            .expect("forward")
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let difference = max_abs_difference(&expected, &direct);
+        assert!(difference < 1e-5, "features differ by {difference}");
+    }
+
+    #[test]
+    fn direct_stack_gives_the_same_bits_on_one_thread_and_on_several() {
+        let (stack, _) = random_stack(&[3, 32, 32, 64, 64]);
+        let dims = [5, 64, 64];
+        let pixels: Vec<f32> = (0..5 * 3 * 64 * 64)
+            .map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5)
+            .collect();
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| stack.forward(&pixels, PixelLayout::ChannelsFirst, dims))
+                .expect("forward")
+        };
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn direct_stack_refuses_inputs_that_do_not_fit() {
+        let (stack, _) = random_stack(&[3, 8, 8]);
+        let too_short = vec![0.0; 3 * 8 * 8 - 1];
+        assert!(matches!(
+            stack.forward(&too_short, PixelLayout::ChannelsLast, [1, 8, 8]),
+            Err(LearnError::BadInput(_))
+        ));
+        let odd = vec![0.0; 3 * 6 * 6];
+        assert!(matches!(
+            stack.forward(&odd, PixelLayout::ChannelsLast, [1, 6, 6]),
+            Err(LearnError::BadInput(_))
+        ));
+        assert!(matches!(
+            DirectConvStack::new(vec![(vec![0.0; 9 * 3 * 4], vec![0.0; 4], [3, 5])]),
+            Err(LearnError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            DirectConvStack::new(Vec::new()),
+            Err(LearnError::InvalidConfig(_))
+        ));
+        let empty = stack
+            .forward(&[], PixelLayout::ChannelsFirst, [0, 8, 8])
+            .expect("an empty batch");
+        assert!(empty.is_empty());
+    }
+}
