@@ -30,6 +30,7 @@ use burn::tensor::IndexingUpdateOp;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::LearnError;
+use crate::direct::HostConvWeights;
 
 /// Whether the gather + GEMM formulation is used on `device`: on burn's CPU backend (flex).
 /// GPU backends keep burn's own convolution kernels.
@@ -230,18 +231,18 @@ impl StridedConv {
         [rows / 9, out_channels]
     }
 
-    /// The kernel matrix and the bias read to the host, with `[C_in, C_out]`: the layer of a
+    /// The kernel matrix and the bias read to the host: a layer of a
     /// [`crate::direct::DirectConvStack`].
-    pub fn host_weights(&self) -> Result<(Vec<f32>, Vec<f32>, [usize; 2]), LearnError> {
+    pub fn host_weights(&self) -> Result<HostConvWeights, LearnError> {
         let read = |data: TensorData, what: &str| {
             data.try_to_vec::<f32>()
                 .map_err(|e| LearnError::Backend(format!("reading the {what}: {e:?}")))
         };
-        Ok((
-            read(self.kernel.val().into_data(), "convolution kernel")?,
-            read(self.bias.val().into_data(), "convolution bias")?,
-            self.channels(),
-        ))
+        Ok(HostConvWeights {
+            kernel: read(self.kernel.val().into_data(), "convolution kernel")?,
+            bias: read(self.bias.val().into_data(), "convolution bias")?,
+            channels: self.channels(),
+        })
     }
 
     /// The kernel in burn's convolution layout, `[C_out, C_in, 3, 3]`.

@@ -35,14 +35,28 @@ pub enum PixelLayout {
     ChannelsLast,
 }
 
+/// One convolution's weights in host memory, as [`crate::conv::StridedConv`] keeps them.
+#[derive(Debug, Clone)]
+pub struct HostConvWeights {
+    /// The GEMM matrix `[(ky, kx, C_in), C_out]`.
+    pub kernel: Vec<f32>,
+    /// `[C_out]`.
+    pub bias: Vec<f32>,
+    /// `[C_in, C_out]`.
+    pub channels: [usize; 2],
+}
+
 /// One 3×3, stride-2, padding-1 convolution with bias and ReLU.
 #[derive(Debug, Clone)]
 struct DirectConv {
-    in_channels: usize,
+    /// Values per input pixel: the input channels, or the previous layer's `padded_out`.
+    in_stride: usize,
     out_channels: usize,
     /// `out_channels` rounded up to [`CHANNEL_BLOCK`].
     padded_out: usize,
-    /// `[(ky, kx, C_in), padded_out]`.
+    /// `[(ky, kx, in_stride), padded_out]`: zero rows for padded input channels, zero columns
+    /// for padded output channels. For one `ky`, the rows of the three `kx` taps follow each
+    /// other as the three input pixels under them do in a map row.
     kernel: Vec<f32>,
     /// `[padded_out]`.
     bias: Vec<f32>,
@@ -85,17 +99,26 @@ impl BorderedMap {
 }
 
 impl DirectConvStack {
-    /// A stack from each layer's `(kernel, bias, [C_in, C_out])`: the kernel as the GEMM matrix
-    /// `[(ky, kx, C_in), C_out]` (as [`crate::conv::StridedConv`] keeps it), the bias `[C_out]`.
-    pub fn new(layers: Vec<(Vec<f32>, Vec<f32>, [usize; 2])>) -> Result<Self, LearnError> {
-        let Some(&(_, _, [input_channels, _])) = layers.first() else {
+    /// A stack from its layers' weights, first layer first.
+    pub fn new(layers: Vec<HostConvWeights>) -> Result<Self, LearnError> {
+        let Some(&HostConvWeights {
+            channels: [input_channels, _],
+            ..
+        }) = layers.first()
+        else {
             return Err(LearnError::InvalidConfig(
                 "a convolution stack needs at least one layer".into(),
             ));
         };
         let mut expected_in = input_channels;
+        let mut in_stride = input_channels;
         let mut direct = Vec::with_capacity(layers.len());
-        for (index, (kernel, bias, [in_channels, out_channels])) in layers.into_iter().enumerate() {
+        for (index, layer) in layers.into_iter().enumerate() {
+            let HostConvWeights {
+                kernel,
+                bias,
+                channels: [in_channels, out_channels],
+            } = layer;
             if in_channels != expected_in
                 || in_channels == 0
                 || out_channels == 0
@@ -110,23 +133,29 @@ impl DirectConvStack {
                 )));
             }
             let padded_out = out_channels.div_ceil(CHANNEL_BLOCK) * CHANNEL_BLOCK;
-            let mut padded_kernel = vec![0.0; 9 * in_channels * padded_out];
+            let mut padded_kernel = vec![0.0; 9 * in_stride * padded_out];
             for (from, to) in kernel
-                .chunks_exact(out_channels)
-                .zip(padded_kernel.chunks_exact_mut(padded_out))
+                .chunks_exact(in_channels * out_channels)
+                .zip(padded_kernel.chunks_exact_mut(in_stride * padded_out))
             {
-                to[..out_channels].copy_from_slice(from);
+                for (from, to) in from
+                    .chunks_exact(out_channels)
+                    .zip(to.chunks_exact_mut(padded_out))
+                {
+                    to[..out_channels].copy_from_slice(from);
+                }
             }
             let mut padded_bias = vec![0.0; padded_out];
             padded_bias[..out_channels].copy_from_slice(&bias);
             direct.push(DirectConv {
-                in_channels,
+                in_stride,
                 out_channels,
                 padded_out,
                 kernel: padded_kernel,
                 bias: padded_bias,
             });
             expected_in = out_channels;
+            in_stride = padded_out;
         }
         Ok(Self {
             layers: direct,
@@ -255,6 +284,7 @@ fn fill_input(map: &mut BorderedMap, images: &[f32], layout: PixelLayout, count:
 impl DirectConv {
     /// `input` (`count` images) → interior of `output`, through the ReLU.
     fn forward(&self, arch: Arch, input: &BorderedMap, output: &mut BorderedMap, count: usize) {
+        debug_assert_eq!(input.stride, self.in_stride);
         let (image_len, row_len) = (output.image_len(), output.row_len());
         let (in_image, in_row) = (input.image_len(), input.row_len());
         let out_height = output.height;
@@ -278,7 +308,6 @@ impl DirectConv {
                         &input.values[first + in_row..first + 2 * in_row],
                         &input.values[first + 2 * in_row..first + 3 * in_row],
                     ],
-                    in_stride: input.stride,
                     out: &mut row[output.stride..],
                 });
             });
@@ -290,8 +319,6 @@ struct RowKernel<'a> {
     conv: &'a DirectConv,
     /// The three bordered input rows under the output row.
     rows: [&'a [f32]; 3],
-    /// Values per input pixel.
-    in_stride: usize,
     /// The output row's pixels, `padded_out` values each.
     out: &'a mut [f32],
 }
@@ -308,8 +335,7 @@ impl WithSimd for RowKernel<'_> {
         let (out, _) = S::as_mut_simd_f32s(self.out);
         let rows = Rows {
             rows: self.rows,
-            in_stride: self.in_stride,
-            in_channels: self.conv.in_channels,
+            in_stride: self.conv.in_stride,
             kernel,
             bias,
             vectors,
@@ -336,8 +362,7 @@ impl WithSimd for RowKernel<'_> {
 struct Rows<'a, V> {
     rows: [&'a [f32]; 3],
     in_stride: usize,
-    in_channels: usize,
-    /// `[(ky, kx, C_in), vectors]`.
+    /// `[(ky, kx, in_stride), vectors]`.
     kernel: &'a [V],
     bias: &'a [V],
     vectors: usize,
@@ -376,23 +401,22 @@ impl<V: Copy> Rows<'_, V> {
     ) {
         let bias: [V; NV] = std::array::from_fn(|v| self.bias[group + v]);
         let mut acc = [bias; PIXELS];
-        let (in_channels, vectors, stride) = (self.in_channels, self.vectors, self.in_stride);
+        let (vectors, stride) = (self.vectors, self.in_stride);
+        // Under one kernel row, output pixel x + p reads the three input pixels from bordered
+        // column 2(x + p): `3 · stride` consecutive values, against `3 · stride` kernel rows.
+        let taps_len = 3 * stride;
         for (ky, row) in self.rows.iter().enumerate() {
-            for kx in 0..3 {
-                let taps =
-                    &self.kernel[(ky * 3 + kx) * in_channels * vectors..][..in_channels * vectors];
-                // Bordered column of output pixel x + p under tap kx: 2(x + p) + kx.
-                let pixels: [&[f32]; PIXELS] = std::array::from_fn(|p| {
-                    let start = (2 * (x + p) + kx) * stride;
-                    &row[start..start + in_channels]
-                });
-                for (channel, weights) in taps.chunks_exact(vectors).enumerate() {
-                    let weights: [V; NV] = std::array::from_fn(|v| weights[group + v]);
-                    for (p, pixel) in pixels.iter().enumerate() {
-                        let value = simd.splat_f32s(pixel[channel]);
-                        for v in 0..NV {
-                            acc[p][v] = simd.mul_add_e_f32s(value, weights[v], acc[p][v]);
-                        }
+            let taps = &self.kernel[ky * taps_len * vectors..][..taps_len * vectors];
+            let windows: [&[f32]; PIXELS] = std::array::from_fn(|p| {
+                let start = 2 * (x + p) * stride;
+                &row[start..start + taps_len]
+            });
+            for (tap, weights) in (0..taps_len).zip(taps.chunks_exact(vectors)) {
+                let weights: [V; NV] = std::array::from_fn(|v| weights[group + v]);
+                for (p, window) in windows.iter().enumerate() {
+                    let value = simd.splat_f32s(window[tap]);
+                    for v in 0..NV {
+                        acc[p][v] = simd.mul_add_e_f32s(value, weights[v], acc[p][v]);
                     }
                 }
             }
@@ -542,7 +566,11 @@ mod tests {
             Err(LearnError::BadInput(_))
         ));
         assert!(matches!(
-            DirectConvStack::new(vec![(vec![0.0; 9 * 3 * 4], vec![0.0; 4], [3, 5])]),
+            DirectConvStack::new(vec![HostConvWeights {
+                kernel: vec![0.0; 9 * 3 * 4],
+                bias: vec![0.0; 4],
+                channels: [3, 5],
+            }]),
             Err(LearnError::InvalidConfig(_))
         ));
         assert!(matches!(

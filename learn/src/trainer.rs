@@ -12,6 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::LearnError;
@@ -383,6 +384,29 @@ pub struct Batch {
     pub actions: Vec<f32>,
 }
 
+/// One sequence's part of every [`Batch`] buffer, filled by one task of `sample_batch`.
+struct SequenceSlots<'a> {
+    view_a: &'a mut [f32],
+    view_b: &'a mut [f32],
+    positive: &'a mut [f32],
+    masked: &'a mut [f32],
+    future: &'a mut [f32],
+    proprio: &'a mut [f32],
+    actions: &'a mut [f32],
+    offset: &'a mut usize,
+}
+
+/// `buffer` cut into `count` equal parts, one per sequence (empty parts for an empty buffer: an
+/// objective that is off, or no forward horizon).
+fn per_sequence(buffer: &mut [f32], count: usize) -> Vec<&mut [f32]> {
+    let len = buffer.len() / count.max(1);
+    if len == 0 {
+        (0..count).map(|_| <&mut [f32]>::default()).collect()
+    } else {
+        buffer.chunks_mut(len).collect()
+    }
+}
+
 /// The losses of one step (0 for disabled objectives).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Losses {
@@ -735,68 +759,100 @@ impl Trainer {
             actions: vec![0.0; batch * horizon * ACTION_DIM],
         };
         let window = c.objectives.contrastive.temporal_window.max(1);
-        for (b, start) in starts.iter().enumerate() {
-            let at = |offset: usize| -> Result<&Transition, LearnError> {
-                self.replay
-                    .get(start + offset)
-                    .ok_or(LearnError::NotEnoughData {
-                        have: self.replay.len(),
+        // Sequences are filled in parallel, each from its own random stream seeded from the
+        // trainer's: the batch depends on the seed, not on the thread count.
+        let seeds: Vec<u64> = starts.iter().map(|_| self.rng.random()).collect();
+        let slots: Vec<SequenceSlots<'_>> = per_sequence(&mut out.view_a, batch)
+            .into_iter()
+            .zip(per_sequence(&mut out.view_b, batch))
+            .zip(per_sequence(&mut out.positive, batch))
+            .zip(per_sequence(&mut out.masked, batch))
+            .zip(per_sequence(&mut out.future, batch))
+            .zip(per_sequence(&mut out.proprio, batch))
+            .zip(per_sequence(&mut out.actions, batch))
+            .zip(out.temporal_offsets.iter_mut())
+            .map(
+                |(
+                    ((((((view_a, view_b), positive), masked), future), proprio), actions),
+                    offset,
+                )| {
+                    SequenceSlots {
+                        view_a,
+                        view_b,
+                        positive,
+                        masked,
+                        future,
+                        proprio,
+                        actions,
+                        offset,
+                    }
+                },
+            )
+            .collect();
+        let replay = &self.replay;
+        slots
+            .into_par_iter()
+            .zip(starts.par_iter())
+            .zip(seeds.par_iter())
+            .try_for_each(|((slots, &start), &seed)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let at = |offset: usize| -> Result<&Transition, LearnError> {
+                    replay.get(start + offset).ok_or(LearnError::NotEnoughData {
+                        have: replay.len(),
                         need: start + offset + 1,
                     })
-            };
-            let first = at(0)?;
-            let slot = b * image_len..(b + 1) * image_len;
-            for view in [&mut out.view_a, &mut out.view_b] {
-                augment_into(
-                    &first.image,
-                    width,
-                    height,
-                    &c.augment,
-                    &mut self.rng,
-                    &mut view[slot.clone()],
-                );
-            }
-            if masked_on {
-                out.masked[slot.clone()].copy_from_slice(&out.view_a[slot.clone()]);
-                mask_patches(
-                    &mut out.masked[slot.clone()],
-                    width,
-                    height,
-                    c.objectives.masked.patch_px,
-                    c.objectives.masked.ratio,
-                    &mut self.rng,
-                );
-            }
-            if contrastive_on {
-                let delta = self.rng.random_range(1..=window);
-                out.temporal_offsets[b] = delta;
-                augment_into(
-                    &at(delta)?.image,
-                    width,
-                    height,
-                    &c.augment,
-                    &mut self.rng,
-                    &mut out.positive[slot.clone()],
-                );
-            }
-            for offset in 0..=horizon {
-                let t = at(offset)?;
-                let p = (b * (horizon + 1) + offset) * proprio_dim;
-                if c.model.encoder.proprio_dim > 0 {
-                    out.proprio[p..p + proprio_dim].copy_from_slice(&t.proprio);
+                };
+                let first = at(0)?;
+                for view in [&mut *slots.view_a, &mut *slots.view_b] {
+                    augment_into(&first.image, width, height, &c.augment, &mut rng, view);
                 }
-                if offset < horizon {
-                    let a = (b * horizon + offset) * ACTION_DIM;
-                    for k in 0..ACTION_DIM {
-                        out.actions[a + k] = t.action[k] / c.action_scale[k];
+                if masked_on {
+                    slots.masked.copy_from_slice(slots.view_a);
+                    mask_patches(
+                        slots.masked,
+                        width,
+                        height,
+                        c.objectives.masked.patch_px,
+                        c.objectives.masked.ratio,
+                        &mut rng,
+                    );
+                }
+                if contrastive_on {
+                    let delta = rng.random_range(1..=window);
+                    *slots.offset = delta;
+                    augment_into(
+                        &at(delta)?.image,
+                        width,
+                        height,
+                        &c.augment,
+                        &mut rng,
+                        slots.positive,
+                    );
+                }
+                for offset in 0..=horizon {
+                    let t = at(offset)?;
+                    if c.model.encoder.proprio_dim > 0 {
+                        slots.proprio[offset * proprio_dim..(offset + 1) * proprio_dim]
+                            .copy_from_slice(&t.proprio);
+                    }
+                    if offset < horizon {
+                        for k in 0..ACTION_DIM {
+                            slots.actions[offset * ACTION_DIM + k] =
+                                t.action[k] / c.action_scale[k];
+                        }
+                    }
+                    if offset >= 1 {
+                        let frame = (offset - 1) * image_len;
+                        plain_into(
+                            &t.image,
+                            width,
+                            height,
+                            &mut slots.future[frame..frame + image_len],
+                        );
                     }
                 }
-                if offset >= 1 {
-                    let f = (b * horizon + offset - 1) * image_len;
-                    plain_into(&t.image, width, height, &mut out.future[f..f + image_len]);
-                }
-            }
-        }
+                Ok::<(), LearnError>(())
+            })?;
         Ok(out)
     }
 

@@ -307,6 +307,63 @@ fn bad_configs_are_refused() {
 /// for the same weights the embeddings match flex within 1e-3 (absolute, embeddings are
 /// LayerNorm-scaled to about unit variance).
 #[test]
+fn batches_hold_their_sequences_and_do_not_depend_on_the_thread_count() {
+    use autodidact_learn::augment::plain_into;
+    let _serial = serial();
+    let sample = |threads: usize| {
+        let mut trainer = filled_trainer(small_config(5));
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+            .install(|| trainer.sample_batch())
+            .expect("batch")
+    };
+    let (one, two) = (sample(1), sample(2));
+    assert_eq!(one.view_a, two.view_a);
+    assert_eq!(one.view_b, two.view_b);
+    assert_eq!(one.positive, two.positive);
+    assert_eq!(one.masked, two.masked);
+    assert_eq!(one.future, two.future);
+    assert_eq!(one.temporal_offsets, two.temporal_offsets);
+    assert_eq!(
+        (one.proprio.clone(), one.actions.clone()),
+        (two.proprio, two.actions)
+    );
+
+    // Every sequence's future frames are the plain frames following one point of the
+    // exploration run, with their proprio: the batch is made of real sequences.
+    let config = small_config(5);
+    let horizon = config.forward_horizon();
+    let samples = explore(&sim_config(SIDE as u32), 3, 120);
+    let image_len = 3 * SIDE * SIDE;
+    let plain: Vec<Vec<f32>> = samples
+        .iter()
+        .map(|s| {
+            let mut out = vec![0.0; image_len];
+            plain_into(&s.transition.image, SIDE, SIDE, &mut out);
+            out
+        })
+        .collect();
+    assert_eq!(one.size, config.batch_size);
+    for (b, future) in one.future.chunks(horizon * image_len).enumerate() {
+        let proprio = &one.proprio[b * (horizon + 1) * PROPRIO_DIM..][..PROPRIO_DIM];
+        // A start whose following frames and proprio are this sequence's (the robot may stand
+        // still, so a frame can occur more than once).
+        let found = (0..plain.len() - horizon).any(|start| {
+            future
+                .chunks(image_len)
+                .enumerate()
+                .all(|(step, frame)| frame == plain[start + 1 + step].as_slice())
+                && proprio == samples[start].transition.proprio.as_slice()
+        });
+        assert!(found, "sequence {b} is not a recorded sequence");
+    }
+    // The two views are drawn apart (a shift of up to 2 px: some pairs coincide).
+    assert_ne!(one.view_a, one.view_b);
+}
+
+#[test]
 fn cpu_snapshot_embeds_what_the_published_encoder_computes_on_tensors() {
     use autodidact_learn::augment::plain_into;
     use burn::prelude::*;
