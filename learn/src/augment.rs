@@ -4,6 +4,7 @@
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Augmentation strengths for the contrastive views.
@@ -68,6 +69,26 @@ pub fn plain_into(image: &[u8], width: usize, height: usize, out: &mut [f32]) {
     for (((rgb, r), g), b) in pixels {
         (*r, *g, *b) = (centred(rgb[0]), centred(rgb[1]), centred(rgb[2]));
     }
+}
+
+/// Images from `[B, 3, H, W]` to channels-last rows `[B·H·W, 3]` (`plane` = `H·W`), the layout
+/// the CPU convolutions take.
+pub fn channels_last(images: &[f32], plane: usize) -> Vec<f32> {
+    let mut rows = vec![0.0; images.len()];
+    let image_len = 3 * plane.max(1);
+    rows.par_chunks_mut(image_len)
+        .zip(images.par_chunks(image_len))
+        .for_each(|(rows, image)| {
+            let (red, rest) = image.split_at(plane);
+            let (green, blue) = rest.split_at(plane);
+            for (pixel, ((r, g), b)) in rows
+                .chunks_exact_mut(3)
+                .zip(red.iter().zip(green).zip(blue))
+            {
+                pixel.copy_from_slice(&[*r, *g, *b]);
+            }
+        });
+    rows
 }
 
 /// Like [`plain_into`], with a random shift and colour jitter drawn from `rng`.
@@ -167,6 +188,21 @@ mod tests {
         assert_eq!(out, [0.5, -0.5, -0.5, -0.5, -0.5, 0.5]);
         plain_rows_into(&image, &mut out);
         assert_eq!(out, [0.5, -0.5, -0.5, -0.5, -0.5, 0.5]);
+    }
+
+    #[test]
+    fn channels_last_turns_a_batch_of_chw_images_into_rows() {
+        // Two 3×2 images with distinct bytes.
+        let images: Vec<Vec<u8>> = (0..2u8)
+            .map(|i| (0..18u8).map(|v| v * 13 + i * 7).collect())
+            .collect();
+        let mut chw = vec![0.0; 2 * 18];
+        let mut rows = vec![0.0; 2 * 18];
+        for (index, image) in images.iter().enumerate() {
+            plain_into(image, 3, 2, &mut chw[index * 18..(index + 1) * 18]);
+            plain_rows_into(image, &mut rows[index * 18..(index + 1) * 18]);
+        }
+        assert_eq!(channels_last(&chw, 6), rows);
     }
 
     #[test]

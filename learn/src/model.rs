@@ -286,6 +286,15 @@ impl StateEncoder {
         self.activation.forward(self.image.forward(images))
     }
 
+    /// [`Self::image_features`] from channels-last pixel rows (see [`ImageEncoder::forward_rows`]).
+    ///
+    /// # Shapes
+    /// - `rows`: `[B·H·W, 3]`, `dims` = `[B, H, W]`
+    /// - output: `[B, feature_dim]`
+    pub fn image_features_rows(&self, rows: Tensor<2>, dims: [usize; 3]) -> Tensor<2> {
+        self.activation.forward(self.image.forward_rows(rows, dims))
+    }
+
     /// [`Self::image_features`] through direct CPU convolutions (see
     /// [`ImageEncoder::forward_direct`]).
     ///
@@ -491,7 +500,8 @@ impl Decoder {
         let [batch, _] = state.dims();
         let x = self.activation.forward(self.project.forward(state));
         if crate::conv::gather_gemm_on(&x.device()) {
-            return self.upsample_gather_gemm(x, batch);
+            let (rows, [height, width]) = self.upsample_gather_gemm(x, batch);
+            return crate::conv::from_rows(rows, [batch, height, width]);
         }
         let mut x: Tensor<4> = x.reshape([batch, self.base_channels, self.grid[0], self.grid[1]]);
         let last = self.ups.len().saturating_sub(1);
@@ -504,9 +514,25 @@ impl Decoder {
         activation::sigmoid(x) - 0.5
     }
 
+    /// [`Self::forward`] as channels-last pixel rows, the layout the CPU path computes in (on GPU
+    /// backends, [`Self::forward`] transposed).
+    ///
+    /// # Shapes
+    /// - `state`: `[B, D]`
+    /// - output: `[B·H·W, 3]`, in `(-0.5, 0.5)`
+    pub fn forward_rows(&self, state: Tensor<2>) -> Tensor<2> {
+        let [batch, _] = state.dims();
+        if !crate::conv::gather_gemm_on(&state.device()) {
+            return crate::conv::to_rows(self.forward(state));
+        }
+        let x = self.activation.forward(self.project.forward(state));
+        self.upsample_gather_gemm(x, batch).0
+    }
+
     /// The transposed convolutions of [`Self::forward`] as GEMM + scatter-add on channels-last
-    /// rows (see [`crate::conv`]), from the projected `[B, C·h·w]` features.
-    fn upsample_gather_gemm(&self, projected: Tensor<2>, batch: usize) -> Tensor<4> {
+    /// rows (see [`crate::conv`]), from the projected `[B, C·h·w]` features; with the output's
+    /// `[H, W]`.
+    fn upsample_gather_gemm(&self, projected: Tensor<2>, batch: usize) -> (Tensor<2>, [usize; 2]) {
         let [mut height, mut width] = self.grid;
         let mut rows = projected
             .reshape([batch, self.base_channels, height * width])
@@ -520,7 +546,7 @@ impl Decoder {
                 rows = self.activation.forward(rows);
             }
         }
-        activation::sigmoid(crate::conv::from_rows(rows, [batch, height, width])) - 0.5
+        (activation::sigmoid(rows) - 0.5, [height, width])
     }
 }
 

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::LearnError;
-use crate::augment::{AugmentConfig, augment_into, mask_patches, plain_into};
+use crate::augment::{AugmentConfig, augment_into, channels_last, mask_patches, plain_into};
 use crate::device::BackendChoice;
 use crate::direct::PixelLayout;
 use crate::inference::{DynamicsSnapshot, EncoderHandle, EncoderSnapshot};
@@ -994,9 +994,20 @@ impl Trainer {
         });
 
         // Online branch.
-        let view_a = images(batch.view_a.clone(), b, ad);
+        // The online branch takes view A as channels-last rows, the CPU convolutions' layout; the
+        // reconstruction is compared in the same layout.
+        let view_a = Tensor::<2>::from_data(
+            TensorData::new(
+                channels_last(&batch.view_a, width * height),
+                [b * height * width, 3],
+            ),
+            ad,
+        );
         let proprio_online = Tensor::from_inner(proprio_now.clone());
-        let online_features = self.model.encoder.image_features(view_a.clone());
+        let online_features = self
+            .model
+            .encoder
+            .image_features_rows(view_a.clone(), [b, height, width]);
         let state = self
             .model
             .encoder
@@ -1088,7 +1099,7 @@ impl Trainer {
         if o.reconstruction.enabled
             && let Some(decoder) = &self.model.decoder
         {
-            let reconstruction = (decoder.forward(state.clone()) - view_a.clone())
+            let reconstruction = (decoder.forward_rows(state.clone()) - view_a.clone())
                 .square()
                 .mean();
             add(
