@@ -183,6 +183,17 @@ impl DirectConvStack {
         &self,
         pixels: &[f32],
         layout: PixelLayout,
+        dims: [usize; 3],
+    ) -> Result<Vec<f32>, LearnError> {
+        self.forward_on(Arch::new(), pixels, layout, dims)
+    }
+
+    /// [`Self::forward`] with the instruction set `arch`.
+    fn forward_on(
+        &self,
+        arch: Arch,
+        pixels: &[f32],
+        layout: PixelLayout,
         [batch, height, width]: [usize; 3],
     ) -> Result<Vec<f32>, LearnError> {
         let factor = self.downsample();
@@ -223,7 +234,6 @@ impl DirectConvStack {
                 layer.padded_out,
             ));
         }
-        let arch = Arch::new();
         for (images, out) in pixels
             .chunks(slice * image_len)
             .zip(output.chunks_mut(slice * out_image))
@@ -532,6 +542,38 @@ mod tests {
             .expect("f32");
         let difference = max_abs_difference(&expected, &direct);
         assert!(difference < 1e-5, "features differ by {difference}");
+    }
+
+    /// Every instruction set the kernels can be dispatched to on this machine (AVX-512,
+    /// AVX2+FMA, scalar) computes the same convolutions; each has its own block sizes.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn direct_stack_computes_the_same_with_every_instruction_set() {
+        let channels = [3, 5, 20, 70, 16];
+        let dims = [3, 16, 32];
+        let [batch, height, width] = dims;
+        let (stack, convs) = random_stack(&channels);
+        let images = Tensor::<4>::random(
+            [batch, 3, height, width],
+            Distribution::Uniform(-0.5, 0.5),
+            &Device::flex(),
+        );
+        let expected = reference(&convs, images.clone(), dims);
+        let pixels = images.into_data().try_to_vec::<f32>().expect("f32");
+        let mut arches = vec![("scalar", Arch::Scalar)];
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            arches.push(("AVX2+FMA", Arch::V3(simd)));
+        }
+        if let Some(simd) = pulp::x86::V4::try_new() {
+            arches.push(("AVX-512", Arch::V4(simd)));
+        }
+        for (name, arch) in arches {
+            let direct = stack
+                .forward_on(arch, &pixels, PixelLayout::ChannelsFirst, dims)
+                .expect("forward");
+            let difference = max_abs_difference(&expected, &direct);
+            assert!(difference < 1e-5, "{name} differs by {difference}");
+        }
     }
 
     #[test]
