@@ -173,29 +173,28 @@ impl DirectConvStack {
         1 << self.layers.len()
     }
 
-    /// Runs the stack on `pixels`.
+    /// Runs the stack on the images of `parts`, one after the other: a batch held in several
+    /// buffers is encoded in one pass, its feature maps allocated once.
     ///
     /// # Shapes
-    /// - `pixels`: `[B, C, H, W]` or `[B, H, W, C]` (see `layout`), `[batch, height, width]` =
-    ///   `[B, H, W]`, H and W multiples of [`Self::downsample`]
-    /// - output: channels-last `[B, H/f, W/f, C_out]` with `f` = [`Self::downsample`]
+    /// - `parts`: each `[B_i, C, H, W]` or `[B_i, H, W, C]` (see `layout`), `[height, width]` =
+    ///   `[H, W]`, multiples of [`Self::downsample`]
+    /// - output: channels-last `[ΣB_i, H/f, W/f, C_out]` with `f` = [`Self::downsample`]
     pub fn forward(
         &self,
-        pixels: &[f32],
+        parts: &[&[f32]],
         layout: PixelLayout,
-        dims: [usize; 3],
+        dims: [usize; 2],
     ) -> Result<Vec<f32>, LearnError> {
-        self.forward_on(Arch::new(), pixels, layout, dims)
+        self.forward_on(Arch::new(), parts, layout, dims)
     }
 
-    /// [`Self::forward`] with the instruction set `arch`.
-    fn forward_on(
+    /// Images in `parts` of `[height, width]` pixels, or the reason they do not fit the stack.
+    pub fn image_count(
         &self,
-        arch: Arch,
-        pixels: &[f32],
-        layout: PixelLayout,
-        [batch, height, width]: [usize; 3],
-    ) -> Result<Vec<f32>, LearnError> {
+        parts: &[&[f32]],
+        [height, width]: [usize; 2],
+    ) -> Result<usize, LearnError> {
         let factor = self.downsample();
         let channels = self.input_channels;
         if height == 0
@@ -209,12 +208,30 @@ impl DirectConvStack {
             )));
         }
         let image_len = channels * height * width;
-        if pixels.len() != batch * image_len {
-            return Err(LearnError::BadInput(format!(
-                "{} pixel values for {batch} images of {width}x{height}x{channels}",
-                pixels.len()
-            )));
-        }
+        parts.iter().try_fold(0, |count, part| {
+            if part.len().is_multiple_of(image_len) {
+                Ok(count + part.len() / image_len)
+            } else {
+                Err(LearnError::BadInput(format!(
+                    "{} pixel values are no whole number of {width}x{height}x{channels} images",
+                    part.len()
+                )))
+            }
+        })
+    }
+
+    /// [`Self::forward`] with the instruction set `arch`.
+    fn forward_on(
+        &self,
+        arch: Arch,
+        parts: &[&[f32]],
+        layout: PixelLayout,
+        [height, width]: [usize; 2],
+    ) -> Result<Vec<f32>, LearnError> {
+        let batch = self.image_count(parts, [height, width])?;
+        let factor = self.downsample();
+        let channels = self.input_channels;
+        let image_len = channels * height * width;
         let (out_height, out_width) = (height / factor, width / factor);
         let out_channels = self.out_channels();
         let out_image = out_height * out_width * out_channels;
@@ -234,11 +251,11 @@ impl DirectConvStack {
                 layer.padded_out,
             ));
         }
-        for (images, out) in pixels
-            .chunks(slice * image_len)
-            .zip(output.chunks_mut(slice * out_image))
-        {
+        let mut out_start = 0;
+        for images in parts.iter().flat_map(|part| part.chunks(slice * image_len)) {
             let count = images.len() / image_len;
+            let out = &mut output[out_start..out_start + count * out_image];
+            out_start += count * out_image;
             fill_input(&mut maps[0], images, layout, count);
             for (index, layer) in self.layers.iter().enumerate() {
                 let (before, after) = maps.split_at_mut(index + 1);
@@ -447,8 +464,16 @@ mod tests {
     use burn::prelude::*;
     use burn::tensor::Distribution;
 
-    /// A stack of `channels.len() - 1` random convolutions and the same layers as tensor modules.
-    fn random_stack(channels: &[usize]) -> (DirectConvStack, Vec<crate::conv::StridedConv>) {
+    /// A stack of random convolutions with `channels` (input first), random NCHW images of
+    /// `[batch, height, width]`, and what the gather + GEMM path of `crate::conv` computes on
+    /// them (with the ReLUs, channels-last out).
+    struct Case {
+        stack: DirectConvStack,
+        images: Tensor<4>,
+        expected: Vec<f32>,
+    }
+
+    fn random_case(channels: &[usize], [batch, height, width]: [usize; 3]) -> Case {
         let device = Device::flex();
         let convs: Vec<_> = channels
             .windows(2)
@@ -458,21 +483,26 @@ mod tests {
             .iter()
             .map(|conv| conv.host_weights().expect("weights"))
             .collect();
-        (DirectConvStack::new(layers).expect("stack"), convs)
+        let images = Tensor::<4>::random(
+            [batch, channels[0], height, width],
+            Distribution::Uniform(-0.5, 0.5),
+            &device,
+        );
+        let (mut rows, mut side) = (to_rows(images.clone()), [height, width]);
+        for conv in &convs {
+            rows =
+                burn::tensor::activation::relu(conv.forward_rows(rows, [batch, side[0], side[1]]));
+            side = [side[0] / 2, side[1] / 2];
+        }
+        Case {
+            stack: DirectConvStack::new(layers).expect("stack"),
+            images,
+            expected: rows.into_data().try_to_vec::<f32>().expect("f32"),
+        }
     }
 
-    /// The gather + GEMM path of `crate::conv` with ReLUs, channels-last out.
-    fn reference(
-        convs: &[crate::conv::StridedConv],
-        images: Tensor<4>,
-        [batch, height, width]: [usize; 3],
-    ) -> Vec<f32> {
-        let (mut rows, mut height, mut width) = (to_rows(images), height, width);
-        for conv in convs {
-            rows = burn::tensor::activation::relu(conv.forward_rows(rows, [batch, height, width]));
-            (height, width) = (height / 2, width / 2);
-        }
-        rows.into_data().try_to_vec::<f32>().expect("f32")
+    fn values(tensor: Tensor<4>) -> Vec<f32> {
+        tensor.into_data().try_to_vec::<f32>().expect("f32")
     }
 
     fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
@@ -487,36 +517,43 @@ mod tests {
     fn direct_stack_computes_what_the_gather_gemm_convolutions_compute_in_both_layouts() {
         // Channel counts off the SIMD width (padding), one layer wider than four vectors of
         // AVX-512 (several channel groups), and more images than one slice.
-        let channels = [3, 5, 20, 70, 16];
-        let dims = [IMAGES_PER_SLICE + 3, 32, 16];
-        let [batch, height, width] = dims;
-        let (stack, convs) = random_stack(&channels);
-        let images = Tensor::<4>::random(
-            [batch, 3, height, width],
-            Distribution::Uniform(-0.5, 0.5),
-            &Device::flex(),
+        let [batch, height, width] = [IMAGES_PER_SLICE + 3, 32, 16];
+        let case = random_case(&[3, 5, 20, 70, 16], [batch, height, width]);
+        assert_eq!(
+            case.expected.len(),
+            batch * (height / 16) * (width / 16) * 16
         );
-        let expected = reference(&convs, images.clone(), dims);
-        assert_eq!(expected.len(), batch * (height / 16) * (width / 16) * 16);
 
-        let nchw = images.clone().into_data().try_to_vec::<f32>().expect("f32");
-        let direct = stack
-            .forward(&nchw, PixelLayout::ChannelsFirst, dims)
+        let nchw = values(case.images.clone());
+        let direct = case
+            .stack
+            .forward(&[&nchw], PixelLayout::ChannelsFirst, [height, width])
             .expect("forward");
-        let difference = max_abs_difference(&expected, &direct);
+        let difference = max_abs_difference(&case.expected, &direct);
         assert!(difference < 1e-5, "channels-first differs by {difference}");
 
-        let rows = images
-            .permute([0, 2, 3, 1])
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
-        let from_rows = stack
-            .forward(&rows, PixelLayout::ChannelsLast, dims)
+        let rows = values(case.images.permute([0, 2, 3, 1]));
+        let from_rows = case
+            .stack
+            .forward(&[&rows], PixelLayout::ChannelsLast, [height, width])
             .expect("forward");
         assert_eq!(direct, from_rows, "both layouts give the same values");
+
+        // The same batch held in three buffers, split off the slice boundaries.
+        let image_len = 3 * height * width;
+        let (first, rest) = nchw.split_at(5 * image_len);
+        let (second, third) = rest.split_at((IMAGES_PER_SLICE - 3) * image_len);
+        let from_parts = case
+            .stack
+            .forward(
+                &[first, second, third],
+                PixelLayout::ChannelsFirst,
+                [height, width],
+            )
+            .expect("forward");
+        assert_eq!(direct, from_parts, "a batch in parts gives the same values");
         assert!(
-            expected.iter().any(|v| *v > 0.0),
+            case.expected.iter().any(|v| *v > 0.0),
             "not all clipped by the ReLU"
         );
     }
@@ -525,7 +562,6 @@ mod tests {
     fn encoder_through_direct_convolutions_matches_its_tensor_forward() {
         let device = Device::flex();
         let encoder = crate::model::ImageEncoderConfig::new().init(&device);
-        let dims = [3, 64, 64];
         let images = Tensor::<4>::random([3, 3, 64, 64], Distribution::Uniform(-0.5, 0.5), &device);
         let expected = encoder
             .forward(images.clone())
@@ -533,9 +569,15 @@ mod tests {
             .try_to_vec::<f32>()
             .expect("f32");
         let stack = encoder.direct_stack().expect("stack");
-        let pixels = images.into_data().try_to_vec::<f32>().expect("f32");
+        let pixels = values(images);
         let direct = encoder
-            .forward_direct(&stack, &pixels, PixelLayout::ChannelsFirst, dims, &device)
+            .forward_direct(
+                &stack,
+                &[&pixels],
+                PixelLayout::ChannelsFirst,
+                [64, 64],
+                &device,
+            )
             .expect("forward")
             .into_data()
             .try_to_vec::<f32>()
@@ -549,17 +591,8 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn direct_stack_computes_the_same_with_every_instruction_set() {
-        let channels = [3, 5, 20, 70, 16];
-        let dims = [3, 16, 32];
-        let [batch, height, width] = dims;
-        let (stack, convs) = random_stack(&channels);
-        let images = Tensor::<4>::random(
-            [batch, 3, height, width],
-            Distribution::Uniform(-0.5, 0.5),
-            &Device::flex(),
-        );
-        let expected = reference(&convs, images.clone(), dims);
-        let pixels = images.into_data().try_to_vec::<f32>().expect("f32");
+        let case = random_case(&[3, 5, 20, 70, 16], [3, 16, 32]);
+        let pixels = values(case.images);
         let mut arches = vec![("scalar", Arch::Scalar)];
         if let Some(simd) = pulp::x86::V3::try_new() {
             arches.push(("AVX2+FMA", Arch::V3(simd)));
@@ -568,27 +601,28 @@ mod tests {
             arches.push(("AVX-512", Arch::V4(simd)));
         }
         for (name, arch) in arches {
-            let direct = stack
-                .forward_on(arch, &pixels, PixelLayout::ChannelsFirst, dims)
+            let direct = case
+                .stack
+                .forward_on(arch, &[&pixels], PixelLayout::ChannelsFirst, [16, 32])
                 .expect("forward");
-            let difference = max_abs_difference(&expected, &direct);
+            let difference = max_abs_difference(&case.expected, &direct);
             assert!(difference < 1e-5, "{name} differs by {difference}");
         }
     }
 
     #[test]
     fn direct_stack_gives_the_same_bits_on_one_thread_and_on_several() {
-        let (stack, _) = random_stack(&[3, 32, 32, 64, 64]);
-        let dims = [5, 64, 64];
-        let pixels: Vec<f32> = (0..5 * 3 * 64 * 64)
-            .map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5)
-            .collect();
+        let case = random_case(&[3, 32, 32, 64, 64], [5, 64, 64]);
+        let pixels = values(case.images);
         let run = |threads: usize| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .expect("pool")
-                .install(|| stack.forward(&pixels, PixelLayout::ChannelsFirst, dims))
+                .install(|| {
+                    case.stack
+                        .forward(&[&pixels], PixelLayout::ChannelsFirst, [64, 64])
+                })
                 .expect("forward")
         };
         assert_eq!(run(1), run(3));
@@ -596,15 +630,16 @@ mod tests {
 
     #[test]
     fn direct_stack_refuses_inputs_that_do_not_fit() {
-        let (stack, _) = random_stack(&[3, 8, 8]);
+        let case = random_case(&[3, 8, 8], [1, 8, 8]);
+        let stack = case.stack;
         let too_short = vec![0.0; 3 * 8 * 8 - 1];
         assert!(matches!(
-            stack.forward(&too_short, PixelLayout::ChannelsLast, [1, 8, 8]),
+            stack.forward(&[&too_short], PixelLayout::ChannelsLast, [8, 8]),
             Err(LearnError::BadInput(_))
         ));
         let odd = vec![0.0; 3 * 6 * 6];
         assert!(matches!(
-            stack.forward(&odd, PixelLayout::ChannelsLast, [1, 6, 6]),
+            stack.forward(&[&odd], PixelLayout::ChannelsLast, [6, 6]),
             Err(LearnError::BadInput(_))
         ));
         assert!(matches!(
@@ -620,7 +655,7 @@ mod tests {
             Err(LearnError::InvalidConfig(_))
         ));
         let empty = stack
-            .forward(&[], PixelLayout::ChannelsFirst, [0, 8, 8])
+            .forward(&[], PixelLayout::ChannelsFirst, [8, 8])
             .expect("an empty batch");
         assert!(empty.is_empty());
     }

@@ -120,7 +120,7 @@ impl EncoderSnapshot {
                 stack,
                 &pixels,
                 PixelLayout::ChannelsLast,
-                [batch, height, width],
+                [height, width],
                 proprio,
             )?,
             None => {

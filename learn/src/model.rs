@@ -142,17 +142,19 @@ impl ImageEncoder {
     /// host pixels; the head runs on `device`. No gradients flow.
     ///
     /// # Shapes
-    /// - `pixels`: `[B, 3, H, W]` or `[B, H, W, 3]` (see `layout`), values centred on 0
-    /// - output: `[B, feature_dim]`
+    /// - `parts`: the batch's images, each part `[B_i, 3, H, W]` or `[B_i, H, W, 3]` (see
+    ///   `layout`), values centred on 0; `[height, width]` = `[H, W]`
+    /// - output: `[ΣB_i, feature_dim]`
     pub fn forward_direct(
         &self,
         stack: &DirectConvStack,
-        pixels: &[f32],
+        parts: &[&[f32]],
         layout: PixelLayout,
-        [batch, height, width]: [usize; 3],
+        [height, width]: [usize; 2],
         device: &Device,
     ) -> Result<Tensor<2>, LearnError> {
-        let maps = stack.forward(pixels, layout, [batch, height, width])?;
+        let batch = stack.image_count(parts, [height, width])?;
+        let maps = stack.forward(parts, layout, [height, width])?;
         let factor = stack.downsample();
         let cells = (height / factor) * (width / factor);
         let rows = Tensor::<2>::from_data(
@@ -299,26 +301,28 @@ impl StateEncoder {
     /// [`ImageEncoder::forward_direct`]).
     ///
     /// # Shapes
-    /// - `pixels`: `[B, 3, H, W]` or `[B, H, W, 3]` (see `layout`), values centred on 0
-    /// - output: `[B, feature_dim]`
+    /// - `parts`: each `[B_i, 3, H, W]` or `[B_i, H, W, 3]` (see `layout`), values centred on 0;
+    ///   `dims` = `[H, W]`
+    /// - output: `[ΣB_i, feature_dim]`
     pub fn image_features_direct(
         &self,
         stack: &DirectConvStack,
-        pixels: &[f32],
+        parts: &[&[f32]],
         layout: PixelLayout,
-        dims: [usize; 3],
+        dims: [usize; 2],
         device: &Device,
     ) -> Result<Tensor<2>, LearnError> {
         let features = self
             .image
-            .forward_direct(stack, pixels, layout, dims, device)?;
+            .forward_direct(stack, parts, layout, dims, device)?;
         Ok(self.activation.forward(features))
     }
 
     /// [`Self::forward`] through direct CPU convolutions; the rest runs on `proprio`'s device.
     ///
     /// # Shapes
-    /// - `pixels`: `[B, 3, H, W]` or `[B, H, W, 3]` (see `layout`), values centred on 0
+    /// - `pixels`: `[B, 3, H, W]` or `[B, H, W, 3]` (see `layout`), values centred on 0;
+    ///   `dims` = `[H, W]`
     /// - `proprio`: `[B, P]`
     /// - output: `[B, D]`
     pub fn forward_direct(
@@ -326,11 +330,11 @@ impl StateEncoder {
         stack: &DirectConvStack,
         pixels: &[f32],
         layout: PixelLayout,
-        dims: [usize; 3],
+        dims: [usize; 2],
         proprio: Tensor<2>,
     ) -> Result<Tensor<2>, LearnError> {
         let features =
-            self.image_features_direct(stack, pixels, layout, dims, &proprio.device())?;
+            self.image_features_direct(stack, &[pixels], layout, dims, &proprio.device())?;
         Ok(self.fuse(features, proprio))
     }
 

@@ -937,21 +937,15 @@ impl Trainer {
         };
         let target_features = if crate::conv::gather_gemm_on(&plain) {
             // On the CPU the target's convolutions run as direct kernels on the batch's own
-            // buffers (see `crate::direct`).
+            // buffers, in one pass over all of them (see `crate::direct`).
             let stack = self.target.encoder.direct_stack()?;
-            let parts = target_images
-                .iter()
-                .map(|part| {
-                    self.target.encoder.image_features_direct(
-                        &stack,
-                        part,
-                        PixelLayout::ChannelsFirst,
-                        [part.len() / image_len, height, width],
-                        &plain,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Tensor::cat(parts, 0)
+            self.target.encoder.image_features_direct(
+                &stack,
+                &target_images,
+                PixelLayout::ChannelsFirst,
+                [height, width],
+                &plain,
+            )?
         } else {
             let target_frames: Vec<&[f32]> = target_images
                 .iter()
