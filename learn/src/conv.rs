@@ -32,9 +32,10 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use crate::LearnError;
 use crate::direct::HostConvWeights;
 
-/// Whether the gather + GEMM formulation is used on `device`: on burn's CPU backend (flex).
-/// GPU backends keep burn's own convolution kernels.
-pub fn gather_gemm_on(device: &Device) -> bool {
+/// Whether `device` is burn's CPU backend (flex), where the convolutions run as this module's
+/// gather + GEMM (with gradients) and as [`crate::direct`]'s kernels (without). GPU backends keep
+/// burn's own convolution kernels.
+pub fn cpu_kernels_on(device: &Device) -> bool {
     *device == Device::flex()
 }
 

@@ -35,7 +35,7 @@ impl EncoderSnapshot {
         device: &Device,
     ) -> Self {
         let encoder = encoder.valid().to_device(device);
-        let direct = if crate::conv::gather_gemm_on(device) {
+        let direct = if crate::conv::cpu_kernels_on(device) {
             encoder
                 .direct_stack()
                 .inspect_err(|error| {

@@ -93,7 +93,7 @@ impl ImageEncoder {
     /// - `images`: `[B, 3, H, W]`, values centred on 0 (`byte / 255 - 0.5`)
     /// - output: `[B, feature_dim]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        if crate::conv::gather_gemm_on(&images.device()) {
+        if crate::conv::cpu_kernels_on(&images.device()) {
             let [batch, _, height, width] = images.dims();
             return self.forward_rows(crate::conv::to_rows(images), [batch, height, width]);
         }
@@ -114,7 +114,7 @@ impl ImageEncoder {
     /// - `rows`: `[B·H·W, 3]`
     /// - output: `[B, feature_dim]`
     pub fn forward_rows(&self, rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<2> {
-        if !crate::conv::gather_gemm_on(&rows.device()) {
+        if !crate::conv::cpu_kernels_on(&rows.device()) {
             return self.forward(crate::conv::from_rows(rows, [batch, height, width]));
         }
         let (mut rows, mut height, mut width) = (rows, height, width);
@@ -503,7 +503,7 @@ impl Decoder {
     pub fn forward(&self, state: Tensor<2>) -> Tensor<4> {
         let [batch, _] = state.dims();
         let x = self.activation.forward(self.project.forward(state));
-        if crate::conv::gather_gemm_on(&x.device()) {
+        if crate::conv::cpu_kernels_on(&x.device()) {
             let (rows, [height, width]) = self.upsample_gather_gemm(x, batch);
             return crate::conv::from_rows(rows, [batch, height, width]);
         }
@@ -526,7 +526,7 @@ impl Decoder {
     /// - output: `[B·H·W, 3]`, in `(-0.5, 0.5)`
     pub fn forward_rows(&self, state: Tensor<2>) -> Tensor<2> {
         let [batch, _] = state.dims();
-        if !crate::conv::gather_gemm_on(&state.device()) {
+        if !crate::conv::cpu_kernels_on(&state.device()) {
             return crate::conv::to_rows(self.forward(state));
         }
         let x = self.activation.forward(self.project.forward(state));

@@ -935,7 +935,7 @@ impl Trainer {
         } else {
             c.target_chunk
         };
-        let target_features = if crate::conv::gather_gemm_on(&plain) {
+        let target_features = if crate::conv::cpu_kernels_on(&plain) {
             // On the CPU the target's convolutions run as direct kernels on the batch's own
             // buffers, in one pass over all of them (see `crate::direct`).
             let stack = self.target.encoder.direct_stack()?;
