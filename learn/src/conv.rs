@@ -1,124 +1,35 @@
-//! The encoder's and decoder's convolutions as gather + GEMM on channels-last rows, for the CPU.
+//! The encoder's and decoder's convolutions, with kernels kept as GEMM matrices for the CPU.
 //!
 //! burn's flex backend computes a convolution by converting to channels-last, unfolding tiles
 //! and calling small GEMMs, and its weight gradient as a convolution whose kernel is the whole
 //! output map. On the small, strided convolutions of this model that is most of a training
-//! step. Here the same convolutions are written with tensor operations whose gradients are
-//! large, well-shaped GEMMs and one gather or scatter:
+//! step. On the CPU these modules instead run [`crate::row_conv`]'s operations on channels-last
+//! rows (`[B·H·W, C]`): im2col / col2im copies and large, well-shaped GEMMs, with hand-written
+//! backward passes:
 //!
-//! - a 3×3, stride-2, padding-1 convolution gathers each output pixel's 9 input pixels (a zero
-//!   row stands in for the padding) into one row and multiplies by the weight matrix;
-//! - a 4×4, stride-2, padding-1 transposed convolution multiplies each input pixel by the weight
-//!   matrix and scatter-adds the 16 resulting rows onto the output pixels they land on.
+//! - [`StridedConv`]: a 3×3, stride-2, padding-1 convolution;
+//! - [`UpConv`]: a 4×4, stride-2, padding-1 transposed convolution.
 //!
-//! [`StridedConv`] and [`UpConv`] keep their kernels as those GEMM matrices, drawn exactly as
-//! burn's `Conv2d` / `ConvTranspose2d` draw theirs (same initializer, same random stream, then
-//! rearranged), so nothing is rearranged per step or per frame. The result is the same as burn's
-//! convolution up to floating-point summation order (tests compare both, gradients included);
-//! on GPU backends the modules run burn's own convolution kernels.
-//!
-//! Feature maps travel between layers as channels-last rows: `[B·H·W, C]`.
-
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+//! Both keep their kernels as those GEMM matrices, drawn exactly as burn's `Conv2d` /
+//! `ConvTranspose2d` draw theirs (same initializer, same random stream, then rearranged), so
+//! nothing is rearranged per step or per frame. The result is the same as burn's convolution up
+//! to floating-point summation order (tests compare both, gradients included); on GPU backends
+//! the modules run burn's own convolution kernels.
 
 use burn::module::{Param, ParamId};
 use burn::nn::Initializer;
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
 use burn::prelude::*;
-use burn::tensor::IndexingUpdateOp;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::LearnError;
 use crate::direct::HostConvWeights;
 
-/// Whether `device` is burn's CPU backend (flex), where the convolutions run as this module's
-/// gather + GEMM (with gradients) and as [`crate::direct`]'s kernels (without). GPU backends keep
+/// Whether `device` is burn's CPU backend (flex), where the convolutions run as
+/// [`crate::row_conv`]'s operations (with gradients) and as [`crate::direct`]'s kernels (without). GPU backends keep
 /// burn's own convolution kernels.
 pub fn cpu_kernels_on(device: &Device) -> bool {
     *device == Device::flex()
-}
-
-/// Which gather an index tensor serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum IndexKind {
-    /// 3×3, stride 2, padding 1 convolution (im2col).
-    Conv3x3Stride2,
-    /// 4×4, stride 2, padding 1 transposed convolution (col2im).
-    Transpose4x4Stride2,
-}
-
-type IndexKey = (IndexKind, usize, usize, usize, bool);
-
-/// Index tensors by shape: building them costs as much as a small convolution, and a training
-/// run only ever sees a handful of shapes. Bounded: cleared when it grows past
-/// [`INDEX_CACHE_LIMIT`] entries.
-static INDEX_CACHE: LazyLock<Mutex<HashMap<IndexKey, Tensor<1, Int>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-const INDEX_CACHE_LIMIT: usize = 64;
-
-fn cached_index(
-    kind: IndexKind,
-    [batch, height, width]: [usize; 3],
-    device: &Device,
-) -> Tensor<1, Int> {
-    let key = (kind, batch, height, width, device.is_autodiff());
-    let mut cache = INDEX_CACHE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(index) = cache.get(&key) {
-        return index.clone();
-    }
-    let values = match kind {
-        // Each output pixel's 9 input rows; padding taps read the zero row past the input.
-        IndexKind::Conv3x3Stride2 => {
-            stride2_tap_index(batch, [height / 2, width / 2], 3, [height, width])
-        }
-        // Each input pixel's 16 output rows; taps in the cropped border land past the output.
-        IndexKind::Transpose4x4Stride2 => {
-            stride2_tap_index(batch, [height, width], 4, [2 * height, 2 * width])
-        }
-    };
-    let len = values.len();
-    let index = Tensor::<1, Int>::from_data(TensorData::new(values, [len]), device);
-    if cache.len() >= INDEX_CACHE_LIMIT {
-        cache.clear();
-    }
-    cache.insert(key, index.clone());
-    index
-}
-
-/// For every pixel of a `grid` of `batch` maps (in `(b, y, x)` order) and each of the
-/// `kernel × kernel` taps of a stride-2, padding-1 (transposed) convolution (in `(ky, kx)`
-/// order), the row of the `target` map the tap touches: pixel `(2y + ky − 1, 2x + kx − 1)`. Taps
-/// outside the target point at row `batch·target_h·target_w`, one past the map.
-fn stride2_tap_index(
-    batch: usize,
-    [grid_h, grid_w]: [usize; 2],
-    kernel: usize,
-    [target_h, target_w]: [usize; 2],
-) -> Vec<i64> {
-    let outside = (batch * target_h * target_w) as i64;
-    let (target_h, target_w) = (target_h as i64, target_w as i64);
-    let mut index = Vec::with_capacity(batch * grid_h * grid_w * kernel * kernel);
-    for b in 0..batch as i64 {
-        for gy in 0..grid_h as i64 {
-            for gx in 0..grid_w as i64 {
-                for ky in 0..kernel as i64 {
-                    for kx in 0..kernel as i64 {
-                        let (y, x) = (2 * gy + ky - 1, 2 * gx + kx - 1);
-                        let inside = (0..target_h).contains(&y) && (0..target_w).contains(&x);
-                        index.push(if inside {
-                            (b * target_h + y) * target_w + x
-                        } else {
-                            outside
-                        });
-                    }
-                }
-            }
-        }
-    }
-    index
 }
 
 /// NCHW images to channels-last rows.
@@ -269,20 +180,14 @@ impl StridedConv {
         )
     }
 
-    /// On channels-last rows, as gather + GEMM (the CPU path).
+    /// On channels-last rows, as one CPU operation with a hand-written backward pass (see
+    /// [`crate::row_conv`]), the ReLU fused if `relu`.
     ///
     /// # Shapes
     /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]` (H, W even)
     /// - output: `[B·H/2·W/2, C_out]`
-    pub fn forward_rows(&self, rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<2> {
-        let [_, channels] = rows.dims();
-        let device = rows.device();
-        let index = cached_index(IndexKind::Conv3x3Stride2, [batch, height, width], &device);
-        let padded = Tensor::cat(vec![rows, Tensor::zeros([1, channels], &device)], 0);
-        let columns = padded
-            .select(0, index)
-            .reshape([batch * (height / 2) * (width / 2), 9 * channels]);
-        columns.matmul(self.kernel.val()) + self.bias.val().unsqueeze::<2>()
+    pub fn forward_rows(&self, rows: Tensor<2>, dims: [usize; 3], relu: bool) -> Tensor<2> {
+        crate::row_conv::conv3x3_stride2_rows(rows, self.kernel.val(), self.bias.val(), dims, relu)
     }
 }
 
@@ -356,34 +261,27 @@ impl UpConv {
         )
     }
 
-    /// On channels-last rows, as GEMM + scatter-add (the CPU path).
+    /// On channels-last rows, as one CPU operation with a hand-written backward pass (see
+    /// [`crate::row_conv`]), the ReLU fused if `relu`.
     ///
     /// # Shapes
     /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]`
     /// - output: `[B·2H·2W, C_out]`
-    pub fn forward_rows(&self, rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<2> {
-        let device = rows.device();
-        let [_, out_channels] = self.channels();
-        let contributions = rows
-            .matmul(self.kernel.val())
-            .reshape([batch * height * width * 16, out_channels]);
-        let index = cached_index(
-            IndexKind::Transpose4x4Stride2,
-            [batch, height, width],
-            &device,
-        );
-        let out_rows = batch * 4 * height * width;
-        Tensor::<2>::zeros([out_rows + 1, out_channels], &device)
-            .select_assign(0, index, contributions, IndexingUpdateOp::Add)
-            .slice([0..out_rows, 0..out_channels])
-            + self.bias.val().unsqueeze::<2>()
+    pub fn forward_rows(&self, rows: Tensor<2>, dims: [usize; 3], relu: bool) -> Tensor<2> {
+        crate::row_conv::up_conv4x4_stride2_rows(
+            rows,
+            self.kernel.val(),
+            self.bias.val(),
+            dims,
+            relu,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Distribution, activation};
 
     fn max_abs_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         let a = a.into_data().try_to_vec::<f32>().expect("f32");
@@ -460,15 +358,18 @@ mod tests {
 
         let input =
             Tensor::<4>::random([3, 5, 8, 6], Distribution::Default, &device).require_grad();
-        let nchw = conv.forward(input.clone());
         let burns = reference.forward(input.clone());
-        assert!(max_abs_difference(burns, nchw.clone()) < 1e-5);
-        let rows = from_rows(
-            conv.forward_rows(to_rows(input.clone()), [3, 8, 6]),
-            [3, 4, 3],
-        );
-        assert_eq!(nchw.dims(), [3, 7, 4, 3]);
-        assert_same_with_gradients((nchw, rows), &input, &conv.kernel, &conv.bias);
+        assert!(max_abs_difference(burns, conv.forward(input.clone())) < 1e-5);
+        for relu in [false, true] {
+            let nchw = conv.forward(input.clone());
+            assert_eq!(nchw.dims(), [3, 7, 4, 3]);
+            let nchw = if relu { activation::relu(nchw) } else { nchw };
+            let rows = from_rows(
+                conv.forward_rows(to_rows(input.clone()), [3, 8, 6], relu),
+                [3, 4, 3],
+            );
+            assert_same_with_gradients((nchw, rows), &input, &conv.kernel, &conv.bias);
+        }
     }
 
     #[test]
@@ -494,24 +395,17 @@ mod tests {
 
         let input =
             Tensor::<4>::random([2, 6, 3, 5], Distribution::Default, &device).require_grad();
-        let nchw = up.forward(input.clone());
-        assert_eq!(nchw.dims(), [2, 4, 6, 10]);
-        assert!(max_abs_difference(reference.forward(input.clone()), nchw.clone()) < 1e-5);
-        let rows = from_rows(
-            up.forward_rows(to_rows(input.clone()), [2, 3, 5]),
-            [2, 6, 10],
-        );
-        assert_same_with_gradients((nchw, rows), &input, &up.kernel, &up.bias);
-    }
-
-    #[test]
-    fn index_cache_stays_bounded() {
-        let device = Device::flex();
-        for batch in 1..=(INDEX_CACHE_LIMIT + 5) {
-            let index = cached_index(IndexKind::Conv3x3Stride2, [batch, 2, 2], &device);
-            assert_eq!(index.dims(), [batch * 9]);
+        let burns = reference.forward(input.clone());
+        assert!(max_abs_difference(burns, up.forward(input.clone())) < 1e-5);
+        for relu in [false, true] {
+            let nchw = up.forward(input.clone());
+            assert_eq!(nchw.dims(), [2, 4, 6, 10]);
+            let nchw = if relu { activation::relu(nchw) } else { nchw };
+            let rows = from_rows(
+                up.forward_rows(to_rows(input.clone()), [2, 3, 5], relu),
+                [2, 6, 10],
+            );
+            assert_same_with_gradients((nchw, rows), &input, &up.kernel, &up.bias);
         }
-        let size = INDEX_CACHE.lock().map(|cache| cache.len()).unwrap_or(0);
-        assert!(size <= INDEX_CACHE_LIMIT, "{size} cached index tensors");
     }
 }

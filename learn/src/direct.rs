@@ -1,13 +1,14 @@
 //! The image encoder's convolution stack as direct, forward-only CPU kernels: no graph, no
 //! gradients, for the EMA target's encodes in training and for inference.
 //!
-//! A forward pass through [`crate::conv`]'s gather + GEMM formulation writes every layer's
-//! input nine times over (the gathered columns), appends a zero row for the padding, and adds
-//! the bias and the ReLU in passes of their own. Here each 3×3, stride-2, padding-1 convolution
-//! reads its input where it lies: every output pixel's accumulators start at the bias, take one
-//! fused multiply-add per input value and kernel column, and are stored once, through the ReLU.
-//! The padding is a zero border (one row above and one column left of each map) that every
-//! layer writes its output into, so no tap tests bounds.
+//! The training convolutions ([`crate::row_conv`]) go through burn's tensors and autodiff
+//! graph, one operation per layer, and check every tap against the map's edges. Here the whole
+//! stack runs on host buffers, one slice of images at a time: each 3×3, stride-2, padding-1
+//! convolution reads its input where it lies, every output pixel's accumulators start at the
+//! bias, take one fused multiply-add per input value and kernel column, and are stored once,
+//! through the ReLU, in register blocks of several pixels. The padding is a zero border (one
+//! row above and one column left of each map) that every layer writes its output into, so no
+//! tap tests bounds.
 //!
 //! SIMD comes from [`pulp`], chosen at run time (AVX-512, AVX2+FMA, or scalar); output rows are
 //! spread over the current rayon pool. Each output value is summed by one thread in a fixed
@@ -465,8 +466,8 @@ mod tests {
     use burn::tensor::Distribution;
 
     /// A stack of random convolutions with `channels` (input first), random NCHW images of
-    /// `[batch, height, width]`, and what the gather + GEMM path of `crate::conv` computes on
-    /// them (with the ReLUs, channels-last out).
+    /// `[batch, height, width]`, and what the training convolutions of `crate::conv` compute
+    /// on them (with the ReLUs, channels-last out).
     struct Case {
         stack: DirectConvStack,
         images: Tensor<4>,
@@ -490,8 +491,7 @@ mod tests {
         );
         let (mut rows, mut side) = (to_rows(images.clone()), [height, width]);
         for conv in &convs {
-            rows =
-                burn::tensor::activation::relu(conv.forward_rows(rows, [batch, side[0], side[1]]));
+            rows = conv.forward_rows(rows, [batch, side[0], side[1]], true);
             side = [side[0] / 2, side[1] / 2];
         }
         Case {
@@ -514,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn direct_stack_computes_what_the_gather_gemm_convolutions_compute_in_both_layouts() {
+    fn direct_stack_computes_what_the_training_convolutions_compute_in_both_layouts() {
         // Channel counts off the SIMD width (padding), one layer wider than four vectors of
         // AVX-512 (several channel groups), and more images than one slice.
         let [batch, height, width] = [IMAGES_PER_SLICE + 3, 32, 16];

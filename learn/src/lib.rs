@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod replay;
+pub mod row_conv;
 pub mod trainer;
 
 pub use device::BackendChoice;

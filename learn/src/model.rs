@@ -106,7 +106,7 @@ impl ImageEncoder {
     }
 
     /// [`Self::forward`] from channels-last pixel rows, the layout of an `rgb8` image: no
-    /// transposition on the way in. On the CPU the convolutions run as gather + GEMM on these
+    /// transposition on the way in. On the CPU the convolutions run as [`crate::row_conv`] operations on these
     /// rows (see [`crate::conv`]); on GPU backends the rows go back to NCHW for burn's
     /// convolutions.
     ///
@@ -119,9 +119,7 @@ impl ImageEncoder {
         }
         let (mut rows, mut height, mut width) = (rows, height, width);
         for conv in &self.convs {
-            rows = self
-                .activation
-                .forward(conv.forward_rows(rows, [batch, height, width]));
+            rows = conv.forward_rows(rows, [batch, height, width], true);
             (height, width) = (height / 2, width / 2);
         }
         self.head_from_rows(rows, batch)
@@ -504,7 +502,7 @@ impl Decoder {
         let [batch, _] = state.dims();
         let x = self.activation.forward(self.project.forward(state));
         if crate::conv::cpu_kernels_on(&x.device()) {
-            let (rows, [height, width]) = self.upsample_gather_gemm(x, batch);
+            let (rows, [height, width]) = self.upsample_rows(x, batch);
             return crate::conv::from_rows(rows, [batch, height, width]);
         }
         let mut x: Tensor<4> = x.reshape([batch, self.base_channels, self.grid[0], self.grid[1]]);
@@ -530,13 +528,12 @@ impl Decoder {
             return crate::conv::to_rows(self.forward(state));
         }
         let x = self.activation.forward(self.project.forward(state));
-        self.upsample_gather_gemm(x, batch).0
+        self.upsample_rows(x, batch).0
     }
 
-    /// The transposed convolutions of [`Self::forward`] as GEMM + scatter-add on channels-last
-    /// rows (see [`crate::conv`]), from the projected `[B, C·h·w]` features; with the output's
-    /// `[H, W]`.
-    fn upsample_gather_gemm(&self, projected: Tensor<2>, batch: usize) -> (Tensor<2>, [usize; 2]) {
+    /// The transposed convolutions of [`Self::forward`] as [`crate::row_conv`] operations on
+    /// channels-last rows, from the projected `[B, C·h·w]` features; with the output's `[H, W]`.
+    fn upsample_rows(&self, projected: Tensor<2>, batch: usize) -> (Tensor<2>, [usize; 2]) {
         let [mut height, mut width] = self.grid;
         let mut rows = projected
             .reshape([batch, self.base_channels, height * width])
@@ -544,11 +541,8 @@ impl Decoder {
             .reshape([batch * height * width, self.base_channels]);
         let last = self.ups.len().saturating_sub(1);
         for (index, up) in self.ups.iter().enumerate() {
-            rows = up.forward_rows(rows, [batch, height, width]);
+            rows = up.forward_rows(rows, [batch, height, width], index != last);
             (height, width) = (height * 2, width * 2);
-            if index != last {
-                rows = self.activation.forward(rows);
-            }
         }
         (activation::sigmoid(rows) - 0.5, [height, width])
     }

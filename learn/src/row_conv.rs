@@ -1,0 +1,1366 @@
+//! The encoder's and decoder's training convolutions as custom burn operations on the CPU
+//! backend (flex), computed directly, with hand-written backward passes.
+//!
+//! Written with burn's tensor operations, a strided convolution on channels-last rows is a
+//! gather (im2col), a GEMM and a bias add, and its transposed twin a GEMM and a scatter-add:
+//! every one of them is a node of the autodiff graph and a large intermediate matrix (the
+//! gathered patches, the per-tap contributions), the scatter-add runs on one thread, and the
+//! gradient of the gather is another scatter-add. Here each convolution, with its bias and
+//! (optionally) its ReLU, is one operation, and no pass materialises more than its output:
+//!
+//! - [`conv3x3_stride2_rows`]: a 3×3, stride-2, padding-1 convolution;
+//! - [`up_conv4x4_stride2_rows`]: a 4×4, stride-2, padding-1 transposed convolution.
+//!
+//! Both relate a small map to one twice as high and wide: tap `(ky, kx)` joins small pixel
+//! `(y, x)` and large pixel `(2y + ky − 1, 2x + kx − 1)` (see [`Stride2`]). The convolution
+//! reads the large map into the small one, the transposed convolution the small map into the
+//! large one, and each one's input gradient is the other direction. So three kernels do all
+//! the work:
+//!
+//! - [`gather_small`]: every small pixel sums, over its taps, the large pixel under the tap
+//!   times the tap's matrix (the convolution's forward pass, the transposed convolution's
+//!   input gradient);
+//! - [`gather_large`]: every large pixel sums over the (at most four) small pixels whose taps
+//!   reach it (the transposed convolution's forward pass, the convolution's input gradient);
+//! - [`tap_outer_products`]: per tap, the sum over pixel pairs of their outer products (both
+//!   kernel gradients).
+//!
+//! Each output value is summed by one task in a fixed order, so results do not depend on the
+//! thread count; rows are spread over the rayon pool. SIMD comes from [`pulp`] (AVX-512,
+//! AVX2+FMA or scalar, chosen at run time): the sums over channels are fused multiply-adds on
+//! whole vectors, held in registers. The operations are a burn backend extension: the
+//! `Dispatch` front end routes them to flex or to autodiff over flex. GPU backends keep burn's
+//! own convolutions (see [`crate::conv::cpu_kernels_on`]).
+//!
+//! Kernel layouts are [`crate::conv::StridedConv`]'s and [`crate::conv::UpConv`]'s GEMM
+//! matrices.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use pulp::{Arch, Simd, WithSimd};
+use rayon::prelude::*;
+
+/// Rows per task when summing columns: fixed, so the summation order (and the result) does not
+/// depend on the thread count.
+const ROWS_PER_PARTIAL_SUM: usize = 1024;
+
+/// Image ranges per tap in [`tap_outer_products`]: a fixed number, summed in order, so the
+/// result does not depend on the thread count.
+const IMAGE_PARTS: usize = 4;
+
+/// Output channels few enough for [`gather_large`] to sum over vectors of input channels.
+const FEW_CHANNELS: usize = 4;
+
+/// Most SIMD vectors an accumulator of [`multiply_accumulate`] holds in registers.
+const MAX_VECTORS: usize = 8;
+
+/// Convolutions on channels-last rows, with bias and optional ReLU fused (see the module docs).
+#[backend_extension(Flex, Autodiff)]
+pub trait RowConvOps: Backend {
+    /// A 3×3, stride-2, padding-1 convolution.
+    ///
+    /// # Shapes
+    /// - `input`: `[B·H·W, C_in]` (H, W even)
+    /// - `kernel`: `[(ky, kx, C_in), C_out]` = `[9·C_in, C_out]`
+    /// - `bias`: `[C_out]`
+    /// - output: `[B·H/2·W/2, C_out]`
+    fn conv3x3_stride2_rows(
+        input: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        batch: usize,
+        height: usize,
+        width: usize,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+
+    /// A 4×4, stride-2, padding-1 transposed convolution.
+    ///
+    /// # Shapes
+    /// - `input`: `[B·H·W, C_in]`
+    /// - `kernel`: `[C_in, (ky, kx, C_out)]` = `[C_in, 16·C_out]`
+    /// - `bias`: `[C_out]`
+    /// - output: `[B·2H·2W, C_out]`
+    fn up_conv4x4_stride2_rows(
+        input: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        batch: usize,
+        height: usize,
+        width: usize,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+}
+
+/// [`RowConvOps::conv3x3_stride2_rows`] on tensors of the CPU backend (plain or autodiff).
+///
+/// # Shapes
+/// - `input`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]` (H, W even)
+/// - `kernel`: `[9·C_in, C_out]`, `bias`: `[C_out]`
+/// - output: `[B·H/2·W/2, C_out]`
+pub fn conv3x3_stride2_rows(
+    input: Tensor<2>,
+    kernel: Tensor<2>,
+    bias: Tensor<1>,
+    [batch, height, width]: [usize; 3],
+    relu: bool,
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as RowConvOps>::conv3x3_stride2_rows(
+        input.into_dispatch(),
+        kernel.into_dispatch(),
+        bias.into_dispatch(),
+        batch,
+        height,
+        width,
+        relu,
+    ))
+}
+
+/// [`RowConvOps::up_conv4x4_stride2_rows`] on tensors of the CPU backend (plain or autodiff).
+///
+/// # Shapes
+/// - `input`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]`
+/// - `kernel`: `[C_in, 16·C_out]`, `bias`: `[C_out]`
+/// - output: `[B·2H·2W, C_out]`
+pub fn up_conv4x4_stride2_rows(
+    input: Tensor<2>,
+    kernel: Tensor<2>,
+    bias: Tensor<1>,
+    [batch, height, width]: [usize; 3],
+    relu: bool,
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as RowConvOps>::up_conv4x4_stride2_rows(
+        input.into_dispatch(),
+        kernel.into_dispatch(),
+        bias.into_dispatch(),
+        batch,
+        height,
+        width,
+        relu,
+    ))
+}
+
+/// A tensor's values, contiguous (copied only if the tensor is a strided view).
+fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match tensor.as_slice::<f32>() {
+        Some(values) => std::borrow::Cow::Borrowed(values),
+        None => std::borrow::Cow::Owned(tensor.to_contiguous().storage::<f32>().to_vec()),
+    }
+}
+
+/// A new `shape` tensor, zero-filled, then written by `fill`. Built from a `Vec<f32>`, which
+/// burn takes over as it is (`FlexTensor::empty` would allocate bytes and copy them to a new,
+/// aligned allocation).
+fn new_tensor<const D: usize>(shape: [usize; D], fill: impl FnOnce(&mut [f32])) -> FlexTensor {
+    let mut values = vec![0.0; shape.iter().product()];
+    fill(&mut values);
+    from_values(values, shape)
+}
+
+fn from_values<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// Columns of a `[rows, columns]` tensor.
+fn columns(tensor: &FlexTensor) -> usize {
+    tensor.layout().shape()[1]
+}
+
+/// A small map and a large one twice as high and wide, related by a stride-2, padding-1 kernel
+/// of `kernel × kernel` taps: tap `(ky, kx)` joins small pixel `(y, x)` and large pixel
+/// `(2y + ky − 1, 2x + kx − 1)` (when inside the large map).
+#[derive(Debug, Clone, Copy)]
+struct Stride2 {
+    batch: usize,
+    /// The small map's `[height, width]`.
+    small: [usize; 2],
+    /// Taps a side: 3 (the convolution) or 4 (the transposed convolution).
+    kernel: usize,
+    /// The instruction set the kernels run with.
+    arch: Arch,
+}
+
+impl Stride2 {
+    fn taps(&self) -> usize {
+        self.kernel * self.kernel
+    }
+
+    fn small_pixels(&self) -> usize {
+        self.batch * self.small[0] * self.small[1]
+    }
+
+    fn large_pixels(&self) -> usize {
+        4 * self.small_pixels()
+    }
+
+    /// Index of small pixel `(y, x)` of `image`.
+    fn small_index(&self, image: usize, y: usize, x: usize) -> usize {
+        (image * self.small[0] + y) * self.small[1] + x
+    }
+
+    /// Index of large pixel `(y, x)` of `image`.
+    fn large_index(&self, image: usize, y: usize, x: usize) -> usize {
+        (image * 2 * self.small[0] + y) * 2 * self.small[1] + x
+    }
+}
+
+/// Large row (or column) joined to small row `small` by tap `k`, if inside the `len` rows of
+/// the large map.
+fn tap_source(small: usize, k: usize, len: usize) -> Option<usize> {
+    (2 * small + k).checked_sub(1).filter(|&large| large < len)
+}
+
+/// Small rows (or columns) joined to large row `large` by a tap of a `kernel`-tap side (3 or
+/// 4), with the tap: the `(small, k)` with `2·small + k − 1 = large` inside the `len` small
+/// rows; at most two, the first `count` of the array.
+fn tap_readers(large: usize, kernel: usize, len: usize) -> ([(usize, usize); 2], usize) {
+    let mut readers = [(0, 0); 2];
+    let mut count = 0;
+    // k ≡ large + 1 (mod 2), k ≤ large + 1.
+    let mut k = (large + 1) % 2;
+    while k < kernel && k <= large + 1 {
+        let small = (large + 1 - k) / 2;
+        if small < len {
+            readers[count] = (small, k);
+            count += 1;
+        }
+        k += 2;
+    }
+    (readers, count)
+}
+
+/// One `[from, to]` matrix per tap, and the same matrices transposed, `[to, from]`.
+#[derive(Debug, Clone)]
+struct TapMatrices {
+    per_tap: Vec<f32>,
+    transposed: Vec<f32>,
+    from: usize,
+    to: usize,
+}
+
+impl TapMatrices {
+    /// From `per_tap`, `[taps, from, to]`.
+    fn new(per_tap: Vec<f32>, [from, to]: [usize; 2]) -> Self {
+        let transposed = transpose_blocks(&per_tap, [from, to]);
+        Self {
+            per_tap,
+            transposed,
+            from,
+            to,
+        }
+    }
+
+    /// The matrices the other way round: `[to, from]` per tap.
+    fn reversed(self) -> Self {
+        Self {
+            per_tap: self.transposed,
+            transposed: self.per_tap,
+            from: self.to,
+            to: self.from,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.from * self.to
+    }
+}
+
+/// Every `[rows, columns]` block of `blocks` transposed.
+fn transpose_blocks(blocks: &[f32], [rows, columns]: [usize; 2]) -> Vec<f32> {
+    let mut transposed = vec![0.0; blocks.len()];
+    for (block, out) in blocks
+        .chunks_exact(rows * columns)
+        .zip(transposed.chunks_exact_mut(rows * columns))
+    {
+        for (r, row) in block.chunks_exact(columns).enumerate() {
+            for (c, value) in row.iter().enumerate() {
+                out[c * rows + r] = *value;
+            }
+        }
+    }
+    transposed
+}
+
+/// `[a, b, c]` → `[b, a, c]`.
+fn swap_outer(values: &[f32], [a, b, c]: [usize; 3]) -> Vec<f32> {
+    let mut swapped = vec![0.0; values.len()];
+    for i in 0..a {
+        for j in 0..b {
+            swapped[(j * a + i) * c..][..c].copy_from_slice(&values[(i * b + j) * c..][..c]);
+        }
+    }
+    swapped
+}
+
+/// Calls `function::<N>(args)` with `N` the channel count when it is one the model uses, so the
+/// per-pixel loops are unrolled for it; `N = 0` (the count read at run time) otherwise.
+macro_rules! for_channels {
+    ($channels:expr, $function:ident($($arg:expr),* $(,)?)) => {
+        match $channels {
+            3 => $function::<3>($($arg),*),
+            16 => $function::<16>($($arg),*),
+            32 => $function::<32>($($arg),*),
+            64 => $function::<64>($($arg),*),
+            _ => $function::<0>($($arg),*),
+        }
+    };
+}
+
+/// `N` if the channel count is known at compile time, else `channels`.
+#[inline(always)]
+fn fixed<const N: usize>(channels: usize) -> usize {
+    if N == 0 { channels } else { N }
+}
+
+/// `sum += Σ_k source[k] · matrix[k, ..]` for a `[source.len(), sum.len()]` `matrix`. When the
+/// length `N` of `sum` is known at compile time and a whole number of SIMD vectors, the sum is
+/// held in registers and every row of the matrix is one fused multiply-add per vector.
+#[inline(always)]
+fn multiply_accumulate<S: Simd, const N: usize>(
+    simd: S,
+    sum: &mut [f32],
+    source: &[f32],
+    matrix: &[f32],
+) {
+    let lanes = size_of::<S::f32s>() / size_of::<f32>();
+    if N == 0 || !N.is_multiple_of(lanes) || N / lanes > MAX_VECTORS {
+        let n = sum.len();
+        for (value, row) in source.iter().zip(matrix.chunks_exact(n)) {
+            for (sum, weight) in sum.iter_mut().zip(row) {
+                *sum += value * weight;
+            }
+        }
+        return;
+    }
+    let vectors = N / lanes;
+    let (sum, _) = S::as_mut_simd_f32s(&mut sum[..N]);
+    let (matrix, _) = S::as_simd_f32s(matrix);
+    let mut accumulators = [simd.splat_f32s(0.0); MAX_VECTORS];
+    accumulators[..vectors].copy_from_slice(&sum[..vectors]);
+    for (value, row) in source.iter().zip(matrix.chunks_exact(vectors)) {
+        let value = simd.splat_f32s(*value);
+        for (accumulator, weights) in accumulators[..vectors].iter_mut().zip(row) {
+            *accumulator = simd.mul_add_e_f32s(value, *weights, *accumulator);
+        }
+    }
+    sum[..vectors].copy_from_slice(&accumulators[..vectors]);
+}
+
+/// `sums += column ⊗ row` for a `[column.len(), row.len()]` `sums`; one fused multiply-add per
+/// SIMD vector when `row` is a whole number of vectors.
+#[inline(always)]
+fn outer_accumulate<S: Simd>(simd: S, sums: &mut [f32], column: &[f32], row: &[f32]) {
+    let lanes = size_of::<S::f32s>() / size_of::<f32>();
+    if !row.len().is_multiple_of(lanes) {
+        for (value, sums) in column.iter().zip(sums.chunks_exact_mut(row.len())) {
+            for (sum, g) in sums.iter_mut().zip(row) {
+                *sum += value * g;
+            }
+        }
+        return;
+    }
+    let (row, _) = S::as_simd_f32s(row);
+    let (sums, _) = S::as_mut_simd_f32s(sums);
+    for (value, sums) in column.iter().zip(sums.chunks_exact_mut(row.len())) {
+        let value = simd.splat_f32s(*value);
+        for (sum, g) in sums.iter_mut().zip(row) {
+            *sum = simd.mul_add_e_f32s(value, *g, *sum);
+        }
+    }
+}
+
+/// How an output map starts and ends: with `bias` (else zero), through the ReLU if `relu`.
+#[derive(Debug, Clone, Copy)]
+struct Epilogue<'a> {
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+
+impl Epilogue<'_> {
+    const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        relu: false,
+    };
+
+    #[inline(always)]
+    fn start(&self, pixel: &mut [f32]) {
+        if let Some(bias) = self.bias {
+            pixel.copy_from_slice(bias);
+        }
+    }
+
+    #[inline(always)]
+    fn finish(&self, pixel: &mut [f32]) {
+        if self.relu {
+            for value in pixel.iter_mut() {
+                *value = value.max(0.0);
+            }
+        }
+    }
+}
+
+/// Every small pixel sums, over its taps inside the large map, the large pixel under the tap
+/// (`matrices.from` values) times the tap's matrix, into `small` (`[pixels, matrices.to]`,
+/// zero).
+fn gather_small(
+    large: &[f32],
+    matrices: &TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'_>,
+    small: &mut [f32],
+) {
+    for_channels!(
+        matrices.to,
+        gather_small_for(large, matrices, geometry, epilogue, small)
+    );
+}
+
+fn gather_small_for<const N: usize>(
+    large: &[f32],
+    matrices: &TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'_>,
+    small: &mut [f32],
+) {
+    let row_len = geometry.small[1] * matrices.to;
+    debug_assert_eq!(small.len(), geometry.small_pixels() * matrices.to);
+    debug_assert_eq!(large.len(), geometry.large_pixels() * matrices.from);
+    small
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(row_index, row)| {
+            geometry.arch.dispatch(SmallRow::<N> {
+                large,
+                matrices,
+                geometry,
+                epilogue,
+                row_index,
+                row,
+            })
+        });
+}
+
+/// One row of [`gather_small`], compiled for the instruction set it is dispatched to.
+struct SmallRow<'a, const N: usize> {
+    large: &'a [f32],
+    matrices: &'a TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'a>,
+    row_index: usize,
+    row: &'a mut [f32],
+}
+
+impl<const N: usize> WithSimd for SmallRow<'_, N> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            large,
+            matrices,
+            geometry,
+            epilogue,
+            row_index,
+            row,
+        } = self;
+        let (from, to) = (matrices.from, fixed::<N>(matrices.to));
+        let [height, width] = geometry.small;
+        let kernel = geometry.kernel;
+        let (image, y) = (row_index / height, row_index % height);
+        for (x, pixel) in row.chunks_exact_mut(to).enumerate() {
+            epilogue.start(pixel);
+            for ky in 0..kernel {
+                let Some(large_y) = tap_source(y, ky, 2 * height) else {
+                    continue;
+                };
+                for kx in 0..kernel {
+                    let Some(large_x) = tap_source(x, kx, 2 * width) else {
+                        continue;
+                    };
+                    let source = geometry.large_index(image, large_y, large_x) * from;
+                    let tap = (ky * kernel + kx) * matrices.len();
+                    multiply_accumulate::<S, N>(
+                        simd,
+                        pixel,
+                        &large[source..source + from],
+                        &matrices.per_tap[tap..tap + matrices.len()],
+                    );
+                }
+            }
+            epilogue.finish(pixel);
+        }
+    }
+}
+
+/// Every large pixel sums, over the (at most four) small pixels whose taps reach it, the small
+/// pixel (`matrices.from` values) times the tap's matrix, into `large` (`[pixels,
+/// matrices.to]`, zero).
+fn gather_large(
+    small: &[f32],
+    matrices: &TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'_>,
+    large: &mut [f32],
+) {
+    for_channels!(
+        matrices.to,
+        gather_large_for(small, matrices, geometry, epilogue, large)
+    );
+}
+
+fn gather_large_for<const N: usize>(
+    small: &[f32],
+    matrices: &TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'_>,
+    large: &mut [f32],
+) {
+    let row_len = 2 * geometry.small[1] * matrices.to;
+    debug_assert_eq!(large.len(), geometry.large_pixels() * matrices.to);
+    debug_assert_eq!(small.len(), geometry.small_pixels() * matrices.from);
+    large
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(row_index, row)| {
+            geometry.arch.dispatch(LargeRow::<N> {
+                small,
+                matrices,
+                geometry,
+                epilogue,
+                row_index,
+                row,
+            })
+        });
+}
+
+/// One row of [`gather_large`], compiled for the instruction set it is dispatched to.
+struct LargeRow<'a, const N: usize> {
+    small: &'a [f32],
+    matrices: &'a TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'a>,
+    row_index: usize,
+    row: &'a mut [f32],
+}
+
+impl<const N: usize> WithSimd for LargeRow<'_, N> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            small,
+            matrices,
+            geometry,
+            epilogue,
+            row_index,
+            row,
+        } = self;
+        let (from, to) = (matrices.from, fixed::<N>(matrices.to));
+        let [height, width] = geometry.small;
+        let kernel = geometry.kernel;
+        let (image, large_y) = (row_index / (2 * height), row_index % (2 * height));
+        let (row_readers, row_count) = tap_readers(large_y, kernel, height);
+        let lanes = size_of::<S::f32s>() / size_of::<f32>();
+        // Few output channels: one vector accumulator per output channel, over the input
+        // channels, summed across lanes once per pixel.
+        let by_input_channel =
+            N != 0 && N <= FEW_CHANNELS && !N.is_multiple_of(lanes) && from.is_multiple_of(lanes);
+        for (large_x, pixel) in row.chunks_exact_mut(to).enumerate() {
+            epilogue.start(pixel);
+            let (readers, count) = tap_readers(large_x, kernel, width);
+            let mut lane_sums = [simd.splat_f32s(0.0); FEW_CHANNELS];
+            for &(y, ky) in &row_readers[..row_count] {
+                for &(x, kx) in &readers[..count] {
+                    let source = &small[geometry.small_index(image, y, x) * from..][..from];
+                    let tap = (ky * kernel + kx) * matrices.len();
+                    if by_input_channel {
+                        let (source, _) = S::as_simd_f32s(source);
+                        let (matrix, _) =
+                            S::as_simd_f32s(&matrices.transposed[tap..tap + matrices.len()]);
+                        for (lane_sum, weights) in lane_sums[..to]
+                            .iter_mut()
+                            .zip(matrix.chunks_exact(source.len()))
+                        {
+                            for (value, weight) in source.iter().zip(weights) {
+                                *lane_sum = simd.mul_add_e_f32s(*value, *weight, *lane_sum);
+                            }
+                        }
+                    } else {
+                        multiply_accumulate::<S, N>(
+                            simd,
+                            pixel,
+                            source,
+                            &matrices.per_tap[tap..tap + matrices.len()],
+                        );
+                    }
+                }
+            }
+            if by_input_channel {
+                for (value, lane_sum) in pixel.iter_mut().zip(&lane_sums) {
+                    *value += simd.reduce_sum_f32s(*lane_sum);
+                }
+            }
+            epilogue.finish(pixel);
+        }
+    }
+}
+
+/// For every tap, the sum over small pixels (and the large pixel under the tap) of the outer
+/// product of their values: `[taps, small_channels, large_channels]`. Each tap's sum is split
+/// into [`IMAGE_PARTS`] image ranges, added in order.
+fn tap_outer_products(
+    small: &[f32],
+    large: &[f32],
+    geometry: Stride2,
+    [small_channels, large_channels]: [usize; 2],
+) -> Vec<f32> {
+    let parts = IMAGE_PARTS.min(geometry.batch.max(1));
+    let tasks: Vec<(usize, usize)> = (0..geometry.taps())
+        .flat_map(|tap| (0..parts).map(move |part| (tap, part)))
+        .collect();
+    let block = small_channels * large_channels;
+    let partial: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|&(tap, part)| {
+            let images = geometry.batch * part / parts..geometry.batch * (part + 1) / parts;
+            let mut sums = vec![0.0; block];
+            geometry.arch.dispatch(TapOuterProducts {
+                small,
+                large,
+                geometry,
+                channels: [small_channels, large_channels],
+                tap,
+                images,
+                sums: &mut sums,
+            });
+            sums
+        })
+        .collect();
+    let mut products = vec![0.0; geometry.taps() * block];
+    for (&(tap, _), sums) in tasks.iter().zip(&partial) {
+        for (total, value) in products[tap * block..(tap + 1) * block]
+            .iter_mut()
+            .zip(sums)
+        {
+            *total += value;
+        }
+    }
+    products
+}
+
+/// One tap and image range of [`tap_outer_products`], compiled for the instruction set it is
+/// dispatched to.
+struct TapOuterProducts<'a> {
+    small: &'a [f32],
+    large: &'a [f32],
+    geometry: Stride2,
+    channels: [usize; 2],
+    tap: usize,
+    images: std::ops::Range<usize>,
+    /// `[small_channels, large_channels]`.
+    sums: &'a mut [f32],
+}
+
+impl WithSimd for TapOuterProducts<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            small,
+            large,
+            geometry,
+            channels: [small_channels, large_channels],
+            tap,
+            images,
+            sums,
+        } = self;
+        let [height, width] = geometry.small;
+        let (ky, kx) = (tap / geometry.kernel, tap % geometry.kernel);
+        let lanes = size_of::<S::f32s>() / size_of::<f32>();
+        // Vectors over the large channels if they fill vectors; else over the small ones, in
+        // `[large, small]`, transposed at the end.
+        let transposed =
+            !large_channels.is_multiple_of(lanes) && small_channels.is_multiple_of(lanes);
+        let mut transposed_sums = vec![0.0; if transposed { sums.len() } else { 0 }];
+        for image in images {
+            for y in 0..height {
+                let Some(large_y) = tap_source(y, ky, 2 * height) else {
+                    continue;
+                };
+                for x in 0..width {
+                    let Some(large_x) = tap_source(x, kx, 2 * width) else {
+                        continue;
+                    };
+                    let small_values = &small[geometry.small_index(image, y, x) * small_channels..]
+                        [..small_channels];
+                    let large_values = &large
+                        [geometry.large_index(image, large_y, large_x) * large_channels..]
+                        [..large_channels];
+                    if transposed {
+                        outer_accumulate(simd, &mut transposed_sums, large_values, small_values);
+                    } else {
+                        outer_accumulate(simd, sums, small_values, large_values);
+                    }
+                }
+            }
+        }
+        if transposed {
+            sums.copy_from_slice(&transpose_blocks(
+                &transposed_sums,
+                [large_channels, small_channels],
+            ));
+        }
+    }
+}
+
+/// The output gradient through the ReLU (zero where the output is): `grad` if no ReLU.
+fn through_relu(grad: FlexTensor, output: Option<&FlexTensor>) -> FlexTensor {
+    let Some(output) = output else {
+        return grad;
+    };
+    let shape = [grad.layout().shape()[0], columns(&grad)];
+    let (output, grad) = (values(output), values(&grad));
+    new_tensor(shape, |masked| {
+        masked
+            .par_chunks_mut(4096)
+            .zip(grad.par_chunks(4096).zip(output.par_chunks(4096)))
+            .for_each(|(masked, (grad, output))| {
+                for ((masked, grad), output) in masked.iter_mut().zip(grad).zip(output) {
+                    if *output > 0.0 {
+                        *masked = *grad;
+                    }
+                }
+            });
+    })
+}
+
+/// Sums of the columns of `[rows, channels]` `values`: the bias gradient. Partial sums over
+/// fixed runs of rows, added in order.
+fn column_sums(values: &[f32], channels: usize) -> Vec<f32> {
+    let partials: Vec<Vec<f32>> = values
+        .par_chunks(ROWS_PER_PARTIAL_SUM * channels)
+        .map(|rows| {
+            let mut sums = vec![0.0; channels];
+            for row in rows.chunks_exact(channels) {
+                for (sum, value) in sums.iter_mut().zip(row) {
+                    *sum += value;
+                }
+            }
+            sums
+        })
+        .collect();
+    let mut sums = vec![0.0; channels];
+    for partial in partials {
+        for (sum, value) in sums.iter_mut().zip(partial) {
+            *sum += value;
+        }
+    }
+    sums
+}
+
+/// A convolution's geometry, its tap matrices and its output, from the operation's arguments.
+struct Prepared {
+    geometry: Stride2,
+    /// Read in the forward direction: `[taps, C_in, C_out]`.
+    matrices: TapMatrices,
+    output: FlexTensor,
+}
+
+/// The 3×3 convolution: the input is the large map. Kernel `[(ky, kx, C_in), C_out]` is
+/// already one `[C_in, C_out]` matrix per tap.
+fn conv_forward(
+    input: &FlexTensor,
+    kernel: &FlexTensor,
+    bias: &FlexTensor,
+    [batch, height, width]: [usize; 3],
+    relu: bool,
+) -> Prepared {
+    let geometry = Stride2 {
+        batch,
+        small: [height / 2, width / 2],
+        kernel: 3,
+        arch: Arch::new(),
+    };
+    let out_channels = columns(kernel);
+    let in_channels = kernel.layout().shape()[0] / geometry.taps();
+    let matrices = TapMatrices::new(values(kernel).into_owned(), [in_channels, out_channels]);
+    let (input, bias) = (values(input), values(bias));
+    let epilogue = Epilogue {
+        bias: Some(&bias),
+        relu,
+    };
+    let output = new_tensor([geometry.small_pixels(), out_channels], |output| {
+        gather_small(&input, &matrices, geometry, epilogue, output)
+    });
+    Prepared {
+        geometry,
+        matrices,
+        output,
+    }
+}
+
+/// The 4×4 transposed convolution: the input is the small map. Kernel `[C_in, (ky, kx, C_out)]`
+/// → one `[C_in, C_out]` matrix per tap.
+fn up_forward(
+    input: &FlexTensor,
+    kernel: &FlexTensor,
+    bias: &FlexTensor,
+    [batch, height, width]: [usize; 3],
+    relu: bool,
+) -> Prepared {
+    let geometry = Stride2 {
+        batch,
+        small: [height, width],
+        kernel: 4,
+        arch: Arch::new(),
+    };
+    let in_channels = kernel.layout().shape()[0];
+    let out_channels = columns(kernel) / geometry.taps();
+    let matrices = TapMatrices::new(
+        swap_outer(
+            &values(kernel),
+            [in_channels, geometry.taps(), out_channels],
+        ),
+        [in_channels, out_channels],
+    );
+    let (input, bias) = (values(input), values(bias));
+    let epilogue = Epilogue {
+        bias: Some(&bias),
+        relu,
+    };
+    let output = new_tensor([geometry.large_pixels(), out_channels], |output| {
+        gather_large(&input, &matrices, geometry, epilogue, output)
+    });
+    Prepared {
+        geometry,
+        matrices,
+        output,
+    }
+}
+
+impl RowConvOps for Flex {
+    fn conv3x3_stride2_rows(
+        input: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        batch: usize,
+        height: usize,
+        width: usize,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        conv_forward(&input, &kernel, &bias, [batch, height, width], relu).output
+    }
+
+    fn up_conv4x4_stride2_rows(
+        input: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        batch: usize,
+        height: usize,
+        width: usize,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        up_forward(&input, &kernel, &bias, [batch, height, width], relu).output
+    }
+}
+
+/// What a convolution's backward pass needs.
+#[derive(Debug, Clone)]
+struct ConvState {
+    input: FlexTensor,
+    geometry: Stride2,
+    /// `[taps, C_in, C_out]`, with their transposes.
+    matrices: TapMatrices,
+    /// The output, for the ReLU's mask (`None`: no ReLU).
+    output: Option<FlexTensor>,
+}
+
+/// The bias gradient, registered if the bias is tracked.
+fn register_bias_grad(grads: &mut Gradients, node: Option<NodeId>, grad: &[f32], channels: usize) {
+    if let Some(node) = node {
+        grads.register::<Flex>(node, from_values(column_sums(grad, channels), [channels]));
+    }
+}
+
+#[derive(Debug)]
+struct Conv3x3Stride2Backward;
+
+impl Backward<Flex, 3> for Conv3x3Stride2Backward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [input_node, kernel_node, bias_node] = ops.parents;
+        let ConvState {
+            input,
+            geometry,
+            matrices,
+            output,
+        } = ops.state;
+        let grad = through_relu(grads.consume::<Flex>(&ops.node), output.as_ref());
+        let (in_channels, out_channels) = (matrices.from, matrices.to);
+        let grad = values(&grad);
+        register_bias_grad(grads, bias_node.map(|node| node.id), &grad, out_channels);
+        if let Some(node) = kernel_node {
+            // [taps, C_out, C_in] (small = output, large = input) → [taps, C_in, C_out].
+            let products = tap_outer_products(
+                &grad,
+                &values(&input),
+                geometry,
+                [out_channels, in_channels],
+            );
+            let kernel = transpose_blocks(&products, [out_channels, in_channels]);
+            grads.register::<Flex>(
+                node.id,
+                from_values(kernel, [geometry.taps() * in_channels, out_channels]),
+            );
+        }
+        if let Some(node) = input_node {
+            let matrices = matrices.reversed();
+            let grad_input = new_tensor([geometry.large_pixels(), in_channels], |grad_input| {
+                gather_large(&grad, &matrices, geometry, Epilogue::NONE, grad_input)
+            });
+            grads.register::<Flex>(node.id, grad_input);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct UpConv4x4Stride2Backward;
+
+impl Backward<Flex, 3> for UpConv4x4Stride2Backward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [input_node, kernel_node, bias_node] = ops.parents;
+        let ConvState {
+            input,
+            geometry,
+            matrices,
+            output,
+        } = ops.state;
+        let grad = through_relu(grads.consume::<Flex>(&ops.node), output.as_ref());
+        let (in_channels, out_channels) = (matrices.from, matrices.to);
+        let grad = values(&grad);
+        register_bias_grad(grads, bias_node.map(|node| node.id), &grad, out_channels);
+        if let Some(node) = kernel_node {
+            // [taps, C_in, C_out] (small = input, large = output) → [C_in, taps, C_out].
+            let products = tap_outer_products(
+                &values(&input),
+                &grad,
+                geometry,
+                [in_channels, out_channels],
+            );
+            let kernel = swap_outer(&products, [geometry.taps(), in_channels, out_channels]);
+            grads.register::<Flex>(
+                node.id,
+                from_values(kernel, [in_channels, geometry.taps() * out_channels]),
+            );
+        }
+        if let Some(node) = input_node {
+            let matrices = matrices.reversed();
+            let grad_input = new_tensor([geometry.small_pixels(), in_channels], |grad_input| {
+                gather_small(&grad, &matrices, geometry, Epilogue::NONE, grad_input)
+            });
+            grads.register::<Flex>(node.id, grad_input);
+        }
+    }
+}
+
+/// Runs `forward` and records `backward` for the tracked inputs.
+fn tracked<C: CheckpointStrategy, B: Backward<Flex, 3, State = ConvState>>(
+    backward: B,
+    [input, kernel, bias]: [FloatTensor<Autodiff<Flex, C>>; 3],
+    relu: bool,
+    forward: impl FnOnce(&FlexTensor, &FlexTensor, &FlexTensor) -> Prepared,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let nodes = [input.node(), kernel.node(), bias.node()];
+    let input = input.into_primitive();
+    let Prepared {
+        geometry,
+        matrices,
+        output,
+    } = forward(&input, &kernel.into_primitive(), &bias.into_primitive());
+    match backward.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let state = ConvState {
+                input,
+                geometry,
+                matrices,
+                output: relu.then(|| output.clone()),
+            };
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
+impl<C: CheckpointStrategy> RowConvOps for Autodiff<Flex, C> {
+    fn conv3x3_stride2_rows(
+        input: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        batch: usize,
+        height: usize,
+        width: usize,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        tracked::<C, _>(
+            Conv3x3Stride2Backward,
+            [input, kernel, bias],
+            relu,
+            |input, kernel, bias| conv_forward(input, kernel, bias, [batch, height, width], relu),
+        )
+    }
+
+    fn up_conv4x4_stride2_rows(
+        input: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        batch: usize,
+        height: usize,
+        width: usize,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        tracked::<C, _>(
+            UpConv4x4Stride2Backward,
+            [input, kernel, bias],
+            relu,
+            |input, kernel, bias| up_forward(input, kernel, bias, [batch, height, width], relu),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_readers_invert_tap_source() {
+        for kernel in [3, 4] {
+            for out_len in 1..6 {
+                let in_len = if kernel == 3 { 2 * out_len } else { out_len };
+                let target_len = if kernel == 3 { out_len } else { 2 * out_len };
+                // kernel 3: conv reads input rows; kernel 4: transposed conv's taps write rows.
+                let (readers_len, sources_len) = if kernel == 3 {
+                    (target_len, in_len)
+                } else {
+                    (in_len, target_len)
+                };
+                let mut forward = Vec::new();
+                for out in 0..readers_len {
+                    for k in 0..kernel {
+                        if let Some(source) = tap_source(out, k, sources_len) {
+                            forward.push((source, out, k));
+                        }
+                    }
+                }
+                let mut inverse = Vec::new();
+                for source in 0..sources_len {
+                    let (readers, count) = tap_readers(source, kernel, readers_len);
+                    for &(out, k) in &readers[..count] {
+                        inverse.push((source, out, k));
+                    }
+                }
+                forward.sort_unstable();
+                inverse.sort_unstable();
+                assert_eq!(forward, inverse, "kernel {kernel}, {out_len} rows");
+            }
+        }
+    }
+
+    use burn::tensor::Distribution;
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+    use crate::conv::{from_rows, to_rows};
+
+    fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn host<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+        tensor.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    /// The output and the gradients of the input, the weight and the bias under a random
+    /// linear loss.
+    struct Run {
+        output: Vec<f32>,
+        grads: [Vec<f32>; 3],
+    }
+
+    fn run(
+        output: Tensor<4>,
+        loss_weights: &Tensor<4>,
+        input: &Tensor<4>,
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+    ) -> Run {
+        let grads = (output.clone() * loss_weights.clone()).sum().backward();
+        let grad = |tensor: Option<Tensor<4>>| host(tensor.expect("gradient"));
+        Run {
+            output: host(output),
+            grads: [
+                grad(input.grad(&grads)),
+                grad(weight.grad(&grads)),
+                host(bias.grad(&grads).expect("gradient")),
+            ],
+        }
+    }
+
+    fn assert_runs_match(reference: &Run, ours: &Run, what: &str) {
+        let difference = max_abs_difference(&reference.output, &ours.output);
+        assert!(difference < 1e-4, "{what}: output differs by {difference}");
+        for (name, (a, b)) in ["input", "weight", "bias"]
+            .iter()
+            .zip(reference.grads.iter().zip(&ours.grads))
+        {
+            let difference = max_abs_difference(a, b);
+            assert!(
+                difference < 1e-3,
+                "{what}: {name} gradient differs by {difference}"
+            );
+        }
+    }
+
+    /// The convolution, input `[B, C_in, H, W]` and weight `[C_out, C_in, 3, 3]`, through
+    /// burn's `conv2d` and through [`conv3x3_stride2_rows`].
+    fn conv_both_ways(
+        input: &Tensor<4>,
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        relu: bool,
+    ) -> [Tensor<4>; 2] {
+        let [batch, _, height, width] = input.dims();
+        let [out_channels, in_channels, _, _] = weight.dims();
+        let reference = burn::tensor::module::conv2d(
+            input.clone(),
+            weight.clone(),
+            Some(bias.clone()),
+            ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
+        );
+        let kernel = weight
+            .clone()
+            .permute([2, 3, 1, 0])
+            .reshape([9 * in_channels, out_channels]);
+        let ours = conv3x3_stride2_rows(
+            to_rows(input.clone()),
+            kernel,
+            bias.clone(),
+            [batch, height, width],
+            relu,
+        );
+        let ours = from_rows(ours, [batch, height / 2, width / 2]);
+        let reference = if relu {
+            burn::tensor::activation::relu(reference)
+        } else {
+            reference
+        };
+        [reference, ours]
+    }
+
+    /// The transposed convolution, input `[B, C_in, H, W]` and weight `[C_in, C_out, 4, 4]`,
+    /// through burn's `conv_transpose2d` and through [`up_conv4x4_stride2_rows`].
+    fn up_both_ways(
+        input: &Tensor<4>,
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+        relu: bool,
+    ) -> [Tensor<4>; 2] {
+        let [batch, _, height, width] = input.dims();
+        let [in_channels, out_channels, _, _] = weight.dims();
+        let reference = burn::tensor::module::conv_transpose2d(
+            input.clone(),
+            weight.clone(),
+            Some(bias.clone()),
+            ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1),
+        );
+        let kernel = weight
+            .clone()
+            .permute([0, 2, 3, 1])
+            .reshape([in_channels, 16 * out_channels]);
+        let ours = up_conv4x4_stride2_rows(
+            to_rows(input.clone()),
+            kernel,
+            bias.clone(),
+            [batch, height, width],
+            relu,
+        );
+        let ours = from_rows(ours, [batch, 2 * height, 2 * width]);
+        let reference = if relu {
+            burn::tensor::activation::relu(reference)
+        } else {
+            reference
+        };
+        [reference, ours]
+    }
+
+    type BothWays = fn(&Tensor<4>, &Tensor<4>, &Tensor<1>, bool) -> [Tensor<4>; 2];
+
+    /// Every channel count the model uses (and odd ones, for the scalar paths): the SIMD paths
+    /// with sums in registers, with few output channels, and the transposed kernel gradients.
+    #[test]
+    fn convolutions_match_burns_at_the_models_channel_counts_with_gradients() {
+        let device = Device::flex().autodiff();
+        let conv_cases = [(3, 32), (32, 32), (32, 64), (64, 64), (5, 7)];
+        let up_cases = [(64, 32), (32, 16), (16, 16), (16, 3), (6, 5)];
+        let cases = conv_cases
+            .iter()
+            .map(|&(i, o)| {
+                (
+                    "conv",
+                    i,
+                    o,
+                    [o, i, 3, 3],
+                    [2, i, 8, 6],
+                    conv_both_ways as BothWays,
+                )
+            })
+            .chain(up_cases.iter().map(|&(i, o)| {
+                (
+                    "up",
+                    i,
+                    o,
+                    [i, o, 4, 4],
+                    [2, i, 3, 5],
+                    up_both_ways as BothWays,
+                )
+            }));
+        for (name, in_channels, out_channels, weight_shape, input_shape, both_ways) in cases {
+            for relu in [false, true] {
+                let what = format!("{name} {in_channels}->{out_channels}, relu {relu}");
+                let random = |shape: [usize; 4]| {
+                    Tensor::<4>::random(shape, Distribution::Uniform(-0.5, 0.5), &device)
+                        .require_grad()
+                };
+                let (input, weight) = (random(input_shape), random(weight_shape));
+                let bias =
+                    Tensor::<1>::random([out_channels], Distribution::Uniform(-0.5, 0.5), &device)
+                        .require_grad();
+                let [reference, ours] = both_ways(&input, &weight, &bias, relu);
+                let loss_weights =
+                    Tensor::<4>::random(reference.dims(), Distribution::Default, &device);
+                let reference = run(reference, &loss_weights, &input, &weight, &bias);
+                let ours = run(ours, &loss_weights, &input, &weight, &bias);
+                assert_runs_match(&reference, &ours, &what);
+            }
+        }
+    }
+
+    /// Deterministic pseudo-random values in [-0.5, 0.5).
+    fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// The three kernels on every instruction set the machine offers (scalar, AVX2+FMA,
+    /// AVX-512) compute what the scalar code computes, at the model's channel counts.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn kernels_compute_the_same_with_every_instruction_set() {
+        let mut arches = vec![("AVX2+FMA", pulp::x86::V3::try_new().map(Arch::V3))];
+        arches.push(("AVX-512", pulp::x86::V4::try_new().map(Arch::V4)));
+        let bias = pseudo_random(64, 9);
+        for (kernel, from, to) in [
+            (3, 32, 64),
+            (3, 3, 32),
+            (4, 64, 32),
+            (4, 16, 3),
+            (4, 16, 16),
+        ] {
+            let geometry = |arch| Stride2 {
+                batch: 3,
+                small: [4, 6],
+                kernel,
+                arch,
+            };
+            let reference = geometry(Arch::Scalar);
+            let taps = kernel * kernel;
+            let matrices = TapMatrices::new(pseudo_random(taps * from * to, 1), [from, to]);
+            let large = pseudo_random(reference.large_pixels() * from, 2);
+            let small = pseudo_random(reference.small_pixels() * from, 3);
+            let large_to = pseudo_random(reference.large_pixels() * to, 4);
+            let epilogue = Epilogue {
+                bias: Some(&bias[..to]),
+                relu: true,
+            };
+            let compute = |geometry: Stride2| {
+                let mut gathered_small = vec![0.0; geometry.small_pixels() * to];
+                gather_small(&large, &matrices, geometry, epilogue, &mut gathered_small);
+                let mut gathered_large = vec![0.0; geometry.large_pixels() * to];
+                gather_large(&small, &matrices, geometry, epilogue, &mut gathered_large);
+                let products = tap_outer_products(&small, &large_to, geometry, [from, to]);
+                [gathered_small, gathered_large, products]
+            };
+            let expected = compute(reference);
+            for (name, arch) in &arches {
+                let Some(arch) = arch else { continue };
+                for (what, (want, got)) in ["gather_small", "gather_large", "tap_outer_products"]
+                    .iter()
+                    .zip(expected.iter().zip(compute(geometry(*arch))))
+                {
+                    let difference = max_abs_difference(want, &got);
+                    assert!(
+                        difference < 1e-4,
+                        "{name} {what} ({kernel}x{kernel}, {from}->{to}) differs by {difference}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn convolutions_give_the_same_bits_on_one_thread_and_on_several() {
+        let device = Device::flex().autodiff();
+        let random4 = |shape| Tensor::<4>::random(shape, Distribution::Default, &device);
+        let random1 = |shape| Tensor::<1>::random(shape, Distribution::Default, &device);
+        let weights4 = [
+            random4([4, 16, 8, 8]),
+            random4([32, 16, 3, 3]),
+            random4([16, 3, 4, 4]),
+        ];
+        let weights1 = [random1([32]), random1([3])];
+        let compute = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| {
+                    let [input, conv_weight, up_weight] =
+                        weights4.clone().map(Tensor::require_grad);
+                    let [conv_bias, up_bias] = weights1.clone().map(Tensor::require_grad);
+                    let [_, conv] = conv_both_ways(&input, &conv_weight, &conv_bias, true);
+                    let [_, up] = up_both_ways(&input, &up_weight, &up_bias, false);
+                    let grads = (conv.clone().sum() + up.clone().powi_scalar(2).sum()).backward();
+                    let mut values = vec![host(conv), host(up)];
+                    for tensor in [&input, &conv_weight, &up_weight] {
+                        values.push(host(tensor.grad(&grads).expect("gradient")));
+                    }
+                    for tensor in [&conv_bias, &up_bias] {
+                        values.push(host(tensor.grad(&grads).expect("gradient")));
+                    }
+                    values
+                })
+        };
+        assert_eq!(compute(1), compute(3));
+    }
+}
