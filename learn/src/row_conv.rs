@@ -51,8 +51,8 @@ use rayon::prelude::*;
 /// depend on the thread count.
 const ROWS_PER_PARTIAL_SUM: usize = 1024;
 
-/// Image ranges per tap in [`tap_outer_products`]: a fixed number, summed in order, so the
-/// result does not depend on the thread count.
+/// Image ranges of [`tap_outer_products`]: a fixed number, summed in order, so the result does
+/// not depend on the thread count.
 const IMAGE_PARTS: usize = 4;
 
 /// Output channels few enough for [`gather_large`] to sum over vectors of input channels.
@@ -339,41 +339,62 @@ fn multiply_accumulate<S: Simd, const N: usize>(
         }
         return;
     }
-    let vectors = N / lanes;
     let (sum, _) = S::as_mut_simd_f32s(&mut sum[..N]);
     let (matrix, _) = S::as_simd_f32s(matrix);
-    let mut accumulators = [simd.splat_f32s(0.0); MAX_VECTORS];
-    accumulators[..vectors].copy_from_slice(&sum[..vectors]);
-    for (value, row) in source.iter().zip(matrix.chunks_exact(vectors)) {
-        let value = simd.splat_f32s(*value);
-        for (accumulator, weights) in accumulators[..vectors].iter_mut().zip(row) {
-            *accumulator = simd.mul_add_e_f32s(value, *weights, *accumulator);
-        }
+    // The vector count as a constant, so the accumulators are an array the compiler keeps in
+    // registers; with few vectors, several partial sums over interleaved rows keep enough
+    // fused multiply-adds in flight.
+    match N / lanes {
+        1 => multiply_accumulate_vectors::<S, 1, 4>(simd, sum, source, matrix),
+        2 => multiply_accumulate_vectors::<S, 2, 4>(simd, sum, source, matrix),
+        3 => multiply_accumulate_vectors::<S, 3, 2>(simd, sum, source, matrix),
+        4 => multiply_accumulate_vectors::<S, 4, 2>(simd, sum, source, matrix),
+        5 => multiply_accumulate_vectors::<S, 5, 1>(simd, sum, source, matrix),
+        6 => multiply_accumulate_vectors::<S, 6, 1>(simd, sum, source, matrix),
+        7 => multiply_accumulate_vectors::<S, 7, 1>(simd, sum, source, matrix),
+        _ => multiply_accumulate_vectors::<S, MAX_VECTORS, 1>(simd, sum, source, matrix),
     }
-    sum[..vectors].copy_from_slice(&accumulators[..vectors]);
 }
 
-/// `sums += column ⊗ row` for a `[column.len(), row.len()]` `sums`; one fused multiply-add per
-/// SIMD vector when `row` is a whole number of vectors.
+/// [`multiply_accumulate`] on `V` vectors, rows taken `P` at a time into `P` partial sums,
+/// added in order at the end.
 #[inline(always)]
-fn outer_accumulate<S: Simd>(simd: S, sums: &mut [f32], column: &[f32], row: &[f32]) {
-    let lanes = size_of::<S::f32s>() / size_of::<f32>();
-    if !row.len().is_multiple_of(lanes) {
-        for (value, sums) in column.iter().zip(sums.chunks_exact_mut(row.len())) {
-            for (sum, g) in sums.iter_mut().zip(row) {
-                *sum += value * g;
+fn multiply_accumulate_vectors<S: Simd, const V: usize, const P: usize>(
+    simd: S,
+    sum: &mut [S::f32s],
+    source: &[f32],
+    matrix: &[S::f32s],
+) {
+    let Some(sum) = sum.first_chunk_mut::<V>() else {
+        return;
+    };
+    let (rows, _) = matrix.as_chunks::<V>();
+    let rows = &rows[..source.len().min(rows.len())];
+    let mut partials = [[simd.splat_f32s(0.0); V]; P];
+    partials[0] = *sum;
+    let (row_groups, rest_rows) = rows.as_chunks::<P>();
+    let (value_groups, rest_values) = source[..rows.len()].as_chunks::<P>();
+    for (values, rows) in value_groups.iter().zip(row_groups) {
+        for p in 0..P {
+            let value = simd.splat_f32s(values[p]);
+            for v in 0..V {
+                partials[p][v] = simd.mul_add_e_f32s(value, rows[p][v], partials[p][v]);
             }
         }
-        return;
     }
-    let (row, _) = S::as_simd_f32s(row);
-    let (sums, _) = S::as_mut_simd_f32s(sums);
-    for (value, sums) in column.iter().zip(sums.chunks_exact_mut(row.len())) {
+    for (value, row) in rest_values.iter().zip(rest_rows) {
         let value = simd.splat_f32s(*value);
-        for (sum, g) in sums.iter_mut().zip(row) {
-            *sum = simd.mul_add_e_f32s(value, *g, *sum);
+        for v in 0..V {
+            partials[0][v] = simd.mul_add_e_f32s(value, row[v], partials[0][v]);
         }
     }
+    let (total, rest) = partials.split_at_mut(1);
+    for partial in rest {
+        for (total, value) in total[0].iter_mut().zip(partial) {
+            *total = simd.add_f32s(*total, *value);
+        }
+    }
+    *sum = total[0];
 }
 
 /// How an output map starts and ends: with `bias` (else zero), through the ReLU if `relu`.
@@ -614,8 +635,9 @@ impl<const N: usize> WithSimd for LargeRow<'_, N> {
 }
 
 /// For every tap, the sum over small pixels (and the large pixel under the tap) of the outer
-/// product of their values: `[taps, small_channels, large_channels]`. Each tap's sum is split
-/// into [`IMAGE_PARTS`] image ranges, added in order.
+/// product of their values: `[taps, small_channels, large_channels]`. The batch is split into
+/// [`IMAGE_PARTS`] image ranges (a fixed number, summed in order); each range is read once,
+/// row by row, for all taps.
 fn tap_outer_products(
     small: &[f32],
     large: &[f32],
@@ -623,21 +645,17 @@ fn tap_outer_products(
     [small_channels, large_channels]: [usize; 2],
 ) -> Vec<f32> {
     let parts = IMAGE_PARTS.min(geometry.batch.max(1));
-    let tasks: Vec<(usize, usize)> = (0..geometry.taps())
-        .flat_map(|tap| (0..parts).map(move |part| (tap, part)))
-        .collect();
     let block = small_channels * large_channels;
-    let partial: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|&(tap, part)| {
+    let partial: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
             let images = geometry.batch * part / parts..geometry.batch * (part + 1) / parts;
-            let mut sums = vec![0.0; block];
+            let mut sums = vec![0.0; geometry.taps() * block];
             geometry.arch.dispatch(TapOuterProducts {
                 small,
                 large,
                 geometry,
                 channels: [small_channels, large_channels],
-                tap,
                 images,
                 sums: &mut sums,
             });
@@ -645,29 +663,28 @@ fn tap_outer_products(
         })
         .collect();
     let mut products = vec![0.0; geometry.taps() * block];
-    for (&(tap, _), sums) in tasks.iter().zip(&partial) {
-        for (total, value) in products[tap * block..(tap + 1) * block]
-            .iter_mut()
-            .zip(sums)
-        {
+    for sums in &partial {
+        for (total, value) in products.iter_mut().zip(sums) {
             *total += value;
         }
     }
     products
 }
 
-/// One tap and image range of [`tap_outer_products`], compiled for the instruction set it is
+/// One image range of [`tap_outer_products`], compiled for the instruction set it is
 /// dispatched to.
 struct TapOuterProducts<'a> {
     small: &'a [f32],
     large: &'a [f32],
     geometry: Stride2,
     channels: [usize; 2],
-    tap: usize,
     images: std::ops::Range<usize>,
-    /// `[small_channels, large_channels]`.
+    /// `[taps, small_channels, large_channels]`.
     sums: &'a mut [f32],
 }
+
+/// Pixels whose vectors [`outer_tile`] keeps in registers at once.
+const TILE_PIXELS: usize = 4;
 
 impl WithSimd for TapOuterProducts<'_> {
     type Output = ();
@@ -679,46 +696,156 @@ impl WithSimd for TapOuterProducts<'_> {
             large,
             geometry,
             channels: [small_channels, large_channels],
-            tap,
             images,
             sums,
         } = self;
-        let [height, width] = geometry.small;
-        let (ky, kx) = (tap / geometry.kernel, tap % geometry.kernel);
         let lanes = size_of::<S::f32s>() / size_of::<f32>();
-        // Vectors over the large channels if they fill vectors; else over the small ones, in
-        // `[large, small]`, transposed at the end.
+        // One side is taken in SIMD vectors (the "row"), the other value by value (the
+        // "column"): the large channels if they fill vectors, else the small ones, in which
+        // case each tap's `[large, small]` sums are transposed at the end.
         let transposed =
             !large_channels.is_multiple_of(lanes) && small_channels.is_multiple_of(lanes);
-        let mut transposed_sums = vec![0.0; if transposed { sums.len() } else { 0 }];
+        let (column_channels, row_channels) = if transposed {
+            (large_channels, small_channels)
+        } else {
+            (small_channels, large_channels)
+        };
+        let block = small_channels * large_channels;
+        let pass = OuterPass {
+            small,
+            large,
+            geometry,
+            channels: [small_channels, large_channels],
+            transposed,
+        };
+        match (row_channels.is_multiple_of(lanes), row_channels / lanes) {
+            (true, 1) => pass.run::<S, 1>(simd, images, sums, column_channels),
+            (true, 2) => pass.run::<S, 2>(simd, images, sums, column_channels),
+            (true, 4) => pass.run::<S, 4>(simd, images, sums, column_channels),
+            _ => pass.run::<S, 0>(simd, images, sums, column_channels),
+        }
+        if transposed {
+            for tap_sums in sums.chunks_exact_mut(block) {
+                let untransposed = transpose_blocks(tap_sums, [large_channels, small_channels]);
+                tap_sums.copy_from_slice(&untransposed);
+            }
+        }
+    }
+}
+
+/// The loops of [`TapOuterProducts`].
+struct OuterPass<'a> {
+    small: &'a [f32],
+    large: &'a [f32],
+    geometry: Stride2,
+    channels: [usize; 2],
+    transposed: bool,
+}
+
+impl OuterPass<'_> {
+    /// Every small row of `images`, every tap; `RV` vectors per row-side pixel (`0`: scalar).
+    #[inline(always)]
+    fn run<S: Simd, const RV: usize>(
+        &self,
+        simd: S,
+        images: std::ops::Range<usize>,
+        sums: &mut [f32],
+        column_channels: usize,
+    ) {
+        let [height, width] = self.geometry.small;
+        let kernel = self.geometry.kernel;
+        let [small_channels, large_channels] = self.channels;
+        let block = small_channels * large_channels;
         for image in images {
             for y in 0..height {
-                let Some(large_y) = tap_source(y, ky, 2 * height) else {
-                    continue;
-                };
-                for x in 0..width {
-                    let Some(large_x) = tap_source(x, kx, 2 * width) else {
+                for ky in 0..kernel {
+                    let Some(large_y) = tap_source(y, ky, 2 * height) else {
                         continue;
                     };
-                    let small_values = &small[geometry.small_index(image, y, x) * small_channels..]
-                        [..small_channels];
-                    let large_values = &large
-                        [geometry.large_index(image, large_y, large_x) * large_channels..]
-                        [..large_channels];
-                    if transposed {
-                        outer_accumulate(simd, &mut transposed_sums, large_values, small_values);
-                    } else {
-                        outer_accumulate(simd, sums, small_values, large_values);
+                    for kx in 0..kernel {
+                        // The small pixels whose tap stays inside the large row: a run of x.
+                        let first = usize::from(kx == 0);
+                        let end = (0..width)
+                            .rev()
+                            .find(|&x| tap_source(x, kx, 2 * width).is_some())
+                            .map_or(0, |x| x + 1);
+                        let tap = ky * kernel + kx;
+                        let tap_sums = &mut sums[tap * block..(tap + 1) * block];
+                        let pixel = |x: usize| {
+                            let small_at = self.geometry.small_index(image, y, x) * small_channels;
+                            let large_x = 2 * x + kx - 1;
+                            let large_at =
+                                self.geometry.large_index(image, large_y, large_x) * large_channels;
+                            let small_values = &self.small[small_at..small_at + small_channels];
+                            let large_values = &self.large[large_at..large_at + large_channels];
+                            if self.transposed {
+                                (large_values, small_values)
+                            } else {
+                                (small_values, large_values)
+                            }
+                        };
+                        let mut x = first;
+                        while x + TILE_PIXELS <= end {
+                            let pixels: [(&[f32], &[f32]); TILE_PIXELS] =
+                                std::array::from_fn(|p| pixel(x + p));
+                            outer_tile::<S, RV, TILE_PIXELS>(
+                                simd,
+                                tap_sums,
+                                &pixels,
+                                column_channels,
+                            );
+                            x += TILE_PIXELS;
+                        }
+                        while x < end {
+                            outer_tile::<S, RV, 1>(simd, tap_sums, &[pixel(x)], column_channels);
+                            x += 1;
+                        }
                     }
                 }
             }
         }
-        if transposed {
-            sums.copy_from_slice(&transpose_blocks(
-                &transposed_sums,
-                [large_channels, small_channels],
-            ));
+    }
+}
+
+/// `sums[c, ..] += Σ_p column_p[c] · row_p` over `P` pixels `(column_p, row_p)`, for a
+/// `[column_channels, row.len()]` `sums`: the rows' `RV` vectors each stay in registers for
+/// all `c`, so each row of `sums` is loaded and stored once per tile (`RV = 0`: scalar).
+#[inline(always)]
+fn outer_tile<S: Simd, const RV: usize, const P: usize>(
+    simd: S,
+    sums: &mut [f32],
+    pixels: &[(&[f32], &[f32]); P],
+    column_channels: usize,
+) {
+    if RV == 0 {
+        for (column, row) in pixels {
+            for (value, sums) in column.iter().zip(sums.chunks_exact_mut(row.len())) {
+                for (sum, g) in sums.iter_mut().zip(row.iter()) {
+                    *sum += value * g;
+                }
+            }
         }
+        return;
+    }
+    let zero = simd.splat_f32s(0.0);
+    let mut rows = [[zero; RV]; P];
+    for (vectors, (_, row)) in rows.iter_mut().zip(pixels) {
+        let (row, _) = S::as_simd_f32s(row);
+        if let Some(row) = row.first_chunk::<RV>() {
+            *vectors = *row;
+        }
+    }
+    let (sums, _) = S::as_mut_simd_f32s(sums);
+    let (sums, _) = sums.as_chunks_mut::<RV>();
+    for (c, sum) in sums.iter_mut().enumerate().take(column_channels) {
+        let mut accumulators = *sum;
+        for p in 0..P {
+            let value = simd.splat_f32s(pixels[p].0[c]);
+            for v in 0..RV {
+                accumulators[v] = simd.mul_add_e_f32s(value, rows[p][v], accumulators[v]);
+            }
+        }
+        *sum = accumulators;
     }
 }
 
