@@ -298,9 +298,16 @@ fn fill_input(map: &mut BorderedMap, images: &[f32], layout: PixelLayout, count:
                         );
                     }
                     PixelLayout::ChannelsFirst => {
-                        for (x, pixel) in row.chunks_exact_mut(channels).enumerate() {
-                            for (channel, value) in pixel.iter_mut().enumerate() {
-                                *value = image[channel * plane + y * width + x];
+                        // One plane row at a time, read in order, written every `channels`.
+                        for channel in 0..channels {
+                            let plane_row = &image[channel * plane + y * width..][..width];
+                            for (target, value) in row
+                                .iter_mut()
+                                .skip(channel)
+                                .step_by(channels)
+                                .zip(plane_row)
+                            {
+                                *target = *value;
                             }
                         }
                     }

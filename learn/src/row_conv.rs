@@ -55,7 +55,8 @@ const ROWS_PER_PARTIAL_SUM: usize = 1024;
 /// not depend on the thread count.
 const IMAGE_PARTS: usize = 4;
 
-/// Output channels few enough for [`gather_large`] to sum over vectors of input channels.
+/// Output channels few enough for [`gather_large`] to go through every small pixel's
+/// contributions.
 const FEW_CHANNELS: usize = 4;
 
 /// Most SIMD vectors an accumulator of [`multiply_accumulate`] holds in registers.
@@ -320,7 +321,7 @@ fn fixed<const N: usize>(channels: usize) -> usize {
 }
 
 /// `sum += Σ_k source[k] · matrix[k, ..]` for a `[source.len(), sum.len()]` `matrix`. When the
-/// length `N` of `sum` is known at compile time and a whole number of SIMD vectors, the sum is
+/// length of `sum` (`N`, if known at compile time) is a whole number of SIMD vectors, the sum is
 /// held in registers and every row of the matrix is one fused multiply-add per vector.
 #[inline(always)]
 fn multiply_accumulate<S: Simd, const N: usize>(
@@ -330,8 +331,8 @@ fn multiply_accumulate<S: Simd, const N: usize>(
     matrix: &[f32],
 ) {
     let lanes = size_of::<S::f32s>() / size_of::<f32>();
-    if N == 0 || !N.is_multiple_of(lanes) || N / lanes > MAX_VECTORS {
-        let n = sum.len();
+    let n = fixed::<N>(sum.len());
+    if !n.is_multiple_of(lanes) || n / lanes > MAX_VECTORS {
         for (value, row) in source.iter().zip(matrix.chunks_exact(n)) {
             for (sum, weight) in sum.iter_mut().zip(row) {
                 *sum += value * weight;
@@ -339,12 +340,12 @@ fn multiply_accumulate<S: Simd, const N: usize>(
         }
         return;
     }
-    let (sum, _) = S::as_mut_simd_f32s(&mut sum[..N]);
+    let (sum, _) = S::as_mut_simd_f32s(&mut sum[..n]);
     let (matrix, _) = S::as_simd_f32s(matrix);
-    // The vector count as a constant, so the accumulators are an array the compiler keeps in
-    // registers; with few vectors, several partial sums over interleaved rows keep enough
-    // fused multiply-adds in flight.
-    match N / lanes {
+    // The vector count as a constant (folded when `N` is), so the accumulators are an array
+    // the compiler keeps in registers; with few vectors, several partial sums over interleaved
+    // rows keep enough fused multiply-adds in flight.
+    match n / lanes {
         1 => multiply_accumulate_vectors::<S, 1, 4>(simd, sum, source, matrix),
         2 => multiply_accumulate_vectors::<S, 2, 4>(simd, sum, source, matrix),
         3 => multiply_accumulate_vectors::<S, 3, 2>(simd, sum, source, matrix),
@@ -530,10 +531,101 @@ fn gather_large(
     epilogue: Epilogue<'_>,
     large: &mut [f32],
 ) {
+    if matrices.to <= FEW_CHANNELS {
+        gather_large_by_contributions(small, matrices, geometry, epilogue, large);
+        return;
+    }
     for_channels!(
         matrices.to,
         gather_large_for(small, matrices, geometry, epilogue, large)
     );
+}
+
+/// Every small pixel's contributions to all its taps, kept between calls so the buffer's pages
+/// are not faulted in again on every training step.
+static CONTRIBUTIONS: std::sync::Mutex<Vec<f32>> = std::sync::Mutex::new(Vec::new());
+
+/// [`gather_large`] with few output channels: a pixel's sums would be a few lanes of a vector.
+/// Instead every small pixel's contributions to all its taps, `[taps · to]` values, are one
+/// product with the `[from, taps · to]` kernel (whole vectors), computed once; every large
+/// pixel then adds the (at most four) that reach it.
+fn gather_large_by_contributions(
+    small: &[f32],
+    matrices: &TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'_>,
+    large: &mut [f32],
+) {
+    let (from, to, taps) = (matrices.from, matrices.to, geometry.taps());
+    let stride = taps * to;
+    let kernel = swap_outer(&matrices.per_tap, [taps, from, to]);
+    let mut contributions = CONTRIBUTIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    contributions.resize(geometry.small_pixels() * stride, 0.0);
+    let small_row = geometry.small[1];
+    contributions
+        .par_chunks_mut(small_row * stride)
+        .zip(small.par_chunks(small_row * from))
+        .for_each(|(contributions, pixels)| {
+            geometry.arch.dispatch(Contributions {
+                pixels,
+                kernel: &kernel,
+                from,
+                contributions,
+            })
+        });
+    let contributions = &contributions[..];
+    let [height, width] = geometry.small;
+    large
+        .par_chunks_mut(2 * width * to)
+        .enumerate()
+        .for_each(|(row_index, row)| {
+            let (image, large_y) = (row_index / (2 * height), row_index % (2 * height));
+            let (row_readers, row_count) = tap_readers(large_y, geometry.kernel, height);
+            for (large_x, pixel) in row.chunks_exact_mut(to).enumerate() {
+                epilogue.start(pixel);
+                let (readers, count) = tap_readers(large_x, geometry.kernel, width);
+                for &(y, ky) in &row_readers[..row_count] {
+                    for &(x, kx) in &readers[..count] {
+                        let start = geometry.small_index(image, y, x) * stride
+                            + (ky * geometry.kernel + kx) * to;
+                        for (sum, value) in pixel.iter_mut().zip(&contributions[start..start + to])
+                        {
+                            *sum += value;
+                        }
+                    }
+                }
+                epilogue.finish(pixel);
+            }
+        });
+}
+
+/// One row of small pixels' contributions, compiled for the instruction set it is dispatched
+/// to.
+struct Contributions<'a> {
+    pixels: &'a [f32],
+    /// `[from, taps · to]`.
+    kernel: &'a [f32],
+    from: usize,
+    contributions: &'a mut [f32],
+}
+
+impl WithSimd for Contributions<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let stride = self.kernel.len() / self.from.max(1);
+        for (pixel, out) in self
+            .pixels
+            .chunks_exact(self.from)
+            .zip(self.contributions.chunks_exact_mut(stride))
+        {
+            out.fill(0.0);
+            multiply_accumulate::<S, 0>(simd, out, pixel, self.kernel);
+        }
+    }
 }
 
 fn gather_large_for<const N: usize>(
@@ -589,44 +681,19 @@ impl<const N: usize> WithSimd for LargeRow<'_, N> {
         let kernel = geometry.kernel;
         let (image, large_y) = (row_index / (2 * height), row_index % (2 * height));
         let (row_readers, row_count) = tap_readers(large_y, kernel, height);
-        let lanes = size_of::<S::f32s>() / size_of::<f32>();
-        // Few output channels: one vector accumulator per output channel, over the input
-        // channels, summed across lanes once per pixel.
-        let by_input_channel =
-            N != 0 && N <= FEW_CHANNELS && !N.is_multiple_of(lanes) && from.is_multiple_of(lanes);
         for (large_x, pixel) in row.chunks_exact_mut(to).enumerate() {
             epilogue.start(pixel);
             let (readers, count) = tap_readers(large_x, kernel, width);
-            let mut lane_sums = [simd.splat_f32s(0.0); FEW_CHANNELS];
             for &(y, ky) in &row_readers[..row_count] {
                 for &(x, kx) in &readers[..count] {
                     let source = &small[geometry.small_index(image, y, x) * from..][..from];
                     let tap = (ky * kernel + kx) * matrices.len();
-                    if by_input_channel {
-                        let (source, _) = S::as_simd_f32s(source);
-                        let (matrix, _) =
-                            S::as_simd_f32s(&matrices.transposed[tap..tap + matrices.len()]);
-                        for (lane_sum, weights) in lane_sums[..to]
-                            .iter_mut()
-                            .zip(matrix.chunks_exact(source.len()))
-                        {
-                            for (value, weight) in source.iter().zip(weights) {
-                                *lane_sum = simd.mul_add_e_f32s(*value, *weight, *lane_sum);
-                            }
-                        }
-                    } else {
-                        multiply_accumulate::<S, N>(
-                            simd,
-                            pixel,
-                            source,
-                            &matrices.per_tap[tap..tap + matrices.len()],
-                        );
-                    }
-                }
-            }
-            if by_input_channel {
-                for (value, lane_sum) in pixel.iter_mut().zip(&lane_sums) {
-                    *value += simd.reduce_sum_f32s(*lane_sum);
+                    multiply_accumulate::<S, N>(
+                        simd,
+                        pixel,
+                        source,
+                        &matrices.per_tap[tap..tap + matrices.len()],
+                    );
                 }
             }
             epilogue.finish(pixel);
@@ -849,25 +916,35 @@ fn outer_tile<S: Simd, const RV: usize, const P: usize>(
     }
 }
 
-/// The output gradient through the ReLU (zero where the output is): `grad` if no ReLU.
-fn through_relu(grad: FlexTensor, output: Option<&FlexTensor>) -> FlexTensor {
+/// The output gradient through the ReLU (zero where the output is): `grad` if no ReLU. In place
+/// when the gradient is not shared.
+fn through_relu(mut grad: FlexTensor, output: Option<&FlexTensor>) -> FlexTensor {
     let Some(output) = output else {
         return grad;
     };
-    let shape = [grad.layout().shape()[0], columns(&grad)];
-    let (output, grad) = (values(output), values(&grad));
-    new_tensor(shape, |masked| {
-        masked
-            .par_chunks_mut(4096)
-            .zip(grad.par_chunks(4096).zip(output.par_chunks(4096)))
-            .for_each(|(masked, (grad, output))| {
-                for ((masked, grad), output) in masked.iter_mut().zip(grad).zip(output) {
-                    if *output > 0.0 {
-                        *masked = *grad;
+    let output = values(output);
+    let mask = |grad: &mut [f32]| {
+        grad.par_chunks_mut(4096)
+            .zip(output.par_chunks(4096))
+            .for_each(|(grad, output)| {
+                for (grad, output) in grad.iter_mut().zip(output) {
+                    if *output <= 0.0 {
+                        *grad = 0.0;
                     }
                 }
             });
-    })
+    };
+    if grad.is_contiguous()
+        && let Some(values) = grad.try_storage_mut::<f32>()
+        && values.len() == output.len()
+    {
+        mask(values);
+        return grad;
+    }
+    let shape = [grad.layout().shape()[0], columns(&grad)];
+    let mut masked = values(&grad).into_owned();
+    mask(&mut masked);
+    from_values(masked, shape)
 }
 
 /// Sums of the columns of `[rows, channels]` `values`: the bias gradient. Partial sums over
