@@ -496,26 +496,22 @@ impl<const N: usize> WithSimd for SmallRow<'_, N> {
         let [height, width] = geometry.small;
         let kernel = geometry.kernel;
         let (image, y) = (row_index / height, row_index % height);
+        // The pixel's patch: the large pixels under all its taps, zeros outside the map, so
+        // the whole sum is one product with the `[(taps, from), to]` matrices.
+        let mut patch = vec![0.0; geometry.taps() * from];
         for (x, pixel) in row.chunks_exact_mut(to).enumerate() {
             epilogue.start(pixel);
-            for ky in 0..kernel {
-                let Some(large_y) = tap_source(y, ky, 2 * height) else {
-                    continue;
-                };
-                for kx in 0..kernel {
-                    let Some(large_x) = tap_source(x, kx, 2 * width) else {
-                        continue;
-                    };
-                    let source = geometry.large_index(image, large_y, large_x) * from;
-                    let tap = (ky * kernel + kx) * matrices.len();
-                    multiply_accumulate::<S, N>(
-                        simd,
-                        pixel,
-                        &large[source..source + from],
-                        &matrices.per_tap[tap..tap + matrices.len()],
-                    );
+            for (tap, values) in patch.chunks_exact_mut(from).enumerate() {
+                let (ky, kx) = (tap / kernel, tap % kernel);
+                match (tap_source(y, ky, 2 * height), tap_source(x, kx, 2 * width)) {
+                    (Some(large_y), Some(large_x)) => {
+                        let source = geometry.large_index(image, large_y, large_x) * from;
+                        values.copy_from_slice(&large[source..source + from]);
+                    }
+                    _ => values.fill(0.0),
                 }
             }
+            multiply_accumulate::<S, N>(simd, pixel, &patch, &matrices.per_tap);
             epilogue.finish(pixel);
         }
     }
