@@ -707,6 +707,9 @@ fn tap_outer_products(
     geometry: Stride2,
     [small_channels, large_channels]: [usize; 2],
 ) -> Vec<f32> {
+    if large_channels <= FEW_CHANNELS {
+        return patch_outer_products(small, large, geometry, [small_channels, large_channels]);
+    }
     let parts = IMAGE_PARTS.min(geometry.batch.max(1));
     let block = small_channels * large_channels;
     let partial: Vec<Vec<f32>> = (0..parts)
@@ -732,6 +735,146 @@ fn tap_outer_products(
         }
     }
     products
+}
+
+/// Patches are padded to a multiple of this many values: the widest SIMD vector.
+const PATCH_ALIGN: usize = 16;
+
+/// [`tap_outer_products`] with few large channels, where a tap's outer products would be a few
+/// lanes wide: every small pixel's patch (the large pixels under all its taps, zeros outside,
+/// padded to whole vectors) is one row, so each pixel adds one outer product `[small, patch]`.
+/// Same fixed image ranges, summed in order.
+fn patch_outer_products(
+    small: &[f32],
+    large: &[f32],
+    geometry: Stride2,
+    [small_channels, large_channels]: [usize; 2],
+) -> Vec<f32> {
+    let taps = geometry.taps();
+    let patch_len = (taps * large_channels).div_ceil(PATCH_ALIGN) * PATCH_ALIGN;
+    let parts = IMAGE_PARTS.min(geometry.batch.max(1));
+    let partial: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let images = geometry.batch * part / parts..geometry.batch * (part + 1) / parts;
+            let mut sums = vec![0.0; small_channels * patch_len];
+            geometry.arch.dispatch(PatchOuterProducts {
+                small,
+                large,
+                geometry,
+                channels: [small_channels, large_channels],
+                patch_len,
+                images,
+                sums: &mut sums,
+            });
+            sums
+        })
+        .collect();
+    let mut totals = vec![0.0; small_channels * patch_len];
+    for sums in &partial {
+        for (total, value) in totals.iter_mut().zip(sums) {
+            *total += value;
+        }
+    }
+    // [small, (taps, large) + padding] → [taps, small, large].
+    let unpadded: Vec<f32> = totals
+        .chunks_exact(patch_len)
+        .flat_map(|row| &row[..taps * large_channels])
+        .copied()
+        .collect();
+    swap_outer(&unpadded, [small_channels, taps, large_channels])
+}
+
+/// One image range of [`patch_outer_products`], compiled for the instruction set it is
+/// dispatched to.
+struct PatchOuterProducts<'a> {
+    small: &'a [f32],
+    large: &'a [f32],
+    geometry: Stride2,
+    channels: [usize; 2],
+    patch_len: usize,
+    images: std::ops::Range<usize>,
+    /// `[small_channels, patch_len]`.
+    sums: &'a mut [f32],
+}
+
+impl WithSimd for PatchOuterProducts<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let lanes = size_of::<S::f32s>() / size_of::<f32>();
+        match (self.patch_len.is_multiple_of(lanes), self.patch_len / lanes) {
+            (true, 1) => self.run::<S, 1>(simd),
+            (true, 2) => self.run::<S, 2>(simd),
+            (true, 3) => self.run::<S, 3>(simd),
+            (true, 4) => self.run::<S, 4>(simd),
+            (true, 6) => self.run::<S, 6>(simd),
+            _ => self.run::<S, 0>(simd),
+        }
+    }
+}
+
+impl PatchOuterProducts<'_> {
+    #[inline(always)]
+    fn run<S: Simd, const RV: usize>(self, simd: S) {
+        let Self {
+            small,
+            large,
+            geometry,
+            channels: [small_channels, large_channels],
+            patch_len,
+            images,
+            sums,
+        } = self;
+        let [height, width] = geometry.small;
+        let kernel = geometry.kernel;
+        let mut patches = vec![0.0; TILE_PIXELS * patch_len];
+        for image in images {
+            for y in 0..height {
+                let mut x = 0;
+                while x < width {
+                    let count = TILE_PIXELS.min(width - x);
+                    for (p, patch) in patches.chunks_exact_mut(patch_len).take(count).enumerate() {
+                        for (tap, values) in patch
+                            .chunks_exact_mut(large_channels)
+                            .take(geometry.taps())
+                            .enumerate()
+                        {
+                            let (ky, kx) = (tap / kernel, tap % kernel);
+                            match (
+                                tap_source(y, ky, 2 * height),
+                                tap_source(x + p, kx, 2 * width),
+                            ) {
+                                (Some(large_y), Some(large_x)) => {
+                                    let at = geometry.large_index(image, large_y, large_x)
+                                        * large_channels;
+                                    values.copy_from_slice(&large[at..at + large_channels]);
+                                }
+                                _ => values.fill(0.0),
+                            }
+                        }
+                    }
+                    let small_at = geometry.small_index(image, y, x) * small_channels;
+                    let pixel = |p: usize| {
+                        (
+                            &small[small_at + p * small_channels..][..small_channels],
+                            &patches[p * patch_len..(p + 1) * patch_len],
+                        )
+                    };
+                    if count == TILE_PIXELS {
+                        let tile: [(&[f32], &[f32]); TILE_PIXELS] = std::array::from_fn(pixel);
+                        outer_tile::<S, RV, TILE_PIXELS>(simd, sums, &tile, small_channels);
+                    } else {
+                        for p in 0..count {
+                            outer_tile::<S, RV, 1>(simd, sums, &[pixel(p)], small_channels);
+                        }
+                    }
+                    x += count;
+                }
+            }
+        }
+    }
 }
 
 /// One image range of [`tap_outer_products`], compiled for the instruction set it is
