@@ -24,6 +24,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::LearnError;
 use crate::direct::HostConvWeights;
+pub use crate::row_conv::Activation;
 
 /// Whether `device` is burn's CPU backend (flex), where the convolutions run as
 /// [`crate::row_conv`]'s operations (with gradients) and as [`crate::direct`]'s kernels (without). GPU backends keep
@@ -181,13 +182,24 @@ impl StridedConv {
     }
 
     /// On channels-last rows, as one CPU operation with a hand-written backward pass (see
-    /// [`crate::row_conv`]), the ReLU fused if `relu`.
+    /// [`crate::row_conv`]), `activation` fused.
     ///
     /// # Shapes
     /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]` (H, W even)
     /// - output: `[B·H/2·W/2, C_out]`
-    pub fn forward_rows(&self, rows: Tensor<2>, dims: [usize; 3], relu: bool) -> Tensor<2> {
-        crate::row_conv::conv3x3_stride2_rows(rows, self.kernel.val(), self.bias.val(), dims, relu)
+    pub fn forward_rows(
+        &self,
+        rows: Tensor<2>,
+        dims: [usize; 3],
+        activation: Activation,
+    ) -> Tensor<2> {
+        crate::row_conv::conv3x3_stride2_rows(
+            rows,
+            self.kernel.val(),
+            self.bias.val(),
+            dims,
+            activation,
+        )
     }
 }
 
@@ -262,18 +274,23 @@ impl UpConv {
     }
 
     /// On channels-last rows, as one CPU operation with a hand-written backward pass (see
-    /// [`crate::row_conv`]), the ReLU fused if `relu`.
+    /// [`crate::row_conv`]), `activation` fused.
     ///
     /// # Shapes
     /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]`
     /// - output: `[B·2H·2W, C_out]`
-    pub fn forward_rows(&self, rows: Tensor<2>, dims: [usize; 3], relu: bool) -> Tensor<2> {
+    pub fn forward_rows(
+        &self,
+        rows: Tensor<2>,
+        dims: [usize; 3],
+        activation: Activation,
+    ) -> Tensor<2> {
         crate::row_conv::up_conv4x4_stride2_rows(
             rows,
             self.kernel.val(),
             self.bias.val(),
             dims,
-            relu,
+            activation,
         )
     }
 }
@@ -360,12 +377,12 @@ mod tests {
             Tensor::<4>::random([3, 5, 8, 6], Distribution::Default, &device).require_grad();
         let burns = reference.forward(input.clone());
         assert!(max_abs_difference(burns, conv.forward(input.clone())) < 1e-5);
-        for relu in [false, true] {
+        for (relu, fused) in [(false, Activation::Identity), (true, Activation::Relu)] {
             let nchw = conv.forward(input.clone());
             assert_eq!(nchw.dims(), [3, 7, 4, 3]);
             let nchw = if relu { activation::relu(nchw) } else { nchw };
             let rows = from_rows(
-                conv.forward_rows(to_rows(input.clone()), [3, 8, 6], relu),
+                conv.forward_rows(to_rows(input.clone()), [3, 8, 6], fused),
                 [3, 4, 3],
             );
             assert_same_with_gradients((nchw, rows), &input, &conv.kernel, &conv.bias);
@@ -397,12 +414,12 @@ mod tests {
             Tensor::<4>::random([2, 6, 3, 5], Distribution::Default, &device).require_grad();
         let burns = reference.forward(input.clone());
         assert!(max_abs_difference(burns, up.forward(input.clone())) < 1e-5);
-        for relu in [false, true] {
+        for (relu, fused) in [(false, Activation::Identity), (true, Activation::Relu)] {
             let nchw = up.forward(input.clone());
             assert_eq!(nchw.dims(), [2, 4, 6, 10]);
             let nchw = if relu { activation::relu(nchw) } else { nchw };
             let rows = from_rows(
-                up.forward_rows(to_rows(input.clone()), [2, 3, 5], relu),
+                up.forward_rows(to_rows(input.clone()), [2, 3, 5], fused),
                 [2, 6, 10],
             );
             assert_same_with_gradients((nchw, rows), &input, &up.kernel, &up.bias);

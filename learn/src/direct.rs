@@ -498,7 +498,11 @@ mod tests {
         );
         let (mut rows, mut side) = (to_rows(images.clone()), [height, width]);
         for conv in &convs {
-            rows = conv.forward_rows(rows, [batch, side[0], side[1]], true);
+            rows = conv.forward_rows(
+                rows,
+                [batch, side[0], side[1]],
+                crate::conv::Activation::Relu,
+            );
             side = [side[0] / 2, side[1] / 2];
         }
         Case {

@@ -10,7 +10,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use crate::LearnError;
-use crate::conv::{StridedConv, StridedConvConfig, UpConv, UpConvConfig};
+use crate::conv::{Activation, StridedConv, StridedConvConfig, UpConv, UpConvConfig};
 use crate::direct::{DirectConvStack, PixelLayout};
 
 /// Small strided conv net from an RGB image to an image feature vector.
@@ -119,7 +119,7 @@ impl ImageEncoder {
         }
         let (mut rows, mut height, mut width) = (rows, height, width);
         for conv in &self.convs {
-            rows = conv.forward_rows(rows, [batch, height, width], true);
+            rows = conv.forward_rows(rows, [batch, height, width], Activation::Relu);
             (height, width) = (height / 2, width / 2);
         }
         self.head_from_rows(rows, batch)
@@ -541,10 +541,16 @@ impl Decoder {
             .reshape([batch * height * width, self.base_channels]);
         let last = self.ups.len().saturating_sub(1);
         for (index, up) in self.ups.iter().enumerate() {
-            rows = up.forward_rows(rows, [batch, height, width], index != last);
+            // The last layer's output is the image: sigmoid − 0.5, fused.
+            let fused = if index == last {
+                Activation::CenteredSigmoid
+            } else {
+                Activation::Relu
+            };
+            rows = up.forward_rows(rows, [batch, height, width], fused);
             (height, width) = (height * 2, width * 2);
         }
-        (activation::sigmoid(rows) - 0.5, [height, width])
+        (rows, [height, width])
     }
 }
 

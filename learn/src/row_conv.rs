@@ -62,7 +62,48 @@ const FEW_CHANNELS: usize = 4;
 /// Most SIMD vectors an accumulator of [`multiply_accumulate`] holds in registers.
 const MAX_VECTORS: usize = 8;
 
-/// Convolutions on channels-last rows, with bias and optional ReLU fused (see the module docs).
+/// What follows a convolution's bias, fused into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Nothing.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `sigmoid(x) − 0.5`: an image in `(−0.5, 0.5)`, as the decoder outputs it.
+    CenteredSigmoid,
+}
+
+impl Activation {
+    #[inline(always)]
+    fn apply(self, value: f32) -> f32 {
+        match self {
+            Self::Identity => value,
+            Self::Relu => value.max(0.0),
+            Self::CenteredSigmoid => 1.0 / (1.0 + (-value).exp()) - 0.5,
+        }
+    }
+
+    /// The derivative at the point whose output is `output`.
+    #[inline(always)]
+    fn slope(self, output: f32) -> f32 {
+        match self {
+            Self::Identity => 1.0,
+            Self::Relu => {
+                if output > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Self::CenteredSigmoid => {
+                let sigmoid = output + 0.5;
+                sigmoid * (1.0 - sigmoid)
+            }
+        }
+    }
+}
+
+/// Convolutions on channels-last rows, with bias and activation fused (see the module docs).
 #[backend_extension(Flex, Autodiff)]
 pub trait RowConvOps: Backend {
     /// A 3×3, stride-2, padding-1 convolution.
@@ -79,7 +120,7 @@ pub trait RowConvOps: Backend {
         batch: usize,
         height: usize,
         width: usize,
-        relu: bool,
+        activation: Activation,
     ) -> FloatTensor<Self>;
 
     /// A 4×4, stride-2, padding-1 transposed convolution.
@@ -96,7 +137,7 @@ pub trait RowConvOps: Backend {
         batch: usize,
         height: usize,
         width: usize,
-        relu: bool,
+        activation: Activation,
     ) -> FloatTensor<Self>;
 }
 
@@ -111,7 +152,7 @@ pub fn conv3x3_stride2_rows(
     kernel: Tensor<2>,
     bias: Tensor<1>,
     [batch, height, width]: [usize; 3],
-    relu: bool,
+    activation: Activation,
 ) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as RowConvOps>::conv3x3_stride2_rows(
         input.into_dispatch(),
@@ -120,7 +161,7 @@ pub fn conv3x3_stride2_rows(
         batch,
         height,
         width,
-        relu,
+        activation,
     ))
 }
 
@@ -135,7 +176,7 @@ pub fn up_conv4x4_stride2_rows(
     kernel: Tensor<2>,
     bias: Tensor<1>,
     [batch, height, width]: [usize; 3],
-    relu: bool,
+    activation: Activation,
 ) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as RowConvOps>::up_conv4x4_stride2_rows(
         input.into_dispatch(),
@@ -144,7 +185,7 @@ pub fn up_conv4x4_stride2_rows(
         batch,
         height,
         width,
-        relu,
+        activation,
     ))
 }
 
@@ -398,17 +439,17 @@ fn multiply_accumulate_vectors<S: Simd, const V: usize, const P: usize>(
     *sum = total[0];
 }
 
-/// How an output map starts and ends: with `bias` (else zero), through the ReLU if `relu`.
+/// How an output map starts and ends: with `bias` (else zero), through `activation`.
 #[derive(Debug, Clone, Copy)]
 struct Epilogue<'a> {
     bias: Option<&'a [f32]>,
-    relu: bool,
+    activation: Activation,
 }
 
 impl Epilogue<'_> {
     const NONE: Epilogue<'static> = Epilogue {
         bias: None,
-        relu: false,
+        activation: Activation::Identity,
     };
 
     #[inline(always)]
@@ -420,9 +461,9 @@ impl Epilogue<'_> {
 
     #[inline(always)]
     fn finish(&self, pixel: &mut [f32]) {
-        if self.relu {
+        if self.activation != Activation::Identity {
             for value in pixel.iter_mut() {
-                *value = value.max(0.0);
+                *value = self.activation.apply(*value);
             }
         }
     }
@@ -1055,21 +1096,23 @@ fn outer_tile<S: Simd, const RV: usize, const P: usize>(
     }
 }
 
-/// The output gradient through the ReLU (zero where the output is): `grad` if no ReLU. In place
-/// when the gradient is not shared.
-fn through_relu(mut grad: FlexTensor, output: Option<&FlexTensor>) -> FlexTensor {
+/// The output gradient through the activation, from the output: `grad` if there is none. In
+/// place when the gradient is not shared.
+fn through_activation(
+    mut grad: FlexTensor,
+    output: Option<&FlexTensor>,
+    activation: Activation,
+) -> FlexTensor {
     let Some(output) = output else {
         return grad;
     };
     let output = values(output);
-    let mask = |grad: &mut [f32]| {
+    let scale = |grad: &mut [f32]| {
         grad.par_chunks_mut(4096)
             .zip(output.par_chunks(4096))
             .for_each(|(grad, output)| {
                 for (grad, output) in grad.iter_mut().zip(output) {
-                    if *output <= 0.0 {
-                        *grad = 0.0;
-                    }
+                    *grad *= activation.slope(*output);
                 }
             });
     };
@@ -1077,13 +1120,13 @@ fn through_relu(mut grad: FlexTensor, output: Option<&FlexTensor>) -> FlexTensor
         && let Some(values) = grad.try_storage_mut::<f32>()
         && values.len() == output.len()
     {
-        mask(values);
+        scale(values);
         return grad;
     }
     let shape = [grad.layout().shape()[0], columns(&grad)];
-    let mut masked = values(&grad).into_owned();
-    mask(&mut masked);
-    from_values(masked, shape)
+    let mut scaled = values(&grad).into_owned();
+    scale(&mut scaled);
+    from_values(scaled, shape)
 }
 
 /// Sums of the columns of `[rows, channels]` `values`: the bias gradient. Partial sums over
@@ -1125,7 +1168,7 @@ fn conv_forward(
     kernel: &FlexTensor,
     bias: &FlexTensor,
     [batch, height, width]: [usize; 3],
-    relu: bool,
+    activation: Activation,
 ) -> Prepared {
     let geometry = Stride2 {
         batch,
@@ -1139,7 +1182,7 @@ fn conv_forward(
     let (input, bias) = (values(input), values(bias));
     let epilogue = Epilogue {
         bias: Some(&bias),
-        relu,
+        activation,
     };
     let output = new_tensor([geometry.small_pixels(), out_channels], |output| {
         gather_small(&input, &matrices, geometry, epilogue, output)
@@ -1158,7 +1201,7 @@ fn up_forward(
     kernel: &FlexTensor,
     bias: &FlexTensor,
     [batch, height, width]: [usize; 3],
-    relu: bool,
+    activation: Activation,
 ) -> Prepared {
     let geometry = Stride2 {
         batch,
@@ -1178,7 +1221,7 @@ fn up_forward(
     let (input, bias) = (values(input), values(bias));
     let epilogue = Epilogue {
         bias: Some(&bias),
-        relu,
+        activation,
     };
     let output = new_tensor([geometry.large_pixels(), out_channels], |output| {
         gather_large(&input, &matrices, geometry, epilogue, output)
@@ -1198,9 +1241,9 @@ impl RowConvOps for Flex {
         batch: usize,
         height: usize,
         width: usize,
-        relu: bool,
+        activation: Activation,
     ) -> FloatTensor<Self> {
-        conv_forward(&input, &kernel, &bias, [batch, height, width], relu).output
+        conv_forward(&input, &kernel, &bias, [batch, height, width], activation).output
     }
 
     fn up_conv4x4_stride2_rows(
@@ -1210,9 +1253,9 @@ impl RowConvOps for Flex {
         batch: usize,
         height: usize,
         width: usize,
-        relu: bool,
+        activation: Activation,
     ) -> FloatTensor<Self> {
-        up_forward(&input, &kernel, &bias, [batch, height, width], relu).output
+        up_forward(&input, &kernel, &bias, [batch, height, width], activation).output
     }
 }
 
@@ -1223,8 +1266,9 @@ struct ConvState {
     geometry: Stride2,
     /// `[taps, C_in, C_out]`, with their transposes.
     matrices: TapMatrices,
-    /// The output, for the ReLU's mask (`None`: no ReLU).
+    /// The output, for the activation's derivative (`None`: no activation).
     output: Option<FlexTensor>,
+    activation: Activation,
 }
 
 /// The bias gradient, registered if the bias is tracked.
@@ -1247,8 +1291,13 @@ impl Backward<Flex, 3> for Conv3x3Stride2Backward {
             geometry,
             matrices,
             output,
+            activation,
         } = ops.state;
-        let grad = through_relu(grads.consume::<Flex>(&ops.node), output.as_ref());
+        let grad = through_activation(
+            grads.consume::<Flex>(&ops.node),
+            output.as_ref(),
+            activation,
+        );
         let (in_channels, out_channels) = (matrices.from, matrices.to);
         let grad = values(&grad);
         register_bias_grad(grads, bias_node.map(|node| node.id), &grad, out_channels);
@@ -1289,8 +1338,13 @@ impl Backward<Flex, 3> for UpConv4x4Stride2Backward {
             geometry,
             matrices,
             output,
+            activation,
         } = ops.state;
-        let grad = through_relu(grads.consume::<Flex>(&ops.node), output.as_ref());
+        let grad = through_activation(
+            grads.consume::<Flex>(&ops.node),
+            output.as_ref(),
+            activation,
+        );
         let (in_channels, out_channels) = (matrices.from, matrices.to);
         let grad = values(&grad);
         register_bias_grad(grads, bias_node.map(|node| node.id), &grad, out_channels);
@@ -1322,7 +1376,7 @@ impl Backward<Flex, 3> for UpConv4x4Stride2Backward {
 fn tracked<C: CheckpointStrategy, B: Backward<Flex, 3, State = ConvState>>(
     backward: B,
     [input, kernel, bias]: [FloatTensor<Autodiff<Flex, C>>; 3],
-    relu: bool,
+    activation: Activation,
     forward: impl FnOnce(&FlexTensor, &FlexTensor, &FlexTensor) -> Prepared,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let nodes = [input.node(), kernel.node(), bias.node()];
@@ -1338,7 +1392,8 @@ fn tracked<C: CheckpointStrategy, B: Backward<Flex, 3, State = ConvState>>(
                 input,
                 geometry,
                 matrices,
-                output: relu.then(|| output.clone()),
+                output: (activation != Activation::Identity).then(|| output.clone()),
+                activation,
             };
             prep.finish(state, output)
         }
@@ -1354,13 +1409,15 @@ impl<C: CheckpointStrategy> RowConvOps for Autodiff<Flex, C> {
         batch: usize,
         height: usize,
         width: usize,
-        relu: bool,
+        activation: Activation,
     ) -> FloatTensor<Self> {
         tracked::<C, _>(
             Conv3x3Stride2Backward,
             [input, kernel, bias],
-            relu,
-            |input, kernel, bias| conv_forward(input, kernel, bias, [batch, height, width], relu),
+            activation,
+            |input, kernel, bias| {
+                conv_forward(input, kernel, bias, [batch, height, width], activation)
+            },
         )
     }
 
@@ -1371,13 +1428,15 @@ impl<C: CheckpointStrategy> RowConvOps for Autodiff<Flex, C> {
         batch: usize,
         height: usize,
         width: usize,
-        relu: bool,
+        activation: Activation,
     ) -> FloatTensor<Self> {
         tracked::<C, _>(
             UpConv4x4Stride2Backward,
             [input, kernel, bias],
-            relu,
-            |input, kernel, bias| up_forward(input, kernel, bias, [batch, height, width], relu),
+            activation,
+            |input, kernel, bias| {
+                up_forward(input, kernel, bias, [batch, height, width], activation)
+            },
         )
     }
 }
@@ -1484,7 +1543,7 @@ mod tests {
         input: &Tensor<4>,
         weight: &Tensor<4>,
         bias: &Tensor<1>,
-        relu: bool,
+        activation: Activation,
     ) -> [Tensor<4>; 2] {
         let [batch, _, height, width] = input.dims();
         let [out_channels, in_channels, _, _] = weight.dims();
@@ -1503,14 +1562,10 @@ mod tests {
             kernel,
             bias.clone(),
             [batch, height, width],
-            relu,
+            activation,
         );
         let ours = from_rows(ours, [batch, height / 2, width / 2]);
-        let reference = if relu {
-            burn::tensor::activation::relu(reference)
-        } else {
-            reference
-        };
+        let reference = activate(reference, activation);
         [reference, ours]
     }
 
@@ -1520,7 +1575,7 @@ mod tests {
         input: &Tensor<4>,
         weight: &Tensor<4>,
         bias: &Tensor<1>,
-        relu: bool,
+        activation: Activation,
     ) -> [Tensor<4>; 2] {
         let [batch, _, height, width] = input.dims();
         let [in_channels, out_channels, _, _] = weight.dims();
@@ -1539,18 +1594,23 @@ mod tests {
             kernel,
             bias.clone(),
             [batch, height, width],
-            relu,
+            activation,
         );
         let ours = from_rows(ours, [batch, 2 * height, 2 * width]);
-        let reference = if relu {
-            burn::tensor::activation::relu(reference)
-        } else {
-            reference
-        };
+        let reference = activate(reference, activation);
         [reference, ours]
     }
 
-    type BothWays = fn(&Tensor<4>, &Tensor<4>, &Tensor<1>, bool) -> [Tensor<4>; 2];
+    type BothWays = fn(&Tensor<4>, &Tensor<4>, &Tensor<1>, Activation) -> [Tensor<4>; 2];
+
+    /// `activation` written with burn's tensor operations.
+    fn activate(x: Tensor<4>, activation: Activation) -> Tensor<4> {
+        match activation {
+            Activation::Identity => x,
+            Activation::Relu => burn::tensor::activation::relu(x),
+            Activation::CenteredSigmoid => burn::tensor::activation::sigmoid(x) - 0.5,
+        }
+    }
 
     /// Every channel count the model uses (and odd ones, for the scalar paths): the SIMD paths
     /// with sums in registers, with few output channels, and the transposed kernel gradients.
@@ -1582,8 +1642,12 @@ mod tests {
                 )
             }));
         for (name, in_channels, out_channels, weight_shape, input_shape, both_ways) in cases {
-            for relu in [false, true] {
-                let what = format!("{name} {in_channels}->{out_channels}, relu {relu}");
+            for activation in [
+                Activation::Identity,
+                Activation::Relu,
+                Activation::CenteredSigmoid,
+            ] {
+                let what = format!("{name} {in_channels}->{out_channels}, {activation:?}");
                 let random = |shape: [usize; 4]| {
                     Tensor::<4>::random(shape, Distribution::Uniform(-0.5, 0.5), &device)
                         .require_grad()
@@ -1592,7 +1656,7 @@ mod tests {
                 let bias =
                     Tensor::<1>::random([out_channels], Distribution::Uniform(-0.5, 0.5), &device)
                         .require_grad();
-                let [reference, ours] = both_ways(&input, &weight, &bias, relu);
+                let [reference, ours] = both_ways(&input, &weight, &bias, activation);
                 let loss_weights =
                     Tensor::<4>::random(reference.dims(), Distribution::Default, &device);
                 let reference = run(reference, &loss_weights, &input, &weight, &bias);
@@ -1644,7 +1708,7 @@ mod tests {
             let large_to = pseudo_random(reference.large_pixels() * to, 4);
             let epilogue = Epilogue {
                 bias: Some(&bias[..to]),
-                relu: true,
+                activation: Activation::Relu,
             };
             let compute = |geometry: Stride2| {
                 let mut gathered_small = vec![0.0; geometry.small_pixels() * to];
@@ -1691,8 +1755,10 @@ mod tests {
                     let [input, conv_weight, up_weight] =
                         weights4.clone().map(Tensor::require_grad);
                     let [conv_bias, up_bias] = weights1.clone().map(Tensor::require_grad);
-                    let [_, conv] = conv_both_ways(&input, &conv_weight, &conv_bias, true);
-                    let [_, up] = up_both_ways(&input, &up_weight, &up_bias, false);
+                    let [_, conv] =
+                        conv_both_ways(&input, &conv_weight, &conv_bias, Activation::Relu);
+                    let [_, up] =
+                        up_both_ways(&input, &up_weight, &up_bias, Activation::CenteredSigmoid);
                     let grads = (conv.clone().sum() + up.clone().powi_scalar(2).sum()).backward();
                     let mut values = vec![host(conv), host(up)];
                     for tensor in [&input, &conv_weight, &up_weight] {
