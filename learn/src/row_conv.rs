@@ -481,57 +481,100 @@ fn gather_small(
 ) {
     for_channels!(
         matrices.to,
-        gather_small_for(large, matrices, geometry, epilogue, small)
+        gather_rows(
+            large,
+            matrices,
+            geometry,
+            epilogue,
+            Direction::IntoSmall,
+            small
+        )
     );
 }
 
-fn gather_small_for<const N: usize>(
-    large: &[f32],
+/// Which map a [`GatherRow`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// [`gather_small`]: rows of the small map, from the large one.
+    IntoSmall,
+    /// [`gather_large`]: rows of the large map, from the small one.
+    IntoLarge,
+}
+
+/// [`gather_small`] or [`gather_large`] with `N` output channels (`0`: read at run time): one
+/// task per output row.
+fn gather_rows<const N: usize>(
+    source: &[f32],
     matrices: &TapMatrices,
     geometry: Stride2,
     epilogue: Epilogue<'_>,
-    small: &mut [f32],
+    direction: Direction,
+    out: &mut [f32],
 ) {
-    let row_len = geometry.small[1] * matrices.to;
-    debug_assert_eq!(small.len(), geometry.small_pixels() * matrices.to);
-    debug_assert_eq!(large.len(), geometry.large_pixels() * matrices.from);
-    small
-        .par_chunks_mut(row_len)
+    let (out_pixels, source_pixels, row_pixels) = match direction {
+        Direction::IntoSmall => (
+            geometry.small_pixels(),
+            geometry.large_pixels(),
+            geometry.small[1],
+        ),
+        Direction::IntoLarge => (
+            geometry.large_pixels(),
+            geometry.small_pixels(),
+            2 * geometry.small[1],
+        ),
+    };
+    debug_assert_eq!(out.len(), out_pixels * matrices.to);
+    debug_assert_eq!(source.len(), source_pixels * matrices.from);
+    out.par_chunks_mut(row_pixels * matrices.to)
         .enumerate()
         .for_each(|(row_index, row)| {
-            geometry.arch.dispatch(SmallRow::<N> {
-                large,
+            geometry.arch.dispatch(GatherRow::<N> {
+                source,
                 matrices,
                 geometry,
                 epilogue,
+                direction,
                 row_index,
                 row,
             })
         });
 }
 
-/// One row of [`gather_small`], compiled for the instruction set it is dispatched to.
-struct SmallRow<'a, const N: usize> {
-    large: &'a [f32],
+/// One output row of [`gather_rows`], compiled for the instruction set it is dispatched to.
+struct GatherRow<'a, const N: usize> {
+    source: &'a [f32],
     matrices: &'a TapMatrices,
     geometry: Stride2,
     epilogue: Epilogue<'a>,
+    direction: Direction,
     row_index: usize,
     row: &'a mut [f32],
 }
 
-impl<const N: usize> WithSimd for SmallRow<'_, N> {
+impl<const N: usize> WithSimd for GatherRow<'_, N> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
+        match self.direction {
+            Direction::IntoSmall => self.small_row(simd),
+            Direction::IntoLarge => self.large_row(simd),
+        }
+    }
+}
+
+impl<const N: usize> GatherRow<'_, N> {
+    /// Every small pixel of the row: its patch times all the taps' matrices.
+    #[inline(always)]
+    fn small_row<S: Simd>(self, simd: S) {
         let Self {
-            large,
+            source,
             matrices,
             geometry,
             epilogue,
             row_index,
             row,
+            ..
         } = self;
         let (from, to) = (matrices.from, fixed::<N>(matrices.to));
         let [height, width] = geometry.small;
@@ -546,13 +589,49 @@ impl<const N: usize> WithSimd for SmallRow<'_, N> {
                 let (ky, kx) = (tap / kernel, tap % kernel);
                 match (tap_source(y, ky, 2 * height), tap_source(x, kx, 2 * width)) {
                     (Some(large_y), Some(large_x)) => {
-                        let source = geometry.large_index(image, large_y, large_x) * from;
-                        values.copy_from_slice(&large[source..source + from]);
+                        let at = geometry.large_index(image, large_y, large_x) * from;
+                        values.copy_from_slice(&source[at..at + from]);
                     }
                     _ => values.fill(0.0),
                 }
             }
             multiply_accumulate::<S, N>(simd, pixel, &patch, &matrices.per_tap);
+            epilogue.finish(pixel);
+        }
+    }
+
+    /// Every large pixel of the row: the small pixels that reach it, times their taps' matrices.
+    #[inline(always)]
+    fn large_row<S: Simd>(self, simd: S) {
+        let Self {
+            source,
+            matrices,
+            geometry,
+            epilogue,
+            row_index,
+            row,
+            ..
+        } = self;
+        let (from, to) = (matrices.from, fixed::<N>(matrices.to));
+        let [height, width] = geometry.small;
+        let kernel = geometry.kernel;
+        let (image, large_y) = (row_index / (2 * height), row_index % (2 * height));
+        let (row_readers, row_count) = tap_readers(large_y, kernel, height);
+        for (large_x, pixel) in row.chunks_exact_mut(to).enumerate() {
+            epilogue.start(pixel);
+            let (readers, count) = tap_readers(large_x, kernel, width);
+            for &(y, ky) in &row_readers[..row_count] {
+                for &(x, kx) in &readers[..count] {
+                    let values = &source[geometry.small_index(image, y, x) * from..][..from];
+                    let tap = (ky * kernel + kx) * matrices.len();
+                    multiply_accumulate::<S, N>(
+                        simd,
+                        pixel,
+                        values,
+                        &matrices.per_tap[tap..tap + matrices.len()],
+                    );
+                }
+            }
             epilogue.finish(pixel);
         }
     }
@@ -574,7 +653,14 @@ fn gather_large(
     }
     for_channels!(
         matrices.to,
-        gather_large_for(small, matrices, geometry, epilogue, large)
+        gather_rows(
+            small,
+            matrices,
+            geometry,
+            epilogue,
+            Direction::IntoLarge,
+            large
+        )
     );
 }
 
@@ -661,79 +747,6 @@ impl WithSimd for Contributions<'_> {
         {
             out.fill(0.0);
             multiply_accumulate::<S, 0>(simd, out, pixel, self.kernel);
-        }
-    }
-}
-
-fn gather_large_for<const N: usize>(
-    small: &[f32],
-    matrices: &TapMatrices,
-    geometry: Stride2,
-    epilogue: Epilogue<'_>,
-    large: &mut [f32],
-) {
-    let row_len = 2 * geometry.small[1] * matrices.to;
-    debug_assert_eq!(large.len(), geometry.large_pixels() * matrices.to);
-    debug_assert_eq!(small.len(), geometry.small_pixels() * matrices.from);
-    large
-        .par_chunks_mut(row_len)
-        .enumerate()
-        .for_each(|(row_index, row)| {
-            geometry.arch.dispatch(LargeRow::<N> {
-                small,
-                matrices,
-                geometry,
-                epilogue,
-                row_index,
-                row,
-            })
-        });
-}
-
-/// One row of [`gather_large`], compiled for the instruction set it is dispatched to.
-struct LargeRow<'a, const N: usize> {
-    small: &'a [f32],
-    matrices: &'a TapMatrices,
-    geometry: Stride2,
-    epilogue: Epilogue<'a>,
-    row_index: usize,
-    row: &'a mut [f32],
-}
-
-impl<const N: usize> WithSimd for LargeRow<'_, N> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        let Self {
-            small,
-            matrices,
-            geometry,
-            epilogue,
-            row_index,
-            row,
-        } = self;
-        let (from, to) = (matrices.from, fixed::<N>(matrices.to));
-        let [height, width] = geometry.small;
-        let kernel = geometry.kernel;
-        let (image, large_y) = (row_index / (2 * height), row_index % (2 * height));
-        let (row_readers, row_count) = tap_readers(large_y, kernel, height);
-        for (large_x, pixel) in row.chunks_exact_mut(to).enumerate() {
-            epilogue.start(pixel);
-            let (readers, count) = tap_readers(large_x, kernel, width);
-            for &(y, ky) in &row_readers[..row_count] {
-                for &(x, kx) in &readers[..count] {
-                    let source = &small[geometry.small_index(image, y, x) * from..][..from];
-                    let tap = (ky * kernel + kx) * matrices.len();
-                    multiply_accumulate::<S, N>(
-                        simd,
-                        pixel,
-                        source,
-                        &matrices.per_tap[tap..tap + matrices.len()],
-                    );
-                }
-            }
-            epilogue.finish(pixel);
         }
     }
 }
