@@ -1282,6 +1282,8 @@ struct ConvState {
     /// The output, for the activation's derivative (`None`: no activation).
     output: Option<FlexTensor>,
     activation: Activation,
+    /// The transposed convolution (input = small map), else the convolution (input = large).
+    transposed: bool,
 }
 
 /// The bias gradient, registered if the bias is tracked.
@@ -1291,10 +1293,11 @@ fn register_bias_grad(grads: &mut Gradients, node: Option<NodeId>, grad: &[f32],
     }
 }
 
+/// The backward pass of both operations: [`ConvState::transposed`] says which.
 #[derive(Debug)]
-struct Conv3x3Stride2Backward;
+struct Stride2ConvBackward;
 
-impl Backward<Flex, 3> for Conv3x3Stride2Backward {
+impl Backward<Flex, 3> for Stride2ConvBackward {
     type State = ConvState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -1305,6 +1308,7 @@ impl Backward<Flex, 3> for Conv3x3Stride2Backward {
             matrices,
             output,
             activation,
+            transposed,
         } = ops.state;
         let grad = through_activation(
             grads.consume::<Flex>(&ops.node),
@@ -1314,82 +1318,49 @@ impl Backward<Flex, 3> for Conv3x3Stride2Backward {
         let (in_channels, out_channels) = (matrices.from, matrices.to);
         let grad = values(&grad);
         register_bias_grad(grads, bias_node.map(|node| node.id), &grad, out_channels);
+        let input = values(&input);
         if let Some(node) = kernel_node {
-            // [taps, C_out, C_in] (small = output, large = input) → [taps, C_in, C_out].
-            let products = tap_outer_products(
-                &grad,
-                &values(&input),
-                geometry,
-                [out_channels, in_channels],
-            );
-            let kernel = transpose_blocks(&products, [out_channels, in_channels]);
-            grads.register::<Flex>(
-                node.id,
-                from_values(kernel, [geometry.taps() * in_channels, out_channels]),
-            );
+            let taps = geometry.taps();
+            let kernel = if transposed {
+                // [taps, C_in, C_out] (small = input, large = output) → [C_in, taps, C_out].
+                let products =
+                    tap_outer_products(&input, &grad, geometry, [in_channels, out_channels]);
+                from_values(
+                    swap_outer(&products, [taps, in_channels, out_channels]),
+                    [in_channels, taps * out_channels],
+                )
+            } else {
+                // [taps, C_out, C_in] (small = output, large = input) → [taps, C_in, C_out].
+                let products =
+                    tap_outer_products(&grad, &input, geometry, [out_channels, in_channels]);
+                from_values(
+                    transpose_blocks(&products, [out_channels, in_channels]),
+                    [taps * in_channels, out_channels],
+                )
+            };
+            grads.register::<Flex>(node.id, kernel);
         }
         if let Some(node) = input_node {
             let matrices = matrices.reversed();
-            let grad_input = new_tensor([geometry.large_pixels(), in_channels], |grad_input| {
-                gather_large(&grad, &matrices, geometry, Epilogue::NONE, grad_input)
-            });
+            let grad_input = if transposed {
+                new_tensor([geometry.small_pixels(), in_channels], |grad_input| {
+                    gather_small(&grad, &matrices, geometry, Epilogue::NONE, grad_input)
+                })
+            } else {
+                new_tensor([geometry.large_pixels(), in_channels], |grad_input| {
+                    gather_large(&grad, &matrices, geometry, Epilogue::NONE, grad_input)
+                })
+            };
             grads.register::<Flex>(node.id, grad_input);
         }
     }
 }
 
-#[derive(Debug)]
-struct UpConv4x4Stride2Backward;
-
-impl Backward<Flex, 3> for UpConv4x4Stride2Backward {
-    type State = ConvState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [input_node, kernel_node, bias_node] = ops.parents;
-        let ConvState {
-            input,
-            geometry,
-            matrices,
-            output,
-            activation,
-        } = ops.state;
-        let grad = through_activation(
-            grads.consume::<Flex>(&ops.node),
-            output.as_ref(),
-            activation,
-        );
-        let (in_channels, out_channels) = (matrices.from, matrices.to);
-        let grad = values(&grad);
-        register_bias_grad(grads, bias_node.map(|node| node.id), &grad, out_channels);
-        if let Some(node) = kernel_node {
-            // [taps, C_in, C_out] (small = input, large = output) → [C_in, taps, C_out].
-            let products = tap_outer_products(
-                &values(&input),
-                &grad,
-                geometry,
-                [in_channels, out_channels],
-            );
-            let kernel = swap_outer(&products, [geometry.taps(), in_channels, out_channels]);
-            grads.register::<Flex>(
-                node.id,
-                from_values(kernel, [in_channels, geometry.taps() * out_channels]),
-            );
-        }
-        if let Some(node) = input_node {
-            let matrices = matrices.reversed();
-            let grad_input = new_tensor([geometry.small_pixels(), in_channels], |grad_input| {
-                gather_small(&grad, &matrices, geometry, Epilogue::NONE, grad_input)
-            });
-            grads.register::<Flex>(node.id, grad_input);
-        }
-    }
-}
-
-/// Runs `forward` and records `backward` for the tracked inputs.
-fn tracked<C: CheckpointStrategy, B: Backward<Flex, 3, State = ConvState>>(
-    backward: B,
+/// Runs `forward` and records the backward pass for the tracked inputs.
+fn tracked<C: CheckpointStrategy>(
     [input, kernel, bias]: [FloatTensor<Autodiff<Flex, C>>; 3],
     activation: Activation,
+    transposed: bool,
     forward: impl FnOnce(&FlexTensor, &FlexTensor, &FlexTensor) -> Prepared,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let nodes = [input.node(), kernel.node(), bias.node()];
@@ -1399,7 +1370,11 @@ fn tracked<C: CheckpointStrategy, B: Backward<Flex, 3, State = ConvState>>(
         matrices,
         output,
     } = forward(&input, &kernel.into_primitive(), &bias.into_primitive());
-    match backward.prepare::<C>(nodes).compute_bound().stateful() {
+    match Stride2ConvBackward
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
         OpsKind::Tracked(prep) => {
             let state = ConvState {
                 input,
@@ -1407,6 +1382,7 @@ fn tracked<C: CheckpointStrategy, B: Backward<Flex, 3, State = ConvState>>(
                 matrices,
                 output: (activation != Activation::Identity).then(|| output.clone()),
                 activation,
+                transposed,
             };
             prep.finish(state, output)
         }
@@ -1424,10 +1400,10 @@ impl<C: CheckpointStrategy> RowConvOps for Autodiff<Flex, C> {
         width: usize,
         activation: Activation,
     ) -> FloatTensor<Self> {
-        tracked::<C, _>(
-            Conv3x3Stride2Backward,
+        tracked::<C>(
             [input, kernel, bias],
             activation,
+            false,
             |input, kernel, bias| {
                 conv_forward(input, kernel, bias, [batch, height, width], activation)
             },
@@ -1443,10 +1419,10 @@ impl<C: CheckpointStrategy> RowConvOps for Autodiff<Flex, C> {
         width: usize,
         activation: Activation,
     ) -> FloatTensor<Self> {
-        tracked::<C, _>(
-            UpConv4x4Stride2Backward,
+        tracked::<C>(
             [input, kernel, bias],
             activation,
+            true,
             |input, kernel, bias| {
                 up_forward(input, kernel, bias, [batch, height, width], activation)
             },
