@@ -482,6 +482,7 @@ mod tests {
     }
 
     fn random_case(channels: &[usize], [batch, height, width]: [usize; 3]) -> Case {
+        let _generator = crate::trainer::generator_lock();
         let device = Device::flex();
         let convs: Vec<_> = channels
             .windows(2)
@@ -571,6 +572,7 @@ mod tests {
 
     #[test]
     fn encoder_through_direct_convolutions_matches_its_tensor_forward() {
+        let _generator = crate::trainer::generator_lock();
         let device = Device::flex();
         let encoder = crate::model::ImageEncoderConfig::new().init(&device);
         let images = Tensor::<4>::random([3, 3, 64, 64], Distribution::Uniform(-0.5, 0.5), &device);

@@ -1605,6 +1605,7 @@ mod tests {
     /// with sums in registers, with few output channels, and the transposed kernel gradients.
     #[test]
     fn convolutions_match_burns_at_the_models_channel_counts_with_gradients() {
+        let _generator = crate::trainer::generator_lock();
         let device = Device::flex().autodiff();
         let conv_cases = [(3, 32), (32, 32), (32, 64), (64, 64), (5, 7)];
         let up_cases = [(64, 32), (32, 16), (16, 16), (16, 3), (6, 5)];
@@ -1726,6 +1727,7 @@ mod tests {
 
     #[test]
     fn convolutions_give_the_same_bits_on_one_thread_and_on_several() {
+        let _generator = crate::trainer::generator_lock();
         let device = Device::flex().autodiff();
         let random4 = |shape| Tensor::<4>::random(shape, Distribution::Default, &device);
         let random1 = |shape| Tensor::<1>::random(shape, Distribution::Default, &device);

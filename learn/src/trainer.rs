@@ -514,6 +514,15 @@ impl std::fmt::Debug for Trainer {
 /// Serialises seeding and weight initialisation (see [`Trainer::new`]).
 pub(crate) static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Holds [`INIT_LOCK`] in a test that draws from the backend's global generator (random
+/// tensors, module initialisation), so tests that seed it and compare draws see only their own.
+#[cfg(test)]
+pub(crate) fn generator_lock() -> std::sync::MutexGuard<'static, ()> {
+    INIT_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn adam(config: &TrainerConfig) -> ModuleOptimizer {
     AdamConfig::new()
         .with_epsilon(1e-8)
