@@ -301,13 +301,8 @@ mod tests {
     use burn::tensor::{Distribution, activation};
 
     fn max_abs_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        let a = a.into_data().try_to_vec::<f32>().expect("f32");
-        let b = b.into_data().try_to_vec::<f32>().expect("f32");
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
+        let host = |t: Tensor<D>| t.into_data().try_to_vec::<f32>().expect("f32");
+        crate::test_support::max_abs_difference(&host(a), &host(b))
     }
 
     fn assert_close<const D: usize>(

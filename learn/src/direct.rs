@@ -469,6 +469,7 @@ impl<V: Copy> Rows<'_, V> {
 mod tests {
     use super::*;
     use crate::conv::{StridedConvConfig, to_rows};
+    use crate::test_support::max_abs_difference;
     use burn::prelude::*;
     use burn::tensor::Distribution;
 
@@ -515,14 +516,6 @@ mod tests {
 
     fn values(tensor: Tensor<4>) -> Vec<f32> {
         tensor.into_data().try_to_vec::<f32>().expect("f32")
-    }
-
-    fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     #[test]

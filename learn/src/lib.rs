@@ -71,3 +71,16 @@ pub enum LearnError {
     #[error("backend: {0}")]
     Backend(String),
 }
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+mod test_support {
+    /// The largest absolute difference between two equally long slices.
+    pub(crate) fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+}

@@ -5,8 +5,9 @@
 //! gather (im2col), a GEMM and a bias add, and its transposed twin a GEMM and a scatter-add:
 //! every one of them is a node of the autodiff graph and a large intermediate matrix (the
 //! gathered patches, the per-tap contributions), the scatter-add runs on one thread, and the
-//! gradient of the gather is another scatter-add. Here each convolution, with its bias and
-//! (optionally) its ReLU, is one operation, and no pass materialises more than its output:
+//! gradient of the gather is another scatter-add. Here each convolution, with its bias and its
+//! activation, is one operation, and apart from one buffer kept between calls (the per-pixel
+//! contributions of a layer with few output channels) no pass allocates more than its output:
 //!
 //! - [`conv3x3_stride2_rows`]: a 3×3, stride-2, padding-1 convolution;
 //! - [`up_conv4x4_stride2_rows`]: a 4×4, stride-2, padding-1 transposed convolution.
@@ -106,14 +107,17 @@ impl Activation {
 /// Convolutions on channels-last rows, with bias and activation fused (see the module docs).
 #[backend_extension(Flex, Autodiff)]
 pub trait RowConvOps: Backend {
-    /// A 3×3, stride-2, padding-1 convolution.
+    /// A 3×3, stride-2, padding-1 convolution, or (`transposed`) a 4×4, stride-2, padding-1
+    /// transposed convolution; [`conv3x3_stride2_rows`] and [`up_conv4x4_stride2_rows`] call it.
     ///
     /// # Shapes
-    /// - `input`: `[B·H·W, C_in]` (H, W even)
-    /// - `kernel`: `[(ky, kx, C_in), C_out]` = `[9·C_in, C_out]`
+    /// - `input`: `[B·H·W, C_in]` (H, W even unless `transposed`)
+    /// - `kernel`: `[(ky, kx, C_in), C_out]` = `[9·C_in, C_out]`, or (`transposed`)
+    ///   `[C_in, (ky, kx, C_out)]` = `[C_in, 16·C_out]`
     /// - `bias`: `[C_out]`
-    /// - output: `[B·H/2·W/2, C_out]`
-    fn conv3x3_stride2_rows(
+    /// - output: `[B·H/2·W/2, C_out]`, or (`transposed`) `[B·2H·2W, C_out]`
+    #[allow(clippy::too_many_arguments)]
+    fn stride2_conv_rows(
         input: FloatTensor<Self>,
         kernel: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -121,64 +125,51 @@ pub trait RowConvOps: Backend {
         height: usize,
         width: usize,
         activation: Activation,
-    ) -> FloatTensor<Self>;
-
-    /// A 4×4, stride-2, padding-1 transposed convolution.
-    ///
-    /// # Shapes
-    /// - `input`: `[B·H·W, C_in]`
-    /// - `kernel`: `[C_in, (ky, kx, C_out)]` = `[C_in, 16·C_out]`
-    /// - `bias`: `[C_out]`
-    /// - output: `[B·2H·2W, C_out]`
-    fn up_conv4x4_stride2_rows(
-        input: FloatTensor<Self>,
-        kernel: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        batch: usize,
-        height: usize,
-        width: usize,
-        activation: Activation,
+        transposed: bool,
     ) -> FloatTensor<Self>;
 }
 
-/// [`RowConvOps::conv3x3_stride2_rows`] on tensors of the CPU backend (plain or autodiff).
+/// A 3×3, stride-2, padding-1 convolution on tensors of the CPU backend (plain or autodiff).
 ///
 /// # Shapes
 /// - `input`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]` (H, W even)
-/// - `kernel`: `[9·C_in, C_out]`, `bias`: `[C_out]`
+/// - `kernel`: `[(ky, kx, C_in), C_out]` = `[9·C_in, C_out]`, `bias`: `[C_out]`
 /// - output: `[B·H/2·W/2, C_out]`
 pub fn conv3x3_stride2_rows(
     input: Tensor<2>,
     kernel: Tensor<2>,
     bias: Tensor<1>,
-    [batch, height, width]: [usize; 3],
+    dims: [usize; 3],
     activation: Activation,
 ) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as RowConvOps>::conv3x3_stride2_rows(
-        input.into_dispatch(),
-        kernel.into_dispatch(),
-        bias.into_dispatch(),
-        batch,
-        height,
-        width,
-        activation,
-    ))
+    stride2_conv_rows([input, kernel], bias, dims, activation, false)
 }
 
-/// [`RowConvOps::up_conv4x4_stride2_rows`] on tensors of the CPU backend (plain or autodiff).
+/// A 4×4, stride-2, padding-1 transposed convolution on tensors of the CPU backend (plain or
+/// autodiff).
 ///
 /// # Shapes
 /// - `input`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]`
-/// - `kernel`: `[C_in, 16·C_out]`, `bias`: `[C_out]`
+/// - `kernel`: `[C_in, (ky, kx, C_out)]` = `[C_in, 16·C_out]`, `bias`: `[C_out]`
 /// - output: `[B·2H·2W, C_out]`
 pub fn up_conv4x4_stride2_rows(
     input: Tensor<2>,
     kernel: Tensor<2>,
     bias: Tensor<1>,
-    [batch, height, width]: [usize; 3],
+    dims: [usize; 3],
     activation: Activation,
 ) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as RowConvOps>::up_conv4x4_stride2_rows(
+    stride2_conv_rows([input, kernel], bias, dims, activation, true)
+}
+
+fn stride2_conv_rows(
+    [input, kernel]: [Tensor<2>; 2],
+    bias: Tensor<1>,
+    [batch, height, width]: [usize; 3],
+    activation: Activation,
+    transposed: bool,
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as RowConvOps>::stride2_conv_rows(
         input.into_dispatch(),
         kernel.into_dispatch(),
         bias.into_dispatch(),
@@ -186,6 +177,7 @@ pub fn up_conv4x4_stride2_rows(
         height,
         width,
         activation,
+        transposed,
     ))
 }
 
@@ -250,6 +242,29 @@ impl Stride2 {
     /// Index of large pixel `(y, x)` of `image`.
     fn large_index(&self, image: usize, y: usize, x: usize) -> usize {
         (image * 2 * self.small[0] + y) * 2 * self.small[1] + x
+    }
+
+    /// The patch of small pixel `(y, x)` of `image`: the `channels` values of the large pixel
+    /// under each of its taps, in tap order, zeros where a tap falls outside the large map.
+    #[inline(always)]
+    fn fill_patch(
+        &self,
+        large: &[f32],
+        channels: usize,
+        [image, y, x]: [usize; 3],
+        patch: &mut [f32],
+    ) {
+        let [height, width] = self.small;
+        for (tap, values) in patch.chunks_exact_mut(channels).enumerate() {
+            let (ky, kx) = (tap / self.kernel, tap % self.kernel);
+            match (tap_source(y, ky, 2 * height), tap_source(x, kx, 2 * width)) {
+                (Some(large_y), Some(large_x)) => {
+                    let at = self.large_index(image, large_y, large_x) * channels;
+                    values.copy_from_slice(&large[at..at + channels]);
+                }
+                _ => values.fill(0.0),
+            }
+        }
     }
 }
 
@@ -577,24 +592,14 @@ impl<const N: usize> GatherRow<'_, N> {
             ..
         } = self;
         let (from, to) = (matrices.from, fixed::<N>(matrices.to));
-        let [height, width] = geometry.small;
-        let kernel = geometry.kernel;
+        let height = geometry.small[0];
         let (image, y) = (row_index / height, row_index % height);
         // The pixel's patch: the large pixels under all its taps, zeros outside the map, so
         // the whole sum is one product with the `[(taps, from), to]` matrices.
         let mut patch = vec![0.0; geometry.taps() * from];
         for (x, pixel) in row.chunks_exact_mut(to).enumerate() {
             epilogue.start(pixel);
-            for (tap, values) in patch.chunks_exact_mut(from).enumerate() {
-                let (ky, kx) = (tap / kernel, tap % kernel);
-                match (tap_source(y, ky, 2 * height), tap_source(x, kx, 2 * width)) {
-                    (Some(large_y), Some(large_x)) => {
-                        let at = geometry.large_index(image, large_y, large_x) * from;
-                        values.copy_from_slice(&source[at..at + from]);
-                    }
-                    _ => values.fill(0.0),
-                }
-            }
+            geometry.fill_patch(source, from, [image, y, x], &mut patch);
             multiply_accumulate::<S, N>(simd, pixel, &patch, &matrices.per_tap);
             epilogue.finish(pixel);
         }
@@ -882,7 +887,6 @@ impl PatchOuterProducts<'_> {
             sums,
         } = self;
         let [height, width] = geometry.small;
-        let kernel = geometry.kernel;
         let mut patches = vec![0.0; TILE_PIXELS * patch_len];
         for image in images {
             for y in 0..height {
@@ -890,24 +894,13 @@ impl PatchOuterProducts<'_> {
                 while x < width {
                     let count = TILE_PIXELS.min(width - x);
                     for (p, patch) in patches.chunks_exact_mut(patch_len).take(count).enumerate() {
-                        for (tap, values) in patch
-                            .chunks_exact_mut(large_channels)
-                            .take(geometry.taps())
-                            .enumerate()
-                        {
-                            let (ky, kx) = (tap / kernel, tap % kernel);
-                            match (
-                                tap_source(y, ky, 2 * height),
-                                tap_source(x + p, kx, 2 * width),
-                            ) {
-                                (Some(large_y), Some(large_x)) => {
-                                    let at = geometry.large_index(image, large_y, large_x)
-                                        * large_channels;
-                                    values.copy_from_slice(&large[at..at + large_channels]);
-                                }
-                                _ => values.fill(0.0),
-                            }
-                        }
+                        let taps_len = geometry.taps() * large_channels;
+                        geometry.fill_patch(
+                            large,
+                            large_channels,
+                            [image, y, x + p],
+                            &mut patch[..taps_len],
+                        );
                     }
                     let small_at = geometry.small_index(image, y, x) * small_channels;
                     let pixel = |p: usize| {
@@ -1246,20 +1239,22 @@ fn up_forward(
     }
 }
 
-impl RowConvOps for Flex {
-    fn conv3x3_stride2_rows(
-        input: FloatTensor<Self>,
-        kernel: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        batch: usize,
-        height: usize,
-        width: usize,
-        activation: Activation,
-    ) -> FloatTensor<Self> {
-        conv_forward(&input, &kernel, &bias, [batch, height, width], activation).output
+/// The forward pass of [`RowConvOps::stride2_conv_rows`].
+fn forward(
+    [input, kernel, bias]: [&FlexTensor; 3],
+    dims: [usize; 3],
+    activation: Activation,
+    transposed: bool,
+) -> Prepared {
+    if transposed {
+        up_forward(input, kernel, bias, dims, activation)
+    } else {
+        conv_forward(input, kernel, bias, dims, activation)
     }
+}
 
-    fn up_conv4x4_stride2_rows(
+impl RowConvOps for Flex {
+    fn stride2_conv_rows(
         input: FloatTensor<Self>,
         kernel: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -1267,8 +1262,10 @@ impl RowConvOps for Flex {
         height: usize,
         width: usize,
         activation: Activation,
+        transposed: bool,
     ) -> FloatTensor<Self> {
-        up_forward(&input, &kernel, &bias, [batch, height, width], activation).output
+        let dims = [batch, height, width];
+        forward([&input, &kernel, &bias], dims, activation, transposed).output
     }
 }
 
@@ -1356,42 +1353,8 @@ impl Backward<Flex, 3> for Stride2ConvBackward {
     }
 }
 
-/// Runs `forward` and records the backward pass for the tracked inputs.
-fn tracked<C: CheckpointStrategy>(
-    [input, kernel, bias]: [FloatTensor<Autodiff<Flex, C>>; 3],
-    activation: Activation,
-    transposed: bool,
-    forward: impl FnOnce(&FlexTensor, &FlexTensor, &FlexTensor) -> Prepared,
-) -> FloatTensor<Autodiff<Flex, C>> {
-    let nodes = [input.node(), kernel.node(), bias.node()];
-    let input = input.into_primitive();
-    let Prepared {
-        geometry,
-        matrices,
-        output,
-    } = forward(&input, &kernel.into_primitive(), &bias.into_primitive());
-    match Stride2ConvBackward
-        .prepare::<C>(nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let state = ConvState {
-                input,
-                geometry,
-                matrices,
-                output: (activation != Activation::Identity).then(|| output.clone()),
-                activation,
-                transposed,
-            };
-            prep.finish(state, output)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    }
-}
-
 impl<C: CheckpointStrategy> RowConvOps for Autodiff<Flex, C> {
-    fn conv3x3_stride2_rows(
+    fn stride2_conv_rows(
         input: FloatTensor<Self>,
         kernel: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -1399,40 +1362,45 @@ impl<C: CheckpointStrategy> RowConvOps for Autodiff<Flex, C> {
         height: usize,
         width: usize,
         activation: Activation,
+        transposed: bool,
     ) -> FloatTensor<Self> {
-        tracked::<C>(
-            [input, kernel, bias],
+        let nodes = [input.node(), kernel.node(), bias.node()];
+        let input = input.into_primitive();
+        let Prepared {
+            geometry,
+            matrices,
+            output,
+        } = forward(
+            [&input, &kernel.into_primitive(), &bias.into_primitive()],
+            [batch, height, width],
             activation,
-            false,
-            |input, kernel, bias| {
-                conv_forward(input, kernel, bias, [batch, height, width], activation)
-            },
-        )
-    }
-
-    fn up_conv4x4_stride2_rows(
-        input: FloatTensor<Self>,
-        kernel: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        batch: usize,
-        height: usize,
-        width: usize,
-        activation: Activation,
-    ) -> FloatTensor<Self> {
-        tracked::<C>(
-            [input, kernel, bias],
-            activation,
-            true,
-            |input, kernel, bias| {
-                up_forward(input, kernel, bias, [batch, height, width], activation)
-            },
-        )
+            transposed,
+        );
+        match Stride2ConvBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = ConvState {
+                    input,
+                    geometry,
+                    matrices,
+                    output: (activation != Activation::Identity).then(|| output.clone()),
+                    activation,
+                    transposed,
+                };
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::max_abs_difference;
 
     #[test]
     fn tap_readers_invert_tap_source() {
@@ -1472,14 +1440,6 @@ mod tests {
     use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
     use crate::conv::{from_rows, to_rows};
-
-    fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
 
     fn host<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
         tensor.into_data().try_to_vec::<f32>().expect("f32")
