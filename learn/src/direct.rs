@@ -405,9 +405,28 @@ struct Rows<'a, V> {
 
 impl<V: Copy> Rows<'_, V> {
     /// Output vectors `group..group + NV` of every pixel of the row, `PIXELS` pixels at a time
-    /// (the rest one at a time).
+    /// (the rest one at a time). The model's input strides (RGB, 16, 32 and 64 channels) are
+    /// compile-time constants in the kernel: every value of a block is then read at a fixed
+    /// offset from one pointer.
     #[inline(always)]
     fn group<S: Simd<f32s = V>, const NV: usize, const PIXELS: usize>(
+        &self,
+        simd: S,
+        group: usize,
+        out: &mut [V],
+    ) {
+        match self.in_stride {
+            3 => self.group_with::<S, NV, PIXELS, 3>(simd, group, out),
+            16 => self.group_with::<S, NV, PIXELS, 16>(simd, group, out),
+            32 => self.group_with::<S, NV, PIXELS, 32>(simd, group, out),
+            64 => self.group_with::<S, NV, PIXELS, 64>(simd, group, out),
+            _ => self.group_with::<S, NV, PIXELS, 0>(simd, group, out),
+        }
+    }
+
+    /// [`Self::group`] with input stride `STRIDE` (`0`: read at run time).
+    #[inline(always)]
+    fn group_with<S: Simd<f32s = V>, const NV: usize, const PIXELS: usize, const STRIDE: usize>(
         &self,
         simd: S,
         group: usize,
@@ -416,18 +435,18 @@ impl<V: Copy> Rows<'_, V> {
         let out_width = out.len() / self.vectors;
         let mut x = 0;
         while x + PIXELS <= out_width {
-            self.block::<S, NV, PIXELS>(simd, group, x, out);
+            self.block::<S, NV, PIXELS, STRIDE>(simd, group, x, out);
             x += PIXELS;
         }
         while x < out_width {
-            self.block::<S, NV, 1>(simd, group, x, out);
+            self.block::<S, NV, 1, STRIDE>(simd, group, x, out);
             x += 1;
         }
     }
 
     /// Output pixels `x..x + PIXELS`, vectors `group..group + NV`.
     #[inline(always)]
-    fn block<S: Simd<f32s = V>, const NV: usize, const PIXELS: usize>(
+    fn block<S: Simd<f32s = V>, const NV: usize, const PIXELS: usize, const STRIDE: usize>(
         &self,
         simd: S,
         group: usize,
@@ -436,22 +455,21 @@ impl<V: Copy> Rows<'_, V> {
     ) {
         let bias: [V; NV] = std::array::from_fn(|v| self.bias[group + v]);
         let mut acc = [bias; PIXELS];
-        let (vectors, stride) = (self.vectors, self.in_stride);
+        let vectors = self.vectors;
+        let stride = if STRIDE > 0 { STRIDE } else { self.in_stride };
         // Under one kernel row, output pixel x + p reads the three input pixels from bordered
         // column 2(x + p): `3 · stride` consecutive values, against `3 · stride` kernel rows.
         let taps_len = 3 * stride;
         for (ky, row) in self.rows.iter().enumerate() {
             let taps = &self.kernel[ky * taps_len * vectors..][..taps_len * vectors];
-            let windows: [&[f32]; PIXELS] = std::array::from_fn(|p| {
-                let start = 2 * (x + p) * stride;
-                &row[start..start + taps_len]
-            });
+            // The block's input under this kernel row; pixel p's taps start at 2p · stride.
+            let span = &row[2 * x * stride..][..2 * (PIXELS - 1) * stride + taps_len];
             for (tap, weights) in (0..taps_len).zip(taps.chunks_exact(vectors)) {
                 let weights: [V; NV] = std::array::from_fn(|v| weights[group + v]);
-                for (p, window) in windows.iter().enumerate() {
-                    let value = simd.splat_f32s(window[tap]);
+                for (p, accumulators) in acc.iter_mut().enumerate() {
+                    let value = simd.splat_f32s(span[2 * p * stride + tap]);
                     for v in 0..NV {
-                        acc[p][v] = simd.mul_add_e_f32s(value, weights[v], acc[p][v]);
+                        accumulators[v] = simd.mul_add_e_f32s(value, weights[v], accumulators[v]);
                     }
                 }
             }

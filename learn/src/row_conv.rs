@@ -255,14 +255,28 @@ impl Stride2 {
         patch: &mut [f32],
     ) {
         let [height, width] = self.small;
-        for (tap, values) in patch.chunks_exact_mut(channels).enumerate() {
-            let (ky, kx) = (tap / self.kernel, tap % self.kernel);
-            match (tap_source(y, ky, 2 * height), tap_source(x, kx, 2 * width)) {
-                (Some(large_y), Some(large_x)) => {
-                    let at = self.large_index(image, large_y, large_x) * channels;
-                    values.copy_from_slice(&large[at..at + channels]);
+        let run = self.kernel * channels;
+        // Under one kernel row the taps read large columns 2x − 1 ..= 2x + kernel − 2: one
+        // run of consecutive values when all are inside the map.
+        let inside = x >= 1 && 2 * x + self.kernel - 2 < 2 * width;
+        for (ky, row) in patch.chunks_exact_mut(run).enumerate() {
+            match tap_source(y, ky, 2 * height) {
+                None => row.fill(0.0),
+                Some(large_y) if inside => {
+                    let at = self.large_index(image, large_y, 2 * x - 1) * channels;
+                    row.copy_from_slice(&large[at..at + run]);
                 }
-                _ => values.fill(0.0),
+                Some(large_y) => {
+                    for (kx, values) in row.chunks_exact_mut(channels).enumerate() {
+                        match tap_source(x, kx, 2 * width) {
+                            Some(large_x) => {
+                                let at = self.large_index(image, large_y, large_x) * channels;
+                                values.copy_from_slice(&large[at..at + channels]);
+                            }
+                            None => values.fill(0.0),
+                        }
+                    }
+                }
             }
         }
     }
@@ -594,10 +608,32 @@ impl<const N: usize> GatherRow<'_, N> {
         let (from, to) = (matrices.from, fixed::<N>(matrices.to));
         let height = geometry.small[0];
         let (image, y) = (row_index / height, row_index % height);
+        // Whole SIMD vectors of output channels: blocks of pixels first (the rest one by one).
+        let lanes = size_of::<S::f32s>() / size_of::<f32>();
+        macro_rules! blocks {
+            ($vectors:literal, $pixels:literal) => {
+                small_blocks::<S, $vectors, $pixels>(
+                    simd,
+                    matrices,
+                    geometry,
+                    epilogue,
+                    [image, y],
+                    source,
+                    &mut *row,
+                )
+            };
+        }
+        let done = match (to.is_multiple_of(lanes), to / lanes) {
+            (true, 1) => blocks!(1, 8),
+            (true, 2) => blocks!(2, 8),
+            (true, 3) => blocks!(3, 6),
+            (true, 4) => blocks!(4, 4),
+            _ => 0,
+        };
         // The pixel's patch: the large pixels under all its taps, zeros outside the map, so
         // the whole sum is one product with the `[(taps, from), to]` matrices.
         let mut patch = vec![0.0; geometry.taps() * from];
-        for (x, pixel) in row.chunks_exact_mut(to).enumerate() {
+        for (x, pixel) in row.chunks_exact_mut(to).enumerate().skip(done) {
             epilogue.start(pixel);
             geometry.fill_patch(source, from, [image, y, x], &mut patch);
             multiply_accumulate::<S, N>(simd, pixel, &patch, &matrices.per_tap);
@@ -642,6 +678,69 @@ impl<const N: usize> GatherRow<'_, N> {
     }
 }
 
+/// The first whole blocks of `PIXELS` small pixels of a row of [`gather_small`], `V` SIMD
+/// vectors of output channels each: every row of the tap matrices is loaded once for the
+/// block, and the block's sums stay in registers. Returns the pixels done.
+#[inline(always)]
+fn small_blocks<S: Simd, const V: usize, const PIXELS: usize>(
+    simd: S,
+    matrices: &TapMatrices,
+    geometry: Stride2,
+    epilogue: Epilogue<'_>,
+    [image, y]: [usize; 2],
+    large: &[f32],
+    row: &mut [f32],
+) -> usize {
+    let from = matrices.from;
+    let to = matrices.to;
+    let patch_len = geometry.taps() * from;
+    let width = geometry.small[1];
+    let (matrix, _) = S::as_simd_f32s(&matrices.per_tap);
+    let (matrix, _) = matrix.as_chunks::<V>();
+    let matrix = &matrix[..patch_len.min(matrix.len())];
+    let mut patches = vec![0.0; PIXELS * patch_len];
+    let mut x = 0;
+    while x + PIXELS <= width {
+        for (p, patch) in patches.chunks_exact_mut(patch_len).enumerate() {
+            geometry.fill_patch(large, from, [image, y, x + p], patch);
+        }
+        let block = &mut row[x * to..(x + PIXELS) * to];
+        for pixel in block.chunks_exact_mut(to) {
+            epilogue.start(pixel);
+        }
+        {
+            let (sums, _) = S::as_mut_simd_f32s(block);
+            let (sums, _) = sums.as_chunks_mut::<V>();
+            let windows: [&[f32]; PIXELS] =
+                std::array::from_fn(|p| &patches[p * patch_len..][..matrix.len()]);
+            let mut accumulators: [[S::f32s; V]; PIXELS] = std::array::from_fn(|p| {
+                if epilogue.bias.is_some() {
+                    sums[p]
+                } else {
+                    [simd.splat_f32s(0.0); V]
+                }
+            });
+            for (k, weights) in matrix.iter().enumerate() {
+                for (p, window) in windows.iter().enumerate() {
+                    let value = simd.splat_f32s(window[k]);
+                    for v in 0..V {
+                        accumulators[p][v] =
+                            simd.mul_add_e_f32s(value, weights[v], accumulators[p][v]);
+                    }
+                }
+            }
+            for (sum, accumulator) in sums.iter_mut().zip(accumulators) {
+                *sum = accumulator;
+            }
+        }
+        for pixel in block.chunks_exact_mut(to) {
+            epilogue.finish(pixel);
+        }
+        x += PIXELS;
+    }
+    x
+}
+
 /// Every large pixel sums, over the (at most four) small pixels whose taps reach it, the small
 /// pixel (`matrices.from` values) times the tap's matrix, into `large` (`[pixels,
 /// matrices.to]`, zero).
@@ -675,8 +774,10 @@ static CONTRIBUTIONS: std::sync::Mutex<Vec<f32>> = std::sync::Mutex::new(Vec::ne
 
 /// [`gather_large`] with few output channels: a pixel's sums would be a few lanes of a vector.
 /// Instead every small pixel's contributions to all its taps, `[taps · to]` values, are one
-/// product with the `[from, taps · to]` kernel (whole vectors), computed once; every large
-/// pixel then adds the (at most four) that reach it.
+/// product with the `[from, taps · to]` kernel (whole vectors), computed once. Every large
+/// row then adds, for each of the (at most two) small rows that reach it, each small pixel's
+/// contributions under that kernel row: one run of consecutive values onto consecutive large
+/// pixels, no per-pixel search for the taps.
 fn gather_large_by_contributions(
     small: &[f32],
     matrices: &TapMatrices,
@@ -705,24 +806,35 @@ fn gather_large_by_contributions(
         });
     let contributions = &contributions[..];
     let [height, width] = geometry.small;
+    let kernel_side = geometry.kernel;
     large
         .par_chunks_mut(2 * width * to)
         .enumerate()
-        .for_each(|(row_index, row)| {
+        .with_min_len(32)
+        .for_each_init(Vec::new, |padded, (row_index, row)| {
             let (image, large_y) = (row_index / (2 * height), row_index % (2 * height));
-            let (row_readers, row_count) = tap_readers(large_y, geometry.kernel, height);
-            for (large_x, pixel) in row.chunks_exact_mut(to).enumerate() {
-                epilogue.start(pixel);
-                let (readers, count) = tap_readers(large_x, geometry.kernel, width);
-                for &(y, ky) in &row_readers[..row_count] {
-                    for &(x, kx) in &readers[..count] {
-                        let start = geometry.small_index(image, y, x) * stride
-                            + (ky * geometry.kernel + kx) * to;
-                        for (sum, value) in pixel.iter_mut().zip(&contributions[start..start + to])
-                        {
-                            *sum += value;
-                        }
+            let (row_readers, row_count) = tap_readers(large_y, kernel_side, height);
+            // The large row with one pixel of margin on each side: small pixel x's taps of
+            // one kernel row reach large pixels 2x − 1 ..= 2x + side − 2, `side · to`
+            // consecutive values, its contributions for that kernel row as they lie.
+            padded.clear();
+            padded.resize((2 * width + 2) * to, 0.0);
+            for &(y, ky) in &row_readers[..row_count] {
+                let first = geometry.small_index(image, y, 0) * stride + ky * kernel_side * to;
+                for x in 0..width {
+                    let from = &contributions[first + x * stride..][..kernel_side * to];
+                    for (sum, value) in padded[2 * x * to..][..kernel_side * to]
+                        .iter_mut()
+                        .zip(from)
+                    {
+                        *sum += value;
                     }
+                }
+            }
+            for (pixel, sums) in row.chunks_exact_mut(to).zip(padded[to..].chunks_exact(to)) {
+                epilogue.start(pixel);
+                for (value, sum) in pixel.iter_mut().zip(sums) {
+                    *value += sum;
                 }
                 epilogue.finish(pixel);
             }
@@ -1113,14 +1225,22 @@ fn through_activation(
         return grad;
     };
     let output = values(output);
-    let scale = |grad: &mut [f32]| {
-        grad.par_chunks_mut(4096)
-            .zip(output.par_chunks(4096))
+    // One loop per activation, the slope a constant expression in it: loops that vectorize.
+    fn scale_by(grad: &mut [f32], output: &[f32], slope: impl Fn(f32) -> f32 + Sync) {
+        grad.par_chunks_mut(8192)
+            .zip(output.par_chunks(8192))
             .for_each(|(grad, output)| {
                 for (grad, output) in grad.iter_mut().zip(output) {
-                    *grad *= activation.slope(*output);
+                    *grad *= slope(*output);
                 }
             });
+    }
+    let scale = |grad: &mut [f32]| match activation {
+        Activation::Identity => {}
+        Activation::Relu => scale_by(grad, &output, |output| Activation::Relu.slope(output)),
+        Activation::CenteredSigmoid => scale_by(grad, &output, |output| {
+            Activation::CenteredSigmoid.slope(output)
+        }),
     };
     if grad.is_contiguous()
         && let Some(values) = grad.try_storage_mut::<f32>()
@@ -1136,27 +1256,42 @@ fn through_activation(
 }
 
 /// Sums of the columns of `[rows, channels]` `values`: the bias gradient. Partial sums over
-/// fixed runs of rows, added in order.
+/// fixed runs of rows, added in order. Within a run, rows are summed a block at a time: the
+/// fewest rows whose values are a whole number of 16-value vectors, so the sums vectorize
+/// whatever the channel count; the block's columns are folded into the channels at the end.
 fn column_sums(values: &[f32], channels: usize) -> Vec<f32> {
+    if channels == 0 {
+        return Vec::new();
+    }
+    let block = channels * (16 / gcd(channels, 16));
     let partials: Vec<Vec<f32>> = values
         .par_chunks(ROWS_PER_PARTIAL_SUM * channels)
         .map(|rows| {
-            let mut sums = vec![0.0; channels];
-            for row in rows.chunks_exact(channels) {
-                for (sum, value) in sums.iter_mut().zip(row) {
+            let mut sums = vec![0.0; block];
+            let (blocks, rest) = rows.split_at(rows.len() - rows.len() % block);
+            for values in blocks.chunks_exact(block) {
+                for (sum, value) in sums.iter_mut().zip(values) {
                     *sum += value;
                 }
+            }
+            for (sum, value) in sums.iter_mut().zip(rest) {
+                *sum += value;
             }
             sums
         })
         .collect();
     let mut sums = vec![0.0; channels];
     for partial in partials {
-        for (sum, value) in sums.iter_mut().zip(partial) {
-            *sum += value;
+        for (index, value) in partial.into_iter().enumerate() {
+            sums[index % channels] += value;
         }
     }
     sums
+}
+
+/// Greatest common divisor.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// A convolution's geometry, its tap matrices and its output, from the operation's arguments.
