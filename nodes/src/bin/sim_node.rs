@@ -4,6 +4,9 @@
 use anyhow::Context;
 use autodidact_nodes::ros::{init_logging, shutdown_flag, sim_node};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     init_logging();
     let stop = shutdown_flag()?;

@@ -4,6 +4,9 @@
 use anyhow::Context;
 use autodidact_nodes::ros::{init_logging, learner, shutdown_flag};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     init_logging();
     let stop = shutdown_flag()?;
