@@ -596,15 +596,9 @@ impl<const N: usize> GatherRow<'_, N> {
     /// Every small pixel of the row: its patch times all the taps' matrices.
     #[inline(always)]
     fn small_row<S: Simd>(self, simd: S) {
-        let Self {
-            source,
-            matrices,
-            geometry,
-            epilogue,
-            row_index,
-            row,
-            ..
-        } = self;
+        let (source, matrices, geometry, epilogue) =
+            (self.source, self.matrices, self.geometry, self.epilogue);
+        let (row_index, row) = (self.row_index, self.row);
         let (from, to) = (matrices.from, fixed::<N>(matrices.to));
         let height = geometry.small[0];
         let (image, y) = (row_index / height, row_index % height);
@@ -630,6 +624,9 @@ impl<const N: usize> GatherRow<'_, N> {
             (true, 4) => blocks!(4, 4),
             _ => 0,
         };
+        if done * to == row.len() {
+            return;
+        }
         // The pixel's patch: the large pixels under all its taps, zeros outside the map, so
         // the whole sum is one product with the `[(taps, from), to]` matrices.
         let mut patch = vec![0.0; geometry.taps() * from];
@@ -644,15 +641,9 @@ impl<const N: usize> GatherRow<'_, N> {
     /// Every large pixel of the row: the small pixels that reach it, times their taps' matrices.
     #[inline(always)]
     fn large_row<S: Simd>(self, simd: S) {
-        let Self {
-            source,
-            matrices,
-            geometry,
-            epilogue,
-            row_index,
-            row,
-            ..
-        } = self;
+        let (source, matrices, geometry, epilogue) =
+            (self.source, self.matrices, self.geometry, self.epilogue);
+        let (row_index, row) = (self.row_index, self.row);
         let (from, to) = (matrices.from, fixed::<N>(matrices.to));
         let [height, width] = geometry.small;
         let kernel = geometry.kernel;
