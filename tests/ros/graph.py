@@ -111,10 +111,24 @@ def main(nodes):
     odoms = peer.record(Odometry, "odom", qos_profile_sensor_data)
     driven = NodeProcess("sim_node", "sim_driven", params={"seed": 4, "realtime_factor": 1.0, "drive": "cmd_vel"})
     nodes.append(driven)
+    # What is checked here is the graph: goal in, commands out, the sim moving with them. A
+    # model trained for a few steps predicts about the same distance to the goal for every
+    # command. With the default effort penalty, and a goal embedded with the proprio of a robot
+    # at rest, standing still then wins every plan, correctly for that model. That says nothing
+    # about the graph, so this planner has no effort penalty and takes the goal with the
+    # robot's current proprio. How well plans reach goals is measured by `autodidact eval`.
+    planner_config = os.path.join(WORK, "planner.toml")
+    with open(planner_config, "w") as f:
+        f.write("[planner]\ngoal_with_current_proprio = true\n\n[planner.planner]\neffort_weight = 0.0\n")
     planner = NodeProcess(
         "planner_node",
         "planner",
-        params={"use_sim_time": True, "checkpoint": checkpoint, "reload_every_s": 1.0},
+        params={
+            "use_sim_time": True,
+            "checkpoint": checkpoint,
+            "reload_every_s": 1.0,
+            "config_file": planner_config,
+        },
     )
     nodes.append(planner)
     goal_publisher = peer.publisher(Image, "autodidact/goal_image", 10)
@@ -127,10 +141,17 @@ def main(nodes):
     peer.spin_for(0.5)
     goal_publisher.publish(goal)
     peer.wait_for("20 planner commands", lambda: len(commands) >= 20, 180, nodes)
+    # Standing still stays one candidate of each plan; the robot must get others too. The
+    # trainer keeps training and the planner follows its checkpoints, so wait for one.
+    peer.wait_for(
+        "a planner command other than stop",
+        lambda: any(abs(c.linear.x) + abs(c.angular.z) > 1e-3 for c in commands),
+        120,
+        nodes,
+    )
     for command in commands:
         assert math.isfinite(command.linear.x) and math.isfinite(command.angular.z)
         assert abs(command.linear.x) <= 0.5 + 1e-6 and abs(command.angular.z) <= 2.0 + 1e-6, command
-    assert any(abs(c.linear.x) + abs(c.angular.z) > 1e-3 for c in commands), "the planner only says stop"
 
     # The sim drives with what it receives: its odometry reports the commanded motion. (How far
     # the robot gets depends on what the briefly trained model plans; that is eval's business.)

@@ -116,12 +116,28 @@ class Peer:
         logs = "\n".join(f"--- {n.name}\n{n.tail()}" for n in nodes)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
 
-    def call(self, srv_type, name, request, timeout=30, nodes=()):
+    def call(self, srv_type, name, request, timeout=30, nodes=(), ask_again_after=5.0):
+        """Calls a service and returns the response. A request whose reply does not come within
+        `ask_again_after` s is sent again: Fast DDS drops a reply (the server logs it) when the
+        server has not yet discovered the client's reply reader, which happens on a loaded
+        machine. Only idempotent services are called this way."""
         client = self.node.create_client(srv_type, name)
         self.wait_for(f"service {name}", lambda: client.service_is_ready(), timeout, nodes)
-        future = client.call_async(request)
-        self.wait_for(f"response from {name}", future.done, timeout, nodes)
-        return future.result()
+        end = time.monotonic() + timeout
+        attempts = 0
+        while True:
+            attempts += 1
+            future = client.call_async(request)
+            patience = min(ask_again_after, end - time.monotonic())
+            try:
+                self.wait_for(f"response from {name}", future.done, patience, nodes)
+                return future.result()
+            except AssertionError:
+                if not future.done() and all(node.alive() for node in nodes) and time.monotonic() < end:
+                    client.remove_pending_request(future)
+                    log(f"no response from {name} after {patience:.1f} s; asking again (attempt {attempts + 1})")
+                    continue
+                raise
 
     def close(self):
         self.node.destroy_node()

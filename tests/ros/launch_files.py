@@ -3,7 +3,8 @@
 - statically: every <arg> has a default; every <node pkg exec> is an executable we build; every
   <param name> and every key of launch/params/*.yaml is a parameter the node declares (asked
   from the running node over the parameter services), with the yaml's value equal to the node's
-  own default; every <remap from> is a topic the node uses;
+  own default; every <remap from> is a topic the node uses; parameters are read-only at run
+  time (described so, a set refused with a reason);
 - dynamically: the node set each launch file implies (args at their defaults, `if`/`unless`
   evaluated), started with the --ros-args ros2 launch would give, then seen through rclpy's
   graph API: node names, topics and their types.
@@ -15,7 +16,8 @@ import time
 import xml.etree.ElementTree as ET
 
 import yaml
-from rcl_interfaces.srv import GetParameters, ListParameters
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
 
 from harness import BIN_DIR, REPO, WORK, NodeProcess, Peer, log, run
 
@@ -166,6 +168,22 @@ def declared(peer, name, nodes):
     return out
 
 
+def check_read_only(peer, name, nodes, values):
+    """Parameters are read at start: described read-only with their description, a set is
+    refused with a reason, and the value stays."""
+    request = DescribeParameters.Request()
+    request.names = ["seed"]
+    described = peer.call(DescribeParameters, f"/{name}/describe_parameters", request, nodes=nodes).descriptors
+    assert len(described) == 1 and described[0].read_only, described
+    assert described[0].type == ParameterType.PARAMETER_INTEGER and described[0].description, described
+    change = SetParameters.Request()
+    value = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=values["seed"] + 1)
+    change.parameters = [Parameter(name="seed", value=value)]
+    results = peer.call(SetParameters, f"/{name}/set_parameters", change, nodes=nodes).results
+    assert len(results) == 1 and not results[0].successful and "read-only" in results[0].reason, results
+    assert declared(peer, name, nodes)["seed"] == values["seed"], "a refused set changed the value"
+
+
 def as_value(text):
     """A launch <param value> typed as launch_ros types it (YAML rules; empty stays a string)."""
     if text == "":
@@ -186,6 +204,7 @@ def main(processes):
         process = NodeProcess(exe, f"probe_{exe}")
         processes.append(process)
         defaults[exe] = declared(peer, f"probe_{exe}", processes)
+        check_read_only(peer, f"probe_{exe}", processes, defaults[exe])
         processes.remove(process)
         assert process.stop() == 0, process.tail()
     log("declared:", {exe: len(p) for exe, p in defaults.items()})

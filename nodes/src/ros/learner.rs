@@ -28,7 +28,8 @@ use r2r::sensor_msgs::msg::{Image, Imu, JointState};
 
 use super::convert::{self, embedding_out, health_out, status_out};
 use super::params::{LearnerParams, LearnerSetup};
-use super::{RosClock, Started, lock, ros_error, start_node};
+use super::unwind::OnUnwind;
+use super::{Started, lock, ros_error, start_node};
 use crate::NodeError;
 use crate::clock::Clock;
 use crate::collector::{Collector, Frame};
@@ -105,6 +106,8 @@ pub struct LearnerReport {
     pub viz_logged: u64,
     /// Events not logged because the viz queue was full.
     pub viz_dropped: u64,
+    /// Parameter service replies the middleware could not send (the caller timed out).
+    pub parameter_replies_unsent: u64,
 }
 
 /// Offers telemetry without ever blocking the sender; a full queue is counted.
@@ -205,7 +208,9 @@ pub fn run_learner_node(
         mut node,
         file,
         params,
-        parameter_services,
+        services,
+        unsent_parameter_replies,
+        clock,
     } = start_node(node_name, LearnerParams::from_file)?;
     let setup = params.apply(&file)?;
     let train = roles.train && setup.train;
@@ -223,7 +228,7 @@ pub fn run_learner_node(
     };
     let handle = trainer.encoder_handle();
     let dynamics = Arc::new(Mutex::new(Arc::new(trainer.dynamics_snapshot())));
-    let clock: Arc<dyn Clock> = Arc::new(RosClock(node.get_ros_clock()));
+    let clock: Arc<dyn Clock> = Arc::new(clock);
     let collector = Arc::new(Mutex::new(Collector::new(
         setup.collector.clone(),
         Arc::clone(&clock),
@@ -261,9 +266,7 @@ pub fn run_learner_node(
     let mut pool = LocalPool::new();
     let spawner = pool.spawner();
     let spawn_error = |e: futures::task::SpawnError| NodeError::Setup(format!("executor: {e}"));
-    spawner
-        .spawn_local(parameter_services)
-        .map_err(spawn_error)?;
+    spawner.spawn_local(services).map_err(spawn_error)?;
 
     // rerun telemetry: optional, and a viewer that is not there does not stop the node.
     let recording = match setup.viz.sink {
@@ -359,6 +362,16 @@ pub fn run_learner_node(
     let trainer_stop = AtomicBool::new(false);
     let mut report = LearnerReport::default();
     let result = std::thread::scope(|scope| -> Result<(), NodeError> {
+        // If this thread panics, the scope joins the workers first: tell them to stop.
+        let _stop_workers = OnUnwind::new(|| {
+            trainer_stop.store(true, Ordering::Relaxed);
+            if let Some(cell) = &frames {
+                cell.close();
+            }
+            if let Some(cell) = &planner_frames {
+                cell.close();
+            }
+        });
         let viz_thread = match recording {
             Some((recording, destination)) => {
                 let config = &setup.viz;
@@ -573,6 +586,7 @@ pub fn run_learner_node(
     report.received = stats.received;
     report.dropped = stats.dropped;
     report.rollouts = *rollouts_answered.borrow();
+    report.parameter_replies_unsent = unsent_parameter_replies.get();
     tracing::info!(?report, "learner node stopped");
     result.map(|()| report)
 }

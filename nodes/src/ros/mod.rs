@@ -15,17 +15,24 @@
 
 pub mod convert;
 pub mod learner;
+pub mod param_services;
 pub mod params;
 pub mod sim_node;
+pub mod unwind;
 
+use std::cell::Cell;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use crate::NodeError;
-use crate::clock::Clock;
+use crate::clock::{Clock, ManualClock};
+use param_services::{ParameterTable, serve_parameters};
 use params::NodeFileConfig;
 
 /// r2r errors as node errors.
@@ -45,19 +52,24 @@ pub(crate) struct Started<P> {
     pub file: NodeFileConfig,
     /// Its parameters after `--ros-args` and params files.
     pub params: P,
-    /// Serves the parameter services; spawn it on the node's executor.
-    pub parameter_services: futures::future::LocalBoxFuture<'static, ()>,
+    /// Serves the parameter services and, with `use_sim_time`, follows `/clock`; spawn it on
+    /// the node's executor.
+    pub services: LocalBoxFuture<'static, ()>,
+    /// Parameter replies that could not be sent (logged as they happen).
+    pub unsent_parameter_replies: Rc<Cell<u64>>,
+    /// The node's clock.
+    pub clock: RosClock,
 }
 
 /// Creates the node, reads the TOML named by its `config_file` parameter, declares the
 /// parameters with defaults taken from that file, and applies the command line to them.
-/// Parameters are read once; a change at run time is logged as not applied.
+/// Parameters are read once and served read-only (see [`param_services`]).
 pub(crate) fn start_node<P>(
     node_name: &str,
     defaults: impl FnOnce(&str, &NodeFileConfig) -> P,
 ) -> Result<Started<P>, NodeError>
 where
-    P: r2r::RosParams + Clone + Send + 'static,
+    P: r2r::RosParams,
 {
     let context = r2r::Context::create().map_err(ros_error)?;
     let mut node = r2r::Node::create(context, node_name, "").map_err(ros_error)?;
@@ -65,49 +77,90 @@ where
     let file = NodeFileConfig::load_or_default(
         (!config_file.is_empty()).then_some(Path::new(&config_file)),
     )?;
-    let declared = Arc::new(Mutex::new(defaults(&config_file, &file)));
-    let (services, changes) = node
-        .make_derived_parameter_handler(declared.clone())
-        .map_err(ros_error)?;
-    let params = lock(&declared).clone();
-    let node_name = node_name.to_owned();
-    let changes = changes.for_each(move |(parameter, _value)| {
-        tracing::warn!(
-            node = %node_name,
-            %parameter,
-            "parameter changed at run time: stored, but applied only when the node restarts"
-        );
-        futures::future::ready(())
-    });
+    let mut params = defaults(&config_file, &file);
+    let table: ParameterTable = {
+        let mut declared = lock(&node.params);
+        params
+            .register_parameters("", None, &mut declared)
+            .map_err(|e| NodeError::Setup(format!("parameters: {e}")))?;
+        declared
+            .iter()
+            .map(|(name, parameter)| {
+                let copy = r2r::Parameter {
+                    value: parameter.value.clone(),
+                    description: parameter.description,
+                };
+                (name.clone(), copy)
+            })
+            .collect()
+    };
+    let use_sim_time = table
+        .iter()
+        .any(|(name, p)| name == "use_sim_time" && p.value == r2r::ParameterValue::Bool(true));
+    let (parameter_services, unsent_parameter_replies) = serve_parameters(&mut node, table)?;
+    let (clock, services) = if use_sim_time {
+        let sim_time = ManualClock::new();
+        let follow = follow_clock_topic(&mut node, sim_time.clone())?;
+        let services = futures::future::join(parameter_services, follow).map(|_| ());
+        (RosClock::Sim(sim_time), services.boxed_local())
+    } else {
+        (RosClock::System, parameter_services)
+    };
     Ok(Started {
         node,
         file,
         params,
-        parameter_services: futures::future::join(services, changes)
-            .map(|_| ())
-            .boxed_local(),
+        services,
+        unsent_parameter_replies,
+        clock,
     })
 }
 
-/// The node's ROS clock: system time, or /clock when `use_sim_time` is true.
-pub struct RosClock(pub Arc<Mutex<r2r::Clock>>);
-
-impl std::fmt::Debug for RosClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RosClock")
-    }
+/// The node's ROS clock: system time (since the Unix epoch), or with `use_sim_time` the newest
+/// `/clock` message (0 until the first arrives, as in rclcpp).
+///
+/// r2r has its own sim-time source, but it exists only when r2r's build script printed the
+/// message cfgs, which it does not when it reuses cached bindings: the node would then run on
+/// system time without a word. Following `/clock` here does not depend on how r2r was built.
+#[derive(Debug, Clone)]
+pub enum RosClock {
+    /// The system clock.
+    System,
+    /// Simulated time from `/clock` (never goes backwards).
+    Sim(ManualClock),
 }
 
 impl Clock for RosClock {
     fn now_ns(&self) -> u64 {
-        match lock(&self.0).get_now() {
-            Ok(now) => u64::try_from(now.as_nanos()).unwrap_or(u64::MAX),
-            Err(error) => {
-                tracing::warn!(%error, "ROS clock unreadable");
-                0
-            }
+        match self {
+            Self::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| {
+                    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+                }),
+            Self::Sim(clock) => clock.now_ns(),
         }
     }
+}
+
+/// Subscribes `/clock` (best effort, newest only, as rclcpp's time source does) and sets
+/// `sim_time` from each message.
+fn follow_clock_topic(
+    node: &mut r2r::Node,
+    sim_time: ManualClock,
+) -> Result<LocalBoxFuture<'static, ()>, NodeError> {
+    let qos = r2r::QosProfile::default().keep_last(1).best_effort();
+    let messages = node
+        .subscribe::<r2r::rosgraph_msgs::msg::Clock>("/clock", qos)
+        .map_err(ros_error)?;
+    let follow = messages.for_each(move |message| {
+        match u64::try_from(message.clock.sec) {
+            Ok(sec) => sim_time.set_ns(sec * 1_000_000_000 + u64::from(message.clock.nanosec)),
+            Err(_) => tracing::warn!(sec = message.clock.sec, "/clock before 1970 ignored"),
+        }
+        futures::future::ready(())
+    });
+    Ok(follow.boxed_local())
 }
 
 /// A flag that the first SIGINT or SIGTERM sets (`ros2 launch` stops nodes with SIGINT), so a node shuts

@@ -21,6 +21,7 @@ use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
 
 use super::convert::{SensorOut, camera_info, sensor_out, time};
 use super::params::{Drive, SimParams};
+use super::unwind::OnUnwind;
 use super::{Started, lock, ros_error, start_node};
 use crate::NodeError;
 use crate::clock::{ManualClock, WallClock};
@@ -33,7 +34,10 @@ pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, 
         mut node,
         file,
         params,
-        parameter_services,
+        services,
+        unsent_parameter_replies,
+        // The sim publishes time; it does not follow it.
+        clock: _,
     } = start_node(node_name, SimParams::from_file)?;
     let drive = params.drive()?;
     let config = SimNodeConfig {
@@ -85,9 +89,7 @@ pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, 
     let mut pool = LocalPool::new();
     let spawner = pool.spawner();
     let spawn_error = |e: futures::task::SpawnError| NodeError::Setup(format!("executor: {e}"));
-    spawner
-        .spawn_local(parameter_services)
-        .map_err(spawn_error)?;
+    spawner.spawn_local(services).map_err(spawn_error)?;
     if drive == Drive::CmdVel {
         let commands = node
             .subscribe::<Twist>("cmd_vel", QosProfile::default())
@@ -115,6 +117,10 @@ pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, 
     let sim_stop = AtomicBool::new(false);
     let (tick_tx, tick_rx) = sync_channel::<SimTick>(4);
     std::thread::scope(|scope| -> Result<SimNodeStats, NodeError> {
+        // If this thread panics, the scope joins the sim thread first: stop it, and drop the
+        // queue it may be blocked on (guard first, then the queue, as they unwind).
+        let tick_rx = tick_rx;
+        let _stop_sim = OnUnwind::new(|| sim_stop.store(true, Ordering::Relaxed));
         let sim_thread = std::thread::Builder::new()
             .name("sim".into())
             .spawn_scoped(scope, || {
@@ -203,6 +209,7 @@ pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, 
             steps = stats.steps,
             published,
             episodes = stats.episodes,
+            parameter_replies_unsent = unsent_parameter_replies.get(),
             "sim node stopped"
         );
         Ok(stats)
