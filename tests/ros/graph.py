@@ -61,6 +61,10 @@ def main(nodes):
     drops = dict(zip(newest.drop_reasons, newest.drop_counts))
     log(f"{len(embeddings)} embeddings over versions {versions[0]}..{versions[-1]}, drops {drops}")
     assert sum(drops.values()) <= 0.05 * max(newest.transitions, 1), drops
+    # The sim's commands (stamped on arrival, on /clock) pair with its frames: the learner follows
+    # sim time. On another clock, every transition would get the default stop.
+    log(f"{newest.actions_defaulted} of {newest.transitions} transitions without a command in effect")
+    assert newest.actions_defaulted <= 0.1 * newest.transitions, (newest.actions_defaulted, newest.transitions)
     learner_code = learner.stop()
     nodes.remove(learner)
     assert learner_code == 0, learner.tail()

@@ -10,6 +10,7 @@ use r2r::nav_msgs::msg::Odometry;
 use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
 use r2r::std_msgs::msg::Header;
 
+use crate::collector::CollectorStats;
 use crate::msg::{
     Embedding, HealthMsg, ImageMsg, ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TrainerStatus,
     TwistMsg,
@@ -241,12 +242,12 @@ pub fn embedding_out(
     }
 }
 
-/// TrainerStatus (+ the collector's drop counts and transitions) → autodidact_msgs/TrainerStatus.
+/// TrainerStatus (+ the collector's drop counts, transitions and defaulted actions) →
+/// autodidact_msgs/TrainerStatus.
 /// Every drop reason is listed, zeros included, so a subscriber can index by name.
 pub fn status_out(
     status: &TrainerStatus,
-    drops: &std::collections::BTreeMap<String, u64>,
-    transitions: u64,
+    collected: &CollectorStats,
 ) -> r2r::autodidact_msgs::msg::TrainerStatus {
     let (loss_names, loss_values) = status
         .losses
@@ -258,7 +259,8 @@ pub fn status_out(
         .iter()
         .map(|reason| {
             let name = reason.as_str();
-            (name.to_owned(), drops.get(name).copied().unwrap_or(0))
+            let count = collected.dropped.get(name).copied().unwrap_or(0);
+            (name.to_owned(), count)
         })
         .unzip();
     r2r::autodidact_msgs::msg::TrainerStatus {
@@ -273,7 +275,8 @@ pub fn status_out(
         non_finite_skips: status.non_finite_skips,
         drop_reasons,
         drop_counts,
-        transitions,
+        transitions: collected.transitions,
+        actions_defaulted: collected.actions_defaulted,
     }
 }
 
@@ -352,8 +355,14 @@ mod tests {
             replay_len: 4,
             non_finite_skips: 0,
         };
-        let drops = [("bad_image_step".to_owned(), 7u64)].into_iter().collect();
-        let out = status_out(&status, &drops, 11);
+        let collected = CollectorStats {
+            transitions: 11,
+            actions_defaulted: 2,
+            dropped: [("bad_image_step".to_owned(), 7u64)].into_iter().collect(),
+            ..Default::default()
+        };
+        let out = status_out(&status, &collected);
+        assert_eq!((out.transitions, out.actions_defaulted), (11, 2));
         assert_eq!(out.drop_reasons.len(), DropReason::ALL.len());
         let at = out
             .drop_reasons

@@ -515,7 +515,7 @@ pub fn run_learner_node(
                 last_status = Instant::now();
                 if let Some(publisher) = &status_publisher {
                     let stats = lock(&collector).stats();
-                    let message = status_out(&lock(&status), &stats.dropped, stats.transitions);
+                    let message = status_out(&lock(&status), &stats);
                     if let Err(error) = publisher.publish(&message) {
                         tracing::warn!(%error, "status not published");
                     }
