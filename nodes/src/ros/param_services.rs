@@ -96,12 +96,7 @@ pub fn serve_parameters(
     });
     let (t, reply) = (Rc::clone(&table), answered.clone());
     let get = get.for_each(move |request| {
-        let values = request
-            .message
-            .names
-            .iter()
-            .map(|name| value_message(lookup(&t, name)))
-            .collect();
+        let values = per_name(&t, &request.message.names, value_message);
         reply(
             "get_parameters",
             request.respond(GetParameters::Response { values }),
@@ -109,12 +104,7 @@ pub fn serve_parameters(
     });
     let (t, reply) = (Rc::clone(&table), answered.clone());
     let types = types.for_each(move |request| {
-        let types = request
-            .message
-            .names
-            .iter()
-            .map(|name| type_code(lookup(&t, name)))
-            .collect();
+        let types = per_name(&t, &request.message.names, type_code);
         reply(
             "get_parameter_types",
             request.respond(GetParameterTypes::Response { types }),
@@ -160,6 +150,18 @@ pub fn serve_parameters(
     .map(|_| ())
     .boxed_local();
     Ok((serve, unanswered))
+}
+
+/// `answer` for each of `names` (given `None` for a name the node does not have).
+fn per_name<T>(
+    table: &[(String, Parameter)],
+    names: &[String],
+    answer: fn(Option<&Parameter>) -> T,
+) -> Vec<T> {
+    names
+        .iter()
+        .map(|name| answer(lookup(table, name)))
+        .collect()
 }
 
 fn lookup<'a>(table: &'a [(String, Parameter)], name: &str) -> Option<&'a Parameter> {
