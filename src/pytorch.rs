@@ -498,7 +498,7 @@ pub fn compare_with_pytorch(
         "the embeddings of the same frame differ by up to {embedding_max_abs_difference:.2e}: \
          not the same encoder"
     );
-    let report = pool.install(|| trainer.train_on(batches[0].clone()))?;
+    let report = pool.install(|| trainer.train_on(&batches[0]))?;
     let theirs: TrainReply = torch.request(serde_json::json!({"cmd": "train", "steps": 1}))?;
     let their_losses = theirs
         .losses
@@ -555,7 +555,7 @@ pub fn compare_with_pytorch(
         ));
         let mut steps = Vec::with_capacity(options.steps);
         for _ in 0..options.steps {
-            let batch = batches[next_batch % batches.len()].clone();
+            let batch = &batches[next_batch % batches.len()];
             next_batch += 1;
             let started = Instant::now();
             pool.install(|| trainer.train_on(batch))?;

@@ -868,12 +868,12 @@ impl Trainer {
     /// Samples a batch and trains on it.
     pub fn step(&mut self) -> Result<StepReport, LearnError> {
         let batch = self.sample_batch()?;
-        self.train_on(batch)
+        self.train_on(&batch)
     }
 
     /// Trains on one batch. A batch whose loss or gradients are not finite is skipped, the last
     /// good weights are restored, and the skip is counted.
-    pub fn train_on(&mut self, batch: Batch) -> Result<StepReport, LearnError> {
+    pub fn train_on(&mut self, batch: &Batch) -> Result<StepReport, LearnError> {
         let started = Instant::now();
         let c = self.config.clone();
         let o = &c.objectives;

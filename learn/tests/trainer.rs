@@ -202,7 +202,7 @@ fn a_nan_batch_is_skipped_counted_and_leaves_weights_alone() {
     let before = embed_all(&trainer, &images, &proprio);
     let mut batch = trainer.sample_batch().expect("batch");
     batch.proprio[3] = f32::NAN;
-    let report = trainer.train_on(batch).expect("guarded step");
+    let report = trainer.train_on(&batch).expect("guarded step");
     assert!(report.skipped_non_finite);
     assert_eq!(trainer.non_finite_skips(), 1);
     assert_eq!(trainer.step_count(), 1, "a skipped batch is not a step");
