@@ -16,14 +16,13 @@ use autodidact_learn::{BackendChoice, TrainerConfig};
 use autodidact_nodes::ProprioConfig;
 use clap::{Parser, Subcommand};
 use comfy_table::Table;
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// mimalloc keeps freed memory for the next allocation of its size: the training step's large
 /// buffers are not faulted in from the kernel again on every step, as they are with glibc's
 /// malloc (see bench/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A robot teaches itself about its world.")]

@@ -94,9 +94,19 @@ where
             })
             .collect()
     };
-    let use_sim_time = table
-        .iter()
-        .any(|(name, p)| name == "use_sim_time" && p.value == r2r::ParameterValue::Bool(true));
+    let use_sim_time = match table.iter().find(|(name, _)| name == "use_sim_time") {
+        None => false,
+        Some((_, parameter)) => match parameter.value {
+            r2r::ParameterValue::NotSet => false,
+            r2r::ParameterValue::Bool(on) => on,
+            ref other => {
+                return Err(NodeError::Setup(format!(
+                    "use_sim_time must be a bool, got {}",
+                    other.type_name()
+                )));
+            }
+        },
+    };
     let (parameter_services, unsent_parameter_replies) = serve_parameters(&mut node, table)?;
     let (clock, services) = if use_sim_time {
         let sim_time = ManualClock::new();

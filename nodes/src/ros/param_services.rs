@@ -25,7 +25,7 @@ use r2r::rcl_interfaces::srv::{
     DescribeParameters, GetParameterTypes, GetParameters, ListParameters, SetParameters,
     SetParametersAtomically,
 };
-use r2r::{Parameter, ParameterValue, QosProfile};
+use r2r::{Parameter, ParameterValue, QosProfile, WrappedServiceTypeSupport};
 
 use super::ros_error;
 use crate::NodeError;
@@ -44,112 +44,96 @@ pub fn serve_parameters(
 ) -> Result<(LocalBoxFuture<'static, ()>, Rc<Cell<u64>>), NodeError> {
     let name = node.name().map_err(ros_error)?;
     let table = Rc::new(table);
-    let unanswered = Rc::new(Cell::new(0u64));
-    let service = |suffix: &str| format!("{name}/{suffix}");
-    let qos = QosProfile::default;
+    let unsent = Rc::new(Cell::new(0u64));
+    let mut services = Services {
+        node,
+        name: &name,
+        unsent: &unsent,
+        running: Vec::with_capacity(6),
+    };
+    let t = Rc::clone(&table);
+    services.add::<ListParameters::Service>("list_parameters", move |request| {
+        ListParameters::Response {
+            result: list_parameters(&t, &request.prefixes, request.depth),
+        }
+    })?;
+    let t = Rc::clone(&table);
+    services.add::<GetParameters::Service>("get_parameters", move |request| {
+        GetParameters::Response {
+            values: per_name(&t, &request.names, value_message),
+        }
+    })?;
+    let t = Rc::clone(&table);
+    services.add::<GetParameterTypes::Service>("get_parameter_types", move |request| {
+        GetParameterTypes::Response {
+            types: per_name(&t, &request.names, type_code),
+        }
+    })?;
+    services.add::<DescribeParameters::Service>("describe_parameters", move |request| {
+        DescribeParameters::Response {
+            descriptors: describe_parameters(&table, &request.names),
+        }
+    })?;
+    services.add::<SetParameters::Service>("set_parameters", |request| {
+        SetParameters::Response {
+            results: request
+                .parameters
+                .iter()
+                .map(|p| refusal(&p.name))
+                .collect(),
+        }
+    })?;
+    services.add::<SetParametersAtomically::Service>("set_parameters_atomically", |request| {
+        let names: Vec<&str> = request.parameters.iter().map(|p| p.name.as_str()).collect();
+        SetParametersAtomically::Response {
+            result: refusal(&names.join(", ")),
+        }
+    })?;
+    let serve = futures::future::join_all(services.running)
+        .map(|_| ())
+        .boxed_local();
+    Ok((serve, unsent))
+}
 
-    let list = node
-        .create_service::<ListParameters::Service>(&service("list_parameters"), qos())
-        .map_err(ros_error)?;
-    let get = node
-        .create_service::<GetParameters::Service>(&service("get_parameters"), qos())
-        .map_err(ros_error)?;
-    let types = node
-        .create_service::<GetParameterTypes::Service>(&service("get_parameter_types"), qos())
-        .map_err(ros_error)?;
-    let describe = node
-        .create_service::<DescribeParameters::Service>(&service("describe_parameters"), qos())
-        .map_err(ros_error)?;
-    let set = node
-        .create_service::<SetParameters::Service>(&service("set_parameters"), qos())
-        .map_err(ros_error)?;
-    let set_atomically = node
-        .create_service::<SetParametersAtomically::Service>(
-            &service("set_parameters_atomically"),
-            qos(),
-        )
-        .map_err(ros_error)?;
+/// The services being created: each answers its requests from its closure; a reply the
+/// middleware cannot send is logged and counted in `unsent`.
+struct Services<'a> {
+    node: &'a mut r2r::Node,
+    name: &'a str,
+    unsent: &'a Rc<Cell<u64>>,
+    running: Vec<LocalBoxFuture<'static, ()>>,
+}
 
-    let answered = {
-        let unanswered = Rc::clone(&unanswered);
-        move |what: &'static str, result: r2r::Result<()>| {
-            if let Err(error) = result {
-                unanswered.set(unanswered.get() + 1);
+impl Services<'_> {
+    fn add<T>(
+        &mut self,
+        suffix: &'static str,
+        answer: impl Fn(&T::Request) -> T::Response + 'static,
+    ) -> Result<(), NodeError>
+    where
+        T: WrappedServiceTypeSupport + 'static,
+    {
+        let requests = self
+            .node
+            .create_service::<T>(&format!("{}/{suffix}", self.name), QosProfile::default())
+            .map_err(ros_error)?;
+        let unsent = Rc::clone(self.unsent);
+        let serve = requests.for_each(move |request| {
+            let response = answer(&request.message);
+            if let Err(error) = request.respond(response) {
+                unsent.set(unsent.get() + 1);
                 tracing::warn!(
-                    service = what,
+                    service = suffix,
                     %error,
-                    unanswered = unanswered.get(),
+                    unsent = unsent.get(),
                     "parameter reply not sent; the caller may ask again"
                 );
             }
             futures::future::ready(())
-        }
-    };
-
-    let (t, reply) = (Rc::clone(&table), answered.clone());
-    let list = list.for_each(move |request| {
-        let result = list_parameters(&t, &request.message.prefixes, request.message.depth);
-        reply(
-            "list_parameters",
-            request.respond(ListParameters::Response { result }),
-        )
-    });
-    let (t, reply) = (Rc::clone(&table), answered.clone());
-    let get = get.for_each(move |request| {
-        let values = per_name(&t, &request.message.names, value_message);
-        reply(
-            "get_parameters",
-            request.respond(GetParameters::Response { values }),
-        )
-    });
-    let (t, reply) = (Rc::clone(&table), answered.clone());
-    let types = types.for_each(move |request| {
-        let types = per_name(&t, &request.message.names, type_code);
-        reply(
-            "get_parameter_types",
-            request.respond(GetParameterTypes::Response { types }),
-        )
-    });
-    let (t, reply) = (Rc::clone(&table), answered.clone());
-    let describe = describe.for_each(move |request| {
-        let descriptors = describe_parameters(&t, &request.message.names);
-        reply(
-            "describe_parameters",
-            request.respond(DescribeParameters::Response { descriptors }),
-        )
-    });
-    let reply = answered.clone();
-    let set = set.for_each(move |request| {
-        let results = refuse_sets(request.message.parameters.iter().map(|p| p.name.as_str()));
-        reply(
-            "set_parameters",
-            request.respond(SetParameters::Response { results }),
-        )
-    });
-    let reply = answered;
-    let set_atomically = set_atomically.for_each(move |request| {
-        let names = request.message.parameters.iter().map(|p| p.name.as_str());
-        let result = SetParametersResult {
-            successful: false,
-            reason: refuse_sets(names)
-                .into_iter()
-                .next()
-                .map_or_else(|| READ_ONLY_REASON.to_owned(), |refused| refused.reason),
-        };
-        reply(
-            "set_parameters_atomically",
-            request.respond(SetParametersAtomically::Response { result }),
-        )
-    });
-
-    let serve = futures::future::join3(
-        futures::future::join(list, get),
-        futures::future::join(types, describe),
-        futures::future::join(set, set_atomically),
-    )
-    .map(|_| ())
-    .boxed_local();
-    Ok((serve, unanswered))
+        });
+        self.running.push(serve.boxed_local());
+        Ok(())
+    }
 }
 
 /// `answer` for each of `names` (given `None` for a name the node does not have).
@@ -235,14 +219,12 @@ pub fn describe_parameters(
         .collect()
 }
 
-/// One refusal per parameter a caller tried to set.
-pub fn refuse_sets<'a>(names: impl Iterator<Item = &'a str>) -> Vec<SetParametersResult> {
-    names
-        .map(|name| SetParametersResult {
-            successful: false,
-            reason: format!("{name}: {READ_ONLY_REASON}"),
-        })
-        .collect()
+/// The refusal of a set of `name` (one parameter, or several named together).
+pub fn refusal(name: &str) -> SetParametersResult {
+    SetParametersResult {
+        successful: false,
+        reason: format!("{name}: {READ_ONLY_REASON}"),
+    }
 }
 
 /// The `rcl_interfaces/msg/ParameterType` code of a parameter (not set when unknown).
@@ -374,9 +356,12 @@ mod tests {
 
     #[test]
     fn sets_are_refused_with_a_reason_naming_the_parameter() {
-        let refused = refuse_sets(["seed", "lr"].into_iter());
-        assert_eq!(refused.len(), 2);
-        assert!(refused.iter().all(|r| !r.successful));
-        assert!(refused[1].reason.starts_with("lr: read-only"));
+        let refused = refusal("lr");
+        assert!(!refused.successful);
+        assert!(
+            refused.reason.starts_with("lr: read-only"),
+            "{}",
+            refused.reason
+        );
     }
 }
