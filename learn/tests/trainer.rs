@@ -1,6 +1,8 @@
 //! Trainer mechanics on a small model: determinism, checkpoints, the NaN guard, snapshot swaps,
 //! rollouts, planning and the wgpu path.
 
+#[path = "trainer/checkpoint.rs"]
+mod checkpoint;
 mod common;
 
 use autodidact_learn::inference::DynamicsSnapshot;

@@ -1,0 +1,345 @@
+//! What shapes training: the objectives with their weights, the optimiser's numbers, the model.
+
+use serde::{Deserialize, Serialize};
+
+use crate::LearnError;
+use crate::augment::AugmentConfig;
+use crate::device::BackendChoice;
+use crate::model::WorldModelConfig;
+use crate::replay::{ACTION_DIM, ReplayConfig};
+
+/// InfoNCE between two augmented views, plus temporal positives, against the EMA target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContrastiveConfig {
+    /// Use this objective.
+    pub enabled: bool,
+    /// Weight in the total loss.
+    pub weight: f32,
+    /// Softmax temperature.
+    pub temperature: f32,
+    /// Weight of the temporal-positive term (a frame within `temporal_window` steps).
+    pub temporal_weight: f32,
+    /// Largest step distance of a temporal positive.
+    pub temporal_window: usize,
+}
+
+impl Default for ContrastiveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            weight: 1.0,
+            temperature: 0.1,
+            temporal_weight: 0.5,
+            temporal_window: 30,
+        }
+    }
+}
+
+/// Action-conditioned latent dynamics rolled out over `horizon` steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// Use this objective.
+    pub enabled: bool,
+    /// Weight of the latent prediction loss.
+    pub weight: f32,
+    /// Steps rolled out (`H`). Planners roll the dynamics out much further than this (the
+    /// reference planner 24 steps), so it is not small: measured on the easy planning goals of
+    /// `autodidact eval`, models trained with `H = 3` reached 37–43 %, with `H = 6` 47 %, with
+    /// `H = 8` 67 % and with `H = 12` 70 % of the goals (a train step costs about 1.2× at 8 what it does at 3).
+    pub horizon: usize,
+    /// Weight of the next-proprio head.
+    pub proprio_weight: f32,
+    /// The rollout is also started from the EMA target's state of frame `t` (a constant: this
+    /// term trains the dynamics only), with this weight relative to the rollout from the online
+    /// state; `forward` reports their weighted mean. Published embeddings come from the EMA
+    /// encoder, so this is the start a rollout at inference time has.
+    pub target_start_weight: f32,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            weight: 10.0,
+            horizon: 8,
+            proprio_weight: 0.1,
+            target_start_weight: 1.0,
+        }
+    }
+}
+
+/// Predict the target embedding of the full image from an image with masked patches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaskedConfig {
+    /// Use this objective (needs `model.masked_head`).
+    pub enabled: bool,
+    /// Weight in the total loss.
+    pub weight: f32,
+    /// Side of a square patch, pixels.
+    pub patch_px: usize,
+    /// Share of patches masked.
+    pub ratio: f32,
+}
+
+impl Default for MaskedConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            weight: 0.5,
+            patch_px: 8,
+            ratio: 0.5,
+        }
+    }
+}
+
+/// Decode the image from the state embedding (MSE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconstructionConfig {
+    /// Use this objective (needs `model.decoder`).
+    pub enabled: bool,
+    /// Weight in the total loss.
+    pub weight: f32,
+}
+
+impl Default for ReconstructionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            weight: 20.0,
+        }
+    }
+}
+
+/// Keeps the state embedding spread out (VICReg's variance and covariance terms, Bardes et al.
+/// 2022) so that it uses its dimensions: a hinge pulls every dimension's batch std up to
+/// `target_std`, and a penalty on off-diagonal covariance decorrelates the dimensions. The
+/// contrastive terms only see a normalised projection, the forward term normalised states:
+/// nothing else stops the raw state from living in a few directions (low effective rank).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpreadConfig {
+    /// Use this regulariser.
+    pub enabled: bool,
+    /// Weight of the std hinge `mean(relu(target_std - std_d))`.
+    pub variance_weight: f32,
+    /// Weight of `sum_{i≠j} cov_ij² / D`.
+    pub covariance_weight: f32,
+    /// Per-dimension batch std the hinge asks for.
+    pub target_std: f32,
+}
+
+impl Default for SpreadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            variance_weight: 1.0,
+            covariance_weight: 0.04,
+            target_std: 1.0,
+        }
+    }
+}
+
+/// Which objectives train the model, and how much each counts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectivesConfig {
+    /// Contrastive (InfoNCE + temporal positives).
+    pub contrastive: ContrastiveConfig,
+    /// Forward prediction.
+    pub forward: ForwardConfig,
+    /// Masked-patch prediction.
+    pub masked: MaskedConfig,
+    /// Reconstruction.
+    pub reconstruction: ReconstructionConfig,
+    /// Variance/covariance regulariser of the state embedding.
+    pub spread: SpreadConfig,
+}
+
+/// Everything that shapes training. The model's shapes are part of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerConfig {
+    /// Network shapes.
+    pub model: WorldModelConfig,
+    /// Objectives and weights.
+    #[serde(default)]
+    pub objectives: ObjectivesConfig,
+    /// Augmentations of the contrastive views.
+    #[serde(default)]
+    pub augment: AugmentConfig,
+    /// Replay buffer.
+    #[serde(default)]
+    pub replay: ReplayConfig,
+    /// Sequences per batch.
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[serde(default = "defaults::learning_rate")]
+    pub learning_rate: f64,
+    /// EMA momentum of the target network (`target = m·target + (1-m)·online`).
+    #[serde(default = "defaults::ema_momentum")]
+    pub ema_momentum: f32,
+    /// Per-parameter gradient norm clip (`None`: no clipping).
+    #[serde(default = "defaults::grad_clip")]
+    pub grad_clip_norm: Option<f32>,
+    /// Divide actions by this before they reach the model (`[m/s, rad/s]`).
+    #[serde(default = "defaults::action_scale")]
+    pub action_scale: [f32; ACTION_DIM],
+    /// Seed of initialisation, sampling and augmentation.
+    #[serde(default)]
+    pub seed: u64,
+    /// Where training runs.
+    #[serde(default)]
+    pub backend: BackendChoice,
+    /// Publish an encoder snapshot every this many steps.
+    #[serde(default = "defaults::publish_every")]
+    pub publish_every: u64,
+    /// Publish (and export) the EMA target encoder rather than the online one: it moves
+    /// smoothly, and it is the space the dynamics learn to predict, so rollouts and published
+    /// embeddings agree.
+    #[serde(default = "defaults::publish_ema_encoder")]
+    pub publish_ema_encoder: bool,
+    /// Images per forward pass of the EMA target encoder on GPU backends (0: all at once). The
+    /// target encodes several frames per sequence (views, positive, future); in slices its
+    /// intermediate feature maps stay small. The result is the same. (On the CPU the target's
+    /// direct convolutions slice the batch themselves, see `crate::cpu::direct`.)
+    #[serde(default = "defaults::target_chunk")]
+    pub target_chunk: usize,
+}
+
+mod defaults {
+    pub fn batch_size() -> usize {
+        64
+    }
+    pub fn learning_rate() -> f64 {
+        1e-3
+    }
+    pub fn ema_momentum() -> f32 {
+        0.99
+    }
+    pub fn grad_clip() -> Option<f32> {
+        Some(5.0)
+    }
+    pub fn action_scale() -> [f32; 2] {
+        [0.5, 2.0]
+    }
+    pub fn publish_every() -> u64 {
+        10
+    }
+    pub fn publish_ema_encoder() -> bool {
+        true
+    }
+    pub fn target_chunk() -> usize {
+        64
+    }
+}
+
+impl TrainerConfig {
+    /// Defaults for images of `width × height` and `proprio_dim` proprio features.
+    pub fn for_inputs(width: usize, height: usize, proprio_dim: usize) -> Self {
+        Self {
+            model: WorldModelConfig::for_inputs(width, height, proprio_dim),
+            objectives: ObjectivesConfig::default(),
+            augment: AugmentConfig::default(),
+            replay: ReplayConfig::default(),
+            batch_size: defaults::batch_size(),
+            learning_rate: defaults::learning_rate(),
+            ema_momentum: defaults::ema_momentum(),
+            grad_clip_norm: defaults::grad_clip(),
+            action_scale: defaults::action_scale(),
+            seed: 0,
+            backend: BackendChoice::default(),
+            publish_every: defaults::publish_every(),
+            publish_ema_encoder: defaults::publish_ema_encoder(),
+            target_chunk: defaults::target_chunk(),
+        }
+    }
+
+    /// Steps of the forward rollout (0 when the forward objective is off).
+    pub fn forward_horizon(&self) -> usize {
+        if self.objectives.forward.enabled {
+            self.objectives.forward.horizon
+        } else {
+            0
+        }
+    }
+
+    /// Transitions per sampled sequence: enough for the rollout and the farthest temporal
+    /// positive.
+    pub fn sequence_length(&self) -> usize {
+        let temporal = if self.objectives.contrastive.enabled {
+            self.objectives.contrastive.temporal_window
+        } else {
+            0
+        };
+        self.forward_horizon().max(temporal) + 1
+    }
+
+    /// Checks that the objectives, model and numbers fit together.
+    pub fn validate(&self) -> Result<(), LearnError> {
+        self.model.validate()?;
+        let o = &self.objectives;
+        let invalid = |m: &str| Err(LearnError::InvalidConfig(m.to_owned()));
+        if !(o.contrastive.enabled
+            || o.forward.enabled
+            || o.masked.enabled
+            || o.reconstruction.enabled)
+        {
+            return invalid("enable at least one objective");
+        }
+        if o.masked.enabled && !self.model.masked_head {
+            return invalid("objectives.masked needs model.masked_head = true");
+        }
+        if o.reconstruction.enabled && !self.model.decoder {
+            return invalid("objectives.reconstruction needs model.decoder = true");
+        }
+        if o.forward.enabled
+            && !(o.forward.target_start_weight.is_finite() && o.forward.target_start_weight >= 0.0)
+        {
+            return invalid("objectives.forward.target_start_weight must be >= 0");
+        }
+        if o.forward.enabled && o.forward.horizon == 0 {
+            return invalid("objectives.forward.horizon must be >= 1");
+        }
+        if o.contrastive.enabled
+            && (o.contrastive.temperature <= 0.0 || o.contrastive.temporal_window == 0)
+        {
+            return invalid("contrastive temperature must be > 0 and temporal_window >= 1");
+        }
+        if o.spread.enabled
+            && !(o.spread.target_std.is_finite()
+                && o.spread.target_std > 0.0
+                && o.spread.variance_weight >= 0.0
+                && o.spread.covariance_weight >= 0.0)
+        {
+            return invalid("spread: target_std must be > 0 and weights >= 0");
+        }
+        if self.batch_size < 2 {
+            return invalid("batch_size must be >= 2 (InfoNCE needs negatives)");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return invalid("learning_rate must be a finite number > 0");
+        }
+        if !(0.0..1.0).contains(&self.ema_momentum) {
+            return invalid("ema_momentum must be in [0, 1)");
+        }
+        if self
+            .action_scale
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return invalid("action_scale must be finite and > 0");
+        }
+        if self.model.action_dim != ACTION_DIM {
+            return invalid("model.action_dim must be 2 (linear_x, angular_z)");
+        }
+        if self.publish_every == 0 {
+            return invalid("publish_every must be >= 1");
+        }
+        Ok(())
+    }
+}
