@@ -7,7 +7,7 @@ use burn::prelude::*;
 
 use crate::LearnError;
 use crate::augment::plain_rows_into;
-use crate::direct::{DirectConvStack, PixelLayout};
+use crate::cpu::direct::{DirectConvStack, PixelLayout};
 use crate::model::{Dynamics, StateEncoder, StateEncoderConfig};
 use crate::replay::ACTION_DIM;
 
@@ -35,7 +35,7 @@ impl EncoderSnapshot {
         device: &Device,
     ) -> Self {
         let encoder = encoder.valid().to_device(device);
-        let direct = if crate::conv::cpu_kernels_on(device) {
+        let direct = if crate::cpu::cpu_kernels_on(device) {
             encoder
                 .direct_stack()
                 .inspect_err(|error| {
@@ -227,8 +227,22 @@ impl DynamicsSnapshot {
         start: &[f32],
         candidates: &[Vec<[f32; ACTION_DIM]>],
     ) -> Result<Vec<Vec<Vec<f32>>>, LearnError> {
-        let starts = vec![start.to_vec(); candidates.len()];
-        self.rollout_from(&starts, candidates)
+        // Checked before anything is allocated for the request; the start then becomes one
+        // `[K, D]` tensor (no vector per candidate).
+        let d = self.embed_dim;
+        if start.len() != d {
+            return Err(LearnError::BadInput(format!(
+                "start has {} values, the model's embeddings have {d}",
+                start.len()
+            )));
+        }
+        if start.iter().any(|v| !v.is_finite()) {
+            return Err(LearnError::BadInput("non-finite start or action".into()));
+        }
+        let horizon = check_candidates(candidates)?;
+        let k = candidates.len();
+        let start = Tensor::<2>::from_data(TensorData::new(start.repeat(k), [k, d]), &self.device);
+        self.rollout_tensor(start, candidates, horizon)
     }
 
     /// Like [`rollout`](Self::rollout), with one start embedding per candidate.
@@ -238,24 +252,11 @@ impl DynamicsSnapshot {
         candidates: &[Vec<[f32; ACTION_DIM]>],
     ) -> Result<Vec<Vec<Vec<f32>>>, LearnError> {
         let d = self.embed_dim;
-        if candidates.is_empty() {
-            return Err(LearnError::BadInput("no action sequences".into()));
-        }
         if starts.len() != candidates.len() {
             return Err(LearnError::BadInput(format!(
                 "{} starts for {} action sequences",
                 starts.len(),
                 candidates.len()
-            )));
-        }
-        let horizon = candidates[0].len();
-        if horizon == 0 {
-            return Err(LearnError::BadInput("empty action sequence".into()));
-        }
-        if let Some(bad) = candidates.iter().position(|c| c.len() != horizon) {
-            return Err(LearnError::BadInput(format!(
-                "sequence {bad} has {} actions, the first has {horizon}",
-                candidates[bad].len()
             )));
         }
         if let Some(bad) = starts.iter().position(|s| s.len() != d) {
@@ -264,13 +265,23 @@ impl DynamicsSnapshot {
                 starts[bad].len()
             )));
         }
-        let finite = starts.iter().flatten().all(|v| v.is_finite())
-            && candidates.iter().flatten().flatten().all(|v| v.is_finite());
-        if !finite {
+        if starts.iter().flatten().any(|v| !v.is_finite()) {
             return Err(LearnError::BadInput("non-finite start or action".into()));
         }
+        let horizon = check_candidates(candidates)?;
         let k = candidates.len();
         let start = Tensor::<2>::from_data(TensorData::new(starts.concat(), [k, d]), &self.device);
+        self.rollout_tensor(start, candidates, horizon)
+    }
+
+    /// The rollout of checked `candidates` (all `horizon` long) from `start`, `[K, D]`.
+    fn rollout_tensor(
+        &self,
+        start: Tensor<2>,
+        candidates: &[Vec<[f32; ACTION_DIM]>],
+        horizon: usize,
+    ) -> Result<Vec<Vec<Vec<f32>>>, LearnError> {
+        let (k, d) = (candidates.len(), self.embed_dim);
         let actions: Vec<f32> = candidates
             .iter()
             .flatten()
@@ -290,4 +301,31 @@ impl DynamicsSnapshot {
             .map(|sequence| sequence.chunks(d).map(<[f32]>::to_vec).collect())
             .collect())
     }
+}
+
+/// Checks a rollout's action sequences: at least one, none empty, all as long as the first, all
+/// finite. Returns their length.
+fn check_candidates(candidates: &[Vec<[f32; ACTION_DIM]>]) -> Result<usize, LearnError> {
+    let Some(first) = candidates.first() else {
+        return Err(LearnError::BadInput("no action sequences".into()));
+    };
+    let horizon = first.len();
+    if horizon == 0 {
+        return Err(LearnError::BadInput("empty action sequence".into()));
+    }
+    if let Some(bad) = candidates.iter().position(|c| c.len() != horizon) {
+        return Err(LearnError::BadInput(format!(
+            "sequence {bad} has {} actions, the first has {horizon}",
+            candidates[bad].len()
+        )));
+    }
+    if candidates
+        .iter()
+        .flatten()
+        .flatten()
+        .any(|v| !v.is_finite())
+    {
+        return Err(LearnError::BadInput("non-finite start or action".into()));
+    }
+    Ok(horizon)
 }

@@ -21,17 +21,16 @@
 //! ([`BackendChoice`]): burn's `flex` on the CPU by default, `wgpu` for the GPU.
 
 pub mod augment;
-pub mod conv;
-pub mod device;
-pub mod direct;
+mod cpu;
+mod device;
 pub mod health;
 pub mod inference;
 pub mod metrics;
 pub mod model;
 pub mod plan;
-pub mod replay;
-pub mod row_conv;
-pub mod trainer;
+mod replay;
+pub mod stats;
+mod trainer;
 
 pub use device::BackendChoice;
 pub use health::{HealthReport, embedding_health};
@@ -39,7 +38,11 @@ pub use inference::{EncoderHandle, EncoderSnapshot};
 pub use model::{WorldModel, WorldModelConfig};
 pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, goal_distance, rollout};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
-pub use trainer::{Batch, Losses, ObjectivesConfig, Preview, StepReport, Trainer, TrainerConfig};
+pub use trainer::{
+    Batch, CHECKPOINT_FORMAT, ContrastiveConfig, ForwardConfig, Losses, MaskedConfig,
+    ObjectivesConfig, Preview, ReconstructionConfig, SpreadConfig, StepReport, Trainer,
+    TrainerConfig,
+};
 
 /// What can go wrong in the learning core.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,9 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use crate::LearnError;
-use crate::conv::{Activation, StridedConv, StridedConvConfig, UpConv, UpConvConfig};
-use crate::direct::{DirectConvStack, PixelLayout};
+use crate::cpu::conv::{Activation, StridedConv, StridedConvConfig, UpConv, UpConvConfig};
+use crate::cpu::direct::{DirectConvStack, PixelLayout};
+use crate::cpu::{ConvLayout, Pixels};
 
 /// Small strided conv net from an RGB image to an image feature vector.
 #[derive(Config, Debug)]
@@ -30,14 +31,29 @@ pub struct ImageEncoderConfig {
     pub feature_dim: usize,
 }
 
+/// Most strided convolutions an image encoder may stack (a 2^12 = 4096-pixel image side).
+pub const MAX_CONV_LAYERS: usize = 12;
+
 impl ImageEncoderConfig {
     /// Side shrink factor of the conv stack.
+    ///
+    /// Saturates for stacks deeper than [`MAX_CONV_LAYERS`] (which [`validate`](Self::validate)
+    /// refuses): a config read from a file or a checkpoint never makes it overflow.
     pub fn downsample(&self) -> usize {
-        1 << self.channels.len()
+        u32::try_from(self.channels.len())
+            .ok()
+            .and_then(|layers| 1usize.checked_shl(layers))
+            .unwrap_or(usize::MAX)
     }
 
     /// Checks that the image size fits the conv stack.
     pub fn validate(&self) -> Result<(), LearnError> {
+        if self.channels.len() > MAX_CONV_LAYERS {
+            return Err(LearnError::InvalidConfig(format!(
+                "image encoder has {} conv layers, at most {MAX_CONV_LAYERS} (each halves the image)",
+                self.channels.len()
+            )));
+        }
         let f = self.downsample();
         if self.channels.is_empty() || self.channels.contains(&0) {
             return Err(LearnError::InvalidConfig(
@@ -93,40 +109,46 @@ impl ImageEncoder {
     /// - `images`: `[B, 3, H, W]`, values centred on 0 (`byte / 255 - 0.5`)
     /// - output: `[B, feature_dim]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        if crate::conv::cpu_kernels_on(&images.device()) {
-            let [batch, _, height, width] = images.dims();
-            return self.forward_rows(crate::conv::to_rows(images), [batch, height, width]);
-        }
-        let mut x = images;
-        for conv in &self.convs {
-            x = self.activation.forward(conv.forward(x));
-        }
-        let x: Tensor<2> = x.flatten(1, 3);
-        self.head.forward(x)
+        let [batch, _, height, width] = images.dims();
+        self.features(Pixels::Nchw(images), [batch, height, width])
     }
 
     /// [`Self::forward`] from channels-last pixel rows, the layout of an `rgb8` image: no
-    /// transposition on the way in. On the CPU the convolutions run as [`crate::row_conv`] operations on these
-    /// rows (see [`crate::conv`]); on GPU backends the rows go back to NCHW for burn's
-    /// convolutions.
+    /// transposition on the way in on the CPU.
     ///
     /// # Shapes
     /// - `rows`: `[B·H·W, 3]`
     /// - output: `[B, feature_dim]`
-    pub fn forward_rows(&self, rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<2> {
-        if !crate::conv::cpu_kernels_on(&rows.device()) {
-            return self.forward(crate::conv::from_rows(rows, [batch, height, width]));
+    pub fn forward_rows(&self, rows: Tensor<2>, dims: [usize; 3]) -> Tensor<2> {
+        self.features(Pixels::Rows(rows), dims)
+    }
+
+    /// The convolutions in the layout of the pixels' device (see [`crate::cpu`]): on the CPU as
+    /// [`crate::cpu::row_conv`] operations on channels-last rows, on GPU backends as burn's
+    /// convolutions on NCHW; then the head.
+    fn features(&self, pixels: Pixels, [batch, height, width]: [usize; 3]) -> Tensor<2> {
+        match ConvLayout::of(&pixels.device()) {
+            ConvLayout::Rows => {
+                let (mut rows, mut height, mut width) = (pixels.into_rows(), height, width);
+                for conv in &self.convs {
+                    rows = conv.forward_rows(rows, [batch, height, width], Activation::Relu);
+                    (height, width) = (height / 2, width / 2);
+                }
+                self.head_from_rows(rows, batch)
+            }
+            ConvLayout::Nchw => {
+                let mut x = pixels.into_nchw([batch, height, width]);
+                for conv in &self.convs {
+                    x = self.activation.forward(conv.forward(x));
+                }
+                let x: Tensor<2> = x.flatten(1, 3);
+                self.head.forward(x)
+            }
         }
-        let (mut rows, mut height, mut width) = (rows, height, width);
-        for conv in &self.convs {
-            rows = conv.forward_rows(rows, [batch, height, width], Activation::Relu);
-            (height, width) = (height / 2, width / 2);
-        }
-        self.head_from_rows(rows, batch)
     }
 
     /// The convolution stack as direct, forward-only CPU kernels with its current weights (see
-    /// [`crate::direct`]); for the plain (non-autodiff) CPU device.
+    /// [`crate::cpu::direct`]); for the plain (non-autodiff) CPU device.
     pub fn direct_stack(&self) -> Result<DirectConvStack, LearnError> {
         let layers = self
             .convs
@@ -499,39 +521,49 @@ impl Decoder {
     /// - `state`: `[B, D]`
     /// - output: `[B, 3, H, W]`, in `(-0.5, 0.5)` like the encoder's input
     pub fn forward(&self, state: Tensor<2>) -> Tensor<4> {
-        let [batch, _] = state.dims();
-        let x = self.activation.forward(self.project.forward(state));
-        if crate::conv::cpu_kernels_on(&x.device()) {
-            let (rows, [height, width]) = self.upsample_rows(x, batch);
-            return crate::conv::from_rows(rows, [batch, height, width]);
-        }
-        let mut x: Tensor<4> = x.reshape([batch, self.base_channels, self.grid[0], self.grid[1]]);
-        let last = self.ups.len().saturating_sub(1);
-        for (index, up) in self.ups.iter().enumerate() {
-            x = up.forward(x);
-            if index != last {
-                x = self.activation.forward(x);
-            }
-        }
-        activation::sigmoid(x) - 0.5
+        let (pixels, dims) = self.decode(state);
+        pixels.into_nchw(dims)
     }
 
-    /// [`Self::forward`] as channels-last pixel rows, the layout the CPU path computes in (on GPU
-    /// backends, [`Self::forward`] transposed).
+    /// [`Self::forward`] as channels-last pixel rows, the layout the CPU path computes in.
     ///
     /// # Shapes
     /// - `state`: `[B, D]`
     /// - output: `[B·H·W, 3]`, in `(-0.5, 0.5)`
     pub fn forward_rows(&self, state: Tensor<2>) -> Tensor<2> {
-        let [batch, _] = state.dims();
-        if !crate::conv::cpu_kernels_on(&state.device()) {
-            return crate::conv::to_rows(self.forward(state));
-        }
-        let x = self.activation.forward(self.project.forward(state));
-        self.upsample_rows(x, batch).0
+        self.decode(state).0.into_rows()
     }
 
-    /// The transposed convolutions of [`Self::forward`] as [`crate::row_conv`] operations on
+    /// The decoded images in the layout of the state's device (see [`crate::cpu`]), with their
+    /// `[B, H, W]`.
+    fn decode(&self, state: Tensor<2>) -> (Pixels, [usize; 3]) {
+        let [batch, _] = state.dims();
+        let x = self.activation.forward(self.project.forward(state));
+        match ConvLayout::of(&x.device()) {
+            ConvLayout::Rows => {
+                let (rows, [height, width]) = self.upsample_rows(x, batch);
+                (Pixels::Rows(rows), [batch, height, width])
+            }
+            ConvLayout::Nchw => {
+                let mut x: Tensor<4> =
+                    x.reshape([batch, self.base_channels, self.grid[0], self.grid[1]]);
+                let last = self.ups.len().saturating_sub(1);
+                for (index, up) in self.ups.iter().enumerate() {
+                    x = up.forward(x);
+                    if index != last {
+                        x = self.activation.forward(x);
+                    }
+                }
+                let [_, _, height, width] = x.dims();
+                (
+                    Pixels::Nchw(activation::sigmoid(x) - 0.5),
+                    [batch, height, width],
+                )
+            }
+        }
+    }
+
+    /// The transposed convolutions of [`Self::forward`] as [`crate::cpu::row_conv`] operations on
     /// channels-last rows, from the projected `[B, C·h·w]` features; with the output's `[H, W]`.
     fn upsample_rows(&self, projected: Tensor<2>, batch: usize) -> (Tensor<2>, [usize; 2]) {
         let [mut height, mut width] = self.grid;

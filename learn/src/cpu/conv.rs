@@ -3,9 +3,10 @@
 //! burn's flex backend computes a convolution by converting to channels-last, unfolding tiles
 //! and calling small GEMMs, and its weight gradient as a convolution whose kernel is the whole
 //! output map. On the small, strided convolutions of this model that is most of a training
-//! step. On the CPU these modules instead run [`crate::row_conv`]'s operations on channels-last
-//! rows (`[B·H·W, C]`): im2col / col2im copies and large, well-shaped GEMMs, with hand-written
-//! backward passes:
+//! step. On the CPU these modules instead run [`crate::cpu::row_conv`]'s operations on
+//! channels-last rows (`[B·H·W, C]`): one fused operation per layer (convolution, bias and
+//! activation), computed by direct gathers and per-tap outer products with hand-written backward
+//! passes, no unfolded patch matrix:
 //!
 //! - [`StridedConv`]: a 3×3, stride-2, padding-1 convolution;
 //! - [`UpConv`]: a 4×4, stride-2, padding-1 transposed convolution.
@@ -23,38 +24,8 @@ use burn::prelude::*;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::LearnError;
-use crate::direct::HostConvWeights;
-pub use crate::row_conv::Activation;
-
-/// Whether `device` is burn's CPU backend (flex), where the convolutions run as
-/// [`crate::row_conv`]'s operations (with gradients) and as [`crate::direct`]'s kernels (without). GPU backends keep
-/// burn's own convolution kernels.
-pub fn cpu_kernels_on(device: &Device) -> bool {
-    *device == Device::flex()
-}
-
-/// NCHW images to channels-last rows.
-///
-/// # Shapes
-/// - `images`: `[B, C, H, W]`
-/// - output: `[B·H·W, C]`
-pub fn to_rows(images: Tensor<4>) -> Tensor<2> {
-    let [batch, channels, height, width] = images.dims();
-    images
-        .permute([0, 2, 3, 1])
-        .reshape([batch * height * width, channels])
-}
-
-/// Channels-last rows back to NCHW.
-///
-/// # Shapes
-/// - `rows`: `[B·H·W, C]`
-/// - output: `[B, C, H, W]`
-pub fn from_rows(rows: Tensor<2>, [batch, height, width]: [usize; 3]) -> Tensor<4> {
-    let [_, channels] = rows.dims();
-    rows.reshape([batch, height, width, channels])
-        .permute([0, 3, 1, 2])
-}
+use crate::cpu::direct::HostConvWeights;
+pub use crate::cpu::row_conv::Activation;
 
 /// A kernel parameter drawn as burn's convolution modules draw theirs — `initializer` over
 /// `drawn = (shape, fan_in, fan_out)`, lazily, from the same random stream — then permuted by
@@ -145,7 +116,7 @@ impl StridedConv {
     }
 
     /// The kernel matrix and the bias read to the host: a layer of a
-    /// [`crate::direct::DirectConvStack`].
+    /// [`crate::cpu::direct::DirectConvStack`].
     pub fn host_weights(&self) -> Result<HostConvWeights, LearnError> {
         let read = |data: TensorData, what: &str| {
             data.try_to_vec::<f32>()
@@ -182,7 +153,7 @@ impl StridedConv {
     }
 
     /// On channels-last rows, as one CPU operation with a hand-written backward pass (see
-    /// [`crate::row_conv`]), `activation` fused.
+    /// [`crate::cpu::row_conv`]), `activation` fused.
     ///
     /// # Shapes
     /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]` (H, W even)
@@ -193,7 +164,7 @@ impl StridedConv {
         dims: [usize; 3],
         activation: Activation,
     ) -> Tensor<2> {
-        crate::row_conv::conv3x3_stride2_rows(
+        crate::cpu::row_conv::conv3x3_stride2_rows(
             rows,
             self.kernel.val(),
             self.bias.val(),
@@ -274,7 +245,7 @@ impl UpConv {
     }
 
     /// On channels-last rows, as one CPU operation with a hand-written backward pass (see
-    /// [`crate::row_conv`]), `activation` fused.
+    /// [`crate::cpu::row_conv`]), `activation` fused.
     ///
     /// # Shapes
     /// - `rows`: `[B·H·W, C_in]`, `[batch, height, width]` = `[B, H, W]`
@@ -285,7 +256,7 @@ impl UpConv {
         dims: [usize; 3],
         activation: Activation,
     ) -> Tensor<2> {
-        crate::row_conv::up_conv4x4_stride2_rows(
+        crate::cpu::row_conv::up_conv4x4_stride2_rows(
             rows,
             self.kernel.val(),
             self.bias.val(),
@@ -298,6 +269,7 @@ impl UpConv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::{from_rows, to_rows};
     use burn::tensor::{Distribution, activation};
 
     fn max_abs_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {

@@ -1,7 +1,7 @@
 //! The image encoder's convolution stack as direct, forward-only CPU kernels: no graph, no
 //! gradients, for the EMA target's encodes in training and for inference.
 //!
-//! The training convolutions ([`crate::row_conv`]) go through burn's tensors and autodiff
+//! The training convolutions ([`crate::cpu::row_conv`]) go through burn's tensors and autodiff
 //! graph, one operation per layer, and check every tap against the map's edges. Here the whole
 //! stack runs on host buffers, one slice of images at a time: each 3×3, stride-2, padding-1
 //! convolution reads its input where it lies, every output pixel's accumulators start at the
@@ -36,7 +36,7 @@ pub enum PixelLayout {
     ChannelsLast,
 }
 
-/// One convolution's weights in host memory, as [`crate::conv::StridedConv`] keeps them.
+/// One convolution's weights in host memory, as [`crate::cpu::conv::StridedConv`] keeps them.
 #[derive(Debug, Clone)]
 pub struct HostConvWeights {
     /// The GEMM matrix `[(ky, kx, C_in), C_out]`.
@@ -171,7 +171,8 @@ impl DirectConvStack {
 
     /// Side shrink factor of the stack.
     pub fn downsample(&self) -> usize {
-        1 << self.layers.len()
+        // The stack comes from a validated encoder (at most `MAX_CONV_LAYERS` layers).
+        1usize << self.layers.len().min(crate::model::MAX_CONV_LAYERS)
     }
 
     /// Runs the stack on the images of `parts`, one after the other: a batch held in several
@@ -486,13 +487,14 @@ impl<V: Copy> Rows<'_, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv::{StridedConvConfig, to_rows};
+    use crate::cpu::conv::StridedConvConfig;
+    use crate::cpu::to_rows;
     use crate::test_support::max_abs_difference;
     use burn::prelude::*;
     use burn::tensor::Distribution;
 
     /// A stack of random convolutions with `channels` (input first), random NCHW images of
-    /// `[batch, height, width]`, and what the training convolutions of `crate::conv` compute
+    /// `[batch, height, width]`, and what the training convolutions of `crate::cpu::conv` compute
     /// on them (with the ReLUs, channels-last out).
     struct Case {
         stack: DirectConvStack,
@@ -521,7 +523,7 @@ mod tests {
             rows = conv.forward_rows(
                 rows,
                 [batch, side[0], side[1]],
-                crate::conv::Activation::Relu,
+                crate::cpu::conv::Activation::Relu,
             );
             side = [side[0] / 2, side[1] / 2];
         }
