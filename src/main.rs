@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use autodidact::FileConfig;
-use autodidact::bench::{BenchRow, bench_graph, bench_learn, bench_sim};
-use autodidact::demo::{DemoOptions, run_demo};
-use autodidact::eval::{EvalConfig, EvalModel, evaluate, report_rows, train_model};
-use autodidact::pytorch::{
-    PytorchComparison, PytorchOptions, compare_with_pytorch, comparison_rows,
-};
 use autodidact::run::{RunOptions, graph_config, summary_rows};
+use autodidact::sim::{DemoOptions, run_demo};
+use autodidact_bench::{BenchRow, bench_graph, bench_learn, bench_sim};
+use autodidact_bench::{PytorchComparison, PytorchOptions, compare_with_pytorch, comparison_rows};
+use autodidact_eval::{EvalConfig, EvalModel, evaluate, report_rows, train_model};
 use autodidact_learn::{BackendChoice, TrainerConfig};
 use autodidact_nodes::ProprioConfig;
 use clap::{Parser, Subcommand};
@@ -461,6 +459,7 @@ fn run(args: RunArgs) -> Result<()> {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let file = FileConfig::load_or_default(args.config.as_deref())?;
+    let file_eval = autodidact::eval_config(&file)?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -503,11 +502,11 @@ fn eval(args: EvalArgs) -> Result<()> {
     sim.camera.width = image.width as u32;
     sim.camera.height = image.height as u32;
     let config = EvalConfig {
-        episodes: args.episodes.unwrap_or(file.eval.episodes),
-        pairs: args.pairs.unwrap_or(file.eval.pairs),
-        plan_steps: args.plan_steps.unwrap_or(file.eval.plan_steps),
+        episodes: args.episodes.unwrap_or(file_eval.episodes),
+        pairs: args.pairs.unwrap_or(file_eval.pairs),
+        plan_steps: args.plan_steps.unwrap_or(file_eval.plan_steps),
         seed: args.seed,
-        ..file.eval.clone()
+        ..file_eval
     };
     let started = std::time::Instant::now();
     let report = evaluate(&model, &sim, &config, &progress)?;
@@ -526,7 +525,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     );
     write_json(args.json.as_deref(), &report)?;
     if let Some(path) = &args.rrd {
-        autodidact::eval_viz::save_report(path, &report)?;
+        autodidact_eval::save_report(path, &report)?;
     }
     Ok(())
 }

@@ -76,6 +76,11 @@ pub fn graph_config(options: &RunOptions, file: &FileConfig) -> Result<GraphConf
     } else {
         VizSink::File(options.rrd.clone())
     };
+    if let Some(minutes) = options.minutes
+        && !(minutes.is_finite() && minutes > 0.0 && minutes <= 60.0 * 24.0 * 365.0)
+    {
+        bail!("--minutes must be a number of minutes > 0 and at most a year, got {minutes}");
+    }
     config.max_wall_s = options.minutes.map(|m| m * 60.0);
     config.validate()?;
     Ok(config)

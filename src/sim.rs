@@ -1,5 +1,5 @@
-//! The main job until the node graph lands: the robot explores the simulator with its exploration
-//! policy; a few frames are written as PNG together with a summary.
+//! `autodidact sim`: the simulator alone. The robot explores a world with its exploration policy;
+//! a few frames are written as PNG (with a contact sheet and depth images) together with a summary.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -76,6 +76,25 @@ fn a_bad_config_file_is_a_clear_error() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
+    // A misspelt section or field is an error naming it, never silently ignored.
+    for (text, name) in [
+        ("[sim.camra]\nwidth = 32\n", "camra"),
+        ("[trainer_node]\nmin_replai = 8\n", "min_replai"),
+        ("[eval]\npairz = 3\n", "pairz"),
+    ] {
+        std::fs::write(&config, text).expect("write");
+        let command = if name == "pairz" { "eval" } else { "sim" };
+        let output = autodidact()
+            .args([command, "--quiet", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run the binary");
+        assert!(!output.status.success(), "{text:?} accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{text:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+
     std::fs::write(&config, "[sim.camera]\nwidth = 32\nheight = 24\n").expect("write");
     run_ok(
         autodidact()

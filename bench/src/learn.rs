@@ -1,0 +1,90 @@
+//! `autodidact bench learn`: how fast the learning core trains and encodes.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use autodidact_sim::{ExplorationConfig, ExplorationPolicy, Sim, SimConfig};
+
+use crate::row::BenchRow;
+
+/// A trainer at the default configuration on `backend` (weights from `seed`) with `transitions`
+/// steps of an exploration run in its replay buffer, and the run's last observation.
+pub fn filled_trainer(
+    backend: autodidact_learn::BackendChoice,
+    seed: u64,
+    transitions: usize,
+) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
+    use autodidact_learn::{Trainer, TrainerConfig, Transition};
+    use std::sync::Arc;
+
+    let sim_config = SimConfig::default();
+    let (width, height) = (
+        sim_config.camera.width as usize,
+        sim_config.camera.height as usize,
+    );
+    let mut sim = Sim::new(&sim_config)?;
+    let mut observation = sim.reset(seed + 1)?;
+    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), seed + 1);
+    let mut config = TrainerConfig::for_inputs(width, height, 2);
+    config.backend = backend;
+    config.seed = seed;
+    let mut trainer = Trainer::new(config).context("building the trainer")?;
+    for _ in 0..transitions {
+        let action = policy.act(&observation, 0.05);
+        trainer.push(Transition {
+            episode: 0,
+            frame_stamp_ns: observation.stamp.nanos,
+            image: Arc::from(observation.frame.rgb.clone()),
+            proprio: observation
+                .joints
+                .velocity
+                .iter()
+                .map(|v| (*v / 10.0) as f32)
+                .collect(),
+            action: [action.linear_x, action.angular_z],
+        })?;
+        observation = sim.step(&action);
+    }
+    Ok((trainer, observation))
+}
+
+/// Measures the learning core on `backend`: a training step at the default configuration
+/// (batch 64, two views, every default objective) and single-image encode latency.
+pub fn bench_learn(
+    backend: autodidact_learn::BackendChoice,
+    train_steps: usize,
+    encodes: usize,
+) -> Result<Vec<BenchRow>> {
+    let (mut trainer, observation) = filled_trainer(backend, 0, 600)?;
+    let batch_size = trainer.config().batch_size;
+    // Warm-up (kernel compilation and autotuning on wgpu) is excluded.
+    trainer.step()?;
+    let mut step_us = Vec::with_capacity(train_steps);
+    for _ in 0..train_steps {
+        let started = Instant::now();
+        trainer.step()?;
+        step_us.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut snapshot_trainer = trainer;
+    snapshot_trainer.set_inference_device(backend.device()?);
+    let snapshot = snapshot_trainer.snapshot();
+    let image = observation.frame.rgb.clone();
+    let proprio = [0.0f32; 2];
+    for _ in 0..5 {
+        snapshot.embed(&image, &proprio)?;
+    }
+    let mut encode_us = Vec::with_capacity(encodes);
+    for _ in 0..encodes {
+        let started = Instant::now();
+        snapshot.embed(&image, &proprio)?;
+        encode_us.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(vec![
+        BenchRow::from_samples(
+            format!("{backend}: train step, batch {batch_size} (per second = samples)"),
+            &step_us,
+            batch_size as f64,
+        ),
+        BenchRow::from_samples(format!("{backend}: encode 1 image 64x64"), &encode_us, 1.0),
+    ])
+}

@@ -1,0 +1,28 @@
+//! # autodidact-bench
+//!
+//! The numbers behind `autodidact bench`: each function runs one benchmark and returns rows for
+//! the CLI to print as a table (and as JSON). Speed is measured here, never asserted in tests.
+//!
+//! - `sim`: rendering, physics and whole control steps;
+//! - `learn`: a training step at the default configuration and single-frame encode latency;
+//! - `graph`: the in-process node graph, paced (image→embedding latency while training) and
+//!   unpaced (frames per second);
+//! - `pytorch`: the same world model and training step in PyTorch (`pytorch_world_model.py`
+//!   beside this crate), checked to compute the same losses, then timed side by side.
+//!
+//! Errors are `anyhow`: every one ends a benchmark run with its message, none is handled.
+
+mod graph;
+mod learn;
+mod pytorch;
+mod row;
+mod sim;
+
+pub use graph::{GraphBench, bench_graph};
+pub use learn::{bench_learn, filled_trainer};
+pub use pytorch::{
+    EMBEDDING_TOLERANCE, LOSS_TOLERANCE, PYTORCH_SCHEMA, PytorchComparison, PytorchOptions,
+    SideNumbers, TermCheck, compare_with_pytorch, comparison_rows,
+};
+pub use row::BenchRow;
+pub use sim::{bench_sim, control_step_row};

@@ -1,0 +1,74 @@
+//! What to evaluate and how much.
+
+use autodidact_learn::PlannerConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::EvalError;
+
+/// Version of the JSON report's layout; bumped when a field changes meaning or goes away.
+pub const REPORT_SCHEMA: &str = "autodidact.eval/1";
+
+/// First seed of the held-out worlds: far away from the seeds training uses (0, 1, 2, …).
+pub const HELD_OUT_SEED_BASE: u64 = 1_000_000;
+
+/// What to evaluate and how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Held-out exploration episodes (at least 2: probes fit on half, score on the rest).
+    pub episodes: u64,
+    /// Control steps per held-out episode.
+    pub episode_steps: usize,
+    /// Start/goal pairs per planning setting.
+    pub pairs: usize,
+    /// Control periods the planner (and the random policy) get per pair.
+    pub plan_steps: usize,
+    /// A goal counts as reached when the final position is within this, metres …
+    pub success_position_m: f64,
+    /// … and the final heading within this, degrees.
+    pub success_yaw_deg: f64,
+    /// Ridge of the linear probes.
+    pub ridge: f64,
+    /// Embed the goal image with the robot's current proprio at every step instead of the
+    /// proprio at rest at the goal (see `PlannerNodeConfig`).
+    pub goal_with_current_proprio: bool,
+    /// The reference planner.
+    pub planner: PlannerConfig,
+    /// Seed of the held-out worlds, the pairs and the random baselines.
+    pub seed: u64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            episodes: 8,
+            episode_steps: 500,
+            pairs: 20,
+            plan_steps: 60,
+            success_position_m: 0.2,
+            success_yaw_deg: 20.0,
+            ridge: 1e-3,
+            goal_with_current_proprio: false,
+            planner: PlannerConfig::default(),
+            seed: 0,
+        }
+    }
+}
+
+impl EvalConfig {
+    /// Checks the numbers.
+    pub fn validate(&self) -> Result<(), EvalError> {
+        if self.episodes < 2 || self.episode_steps < 20 {
+            return Err(EvalError::InvalidConfig(
+                "eval needs at least 2 held-out episodes of at least 20 steps".into(),
+            ));
+        }
+        if self.pairs == 0 || self.plan_steps == 0 {
+            return Err(EvalError::InvalidConfig(
+                "eval needs at least one planning pair and one planning step".into(),
+            ));
+        }
+        self.planner.validate()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! Held-out frames: exploration of unseen worlds through the same collector as `autodidact run`,
+//! each frame kept with the ground truth the model never sees.
+
+use std::sync::Arc;
+
+use autodidact_learn::{EncoderSnapshot, TrainerConfig, Transition};
+use autodidact_nodes::sim::sensor_messages;
+use autodidact_nodes::{Collector, CollectorConfig, Frame, ManualClock};
+use autodidact_sim::{ExplorationConfig, ExplorationPolicy, Observation, Pose2, Sim, SimConfig};
+
+use crate::EvalError;
+
+/// One held-out frame with what the model does not see.
+pub(crate) struct Record {
+    pub(crate) transition: Transition,
+    /// `[x, y, sin yaw, cos yaw]`.
+    pub(crate) pose: [f32; 4],
+    /// Nearest object in the robot frame, `[x ahead, y left]`, metres.
+    pub(crate) nearest_object: [f32; 2],
+}
+
+/// The collector settings for `sim`'s camera and the model's proprio.
+pub(crate) fn collector_config(
+    sim: &SimConfig,
+    trainer: &TrainerConfig,
+) -> Result<CollectorConfig, EvalError> {
+    let config = CollectorConfig {
+        width: sim.camera.width,
+        height: sim.camera.height,
+        ..CollectorConfig::default()
+    };
+    let image = &trainer.model.encoder.image;
+    if (image.width, image.height) != (config.width as usize, config.height as usize) {
+        return Err(EvalError::Mismatch(format!(
+            "the model takes {}x{} images, the sim camera is {}x{} (set [sim.camera] to match)",
+            image.width, image.height, config.width, config.height
+        )));
+    }
+    if config.proprio.dim() != trainer.model.encoder.proprio_dim {
+        return Err(EvalError::Mismatch(format!(
+            "the model takes {} proprio values, the collector makes {}",
+            trainer.model.encoder.proprio_dim,
+            config.proprio.dim()
+        )));
+    }
+    Ok(config)
+}
+
+/// Turns sim observations into frames exactly as the graph's collector does.
+pub(crate) struct Eyes {
+    collector: Collector,
+    clock: Arc<ManualClock>,
+    stamp_ns: u64,
+    period_ns: u64,
+}
+
+impl Eyes {
+    pub(crate) fn new(config: &CollectorConfig, sim: &SimConfig) -> Self {
+        let clock = Arc::new(ManualClock::new());
+        Self {
+            collector: Collector::new(config.clone(), clock.clone()),
+            clock,
+            stamp_ns: 0,
+            period_ns: (sim.control_period_s * 1e9) as u64,
+        }
+    }
+
+    /// The frame the collector makes of `observation`, stamped one period after the last.
+    pub(crate) fn see(&mut self, observation: &Observation) -> Result<Frame, EvalError> {
+        self.stamp_ns += self.period_ns;
+        self.clock.set_ns(self.stamp_ns);
+        let mut frame = None;
+        for message in sensor_messages(observation, self.stamp_ns) {
+            if let Some(made) = self.collector.on_message(&message).frame {
+                frame = Some(made);
+            }
+        }
+        frame.ok_or_else(|| EvalError::Data("the collector dropped a simulator frame".into()))
+    }
+}
+
+/// Explores the world of `seed` for `steps`, keeping each frame with its ground truth.
+pub(crate) fn explore(
+    sim_config: &SimConfig,
+    collector: &CollectorConfig,
+    seed: u64,
+    steps: usize,
+) -> Result<Vec<Record>, EvalError> {
+    let mut sim = Sim::new(sim_config)?;
+    let mut observation = sim.reset(seed)?;
+    let mut eyes = Eyes::new(collector, sim_config);
+    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), seed);
+    let period = sim_config.control_period_s as f32;
+    let mut records = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let frame = eyes.see(&observation)?;
+        let truth = sim.ground_truth();
+        let pose = truth.robot_pose;
+        let nearest_object = truth
+            .objects
+            .iter()
+            .map(|o| {
+                pose.relative(&Pose2 {
+                    x: o.position[0],
+                    y: o.position[1],
+                    yaw: 0.0,
+                })
+            })
+            .min_by(|a, b| a.x.hypot(a.y).total_cmp(&b.x.hypot(b.y)))
+            .map_or([0.0; 2], |p| [p.x as f32, p.y as f32]);
+        let action = policy.act(&observation, period);
+        records.push(Record {
+            transition: Transition {
+                episode: seed,
+                frame_stamp_ns: frame.stamp_ns,
+                image: frame.image,
+                proprio: frame.proprio,
+                action: [action.linear_x, action.angular_z],
+            },
+            pose: [
+                pose.x as f32,
+                pose.y as f32,
+                pose.yaw.sin() as f32,
+                pose.yaw.cos() as f32,
+            ],
+            nearest_object,
+        });
+        observation = sim.step(&action);
+    }
+    Ok(records)
+}
+
+pub(crate) fn embed_records(
+    encoder: &EncoderSnapshot,
+    records: &[&Record],
+) -> Result<Vec<Vec<f32>>, EvalError> {
+    let mut out = Vec::with_capacity(records.len());
+    for chunk in records.chunks(128) {
+        let images: Vec<&[u8]> = chunk.iter().map(|r| &*r.transition.image).collect();
+        let proprio: Vec<&[f32]> = chunk
+            .iter()
+            .map(|r| r.transition.proprio.as_slice())
+            .collect();
+        out.extend(encoder.embed_batch(&images, &proprio)?);
+    }
+    Ok(out)
+}

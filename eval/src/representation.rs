@@ -1,0 +1,57 @@
+//! How much of the world the embedding holds: linear probes and nearest-neighbour retrieval.
+
+use autodidact_learn::EncoderSnapshot;
+use autodidact_learn::metrics::LinearProbe;
+use autodidact_learn::stats::median;
+use autodidact_sim::wrap_angle;
+
+use crate::EvalError;
+use crate::data::{Record, embed_records};
+use crate::report::RepresentationScores;
+
+pub(crate) fn representation_scores(
+    encoder: &EncoderSnapshot,
+    fit: &[&Record],
+    score: &[&Record],
+    ridge: f64,
+) -> Result<RepresentationScores, EvalError> {
+    let fit_z = embed_records(encoder, fit)?;
+    let score_z = embed_records(encoder, score)?;
+    let poses = |records: &[&Record]| -> Vec<Vec<f32>> {
+        records.iter().map(|r| r.pose.to_vec()).collect()
+    };
+    let objects = |records: &[&Record]| -> Vec<Vec<f32>> {
+        records.iter().map(|r| r.nearest_object.to_vec()).collect()
+    };
+    let pose_probe = LinearProbe::fit(&fit_z, &poses(fit), ridge)?;
+    let pose_r2_per_target = pose_probe.r2_per_target(&score_z, &poses(score))?;
+    let object_r2 =
+        LinearProbe::fit(&fit_z, &objects(fit), ridge)?.r2_per_target(&score_z, &objects(score))?;
+    let nearest_object_r2 = object_r2.iter().sum::<f64>() / object_r2.len() as f64;
+
+    // k-NN by cosine similarity.
+    let unit = |z: &Vec<f32>| autodidact_learn::health::normalise(z);
+    let fit_unit: Vec<Vec<f32>> = fit_z.iter().map(unit).collect();
+    let mut position_errors = Vec::with_capacity(score.len());
+    let mut yaw_errors = Vec::with_capacity(score.len());
+    for (query, record) in score_z.iter().map(unit).zip(score) {
+        let nearest = fit_unit
+            .iter()
+            .map(|f| f.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>())
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+            .ok_or_else(|| EvalError::Data("no fit frames".into()))?;
+        let (a, b) = (record.pose, fit[nearest].pose);
+        position_errors.push(f64::from((a[0] - b[0]).hypot(a[1] - b[1])));
+        let yaw = |p: [f32; 4]| f64::from(p[2]).atan2(f64::from(p[3]));
+        yaw_errors.push(wrap_angle(yaw(a) - yaw(b)).abs().to_degrees());
+    }
+    Ok(RepresentationScores {
+        pose_r2: pose_r2_per_target.iter().sum::<f64>() / pose_r2_per_target.len() as f64,
+        pose_r2_per_target,
+        nearest_object_r2,
+        knn_position_error_m: median(&position_errors).unwrap_or(f64::NAN),
+        knn_yaw_error_deg: median(&yaw_errors).unwrap_or(f64::NAN),
+    })
+}
