@@ -55,6 +55,12 @@ impl ManualClock {
         self.now.fetch_max(now_ns, Ordering::Relaxed);
     }
 
+    /// Follows a time source that may jump back (ROS `/clock` when a bag loops or a simulator
+    /// restarts), as rclcpp's time source does.
+    pub fn follow_ns(&self, now_ns: u64) {
+        self.now.store(now_ns, Ordering::Relaxed);
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);

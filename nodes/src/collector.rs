@@ -80,6 +80,13 @@ pub struct CollectorConfig {
     pub action_timeout_s: f64,
     /// A gap between images longer than this starts a new episode, seconds.
     pub episode_gap_s: f64,
+    /// A stamp this much older than its stream's newest means the source restarted (a
+    /// restarted simulator, a bag played in a loop): every stream starts afresh and a new
+    /// episode begins, seconds. Smaller steps back are dropped as `stamp_not_increasing`.
+    pub restart_after_s: f64,
+    /// Stamps further ahead of the node's clock than this are dropped as `stamp_in_future`,
+    /// seconds (not checked while the clock reads 0: a `/clock` that has not ticked yet).
+    pub max_future_s: f64,
     /// At most one log line per drop reason per this many seconds.
     pub log_every_s: f64,
 }
@@ -93,6 +100,8 @@ impl Default for CollectorConfig {
             proprio_tolerance_s: 0.1,
             action_timeout_s: 0.5,
             episode_gap_s: 1.0,
+            restart_after_s: 1.0,
+            max_future_s: 30.0,
             log_every_s: 5.0,
         }
     }
@@ -133,6 +142,8 @@ pub struct CollectorStats {
     pub actions_defaulted: u64,
     /// Drops by reason.
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Times a stream jumped back and every stream started afresh.
+    pub restarts: u64,
 }
 
 /// Pairs, validates and counts. Single-threaded; feed it messages in arrival order.
@@ -152,6 +163,7 @@ pub struct Collector {
     frames: u64,
     transitions: u64,
     actions_defaulted: u64,
+    restarts: u64,
 }
 
 impl Collector {
@@ -173,6 +185,7 @@ impl Collector {
             frames: 0,
             transitions: 0,
             actions_defaulted: 0,
+            restarts: 0,
         }
     }
 
@@ -189,6 +202,7 @@ impl Collector {
             transitions: self.transitions,
             actions_defaulted: self.actions_defaulted,
             dropped: self.drops.snapshot(),
+            restarts: self.restarts,
         }
     }
 
@@ -216,11 +230,20 @@ impl Collector {
         // Commands are stamped on arrival (Twist has no header), so two may share a tick of a
         // coarse clock; every other stream must move strictly forward.
         let repeats_allowed = matches!(msg, SensorMsg::Action(_));
-        if self.last_stamp[stream]
-            .is_some_and(|last| stamp < last || (stamp == last && !repeats_allowed))
-        {
-            self.drop_msg(DropReason::StampNotIncreasing, msg);
+        let now = self.clock.now_ns();
+        if now > 0 && stamp > now.saturating_add(secs_to_ns(self.config.max_future_s)) {
+            self.drop_msg(DropReason::StampInFuture, msg);
             return Collected::default();
+        }
+        // The newest frame of a run that ended, completed, when a stream jumped far back.
+        let mut flushed = None;
+        if let Some(last) = self.last_stamp[stream] {
+            if last.saturating_sub(stamp) > secs_to_ns(self.config.restart_after_s) {
+                flushed = self.restart(msg, last, stamp);
+            } else if stamp < last || (stamp == last && !repeats_allowed) {
+                self.drop_msg(DropReason::StampNotIncreasing, msg);
+                return Collected::default();
+            }
         }
         let result = match msg {
             SensorMsg::Image(image) => {
@@ -264,15 +287,42 @@ impl Collector {
             }
         };
         match result {
-            Ok(collected) => {
+            Ok(mut collected) => {
                 self.last_stamp[stream] = Some(stamp);
+                // After a restart there is no pending frame, so no other transition.
+                collected.transition = collected.transition.or(flushed);
                 collected
             }
             Err(reason) => {
                 self.drop_msg(reason, msg);
-                Collected::default()
+                Collected {
+                    frame: None,
+                    transition: flushed,
+                }
             }
         }
+    }
+
+    /// A stream jumped from `last` back to `stamp`: the source restarted. Every stream starts
+    /// afresh, the pending frame is completed as at the end of a stream, and the next frame
+    /// begins a new episode.
+    fn restart(&mut self, msg: &SensorMsg, last: u64, stamp: u64) -> Option<Transition> {
+        self.restarts += 1;
+        tracing::warn!(
+            stream = stream_name(msg),
+            from_s = last as f64 * 1e-9,
+            to_s = stamp as f64 * 1e-9,
+            restarts = self.restarts,
+            "stamps jumped back: the source restarted; a new episode begins"
+        );
+        let flushed = self.flush();
+        self.last_stamp = [None; 5];
+        self.joints = None;
+        self.imu = None;
+        self.odometry = None;
+        self.action = None;
+        self.episode += 1;
+        flushed
     }
 
     /// Completes the pending frame (end of stream): its action is the latest command if it has
@@ -284,14 +334,8 @@ impl Collector {
     }
 
     fn drop_msg(&mut self, reason: DropReason, msg: &SensorMsg) {
-        let what = match msg {
-            SensorMsg::Image(_) => "image",
-            SensorMsg::JointState(_) => "joint state",
-            SensorMsg::Imu(_) => "imu",
-            SensorMsg::Odometry(_) => "odometry",
-            SensorMsg::Action(_) => "command",
-        };
-        self.drops.record(reason, self.clock.now_ns(), what);
+        self.drops
+            .record(reason, self.clock.now_ns(), stream_name(msg));
     }
 
     fn on_joints(&mut self, msg: &JointStateMsg) -> Result<(), DropReason> {
@@ -399,6 +443,17 @@ impl Collector {
             proprio: frame.proprio,
             action,
         }
+    }
+}
+
+/// What a message is, for logs.
+fn stream_name(msg: &SensorMsg) -> &'static str {
+    match msg {
+        SensorMsg::Image(_) => "image",
+        SensorMsg::JointState(_) => "joint state",
+        SensorMsg::Imu(_) => "imu",
+        SensorMsg::Odometry(_) => "odometry",
+        SensorMsg::Action(_) => "command",
     }
 }
 

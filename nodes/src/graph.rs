@@ -1,7 +1,7 @@
 //! The whole node graph in one process on the simulator: sim → collector → trainer + encoder
 //! → viz, each on its own thread, joined by bounded queues. This is `autodidact run`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -20,6 +20,7 @@ use crate::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim};
 use crate::stats::DropReason;
 use crate::trainer::{TrainerEvent, TrainerNodeConfig, run_trainer};
 use crate::viz::{VizConfig, VizEvent, VizStats, open_recording, run_viz};
+use autodidact_learn::stats::percentile;
 
 /// Everything the in-process graph needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub struct GraphConfig {
     #[serde(default = "default_probe_stride")]
     pub probe_stride: usize,
 }
+
+/// Newest embeddings the report keeps (about 6 MB at 128 dimensions); all are counted.
+pub const KEPT_EMBEDDINGS: usize = 10_000;
 
 /// Most frames kept for the end-of-run probe (about 50 MB of 64² images).
 const MAX_PROBE_FRAMES: usize = 4000;
@@ -146,7 +150,7 @@ pub struct GraphReport {
     /// Encoder counters (latencies omitted from JSON).
     #[serde(skip)]
     pub encoder: EncoderStats,
-    /// Every embedding, in order.
+    /// The newest [`KEPT_EMBEDDINGS`] embeddings, in order.
     #[serde(skip)]
     pub embeddings: Vec<Embedding>,
     /// Embeddings produced.
@@ -195,23 +199,15 @@ impl GraphReport {
 /// What the graph gathers from its components while it runs.
 #[derive(Default)]
 struct Outputs {
-    embeddings: Vec<Embedding>,
+    /// The newest [`KEPT_EMBEDDINGS`].
+    embeddings: VecDeque<Embedding>,
+    /// Every embedding produced.
+    embedding_count: u64,
     loss_history: Vec<f32>,
     first_losses: Option<Losses>,
     last_losses: Option<Losses>,
     health_reports: u64,
     model_version: u64,
-}
-
-/// Percentile (0..=100) of `values` (nearest rank); 0 when empty.
-pub fn percentile(values: &[f64], pct: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((pct / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 fn offer<T>(to: &SyncSender<T>, item: T, drops: &mut u64) {
@@ -269,7 +265,7 @@ pub fn run_graph(
             .spawn_scoped(scope, || {
                 let deadline = config
                     .max_wall_s
-                    .map(|s| Duration::from_secs_f64(s.max(0.0)));
+                    .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok());
                 let stop_sim = AtomicBool::new(false);
                 let result = run_sim(
                     &config.sim,
@@ -355,7 +351,13 @@ pub fn run_graph(
         let mut frames_seen = 0usize;
         let mut last_progress = Instant::now();
         let collect_outputs = |outputs: &mut Outputs, viz_drops: &mut u64| {
-            outputs.embeddings.extend(embedding_rx.try_iter());
+            for embedding in embedding_rx.try_iter() {
+                outputs.embedding_count += 1;
+                if outputs.embeddings.len() == KEPT_EMBEDDINGS {
+                    outputs.embeddings.pop_front();
+                }
+                outputs.embeddings.push_back(embedding);
+            }
             for event in event_rx.try_iter() {
                 let viz_event = match event {
                     TrainerEvent::Status(status) => {
@@ -455,7 +457,7 @@ pub fn run_graph(
                 sim_steps: sim_steps.load(Ordering::Relaxed),
                 total_steps,
                 train_steps: outputs.loss_history.len() as u64,
-                embeddings: outputs.embeddings.len() as u64,
+                embeddings: outputs.embedding_count,
                 loss: outputs.last_losses.map(|l| l.total),
             });
         };
@@ -502,11 +504,11 @@ pub fn run_graph(
             sim: sim_stats,
             collector: collector.stats(),
             queue_drops,
-            latency_p50_s: percentile(&encoder_stats.latencies_s, 50.0),
-            latency_p99_s: percentile(&encoder_stats.latencies_s, 99.0),
-            embedding_count: outputs.embeddings.len() as u64,
+            latency_p50_s: percentile(&encoder_stats.latencies_s, 50.0).unwrap_or(0.0),
+            latency_p99_s: percentile(&encoder_stats.latencies_s, 99.0).unwrap_or(0.0),
+            embedding_count: outputs.embedding_count,
             encoder: encoder_stats,
-            embeddings: outputs.embeddings,
+            embeddings: outputs.embeddings.into(),
             train_steps: outcome.trainer.step_count(),
             first_losses: outputs.first_losses,
             last_losses: outputs.last_losses,

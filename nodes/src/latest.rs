@@ -3,7 +3,6 @@
 //! working through a backlog (a ROS KeepLast(1) queue that really holds one value).
 
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::Duration;
 
 /// Holds at most one value; `put` replaces an unread one and counts it as superseded.
 #[derive(Debug, Default)]
@@ -47,17 +46,6 @@ impl<T> LatestCell<T> {
         }
         self.changed.notify_one();
         replaced
-    }
-
-    /// Takes the newest value, waiting up to `timeout` for one. `None` on timeout or when the
-    /// cell is closed and empty.
-    pub fn take_timeout(&self, timeout: Duration) -> Option<T> {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut state, _) = self
-            .changed
-            .wait_timeout_while(state, timeout, |s| s.value.is_none() && !s.closed)
-            .unwrap_or_else(PoisonError::into_inner);
-        state.value.take()
     }
 
     /// Takes the newest value, waiting for one; `None` once the cell is closed and empty.
@@ -109,9 +97,10 @@ mod tests {
         assert!(!cell.put(1));
         assert!(cell.put(2));
         assert!(cell.put(3));
-        assert_eq!(cell.take_timeout(Duration::from_millis(1)), Some(3));
+        assert_eq!(cell.take(), Some(3));
         assert_eq!(cell.superseded(), 2);
-        assert_eq!(cell.take_timeout(Duration::from_millis(1)), None);
+        cell.close();
+        assert_eq!(cell.take(), None, "closed and empty");
     }
 
     #[test]

@@ -2,32 +2,35 @@
 //!
 //! Each component (`sim`, `collector`, `trainer`, `encoder`, `planner`, `viz`) is a plain function or
 //! struct with typed inputs and outputs, bounded queues and an injected [`clock::Clock`], so the
-//! same code runs here over channels and, later, as ROS 2 nodes. [`graph::run_graph`] runs them
+//! same code runs here over channels and as ROS 2 nodes (feature `ros`, `ros/`). [`graph::run_graph`] runs them
 //! all in one process on the simulator: what `autodidact run` does.
 //!
 //! Data flow: sim → collector (pairs, validates, counts drops) → trainer (replay, objectives,
 //! weight versions) and encoder (embeds every frame with the newest weights) → viz (rerun).
 
-pub mod clock;
+mod clock;
 pub mod collector;
-pub mod encoder;
+mod config;
+mod encoder;
 pub mod graph;
-pub mod image;
-pub mod latest;
+mod image;
+mod latest;
 pub mod msg;
 pub mod planner;
 pub mod pool;
 #[cfg(feature = "ros")]
 pub mod ros;
 pub mod sim;
-pub mod stats;
+mod stats;
 pub mod trainer;
 pub mod viz;
 
 pub use clock::{Clock, ManualClock, WallClock};
 pub use collector::{Collector, CollectorConfig, Frame, ProprioConfig};
+pub use config::FileConfig;
+pub use encoder::{EncoderConfig, EncoderStats};
 pub use graph::{GraphConfig, GraphReport, run_graph};
-pub use stats::DropReason;
+pub use stats::{DropCounter, DropReason};
 
 /// What can go wrong in a node.
 #[derive(Debug, thiserror::Error)]

@@ -29,11 +29,13 @@ pub enum DropReason {
     QueueFull,
     /// A header stamp that is not a time (negative seconds, nanoseconds ≥ 1 s).
     BadStamp,
+    /// A stamp further ahead of the node's clock than `max_future_s`.
+    StampInFuture,
 }
 
 impl DropReason {
     /// Every reason, in report order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         Self::EmptyImage,
         Self::UnknownEncoding,
         Self::WrongImageSize,
@@ -44,6 +46,7 @@ impl DropReason {
         Self::ProprioStale,
         Self::QueueFull,
         Self::BadStamp,
+        Self::StampInFuture,
     ];
 
     /// snake_case name (as in reports and ROS status messages).
@@ -59,6 +62,7 @@ impl DropReason {
             Self::ProprioStale => "proprio_stale",
             Self::QueueFull => "queue_full",
             Self::BadStamp => "bad_stamp",
+            Self::StampInFuture => "stamp_in_future",
         }
     }
 }

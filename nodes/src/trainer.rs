@@ -80,6 +80,8 @@ pub struct TrainerOutcome {
     pub pushed: u64,
     /// Transitions the replay buffer refused (logged).
     pub refused: u64,
+    /// Periodic checkpoints that could not be written (logged; the next one tried again).
+    pub checkpoint_failures: u64,
 }
 
 /// Trains until `stop` is set or the inbox closes; every transition that arrived is in the
@@ -96,7 +98,12 @@ pub fn run_trainer(
     } else {
         config.threads
     };
+    if let Some(dir) = &config.checkpoint_dir {
+        // A target that is not a checkpoint is refused now, not after the training it would lose.
+        Trainer::check_checkpoint_target(dir)?;
+    }
     let pool = crate::pool::compute_pool("trainer", threads, config.nice)?;
+    let mut checkpoint_failures = 0u64;
     let mut pushed = 0u64;
     let mut refused = 0u64;
     let mut take = |trainer: &mut Trainer, transition: Transition| match trainer.push(transition) {
@@ -194,8 +201,16 @@ pub fn run_trainer(
             if let Some(dir) = &config.checkpoint_dir
                 && config.checkpoint_every > 0
                 && step.is_multiple_of(config.checkpoint_every)
+                && let Err(error) = trainer.save_checkpoint(dir)
             {
-                trainer.save_checkpoint(dir)?;
+                // A full disk for a moment must not end the training: the next one tries again.
+                checkpoint_failures += 1;
+                tracing::warn!(
+                    %error,
+                    step,
+                    failures = checkpoint_failures,
+                    "periodic checkpoint not written; training goes on"
+                );
             }
         }
     }
@@ -205,12 +220,15 @@ pub fn run_trainer(
     }
     trainer.publish();
     if let Some(dir) = &config.checkpoint_dir {
+        // The final checkpoint holds everything learnt: if it cannot be written, the run fails
+        // and says so.
         trainer.save_checkpoint(dir)?;
     }
     Ok(TrainerOutcome {
         trainer,
         pushed,
         refused,
+        checkpoint_failures,
     })
 }
 
@@ -242,4 +260,97 @@ fn newest_sequence(trainer: &Trainer, length: usize) -> Option<Vec<Transition>> 
         pair[0].episode == pair[1].episode && pair[1].frame_stamp_ns > pair[0].frame_stamp_ns
     });
     (sequence.len() == length && one_episode).then_some(sequence)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::sync_channel;
+
+    use autodidact_learn::TrainerConfig;
+
+    use super::*;
+
+    /// A small model at 16×16 with 2 proprio values, and `count` frames of one episode.
+    fn small_trainer_and_frames(count: u64) -> (Trainer, Vec<Transition>) {
+        let mut config = TrainerConfig::for_inputs(16, 16, 2);
+        config.batch_size = 4;
+        let trainer = Trainer::new(config).expect("trainer");
+        let frames = (0..count)
+            .map(|i| Transition {
+                episode: 0,
+                frame_stamp_ns: (i + 1) * 50_000_000,
+                image: (0..16 * 16 * 3)
+                    .map(|p| ((p as u64 * 7 + i * 13) % 251) as u8)
+                    .collect(),
+                proprio: vec![0.1 * (i % 5) as f32, -0.2],
+                action: [0.2, 0.1 * (i % 3) as f32],
+            })
+            .collect();
+        (trainer, frames)
+    }
+
+    #[test]
+    fn a_failed_periodic_checkpoint_is_counted_and_training_goes_on() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("ckpt");
+        let (trainer, frames) = small_trainer_and_frames(64);
+        let config = TrainerNodeConfig {
+            min_replay: 32,
+            threads: 1,
+            nice: 0,
+            health_every: 0,
+            preview_every: 0,
+            checkpoint_dir: Some(dir.clone()),
+            checkpoint_every: 1,
+            ..TrainerNodeConfig::default()
+        };
+        let (tx, rx) = sync_channel(64);
+        for frame in frames {
+            tx.send(frame).expect("queued");
+        }
+        let stop = AtomicBool::new(false);
+        let foreign = dir.join("someone-elses-file");
+        let mut last_step = 0;
+        let outcome = run_trainer(&config, trainer, rx, &stop, |event| {
+            let TrainerEvent::Status(status) = event else {
+                return;
+            };
+            last_step = status.train_step;
+            match status.train_step {
+                // The checkpoint of step 1 is on disk; from now on its directory holds a file
+                // that is not part of it, so saving there is refused (as a full disk would fail).
+                2 => std::fs::write(&foreign, b"keep").expect("write"),
+                5 => {
+                    std::fs::remove_file(&foreign).expect("remove");
+                    stop.store(true, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        })
+        .expect("the run survives failed periodic checkpoints");
+        assert_eq!(last_step, 5, "training went on after the failures");
+        assert_eq!(outcome.checkpoint_failures, 3, "steps 2, 3 and 4");
+        drop(tx);
+        let saved = Trainer::resume(&dir, None).expect("the final checkpoint");
+        assert_eq!(saved.step_count(), 5);
+    }
+
+    #[test]
+    fn a_checkpoint_target_that_is_not_a_checkpoint_is_refused_before_training() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("data.csv"), b"1,2,3").expect("write");
+        let (trainer, _) = small_trainer_and_frames(0);
+        let config = TrainerNodeConfig {
+            checkpoint_dir: Some(root.path().to_path_buf()),
+            ..TrainerNodeConfig::default()
+        };
+        let (_tx, rx) = sync_channel(1);
+        let stop = AtomicBool::new(false);
+        let error = run_trainer(&config, trainer, rx, &stop, |_| {}).expect_err("refused");
+        assert!(error.to_string().contains("refusing"), "{error}");
+        assert_eq!(
+            std::fs::read(root.path().join("data.csv")).expect("kept"),
+            b"1,2,3"
+        );
+    }
 }

@@ -54,6 +54,10 @@ pub struct VizConfig {
     pub queue: usize,
     /// How long to wait when probing a live viewer.
     pub connect_timeout_s: f64,
+    /// Address a spawned viewer listens on. Loopback by default: the recording holds camera
+    /// frames and ground truth, which other hosts should not see unless asked for
+    /// (`"0.0.0.0"` or `"::"` for every interface).
+    pub viewer_bind: std::net::IpAddr,
 }
 
 impl Default for VizConfig {
@@ -65,9 +69,21 @@ impl Default for VizConfig {
             camera_every: 1,
             queue: 1024,
             connect_timeout_s: 1.0,
+            viewer_bind: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         }
     }
 }
+
+/// How a viewer is spawned: listening on `config.viewer_bind` only.
+fn spawn_options(config: &VizConfig) -> rerun::SpawnOptions {
+    rerun::SpawnOptions {
+        extra_args: vec![format!("--bind={}", config.viewer_bind)],
+        ..rerun::SpawnOptions::default()
+    }
+}
+
+/// Robot positions in the logged trajectory (100 s at 20 Hz): each re-log stays bounded.
+pub const TRAJECTORY_POINTS: usize = 2000;
 
 /// What the viz node logs.
 #[derive(Debug, Clone)]
@@ -165,7 +181,9 @@ pub fn open_recording(
         VizSink::Spawn(fallback) => {
             if has_display() {
                 Ok((
-                    builder.spawn().map_err(rerun_error)?,
+                    builder
+                        .spawn_opts(&spawn_options(config))
+                        .map_err(rerun_error)?,
                     Some("spawned viewer".into()),
                 ))
             } else {
@@ -254,7 +272,9 @@ struct Logger {
     cameras: u64,
     embeddings: Vec<(u64, Vec<f32>)>,
     since_projection: usize,
+    /// The newest [`TRAJECTORY_POINTS`] robot positions, re-logged every 10 ticks.
     trajectory: Vec<[f32; 3]>,
+    trajectory_ticks: u64,
     world_logged: bool,
 }
 
@@ -271,6 +291,7 @@ impl Logger {
             embeddings: Vec::new(),
             since_projection: 0,
             trajectory: Vec::new(),
+            trajectory_ticks: 0,
             world_logged: false,
         }
     }
@@ -325,8 +346,12 @@ impl Logger {
                         ),
                     ),
                 )?;
+                if self.trajectory.len() == TRAJECTORY_POINTS {
+                    self.trajectory.drain(..TRAJECTORY_POINTS / 10);
+                }
                 self.trajectory.push(position);
-                if self.trajectory.len() % 10 == 1 {
+                self.trajectory_ticks += 1;
+                if self.trajectory_ticks % 10 == 1 {
                     rec.log(
                         "robot/trajectory",
                         &rerun::LineStrips3D::new([self.trajectory.clone()])
@@ -541,4 +566,20 @@ pub fn pca3(rows: &[(u64, Vec<f32>)]) -> Option<Vec<[f32; 3]>> {
             .map(|p| p.map(|v| (v / scale) as f32))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spawned_viewer_listens_on_loopback_unless_asked() {
+        let options = spawn_options(&VizConfig::default());
+        assert_eq!(options.extra_args, ["--bind=127.0.0.1"]);
+        let everywhere = VizConfig {
+            viewer_bind: "::".parse().expect("an address"),
+            ..VizConfig::default()
+        };
+        assert_eq!(spawn_options(&everywhere).extra_args, ["--bind=::"]);
+    }
 }

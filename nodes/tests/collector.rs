@@ -212,3 +212,55 @@ fn images_in_every_encoding_give_the_same_frame() {
     }
     assert!(frames.iter().all(|f| *f == rgb), "{frames:?}");
 }
+
+const S: u64 = 1_000_000_000;
+
+#[test]
+fn a_stamp_far_in_the_future_is_refused_and_the_stream_goes_on() {
+    let clock = Arc::new(ManualClock::new());
+    let mut c = Collector::new(config(), clock.clone());
+    clock.set_ns(100 * S);
+    assert!(feed_frame(&mut c, 100 * S, 1).frame.is_some());
+    // One image stamped 2e9 s (a bad driver clock) is refused…
+    assert!(c.on_message(&image(2_000_000_000 * S, 2)).frame.is_none());
+    assert_eq!(c.dropped(DropReason::StampInFuture), 1);
+    // …and did not become the stream's newest stamp: the next real frame is taken.
+    clock.set_ns(100 * S + 50 * MS);
+    let next = feed_frame(&mut c, 100 * S + 50 * MS, 3);
+    assert!(next.frame.is_some(), "learning goes on");
+    assert!(next.transition.is_some());
+    assert_eq!(c.dropped(DropReason::StampNotIncreasing), 0);
+}
+
+#[test]
+fn a_jump_back_starts_a_new_episode_instead_of_stopping_learning() {
+    let mut c = collector();
+    let mut transitions = Vec::new();
+    let mut frames = Vec::new();
+    let mut feed = |c: &mut Collector, stamp: u64| {
+        for msg in [joints(stamp, 1.0), imu(stamp), odom(stamp), image(stamp, 1)] {
+            let collected = c.on_message(&msg);
+            transitions.extend(collected.transition);
+            frames.extend(collected.frame);
+        }
+    };
+    // A run from 100 s, then the source restarts at 0 (a bag played in a loop, a restarted
+    // simulator): every later message would have been `stamp_not_increasing` for good.
+    for i in 0..5 {
+        feed(&mut c, 100 * S + i * 50 * MS);
+    }
+    for i in 1..6 {
+        feed(&mut c, i * 50 * MS);
+    }
+    assert_eq!(frames.len(), 10, "every frame after the restart is taken");
+    assert!(frames[5..].iter().all(|f| f.episode == 1), "a new episode");
+    assert_eq!(c.stats().restarts, 1);
+    assert_eq!(c.dropped(DropReason::StampNotIncreasing), 0);
+    // The last frame of the first run was completed, not lost; no transition spans the jump.
+    let episodes: Vec<u64> = transitions.iter().map(|t| t.episode).collect();
+    assert_eq!(episodes, [0, 0, 0, 0, 0, 1, 1, 1, 1]);
+    // A small step back is still a dropped message, not a restart.
+    c.on_message(&image(5 * 50 * MS - 10 * MS, 3));
+    assert_eq!(c.dropped(DropReason::StampNotIncreasing), 1);
+    assert_eq!(c.stats().restarts, 1);
+}

@@ -70,12 +70,12 @@ class Robot:
         odom.twist.twist.linear.x = 0.2
         self.odom.publish(odom)
 
-    def image(self, ns, data, step, encoding, width=SIDE, height=SIDE, sec=None):
+    def image(self, ns, data, step, encoding, width=SIDE, height=SIDE, sec=None, frame_id="test_camera"):
         image = Image()
         set_stamp(image.header, ns)
         if sec is not None:
             image.header.stamp.sec = sec
-        image.header.frame_id = "test_camera"
+        image.header.frame_id = frame_id
         image.width, image.height = width, height
         image.encoding = encoding
         image.step = step
@@ -178,7 +178,9 @@ def main(nodes):
     bad_image("unknown_encoding", good, good_step, "yuv422")
     bad_image("empty_image", b"", 0, "rgb8", width=0, height=0)
     small, _ = encode(scene_a[: 32 * 32], "rgb8", 0)
-    bad_image("wrong_image_size", small[: 32 * 32 * 3], 32 * 3, "rgb8", width=32, height=32)
+    # A refused image does not rename the camera frame of the embeddings, however long its id.
+    bad_image("wrong_image_size", small[: 32 * 32 * 3], 32 * 3, "rgb8", width=32, height=32,
+              frame_id="refused_" + "x" * 100_000)
     bad_image("bad_stamp", good, good_step, "rgb8", sec=-5)
     peer.spin_for(0.3)
     ns += NS // 10
@@ -187,8 +189,9 @@ def main(nodes):
     ns += NS // 10
     robot.proprio(ns, names=WHEELS[:1]); expect("missing_joint")
     peer.spin_for(0.1)
-    # A stamp going back: older than the newest image the node has accepted.
-    robot.image(10 * NS, good, good_step, "rgb8"); expect("stamp_not_increasing")
+    # A stamp going back a little: older than the newest image the node has accepted (12 s).
+    # (A jump back of more than restart_after_s, 1 s, would start a new episode instead.)
+    robot.image(12 * NS - NS // 2, good, good_step, "rgb8"); expect("stamp_not_increasing")
     peer.spin_for(0.5)
     # Still serving: a good frame after all that is embedded.
     ns += NS // 10
@@ -202,6 +205,23 @@ def main(nodes):
         30,
         nodes,
     )
+    after = next(m for m in embeddings if stamp(m.header.stamp) == last_good)
+    assert after.header.frame_id == "test_camera", after.header.frame_id[:40]
+    # A good image's frame_id is carried over, bounded to 256 bytes.
+    ns += NS // 10
+    robot.proprio(ns)
+    peer.spin_for(0.05)
+    robot.image(ns, good, good_step, "rgb8", frame_id="long_" + "y" * 5000)
+    long_id = ns
+    peer.wait_for(
+        "an embedding of an image with a long frame_id",
+        lambda: any(stamp(m.header.stamp) == long_id for m in embeddings),
+        30,
+        nodes,
+    )
+    carried = next(m for m in embeddings if stamp(m.header.stamp) == long_id).header.frame_id
+    assert carried.startswith("long_y") and len(carried) == 256, (carried[:20], len(carried))
+    last_good = ns
 
     def counts():
         if not statuses:
@@ -259,6 +279,16 @@ def main(nodes):
     wrong_goal.start, wrong_goal.candidates, wrong_goal.horizon = request.start, 1, 1
     wrong_goal.actions, wrong_goal.goal = [0.0, 0.0], [1.0, 2.0]
     refused(wrong_goal, "goal")
+    # Requests that would ask for gigabytes are refused before anything is allocated for them.
+    huge = Rollout.Request()
+    huge.start, huge.candidates, huge.horizon = request.start, 100_000, 100
+    huge.actions = [0.0, 0.0]
+    refused(huge, "too large")
+    wide_start = Rollout.Request()
+    wide_start.start = [0.0] * (dimension * 1000)
+    wide_start.candidates, wide_start.horizon = 1000, 1
+    wide_start.actions = [0.0, 0.0] * 1000
+    refused(wide_start, "start has")
     unknown = Rollout.Request()
     unknown.start_stamp.sec = 1
     unknown.candidates, unknown.horizon, unknown.actions = 1, 1, [0.0, 0.0]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use autodidact_learn::inference::DynamicsSnapshot;
-use autodidact_learn::{ACTION_DIM, EncoderHandle, Trainer, Transition, rollout};
+use autodidact_learn::{Trainer, Transition};
 use futures::StreamExt;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
@@ -28,6 +28,7 @@ use r2r::sensor_msgs::msg::{Image, Imu, JointState};
 
 use super::convert::{self, embedding_out, health_out, status_out};
 use super::params::{LearnerParams, LearnerSetup};
+use super::rollout::{RolloutWorker, rollout_error};
 use super::unwind::OnUnwind;
 use super::{Started, lock, ros_error, start_node};
 use crate::NodeError;
@@ -136,7 +137,10 @@ struct Intake {
     transitions: Option<SyncSender<Transition>>,
     recent: RefCell<VecDeque<Frame>>,
     keep_recent: usize,
+    /// The `frame_id` of the newest image that became a frame (published with embeddings).
     camera_frame_id: Arc<Mutex<String>>,
+    /// The `frame_id` of the image being taken, kept only if it becomes a frame.
+    pending_frame_id: RefCell<String>,
     viz: VizOut,
     proprio_names: Vec<String>,
     width: u32,
@@ -156,6 +160,12 @@ impl Intake {
             }
         };
         if let Some(frame) = collected.frame {
+            // Only an image that became a frame names the camera frame of the embeddings.
+            let frame_id = self.pending_frame_id.borrow();
+            if *lock(&self.camera_frame_id) != *frame_id {
+                lock(&self.camera_frame_id).clone_from(&frame_id);
+            }
+            drop(frame_id);
             self.viz.offer(|| VizEvent::Camera {
                 stamp_ns: frame.stamp_ns,
                 width: self.width,
@@ -299,6 +309,7 @@ pub fn run_learner_node(
         recent: RefCell::new(VecDeque::with_capacity(setup.rollout_frames)),
         keep_recent: setup.rollout_frames,
         camera_frame_id: Arc::clone(&camera_frame_id),
+        pending_frame_id: RefCell::new(String::new()),
         viz: viz.clone(),
         proprio_names: proprio_names(&setup.collector),
         width: setup.collector.width,
@@ -334,22 +345,29 @@ pub fn run_learner_node(
                 QosProfile::services_default(),
             )
             .map_err(ros_error)?;
-        let (handle, dynamics, intake) =
-            (handle.clone(), Arc::clone(&dynamics), Rc::clone(&intake));
+        // Rollouts run on their own thread behind a bounded queue; this task only checks a
+        // request, queues it and sends the answer when it comes.
+        let worker = RolloutWorker::start(handle.clone(), Arc::clone(&dynamics), setup.rollouts)?;
+        let intake = Rc::clone(&intake);
         let answered = Rc::clone(&rollouts_answered);
+        let answers = spawner.clone();
         spawner
             .spawn_local(async move {
                 while let Some(request) = requests.next().await {
-                    let snapshot = Arc::clone(&lock(&dynamics));
-                    let response = answer_rollout(
-                        &request.message,
-                        &handle,
-                        &snapshot,
-                        &intake.recent.borrow(),
-                    );
                     *answered.borrow_mut() += 1;
-                    if let Err(error) = request.respond(response) {
-                        tracing::warn!(%error, "rollout response not sent");
+                    match worker.submit(request.message.clone(), &intake.recent.borrow()) {
+                        Err(response) => respond_rollout(request, response),
+                        Ok(answer) => {
+                            let waiting = answers.spawn_local(async move {
+                                let response = answer.await.unwrap_or_else(|_| {
+                                    rollout_error("the rollout worker has stopped".into())
+                                });
+                                respond_rollout(request, response);
+                            });
+                            if let Err(error) = waiting {
+                                tracing::warn!(%error, "rollout answer dropped: executor gone");
+                            }
+                        }
                     }
                 }
             })
@@ -606,9 +624,7 @@ fn subscribe_sensors(
         sensor.clone(),
         "image",
         |image: Image, at| {
-            if lock(&at.camera_frame_id).as_str() != image.header.frame_id {
-                *lock(&at.camera_frame_id) = image.header.frame_id.clone();
-            }
+            *at.pending_frame_id.borrow_mut() = bounded_frame_id(&image.header.frame_id);
             convert::image_in(image)
         },
     )?;
@@ -650,6 +666,18 @@ fn subscribe_sensors(
         "command",
         |twist: Twist, at| Ok(convert::twist_in(&twist, at.clock.now_ns())),
     )
+}
+
+/// Longest `frame_id` carried over from a camera image into embeddings, in bytes.
+const MAX_FRAME_ID_BYTES: usize = 256;
+
+/// `frame_id` cut to [`MAX_FRAME_ID_BYTES`] (at a character boundary).
+fn bounded_frame_id(frame_id: &str) -> String {
+    let mut end = frame_id.len().min(MAX_FRAME_ID_BYTES);
+    while !frame_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    frame_id[..end].to_owned()
 }
 
 /// Subscribes `topic` and hands every message, converted by `convert`, to the collector.
@@ -784,78 +812,8 @@ fn goal_frame(
     })
 }
 
-fn rollout_error(message: String) -> Rollout::Response {
-    Rollout::Response {
-        success: false,
-        message,
-        ..Rollout::Response::default()
-    }
-}
-
-/// Answers one rollout request; every refusal is a response with `success = false` and the
-/// reason, never a dropped request.
-pub fn answer_rollout(
-    request: &Rollout::Request,
-    encoder: &EncoderHandle,
-    dynamics: &DynamicsSnapshot,
-    recent: &VecDeque<Frame>,
-) -> Rollout::Response {
-    let (k, h) = (request.candidates as usize, request.horizon as usize);
-    if k == 0 || h == 0 {
-        return rollout_error(format!(
-            "empty action list: candidates = {k}, horizon = {h} (both must be ≥ 1)"
-        ));
-    }
-    let expected = k.checked_mul(h).and_then(|n| n.checked_mul(ACTION_DIM));
-    if expected != Some(request.actions.len()) {
-        return rollout_error(format!(
-            "actions has {} values, candidates × horizon × {ACTION_DIM} = {k} × {h} × {ACTION_DIM}",
-            request.actions.len(),
-        ));
-    }
-    let start = if request.start.is_empty() {
-        let stamp = match convert::stamp_ns(&request.start_stamp) {
-            Ok(stamp) => stamp,
-            Err(_) => return rollout_error("start_stamp is not a valid time".into()),
-        };
-        let Some(frame) = recent.iter().find(|f| f.stamp_ns == stamp) else {
-            return rollout_error(format!(
-                "no camera frame stamped {stamp} ns among the newest {} (give `start` instead)",
-                recent.len()
-            ));
-        };
-        match encoder.current().embed(&frame.image, &frame.proprio) {
-            Ok(embedding) => embedding,
-            Err(error) => return rollout_error(format!("embedding the start frame: {error}")),
-        }
-    } else {
-        request.start.clone()
-    };
-    let candidates: Vec<Vec<[f32; ACTION_DIM]>> = request
-        .actions
-        .chunks_exact(h * ACTION_DIM)
-        .map(|sequence| {
-            sequence
-                .chunks_exact(ACTION_DIM)
-                .map(|a| [a[0], a[1]])
-                .collect()
-        })
-        .collect();
-    let goal = (!request.goal.is_empty()).then_some(request.goal.as_slice());
-    match rollout(dynamics, &start, &candidates, goal) {
-        Ok(result) => Rollout::Response {
-            success: true,
-            message: String::new(),
-            model_version: result.model_version,
-            candidates: k as u32,
-            horizon: h as u32,
-            dimension: dynamics.embed_dim() as u32,
-            predicted: result.predicted.into_iter().flatten().flatten().collect(),
-            distances: result
-                .goal_distances
-                .map(|d| d.into_iter().flatten().collect())
-                .unwrap_or_default(),
-        },
-        Err(error) => rollout_error(error.to_string()),
+fn respond_rollout(request: r2r::ServiceRequest<Rollout::Service>, response: Rollout::Response) {
+    if let Err(error) = request.respond(response) {
+        tracing::warn!(%error, "rollout response not sent");
     }
 }

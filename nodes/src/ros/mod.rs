@@ -6,17 +6,19 @@
 //! | `autodidact_node` | `autodidact` | collector + trainer + encoder + rollout service in one process (images never serialised between them) |
 //! | `trainer_node` | `trainer` | collector + trainer; writes checkpoints |
 //! | `encoder_node` | `encoder` | collector + encoder + rollout service; follows a checkpoint |
+//! | `planner_node` | `planner` | collector + encoder + reference planner: takes a goal image, drives `cmd_vel`; follows a checkpoint |
 //! | `sim_node` | `sim` | the simulator as a robot: camera, joint states, IMU, odometry, /clock; takes cmd_vel |
 //!
-//! Topics, types and QoS are in DESIGN.md and docs/ros.md; every name is relative, so
-//! `--ros-args -r` remaps it. Each node spins r2r on its main thread with a local executor for
-//! the subscription streams, so r2r's small internal queues are drained at once; camera frames
-//! then go to the encoder through a [`LatestCell`](crate::latest::LatestCell).
+//! Topics, types and QoS are in docs/ros.md (the map of the crates is ARCHITECTURE.md); every
+//! name is relative, so `--ros-args -r` remaps it. Each node spins r2r on its main thread with a
+//! local executor for the subscription streams, so r2r's small internal queues are drained at
+//! once; camera frames then go to the encoder through a [`LatestCell`](crate::latest::LatestCell).
 
 pub mod convert;
 pub mod learner;
 pub mod param_services;
 pub mod params;
+pub mod rollout;
 pub mod sim_node;
 pub mod unwind;
 
@@ -32,8 +34,8 @@ use futures::{FutureExt, StreamExt};
 
 use crate::NodeError;
 use crate::clock::{Clock, ManualClock};
+use crate::config::FileConfig;
 use param_services::{ParameterTable, serve_parameters};
-use params::NodeFileConfig;
 
 /// r2r errors as node errors.
 pub(crate) fn ros_error(error: r2r::Error) -> NodeError {
@@ -49,7 +51,7 @@ pub(crate) struct Started<P> {
     /// The r2r node.
     pub node: r2r::Node,
     /// The `config_file` it was given (or the defaults).
-    pub file: NodeFileConfig,
+    pub file: FileConfig,
     /// Its parameters after `--ros-args` and params files.
     pub params: P,
     /// Serves the parameter services and, with `use_sim_time`, follows `/clock`; spawn it on
@@ -66,17 +68,18 @@ pub(crate) struct Started<P> {
 /// Parameters are read once and served read-only (see [`param_services`]).
 pub(crate) fn start_node<P>(
     node_name: &str,
-    defaults: impl FnOnce(&str, &NodeFileConfig) -> P,
+    defaults: impl FnOnce(&str, &FileConfig) -> P,
 ) -> Result<Started<P>, NodeError>
 where
     P: r2r::RosParams,
 {
+    // rcl panics inside r2r on some malformed overrides (`-p rerun:=`): refuse them first.
+    check_ros_arguments(std::env::args())?;
     let context = r2r::Context::create().map_err(ros_error)?;
     let mut node = r2r::Node::create(context, node_name, "").map_err(ros_error)?;
     let config_file: String = node.get_parameter("config_file").unwrap_or_default();
-    let file = NodeFileConfig::load_or_default(
-        (!config_file.is_empty()).then_some(Path::new(&config_file)),
-    )?;
+    let file =
+        FileConfig::load_or_default((!config_file.is_empty()).then_some(Path::new(&config_file)))?;
     let mut params = defaults(&config_file, &file);
     let table: ParameterTable = {
         let mut declared = lock(&node.params);
@@ -165,7 +168,7 @@ fn follow_clock_topic(
         .map_err(ros_error)?;
     let follow = messages.for_each(move |message| {
         match u64::try_from(message.clock.sec) {
-            Ok(sec) => sim_time.set_ns(sec * 1_000_000_000 + u64::from(message.clock.nanosec)),
+            Ok(sec) => sim_time.follow_ns(sec * 1_000_000_000 + u64::from(message.clock.nanosec)),
             Err(_) => tracing::warn!(sec = message.clock.sec, "/clock before 1970 ignored"),
         }
         futures::future::ready(())
@@ -195,4 +198,73 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Checks the parameter overrides and remaps of a command line's `--ros-args` before rcl parses
+/// them: each `-p`/`--param` must be `NAME:=VALUE` and each `-r`/`--remap` `FROM:=TO`, with
+/// neither side empty. An empty string is written `-p "NAME:=''"`.
+pub fn check_ros_arguments(args: impl IntoIterator<Item = String>) -> Result<(), NodeError> {
+    let mut in_ros_args = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--ros-args" => in_ros_args = true,
+            "--" => in_ros_args = false,
+            flag @ ("-p" | "--param" | "-r" | "--remap") if in_ros_args => {
+                let Some(rule) = args.next() else {
+                    return Err(NodeError::Setup(format!(
+                        "{flag} at the end of --ros-args has no NAME:=VALUE after it"
+                    )));
+                };
+                // A remap may name its node first: `node:from:=to`.
+                let (name, value) = rule.split_once(":=").unwrap_or((rule.as_str(), ""));
+                if name.is_empty() || value.is_empty() {
+                    let hint = if flag.starts_with("-p") || flag == "--param" {
+                        format!(" (an empty string is written -p \"{name}:=''\")")
+                    } else {
+                        String::new()
+                    };
+                    return Err(NodeError::Setup(format!(
+                        "{flag} {rule:?} is not NAME:=VALUE with both sides given{hint}"
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn malformed_overrides_are_refused_before_rcl_sees_them() {
+        for bad in [
+            "node --ros-args -p rerun:=",
+            "node --ros-args -p :=5",
+            "node --ros-args --param seed",
+            "node --ros-args -r camera/image_raw:=",
+            "node --ros-args -p",
+        ] {
+            let error = check_ros_arguments(args(bad)).expect_err(bad).to_string();
+            assert!(error.contains(":="), "{bad}: {error}");
+        }
+        let empty = check_ros_arguments(args("node --ros-args -p rerun:="))
+            .expect_err("empty value")
+            .to_string();
+        assert!(empty.contains("rerun:=''"), "{empty}");
+        for good in [
+            "node",
+            "node --ros-args -p seed:=7 -r camera/image_raw:=/cam/image -p rerun:=''",
+            "node -p notours --ros-args -p seed:=7 -- -p notours",
+        ] {
+            check_ros_arguments(args(good)).expect(good);
+        }
+    }
 }

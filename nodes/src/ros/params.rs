@@ -1,57 +1,20 @@
-//! ROS parameters of the nodes, declared with descriptions and units (r2r `RosParams`), and the
-//! configuration file they refine. The file is the same TOML as `autodidact run --config`
-//! (sections `[sim]`, `[exploration]`, `[collector]`, `[trainer]`, `[trainer_node]`, `[encoder]`;
-//! others are ignored); parameters override what they name. `launch/params/*.yaml` mirrors the
+//! ROS parameters of the nodes, declared with descriptions and units (r2r `RosParams`), and how
+//! they refine the configuration file (`config_file`: the same TOML as `autodidact run --config`,
+//! see [`FileConfig`]); parameters override what they name. `launch/params/*.yaml` mirrors the
 //! declarations, and a test checks that they agree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use autodidact_learn::TrainerConfig;
-use autodidact_sim::{ExplorationConfig, SimConfig};
 use r2r::RosParams;
-use serde::Deserialize;
 
 use crate::NodeError;
 use crate::collector::CollectorConfig;
+use crate::config::FileConfig;
 use crate::encoder::EncoderConfig;
-use crate::planner::PlannerNodeConfig;
+use crate::ros::rollout::RolloutLimits;
 use crate::trainer::TrainerNodeConfig;
 use crate::viz::{VizConfig, VizSink};
-
-/// The configuration file of the ROS nodes (a subset of `autodidact run --config`'s).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct NodeFileConfig {
-    /// The simulator (sim_node).
-    pub sim: SimConfig,
-    /// The exploration policy (sim_node).
-    pub exploration: ExplorationConfig,
-    /// Pairing, validation and the proprio layout.
-    pub collector: CollectorConfig,
-    /// The world model and its training (default: the standard model for the image size).
-    pub trainer: Option<TrainerConfig>,
-    /// Replay warm-up, health, checkpoints.
-    pub trainer_node: TrainerNodeConfig,
-    /// The encoder's thread pool.
-    pub encoder: EncoderConfig,
-    /// The reference planner (planner_node).
-    pub planner: PlannerNodeConfig,
-    /// Telemetry settings (the sink itself is the `rerun` parameter).
-    pub viz: VizConfig,
-}
-
-impl NodeFileConfig {
-    /// Reads `path`, or the defaults when there is none.
-    pub fn load_or_default(path: Option<&Path>) -> Result<Self, NodeError> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| NodeError::Setup(format!("reading {}: {e}", path.display())))?;
-        toml::from_str(&text)
-            .map_err(|e| NodeError::Setup(format!("parsing {}: {e}", path.display())))
-    }
-}
 
 /// Parameters of the learner nodes (`autodidact_node`, `trainer_node`, `encoder_node`).
 #[derive(RosParams, Debug, Clone, PartialEq)]
@@ -92,8 +55,16 @@ pub struct LearnerParams {
     pub action_timeout_s: f64,
     /// A gap between images longer than this starts a new episode [s]
     pub episode_gap_s: f64,
-    /// Newest camera frames kept for rollouts that start at a frame stamp
+    /// Newest camera frames kept for rollouts that start at a frame stamp (at most 10000)
     pub rollout_frames: i64,
+    /// Largest number of candidate action sequences one rollout request may ask for
+    pub rollout_max_candidates: i64,
+    /// Largest number of steps per candidate one rollout request may ask for [steps]
+    pub rollout_max_horizon: i64,
+    /// Largest candidates × steps one rollout request may ask for [steps]
+    pub rollout_max_steps: i64,
+    /// Rollout requests waiting for the rollout thread before new ones are answered "busy"
+    pub rollout_queue: i64,
     /// Seconds between reloads of `checkpoint` when not training (encoder_node following a trainer_node); 0: never [s]
     pub reload_every_s: f64,
     /// Telemetry to rerun: empty = off, a path = an .rrd file, rerun+http://HOST:PORT/proxy = a running viewer (the node runs on without it)
@@ -108,6 +79,22 @@ fn to_usize(name: &str, value: i64) -> Result<usize, NodeError> {
 fn to_u64(name: &str, value: i64) -> Result<u64, NodeError> {
     u64::try_from(value)
         .map_err(|_| NodeError::Setup(format!("parameter {name} must be ≥ 0, got {value}")))
+}
+
+/// Longest duration a parameter in seconds may name (a day).
+const MAX_PERIOD_S: f64 = 86_400.0;
+
+/// Camera frames a node may keep for stamp-addressed rollouts (each holds an image).
+const MAX_ROLLOUT_FRAMES: i64 = 10_000;
+
+/// `value` as a size, refused with its name unless `min ≤ value ≤ max`.
+fn in_range(name: &str, value: i64, min: i64, max: i64) -> Result<usize, NodeError> {
+    if !(min..=max).contains(&value) {
+        return Err(NodeError::Setup(format!(
+            "parameter {name} must be in {min}..={max}, got {value}"
+        )));
+    }
+    to_usize(name, value)
 }
 
 fn optional_path(value: &str) -> Option<PathBuf> {
@@ -131,6 +118,8 @@ pub struct LearnerSetup {
     pub train: bool,
     /// Frames kept for stamp-addressed rollouts.
     pub rollout_frames: usize,
+    /// What one rollout request may ask for, and how many may wait.
+    pub rollouts: RolloutLimits,
     /// Reload period of `checkpoint` when not training, seconds (0: never).
     pub reload_every_s: f64,
     /// Telemetry.
@@ -139,7 +128,7 @@ pub struct LearnerSetup {
 
 impl LearnerParams {
     /// Defaults taken from `file`.
-    pub fn from_file(config_file: &str, file: &NodeFileConfig) -> Self {
+    pub fn from_file(config_file: &str, file: &FileConfig) -> Self {
         let node = &file.trainer_node;
         let collector = &file.collector;
         let trainer = file.trainer.clone().unwrap_or_else(|| {
@@ -173,13 +162,17 @@ impl LearnerParams {
             action_timeout_s: collector.action_timeout_s,
             episode_gap_s: collector.episode_gap_s,
             rollout_frames: 64,
+            rollout_max_candidates: RolloutLimits::default().max_candidates as i64,
+            rollout_max_horizon: RolloutLimits::default().max_horizon as i64,
+            rollout_max_steps: RolloutLimits::default().max_steps as i64,
+            rollout_queue: RolloutLimits::default().queue as i64,
             reload_every_s: 0.0,
             rerun: String::new(),
         }
     }
 
     /// The file's configuration with these parameters applied, checked.
-    pub fn apply(&self, file: &NodeFileConfig) -> Result<LearnerSetup, NodeError> {
+    pub fn apply(&self, file: &FileConfig) -> Result<LearnerSetup, NodeError> {
         let mut collector = file.collector.clone();
         collector.width = u32::try_from(self.image_width)
             .map_err(|_| NodeError::Setup(format!("image_width {}", self.image_width)))?;
@@ -233,11 +226,23 @@ impl LearnerParams {
         trainer_node.preview_every = 0;
         let mut encoder = file.encoder.clone();
         encoder.threads = to_usize("encoder_threads", self.encoder_threads)?.max(1);
-        if !self.reload_every_s.is_finite() || self.reload_every_s < 0.0 {
+        if !(self.reload_every_s.is_finite() && (0.0..=MAX_PERIOD_S).contains(&self.reload_every_s))
+        {
             return Err(NodeError::Setup(format!(
-                "reload_every_s must be ≥ 0, got {}",
+                "reload_every_s must be in 0..={MAX_PERIOD_S} s, got {}",
                 self.reload_every_s
             )));
+        }
+        for (name, value) in [
+            ("proprio_tolerance_s", self.proprio_tolerance_s),
+            ("action_timeout_s", self.action_timeout_s),
+            ("episode_gap_s", self.episode_gap_s),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= MAX_PERIOD_S) {
+                return Err(NodeError::Setup(format!(
+                    "{name} must be in (0, {MAX_PERIOD_S}] s, got {value}"
+                )));
+            }
         }
         let mut viz = file.viz.clone();
         viz.sink = if self.rerun.is_empty() {
@@ -254,7 +259,18 @@ impl LearnerParams {
             encoder,
             checkpoint: optional_path(&self.checkpoint),
             train: self.train,
-            rollout_frames: to_usize("rollout_frames", self.rollout_frames)?.max(1),
+            rollout_frames: in_range("rollout_frames", self.rollout_frames, 1, MAX_ROLLOUT_FRAMES)?,
+            rollouts: RolloutLimits {
+                max_candidates: in_range(
+                    "rollout_max_candidates",
+                    self.rollout_max_candidates,
+                    1,
+                    1 << 20,
+                )?,
+                max_horizon: in_range("rollout_max_horizon", self.rollout_max_horizon, 1, 1 << 20)?,
+                max_steps: in_range("rollout_max_steps", self.rollout_max_steps, 1, 1 << 24)?,
+                queue: in_range("rollout_queue", self.rollout_queue, 1, 1024)?,
+            },
             reload_every_s: self.reload_every_s,
             viz,
         })
@@ -295,7 +311,7 @@ pub enum Drive {
 
 impl SimParams {
     /// Defaults taken from `file`.
-    pub fn from_file(config_file: &str, _file: &NodeFileConfig) -> Self {
+    pub fn from_file(config_file: &str, _file: &FileConfig) -> Self {
         Self {
             config_file: config_file.to_owned(),
             seed: 0,

@@ -1,0 +1,161 @@
+//! The configuration file: one TOML that `autodidact run --config`, `autodidact eval --config`
+//! and the ROS nodes' `config_file` parameter all read. Every section is optional and every
+//! field has a default; an unknown or misspelt section or field is an error that names it.
+//!
+//! Sections: `[sim]`, `[exploration]`, `[collector]`, `[trainer]` (the whole model and its
+//! training; default: the standard model for the image size), `[trainer_node]`, `[encoder]`,
+//! `[planner]`, `[viz]` and `[eval]` (read by `autodidact eval`, which checks its fields; the
+//! nodes keep it as it is).
+
+use std::path::Path;
+
+use autodidact_learn::TrainerConfig;
+use autodidact_sim::{ExplorationConfig, SimConfig};
+use serde::Deserialize;
+
+use crate::NodeError;
+use crate::collector::CollectorConfig;
+use crate::encoder::EncoderConfig;
+use crate::planner::PlannerNodeConfig;
+use crate::trainer::TrainerNodeConfig;
+use crate::viz::VizConfig;
+
+/// The configuration file (see the module docs).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// The simulator (`autodidact run`, `sim_node`).
+    pub sim: SimConfig,
+    /// The exploration policy.
+    pub exploration: ExplorationConfig,
+    /// Pairing, validation and the proprio layout.
+    pub collector: CollectorConfig,
+    /// The world model and its training, in full (default: the standard model for the images).
+    pub trainer: Option<TrainerConfig>,
+    /// Replay warm-up, health, previews, checkpoints.
+    pub trainer_node: TrainerNodeConfig,
+    /// The encoder's thread pool.
+    pub encoder: EncoderConfig,
+    /// The reference planner (`planner_node`).
+    pub planner: PlannerNodeConfig,
+    /// Telemetry settings (where it goes is a flag or a parameter).
+    pub viz: VizConfig,
+    /// `autodidact eval`: held-out data, planning pairs and the planner it evaluates with. Its
+    /// fields are checked by `autodidact eval`.
+    pub eval: Option<toml::Table>,
+}
+
+impl FileConfig {
+    /// [`load`](Self::load)s `path` when one is given, else the defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, NodeError> {
+        path.map_or_else(|| Ok(Self::default()), Self::load)
+    }
+
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Setup(format!("reading config {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| NodeError::Setup(format!("config {}: {e}", path.display())))
+    }
+
+    /// Parses and checks the text of a configuration file.
+    pub fn parse(text: &str) -> Result<Self, NodeError> {
+        let config: Self = toml::from_str(text).map_err(|e| NodeError::Setup(e.to_string()))?;
+        // burn's `Config` derive (the model's shapes) lets unknown fields through: what the
+        // `[trainer]` section holds must come back when the parsed section is written out.
+        if let Some(trainer) = &config.trainer {
+            let given: toml::Table =
+                toml::from_str(text).map_err(|e| NodeError::Setup(e.to_string()))?;
+            let known = toml::Table::try_from(trainer)
+                .map_err(|e| NodeError::Setup(format!("[trainer]: {e}")))?;
+            if let Some(toml::Value::Table(given)) = given.get("trainer")
+                && let Some(unknown) = first_unknown_key(given, &known, "trainer")
+            {
+                return Err(NodeError::Setup(format!("unknown field `{unknown}`")));
+            }
+        }
+        config.sim.validate()?;
+        Ok(config)
+    }
+}
+
+/// The first key path of `given` that `known` does not have (descending into tables).
+fn first_unknown_key(given: &toml::Table, known: &toml::Table, prefix: &str) -> Option<String> {
+    given.iter().find_map(|(key, value)| {
+        let path = format!("{prefix}.{key}");
+        match (value, known.get(key)) {
+            (_, None) => Some(path),
+            (toml::Value::Table(given), Some(toml::Value::Table(known))) => {
+                first_unknown_key(given, known, &path)
+            }
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_section_is_read_and_defaults_fill_the_rest() {
+        let config = FileConfig::parse(
+            "[sim.camera]\nwidth = 32\nheight = 32\n[trainer_node]\nmin_replay = 7\n\
+             [planner]\ngoal_with_current_proprio = true\n[eval]\npairs = 3\n",
+        )
+        .expect("parsed");
+        assert_eq!(config.sim.camera.width, 32);
+        assert_eq!(config.trainer_node.min_replay, 7);
+        assert!(config.planner.goal_with_current_proprio);
+        assert_eq!(config.encoder, EncoderConfig::default());
+        let eval = config.eval.expect("kept for autodidact eval");
+        assert_eq!(eval.get("pairs").and_then(toml::Value::as_integer), Some(3));
+    }
+
+    #[test]
+    fn an_unknown_section_or_field_is_an_error_that_names_it() {
+        for (text, name) in [
+            ("[trainr_node]\nmin_replay = 7\n", "trainr_node"),
+            ("[trainer_node]\nmin_replai = 7\n", "min_replai"),
+            ("[collector]\nwidht = 64\n", "widht"),
+        ] {
+            let error = FileConfig::parse(text).expect_err("refused").to_string();
+            assert!(error.contains(name), "{text:?}: {error}");
+        }
+    }
+
+    /// A whole `[trainer]` section as `TrainerConfig` writes it, with `extra` added to
+    /// `[trainer.model.encoder.image]`.
+    fn trainer_section(extra: Option<(&str, toml::Value)>) -> String {
+        let mut trainer =
+            toml::Table::try_from(TrainerConfig::for_inputs(32, 32, 2)).expect("as toml");
+        if let Some((key, value)) = extra {
+            let image = ["model", "encoder", "image"]
+                .iter()
+                .try_fold(&mut trainer, |table, key| {
+                    table.get_mut(*key).and_then(toml::Value::as_table_mut)
+                })
+                .expect("the image section");
+            image.insert(key.to_owned(), value);
+        }
+        let mut file = toml::Table::new();
+        file.insert("trainer".into(), toml::Value::Table(trainer));
+        toml::to_string(&file).expect("written")
+    }
+
+    #[test]
+    fn the_model_section_is_strict_too() {
+        let parsed = FileConfig::parse(&trainer_section(None)).expect("a whole section");
+        assert_eq!(
+            parsed.trainer.map(|t| t.model.encoder.image.width),
+            Some(32)
+        );
+        let error = FileConfig::parse(&trainer_section(Some(("chanels", toml::Value::Integer(8)))))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("trainer.model.encoder.image.chanels"),
+            "{error}"
+        );
+    }
+}
