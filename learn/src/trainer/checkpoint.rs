@@ -18,6 +18,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -113,18 +115,29 @@ impl Trainer {
         let record = |what: &str, e: burn::store::RecordError| {
             LearnError::Checkpoint(format!("{} {what}: {e}", dir.display()))
         };
+        // Each file is read into memory whole: burn's file loading reads tensor data lazily,
+        // from the path, at first use, and a save may have replaced the directory by then.
+        let bytes = |name: &str| -> Result<Bytes, LearnError> {
+            let path = dir.join(name);
+            let contents = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+            Ok(Bytes::from_bytes_vec(contents))
+        };
+        let model_record =
+            ModuleRecord::from_bytes(bytes("model.bpk")?).map_err(|e| record("model.bpk", e))?;
         let model = trainer
             .model
             .clone()
-            .try_load_file(dir.join("model.bpk"))
+            .try_load_record(model_record)
             .map_err(|e| record("model.bpk", e))?;
+        let target_record =
+            ModuleRecord::from_bytes(bytes("target.bpk")?).map_err(|e| record("target.bpk", e))?;
         let target = trainer
             .target
             .clone()
-            .try_load_file(dir.join("target.bpk"))
+            .try_load_record(target_record)
             .map_err(|e| record("target.bpk", e))?;
         let optimizer = adam(&meta.config)
-            .load(dir.join("optimizer.bin"))
+            .from_bytes(bytes("optimizer.bin")?)
             .map_err(|e| record("optimizer.bin", e))?;
         // A save that replaced the checkpoint while these files were read may have mixed two
         // versions: refuse, the caller reads again.
