@@ -28,6 +28,17 @@ use super::{Trainer, TrainerConfig, adam};
 use crate::LearnError;
 use crate::model::WorldModelConfig;
 
+/// Reads of a checkpoint that a save keeps replacing before `resume` gives up.
+const RESUME_ATTEMPTS: u32 = 10;
+
+/// What one read of a checkpoint gave.
+enum Resumed {
+    /// The trainer, every file from one version.
+    Whole(Box<Trainer>),
+    /// A save replaced the checkpoint while it was read.
+    Replaced,
+}
+
 /// The files of a checkpoint, `meta.json` (the completion mark) last.
 const CHECKPOINT_FILES: [&str; 4] = ["model.bpk", "target.bpk", "optimizer.bin", "meta.json"];
 
@@ -89,10 +100,39 @@ impl Trainer {
 
     /// Restores a trainer from a checkpoint: weights, EMA target, optimiser state, step, sampling
     /// state and config. `expected` (if given) must describe the same architecture, or this is
-    /// refused. The replay buffer starts empty.
+    /// refused. The replay buffer starts empty. A checkpoint that a save replaces while it is
+    /// read is read again (a follower reads while its trainer writes).
     pub fn resume(dir: &Path, expected: Option<&WorldModelConfig>) -> Result<Self, LearnError> {
-        let dir = &readable_checkpoint(dir)?;
-        let meta = read_meta(dir)?;
+        for attempt in 1..=RESUME_ATTEMPTS {
+            match Self::resume_once(dir, expected)? {
+                Resumed::Whole(trainer) => return Ok(*trainer),
+                Resumed::Replaced => {
+                    tracing::debug!(dir = %dir.display(), attempt, "checkpoint replaced while read");
+                    std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)));
+                }
+            }
+        }
+        Err(LearnError::Checkpoint(format!(
+            "{} was replaced while it was read, {RESUME_ATTEMPTS} times in a row",
+            dir.display()
+        )))
+    }
+
+    /// One read of the checkpoint at `dir`: the trainer, or `Replaced` when a save replaced
+    /// the checkpoint while its files were read.
+    fn resume_once(dir: &Path, expected: Option<&WorldModelConfig>) -> Result<Resumed, LearnError> {
+        let requested = dir;
+        let dir = &readable_checkpoint(requested)?;
+        let meta = match read_meta(dir) {
+            Ok(meta) => meta,
+            // Gone between finding it and reading it, with a save under way beside it.
+            Err(_) if !dir.exists() && save_under_way(requested) => {
+                return Ok(Resumed::Replaced);
+            }
+            Err(error) => return Err(error),
+        };
+        let version = |meta: &CheckpointMeta| (meta.step, meta.weights_version);
+        let replaced = || read_meta(dir).map(|now| version(&now)).ok() != Some(version(&meta));
         if let Some(expected) = expected
             && !same_architecture(expected, &meta.config.model)
         {
@@ -117,37 +157,39 @@ impl Trainer {
         };
         // Each file is read into memory whole: burn's file loading reads tensor data lazily,
         // from the path, at first use, and a save may have replaced the directory by then.
-        let bytes = |name: &str| -> Result<Bytes, LearnError> {
-            let path = dir.join(name);
-            let contents = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
-            Ok(Bytes::from_bytes_vec(contents))
+        let read = || -> Result<_, LearnError> {
+            let bytes = |name: &str| -> Result<Bytes, LearnError> {
+                let path = dir.join(name);
+                let contents = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+                Ok(Bytes::from_bytes_vec(contents))
+            };
+            let model_record = ModuleRecord::from_bytes(bytes("model.bpk")?)
+                .map_err(|e| record("model.bpk", e))?;
+            let model = trainer
+                .model
+                .clone()
+                .try_load_record(model_record)
+                .map_err(|e| record("model.bpk", e))?;
+            let target_record = ModuleRecord::from_bytes(bytes("target.bpk")?)
+                .map_err(|e| record("target.bpk", e))?;
+            let target = trainer
+                .target
+                .clone()
+                .try_load_record(target_record)
+                .map_err(|e| record("target.bpk", e))?;
+            let optimizer = adam(&meta.config)
+                .from_bytes(bytes("optimizer.bin")?)
+                .map_err(|e| record("optimizer.bin", e))?;
+            Ok((model, target, optimizer))
         };
-        let model_record =
-            ModuleRecord::from_bytes(bytes("model.bpk")?).map_err(|e| record("model.bpk", e))?;
-        let model = trainer
-            .model
-            .clone()
-            .try_load_record(model_record)
-            .map_err(|e| record("model.bpk", e))?;
-        let target_record =
-            ModuleRecord::from_bytes(bytes("target.bpk")?).map_err(|e| record("target.bpk", e))?;
-        let target = trainer
-            .target
-            .clone()
-            .try_load_record(target_record)
-            .map_err(|e| record("target.bpk", e))?;
-        let optimizer = adam(&meta.config)
-            .from_bytes(bytes("optimizer.bin")?)
-            .map_err(|e| record("optimizer.bin", e))?;
-        // A save that replaced the checkpoint while these files were read may have mixed two
-        // versions: refuse, the caller reads again.
-        let after = read_meta(dir)?;
-        if (after.step, after.weights_version) != (meta.step, meta.weights_version) {
-            return Err(LearnError::Checkpoint(format!(
-                "{} was replaced while it was read",
-                dir.display()
-            )));
-        }
+        // A save that replaced the checkpoint while its files were read may have mixed two
+        // versions, or removed them under the reader: read again.
+        let (model, target, optimizer) = match read() {
+            Ok(parts) if !replaced() => parts,
+            Ok(_) => return Ok(Resumed::Replaced),
+            Err(_) if replaced() => return Ok(Resumed::Replaced),
+            Err(error) => return Err(error),
+        };
         trainer.model = model;
         trainer.target = target;
         trainer.optimizer = optimizer;
@@ -159,7 +201,7 @@ impl Trainer {
         rng.set_stream(meta.rng_stream);
         rng.set_word_pos(meta.rng_word_pos);
         trainer.rng = rng;
-        Ok(trainer)
+        Ok(Resumed::Whole(Box::new(trainer)))
     }
 
     /// Exports the state encoder as safetensors (for use outside autodidact), atomically.
@@ -406,6 +448,14 @@ fn readable_checkpoint(dir: &Path) -> Result<PathBuf, LearnError> {
         }
         None => Ok(dir.to_path_buf()),
     }
+}
+
+/// Whether a save of the checkpoint at `dir` has left its temporary or old directory beside
+/// it (a save under way, or one that was killed).
+fn save_under_way(dir: &Path) -> bool {
+    CheckpointSlot::new(dir)
+        .and_then(|slot| slot.leftovers())
+        .is_ok_and(|leftovers| !leftovers.is_empty())
 }
 
 /// The complete checkpoint (every file, a readable `meta.json`) of the highest step among
