@@ -193,33 +193,25 @@ def main(nodes):
     # (A jump back of more than restart_after_s, 1 s, would start a new episode instead.)
     robot.image(12 * NS - NS // 2, good, good_step, "rgb8"); expect("stamp_not_increasing")
     peer.spin_for(0.5)
-    # Still serving: a good frame after all that is embedded.
+    def embedded(stamp_ns, what, frame_id="test_camera"):
+        """Sends a good frame stamped stamp_ns and returns its embedding."""
+        robot.proprio(stamp_ns)
+        peer.spin_for(0.05)
+        robot.image(stamp_ns, good, good_step, "rgb8", frame_id=frame_id)
+        peer.wait_for(
+            what, lambda: any(stamp(m.header.stamp) == stamp_ns for m in embeddings), 30, nodes
+        )
+        return next(m for m in embeddings if stamp(m.header.stamp) == stamp_ns)
+
+    # Still serving: a good frame after all that is embedded, still named by the good frames'
+    # frame_id (the refused image's did not stick).
     ns += NS // 10
-    robot.proprio(ns)
-    peer.spin_for(0.05)
-    robot.image(ns, good, good_step, "rgb8")
-    last_good = ns
-    peer.wait_for(
-        "an embedding after the malformed corpus",
-        lambda: any(stamp(m.header.stamp) == last_good for m in embeddings),
-        30,
-        nodes,
-    )
-    after = next(m for m in embeddings if stamp(m.header.stamp) == last_good)
+    after = embedded(ns, "an embedding after the malformed corpus")
     assert after.header.frame_id == "test_camera", after.header.frame_id[:40]
     # A good image's frame_id is carried over, bounded to 256 bytes.
     ns += NS // 10
-    robot.proprio(ns)
-    peer.spin_for(0.05)
-    robot.image(ns, good, good_step, "rgb8", frame_id="long_" + "y" * 5000)
-    long_id = ns
-    peer.wait_for(
-        "an embedding of an image with a long frame_id",
-        lambda: any(stamp(m.header.stamp) == long_id for m in embeddings),
-        30,
-        nodes,
-    )
-    carried = next(m for m in embeddings if stamp(m.header.stamp) == long_id).header.frame_id
+    long_id = "long_" + "y" * 5000
+    carried = embedded(ns, "an embedding of an image with a long frame_id", long_id).header.frame_id
     assert carried.startswith("long_y") and len(carried) == 256, (carried[:20], len(carried))
     last_good = ns
 
