@@ -11,6 +11,7 @@ use std::sync::Arc;
 use autodidact_learn::Transition;
 use serde::{Deserialize, Serialize};
 
+use crate::NodeError;
 use crate::clock::{Clock, secs_to_ns};
 use crate::image::to_rgb8;
 use crate::msg::{ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
@@ -54,6 +55,43 @@ impl Default for ProprioConfig {
             linear_scale: 0.5,
             angular_scale: 2.0,
         }
+    }
+}
+
+impl CollectorConfig {
+    /// Checks every number, naming the field of the one that is unusable.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let p = &self.proprio;
+        let positive = [
+            (
+                "collector.proprio.joint_velocity_scale",
+                p.joint_velocity_scale,
+            ),
+            ("collector.proprio.gyro_scale", p.gyro_scale),
+            ("collector.proprio.accel_scale", p.accel_scale),
+            ("collector.proprio.linear_scale", p.linear_scale),
+            ("collector.proprio.angular_scale", p.angular_scale),
+            ("collector.proprio_tolerance_s", self.proprio_tolerance_s),
+            ("collector.action_timeout_s", self.action_timeout_s),
+            ("collector.episode_gap_s", self.episode_gap_s),
+            ("collector.restart_after_s", self.restart_after_s),
+            ("collector.max_future_s", self.max_future_s),
+            ("collector.log_every_s", self.log_every_s),
+        ];
+        for (name, value) in positive {
+            if !(value.is_finite() && value > 0.0 && value <= 1e9) {
+                return Err(NodeError::Setup(format!(
+                    "{name} must be a finite number > 0, got {value}"
+                )));
+            }
+        }
+        if self.width == 0 || self.height == 0 || self.width > 8192 || self.height > 8192 {
+            return Err(NodeError::Setup(format!(
+                "collector.width/height must be in 1..=8192, got {}x{}",
+                self.width, self.height
+            )));
+        }
+        Ok(())
     }
 }
 

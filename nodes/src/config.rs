@@ -75,6 +75,17 @@ impl FileConfig {
             }
         }
         config.sim.validate()?;
+        config.collector.validate()?;
+        config.viz.validate()?;
+        if !(0..=19).contains(&config.trainer_node.nice) {
+            return Err(NodeError::Setup(format!(
+                "trainer_node.nice must be in 0..=19, got {}",
+                config.trainer_node.nice
+            )));
+        }
+        if let Some(trainer) = &config.trainer {
+            trainer.validate()?;
+        }
         Ok(config)
     }
 }
@@ -118,6 +129,10 @@ mod tests {
             ("[trainr_node]\nmin_replay = 7\n", "trainr_node"),
             ("[trainer_node]\nmin_replai = 7\n", "min_replai"),
             ("[collector]\nwidht = 64\n", "widht"),
+            ("[collector.proprio]\ngyro_scale = 0.0\n", "gyro_scale"),
+            ("[collector]\naction_timeout_s = nan\n", "action_timeout_s"),
+            ("[viz]\nqueue = 1000000000000\n", "viz.queue"),
+            ("[trainer_node]\nnice = 40\n", "nice"),
         ] {
             let error = FileConfig::parse(text).expect_err("refused").to_string();
             assert!(error.contains(name), "{text:?}: {error}");

@@ -74,6 +74,37 @@ impl Default for VizConfig {
     }
 }
 
+impl VizConfig {
+    /// Checks the sizes and times, naming the field of the one that is unusable.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let sizes = [
+            ("viz.queue", self.queue, 1, 1 << 20),
+            ("viz.projection_window", self.projection_window, 4, 100_000),
+            ("viz.projection_every", self.projection_every, 1, 1 << 30),
+        ];
+        for (name, value, min, max) in sizes {
+            if !(min..=max).contains(&value) {
+                return Err(NodeError::Setup(format!(
+                    "{name} must be in {min}..={max}, got {value}"
+                )));
+            }
+        }
+        if self.camera_every == 0 {
+            return Err(NodeError::Setup("viz.camera_every must be ≥ 1".into()));
+        }
+        if !(self.connect_timeout_s.is_finite()
+            && self.connect_timeout_s > 0.0
+            && self.connect_timeout_s <= 60.0)
+        {
+            return Err(NodeError::Setup(format!(
+                "viz.connect_timeout_s must be in (0, 60] s, got {}",
+                self.connect_timeout_s
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// How a viewer is spawned: listening on `config.viewer_bind` only.
 fn spawn_options(config: &VizConfig) -> rerun::SpawnOptions {
     rerun::SpawnOptions {

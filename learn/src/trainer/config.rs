@@ -306,9 +306,12 @@ impl TrainerConfig {
             return invalid("objectives.forward.horizon must be >= 1");
         }
         if o.contrastive.enabled
-            && (o.contrastive.temperature <= 0.0 || o.contrastive.temporal_window == 0)
+            && (!(o.contrastive.temperature.is_finite() && o.contrastive.temperature > 0.0)
+                || o.contrastive.temporal_window == 0)
         {
-            return invalid("contrastive temperature must be > 0 and temporal_window >= 1");
+            return invalid(
+                "objectives.contrastive.temperature must be a finite number > 0 and temporal_window >= 1",
+            );
         }
         if o.spread.enabled
             && !(o.spread.target_std.is_finite()
