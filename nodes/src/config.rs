@@ -14,11 +14,11 @@ use autodidact_sim::{ExplorationConfig, SimConfig};
 use serde::Deserialize;
 
 use crate::NodeError;
-use crate::collector::CollectorConfig;
-use crate::encoder::EncoderConfig;
-use crate::planner::PlannerNodeConfig;
-use crate::trainer::TrainerNodeConfig;
-use crate::viz::VizConfig;
+use crate::components::collector::CollectorConfig;
+use crate::components::encoder::EncoderConfig;
+use crate::components::planner::PlannerNodeConfig;
+use crate::components::trainer::TrainerNodeConfig;
+use crate::components::viz::VizConfig;
 
 /// The configuration file (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,10 +1,11 @@
 //! The whole node graph in one process on the simulator: sim → collector → trainer + encoder
-//! → viz, each on its own thread, joined by bounded queues. This is `autodidact run`.
+//! → viz. This is `autodidact run`: the simulator is the transport, the workers are the ones
+//! every ROS node runs ([`crate::runtime`]).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use autodidact_learn::metrics::probe_r2;
@@ -12,14 +13,14 @@ use autodidact_learn::{Losses, Trainer, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
-use crate::clock::{Clock, ManualClock, WallClock};
-use crate::collector::{Collector, CollectorConfig, CollectorStats, Frame};
-use crate::encoder::{EncodeRequest, EncoderConfig, EncoderStats, run_encoder};
-use crate::msg::{Embedding, SensorMsg};
-use crate::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim};
-use crate::stats::DropReason;
-use crate::trainer::{TrainerEvent, TrainerNodeConfig, run_trainer};
-use crate::viz::{VizConfig, VizEvent, VizStats, open_recording, run_viz};
+use crate::components::collector::{Collector, CollectorConfig, CollectorStats, Frame};
+use crate::components::encoder::{EncoderConfig, EncoderStats};
+use crate::components::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim};
+use crate::components::trainer::{TrainerEvent, TrainerNodeConfig};
+use crate::components::viz::{VizConfig, VizEvent, VizSink, VizStats, open_recording};
+use crate::msg::Embedding;
+use crate::runtime::clock::{ManualClock, WallClock};
+use crate::runtime::{FrameQueue, Parts, Runtime, Sinks, lock};
 use autodidact_learn::stats::percentile;
 
 /// Everything the in-process graph needs.
@@ -196,7 +197,7 @@ impl GraphReport {
     }
 }
 
-/// What the graph gathers from its components while it runs.
+/// What the graph gathers from the workers' outputs while it runs.
 #[derive(Default)]
 struct Outputs {
     /// The newest [`KEPT_EMBEDDINGS`].
@@ -210,28 +211,60 @@ struct Outputs {
     model_version: u64,
 }
 
-fn offer<T>(to: &SyncSender<T>, item: T, drops: &mut u64) {
-    match to.try_send(item) {
-        Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-        Err(TrySendError::Full(_)) => *drops += 1,
+impl Outputs {
+    fn sinks(outputs: &Arc<Mutex<Outputs>>) -> Sinks {
+        let embeddings = Arc::clone(outputs);
+        let events = Arc::clone(outputs);
+        Sinks {
+            embedding: Box::new(move |embedding| {
+                let mut outputs = lock(&embeddings);
+                outputs.embedding_count += 1;
+                if outputs.embeddings.len() == KEPT_EMBEDDINGS {
+                    outputs.embeddings.pop_front();
+                }
+                outputs.embeddings.push_back(embedding.clone());
+            }),
+            trainer: Box::new(move |event| {
+                let mut outputs = lock(&events);
+                match event {
+                    TrainerEvent::Status(status) => {
+                        outputs.loss_history.push(status.losses.total);
+                        outputs.first_losses.get_or_insert(status.losses);
+                        outputs.last_losses = Some(status.losses);
+                        outputs.model_version = outputs.model_version.max(status.model_version);
+                    }
+                    TrainerEvent::Health(_) => outputs.health_reports += 1,
+                    TrainerEvent::Preview(_) | TrainerEvent::Dynamics(_) => {}
+                }
+            }),
+            command: Box::new(|_| {}),
+        }
     }
 }
 
-/// Names of the proprio vector's entries, for display.
-pub(crate) fn proprio_names(config: &CollectorConfig) -> Vec<String> {
-    let p = &config.proprio;
-    let mut names: Vec<String> = p
-        .joints
-        .iter()
-        .map(|j| format!("joint_velocity/{j}"))
-        .collect();
-    if p.use_imu {
-        names.extend(["imu/gyro_z", "imu/accel_x", "imu/accel_y"].map(String::from));
+/// Frames kept for the end-of-run probe, each with the true pose of its tick; thinned out
+/// evenly whenever [`MAX_PROBE_FRAMES`] are kept, so long runs stay bounded.
+struct ProbeFrames {
+    kept: Vec<(Frame, [f32; 4])>,
+    stride: usize,
+    seen: usize,
+}
+
+impl ProbeFrames {
+    fn keep(&mut self, frame: Frame, pose: [f32; 4]) {
+        if self.seen.is_multiple_of(self.stride) {
+            if self.kept.len() >= MAX_PROBE_FRAMES {
+                let mut index = 0;
+                self.kept.retain(|_| {
+                    index += 1;
+                    index % 2 == 1
+                });
+                self.stride *= 2;
+            }
+            self.kept.push((frame, pose));
+        }
+        self.seen += 1;
     }
-    if p.use_odometry {
-        names.extend(["odom/linear_x", "odom/angular_z"].map(String::from));
-    }
-    names
 }
 
 /// Runs the graph until `config.steps` sim steps are done (or `max_wall_s`, or `stop`), then
@@ -247,19 +280,49 @@ pub fn run_graph(
     let sim_clock = ManualClock::new();
     let mut trainer = Trainer::new(config.trainer.clone())?;
     let handle = trainer.encoder_handle();
-    let (recording, destination) = open_recording(&config.viz)?;
-    let viz_on = !matches!(config.viz.sink, crate::viz::VizSink::Off);
+    let viz = match config.viz.sink {
+        VizSink::Off => None,
+        _ => {
+            let (recording, destination) = open_recording(&config.viz)?;
+            Some((config.viz.clone(), recording, destination))
+        }
+    };
+    let outputs = Arc::new(Mutex::new(Outputs::default()));
+    let runtime = Runtime::start(
+        Parts {
+            collector: Collector::new(config.collector.clone(), Arc::new(sim_clock.clone())),
+            dynamics: Arc::new(trainer.dynamics_snapshot()),
+            weights: handle.clone(),
+            trainer: Some((trainer, config.trainer_node.clone())),
+            encoder: Some((
+                config.encoder.clone(),
+                FrameQueue::Bounded(config.encoder.queue),
+            )),
+            planner: None,
+            viz,
+        },
+        Outputs::sinks(&outputs),
+    )?;
+    let ports = Arc::clone(runtime.ports());
 
     let (sensor_tx, sensor_rx) = sync_channel::<SimTick>(256);
-    let (frame_tx, frame_rx) = sync_channel::<EncodeRequest>(config.encoder.queue.max(1));
-    let (transition_tx, transition_rx) = sync_channel(4096);
-    let (viz_tx, viz_rx) = sync_channel::<VizEvent>(config.viz.queue.max(1));
-    let (embedding_tx, embedding_rx) = sync_channel::<Embedding>(1024);
-    let (event_tx, event_rx) = sync_channel::<TrainerEvent>(1024);
-    let trainer_stop = AtomicBool::new(false);
-    let sim_steps = std::sync::atomic::AtomicU64::new(0);
-
-    std::thread::scope(|scope| -> Result<GraphReport, NodeError> {
+    let sim_steps = AtomicU64::new(0);
+    let mut probe = ProbeFrames {
+        kept: Vec::new(),
+        stride: config.probe_stride.max(1),
+        seen: 0,
+    };
+    let report_progress = |progress: &mut dyn FnMut(&Progress)| {
+        let outputs = lock(&outputs);
+        progress(&Progress {
+            sim_steps: sim_steps.load(Ordering::Relaxed),
+            total_steps: config.steps,
+            train_steps: outputs.loss_history.len() as u64,
+            embeddings: outputs.embedding_count,
+            loss: outputs.last_losses.map(|l| l.total),
+        });
+    };
+    let sim_stats = std::thread::scope(|scope| -> Result<SimNodeStats, NodeError> {
         let sim_thread = std::thread::Builder::new()
             .name("sim".into())
             .spawn_scoped(scope, || {
@@ -292,99 +355,9 @@ pub fn run_graph(
             })
             .map_err(|e| NodeError::Setup(format!("sim thread: {e}")))?;
 
-        let trainer_config = config.trainer_node.clone();
-        let trainer_stop = &trainer_stop;
-        let trainer_thread = std::thread::Builder::new()
-            .name("trainer".into())
-            .spawn_scoped(scope, move || {
-                run_trainer(
-                    &trainer_config,
-                    trainer,
-                    transition_rx,
-                    trainer_stop,
-                    |event| {
-                        // Status and health also feed the report; never block training for them.
-                        let _ = event_tx.try_send(event);
-                    },
-                )
-            })
-            .map_err(|e| NodeError::Setup(format!("trainer thread: {e}")))?;
-
-        let encoder_handle = handle.clone();
-        let encoder_viz = viz_tx.clone();
-        let encoder_thread = std::thread::Builder::new()
-            .name("encoder".into())
-            .spawn_scoped(scope, move || {
-                let mut viz_drops = 0u64;
-                let stats = run_encoder(&config.encoder, &encoder_handle, frame_rx, |embedding| {
-                    if viz_on {
-                        offer(
-                            &encoder_viz,
-                            VizEvent::Embedding(embedding.clone()),
-                            &mut viz_drops,
-                        );
-                    }
-                    let _ = embedding_tx.send(embedding);
-                });
-                (stats, viz_drops)
-            })
-            .map_err(|e| NodeError::Setup(format!("encoder thread: {e}")))?;
-
-        let viz_config = config.viz.clone();
-        let viz_thread = std::thread::Builder::new()
-            .name("viz".into())
-            .spawn_scoped(scope, move || {
-                run_viz(&viz_config, recording, destination, viz_rx)
-            })
-            .map_err(|e| NodeError::Setup(format!("viz thread: {e}")))?;
-
-        // The collector runs here, and gathers outputs for the report as they come.
-        let clock: Arc<dyn Clock> = Arc::new(sim_clock.clone());
-        let mut collector = Collector::new(config.collector.clone(), clock);
-        let names = proprio_names(&config.collector);
-        let mut queue_drops: BTreeMap<String, u64> = BTreeMap::new();
-        let (mut encoder_drops, mut trainer_drops, mut viz_drops) = (0u64, 0u64, 0u64);
-        // Frames for the end-of-run probe, each with the true pose of its tick.
-        let mut kept_frames: Vec<(Frame, [f32; 4])> = Vec::new();
-        let mut probe_stride = config.probe_stride.max(1);
-        let mut outputs = Outputs::default();
-        let mut frames_seen = 0usize;
+        // The sim is the transport here: each tick's messages go through the runtime's ports.
         let mut last_progress = Instant::now();
-        let collect_outputs = |outputs: &mut Outputs, viz_drops: &mut u64| {
-            for embedding in embedding_rx.try_iter() {
-                outputs.embedding_count += 1;
-                if outputs.embeddings.len() == KEPT_EMBEDDINGS {
-                    outputs.embeddings.pop_front();
-                }
-                outputs.embeddings.push_back(embedding);
-            }
-            for event in event_rx.try_iter() {
-                let viz_event = match event {
-                    TrainerEvent::Status(status) => {
-                        outputs.loss_history.push(status.losses.total);
-                        outputs.first_losses.get_or_insert(status.losses);
-                        outputs.last_losses = Some(status.losses);
-                        outputs.model_version = outputs.model_version.max(status.model_version);
-                        VizEvent::Status(status)
-                    }
-                    TrainerEvent::Health(health) => {
-                        outputs.health_reports += 1;
-                        VizEvent::Health(health)
-                    }
-                    TrainerEvent::Preview(preview) => VizEvent::Preview(Box::new(preview)),
-                    // Rollouts are not served in-process; the planner takes them from the trainer.
-                    TrainerEvent::Dynamics(_) => continue,
-                };
-                if viz_on {
-                    offer(&viz_tx, viz_event, viz_drops);
-                }
-            }
-        };
-        let mut handle_tick = |tick: SimTick,
-                               collector: &mut Collector,
-                               encoder_drops: &mut u64,
-                               trainer_drops: &mut u64,
-                               viz_drops: &mut u64| {
+        for tick in sensor_rx {
             let pose = tick.truth.robot_pose;
             let pose = [
                 pose.x as f32,
@@ -392,134 +365,52 @@ pub fn run_graph(
                 pose.yaw.sin() as f32,
                 pose.yaw.cos() as f32,
             ];
-            if viz_on {
-                offer(&viz_tx, VizEvent::Truth(Box::new(tick.truth)), viz_drops);
-            }
+            ports.offer_viz(|| VizEvent::Truth(Box::new(tick.truth)));
             for message in &tick.messages {
-                let collected = collector.on_message(message);
-                if let Some(frame) = collected.frame {
-                    if viz_on && let SensorMsg::Image(image) = message {
-                        let proprio = names
-                            .iter()
-                            .cloned()
-                            .zip(frame.proprio.iter().copied())
-                            .collect();
-                        offer(
-                            &viz_tx,
-                            VizEvent::Camera {
-                                stamp_ns: frame.stamp_ns,
-                                width: image.width,
-                                height: image.height,
-                                rgb: frame.image.clone(),
-                                proprio,
-                            },
-                            viz_drops,
-                        );
-                    }
-                    if frames_seen.is_multiple_of(probe_stride) {
-                        if kept_frames.len() >= MAX_PROBE_FRAMES {
-                            // Bounded memory on long runs: thin out evenly, keep fewer from now.
-                            let mut index = 0;
-                            kept_frames.retain(|_| {
-                                index += 1;
-                                index % 2 == 1
-                            });
-                            probe_stride *= 2;
-                        }
-                        kept_frames.push((frame.clone(), pose));
-                    }
-                    frames_seen += 1;
-                    let before = *encoder_drops;
-                    offer(
-                        &frame_tx,
-                        EncodeRequest {
-                            frame,
-                            queued_at: Instant::now(),
-                        },
-                        encoder_drops,
-                    );
-                    if *encoder_drops > before {
-                        collector.record_drop(DropReason::QueueFull, "frame for the encoder");
-                    }
-                }
-                if let Some(transition) = collected.transition {
-                    let before = *trainer_drops;
-                    offer(&transition_tx, transition, trainer_drops);
-                    if *trainer_drops > before {
-                        collector.record_drop(DropReason::QueueFull, "transition for the trainer");
-                    }
+                if let Some(frame) = ports.take(message) {
+                    probe.keep(frame, pose);
                 }
             }
-        };
-        let total_steps = config.steps;
-        let mut report_progress = |outputs: &Outputs| {
-            progress(&Progress {
-                sim_steps: sim_steps.load(Ordering::Relaxed),
-                total_steps,
-                train_steps: outputs.loss_history.len() as u64,
-                embeddings: outputs.embedding_count,
-                loss: outputs.last_losses.map(|l| l.total),
-            });
-        };
-        for tick in sensor_rx {
-            handle_tick(
-                tick,
-                &mut collector,
-                &mut encoder_drops,
-                &mut trainer_drops,
-                &mut viz_drops,
-            );
             if last_progress.elapsed() > Duration::from_millis(200) {
                 last_progress = Instant::now();
-                collect_outputs(&mut outputs, &mut viz_drops);
-                report_progress(&outputs);
+                report_progress(&mut progress);
+            }
+            if runtime.ended().is_some() {
+                // A worker failed: stop the sim; shutdown returns the error.
+                break;
             }
         }
-        if let Some(transition) = collector.flush() {
-            offer(&transition_tx, transition, &mut trainer_drops);
-        }
-        drop(frame_tx);
-        drop(transition_tx);
-        let sim_stats = sim_thread.join().map_err(|_| NodeError::Crashed("sim"))??;
-        let (encoder_stats, encoder_viz_drops) = encoder_thread
-            .join()
-            .map_err(|_| NodeError::Crashed("encoder"))?;
-        let encoder_stats = encoder_stats?;
-        trainer_stop.store(true, Ordering::Relaxed);
-        let outcome = trainer_thread
-            .join()
-            .map_err(|_| NodeError::Crashed("trainer"))??;
-        collect_outputs(&mut outputs, &mut viz_drops);
-        report_progress(&outputs);
-        drop(viz_tx);
-        let viz_stats = viz_thread.join().map_err(|_| NodeError::Crashed("viz"))?;
-        queue_drops.insert("encoder".into(), encoder_drops);
-        queue_drops.insert("trainer".into(), trainer_drops);
-        queue_drops.insert("viz".into(), viz_drops + encoder_viz_drops);
+        sim_thread.join().map_err(|_| NodeError::Crashed("sim"))?
+    });
+    let finished = runtime.shutdown()?;
+    let sim_stats = sim_stats?;
+    report_progress(&mut progress);
+    let outcome = finished.trainer.ok_or(NodeError::Crashed("trainer"))?;
+    let encoder_stats = finished.encoder.unwrap_or_default();
+    let outputs = std::mem::take(&mut *lock(&outputs));
 
-        let (probe, per_target) = pose_probe(&outcome.trainer, &kept_frames)
-            .map_or((None, None), |(r2, per)| (Some(r2), Some(per)));
-        Ok(GraphReport {
-            wall_s: started.elapsed().as_secs_f64(),
-            sim: sim_stats,
-            collector: collector.stats(),
-            queue_drops,
-            latency_p50_s: percentile(&encoder_stats.latencies_s, 50.0).unwrap_or(0.0),
-            latency_p99_s: percentile(&encoder_stats.latencies_s, 99.0).unwrap_or(0.0),
-            embedding_count: outputs.embedding_count,
-            encoder: encoder_stats,
-            embeddings: outputs.embeddings.into(),
-            train_steps: outcome.trainer.step_count(),
-            first_losses: outputs.first_losses,
-            last_losses: outputs.last_losses,
-            loss_history: outputs.loss_history,
-            health_reports: outputs.health_reports,
-            model_version: outputs.model_version.max(handle.current().version),
-            probe_r2: probe,
-            probe_r2_per_target: per_target,
-            viz: viz_stats,
-            trainer: Some(outcome.trainer),
-        })
+    let (probe, per_target) = pose_probe(&outcome.trainer, &probe.kept)
+        .map_or((None, None), |(r2, per)| (Some(r2), Some(per)));
+    Ok(GraphReport {
+        wall_s: started.elapsed().as_secs_f64(),
+        sim: sim_stats,
+        collector: finished.collector,
+        queue_drops: finished.queue_drops,
+        latency_p50_s: percentile(&encoder_stats.latencies_s, 50.0).unwrap_or(0.0),
+        latency_p99_s: percentile(&encoder_stats.latencies_s, 99.0).unwrap_or(0.0),
+        embedding_count: outputs.embedding_count,
+        encoder: encoder_stats,
+        embeddings: outputs.embeddings.into(),
+        train_steps: outcome.trainer.step_count(),
+        first_losses: outputs.first_losses,
+        last_losses: outputs.last_losses,
+        loss_history: outputs.loss_history,
+        health_reports: outputs.health_reports,
+        model_version: outputs.model_version.max(handle.current().version),
+        probe_r2: probe,
+        probe_r2_per_target: per_target,
+        viz: finished.viz.unwrap_or_default(),
+        trainer: Some(outcome.trainer),
     })
 }
 

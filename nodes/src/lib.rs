@@ -1,36 +1,34 @@
-//! autodidact's nodes as ROS-free components, and the in-process graph that wires them.
+//! autodidact's nodes: ROS-free components, the one runtime that runs them, and two wirings
+//! of it — the in-process graph on the simulator and the ROS 2 nodes.
 //!
-//! Each component (`sim`, `collector`, `trainer`, `encoder`, `planner`, `viz`) is a plain function or
-//! struct with typed inputs and outputs, bounded queues and an injected [`clock::Clock`], so the
-//! same code runs here over channels and as ROS 2 nodes (feature `ros`, `ros/`). [`graph::run_graph`] runs them
-//! all in one process on the simulator: what `autodidact run` does.
+//! - `components/`: what each node does (`sim`, `collector`, `trainer`, `encoder`, `planner`,
+//!   `viz`), plain functions and structs with typed inputs and outputs and an injected
+//!   [`Clock`].
+//! - `runtime/`: the plumbing: worker threads, bounded queues, the ports a transport feeds,
+//!   one shutdown order, compute pools, clocks.
+//! - [`graph`]: `autodidact run`, the simulator as the transport.
+//! - `ros/` (feature `ros`): the r2r nodes, whose subscriptions, services and timers run on
+//!   tokio.
 //!
 //! Data flow: sim → collector (pairs, validates, counts drops) → trainer (replay, objectives,
 //! weight versions) and encoder (embeds every frame with the newest weights) → viz (rerun).
 
-mod clock;
-pub mod collector;
+mod components;
 mod config;
-mod encoder;
 pub mod graph;
-mod image;
-mod latest;
 pub mod msg;
-pub mod planner;
-pub mod pool;
 #[cfg(feature = "ros")]
 pub mod ros;
-pub mod sim;
-mod stats;
-pub mod trainer;
-pub mod viz;
+mod runtime;
 
-pub use clock::{Clock, ManualClock, WallClock};
 pub use collector::{Collector, CollectorConfig, Frame, ProprioConfig};
+pub use components::encoder::{EncoderConfig, EncoderStats};
+pub use components::stats::{DropCounter, DropReason};
+pub use components::{collector, planner, sim, trainer, viz};
 pub use config::FileConfig;
-pub use encoder::{EncoderConfig, EncoderStats};
 pub use graph::{GraphConfig, GraphReport, run_graph};
-pub use stats::{DropCounter, DropReason};
+pub use runtime::clock::{Clock, ManualClock, WallClock};
+pub use runtime::pool;
 
 /// What can go wrong in a node.
 #[derive(Debug, thiserror::Error)]

@@ -24,12 +24,15 @@ pub struct ImageMsg {
     pub step: u32,
     /// `step × height` bytes.
     pub data: Arc<[u8]>,
+    /// The camera's coordinate frame (header `frame_id`); embeddings carry it on.
+    pub frame_id: String,
 }
 
 impl ImageMsg {
-    /// A tightly packed `rgb8` image.
+    /// A tightly packed `rgb8` image in frame `camera`.
     pub fn rgb8(stamp_ns: u64, width: u32, height: u32, data: Arc<[u8]>) -> Self {
         Self {
+            frame_id: "camera".to_owned(),
             stamp_ns,
             width,
             height,
@@ -138,6 +141,8 @@ pub struct Embedding {
     pub data: Vec<f32>,
     /// From the frame entering the encoder to the embedding leaving it, seconds.
     pub latency_s: f64,
+    /// The source image's `frame_id` (bounded: [`crate::collector::MAX_FRAME_ID_BYTES`]).
+    pub frame_id: Arc<str>,
 }
 
 /// autodidact_msgs/TrainerStatus.

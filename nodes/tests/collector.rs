@@ -206,6 +206,7 @@ fn images_in_every_encoding_give_the_same_frame() {
             is_bigendian: false,
             step: 4 * channels,
             data: data.into(),
+            frame_id: "camera".into(),
         };
         let frame = c.on_message(&SensorMsg::Image(msg)).frame.expect(encoding);
         frames.push(frame.image.to_vec());

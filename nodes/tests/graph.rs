@@ -113,3 +113,30 @@ fn mismatched_parts_are_refused_before_anything_starts() {
         "{error}"
     );
 }
+
+#[test]
+fn a_worker_that_fails_ends_the_run_with_its_error_instead_of_running_on() {
+    // The trainer refuses a checkpoint target that is not a checkpoint, at its start; the run
+    // (a million steps) must end then, with that error, and not simulate on without training.
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let not_a_checkpoint = scratch.path().join("notes.txt");
+    std::fs::write(&not_a_checkpoint, b"the user's notes").expect("write");
+    let mut config = small_graph(1_000_000, VizSink::Off);
+    config.sim.realtime_factor = 0.0;
+    config.trainer_node.checkpoint_dir = Some(not_a_checkpoint.clone());
+    let started = Instant::now();
+    let error = run_graph(&config, &AtomicBool::new(false), |_| {}).expect_err("refused");
+    assert!(
+        error.to_string().contains("notes.txt"),
+        "the error names the target: {error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the run ended when the trainer did: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::read(&not_a_checkpoint).expect("still there"),
+        b"the user's notes"
+    );
+}

@@ -2,15 +2,13 @@
 //! from `--ros-args`; SIGINT stops it cleanly.
 
 use anyhow::Context;
-use autodidact_nodes::ros::{init_logging, learner, shutdown_flag};
+use autodidact_nodes::ros::{init_logging, learner};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     init_logging();
-    let stop = shutdown_flag()?;
-    learner::run_learner_node("autodidact", learner::Roles::COMPOSED, &stop)
-        .context("autodidact_node")?;
+    learner::run_learner_node("autodidact", learner::Roles::COMPOSED).context("autodidact_node")?;
     Ok(())
 }

@@ -2,14 +2,13 @@
 //! from `--ros-args`; SIGINT stops it cleanly.
 
 use anyhow::Context;
-use autodidact_nodes::ros::{init_logging, learner, shutdown_flag};
+use autodidact_nodes::ros::{init_logging, learner};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     init_logging();
-    let stop = shutdown_flag()?;
-    learner::run_learner_node("encoder", learner::Roles::ENCODER, &stop).context("encoder_node")?;
+    learner::run_learner_node("encoder", learner::Roles::ENCODER).context("encoder_node")?;
     Ok(())
 }

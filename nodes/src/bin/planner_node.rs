@@ -2,14 +2,13 @@
 //! from `--ros-args`; SIGINT stops it cleanly.
 
 use anyhow::Context;
-use autodidact_nodes::ros::{init_logging, learner, shutdown_flag};
+use autodidact_nodes::ros::{init_logging, learner};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     init_logging();
-    let stop = shutdown_flag()?;
-    learner::run_learner_node("planner", learner::Roles::PLANNER, &stop).context("planner_node")?;
+    learner::run_learner_node("planner", learner::Roles::PLANNER).context("planner_node")?;
     Ok(())
 }

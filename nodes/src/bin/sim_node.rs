@@ -2,14 +2,13 @@
 //! Parameters and remaps come from `--ros-args`; SIGINT stops it cleanly.
 
 use anyhow::Context;
-use autodidact_nodes::ros::{init_logging, shutdown_flag, sim_node};
+use autodidact_nodes::ros::{init_logging, sim_node};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     init_logging();
-    let stop = shutdown_flag()?;
-    sim_node::run_sim_node("sim", &stop).context("sim_node")?;
+    sim_node::run_sim_node("sim").context("sim_node")?;
     Ok(())
 }

@@ -10,12 +10,12 @@ use r2r::nav_msgs::msg::Odometry;
 use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
 use r2r::std_msgs::msg::Header;
 
-use crate::collector::CollectorStats;
+use crate::components::collector::CollectorStats;
+use crate::components::stats::DropReason;
 use crate::msg::{
     Embedding, HealthMsg, ImageMsg, ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TrainerStatus,
     TwistMsg,
 };
-use crate::stats::DropReason;
 
 const NS_PER_S: u64 = 1_000_000_000;
 
@@ -59,6 +59,7 @@ pub fn image_msg_in(image: Image) -> Result<ImageMsg, DropReason> {
         is_bigendian: image.is_bigendian != 0,
         step: image.step,
         data: Arc::from(image.data),
+        frame_id: image.header.frame_id,
     })
 }
 
@@ -229,12 +230,9 @@ pub fn camera_info(
 }
 
 /// Embedding → autodidact_msgs/Embedding.
-pub fn embedding_out(
-    embedding: &Embedding,
-    frame_id: &str,
-) -> r2r::autodidact_msgs::msg::Embedding {
+pub fn embedding_out(embedding: &Embedding) -> r2r::autodidact_msgs::msg::Embedding {
     r2r::autodidact_msgs::msg::Embedding {
-        header: header(embedding.source_stamp_ns, frame_id),
+        header: header(embedding.source_stamp_ns, &embedding.frame_id),
         model_version: embedding.model_version,
         train_step: embedding.train_step,
         data: embedding.data.clone(),

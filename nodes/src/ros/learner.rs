@@ -1,52 +1,45 @@
-//! The learner nodes: collector + trainer and/or encoder + rollout service over ROS 2.
+//! The learner nodes over ROS 2: what they subscribe, publish and serve. The work is the
+//! runtime's ([`crate::runtime`], the same as `autodidact run`); this file only connects it to
+//! topics and services, as tasks on the node's tokio executor ([`super::executor`]).
 //!
-//! Sensor topics feed one [`Collector`] (the same validation and pairing as the in-process
-//! graph). Transitions go to the trainer thread through a bounded queue; camera frames go to
-//! the encoder thread through a latest-value cell. Status is published at 2 Hz with the
-//! collector's drop counts, embedding health whenever the trainer computes it, and every
-//! embedding carries its source image's stamp and the encoder version.
+//! Sensor topics feed the runtime's collector; camera frames reach the encoder newest-first.
+//! Status is published at 2 Hz with the collector's drop counts, embedding health whenever the
+//! trainer computes it, and every embedding carries its source image's stamp, `frame_id` and
+//! the encoder version.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use autodidact_learn::inference::DynamicsSnapshot;
-use autodidact_learn::{Trainer, Transition};
+use autodidact_learn::Trainer;
 use futures::StreamExt;
-use futures::executor::LocalPool;
-use futures::task::LocalSpawnExt;
 use r2r::QosProfile;
 use r2r::autodidact_msgs::srv::Rollout;
 use r2r::geometry_msgs::msg::Twist;
 use r2r::nav_msgs::msg::Odometry;
-use r2r::sensor_msgs::msg::{Image, Imu, JointState};
+use r2r::sensor_msgs::msg::{Image, Imu};
 
 use super::convert::{self, embedding_out, health_out, status_out};
-use super::params::{LearnerParams, LearnerSetup};
+use super::executor::{Ended, Executor};
+use super::params::LearnerParams;
 use super::rollout::{RolloutWorker, rollout_error};
-use super::unwind::OnUnwind;
-use super::{Started, lock, ros_error, start_node};
+use super::{Started, ros_error, start_node};
 use crate::NodeError;
-use crate::clock::Clock;
-use crate::collector::{Collector, Frame};
-use crate::encoder::{EncodeRequest, run_encoder};
-use crate::graph::proprio_names;
-use crate::latest::{Drain, LatestCell};
+use crate::components::collector::{Collector, Frame};
+use crate::components::planner::PlannerNode;
+use crate::components::stats::DropReason;
+use crate::components::trainer::TrainerEvent;
+use crate::components::viz::{VizSink, open_recording};
 use crate::msg::{SensorMsg, TrainerStatus};
-use crate::planner::PlannerNode;
-use crate::stats::DropReason;
-use crate::trainer::{TrainerEvent, run_trainer};
-use crate::viz::{VizEvent, VizSink, open_recording, run_viz};
+use crate::runtime::clock::Clock;
+use crate::runtime::follow::{CheckpointFollower, modified};
+use crate::runtime::{FrameQueue, Parts, Ports, Runtime, Sinks, lock};
 
-/// How often the trainer status is published.
+/// How often the trainer status is published (and the workers and the followed checkpoint
+/// looked at).
 const STATUS_PERIOD: Duration = Duration::from_millis(500);
-/// Transitions waiting for the trainer before new ones are dropped (counted).
-const TRANSITION_QUEUE: usize = 8192;
 
 /// Which components a learner node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,109 +104,8 @@ pub struct LearnerReport {
     pub parameter_replies_unsent: u64,
 }
 
-/// Offers telemetry without ever blocking the sender; a full queue is counted.
-#[derive(Clone)]
-struct VizOut {
-    queue: Option<SyncSender<VizEvent>>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl VizOut {
-    fn offer(&self, event: impl FnOnce() -> VizEvent) {
-        if let Some(queue) = &self.queue
-            && let Err(TrySendError::Full(_)) = queue.try_send(event())
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Everything the subscription callbacks share (they all run on the spinning thread).
-struct Intake {
-    collector: Arc<Mutex<Collector>>,
-    clock: Arc<dyn Clock>,
-    frames: Option<Arc<LatestCell<EncodeRequest>>>,
-    planner_frames: Option<Arc<LatestCell<Frame>>>,
-    transitions: Option<SyncSender<Transition>>,
-    recent: RefCell<VecDeque<Frame>>,
-    keep_recent: usize,
-    /// The `frame_id` of the newest image that became a frame (published with embeddings).
-    camera_frame_id: Arc<Mutex<String>>,
-    /// The `frame_id` of the image being taken, kept only if it becomes a frame.
-    pending_frame_id: RefCell<String>,
-    viz: VizOut,
-    proprio_names: Vec<String>,
-    width: u32,
-    height: u32,
-}
-
-impl Intake {
-    fn take(&self, message: Result<SensorMsg, DropReason>, what: &str) {
-        let collected = {
-            let mut collector = lock(&self.collector);
-            match message {
-                Ok(message) => collector.on_message(&message),
-                Err(reason) => {
-                    collector.record_drop(reason, what);
-                    return;
-                }
-            }
-        };
-        if let Some(frame) = collected.frame {
-            // Only an image that became a frame names the camera frame of the embeddings.
-            let frame_id = self.pending_frame_id.borrow();
-            if *lock(&self.camera_frame_id) != *frame_id {
-                lock(&self.camera_frame_id).clone_from(&frame_id);
-            }
-            drop(frame_id);
-            self.viz.offer(|| VizEvent::Camera {
-                stamp_ns: frame.stamp_ns,
-                width: self.width,
-                height: self.height,
-                rgb: frame.image.clone(),
-                proprio: self
-                    .proprio_names
-                    .iter()
-                    .cloned()
-                    .zip(frame.proprio.iter().copied())
-                    .collect(),
-            });
-            {
-                let mut recent = self.recent.borrow_mut();
-                if recent.len() == self.keep_recent {
-                    recent.pop_front();
-                }
-                recent.push_back(frame.clone());
-            }
-            if let Some(cell) = &self.planner_frames {
-                cell.put(frame.clone());
-            }
-            if let Some(cell) = &self.frames {
-                cell.put(EncodeRequest {
-                    frame,
-                    queued_at: Instant::now(),
-                });
-            }
-        }
-        if let (Some(transition), Some(queue)) = (collected.transition, &self.transitions) {
-            match queue.try_send(transition) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    lock(&self.collector).record_drop(DropReason::QueueFull, "transition")
-                }
-                // The trainer has stopped (shutdown): nothing to keep it for.
-                Err(TrySendError::Disconnected(_)) => {}
-            }
-        }
-    }
-}
-
-/// Runs a learner node until `stop` is set (SIGINT) or a component fails.
-pub fn run_learner_node(
-    node_name: &str,
-    roles: Roles,
-    stop: &AtomicBool,
-) -> Result<LearnerReport, NodeError> {
+/// Runs a learner node until SIGINT/SIGTERM or until a worker fails.
+pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, NodeError> {
     let Started {
         mut node,
         file,
@@ -236,17 +128,12 @@ pub fn run_learner_node(
         Some(dir) => Trainer::resume(dir, Some(&setup.trainer.model))?,
         None => Trainer::new(setup.trainer.clone())?,
     };
-    let handle = trainer.encoder_handle();
-    let dynamics = Arc::new(Mutex::new(Arc::new(trainer.dynamics_snapshot())));
     let clock: Arc<dyn Clock> = Arc::new(clock);
-    let collector = Arc::new(Mutex::new(Collector::new(
-        setup.collector.clone(),
-        Arc::clone(&clock),
-    )));
     tracing::info!(
         node = node_name,
         train,
         encode = roles.encode,
+        plan = roles.plan,
         image = %format!("{}x{}", setup.collector.width, setup.collector.height),
         embed_dim = setup.trainer.model.embed_dim(),
         "learner node up"
@@ -255,13 +142,90 @@ pub fn run_learner_node(
     let status = Arc::new(Mutex::new(TrainerStatus {
         stamp_ns: 0,
         train_step: trainer.step_count(),
-        model_version: handle.current().version,
+        model_version: trainer.encoder_handle().current().version,
         losses: Default::default(),
         grad_norm: 0.0,
         samples_per_second: 0.0,
         replay_len: trainer.replay().len(),
         non_finite_skips: trainer.non_finite_skips(),
     }));
+    let sinks = publishers(&mut node, roles, train, &status)?;
+    // rerun telemetry: optional, and a viewer that is not there does not stop the node.
+    let viz = match setup.viz.sink {
+        VizSink::Off => None,
+        _ => match open_recording(&setup.viz) {
+            Ok((recording, destination)) => {
+                tracing::info!(to = ?destination, "logging to rerun");
+                Some((setup.viz.clone(), recording, destination))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no rerun telemetry");
+                None
+            }
+        },
+    };
+    let runtime = Runtime::start(
+        Parts {
+            collector: Collector::new(setup.collector.clone(), Arc::clone(&clock)),
+            weights: trainer.encoder_handle(),
+            dynamics: Arc::new(trainer.dynamics_snapshot()),
+            // Without training, the weights stay as loaded (or follow the checkpoint).
+            trainer: train.then(|| (trainer, setup.trainer_node.clone())),
+            encoder: roles
+                .encode
+                .then(|| (setup.encoder.clone(), FrameQueue::Newest)),
+            planner: roles
+                .plan
+                .then(|| PlannerNode::new(file.planner.clone()))
+                .transpose()?,
+            viz,
+        },
+        sinks,
+    )?;
+    let ports = Arc::clone(runtime.ports());
+
+    let executor = Executor::new()?;
+    executor.spawn(services);
+    // The newest frames, for rollouts that start from the current view.
+    let recent = Rc::new(RefCell::new(VecDeque::with_capacity(setup.rollout_frames)));
+    subscribe_sensors(
+        &mut node,
+        &executor,
+        &ports,
+        &clock,
+        Rc::clone(&recent),
+        setup.rollout_frames,
+    )?;
+    if roles.plan {
+        let goals = node
+            .subscribe::<Image>("autodidact/goal_image", QosProfile::default())
+            .map_err(ros_error)?;
+        let ports = Arc::clone(&ports);
+        let (width, height) = (setup.collector.width, setup.collector.height);
+        let proprio_dim = setup.collector.proprio.dim();
+        executor.spawn(goals.for_each(move |image| {
+            match goal_frame(image, width, height, proprio_dim) {
+                Ok(frame) => {
+                    tracing::info!(stamp_ns = frame.stamp_ns, "new goal image");
+                    ports.set_goal(frame);
+                }
+                Err(reason) => ports.refuse(reason, "goal image"),
+            }
+            futures::future::ready(())
+        }));
+    }
+    let rollouts_answered = Rc::new(Cell::new(0u64));
+    if roles.encode {
+        serve_rollouts(
+            &mut node,
+            &executor,
+            &ports,
+            setup.rollouts,
+            recent,
+            Rc::clone(&rollouts_answered),
+        )?;
+    }
+
     let status_publisher = train
         .then(|| {
             node.create_publisher::<r2r::autodidact_msgs::msg::TrainerStatus>(
@@ -271,527 +235,253 @@ pub fn run_learner_node(
         })
         .transpose()
         .map_err(ros_error)?;
-    let camera_frame_id = Arc::new(Mutex::new(String::new()));
-
-    let mut pool = LocalPool::new();
-    let spawner = pool.spawner();
-    let spawn_error = |e: futures::task::SpawnError| NodeError::Setup(format!("executor: {e}"));
-    spawner.spawn_local(services).map_err(spawn_error)?;
-
-    // rerun telemetry: optional, and a viewer that is not there does not stop the node.
-    let recording = match setup.viz.sink {
-        VizSink::Off => None,
-        _ => match open_recording(&setup.viz) {
-            Ok(opened) => Some(opened),
-            Err(error) => {
-                tracing::warn!(%error, "no rerun telemetry");
-                None
-            }
-        },
+    let mut follower = match &setup.checkpoint {
+        Some(dir) if following => Some(CheckpointFollower::new(
+            dir.clone(),
+            setup.trainer.model.clone(),
+            Duration::from_secs_f64(setup.reload_every_s),
+        )),
+        _ => None,
     };
-    let (viz_tx, viz_rx) = sync_channel::<VizEvent>(setup.viz.queue.max(1));
-    let viz = VizOut {
-        queue: recording.is_some().then_some(viz_tx),
-        dropped: Arc::new(AtomicU64::new(0)),
+    let failed_worker = Cell::new(None);
+    // Every STATUS_PERIOD: publish the status, look at the followed checkpoint, and end the
+    // node when a worker has ended (none does on its own while the node runs).
+    let supervise = async {
+        let mut period = tokio::time::interval(STATUS_PERIOD);
+        period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            period.tick().await;
+            if let Some(publisher) = &status_publisher {
+                let message = status_out(&lock(&status), &ports.collector_stats());
+                if let Err(error) = publisher.publish(&message) {
+                    tracing::warn!(%error, "status not published");
+                }
+            }
+            if let Some((encoder, dynamics)) = follower.as_mut().and_then(|f| f.poll()) {
+                ports.publish_weights(encoder, dynamics);
+            }
+            if let Some(worker) = runtime.ended() {
+                failed_worker.set(Some(worker));
+                return;
+            }
+        }
     };
-
-    let (transition_tx, transition_rx) = sync_channel::<Transition>(TRANSITION_QUEUE);
-    let frames = roles.encode.then(|| Arc::new(LatestCell::new()));
-    let planner_frames = roles.plan.then(|| Arc::new(LatestCell::new()));
-    // A new goal for the planner thread: `Some(frame)`, taken at its next frame.
-    let pending_goal: Arc<Mutex<Option<Frame>>> = Arc::new(Mutex::new(None));
-    let intake = Rc::new(Intake {
-        collector: Arc::clone(&collector),
-        clock: Arc::clone(&clock),
-        frames: frames.clone(),
-        planner_frames: planner_frames.clone(),
-        transitions: train.then_some(transition_tx),
-        recent: RefCell::new(VecDeque::with_capacity(setup.rollout_frames)),
-        keep_recent: setup.rollout_frames,
-        camera_frame_id: Arc::clone(&camera_frame_id),
-        pending_frame_id: RefCell::new(String::new()),
-        viz: viz.clone(),
-        proprio_names: proprio_names(&setup.collector),
-        width: setup.collector.width,
-        height: setup.collector.height,
-    });
-    subscribe_sensors(&mut node, &spawner, &intake)?;
-    if roles.plan {
-        let goals = node
-            .subscribe::<Image>("autodidact/goal_image", QosProfile::default())
-            .map_err(ros_error)?;
-        let (collector, pending_goal) = (Arc::clone(&collector), Arc::clone(&pending_goal));
-        let (width, height) = (setup.collector.width, setup.collector.height);
-        let proprio_dim = setup.collector.proprio.dim();
-        spawner
-            .spawn_local(goals.for_each(move |image| {
-                match goal_frame(image, width, height, proprio_dim) {
-                    Ok(frame) => {
-                        tracing::info!(stamp_ns = frame.stamp_ns, "new goal image");
-                        *lock(&pending_goal) = Some(frame);
-                    }
-                    Err(reason) => lock(&collector).record_drop(reason, "goal image"),
-                }
-                futures::future::ready(())
-            }))
-            .map_err(spawn_error)?;
-    }
-
-    let rollouts_answered = Rc::new(RefCell::new(0u64));
-    if roles.encode {
-        let mut requests = node
-            .create_service::<Rollout::Service>(
-                "autodidact/rollout",
-                QosProfile::services_default(),
-            )
-            .map_err(ros_error)?;
-        // Rollouts run on their own thread behind a bounded queue; this task only checks a
-        // request, queues it and sends the answer when it comes.
-        let worker = RolloutWorker::start(handle.clone(), Arc::clone(&dynamics), setup.rollouts)?;
-        let intake = Rc::clone(&intake);
-        let answered = Rc::clone(&rollouts_answered);
-        let answers = spawner.clone();
-        spawner
-            .spawn_local(async move {
-                while let Some(request) = requests.next().await {
-                    *answered.borrow_mut() += 1;
-                    match worker.submit(request.message.clone(), &intake.recent.borrow()) {
-                        Err(response) => respond_rollout(request, response),
-                        Ok(answer) => {
-                            let waiting = answers.spawn_local(async move {
-                                let response = answer.await.unwrap_or_else(|_| {
-                                    rollout_error("the rollout worker has stopped".into())
-                                });
-                                respond_rollout(request, response);
-                            });
-                            if let Err(error) = waiting {
-                                tracing::warn!(%error, "rollout answer dropped: executor gone");
-                            }
-                        }
-                    }
-                }
-            })
-            .map_err(spawn_error)?;
-    }
-
-    // Without training, the weights stay as loaded (or follow the checkpoint); the snapshots
-    // above are all the node needs.
-    let trainer = train.then_some(trainer);
-    let trainer_stop = AtomicBool::new(false);
-    let mut report = LearnerReport::default();
-    let result = std::thread::scope(|scope| -> Result<(), NodeError> {
-        // If this thread panics, the scope joins the workers first: tell them to stop.
-        let _stop_workers = OnUnwind::new(|| {
-            trainer_stop.store(true, Ordering::Relaxed);
-            if let Some(cell) = &frames {
-                cell.close();
-            }
-            if let Some(cell) = &planner_frames {
-                cell.close();
-            }
-        });
-        let viz_thread = match recording {
-            Some((recording, destination)) => {
-                let config = &setup.viz;
-                tracing::info!(to = ?destination, "logging to rerun");
-                Some(
-                    std::thread::Builder::new()
-                        .name("viz".into())
-                        .spawn_scoped(scope, move || {
-                            run_viz(config, recording, destination, viz_rx)
-                        })
-                        .map_err(|e| NodeError::Setup(format!("viz thread: {e}")))?,
-                )
-            }
-            None => {
-                drop(viz_rx);
-                None
-            }
-        };
-        let trainer_thread = if let Some(trainer) = trainer {
-            let health_publisher = node
-                .create_publisher::<r2r::autodidact_msgs::msg::EmbeddingHealth>(
-                    "autodidact/health",
-                    QosProfile::default(),
-                )
-                .map_err(ros_error)?;
-            let (status, dynamics, trainer_stop) = (&status, &dynamics, &trainer_stop);
-            let viz = viz.clone();
-            let config = setup.trainer_node.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("trainer".into())
-                    .spawn_scoped(scope, move || {
-                        run_trainer(&config, trainer, transition_rx, trainer_stop, |event| {
-                            match event {
-                                TrainerEvent::Status(new) => {
-                                    viz.offer(|| VizEvent::Status(new.clone()));
-                                    *lock(status) = new;
-                                }
-                                TrainerEvent::Health(health) => {
-                                    let stamp = lock(status).stamp_ns;
-                                    if let Err(error) =
-                                        health_publisher.publish(&health_out(&health, stamp))
-                                    {
-                                        tracing::warn!(%error, "health not published");
-                                    }
-                                    viz.offer(|| VizEvent::Health(health));
-                                }
-                                TrainerEvent::Dynamics(snapshot) => *lock(dynamics) = snapshot,
-                                TrainerEvent::Preview(_) => {}
-                            }
-                        })
-                    })
-                    .map_err(|e| NodeError::Setup(format!("trainer thread: {e}")))?,
-            )
-        } else {
-            drop(transition_rx);
-            None
-        };
-
-        let encoder_thread = match &frames {
-            Some(cell) => {
-                let publisher = node
-                    .create_publisher::<r2r::autodidact_msgs::msg::Embedding>(
-                        "autodidact/embedding",
-                        QosProfile::default().keep_last(10),
-                    )
-                    .map_err(ros_error)?;
-                let (config, handle, frame_id) = (&setup.encoder, &handle, &camera_frame_id);
-                let cell = Arc::clone(cell);
-                let viz = viz.clone();
-                Some(
-                    std::thread::Builder::new()
-                        .name("encoder".into())
-                        .spawn_scoped(scope, move || {
-                            run_encoder(config, handle, Drain(&cell), |embedding| {
-                                let frame_id = lock(frame_id).clone();
-                                if let Err(error) =
-                                    publisher.publish(&embedding_out(&embedding, &frame_id))
-                                {
-                                    tracing::warn!(%error, "embedding not published");
-                                }
-                                viz.offer(|| VizEvent::Embedding(embedding));
-                            })
-                        })
-                        .map_err(|e| NodeError::Setup(format!("encoder thread: {e}")))?,
-                )
-            }
-            None => None,
-        };
-
-        let planner_thread = match &planner_frames {
-            Some(cell) => {
-                let publisher = node
-                    .create_publisher::<Twist>("cmd_vel", QosProfile::default())
-                    .map_err(ros_error)?;
-                let mut planner = PlannerNode::new(file.planner.clone())?;
-                let (handle, dynamics, pending_goal) = (&handle, &dynamics, &pending_goal);
-                let cell = Arc::clone(cell);
-                Some(
-                    std::thread::Builder::new()
-                        .name("planner".into())
-                        .spawn_scoped(scope, move || -> Result<u64, NodeError> {
-                            let mut published = 0u64;
-                            while let Some(frame) = cell.take() {
-                                if let Some(goal) = lock(pending_goal).take() {
-                                    planner.set_goal(goal);
-                                }
-                                let snapshot = Arc::clone(&lock(dynamics));
-                                match planner.on_frame(&frame, &handle.current(), &snapshot) {
-                                    Ok(Some(output)) => {
-                                        let command = convert::twist(
-                                            output.command.linear_x,
-                                            output.command.angular_z,
-                                        );
-                                        match publisher.publish(&command) {
-                                            Ok(()) => published += 1,
-                                            Err(error) => {
-                                                tracing::warn!(%error, "command not published")
-                                            }
-                                        }
-                                    }
-                                    Ok(None) => {}
-                                    Err(error) => tracing::warn!(%error, "no plan for this frame"),
-                                }
-                            }
-                            Ok(published)
-                        })
-                        .map_err(|e| NodeError::Setup(format!("planner thread: {e}")))?,
-                )
-            }
-            None => None,
-        };
-
-        let mut follower = Follower::new(&setup, train);
-        let mut last_status = Instant::now();
-        let mut ended_early = false;
-        while !stop.load(Ordering::Relaxed) {
-            node.spin_once(Duration::from_millis(5));
-            pool.run_until_stalled();
-            if last_status.elapsed() >= STATUS_PERIOD {
-                last_status = Instant::now();
-                if let Some(publisher) = &status_publisher {
-                    let stats = lock(&collector).stats();
-                    let message = status_out(&lock(&status), &stats);
-                    if let Err(error) = publisher.publish(&message) {
-                        tracing::warn!(%error, "status not published");
-                    }
-                }
-                if let Some((encoder, snapshot)) = follower.poll() {
-                    *lock(&dynamics) = Arc::new(snapshot);
-                    handle.publish(encoder);
-                }
-            }
-            // Neither ends on its own while the node runs: one that did has failed.
-            if trainer_thread.as_ref().is_some_and(|t| t.is_finished())
-                || encoder_thread.as_ref().is_some_and(|t| t.is_finished())
-                || planner_thread.as_ref().is_some_and(|t| t.is_finished())
-            {
-                ended_early = true;
-                break;
-            }
-        }
-        // Shutdown: no new input, let the encoder finish its frame and the trainer drain its
-        // queue into the replay buffer and write its checkpoint.
-        drop(pool);
-        drop(intake);
-        trainer_stop.store(true, Ordering::Relaxed);
-        if let Some(cell) = &frames {
-            report.frames_superseded = cell.superseded();
-            cell.close();
-        }
-        if let Some(cell) = &planner_frames {
-            cell.close();
-        }
-        if let Some(thread) = planner_thread {
-            match thread.join() {
-                Ok(Ok(plans)) => report.plans = plans,
-                Ok(Err(error)) => return Err(error),
-                Err(_) => return Err(NodeError::Crashed("planner")),
-            }
-        }
-        let mut outcome = Ok(());
-        if let Some(thread) = encoder_thread {
-            match thread.join() {
-                Ok(Ok(stats)) => report.embedded = stats.embedded,
-                Ok(Err(error)) => outcome = outcome.and(Err(error)),
-                Err(_) => outcome = outcome.and(Err(NodeError::Crashed("encoder"))),
-            }
-        }
-        if let Some(thread) = trainer_thread {
-            match thread.join() {
-                Ok(Ok(finished)) => report.train_steps = finished.trainer.step_count(),
-                Ok(Err(error)) => outcome = outcome.and(Err(error)),
-                Err(_) => outcome = outcome.and(Err(NodeError::Crashed("trainer"))),
-            }
-        }
-        // Every sender is gone now; the viz thread logs what is queued and closes the recording.
-        report.viz_dropped = viz.dropped.load(Ordering::Relaxed);
-        drop(viz);
-        if let Some(thread) = viz_thread {
-            match thread.join() {
-                Ok(stats) => report.viz_logged = stats.logged,
-                Err(_) => tracing::warn!("the viz thread stopped unexpectedly"),
-            }
-        }
-        if ended_early {
-            outcome = outcome.and(Err(NodeError::Crashed("trainer, encoder or planner")));
-        }
-        outcome
-    });
-    let stats = lock(&collector).stats();
+    let (ended, node) = executor.run(node, supervise)?;
+    // Shutdown: no new input; the encoder finishes its frame, the trainer drains its queue
+    // into the replay buffer and writes its checkpoint, the viewer logs what is queued.
+    let finished = runtime.shutdown();
+    drop(node);
+    let mut report = LearnerReport {
+        rollouts: rollouts_answered.get(),
+        parameter_replies_unsent: unsent_parameter_replies.get(),
+        ..LearnerReport::default()
+    };
+    let stats = ports.collector_stats();
     report.received = stats.received;
     report.dropped = stats.dropped;
-    report.rollouts = *rollouts_answered.borrow();
-    report.parameter_replies_unsent = unsent_parameter_replies.get();
-    tracing::info!(?report, "learner node stopped");
-    result.map(|()| report)
+    let finished = finished?;
+    report.embedded = finished.encoder.map_or(0, |e| e.embedded);
+    report.frames_superseded = finished.frames_superseded;
+    report.train_steps = finished.trainer.map_or(0, |t| t.trainer.step_count());
+    report.plans = finished.plans;
+    report.viz_logged = finished.viz.map_or(0, |v| v.logged);
+    report.viz_dropped = finished.queue_drops.get("viz").copied().unwrap_or(0);
+    tracing::info!(?report, ?ended, "learner node stopped");
+    match failed_worker.get() {
+        Some(worker) if ended == Ended::Done => Err(NodeError::Crashed(worker)),
+        _ => Ok(report),
+    }
 }
 
-/// Subscribes the sensor topics; each message goes through the collector on this thread.
+/// The workers' outputs as ROS topics: embeddings, health, status (kept for the 2 Hz
+/// publication) and the planner's commands.
+fn publishers(
+    node: &mut r2r::Node,
+    roles: Roles,
+    train: bool,
+    status: &Arc<Mutex<TrainerStatus>>,
+) -> Result<Sinks, NodeError> {
+    let mut sinks = Sinks::default();
+    if train {
+        let health = node
+            .create_publisher::<r2r::autodidact_msgs::msg::EmbeddingHealth>(
+                "autodidact/health",
+                QosProfile::default(),
+            )
+            .map_err(ros_error)?;
+        let status = Arc::clone(status);
+        sinks.trainer = Box::new(move |event| match event {
+            TrainerEvent::Status(new) => *lock(&status) = new.clone(),
+            TrainerEvent::Health(report) => {
+                let stamp = lock(&status).stamp_ns;
+                if let Err(error) = health.publish(&health_out(report, stamp)) {
+                    tracing::warn!(%error, "health not published");
+                }
+            }
+            TrainerEvent::Preview(_) | TrainerEvent::Dynamics(_) => {}
+        });
+    }
+    if roles.encode {
+        let embeddings = node
+            .create_publisher::<r2r::autodidact_msgs::msg::Embedding>(
+                "autodidact/embedding",
+                QosProfile::default().keep_last(10),
+            )
+            .map_err(ros_error)?;
+        sinks.embedding = Box::new(move |embedding| {
+            if let Err(error) = embeddings.publish(&embedding_out(embedding)) {
+                tracing::warn!(%error, "embedding not published");
+            }
+        });
+    }
+    if roles.plan {
+        let commands = node
+            .create_publisher::<Twist>("cmd_vel", QosProfile::default())
+            .map_err(ros_error)?;
+        sinks.command = Box::new(move |output| {
+            let command = convert::twist(output.command.linear_x, output.command.angular_z);
+            if let Err(error) = commands.publish(&command) {
+                tracing::warn!(%error, "command not published");
+            }
+        });
+    }
+    Ok(sinks)
+}
+
+/// The rollout service: a task checks each request and queues it for the rollout worker, and
+/// answers when the worker has (or at once: a refusal, or "busy").
+fn serve_rollouts(
+    node: &mut r2r::Node,
+    executor: &Executor,
+    ports: &Arc<Ports>,
+    limits: super::rollout::RolloutLimits,
+    recent: Rc<RefCell<VecDeque<Frame>>>,
+    answered: Rc<Cell<u64>>,
+) -> Result<(), NodeError> {
+    let mut requests = node
+        .create_service::<Rollout::Service>("autodidact/rollout", QosProfile::services_default())
+        .map_err(ros_error)?;
+    let newest = Arc::clone(ports);
+    let worker = RolloutWorker::start(ports.encoder().clone(), move || newest.dynamics(), limits)?;
+    executor.spawn(async move {
+        while let Some(request) = requests.next().await {
+            answered.set(answered.get() + 1);
+            match worker.submit(request.message.clone(), &recent.borrow()) {
+                Err(response) => respond_rollout(request, response),
+                Ok(answer) => {
+                    // Answered from its own task, so the next request is taken meanwhile.
+                    tokio::task::spawn_local(async move {
+                        let response = answer.await.unwrap_or_else(|_| {
+                            rollout_error("the rollout worker has stopped".into())
+                        });
+                        respond_rollout(request, response);
+                    });
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Subscribes the sensor topics; each message goes through the runtime's collector.
 fn subscribe_sensors(
     node: &mut r2r::Node,
-    spawner: &futures::executor::LocalSpawner,
-    intake: &Rc<Intake>,
+    executor: &Executor,
+    ports: &Arc<Ports>,
+    clock: &Arc<dyn Clock>,
+    recent: Rc<RefCell<VecDeque<Frame>>>,
+    keep_recent: usize,
 ) -> Result<(), NodeError> {
     let sensor = QosProfile::sensor_data();
-    subscribe_into(
+    let keep = move |frame: Frame| {
+        let mut recent = recent.borrow_mut();
+        if recent.len() == keep_recent {
+            recent.pop_front();
+        }
+        if keep_recent > 0 {
+            recent.push_back(frame);
+        }
+    };
+    let ignore = |_: Frame| {};
+    let mut at = Subscriber {
+        executor,
+        ports,
         node,
-        spawner,
-        intake,
+    };
+    at.subscribe(
         "camera/image_raw",
         sensor.clone(),
         "image",
-        |image: Image, at| {
-            *at.pending_frame_id.borrow_mut() = bounded_frame_id(&image.header.frame_id);
-            convert::image_in(image)
-        },
+        convert::image_in,
+        keep,
     )?;
-    subscribe_into(
-        node,
-        spawner,
-        intake,
+    at.subscribe(
         "joint_states",
         sensor.clone(),
         "joint state",
-        |joints: JointState, _| convert::joint_state_in(joints),
+        convert::joint_state_in,
+        ignore,
     )?;
-    subscribe_into(
-        node,
-        spawner,
-        intake,
+    at.subscribe(
         "imu/data",
         sensor.clone(),
         "imu",
-        |imu: Imu, _| convert::imu_in(&imu),
+        |imu: Imu| convert::imu_in(&imu),
+        ignore,
     )?;
-    subscribe_into(
-        node,
-        spawner,
-        intake,
+    at.subscribe(
         "odom",
         sensor,
         "odometry",
-        |odom: Odometry, _| convert::odometry_in(&odom),
+        |odom: Odometry| convert::odometry_in(&odom),
+        ignore,
     )?;
     // Best effort matches reliable and best-effort command publishers alike. Twist has no
     // header: commands are stamped on arrival with the node's clock.
-    subscribe_into(
-        node,
-        spawner,
-        intake,
+    let clock = Arc::clone(clock);
+    at.subscribe(
         "cmd_vel",
         QosProfile::default().best_effort(),
         "command",
-        |twist: Twist, at| Ok(convert::twist_in(&twist, at.clock.now_ns())),
+        move |twist: Twist| Ok(convert::twist_in(&twist, clock.now_ns())),
+        ignore,
     )
 }
 
-/// Longest `frame_id` carried over from a camera image into embeddings, in bytes.
-const MAX_FRAME_ID_BYTES: usize = 256;
-
-/// `frame_id` cut to [`MAX_FRAME_ID_BYTES`] (at a character boundary).
-fn bounded_frame_id(frame_id: &str) -> String {
-    let mut end = frame_id.len().min(MAX_FRAME_ID_BYTES);
-    while !frame_id.is_char_boundary(end) {
-        end -= 1;
-    }
-    frame_id[..end].to_owned()
+/// Where subscriptions go: the node, its executor and the runtime's ports.
+struct Subscriber<'a> {
+    node: &'a mut r2r::Node,
+    executor: &'a Executor,
+    ports: &'a Arc<Ports>,
 }
 
-/// Subscribes `topic` and hands every message, converted by `convert`, to the collector.
-#[allow(clippy::too_many_arguments)]
-fn subscribe_into<T: r2r::WrappedTypesupport + 'static>(
-    node: &mut r2r::Node,
-    spawner: &futures::executor::LocalSpawner,
-    intake: &Rc<Intake>,
-    topic: &str,
-    qos: QosProfile,
-    what: &'static str,
-    convert: impl Fn(T, &Intake) -> Result<SensorMsg, DropReason> + 'static,
-) -> Result<(), NodeError> {
-    let messages = node.subscribe::<T>(topic, qos).map_err(ros_error)?;
-    let at = Rc::clone(intake);
-    spawner
-        .spawn_local(messages.for_each(move |message| {
-            at.take(convert(message, &at), what);
-            futures::future::ready(())
-        }))
-        .map_err(|e| NodeError::Setup(format!("executor: {e}")))
-}
-
-/// Reloads the start checkpoint when it changes (an encoder_node following a trainer_node).
-/// Loading runs on its own thread, so spinning and rollout answers never wait for it.
-struct Follower {
-    dir: Option<std::path::PathBuf>,
-    model: autodidact_learn::WorldModelConfig,
-    every: Duration,
-    last_check: Instant,
-    seen: Option<SystemTime>,
-    loading: Option<std::sync::mpsc::Receiver<Option<Loaded>>>,
-}
-
-type Loaded = (
-    autodidact_learn::EncoderSnapshot,
-    DynamicsSnapshot,
-    SystemTime,
-);
-
-impl Follower {
-    fn new(setup: &LearnerSetup, train: bool) -> Self {
-        let dir = setup
-            .checkpoint
-            .clone()
-            .filter(|_| !train && setup.reload_every_s > 0.0);
-        let seen = dir.as_deref().and_then(modified);
-        Self {
-            dir,
-            model: setup.trainer.model.clone(),
-            every: Duration::from_secs_f64(setup.reload_every_s),
-            last_check: Instant::now(),
-            seen,
-            loading: None,
-        }
-    }
-
-    /// New weights when a reload of a changed checkpoint has finished.
-    fn poll(&mut self) -> Option<(autodidact_learn::EncoderSnapshot, DynamicsSnapshot)> {
-        if let Some(loading) = &self.loading {
-            return match loading.try_recv() {
-                Ok(Some((encoder, dynamics, stamp))) => {
-                    self.loading = None;
-                    self.seen = Some(stamp);
-                    tracing::info!(
-                        version = encoder.version,
-                        step = encoder.train_step,
-                        "weights reloaded"
-                    );
-                    Some((encoder, dynamics))
-                }
-                Ok(None) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    self.loading = None;
-                    None
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => None,
-            };
-        }
-        let dir = self.dir.clone()?;
-        if self.last_check.elapsed() < self.every {
-            return None;
-        }
-        self.last_check = Instant::now();
-        let stamp = modified(&dir)?;
-        if Some(stamp) == self.seen {
-            return None;
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let model = self.model.clone();
-        let spawned = std::thread::Builder::new()
-            .name("reload".into())
-            .spawn(move || {
-                let loaded = match Trainer::resume(&dir, Some(&model)) {
-                    Ok(trainer) => Some((trainer.snapshot(), trainer.dynamics_snapshot(), stamp)),
-                    // A checkpoint being replaced right now: the next look tries again.
-                    Err(error) => {
-                        tracing::debug!(%error, "checkpoint not readable yet");
-                        None
+impl Subscriber<'_> {
+    /// Subscribes `topic` and hands every message, converted by `convert`, to the collector;
+    /// each frame it makes goes to `on_frame` too.
+    fn subscribe<T: r2r::WrappedTypesupport + 'static>(
+        &mut self,
+        topic: &str,
+        qos: QosProfile,
+        what: &'static str,
+        convert: impl Fn(T) -> Result<SensorMsg, DropReason> + 'static,
+        mut on_frame: impl FnMut(Frame) + 'static,
+    ) -> Result<(), NodeError> {
+        let mut messages = self.node.subscribe::<T>(topic, qos).map_err(ros_error)?;
+        let ports = Arc::clone(self.ports);
+        self.executor.spawn(async move {
+            while let Some(message) = messages.next().await {
+                match convert(message) {
+                    Ok(message) => {
+                        if let Some(frame) = ports.take(&message) {
+                            on_frame(frame);
+                        }
                     }
-                };
-                let _ = tx.send(loaded);
-            });
-        match spawned {
-            Ok(_) => self.loading = Some(rx),
-            Err(error) => tracing::warn!(%error, "could not start a reload"),
-        }
-        None
+                    Err(reason) => ports.refuse(reason, what),
+                }
+            }
+        });
+        Ok(())
     }
-}
-
-fn modified(dir: &Path) -> Option<SystemTime> {
-    std::fs::metadata(dir.join("meta.json"))
-        .and_then(|m| m.modified())
-        .ok()
 }
 
 /// A goal image as the planner's goal frame: the view at the goal, with the proprio of a robot
@@ -803,12 +493,13 @@ fn goal_frame(
     proprio_dim: usize,
 ) -> Result<Frame, DropReason> {
     let image = convert::image_msg_in(image)?;
-    let rgb = crate::image::to_rgb8(&image, width, height)?;
+    let rgb = crate::components::image::to_rgb8(&image, width, height)?;
     Ok(Frame {
         stamp_ns: image.stamp_ns,
         episode: 0,
         image: rgb.into(),
         proprio: vec![0.0; proprio_dim],
+        frame_id: Arc::from(""),
     })
 }
 

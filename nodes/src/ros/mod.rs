@@ -10,40 +10,36 @@
 //! | `sim_node` | `sim` | the simulator as a robot: camera, joint states, IMU, odometry, /clock; takes cmd_vel |
 //!
 //! Topics, types and QoS are in docs/ros.md (the map of the crates is ARCHITECTURE.md); every
-//! name is relative, so `--ros-args -r` remaps it. Each node spins r2r on its main thread with a
-//! local executor for the subscription streams, so r2r's small internal queues are drained at
-//! once; camera frames then go to the encoder through a [`LatestCell`](crate::latest::LatestCell).
+//! name is relative, so `--ros-args -r` remaps it. Each node spins rcl on its own thread and runs
+//! its subscriptions, services, timers and signals as tasks on tokio ([`executor`]), so r2r's
+//! small internal queues are drained at once; the work itself is the runtime's
+//! ([`crate::runtime`]), the same as `autodidact run`.
 
 pub mod convert;
+pub mod executor;
 pub mod learner;
 pub mod param_services;
 pub mod params;
 pub mod rollout;
 pub mod sim_node;
-pub mod unwind;
 
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use crate::NodeError;
-use crate::clock::{Clock, ManualClock};
 use crate::config::FileConfig;
+use crate::runtime::clock::{Clock, ManualClock};
+use crate::runtime::lock;
 use param_services::{ParameterTable, serve_parameters};
 
 /// r2r errors as node errors.
 pub(crate) fn ros_error(error: r2r::Error) -> NodeError {
     NodeError::Ros(error.to_string())
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A node with its configuration file read and its parameters declared.
@@ -174,20 +170,6 @@ fn follow_clock_topic(
         futures::future::ready(())
     });
     Ok(follow.boxed_local())
-}
-
-/// A flag that the first SIGINT or SIGTERM sets (`ros2 launch` stops nodes with SIGINT), so a node shuts
-/// down cleanly: queues drained, the last checkpoint written.
-pub fn shutdown_flag() -> Result<Arc<AtomicBool>, NodeError> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let failed = |e: std::io::Error| NodeError::Setup(format!("signal handler: {e}"));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while shutting down exits at once (exit code 1).
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag))
-            .map_err(failed)?;
-        signal_hook::flag::register(signal, Arc::clone(&flag)).map_err(failed)?;
-    }
-    Ok(flag)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -9,12 +9,12 @@ use autodidact_learn::TrainerConfig;
 use r2r::RosParams;
 
 use crate::NodeError;
-use crate::collector::CollectorConfig;
+use crate::components::collector::CollectorConfig;
+use crate::components::encoder::EncoderConfig;
+use crate::components::trainer::TrainerNodeConfig;
+use crate::components::viz::{VizConfig, VizSink};
 use crate::config::FileConfig;
-use crate::encoder::EncoderConfig;
 use crate::ros::rollout::RolloutLimits;
-use crate::trainer::TrainerNodeConfig;
-use crate::viz::{VizConfig, VizSink};
 
 /// Parameters of the learner nodes (`autodidact_node`, `trainer_node`, `encoder_node`).
 #[derive(RosParams, Debug, Clone, PartialEq)]

@@ -4,8 +4,8 @@
 //! answers "busy" at once.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
 
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::{ACTION_DIM, EncoderHandle, rollout};
@@ -13,9 +13,8 @@ use futures::channel::oneshot;
 use r2r::autodidact_msgs::srv::Rollout;
 
 use super::convert;
-use super::lock;
 use crate::NodeError;
-use crate::collector::Frame;
+use crate::components::collector::Frame;
 
 /// The largest request the service answers, and how many may wait (parameters
 /// `rollout_max_candidates`, `rollout_max_horizon`, `rollout_max_steps`, `rollout_queue`).
@@ -187,20 +186,20 @@ pub struct RolloutWorker {
 }
 
 impl RolloutWorker {
-    /// Starts the worker: it answers with the newest `dynamics` and `encoder` weights.
+    /// Starts the worker: it answers with the `encoder` weights and the dynamics `dynamics`
+    /// returns, both the newest when a job starts.
     pub fn start(
         encoder: EncoderHandle,
-        dynamics: Arc<Mutex<Arc<DynamicsSnapshot>>>,
+        dynamics: impl Fn() -> Arc<DynamicsSnapshot> + Send + 'static,
         limits: RolloutLimits,
     ) -> Result<Self, NodeError> {
         let (jobs, inbox) = sync_channel::<RolloutJob>(limits.queue.max(1));
-        let dimension = lock(&dynamics).embed_dim();
-        let snapshots = dynamics;
+        let dimension = dynamics().embed_dim();
         std::thread::Builder::new()
             .name("rollout".into())
             .spawn(move || {
                 for job in inbox {
-                    let snapshot = Arc::clone(&lock(&snapshots));
+                    let snapshot = dynamics();
                     let response = answer_rollout(
                         &job.request,
                         job.start_frame.as_ref(),
@@ -250,7 +249,11 @@ impl RolloutWorker {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use autodidact_learn::{Trainer, TrainerConfig};
+
+    use crate::runtime::lock;
 
     use super::*;
 
@@ -299,8 +302,13 @@ mod tests {
             queue: 1,
             ..RolloutLimits::default()
         };
-        let worker = RolloutWorker::start(trainer.encoder_handle(), Arc::clone(&dynamics), limits)
-            .expect("worker");
+        let newest = Arc::clone(&dynamics);
+        let worker = RolloutWorker::start(
+            trainer.encoder_handle(),
+            move || Arc::clone(&lock(&newest)),
+            limits,
+        )
+        .expect("worker");
         let answers = {
             // The worker waits for the weights while this is held: at most one request is
             // being worked on and one queued, so the third at the latest finds the queue full.

@@ -5,14 +5,11 @@
 //! newest `cmd_vel` it receives (a planner's).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use autodidact_sim::Action;
 use futures::StreamExt;
-use futures::executor::LocalPool;
-use futures::task::LocalSpawnExt;
 use r2r::QosProfile;
 use r2r::geometry_msgs::msg::Twist;
 use r2r::nav_msgs::msg::Odometry;
@@ -20,16 +17,17 @@ use r2r::rosgraph_msgs::msg::Clock as ClockMsg;
 use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
 
 use super::convert::{SensorOut, camera_info, sensor_out, time};
+use super::executor::Executor;
 use super::params::{Drive, SimParams};
-use super::unwind::OnUnwind;
-use super::{Started, lock, ros_error, start_node};
+use super::{Started, ros_error, start_node};
 use crate::NodeError;
-use crate::clock::{ManualClock, WallClock};
+use crate::components::sim::{SimNodeConfig, SimNodeStats, run_sim_commanded};
 use crate::msg::SensorMsg;
-use crate::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim_commanded};
+use crate::runtime::clock::{ManualClock, WallClock};
+use crate::runtime::lock;
 
-/// Runs sim_node until `stop` (SIGINT), the configured number of steps, or a failure.
-pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, NodeError> {
+/// Runs sim_node until SIGINT/SIGTERM, the configured number of steps, or a failure.
+pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
     let Started {
         mut node,
         file,
@@ -86,132 +84,115 @@ pub fn run_sim_node(node_name: &str, stop: &AtomicBool) -> Result<SimNodeStats, 
     // The newest received command and when it arrived (wall time: a stalled planner stops
     // the robot whatever the sim clock does).
     let command: Arc<Mutex<Option<(Action, Instant)>>> = Arc::new(Mutex::new(None));
-    let mut pool = LocalPool::new();
-    let spawner = pool.spawner();
-    let spawn_error = |e: futures::task::SpawnError| NodeError::Setup(format!("executor: {e}"));
-    spawner.spawn_local(services).map_err(spawn_error)?;
+    let executor = Executor::new()?;
+    executor.spawn(services);
     if drive == Drive::CmdVel {
         let commands = node
             .subscribe::<Twist>("cmd_vel", QosProfile::default())
             .map_err(ros_error)?;
         let latest = Arc::clone(&command);
-        spawner
-            .spawn_local(commands.for_each(move |twist| {
-                let action = Action {
-                    linear_x: twist.linear.x as f32,
-                    angular_z: twist.angular.z as f32,
-                };
-                if action.linear_x.is_finite() && action.angular_z.is_finite() {
-                    *lock(&latest) = Some((action, Instant::now()));
-                } else {
-                    tracing::warn!("non-finite cmd_vel ignored");
-                }
-                futures::future::ready(())
-            }))
-            .map_err(spawn_error)?;
+        executor.spawn(commands.for_each(move |twist| {
+            let action = Action {
+                linear_x: twist.linear.x as f32,
+                angular_z: twist.angular.z as f32,
+            };
+            if action.linear_x.is_finite() && action.angular_z.is_finite() {
+                *lock(&latest) = Some((action, Instant::now()));
+            } else {
+                tracing::warn!("non-finite cmd_vel ignored");
+            }
+            futures::future::ready(())
+        }));
     }
 
     let camera = config.sim.camera.clone();
     let frame_id = params.camera_frame_id.clone();
     let timeout = Duration::from_secs_f64(params.command_timeout_s.max(0.0));
-    let sim_stop = AtomicBool::new(false);
-    let (tick_tx, tick_rx) = sync_channel::<SimTick>(4);
-    std::thread::scope(|scope| -> Result<SimNodeStats, NodeError> {
-        // If this thread panics, the scope joins the sim thread first: stop it, and drop the
-        // queue it may be blocked on (guard first, then the queue, as they unwind).
-        let tick_rx = tick_rx;
-        let _stop_sim = OnUnwind::new(|| sim_stop.store(true, Ordering::Relaxed));
-        let sim_thread = std::thread::Builder::new()
-            .name("sim".into())
-            .spawn_scoped(scope, || {
-                let (sim_clock, wall) = (ManualClock::new(), WallClock::new());
-                let commanded = |_stamp_ns: u64| match drive {
-                    Drive::Explore => None,
-                    Drive::CmdVel => Some(match *lock(&command) {
-                        Some((action, at)) if at.elapsed() <= timeout => action,
-                        _ => Action {
-                            linear_x: 0.0,
-                            angular_z: 0.0,
-                        },
-                    }),
-                };
-                let result = run_sim_commanded(
-                    &config,
-                    steps,
-                    &sim_stop,
-                    &sim_clock,
-                    &wall,
-                    commanded,
-                    |tick| {
-                        if tick_tx.send(tick).is_err() {
-                            sim_stop.store(true, Ordering::Relaxed);
-                        }
+    let sim_stop = Arc::new(AtomicBool::new(false));
+    let (finished_tx, finished) = tokio::sync::oneshot::channel::<()>();
+    // The simulator publishes from its own thread, tick by tick; the executor serves the
+    // parameters and commands and ends the node at SIGINT or when the steps are done.
+    let stop = Arc::clone(&sim_stop);
+    let sim_thread = std::thread::Builder::new()
+        .name("sim".into())
+        .spawn(move || {
+            let (sim_clock, wall) = (ManualClock::new(), WallClock::new());
+            let commanded = |_stamp_ns: u64| match drive {
+                Drive::Explore => None,
+                Drive::CmdVel => Some(match *lock(&command) {
+                    Some((action, at)) if at.elapsed() <= timeout => action,
+                    _ => Action {
+                        linear_x: 0.0,
+                        angular_z: 0.0,
                     },
-                );
-                drop(tick_tx);
-                result
-            })
-            .map_err(|e| NodeError::Setup(format!("sim thread: {e}")))?;
-
-        let mut published = 0u64;
-        let publish_failed =
-            |error: r2r::Error| tracing::warn!(%error, "sim message not published");
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                sim_stop.store(true, Ordering::Relaxed);
-            }
-            node.spin_once(Duration::from_millis(1));
-            pool.run_until_stalled();
-            let tick = match tick_rx.recv_timeout(Duration::from_millis(5)) {
-                Ok(tick) => tick,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }),
             };
-            let stamp_ns = tick.truth.stamp.nanos;
-            if let Some(clock_pub) = &clock_pub {
-                clock_pub
-                    .publish(&ClockMsg {
-                        clock: time(stamp_ns),
-                    })
-                    .unwrap_or_else(publish_failed);
-            }
-            for message in &tick.messages {
-                let result = match sensor_out(message, &frame_id) {
-                    SensorOut::Image(image) => {
-                        let info = camera_info(
-                            stamp_ns,
-                            &frame_id,
-                            camera.width,
-                            camera.height,
-                            f64::from(camera.horizontal_fov_deg),
-                        );
-                        info_pub
-                            .publish(&info)
-                            .and_then(|()| image_pub.publish(&image))
+            let publish_failed =
+                |error: r2r::Error| tracing::warn!(%error, "sim message not published");
+            let mut published = 0u64;
+            let result = run_sim_commanded(
+                &config,
+                steps,
+                &stop,
+                &sim_clock,
+                &wall,
+                commanded,
+                |tick| {
+                    let stamp_ns = tick.truth.stamp.nanos;
+                    if let Some(clock_pub) = &clock_pub {
+                        clock_pub
+                            .publish(&ClockMsg {
+                                clock: time(stamp_ns),
+                            })
+                            .unwrap_or_else(publish_failed);
                     }
-                    SensorOut::JointState(joints) => joints_pub.publish(&joints),
-                    SensorOut::Imu(imu) => imu_pub.publish(&imu),
-                    SensorOut::Odometry(odom) => odom_pub.publish(&odom),
-                    SensorOut::Twist(twist) => match (&cmd_pub, message) {
-                        (Some(cmd_pub), SensorMsg::Action(_)) => cmd_pub.publish(&twist),
-                        _ => Ok(()),
-                    },
-                };
-                result.unwrap_or_else(publish_failed);
-            }
-            published += 1;
-        }
-        let stats = match sim_thread.join() {
-            Ok(result) => result?,
-            Err(_) => return Err(NodeError::Crashed("sim")),
-        };
-        tracing::info!(
-            steps = stats.steps,
-            published,
-            episodes = stats.episodes,
-            parameter_replies_unsent = unsent_parameter_replies.get(),
-            "sim node stopped"
-        );
-        Ok(stats)
-    })
+                    for message in &tick.messages {
+                        let result = match sensor_out(message, &frame_id) {
+                            SensorOut::Image(image) => {
+                                let info = camera_info(
+                                    stamp_ns,
+                                    &frame_id,
+                                    camera.width,
+                                    camera.height,
+                                    f64::from(camera.horizontal_fov_deg),
+                                );
+                                info_pub
+                                    .publish(&info)
+                                    .and_then(|()| image_pub.publish(&image))
+                            }
+                            SensorOut::JointState(joints) => joints_pub.publish(&joints),
+                            SensorOut::Imu(imu) => imu_pub.publish(&imu),
+                            SensorOut::Odometry(odom) => odom_pub.publish(&odom),
+                            SensorOut::Twist(twist) => match (&cmd_pub, message) {
+                                (Some(cmd_pub), SensorMsg::Action(_)) => cmd_pub.publish(&twist),
+                                _ => Ok(()),
+                            },
+                        };
+                        result.unwrap_or_else(publish_failed);
+                    }
+                    published += 1;
+                },
+            );
+            let _ = finished_tx.send(());
+            result.map(|stats| (stats, published))
+        })
+        .map_err(|e| NodeError::Setup(format!("sim thread: {e}")))?;
+    let (ended, node) = executor.run(node, async {
+        let _ = finished.await;
+    })?;
+    sim_stop.store(true, Ordering::Relaxed);
+    let (stats, published) = match sim_thread.join() {
+        Ok(result) => result?,
+        Err(_) => return Err(NodeError::Crashed("sim")),
+    };
+    drop(node);
+    tracing::info!(
+        steps = stats.steps,
+        published,
+        episodes = stats.episodes,
+        ?ended,
+        parameter_replies_unsent = unsent_parameter_replies.get(),
+        "sim node stopped"
+    );
+    Ok(stats)
 }

@@ -12,10 +12,10 @@ use autodidact_learn::Transition;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
-use crate::clock::{Clock, secs_to_ns};
-use crate::image::to_rgb8;
+use crate::components::image::to_rgb8;
+use crate::components::stats::{DropCounter, DropReason};
 use crate::msg::{ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
-use crate::stats::{DropCounter, DropReason};
+use crate::runtime::clock::{Clock, secs_to_ns};
 
 /// Which proprio signals make up the model's proprio vector, and their scales (each value is
 /// divided by its scale so that typical values are about ±1).
@@ -59,6 +59,23 @@ impl Default for ProprioConfig {
 }
 
 impl CollectorConfig {
+    /// Names of the proprio vector's entries, in order, for display.
+    pub fn proprio_names(&self) -> Vec<String> {
+        let p = &self.proprio;
+        let mut names: Vec<String> = p
+            .joints
+            .iter()
+            .map(|j| format!("joint_velocity/{j}"))
+            .collect();
+        if p.use_imu {
+            names.extend(["imu/gyro_z", "imu/accel_x", "imu/accel_y"].map(String::from));
+        }
+        if p.use_odometry {
+            names.extend(["odom/linear_x", "odom/angular_z"].map(String::from));
+        }
+        names
+    }
+
     /// Checks every number, naming the field of the one that is unusable.
     pub fn validate(&self) -> Result<(), NodeError> {
         let p = &self.proprio;
@@ -156,6 +173,20 @@ pub struct Frame {
     pub image: Arc<[u8]>,
     /// The proprio vector ([`ProprioConfig`]).
     pub proprio: Vec<f32>,
+    /// The source image's `frame_id`, cut to [`MAX_FRAME_ID_BYTES`].
+    pub frame_id: Arc<str>,
+}
+
+/// Longest `frame_id` carried over from a camera image into frames and embeddings, in bytes.
+pub const MAX_FRAME_ID_BYTES: usize = 256;
+
+/// `frame_id` cut to [`MAX_FRAME_ID_BYTES`] (at a character boundary).
+fn bounded_frame_id(frame_id: &str) -> &str {
+    let mut end = frame_id.len().min(MAX_FRAME_ID_BYTES);
+    while !frame_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &frame_id[..end]
 }
 
 /// What one message produced.
@@ -202,6 +233,8 @@ pub struct Collector {
     transitions: u64,
     actions_defaulted: u64,
     restarts: u64,
+    /// The newest frame's `frame_id`, shared by the frames that follow while it stays the same.
+    frame_id: Arc<str>,
 }
 
 impl Collector {
@@ -224,6 +257,7 @@ impl Collector {
             transitions: 0,
             actions_defaulted: 0,
             restarts: 0,
+            frame_id: Arc::from(""),
         }
     }
 
@@ -286,7 +320,7 @@ impl Collector {
         let result = match msg {
             SensorMsg::Image(image) => {
                 match to_rgb8(image, self.config.width, self.config.height) {
-                    Ok(rgb) => self.on_image(stamp, rgb),
+                    Ok(rgb) => self.on_image(stamp, rgb, &image.frame_id),
                     Err(reason) => Err(reason),
                 }
             }
@@ -435,8 +469,17 @@ impl Collector {
         }
     }
 
-    fn on_image(&mut self, stamp: u64, rgb: Vec<u8>) -> Result<Collected, DropReason> {
+    fn on_image(
+        &mut self,
+        stamp: u64,
+        rgb: Vec<u8>,
+        frame_id: &str,
+    ) -> Result<Collected, DropReason> {
         let proprio = self.proprio_at(stamp)?;
+        let frame_id = bounded_frame_id(frame_id);
+        if *self.frame_id != *frame_id {
+            self.frame_id = Arc::from(frame_id);
+        }
         let gap = self
             .pending
             .as_ref()
@@ -453,6 +496,7 @@ impl Collector {
             episode: self.episode,
             image: Arc::from(rgb),
             proprio,
+            frame_id: Arc::clone(&self.frame_id),
         };
         self.frames += 1;
         self.pending = Some(frame.clone());

@@ -74,7 +74,7 @@ impl<T> LatestCell<T> {
     }
 }
 
-/// Iterates over the values taken from a cell until it is closed (for [`crate::encoder::run_encoder`]).
+/// Iterates over the values taken from a cell until it is closed (for [`crate::components::encoder::run_encoder`]).
 #[derive(Debug)]
 pub struct Drain<'a, T>(pub &'a LatestCell<T>);
 

@@ -1,8 +1,8 @@
 //! sensor_msgs/Image → tightly packed `rgb8`, honouring `step` (row padding) and the channel
 //! order of each encoding.
 
+use crate::components::stats::DropReason;
 use crate::msg::ImageMsg;
-use crate::stats::DropReason;
 
 /// Pixel layouts the nodes accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,7 @@ mod tests {
             is_bigendian: false,
             step,
             data: data.into(),
+            frame_id: String::new(),
         }
     }
 

@@ -102,7 +102,7 @@ pub fn run_trainer(
         // A target that is not a checkpoint is refused now, not after the training it would lose.
         Trainer::check_checkpoint_target(dir)?;
     }
-    let pool = crate::pool::compute_pool("trainer", threads, config.nice)?;
+    let pool = crate::runtime::pool::compute_pool("trainer", threads, config.nice)?;
     let mut checkpoint_failures = 0u64;
     let mut pushed = 0u64;
     let mut refused = 0u64;

@@ -11,7 +11,7 @@ use autodidact_learn::{EncoderSnapshot, LatentPlanner, Plan, PlannerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
-use crate::collector::Frame;
+use crate::components::collector::Frame;
 use crate::msg::TwistMsg;
 
 /// Planner node settings.
@@ -148,6 +148,7 @@ mod tests {
             episode: 0,
             image: Arc::from(vec![grey; SIDE * SIDE * 3]),
             proprio: vec![0.0; 7],
+            frame_id: Arc::from("camera"),
         }
     }
 

@@ -2,13 +2,14 @@
 //! snapshot handle (an `Arc` clone under a lock held for nanoseconds) and never waits for the
 //! trainer; its inference runs in its own thread pool so training cannot starve it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use autodidact_learn::EncoderHandle;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
-use crate::collector::Frame;
+use crate::components::collector::Frame;
 use crate::msg::Embedding;
 
 /// Encoder settings.
@@ -55,14 +56,14 @@ pub struct EncoderStats {
 pub const MAX_LATENCIES: usize = 1 << 16;
 
 /// Embeds frames from `inbox` until it ends (a closed channel, a closed
-/// [`LatestCell`](crate::latest::LatestCell)), handing each embedding to `publish`.
+/// [`LatestCell`](crate::runtime::latest::LatestCell)), handing each embedding to `publish`.
 pub fn run_encoder(
     config: &EncoderConfig,
     handle: &EncoderHandle,
     inbox: impl IntoIterator<Item = EncodeRequest>,
     mut publish: impl FnMut(Embedding),
 ) -> Result<EncoderStats, NodeError> {
-    let pool = crate::pool::compute_pool("encoder", config.threads, 0)?;
+    let pool = crate::runtime::pool::compute_pool("encoder", config.threads, 0)?;
     let mut stats = EncoderStats::default();
     {
         for request in inbox {
@@ -82,6 +83,7 @@ pub fn run_encoder(
                         train_step: snapshot.train_step,
                         data,
                         latency_s,
+                        frame_id: Arc::clone(&request.frame.frame_id),
                     });
                 }
                 Err(error) => {

@@ -11,8 +11,8 @@ use autodidact_sim::{
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
-use crate::clock::{Clock, ManualClock, secs_to_ns};
 use crate::msg::{ImageMsg, ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
+use crate::runtime::clock::{Clock, ManualClock, secs_to_ns};
 
 /// Sim node settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,245 @@
+//! The runtime's ports: where a transport (the simulator's loop, ROS subscriptions and services)
+//! hands inputs in and reads the shared state out. One [`Ports`] is shared by every task and
+//! thread of a node; everything in it is safe to call from any of them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use autodidact_learn::inference::DynamicsSnapshot;
+use autodidact_learn::{EncoderHandle, EncoderSnapshot, Transition};
+
+use crate::components::collector::{Collector, CollectorStats, Frame};
+use crate::components::encoder::EncodeRequest;
+use crate::components::stats::DropReason;
+use crate::components::viz::VizEvent;
+use crate::msg::SensorMsg;
+use crate::runtime::latest::LatestCell;
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Offers telemetry without ever blocking the sender; a full queue is counted.
+#[derive(Clone)]
+pub(crate) struct VizOut {
+    queue: Option<SyncSender<VizEvent>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl VizOut {
+    /// Telemetry into `queue`, or nowhere.
+    pub(crate) fn new(queue: Option<SyncSender<VizEvent>>) -> Self {
+        Self {
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Queues the event `event` builds, if there is room; counts it when there is not.
+    pub(crate) fn offer(&self, event: impl FnOnce() -> VizEvent) {
+        if let Some(queue) = &self.queue
+            && let Err(TrySendError::Full(_)) = queue.try_send(event())
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Where frames for the encoder go.
+pub(crate) enum FrameSink {
+    /// A bounded queue: a frame that finds it full is dropped and counted (`queue_full`).
+    Queue(SyncSender<EncodeRequest>),
+    /// Only the newest frame waits; an untaken one is replaced (counted as superseded).
+    Newest(Arc<LatestCell<EncodeRequest>>),
+}
+
+/// What the collector's outputs reach; `None` once closed or when the node has no such worker.
+struct Outlets {
+    transitions: Option<SyncSender<Transition>>,
+    frames: Option<FrameSink>,
+    planner: Option<Arc<LatestCell<Frame>>>,
+    viz: VizOut,
+}
+
+/// The shared state of a running node.
+pub struct Ports {
+    collector: Mutex<Collector>,
+    outlets: Mutex<Outlets>,
+    proprio_names: Vec<String>,
+    encoder: EncoderHandle,
+    dynamics: Mutex<Arc<DynamicsSnapshot>>,
+    goal: Mutex<Option<Frame>>,
+    encoder_queue_drops: AtomicU64,
+    trainer_queue_drops: AtomicU64,
+}
+
+impl Ports {
+    pub(crate) fn new(
+        collector: Collector,
+        proprio_names: Vec<String>,
+        encoder: EncoderHandle,
+        dynamics: Arc<DynamicsSnapshot>,
+    ) -> Self {
+        Self {
+            collector: Mutex::new(collector),
+            outlets: Mutex::new(Outlets {
+                transitions: None,
+                frames: None,
+                planner: None,
+                viz: VizOut::new(None),
+            }),
+            proprio_names,
+            encoder,
+            dynamics: Mutex::new(dynamics),
+            goal: Mutex::new(None),
+            encoder_queue_drops: AtomicU64::new(0),
+            trainer_queue_drops: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn connect(
+        &self,
+        transitions: Option<SyncSender<Transition>>,
+        frames: Option<FrameSink>,
+        planner: Option<Arc<LatestCell<Frame>>>,
+        viz: VizOut,
+    ) {
+        *lock(&self.outlets) = Outlets {
+            transitions,
+            frames,
+            planner,
+            viz,
+        };
+    }
+
+    /// Takes one sensor message through the collector and hands what it makes to the workers:
+    /// the frame to the encoder, the planner and the viewer, the transition to the trainer.
+    /// Returns the frame, if the message made one.
+    pub fn take(&self, message: &SensorMsg) -> Option<Frame> {
+        let mut collector = lock(&self.collector);
+        let collected = collector.on_message(message);
+        let outlets = lock(&self.outlets);
+        if let Some(frame) = &collected.frame {
+            let (width, height) = (collector.config().width, collector.config().height);
+            outlets.viz.offer(|| VizEvent::Camera {
+                stamp_ns: frame.stamp_ns,
+                width,
+                height,
+                rgb: frame.image.clone(),
+                proprio: self
+                    .proprio_names
+                    .iter()
+                    .cloned()
+                    .zip(frame.proprio.iter().copied())
+                    .collect(),
+            });
+            if let Some(cell) = &outlets.planner {
+                cell.put(frame.clone());
+            }
+            let request = || EncodeRequest {
+                frame: frame.clone(),
+                queued_at: Instant::now(),
+            };
+            match &outlets.frames {
+                Some(FrameSink::Queue(queue)) => {
+                    if let Err(TrySendError::Full(_)) = queue.try_send(request()) {
+                        self.encoder_queue_drops.fetch_add(1, Ordering::Relaxed);
+                        collector.record_drop(DropReason::QueueFull, "frame for the encoder");
+                    }
+                }
+                Some(FrameSink::Newest(cell)) => {
+                    cell.put(request());
+                }
+                None => {}
+            }
+        }
+        if let (Some(transition), Some(queue)) = (collected.transition, &outlets.transitions) {
+            // A disconnected queue is a trainer that has stopped: nothing to keep it for.
+            if let Err(TrySendError::Full(_)) = queue.try_send(transition) {
+                self.trainer_queue_drops.fetch_add(1, Ordering::Relaxed);
+                collector.record_drop(DropReason::QueueFull, "transition for the trainer");
+            }
+        }
+        collected.frame
+    }
+
+    /// Counts a message refused before it reached the collector (undecodable, bad stamp).
+    pub fn refuse(&self, reason: DropReason, what: &str) {
+        lock(&self.collector).record_drop(reason, what);
+    }
+
+    /// The collector's counters.
+    pub fn collector_stats(&self) -> CollectorStats {
+        lock(&self.collector).stats()
+    }
+
+    /// Frames and transitions dropped because the encoder's or the trainer's queue was full.
+    pub fn queue_drops(&self) -> (u64, u64) {
+        (
+            self.encoder_queue_drops.load(Ordering::Relaxed),
+            self.trainer_queue_drops.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Offers an event to the viewer (dropped and counted when its queue is full).
+    pub fn offer_viz(&self, event: impl FnOnce() -> VizEvent) {
+        lock(&self.outlets).viz.offer(event);
+    }
+
+    /// A new goal for the planner, used from its next frame.
+    pub fn set_goal(&self, goal: Frame) {
+        *lock(&self.goal) = Some(goal);
+    }
+
+    pub(crate) fn take_goal(&self) -> Option<Frame> {
+        lock(&self.goal).take()
+    }
+
+    /// The newest encoder weights.
+    pub fn encoder(&self) -> &EncoderHandle {
+        &self.encoder
+    }
+
+    /// The latent dynamics matching the newest encoder.
+    pub fn dynamics(&self) -> Arc<DynamicsSnapshot> {
+        Arc::clone(&lock(&self.dynamics))
+    }
+
+    pub(crate) fn set_dynamics(&self, dynamics: Arc<DynamicsSnapshot>) {
+        *lock(&self.dynamics) = dynamics;
+    }
+
+    /// Serves new weights (loaded from a checkpoint) to the encoder, the planner and rollouts.
+    pub fn publish_weights(&self, encoder: EncoderSnapshot, dynamics: DynamicsSnapshot) {
+        self.set_dynamics(Arc::new(dynamics));
+        self.encoder.publish(encoder);
+    }
+
+    /// No more input: the collector's last frame becomes a transition, and every queue closes
+    /// so the workers finish what they hold and end.
+    pub(crate) fn close(&self) {
+        let last = lock(&self.collector).flush();
+        let mut outlets = lock(&self.outlets);
+        if let (Some(transition), Some(queue)) = (last, &outlets.transitions)
+            && let Err(TrySendError::Full(_)) = queue.try_send(transition)
+        {
+            self.trainer_queue_drops.fetch_add(1, Ordering::Relaxed);
+            lock(&self.collector).record_drop(DropReason::QueueFull, "transition for the trainer");
+        }
+        outlets.transitions = None;
+        if let Some(FrameSink::Newest(cell)) = outlets.frames.take() {
+            cell.close();
+        }
+        if let Some(cell) = outlets.planner.take() {
+            cell.close();
+        }
+        outlets.viz = VizOut::new(None);
+    }
+}
