@@ -15,12 +15,12 @@
 //! small internal queues are drained at once; the work itself is the runtime's
 //! ([`crate::runtime`]), the same as `autodidact run`.
 
-pub mod convert;
-pub mod executor;
+mod convert;
+mod executor;
 pub mod learner;
-pub mod param_services;
-pub mod params;
-pub mod rollout;
+mod param_services;
+mod params;
+mod rollout;
 pub mod sim_node;
 
 use std::cell::Cell;
