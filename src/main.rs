@@ -262,6 +262,38 @@ enum BenchWhat {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The graph for a long time at a camera rate with training and telemetry: resident
+    /// memory, encoder backlog, drops and stalls over time.
+    Soak {
+        /// Wall minutes to run.
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        /// Camera rate, Hz.
+        #[arg(long, default_value_t = 60.0)]
+        hz: f64,
+        /// Seconds between two samples.
+        #[arg(long, default_value_t = 60.0)]
+        every_s: f64,
+        /// Keep the recording here (default: a temporary file, removed at the end).
+        #[arg(long)]
+        rrd: Option<PathBuf>,
+    },
+    /// Crash safety: a checkpoint writer killed with SIGKILL at random points, resumed after
+    /// every kill.
+    Kills {
+        /// Kills.
+        #[arg(long, default_value_t = 100)]
+        count: u32,
+        /// Seed of the kill points.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Longest wait after a writer's first save before it is killed, milliseconds.
+        #[arg(long, default_value_t = 1500)]
+        max_delay_ms: u64,
+        /// Be the writer (the bench starts itself with this; not for people).
+        #[arg(long, hide = true)]
+        writer: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -326,6 +358,29 @@ fn main() -> Result<()> {
             print_comparison(&comparison);
             write_json(json.as_deref(), &comparison)
         }
+        Command::Bench {
+            what:
+                BenchWhat::Soak {
+                    minutes,
+                    hz,
+                    every_s,
+                    rrd,
+                },
+        } => autodidact::bench::soak_command(minutes, hz, every_s, rrd),
+        Command::Bench {
+            what: BenchWhat::Kills {
+                writer: Some(dir), ..
+            },
+        } => autodidact_bench::checkpoint_writer(&dir),
+        Command::Bench {
+            what:
+                BenchWhat::Kills {
+                    count,
+                    seed,
+                    max_delay_ms,
+                    writer: None,
+                },
+        } => autodidact::bench::kills_command(count, seed, max_delay_ms),
         Command::Bench {
             what: BenchWhat::Sim { seconds, json },
         } => {

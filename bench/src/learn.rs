@@ -14,24 +14,44 @@ pub fn filled_trainer(
     seed: u64,
     transitions: usize,
 ) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
-    use autodidact_learn::{Trainer, TrainerConfig, Transition};
-    use std::sync::Arc;
+    use autodidact_learn::{Trainer, TrainerConfig};
 
     let sim_config = SimConfig::default();
-    let (width, height) = (
+    let mut config = TrainerConfig::for_inputs(
         sim_config.camera.width as usize,
         sim_config.camera.height as usize,
+        2,
     );
-    let mut sim = Sim::new(&sim_config)?;
-    let mut observation = sim.reset(seed + 1)?;
-    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), seed + 1);
-    let mut config = TrainerConfig::for_inputs(width, height, 2);
     config.backend = backend;
     config.seed = seed;
     let mut trainer = Trainer::new(config).context("building the trainer")?;
-    for _ in 0..transitions {
+    let (explored, observation) = exploration(seed, transitions)?;
+    for transition in explored {
+        trainer.push(transition)?;
+    }
+    Ok((trainer, observation))
+}
+
+/// `count` transitions of an exploration run in the default simulator world (seed `seed + 1`),
+/// in the default model's inputs, and the run's last observation.
+pub(crate) fn exploration(
+    seed: u64,
+    count: usize,
+) -> Result<(
+    Vec<autodidact_learn::Transition>,
+    autodidact_sim::Observation,
+)> {
+    use autodidact_learn::Transition;
+    use std::sync::Arc;
+
+    let sim_config = SimConfig::default();
+    let mut sim = Sim::new(&sim_config)?;
+    let mut observation = sim.reset(seed + 1)?;
+    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), seed + 1);
+    let mut transitions = Vec::with_capacity(count);
+    for _ in 0..count {
         let action = policy.act(&observation, 0.05);
-        trainer.push(Transition {
+        transitions.push(Transition {
             episode: 0,
             frame_stamp_ns: observation.stamp.nanos,
             image: Arc::from(observation.frame.rgb.clone()),
@@ -42,10 +62,10 @@ pub fn filled_trainer(
                 .map(|v| (*v / 10.0) as f32)
                 .collect(),
             action: [action.linear_x, action.angular_z],
-        })?;
+        });
         observation = sim.step(&action);
     }
-    Ok((trainer, observation))
+    Ok((transitions, observation))
 }
 
 /// Measures the learning core on `backend`: a training step at the default configuration

@@ -7,18 +7,24 @@
 //! - `learn`: a training step at the default configuration and single-frame encode latency;
 //! - `graph`: the in-process node graph, paced (image→embedding latency while training) and
 //!   unpaced (frames per second);
+//! - `soak`: the graph for minutes or hours with training and telemetry: memory, backlogs,
+//!   drops and stalls over time;
+//! - `kills`: a checkpoint writer killed with SIGKILL again and again, resumed after each kill;
 //! - `pytorch`: the same world model and training step in PyTorch (`pytorch_world_model.py`
 //!   beside this crate), checked to compute the same losses, then timed side by side.
 //!
 //! Errors are `anyhow`: every one ends a benchmark run with its message, none is handled.
 
 mod graph;
+mod kills;
 mod learn;
 mod pytorch;
 mod row;
 mod sim;
+mod soak;
 
 pub use graph::{GraphBench, bench_graph};
+pub use kills::{KillReport, checkpoint_writer, kill_writers};
 pub use learn::{bench_learn, filled_trainer};
 pub use pytorch::{
     EMBEDDING_TOLERANCE, LOSS_TOLERANCE, PYTORCH_SCHEMA, PytorchComparison, PytorchOptions,
@@ -26,3 +32,4 @@ pub use pytorch::{
 };
 pub use row::BenchRow;
 pub use sim::{bench_sim, control_step_row};
+pub use soak::{SoakReport, SoakSample, resident_mib, soak};

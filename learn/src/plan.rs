@@ -36,7 +36,9 @@ pub struct Rollout {
 
 /// Rolls out every candidate action sequence (robot units, `[m/s, rad/s]`) from `start` and,
 /// given a goal embedding, scores every predicted step against it. Wrong dimensions, empty or
-/// ragged action lists and non-finite values are refused with [`LearnError::BadInput`].
+/// ragged action lists and non-finite values are refused with [`LearnError::BadInput`], and so
+/// is a prediction that overflows (finite inputs far outside anything the model has seen, such
+/// as an action of 1e38 m/s): no caller ever receives NaN or ∞.
 pub fn rollout(
     dynamics: &DynamicsSnapshot,
     start: &[f32],
@@ -56,6 +58,13 @@ pub fn rollout(
         }
     }
     let predicted = dynamics.rollout(start, candidates)?;
+    if predicted.iter().flatten().flatten().any(|v| !v.is_finite()) {
+        return Err(LearnError::BadInput(
+            "the prediction is not finite: the start or the actions are far outside the range \
+             the model was trained on"
+                .into(),
+        ));
+    }
     let goal_distances = goal.map(|goal| {
         predicted
             .iter()

@@ -4,6 +4,8 @@
 #[path = "trainer/checkpoint.rs"]
 mod checkpoint;
 mod common;
+#[path = "trainer/fuzz.rs"]
+mod fuzz;
 
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::model::ImageEncoderConfig;
@@ -485,6 +487,11 @@ fn rollout_requests_with_wrong_dimensions_or_no_actions_are_refused() {
         "goal has",
     );
     refused(plan::rollout(&dynamics, &start, &[], None), "no action");
+    // Finite but absurd: the prediction would overflow (found by the rollout fuzz harness).
+    refused(
+        plan::rollout(&dynamics, &start, &[vec![[1.5e38, -1.5e38]; 4]], None),
+        "not finite",
+    );
     refused(
         plan::rollout(&dynamics, &start, &[vec![]], None),
         "empty action",

@@ -135,6 +135,16 @@ pub struct Progress {
     pub embeddings: u64,
     /// Total loss of the newest step.
     pub loss: Option<f32>,
+    /// Frames the collector made.
+    pub frames: u64,
+    /// Frames on their way to the encoder or in it (made, not yet embedded or dropped).
+    pub encoder_backlog: u64,
+    /// Messages the collector dropped, all reasons (queue_full included).
+    pub dropped: u64,
+    /// Telemetry events dropped because the viewer's queue was full.
+    pub viz_dropped: u64,
+    /// Replay buffer length at the newest training step.
+    pub replay_len: usize,
 }
 
 /// What a run did, measured.
@@ -209,6 +219,7 @@ struct Outputs {
     last_losses: Option<Losses>,
     health_reports: u64,
     model_version: u64,
+    replay_len: usize,
 }
 
 impl Outputs {
@@ -232,6 +243,7 @@ impl Outputs {
                         outputs.first_losses.get_or_insert(status.losses);
                         outputs.last_losses = Some(status.losses);
                         outputs.model_version = outputs.model_version.max(status.model_version);
+                        outputs.replay_len = status.replay_len;
                     }
                     TrainerEvent::Health(_) => outputs.health_reports += 1,
                     TrainerEvent::Preview(_) | TrainerEvent::Dynamics(_) => {}
@@ -312,7 +324,9 @@ pub fn run_graph(
         stride: config.probe_stride.max(1),
         seen: 0,
     };
-    let report_progress = |progress: &mut dyn FnMut(&Progress)| {
+    let report_progress = |progress: &mut dyn FnMut(&Progress), runtime: &Runtime| {
+        let collected = runtime.ports().collector_stats();
+        let (encoder_drops, _) = runtime.ports().queue_drops();
         let outputs = lock(&outputs);
         progress(&Progress {
             sim_steps: sim_steps.load(Ordering::Relaxed),
@@ -320,6 +334,13 @@ pub fn run_graph(
             train_steps: outputs.loss_history.len() as u64,
             embeddings: outputs.embedding_count,
             loss: outputs.last_losses.map(|l| l.total),
+            frames: collected.frames,
+            encoder_backlog: collected
+                .frames
+                .saturating_sub(outputs.embedding_count + encoder_drops),
+            dropped: collected.dropped.values().sum(),
+            viz_dropped: runtime.viz_dropped(),
+            replay_len: outputs.replay_len,
         });
     };
     let sim_stats = std::thread::scope(|scope| -> Result<SimNodeStats, NodeError> {
@@ -373,7 +394,7 @@ pub fn run_graph(
             }
             if last_progress.elapsed() > Duration::from_millis(200) {
                 last_progress = Instant::now();
-                report_progress(&mut progress);
+                report_progress(&mut progress, &runtime);
             }
             if runtime.ended().is_some() {
                 // A worker failed: stop the sim; shutdown returns the error.
@@ -382,9 +403,9 @@ pub fn run_graph(
         }
         sim_thread.join().map_err(|_| NodeError::Crashed("sim"))?
     });
+    report_progress(&mut progress, &runtime);
     let finished = runtime.shutdown()?;
     let sim_stats = sim_stats?;
-    report_progress(&mut progress);
     let outcome = finished.trainer.ok_or(NodeError::Crashed("trainer"))?;
     let encoder_stats = finished.encoder.unwrap_or_default();
     let outputs = std::mem::take(&mut *lock(&outputs));

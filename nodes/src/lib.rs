@@ -15,6 +15,8 @@
 
 mod components;
 mod config;
+#[cfg(test)]
+mod fuzz;
 pub mod graph;
 pub mod msg;
 #[cfg(feature = "ros")]

@@ -265,3 +265,16 @@ fn a_jump_back_starts_a_new_episode_instead_of_stopping_learning() {
     assert_eq!(c.dropped(DropReason::StampNotIncreasing), 1);
     assert_eq!(c.stats().restarts, 1);
 }
+
+#[test]
+fn a_frame_stamped_at_the_end_of_time_is_completed_without_overflow() {
+    // Found by the collector fuzz harness: with no clock yet (sim time before the first /clock),
+    // a frame stamped near u64::MAX ns was accepted and completing it overflowed.
+    let mut c = collector();
+    let stamp = u64::MAX - 10;
+    let collected = feed_frame(&mut c, stamp, 9);
+    assert!(collected.frame.is_some());
+    let transition = c.flush().expect("the pending frame completes");
+    assert_eq!(transition.frame_stamp_ns, stamp);
+    assert!(transition.action.iter().all(|v| v.is_finite()));
+}

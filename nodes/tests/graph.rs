@@ -140,3 +140,25 @@ fn a_worker_that_fails_ends_the_run_with_its_error_instead_of_running_on() {
         b"the user's notes"
     );
 }
+
+#[test]
+fn a_recording_file_stops_growing_at_its_size_bound() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let rrd = scratch.path().join("bounded.rrd");
+    let mut config = small_graph(3000, VizSink::File(rrd.clone()));
+    config.sim.realtime_factor = 0.0;
+    config.viz.max_file_mib = 1;
+    let report = run_graph(&config, &AtomicBool::new(false), |_| {}).expect("graph runs");
+    let size = std::fs::metadata(&rrd).expect("recording").len();
+    assert!(
+        report.viz.skipped_file_full > 0,
+        "3000 frames of 32x32 exceed 1 MiB: {:?}, {size} bytes",
+        report.viz
+    );
+    // The size is looked at every 64 events: a few hundred KiB past the bound at most.
+    assert!(size < 2 << 20, "{size} bytes");
+    assert!(
+        size >= 1 << 20,
+        "it filled up to the bound first: {size} bytes"
+    );
+}

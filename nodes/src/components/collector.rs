@@ -401,7 +401,9 @@ impl Collector {
     /// not timed out.
     pub fn flush(&mut self) -> Option<Transition> {
         let pending = self.pending.take()?;
-        let until = pending.stamp_ns + secs_to_ns(self.config.action_timeout_s);
+        let until = pending
+            .stamp_ns
+            .saturating_add(secs_to_ns(self.config.action_timeout_s));
         Some(self.complete(pending, until))
     }
 

@@ -58,6 +58,10 @@ pub struct VizConfig {
     /// frames and ground truth, which other hosts should not see unless asked for
     /// (`"0.0.0.0"` or `"::"` for every interface).
     pub viewer_bind: std::net::IpAddr,
+    /// A recording file stops growing at about this many MiB: later events are not logged
+    /// (counted in `skipped_file_full`, warned once). A 64×64 camera at 60 Hz writes about
+    /// 2.5 GiB an hour; `camera_every` thins it.
+    pub max_file_mib: u64,
 }
 
 impl Default for VizConfig {
@@ -70,6 +74,7 @@ impl Default for VizConfig {
             queue: 1024,
             connect_timeout_s: 1.0,
             viewer_bind: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            max_file_mib: 4096,
         }
     }
 }
@@ -88,6 +93,9 @@ impl VizConfig {
                     "{name} must be in {min}..={max}, got {value}"
                 )));
             }
+        }
+        if self.max_file_mib == 0 {
+            return Err(NodeError::Setup("viz.max_file_mib must be ≥ 1".into()));
         }
         if self.camera_every == 0 {
             return Err(NodeError::Setup("viz.camera_every must be ≥ 1".into()));
@@ -151,6 +159,9 @@ pub struct VizStats {
     pub logged: u64,
     /// Events not logged because the live viewer went away.
     pub skipped_viewer_gone: u64,
+    /// Events not logged because the recording file reached `max_file_mib`.
+    #[serde(default)]
+    pub skipped_file_full: u64,
     /// Where the recording went (file path or URL), if anywhere.
     pub destination: Option<String>,
 }
@@ -243,7 +254,11 @@ pub fn open_recording(
     }
 }
 
-/// Logs events from `inbox` until it closes.
+/// Events logged between two looks at the recording file's size.
+const FILE_CHECK_EVERY: u64 = 64;
+
+/// Logs events from `inbox` until it closes (or, for a file, until it reaches
+/// [`VizConfig::max_file_mib`]).
 pub fn run_viz(
     config: &VizConfig,
     recording: rerun::RecordingStream,
@@ -260,6 +275,17 @@ pub fn run_viz(
         ..VizStats::default()
     };
     let mut viewer_gone = false;
+    // A recording that goes to a file: its size is looked at every FILE_CHECK_EVERY events.
+    let file = match (&config.sink, &stats.destination) {
+        (VizSink::File(path) | VizSink::Spawn(path), Some(to))
+            if *to == path.display().to_string() =>
+        {
+            Some(path.clone())
+        }
+        _ => None,
+    };
+    let max_file_bytes = config.max_file_mib.saturating_mul(1 << 20);
+    let mut file_full = false;
     let mut last_probe = Instant::now();
     let probe_timeout = Duration::from_secs_f64(config.connect_timeout_s.max(0.01));
     for event in inbox {
@@ -275,6 +301,22 @@ pub fn run_viz(
         }
         if viewer_gone {
             stats.skipped_viewer_gone += 1;
+            continue;
+        }
+        if let Some(path) = &file
+            && !file_full
+            && stats.logged.is_multiple_of(FILE_CHECK_EVERY)
+            && std::fs::metadata(path).is_ok_and(|m| m.len() >= max_file_bytes)
+        {
+            file_full = true;
+            tracing::warn!(
+                path = %path.display(),
+                max_file_mib = config.max_file_mib,
+                "the recording reached viz.max_file_mib: nothing more is logged to it"
+            );
+        }
+        if file_full {
+            stats.skipped_file_full += 1;
             continue;
         }
         match logger.log(event) {

@@ -339,4 +339,95 @@ mod tests {
             assert_eq!(response.predicted.len(), 2 * 3 * dimension);
         }
     }
+
+    /// A request as a client may send one: sizes near and far beyond the limits, vectors of
+    /// any length, values that may be NaN or infinite.
+    #[derive(Debug, bolero::TypeGenerator)]
+    struct FuzzRequest {
+        candidates: u16,
+        horizon: u16,
+        start_len: u16,
+        actions_len: i8,
+        goal_len: Option<u16>,
+        value: f32,
+        start_stamp: (i32, u32),
+        recent_stamp: bool,
+    }
+
+    #[test]
+    fn fuzz_rollout_requests_are_answered_or_refused_and_answers_have_the_asked_shape() {
+        let mut trainer = Trainer::new(TrainerConfig::for_inputs(16, 16, 2)).expect("trainer");
+        let dimension = trainer.config().model.embed_dim();
+        let (encoder, dynamics) = (trainer.encoder_handle(), trainer.dynamics_snapshot());
+        let limits = RolloutLimits {
+            max_candidates: 16,
+            max_horizon: 16,
+            max_steps: 64,
+            queue: 1,
+        };
+        let frame = Frame {
+            stamp_ns: 2_000_000_000,
+            episode: 0,
+            image: vec![7u8; 16 * 16 * 3].into(),
+            proprio: vec![0.0; 2],
+            frame_id: Arc::from("camera"),
+        };
+        let recent = VecDeque::from([frame]);
+        // The model is only read; a panic ends the test, so nothing sees it half-changed.
+        let model = std::panic::AssertUnwindSafe((&encoder, &dynamics));
+        bolero::check!()
+            .with_iterations(2_000)
+            .with_type::<FuzzRequest>()
+            .for_each(|fuzz| {
+                let (k, h) = (
+                    u32::from(fuzz.candidates % 40),
+                    u32::from(fuzz.horizon % 40),
+                );
+                let near = |len: u16, size: usize| {
+                    let len = if len.is_multiple_of(4) {
+                        size
+                    } else {
+                        usize::from(len % 300)
+                    };
+                    vec![fuzz.value; len]
+                };
+                let asked = (k * h) as usize * ACTION_DIM;
+                let request = Rollout::Request {
+                    start: near(fuzz.start_len, dimension),
+                    start_stamp: if fuzz.recent_stamp {
+                        r2r::builtin_interfaces::msg::Time { sec: 2, nanosec: 0 }
+                    } else {
+                        r2r::builtin_interfaces::msg::Time {
+                            sec: fuzz.start_stamp.0,
+                            nanosec: fuzz.start_stamp.1,
+                        }
+                    },
+                    candidates: k,
+                    horizon: h,
+                    actions: vec![
+                        fuzz.value;
+                        asked.saturating_add_signed(isize::from(fuzz.actions_len % 3))
+                    ],
+                    goal: fuzz
+                        .goal_len
+                        .map_or_else(Vec::new, |len| near(len, dimension)),
+                };
+                let start_frame = match start_frame(&request, &recent) {
+                    Ok(found) => found,
+                    Err(refused) => {
+                        assert!(!refused.success && !refused.message.is_empty());
+                        return;
+                    }
+                };
+                let (encoder, dynamics) = *model;
+                let response =
+                    answer_rollout(&request, start_frame.as_ref(), encoder, dynamics, &limits);
+                if response.success {
+                    assert_eq!(response.predicted.len(), asked / ACTION_DIM * dimension);
+                    assert!(response.predicted.iter().all(|v| v.is_finite()));
+                } else {
+                    assert!(!response.message.is_empty());
+                }
+            });
+    }
 }

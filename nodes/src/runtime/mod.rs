@@ -281,6 +281,11 @@ impl Runtime {
         &self.ports
     }
 
+    /// Telemetry events dropped so far because the viewer's queue was full.
+    pub(crate) fn viz_dropped(&self) -> u64 {
+        self.viz_out.dropped()
+    }
+
     /// The first worker that has ended on its own. None does while the node runs, so one that
     /// has ended failed (its error comes from [`Runtime::shutdown`]).
     pub(crate) fn ended(&self) -> Option<&'static str> {

@@ -1,0 +1,154 @@
+//! `autodidact bench soak` and `autodidact bench kills`: the long-running reliability benches,
+//! printed as tables.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use autodidact_bench::{KillReport, SoakReport, SoakSample, kill_writers, soak};
+use comfy_table::Table;
+
+/// Runs the soak and prints a line per sample, then the table and the summary.
+pub fn soak_command(minutes: f64, hz: f64, every_s: f64, rrd: Option<PathBuf>) -> Result<()> {
+    let scratch = tempfile::tempdir().context("a scratch directory for the recording")?;
+    let recording = rrd.unwrap_or_else(|| scratch.path().join("soak.rrd"));
+    let every = Duration::try_from_secs_f64(every_s.max(1.0)).context("--every-s")?;
+    println!(
+        "soak: {minutes} min at {hz} Hz, training, telemetry to {}",
+        recording.display()
+    );
+    let report = soak(minutes, hz, recording, every, |sample| {
+        println!(
+            "  {:6.1} min  RSS {:7.1} MiB  frames {:8}  embeddings {:8}  backlog {:3}  steps {:6}  dropped {}",
+            sample.minute,
+            sample.rss_mib,
+            sample.frames,
+            sample.embeddings,
+            sample.encoder_backlog,
+            sample.train_steps,
+            sample.dropped
+        );
+    })?;
+    println!("{}", soak_table(&report.samples));
+    print_soak_summary(&report);
+    Ok(())
+}
+
+fn soak_table(samples: &[SoakSample]) -> Table {
+    let mut table = Table::new();
+    table.set_header([
+        "minute",
+        "RSS MiB",
+        "frames",
+        "embeddings",
+        "encoder backlog",
+        "train steps",
+        "replay",
+        "dropped",
+        "viz dropped",
+    ]);
+    for s in samples {
+        table.add_row([
+            format!("{:.1}", s.minute),
+            format!("{:.1}", s.rss_mib),
+            s.frames.to_string(),
+            s.embeddings.to_string(),
+            s.encoder_backlog.to_string(),
+            s.train_steps.to_string(),
+            s.replay_len.to_string(),
+            s.dropped.to_string(),
+            s.viz_dropped.to_string(),
+        ]);
+    }
+    table
+}
+
+fn print_soak_summary(report: &SoakReport) {
+    // Growth after the replay buffer and the caches have filled: from the sample nearest the
+    // half-way mark to the last.
+    if let (Some(half), Some(last)) = (
+        report.samples.get(report.samples.len() / 2),
+        report.samples.last(),
+    ) {
+        let minutes = (last.minute - half.minute).max(1e-9);
+        println!(
+            "RSS {:.1} → {:.1} MiB over the second half ({:+.2} MiB/min)",
+            half.rss_mib,
+            last.rss_mib,
+            (last.rss_mib - half.rss_mib) / minutes
+        );
+    }
+    println!(
+        "longest time without a new embedding {:.1} s, without a training step {:.1} s \
+         (looked at every 0.2 s); image→embedding p50 {:.1} ms, p99 {:.1} ms; recording {:.1} MiB",
+        report.longest_embedding_gap_s,
+        report.longest_training_gap_s,
+        report.latency_p50_s * 1e3,
+        report.latency_p99_s * 1e3,
+        report.recording_bytes as f64 / f64::from(1 << 20)
+    );
+}
+
+/// Kills checkpoint writers `count` times and prints what was found.
+pub fn kills_command(count: u32, seed: u64, max_delay_ms: u64) -> Result<()> {
+    let scratch = tempfile::tempdir().context("a scratch directory")?;
+    let dir = scratch.path().join("checkpoint");
+    let exe = std::env::current_exe().context("this executable")?;
+    let writer = |dir: &Path| {
+        let mut command = Command::new(&exe);
+        command.args(["bench", "kills", "--writer"]).arg(dir);
+        command
+    };
+    let report = kill_writers(
+        count,
+        seed,
+        Duration::from_millis(max_delay_ms.max(1)),
+        &dir,
+        writer,
+        |kill| {
+            if kill % 10 == 0 {
+                println!("  {kill} kills");
+            }
+        },
+    )?;
+    println!("{}", kills_table(&report));
+    Ok(())
+}
+
+fn kills_table(report: &KillReport) -> Table {
+    let mut table = Table::new();
+    table.set_header(["what", "value"]);
+    let rows = [
+        (
+            "SIGKILLs, each followed by a resume",
+            report.kills.to_string(),
+        ),
+        (
+            "kills that left a save half-done (.tmp/.old beside it)",
+            report.during_a_save.to_string(),
+        ),
+        ("checkpoints lost or unreadable", "0".to_owned()),
+        (
+            "newest step reported saved",
+            report.newest_saved.to_string(),
+        ),
+        (
+            "step of the checkpoint after the last kill",
+            report.newest_resumed.to_string(),
+        ),
+        (
+            "resume time median / max",
+            format!(
+                "{:.0} / {:.0} ms",
+                report.resume_median_s * 1e3,
+                report.resume_max_s * 1e3
+            ),
+        ),
+        ("wall time", format!("{:.0} s", report.wall_s)),
+    ];
+    for (what, value) in rows {
+        table.add_row([what.to_owned(), value]);
+    }
+    table
+}
