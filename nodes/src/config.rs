@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use autodidact_learn::TrainerConfig;
+use autodidact_learn::{ReplayConfig, TrainerConfig};
 use autodidact_sim::{ExplorationConfig, SimConfig};
 use serde::Deserialize;
 
@@ -77,12 +77,12 @@ impl FileConfig {
         config.sim.validate()?;
         config.collector.validate()?;
         config.viz.validate()?;
-        if !(0..=19).contains(&config.trainer_node.nice) {
-            return Err(NodeError::Setup(format!(
-                "trainer_node.nice must be in 0..=19, got {}",
-                config.trainer_node.nice
-            )));
-        }
+        config.encoder.validate()?;
+        let capacity = config
+            .trainer
+            .as_ref()
+            .map_or(ReplayConfig::default().capacity, |t| t.replay.capacity);
+        config.trainer_node.validate(capacity)?;
         if let Some(trainer) = &config.trainer {
             trainer.validate()?;
         }

@@ -117,6 +117,10 @@ impl GraphConfig {
             ));
         }
         self.trainer.validate()?;
+        self.trainer_node.validate(self.trainer.replay.capacity)?;
+        self.encoder.validate()?;
+        self.collector.validate()?;
+        self.viz.validate()?;
         self.sim.sim.validate()?;
         Ok(())
     }

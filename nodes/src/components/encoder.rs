@@ -31,6 +31,27 @@ impl Default for EncoderConfig {
     }
 }
 
+impl EncoderConfig {
+    /// Checks the sizes, naming the field of the one that is unusable.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let max_threads = crate::components::trainer::MAX_THREADS;
+        if !(1..=max_threads).contains(&self.threads) {
+            return Err(NodeError::Setup(format!(
+                "encoder.threads must be in 1..={max_threads}, got {}",
+                self.threads
+            )));
+        }
+        if !(1..=1 << 20).contains(&self.queue) {
+            return Err(NodeError::Setup(format!(
+                "encoder.queue must be in 1..={}, got {}",
+                1 << 20,
+                self.queue
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A frame on its way to the encoder, with the instant it was handed over.
 #[derive(Debug, Clone)]
 pub struct EncodeRequest {

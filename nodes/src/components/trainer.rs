@@ -57,6 +57,43 @@ impl Default for TrainerNodeConfig {
     }
 }
 
+/// Most threads a compute pool may be given (a setting beyond it is a typo, not a machine).
+pub const MAX_THREADS: usize = 1024;
+
+impl TrainerNodeConfig {
+    /// Checks the settings against each other and against the replay buffer's `capacity`,
+    /// naming the field of the one that is unusable.
+    pub fn validate(&self, replay_capacity: usize) -> Result<(), NodeError> {
+        if self.threads > MAX_THREADS {
+            return Err(NodeError::Setup(format!(
+                "trainer_node.threads must be in 0..={MAX_THREADS} (0: one per core), got {}",
+                self.threads
+            )));
+        }
+        if !(0..=19).contains(&self.nice) {
+            return Err(NodeError::Setup(format!(
+                "trainer_node.nice must be in 0..=19, got {}",
+                self.nice
+            )));
+        }
+        if self.min_replay > replay_capacity {
+            return Err(NodeError::Setup(format!(
+                "trainer_node.min_replay ({}) is more than the replay buffer holds ({}): \
+                 training would never start",
+                self.min_replay, replay_capacity
+            )));
+        }
+        if self.health_window == 0 || self.health_window > 1 << 20 {
+            return Err(NodeError::Setup(format!(
+                "trainer_node.health_window must be in 1..={}, got {}",
+                1 << 20,
+                self.health_window
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What the trainer publishes.
 #[derive(Debug, Clone)]
 pub enum TrainerEvent {

@@ -224,8 +224,10 @@ impl LearnerParams {
         trainer_node.max_steps = (max_steps > 0).then_some(max_steps);
         // Previews are a viewer feature of the in-process graph; the ROS nodes do not decode.
         trainer_node.preview_every = 0;
+        trainer_node.validate(trainer.replay.capacity)?;
         let mut encoder = file.encoder.clone();
         encoder.threads = to_usize("encoder_threads", self.encoder_threads)?.max(1);
+        encoder.validate()?;
         if !(self.reload_every_s.is_finite() && (0.0..=MAX_PERIOD_S).contains(&self.reload_every_s))
         {
             return Err(NodeError::Setup(format!(
@@ -244,6 +246,7 @@ impl LearnerParams {
                 )));
             }
         }
+        collector.validate()?;
         let mut viz = file.viz.clone();
         viz.sink = if self.rerun.is_empty() {
             VizSink::Off
@@ -340,5 +343,89 @@ impl SimParams {
                 "drive must be \"explore\" or \"cmd_vel\", got {other:?}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parameter as `--ros-args -p` may set it: usually near the default, sometimes anything.
+    #[derive(Debug, Clone, Copy, bolero::TypeGenerator)]
+    enum Int {
+        Default,
+        Small(i8),
+        Any(i64),
+    }
+
+    #[derive(Debug, Clone, Copy, bolero::TypeGenerator)]
+    enum Real {
+        Default,
+        Small(i8),
+        Any(f64),
+    }
+
+    fn int(value: Int, default: i64) -> i64 {
+        match value {
+            Int::Default => default,
+            Int::Small(v) => default + i64::from(v),
+            Int::Any(v) => v,
+        }
+    }
+
+    fn real(value: Real, default: f64) -> f64 {
+        match value {
+            Real::Default => default,
+            Real::Small(v) => default * f64::from(v) / 8.0,
+            Real::Any(v) => v,
+        }
+    }
+
+    #[test]
+    fn fuzz_learner_parameters_are_applied_within_their_bounds_or_refused_by_name() {
+        let file = FileConfig::default();
+        let defaults = LearnerParams::from_file("", &file);
+        bolero::check!()
+            .with_iterations(5_000)
+            .with_type::<([Int; 16], [Real; 4])>()
+            .for_each(|(ints, reals)| {
+                let d = &defaults;
+                let params = LearnerParams {
+                    image_width: int(ints[0], d.image_width),
+                    image_height: int(ints[1], d.image_height),
+                    seed: int(ints[2], d.seed),
+                    checkpoint_every: int(ints[3], d.checkpoint_every),
+                    min_replay: int(ints[4], d.min_replay),
+                    publish_every: int(ints[5], d.publish_every),
+                    health_every: int(ints[6], d.health_every),
+                    max_train_steps: int(ints[7], d.max_train_steps),
+                    trainer_threads: int(ints[8], d.trainer_threads),
+                    trainer_nice: int(ints[9], d.trainer_nice),
+                    encoder_threads: int(ints[10], d.encoder_threads),
+                    rollout_frames: int(ints[11], d.rollout_frames),
+                    rollout_max_candidates: int(ints[12], d.rollout_max_candidates),
+                    rollout_max_horizon: int(ints[13], d.rollout_max_horizon),
+                    rollout_max_steps: int(ints[14], d.rollout_max_steps),
+                    rollout_queue: int(ints[15], d.rollout_queue),
+                    proprio_tolerance_s: real(reals[0], d.proprio_tolerance_s),
+                    action_timeout_s: real(reals[1], d.action_timeout_s),
+                    episode_gap_s: real(reals[2], d.episode_gap_s),
+                    reload_every_s: real(reals[3], d.reload_every_s),
+                    ..defaults.clone()
+                };
+                match params.apply(&file) {
+                    Ok(setup) => {
+                        // What was accepted can be started: pools of a sane size, a trainer
+                        // that will begin, finite periods.
+                        let max = crate::components::trainer::MAX_THREADS;
+                        assert!(setup.trainer_node.threads <= max, "{params:?}");
+                        assert!((1..=max).contains(&setup.encoder.threads), "{params:?}");
+                        assert!(setup.trainer_node.min_replay <= setup.trainer.replay.capacity);
+                        assert!(setup.reload_every_s.is_finite());
+                        assert!(setup.rollouts.queue >= 1 && setup.rollouts.max_steps >= 1);
+                    }
+                    Err(error) => assert!(!error.to_string().is_empty()),
+                }
+            });
     }
 }
