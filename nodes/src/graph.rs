@@ -121,7 +121,7 @@ impl GraphConfig {
         self.encoder.validate()?;
         self.collector.validate()?;
         self.viz.validate()?;
-        self.sim.sim.validate()?;
+        self.sim.validate()?;
         Ok(())
     }
 }

@@ -162,3 +162,25 @@ fn a_recording_file_stops_growing_at_its_size_bound() {
         "it filled up to the bound first: {size} bytes"
     );
 }
+
+#[test]
+fn settings_a_run_could_not_start_with_are_refused_naming_the_field() {
+    type Edit = fn(&mut autodidact_nodes::GraphConfig);
+    let cases: [(&str, Edit); 5] = [
+        ("realtime_factor", |c| c.sim.realtime_factor = 1e-12),
+        ("trainer_node.threads", |c| {
+            c.trainer_node.threads = 100_000_000
+        }),
+        ("trainer_node.min_replay", |c| {
+            c.trainer_node.min_replay = 1 << 40
+        }),
+        ("encoder.threads", |c| c.encoder.threads = 0),
+        ("encoder.queue", |c| c.encoder.queue = 0),
+    ];
+    for (field, edit) in cases {
+        let mut config = small_graph(10, VizSink::Off);
+        edit(&mut config);
+        let error = run_graph(&config, &AtomicBool::new(false), |_| {}).expect_err(field);
+        assert!(error.to_string().contains(field), "{field}: {error}");
+    }
+}

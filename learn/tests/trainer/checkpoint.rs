@@ -174,6 +174,10 @@ fn a_writer_killed_at_random_points_never_loses_a_checkpoint() {
         run_writer(&PathBuf::from(dir));
         return;
     }
+    // The writers train at full speed in their own processes: no other test of this binary
+    // runs meanwhile, so the bit-exact determinism tests never share the cores with them (the
+    // backend's parallel reductions split by timing).
+    let _serial = serial();
     let kills: u32 = std::env::var(KILLS)
         .ok()
         .and_then(|v| v.parse().ok())

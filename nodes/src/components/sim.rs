@@ -22,7 +22,7 @@ pub struct SimNodeConfig {
     pub sim: SimConfig,
     /// The exploration policy that drives the robot.
     pub exploration: ExplorationConfig,
-    /// Seed of the first episode (episode `k` uses `seed + k`).
+    /// Seed of the first episode (episode `k` uses `seed + k`, wrapping).
     pub seed: u64,
     /// Sim seconds per wall second (0: as fast as possible).
     pub realtime_factor: f64,
@@ -39,6 +39,26 @@ impl Default for SimNodeConfig {
             realtime_factor: 1.0,
             episode_steps: 0,
         }
+    }
+}
+
+/// Slowest pacing the sim node takes (a thousand wall seconds per sim second).
+pub const MIN_REALTIME_FACTOR: f64 = 1e-3;
+/// Fastest pacing it takes (beyond it, 0 — unpaced — is what is meant).
+pub const MAX_REALTIME_FACTOR: f64 = 1e6;
+
+impl SimNodeConfig {
+    /// Checks the world and the pacing, naming the field of the one that is unusable.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        self.sim.validate()?;
+        let factor = self.realtime_factor;
+        if !(factor == 0.0 || (MIN_REALTIME_FACTOR..=MAX_REALTIME_FACTOR).contains(&factor)) {
+            return Err(NodeError::Setup(format!(
+                "realtime_factor must be 0 (as fast as possible) or in \
+                 {MIN_REALTIME_FACTOR}..={MAX_REALTIME_FACTOR}, got {factor}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -148,7 +168,7 @@ pub fn run_sim_commanded(
         }
         if config.episode_steps > 0 && episode_step == config.episode_steps {
             let last = offset_ns + observation.stamp.nanos;
-            let seed = config.seed + stats.episodes;
+            let seed = config.seed.wrapping_add(stats.episodes);
             observation = sim.reset(seed)?;
             policy = ExplorationPolicy::new(config.exploration.clone(), seed);
             offset_ns = last + EPISODE_GAP_NS - observation.stamp.nanos.min(last);
@@ -157,8 +177,9 @@ pub fn run_sim_commanded(
         }
         let stamp_ns = offset_ns + observation.stamp.nanos;
         if config.realtime_factor > 0.0 {
-            let due = wall_start
-                + secs_to_ns((stamp_ns - sim_start) as f64 * 1e-9 / config.realtime_factor);
+            let due = wall_start.saturating_add(secs_to_ns(
+                (stamp_ns - sim_start) as f64 * 1e-9 / config.realtime_factor,
+            ));
             let now = wall.now_ns();
             if due > now {
                 let wait = Duration::from_nanos(due - now);

@@ -46,7 +46,7 @@ pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
         realtime_factor: params.realtime_factor.max(0.0),
         episode_steps: u64::try_from(params.episode_steps).unwrap_or(0),
     };
-    config.sim.validate()?;
+    config.validate()?;
     let steps = match u64::try_from(params.steps) {
         Ok(0) | Err(_) => u64::MAX,
         Ok(steps) => steps,
