@@ -171,8 +171,8 @@ fn settings_a_run_could_not_start_with_are_refused_naming_the_field() {
         ("trainer_node.threads", |c| {
             c.trainer_node.threads = 100_000_000
         }),
-        ("trainer_node.min_replay", |c| {
-            c.trainer_node.min_replay = 1 << 40
+        ("trainer_node.health_window", |c| {
+            c.trainer_node.health_window = 0
         }),
         ("encoder.threads", |c| c.encoder.threads = 0),
         ("encoder.queue", |c| c.encoder.queue = 0),

@@ -61,8 +61,8 @@ impl Default for TrainerNodeConfig {
 pub const MAX_THREADS: usize = 1024;
 
 impl TrainerNodeConfig {
-    /// Checks the settings against each other and against the replay buffer's `capacity`,
-    /// naming the field of the one that is unusable.
+    /// Checks the settings, naming the field of the one that is unusable; a `min_replay` above
+    /// the replay buffer's `replay_capacity` is warned about (training then never starts).
     pub fn validate(&self, replay_capacity: usize) -> Result<(), NodeError> {
         if self.threads > MAX_THREADS {
             return Err(NodeError::Setup(format!(
@@ -77,11 +77,12 @@ impl TrainerNodeConfig {
             )));
         }
         if self.min_replay > replay_capacity {
-            return Err(NodeError::Setup(format!(
-                "trainer_node.min_replay ({}) is more than the replay buffer holds ({}): \
-                 training would never start",
-                self.min_replay, replay_capacity
-            )));
+            // Allowed (a node that collects and reports but does not train yet), but said.
+            tracing::warn!(
+                min_replay = self.min_replay,
+                replay_capacity,
+                "trainer_node.min_replay is more than the replay buffer holds: training will not start"
+            );
         }
         if self.health_window == 0 || self.health_window > 1 << 20 {
             return Err(NodeError::Setup(format!(

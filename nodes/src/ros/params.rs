@@ -415,12 +415,11 @@ mod tests {
                 };
                 match params.apply(&file) {
                     Ok(setup) => {
-                        // What was accepted can be started: pools of a sane size, a trainer
-                        // that will begin, finite periods.
+                        // What was accepted can be started: pools of a sane size, finite
+                        // periods, rollout limits of at least one.
                         let max = crate::components::trainer::MAX_THREADS;
                         assert!(setup.trainer_node.threads <= max, "{params:?}");
                         assert!((1..=max).contains(&setup.encoder.threads), "{params:?}");
-                        assert!(setup.trainer_node.min_replay <= setup.trainer.replay.capacity);
                         assert!(setup.reload_every_s.is_finite());
                         assert!(setup.rollouts.queue >= 1 && setup.rollouts.max_steps >= 1);
                     }
