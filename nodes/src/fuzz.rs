@@ -12,13 +12,13 @@ use std::sync::Arc;
 use bolero::TypeGenerator;
 
 use crate::components::collector::{Collector, CollectorConfig};
-use crate::components::image::to_rgb8;
+use crate::components::image::{Fit, to_rgb8};
 use crate::config::FileConfig;
 use crate::msg::{ImageMsg, ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
 use crate::runtime::clock::ManualClock;
 
 /// Encoding names: every one the nodes accept, and some they must refuse.
-const ENCODINGS: [&str; 12] = [
+const ENCODINGS: [&str; 20] = [
     "rgb8",
     "bgr8",
     "rgba8",
@@ -26,11 +26,19 @@ const ENCODINGS: [&str; 12] = [
     "mono8",
     "8UC1",
     "mono16",
+    "rgb16",
+    "bgr16",
+    "rgba16",
     "yuv422",
+    "yuv422_yuy2",
     "bayer_rggb8",
+    "bayer_gbrg8",
+    "32FC1",
+    "nv12",
     "",
     "RGB8",
     "rgb8\0",
+    "16UC1",
 ];
 
 /// A number as a sensor sends it: usually ordinary, sometimes anything (NaN, ±∞, 1e308).
@@ -68,14 +76,16 @@ struct FuzzImage {
 impl FuzzImage {
     fn message(&self, stamp_ns: u64, width: u32, height: u32) -> ImageMsg {
         let encoding = ENCODINGS[usize::from(self.encoding) % ENCODINGS.len()];
-        let w = width.saturating_add_signed(i32::from(self.width_off % 3));
-        let h = height.saturating_add_signed(i32::from(self.height_off % 3));
-        let channels = match encoding {
-            "rgba8" | "bgra8" => 4,
-            "mono8" | "8UC1" => 1,
-            "mono16" | "yuv422" => 2,
-            _ => 3,
+        // Around the model's size, or a camera's (640×480 scaled down to keep cases fast).
+        let (w, h) = if self.big_endian && self.fill.is_multiple_of(2) {
+            (80, 60)
+        } else {
+            (width, height)
         };
+        let w = w.saturating_add_signed(i32::from(self.width_off % 3));
+        let h = h.saturating_add_signed(i32::from(self.height_off % 3));
+        let channels = crate::components::image::decode::Encoding::from_ros(encoding)
+            .map_or(3, |e| e.bytes_per_pixel() as u32);
         let step = (w * channels).saturating_add_signed(i32::from(self.pad % 8));
         let len = (step as usize * h as usize).saturating_add_signed(isize::from(self.data_off));
         ImageMsg {
@@ -175,8 +185,10 @@ fn fuzz_images_in_any_encoding_and_geometry_convert_exactly_or_are_refused() {
         .with_type::<FuzzImage>()
         .for_each(|image| {
             let message = image.message(1, SIDE, SIDE);
-            if let Ok(rgb) = to_rgb8(&message, SIDE, SIDE) {
-                assert_eq!(rgb.len(), (SIDE * SIDE * 3) as usize, "{message:?}");
+            for fit in [Fit::Crop, Fit::Stretch, Fit::Pad] {
+                if let Ok(rgb) = to_rgb8(&message, SIDE, SIDE, fit) {
+                    assert_eq!(rgb.len(), (SIDE * SIDE * 3) as usize, "{message:?}");
+                }
             }
         });
 }

@@ -98,13 +98,19 @@ fn bad_input_is_counted_by_reason_and_the_stream_goes_on() {
     let mut c = collector();
     assert!(feed_frame(&mut c, 50 * MS, 1).frame.is_some());
 
-    // Wrong size.
-    let big = SensorMsg::Image(ImageMsg::rgb8(60 * MS, 8, 8, vec![0; 192].into()));
+    // Larger than any camera: a header claiming 1e10 pixels over a few bytes.
+    let big = SensorMsg::Image(ImageMsg::rgb8(
+        60 * MS,
+        100_000,
+        100_000,
+        vec![0; 192].into(),
+    ));
     assert!(c.on_message(&big).frame.is_none());
-    // Unknown encoding.
-    let mut yuv = ImageMsg::rgb8(61 * MS, 4, 2, vec![0; 24].into());
-    yuv.encoding = "yuv422".into();
-    assert!(c.on_message(&SensorMsg::Image(yuv)).frame.is_none());
+    // Unknown encoding (32-bit float depth).
+    let mut depth = ImageMsg::rgb8(61 * MS, 4, 2, vec![0; 32].into());
+    depth.encoding = "32FC1".into();
+    depth.step = 16;
+    assert!(c.on_message(&SensorMsg::Image(depth)).frame.is_none());
     // Row step shorter than a row.
     let mut short = ImageMsg::rgb8(62 * MS, 4, 2, vec![0; 24].into());
     short.step = 5;
@@ -277,4 +283,36 @@ fn a_frame_stamped_at_the_end_of_time_is_completed_without_overflow() {
     let transition = c.flush().expect("the pending frame completes");
     assert_eq!(transition.frame_stamp_ns, stamp);
     assert!(transition.action.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn a_camera_resolution_image_becomes_a_frame_of_the_model_size() {
+    // 640×480, the left half grey 40 and the right half grey 200; the model takes 4×2.
+    let (width, height) = (640u32, 480u32);
+    let mut data = Vec::with_capacity((width * height) as usize);
+    for _ in 0..height {
+        for x in 0..width {
+            data.push(if x < width / 2 { 40u8 } else { 200 });
+        }
+    }
+    let mut c = collector();
+    for msg in [joints(50 * MS, 1.0), imu(50 * MS), odom(50 * MS)] {
+        c.on_message(&msg);
+    }
+    let msg = ImageMsg {
+        stamp_ns: 50 * MS,
+        width,
+        height,
+        encoding: "mono8".into(),
+        is_bigendian: false,
+        step: width,
+        data: data.into(),
+        frame_id: "camera".into(),
+    };
+    let frame = c.on_message(&SensorMsg::Image(msg)).frame.expect("a frame");
+    assert_eq!(frame.image.len(), 4 * 2 * 3);
+    // Cropped to 2:1 (640×320 of the centre), then averaged: two dark columns, two bright ones.
+    let row: Vec<u8> = frame.image[..12].to_vec();
+    assert_eq!(row, [40, 40, 40, 40, 40, 40, 200, 200, 200, 200, 200, 200]);
+    assert_eq!(frame.image[12..], row[..]);
 }

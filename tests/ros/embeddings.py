@@ -23,8 +23,20 @@ def pixels(seed):
 
 
 def encode(rgb, encoding, pad):
-    """rgb pixels -> (data, step) in `encoding`, each row followed by `pad` junk bytes."""
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}[encoding]
+    """rgb pixels -> (data, step) in `encoding`, each row followed by `pad` junk bytes.
+    `rgb8@2x` is the scene at twice the resolution (each pixel a 2×2 block); the 16-bit
+    encodings carry the 8-bit value in their high byte and junk in the low one."""
+    if encoding == "rgb8@2x":
+        data = bytearray()
+        for row in range(SIDE):
+            line = bytearray()
+            for r, g, b in rgb[row * SIDE:(row + 1) * SIDE]:
+                line += bytes((r, g, b)) * 2
+            line += bytes([0xAB] * pad)
+            data += line + line
+        return bytes(data), 2 * SIDE * 3 + pad
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1,
+                "rgb16": 6, "bgr16": 6, "mono16": 2}[encoding]
     data = bytearray()
     for row in range(SIDE):
         for r, g, b in rgb[row * SIDE:(row + 1) * SIDE]:
@@ -36,6 +48,12 @@ def encode(rgb, encoding, pad):
                 data += bytes((r, g, b, 255))
             elif encoding == "bgra8":
                 data += bytes((b, g, r, 255))
+            elif encoding == "rgb16":  # little-endian: the low (junk) byte first
+                data += bytes((0x5A, r, 0x5A, g, 0x5A, b))
+            elif encoding == "bgr16":  # sent big-endian: the high byte first
+                data += bytes((b, 0x5A, g, 0x5A, r, 0x5A))
+            elif encoding == "mono16":
+                data += bytes((0x5A, g))
             else:
                 data.append(g)
         data += bytes([0xAB] * pad)
@@ -70,8 +88,10 @@ class Robot:
         odom.twist.twist.linear.x = 0.2
         self.odom.publish(odom)
 
-    def image(self, ns, data, step, encoding, width=SIDE, height=SIDE, sec=None, frame_id="test_camera"):
+    def image(self, ns, data, step, encoding, width=SIDE, height=SIDE, sec=None,
+              frame_id="test_camera", bigendian=False):
         image = Image()
+        image.is_bigendian = 1 if bigendian else 0
         set_stamp(image.header, ns)
         if sec is not None:
             image.header.stamp.sec = sec
@@ -111,7 +131,8 @@ def main(nodes):
     cases = []
     for repeat in range(2):
         for scene_name, scene in (("a", scene_a), ("b", scene_b)):
-            for encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+            for encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "rgb16", "bgr16",
+                             "mono16", "rgb8@2x"):
                 pad = 0 if encoding == "rgb8" else 5
                 cases.append((scene_name, scene, encoding, pad))
     for scene_name, scene, encoding, pad in cases:
@@ -119,7 +140,8 @@ def main(nodes):
         ns += NS // 10
         robot.proprio(ns)
         peer.spin_for(0.02)
-        robot.image(ns, data, step, encoding)
+        wire, side = ("rgb8", 2 * SIDE) if encoding == "rgb8@2x" else (encoding, SIDE)
+        robot.image(ns, data, step, wire, width=side, height=side, bigendian=encoding == "bgr16")
         sent[ns] = (scene_name, encoding)
         peer.spin_for(0.25)
     peer.wait_for(
@@ -146,14 +168,15 @@ def main(nodes):
     groups = {}
     for source, vector in by_stamp.items():
         scene_name, encoding = sent[source]
-        key = (scene_name, "grey" if encoding == "mono8" else "colour")
+        key = (scene_name, "grey" if encoding in ("mono8", "mono16") else "colour")
         groups.setdefault(key, []).append(vector)
     for key, vectors in groups.items():
         for vector in vectors[1:]:
             assert same(vectors[0], vector), f"{key}: same pixels, different embedding"
     assert not same(groups[("a", "colour")][0], groups[("b", "colour")][0]), "scenes a and b embed alike"
     dimension = dimensions.pop()
-    log(f"embedding dimension {dimension}; every encoding of a scene embeds identically")
+    log(f"embedding dimension {dimension}; every encoding of a scene, and the scene at twice "
+        "the resolution, embeds identically")
 
     # --- malformed corpus: each is dropped and counted; the node keeps serving.
     good, good_step = encode(scene_a, "rgb8", 0)
@@ -175,11 +198,11 @@ def main(nodes):
 
     bad_image("bad_image_step", good[:-10], good_step, "rgb8")
     bad_image("bad_image_step", good, SIDE * 3 - 1, "rgb8")
-    bad_image("unknown_encoding", good, good_step, "yuv422")
+    bad_image("unknown_encoding", good, good_step, "32FC1")
     bad_image("empty_image", b"", 0, "rgb8", width=0, height=0)
-    small, _ = encode(scene_a[: 32 * 32], "rgb8", 0)
-    # A refused image does not rename the camera frame of the embeddings, however long its id.
-    bad_image("wrong_image_size", small[: 32 * 32 * 3], 32 * 3, "rgb8", width=32, height=32,
+    # A header claiming 1e10 pixels over a few bytes is refused before anything is allocated;
+    # and a refused image does not rename the camera frame of the embeddings, however long its id.
+    bad_image("wrong_image_size", good, 100_000 * 3, "rgb8", width=100_000, height=100_000,
               frame_id="refused_" + "x" * 100_000)
     bad_image("bad_stamp", good, good_step, "rgb8", sec=-5)
     peer.spin_for(0.3)

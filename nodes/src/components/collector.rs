@@ -12,7 +12,7 @@ use autodidact_learn::Transition;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
-use crate::components::image::to_rgb8;
+use crate::components::image::{Fit, to_rgb8};
 use crate::components::stats::{DropCounter, DropReason};
 use crate::msg::{ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
 use crate::runtime::clock::{Clock, secs_to_ns};
@@ -123,10 +123,13 @@ impl ProprioConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
-    /// Image width the model expects.
+    /// Image width the model expects; images of any other size are brought to it (`fit`).
     pub width: u32,
     /// Image height the model expects.
     pub height: u32,
+    /// How an image of another aspect ratio is brought to `width × height`: `crop` (the
+    /// centre, the default), `stretch` or `pad`.
+    pub fit: Fit,
     /// The proprio vector.
     pub proprio: ProprioConfig,
     /// Largest |image stamp − proprio stamp| for a pair, seconds.
@@ -151,6 +154,7 @@ impl Default for CollectorConfig {
         Self {
             width: 64,
             height: 64,
+            fit: Fit::default(),
             proprio: ProprioConfig::default(),
             proprio_tolerance_s: 0.1,
             action_timeout_s: 0.5,
@@ -319,7 +323,12 @@ impl Collector {
         }
         let result = match msg {
             SensorMsg::Image(image) => {
-                match to_rgb8(image, self.config.width, self.config.height) {
+                match to_rgb8(
+                    image,
+                    self.config.width,
+                    self.config.height,
+                    self.config.fit,
+                ) {
                     Ok(rgb) => self.on_image(stamp, rgb, &image.frame_id),
                     Err(reason) => Err(reason),
                 }

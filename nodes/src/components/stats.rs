@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 pub enum DropReason {
     /// Zero width/height or no data.
     EmptyImage,
-    /// An encoding other than rgb8, bgr8, rgba8, bgra8, mono8.
+    /// An encoding the nodes do not read (see `components/image/decode.rs` for those they do).
     UnknownEncoding,
-    /// Not the size the model was built for.
+    /// More pixels than the largest image taken (8192 × 8192), or a Bayer image without one
+    /// whole 2×2 cell.
     WrongImageSize,
-    /// `step` shorter than a row, or fewer bytes than `step × height`.
+    /// `step` shorter than a row, fewer bytes than `step × height`, or an odd width in 4:2:2.
     BadImageStep,
     /// A NaN or infinite value.
     NonFinite,

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use r2r::builtin_interfaces::msg::Time;
-use r2r::geometry_msgs::msg::{Point, Pose, PoseWithCovariance, Quaternion, Twist, Vector3};
+use r2r::geometry_msgs::msg::{
+    Point, Pose, PoseWithCovariance, Quaternion, Twist, TwistStamped, Vector3,
+};
 use r2r::nav_msgs::msg::Odometry;
 use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
 use r2r::std_msgs::msg::Header;
@@ -115,6 +117,15 @@ pub fn twist_in(twist: &Twist, arrival_ns: u64) -> SensorMsg {
     })
 }
 
+/// geometry_msgs/TwistStamped → a command at its own header stamp.
+pub fn twist_stamped_in(twist: &TwistStamped) -> Result<SensorMsg, DropReason> {
+    Ok(SensorMsg::Action(TwistMsg {
+        stamp_ns: stamp_ns(&twist.header.stamp)?,
+        linear_x: twist.twist.linear.x as f32,
+        angular_z: twist.twist.angular.z as f32,
+    }))
+}
+
 fn vector3([x, y, z]: [f64; 3]) -> Vector3 {
     Vector3 { x, y, z }
 }
@@ -187,6 +198,14 @@ pub fn twist(linear_x: f32, angular_z: f32) -> Twist {
     Twist {
         linear: vector3([f64::from(linear_x), 0.0, 0.0]),
         angular: vector3([0.0, 0.0, f64::from(angular_z)]),
+    }
+}
+
+/// A planner command as geometry_msgs/TwistStamped at `stamp_ns`, in the robot's `base_link`.
+pub fn twist_stamped(linear_x: f32, angular_z: f32, stamp_ns: u64) -> TwistStamped {
+    TwistStamped {
+        header: header(stamp_ns, "base_link"),
+        twist: twist(linear_x, angular_z),
     }
 }
 
@@ -300,6 +319,23 @@ pub fn health_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamped_command_keeps_its_own_stamp_and_a_bad_one_is_refused() {
+        let command = twist_stamped(0.3, -0.5, 7_000_000_123);
+        assert_eq!(command.header.frame_id, "base_link");
+        assert_eq!(
+            twist_stamped_in(&command),
+            Ok(SensorMsg::Action(TwistMsg {
+                stamp_ns: 7_000_000_123,
+                linear_x: 0.3,
+                angular_z: -0.5,
+            }))
+        );
+        let mut bad = command;
+        bad.header.stamp.sec = -3;
+        assert_eq!(twist_stamped_in(&bad), Err(DropReason::BadStamp));
+    }
 
     #[test]
     fn stamps_round_trip_and_bad_ones_are_refused() {

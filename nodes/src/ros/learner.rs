@@ -17,7 +17,7 @@ use autodidact_learn::Trainer;
 use futures::StreamExt;
 use r2r::QosProfile;
 use r2r::autodidact_msgs::srv::Rollout;
-use r2r::geometry_msgs::msg::Twist;
+use r2r::geometry_msgs::msg::{Twist, TwistStamped};
 use r2r::nav_msgs::msg::Odometry;
 use r2r::sensor_msgs::msg::{Image, Imu};
 
@@ -28,6 +28,7 @@ use super::rollout::{RolloutWorker, rollout_error};
 use super::{Started, ros_error, start_node};
 use crate::NodeError;
 use crate::components::collector::{Collector, Frame};
+use crate::components::image::Fit;
 use crate::components::planner::PlannerNode;
 use crate::components::stats::DropReason;
 use crate::components::trainer::TrainerEvent;
@@ -149,7 +150,14 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         replay_len: trainer.replay().len(),
         non_finite_skips: trainer.non_finite_skips(),
     }));
-    let sinks = publishers(&mut node, roles, train, &status)?;
+    let sinks = publishers(
+        &mut node,
+        roles,
+        train,
+        setup.cmd_vel_stamped,
+        &clock,
+        &status,
+    )?;
     // rerun telemetry: optional, and a viewer that is not there does not stop the node.
     let viz = match setup.viz.sink {
         VizSink::Off => None,
@@ -195,16 +203,21 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         &clock,
         Rc::clone(&recent),
         setup.rollout_frames,
+        setup.cmd_vel_stamped,
     )?;
     if roles.plan {
         let goals = node
             .subscribe::<Image>("autodidact/goal_image", QosProfile::default())
             .map_err(ros_error)?;
         let ports = Arc::clone(&ports);
-        let (width, height) = (setup.collector.width, setup.collector.height);
+        let (width, height, fit) = (
+            setup.collector.width,
+            setup.collector.height,
+            setup.collector.fit,
+        );
         let proprio_dim = setup.collector.proprio.dim();
         executor.spawn(goals.for_each(move |image| {
-            match goal_frame(image, width, height, proprio_dim) {
+            match goal_frame(image, width, height, fit, proprio_dim) {
                 Ok(frame) => {
                     tracing::info!(stamp_ns = frame.stamp_ns, "new goal image");
                     ports.set_goal(frame);
@@ -299,6 +312,8 @@ fn publishers(
     node: &mut r2r::Node,
     roles: Roles,
     train: bool,
+    stamped: bool,
+    clock: &Arc<dyn Clock>,
     status: &Arc<Mutex<TrainerStatus>>,
 ) -> Result<Sinks, NodeError> {
     let mut sinks = Sinks::default();
@@ -334,7 +349,19 @@ fn publishers(
             }
         });
     }
-    if roles.plan {
+    if roles.plan && stamped {
+        let commands = node
+            .create_publisher::<TwistStamped>("cmd_vel", QosProfile::default())
+            .map_err(ros_error)?;
+        let clock = Arc::clone(clock);
+        sinks.command = Box::new(move |output| {
+            let (v, w) = (output.command.linear_x, output.command.angular_z);
+            let command = convert::twist_stamped(v, w, clock.now_ns());
+            if let Err(error) = commands.publish(&command) {
+                tracing::warn!(%error, "command not published");
+            }
+        });
+    } else if roles.plan {
         let commands = node
             .create_publisher::<Twist>("cmd_vel", QosProfile::default())
             .map_err(ros_error)?;
@@ -391,6 +418,7 @@ fn subscribe_sensors(
     clock: &Arc<dyn Clock>,
     recent: Rc<RefCell<VecDeque<Frame>>>,
     keep_recent: usize,
+    stamped_commands: bool,
 ) -> Result<(), NodeError> {
     let sensor = QosProfile::sensor_data();
     let keep = move |frame: Frame| {
@@ -437,15 +465,27 @@ fn subscribe_sensors(
         ignore,
     )?;
     // Best effort matches reliable and best-effort command publishers alike. Twist has no
-    // header: commands are stamped on arrival with the node's clock.
-    let clock = Arc::clone(clock);
-    at.subscribe(
-        "cmd_vel",
-        QosProfile::default().best_effort(),
-        "command",
-        move |twist: Twist| Ok(convert::twist_in(&twist, clock.now_ns())),
-        ignore,
-    )
+    // header: commands are stamped on arrival with the node's clock; TwistStamped carries its
+    // own stamp.
+    let commands = QosProfile::default().best_effort();
+    if stamped_commands {
+        at.subscribe(
+            "cmd_vel",
+            commands,
+            "command",
+            |twist: TwistStamped| convert::twist_stamped_in(&twist),
+            ignore,
+        )
+    } else {
+        let clock = Arc::clone(clock);
+        at.subscribe(
+            "cmd_vel",
+            commands,
+            "command",
+            move |twist: Twist| Ok(convert::twist_in(&twist, clock.now_ns())),
+            ignore,
+        )
+    }
 }
 
 /// Where subscriptions go: the node, its executor and the runtime's ports.
@@ -490,10 +530,11 @@ fn goal_frame(
     image: Image,
     width: u32,
     height: u32,
+    fit: Fit,
     proprio_dim: usize,
 ) -> Result<Frame, DropReason> {
     let image = convert::image_msg_in(image)?;
-    let rgb = crate::components::image::to_rgb8(&image, width, height)?;
+    let rgb = crate::components::image::to_rgb8(&image, width, height, fit)?;
     Ok(Frame {
         stamp_ns: image.stamp_ns,
         episode: 0,

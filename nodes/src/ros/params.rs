@@ -69,6 +69,8 @@ pub struct LearnerParams {
     pub reload_every_s: f64,
     /// Telemetry to rerun: empty = off, a path = an .rrd file, rerun+http://HOST:PORT/proxy = a running viewer (the node runs on without it)
     pub rerun: String,
+    /// cmd_vel is geometry_msgs/TwistStamped (Nav2's default from Kilted; its header stamp is the command's time) instead of Twist (stamped on arrival); planner_node then publishes TwistStamped too
+    pub cmd_vel_stamped: bool,
 }
 
 fn to_usize(name: &str, value: i64) -> Result<usize, NodeError> {
@@ -124,6 +126,8 @@ pub struct LearnerSetup {
     pub reload_every_s: f64,
     /// Telemetry.
     pub viz: VizConfig,
+    /// cmd_vel carries geometry_msgs/TwistStamped.
+    pub cmd_vel_stamped: bool,
 }
 
 impl LearnerParams {
@@ -168,6 +172,7 @@ impl LearnerParams {
             rollout_queue: RolloutLimits::default().queue as i64,
             reload_every_s: 0.0,
             rerun: String::new(),
+            cmd_vel_stamped: false,
         }
     }
 
@@ -276,6 +281,7 @@ impl LearnerParams {
             },
             reload_every_s: self.reload_every_s,
             viz,
+            cmd_vel_stamped: self.cmd_vel_stamped,
         })
     }
 }
