@@ -10,14 +10,20 @@ use autodidact_bench::{KillReport, SoakReport, SoakSample, kill_writers, soak};
 use comfy_table::Table;
 
 /// Runs the soak and prints a line per sample, then the table and the summary.
-pub fn soak_command(minutes: f64, hz: f64, every_s: f64, rrd: Option<PathBuf>) -> Result<()> {
+pub fn soak_command(
+    minutes: f64,
+    hz: f64,
+    every_s: f64,
+    rrd: Option<PathBuf>,
+    no_viz: bool,
+) -> Result<()> {
     let scratch = tempfile::tempdir().context("a scratch directory for the recording")?;
-    let recording = rrd.unwrap_or_else(|| scratch.path().join("soak.rrd"));
+    let recording = (!no_viz).then(|| rrd.unwrap_or_else(|| scratch.path().join("soak.rrd")));
     let every = Duration::try_from_secs_f64(every_s.max(1.0)).context("--every-s")?;
-    println!(
-        "soak: {minutes} min at {hz} Hz, training, telemetry to {}",
-        recording.display()
-    );
+    let telemetry = recording
+        .as_ref()
+        .map_or("off".to_owned(), |path| format!("to {}", path.display()));
+    println!("soak: {minutes} min at {hz} Hz, training, telemetry {telemetry}");
     let report = soak(minutes, hz, recording, every, |sample| {
         println!(
             "  {:6.1} min  RSS {:7.1} MiB  frames {:8}  embeddings {:8}  backlog {:3}  steps {:6}  dropped {}",

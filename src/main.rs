@@ -190,6 +190,15 @@ enum BenchWhat {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Camera images: decoding and fitting 640×480 and 1280×720 frames to the model's input.
+    Images {
+        /// Seconds to measure each case.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Learning core: train step samples/s and encode latency, per backend.
     Learn {
         /// Backends to measure.
@@ -275,8 +284,11 @@ enum BenchWhat {
         #[arg(long, default_value_t = 60.0)]
         every_s: f64,
         /// Keep the recording here (default: a temporary file, removed at the end).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "no_viz")]
         rrd: Option<PathBuf>,
+        /// No telemetry (to tell the graph's memory from the recording's).
+        #[arg(long)]
+        no_viz: bool,
     },
     /// Crash safety: a checkpoint writer killed with SIGKILL at random points, resumed after
     /// every kill.
@@ -365,8 +377,9 @@ fn main() -> Result<()> {
                     hz,
                     every_s,
                     rrd,
+                    no_viz,
                 },
-        } => autodidact::bench::soak_command(minutes, hz, every_s, rrd),
+        } => autodidact::bench::soak_command(minutes, hz, every_s, rrd, no_viz),
         Command::Bench {
             what: BenchWhat::Kills {
                 writer: Some(dir), ..
@@ -381,6 +394,12 @@ fn main() -> Result<()> {
                     writer: None,
                 },
         } => autodidact::bench::kills_command(count, seed, max_delay_ms),
+        Command::Bench {
+            what: BenchWhat::Images { seconds, json },
+        } => {
+            let rows = autodidact_bench::bench_images(Duration::from_secs_f64(seconds.max(0.05)))?;
+            print_rows(&rows, json)
+        }
         Command::Bench {
             what: BenchWhat::Sim { seconds, json },
         } => {

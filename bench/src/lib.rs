@@ -5,6 +5,7 @@
 //!
 //! - `sim`: rendering, physics and whole control steps;
 //! - `learn`: a training step at the default configuration and single-frame encode latency;
+//! - `images`: a camera's image (640×480, 1280×720, each encoding) → the model's 64×64 input;
 //! - `graph`: the in-process node graph, paced (image→embedding latency while training) and
 //!   unpaced (frames per second);
 //! - `soak`: the graph for minutes or hours with training and telemetry: memory, backlogs,
@@ -16,6 +17,7 @@
 //! Errors are `anyhow`: every one ends a benchmark run with its message, none is handled.
 
 mod graph;
+mod images;
 mod kills;
 mod learn;
 mod pytorch;
@@ -24,6 +26,7 @@ mod sim;
 mod soak;
 
 pub use graph::{GraphBench, bench_graph};
+pub use images::bench_images;
 pub use kills::{KillReport, checkpoint_writer, kill_writers};
 pub use learn::{bench_learn, filled_trainer};
 pub use pytorch::{

@@ -49,8 +49,8 @@ pub struct SoakReport {
     pub latency_p99_s: f64,
     /// The recording's size at the end, bytes.
     pub recording_bytes: u64,
-    /// Where it went.
-    pub recording: PathBuf,
+    /// Where it went (none: telemetry was off).
+    pub recording: Option<PathBuf>,
 }
 
 /// Resident memory of this process, MiB (Linux `/proc/self/status`; 0 elsewhere).
@@ -67,11 +67,11 @@ pub fn resident_mib() -> f64 {
 }
 
 /// Runs the default graph paced at `hz` camera frames per second for `minutes`, training, with
-/// telemetry to `recording`; `on_sample` gets a sample every `every`.
+/// telemetry to `recording` (none: off); `on_sample` gets a sample every `every`.
 pub fn soak(
     minutes: f64,
     hz: f64,
-    recording: PathBuf,
+    recording: Option<PathBuf>,
     every: Duration,
     mut on_sample: impl FnMut(&SoakSample),
 ) -> Result<SoakReport> {
@@ -87,7 +87,7 @@ pub fn soak(
     config.sim.sim.control_period_s = 1.0 / hz;
     config.sim.realtime_factor = 1.0;
     config.max_wall_s = Some(minutes * 60.0 + 5.0);
-    config.viz.sink = VizSink::File(recording.clone());
+    config.viz.sink = recording.clone().map_or(VizSink::Off, VizSink::File);
     let started = Instant::now();
     let mut samples = Vec::new();
     let mut last_sample: Option<Instant> = None;
@@ -127,7 +127,10 @@ pub fn soak(
         }
     })
     .context("soak run")?;
-    let recording_bytes = std::fs::metadata(&recording).map_or(0, |m| m.len());
+    let recording_bytes = recording
+        .as_ref()
+        .and_then(|path| std::fs::metadata(path).ok())
+        .map_or(0, |m| m.len());
     Ok(SoakReport {
         samples,
         longest_embedding_gap_s: embedding_gap.as_secs_f64(),

@@ -26,7 +26,7 @@ mod runtime;
 pub use collector::{Collector, CollectorConfig, Frame, ProprioConfig};
 pub use components::encoder::{EncoderConfig, EncoderStats};
 pub use components::stats::{DropCounter, DropReason};
-pub use components::{collector, planner, sim, trainer, viz};
+pub use components::{collector, image, planner, sim, trainer, viz};
 pub use config::FileConfig;
 pub use graph::{GraphConfig, GraphReport, run_graph};
 pub use runtime::clock::{Clock, ManualClock, WallClock};

@@ -16,7 +16,7 @@
 
 pub mod collector;
 pub mod encoder;
-pub(crate) mod image;
+pub mod image;
 pub mod planner;
 pub mod sim;
 pub(crate) mod stats;
