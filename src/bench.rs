@@ -127,14 +127,13 @@ fn kills_table(report: &KillReport) -> Table {
     table.set_header(["what", "value"]);
     let rows = [
         (
-            "SIGKILLs, each followed by a resume",
+            "SIGKILLs, each followed by a resume at or after the newest step saved (a lost checkpoint ends the run with an error)",
             report.kills.to_string(),
         ),
         (
             "kills that left a save half-done (.tmp/.old beside it)",
             report.during_a_save.to_string(),
         ),
-        ("checkpoints lost or unreadable", "0".to_owned()),
         (
             "newest step reported saved",
             report.newest_saved.to_string(),
