@@ -3,7 +3,8 @@
 //! field has a default; an unknown or misspelt section or field is an error that names it.
 //!
 //! Sections: `[sim]`, `[exploration]`, `[collector]`, `[trainer]` (the whole model and its
-//! training; default: the standard model for the image size), `[trainer_node]`, `[encoder]`,
+//! training; default: the standard model for the image size, also when the section sets only
+//! some of its parts, e.g. `[trainer.replay]`), `[trainer_node]`, `[encoder]`,
 //! `[planner]`, `[viz]` and `[eval]` (read by `autodidact eval`, which checks its fields; the
 //! nodes keep it as it is).
 
@@ -60,7 +61,12 @@ impl FileConfig {
 
     /// Parses and checks the text of a configuration file.
     pub fn parse(text: &str) -> Result<Self, NodeError> {
-        let config: Self = toml::from_str(text).map_err(|e| NodeError::Setup(e.to_string()))?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| NodeError::Setup(e.to_string()))?;
+        with_default_model(&mut table)?;
+        let config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| NodeError::Setup(e.to_string()))?;
         // burn's `Config` derive (the model's shapes) lets unknown fields through: what the
         // `[trainer]` section holds must come back when the parsed section is written out.
         if let Some(trainer) = &config.trainer {
@@ -91,6 +97,48 @@ impl FileConfig {
 }
 
 /// The first key path of `given` that `known` does not have (descending into tables).
+/// A `[trainer]` section without `[trainer.model]` (e.g. only `[trainer.replay]`) gets the
+/// standard model for the input size: the collector's when `[collector]` sets it, otherwise the
+/// simulated camera's.
+fn with_default_model(table: &mut toml::Table) -> Result<(), NodeError> {
+    let needs_model =
+        matches!(table.get("trainer"), Some(toml::Value::Table(t)) if !t.contains_key("model"));
+    if !needs_model {
+        return Ok(());
+    }
+    let section = |name: &str| {
+        table
+            .get(name)
+            .cloned()
+            .unwrap_or(toml::Value::Table(toml::Table::new()))
+    };
+    let collector: CollectorConfig = section("collector")
+        .try_into()
+        .map_err(|e: toml::de::Error| NodeError::Setup(format!("[collector]: {e}")))?;
+    let sim: SimConfig = section("sim")
+        .try_into()
+        .map_err(|e: toml::de::Error| NodeError::Setup(format!("[sim]: {e}")))?;
+    let collector_sets = |key: &str| matches!(table.get("collector"), Some(toml::Value::Table(c)) if c.contains_key(key));
+    let width = if collector_sets("width") {
+        collector.width
+    } else {
+        sim.camera.width
+    };
+    let height = if collector_sets("height") {
+        collector.height
+    } else {
+        sim.camera.height
+    };
+    let model =
+        TrainerConfig::for_inputs(width as usize, height as usize, collector.proprio.dim()).model;
+    let model = toml::Value::try_from(&model)
+        .map_err(|e| NodeError::Setup(format!("[trainer.model]: {e}")))?;
+    if let Some(toml::Value::Table(trainer)) = table.get_mut("trainer") {
+        trainer.insert("model".to_owned(), model);
+    }
+    Ok(())
+}
+
 fn first_unknown_key(given: &toml::Table, known: &toml::Table, prefix: &str) -> Option<String> {
     given.iter().find_map(|(key, value)| {
         let path = format!("{prefix}.{key}");
@@ -121,6 +169,24 @@ mod tests {
         assert_eq!(config.encoder, EncoderConfig::default());
         let eval = config.eval.expect("kept for autodidact eval");
         assert_eq!(eval.get("pairs").and_then(toml::Value::as_integer), Some(3));
+    }
+
+    #[test]
+    fn a_trainer_section_without_a_model_gets_the_standard_one_for_the_input_size() {
+        let config = FileConfig::parse(
+            "[sim.camera]\nwidth = 32\nheight = 32\n[trainer.replay]\ncapacity = 500\n\
+             [trainer.objectives.contrastive]\ntemporal_window = 8\n",
+        )
+        .expect("parsed");
+        let trainer = config.trainer.expect("[trainer]");
+        assert_eq!(trainer.replay.capacity, 500);
+        assert_eq!(trainer.objectives.contrastive.temporal_window, 8);
+        let standard =
+            TrainerConfig::for_inputs(32, 32, CollectorConfig::default().proprio.dim()).model;
+        assert_eq!(
+            toml::Value::try_from(&trainer.model).ok(),
+            toml::Value::try_from(&standard).ok()
+        );
     }
 
     #[test]

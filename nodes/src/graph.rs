@@ -13,6 +13,7 @@ use autodidact_learn::{Losses, Trainer, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
+use crate::bags::SimRecorder;
 use crate::components::collector::{Collector, CollectorConfig, CollectorStats, Frame};
 use crate::components::encoder::{EncoderConfig, EncoderStats};
 use crate::components::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim};
@@ -49,6 +50,9 @@ pub struct GraphConfig {
     /// Stop after this many wall seconds even if steps remain.
     #[serde(default)]
     pub max_wall_s: Option<f64>,
+    /// Also write the simulator's streams as a rosbag2 MCAP directory here (must not exist).
+    #[serde(default)]
+    pub bag_out: Option<std::path::PathBuf>,
     /// Keep every n-th frame for the end-of-run pose probe (the stride doubles whenever 4000
     /// frames are kept, so long runs stay bounded).
     #[serde(default = "default_probe_stride")]
@@ -88,6 +92,7 @@ impl GraphConfig {
             viz: VizConfig::default(),
             steps,
             max_wall_s: None,
+            bag_out: None,
             probe_stride: default_probe_stride(),
         }
     }
@@ -194,9 +199,22 @@ pub struct GraphReport {
     pub probe_r2_per_target: Option<Vec<f64>>,
     /// Telemetry.
     pub viz: VizStats,
+    /// The bag written with `bag_out`.
+    pub bag_out: Option<BagOutReport>,
     /// The trainer at the end (weights, replay buffer).
     #[serde(skip)]
     pub trainer: Option<Trainer>,
+}
+
+/// The bag a run recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct BagOutReport {
+    /// Its directory.
+    pub path: std::path::PathBuf,
+    /// Sim ticks in it.
+    pub ticks: u64,
+    /// Why recording stopped early, if it did (the run itself goes on).
+    pub error: Option<String>,
 }
 
 impl GraphReport {
@@ -320,6 +338,15 @@ pub fn run_graph(
         Outputs::sinks(&outputs),
     )?;
     let ports = Arc::clone(runtime.ports());
+    let mut recorder = match &config.bag_out {
+        Some(dir) => Some(SimRecorder::create(
+            dir,
+            config.sim.sim.camera.clone(),
+            crate::bags::record::CAMERA_FRAME,
+        )?),
+        None => None,
+    };
+    let mut bag_error = None;
 
     let (sensor_tx, sensor_rx) = sync_channel::<SimTick>(256);
     let sim_steps = AtomicU64::new(0);
@@ -390,6 +417,13 @@ pub fn run_graph(
                 pose.yaw.sin() as f32,
                 pose.yaw.cos() as f32,
             ];
+            if let Some(bag) = &mut recorder
+                && let Err(error) = bag.record(&tick)
+            {
+                tracing::error!(%error, "recording the bag stopped; the run goes on");
+                bag_error = Some(error.to_string());
+                recorder = None;
+            }
             ports.offer_viz(|| VizEvent::Truth(Box::new(tick.truth)));
             for message in &tick.messages {
                 if let Some(frame) = ports.take(message) {
@@ -408,6 +442,18 @@ pub fn run_graph(
         sim_thread.join().map_err(|_| NodeError::Crashed("sim"))?
     });
     report_progress(&mut progress, &runtime);
+    let bag_out = config.bag_out.as_ref().map(|path| {
+        let ticks = recorder.as_ref().map_or(0, SimRecorder::ticks);
+        let error = match recorder.take() {
+            Some(bag) => bag.finish().err().map(|e| e.to_string()),
+            None => bag_error.take(),
+        };
+        BagOutReport {
+            path: path.clone(),
+            ticks,
+            error,
+        }
+    });
     let finished = runtime.shutdown()?;
     let sim_stats = sim_stats?;
     let outcome = finished.trainer.ok_or(NodeError::Crashed("trainer"))?;
@@ -435,6 +481,7 @@ pub fn run_graph(
         probe_r2: probe,
         probe_r2_per_target: per_target,
         viz: finished.viz.unwrap_or_default(),
+        bag_out,
         trainer: Some(outcome.trainer),
     })
 }

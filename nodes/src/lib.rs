@@ -7,12 +7,15 @@
 //! - `runtime/`: the plumbing: worker threads, bounded queues, the ports a transport feeds,
 //!   one shutdown order, compute pools, clocks.
 //! - [`graph`]: `autodidact run`, the simulator as the transport.
+//! - [`bags`]: rosbag2 bags as the transport (`autodidact train --bag`) and the simulator
+//!   recorded into one (`--bag-out`).
 //! - `ros/` (feature `ros`): the r2r nodes, whose subscriptions, services and timers run on
 //!   tokio.
 //!
 //! Data flow: sim → collector (pairs, validates, counts drops) → trainer (replay, objectives,
 //! weight versions) and encoder (embeds every frame with the newest weights) → viz (rerun).
 
+pub mod bags;
 mod components;
 mod config;
 #[cfg(test)]
@@ -47,6 +50,9 @@ pub enum NodeError {
     /// The rerun viewer or recording could not be used.
     #[error("viewer: {0}")]
     Viewer(String),
+    /// A bag could not be read or written.
+    #[error(transparent)]
+    Bag(#[from] autodidact_bag::BagError),
     /// The ROS 2 middleware (rcl through r2r) refused something.
     #[error("ros: {0}")]
     Ros(String),

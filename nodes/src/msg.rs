@@ -44,6 +44,19 @@ impl ImageMsg {
     }
 }
 
+/// sensor_msgs/CompressedImage (what image_transport's `compressed` plugin publishes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompressedImageMsg {
+    /// Capture time of the image (header stamp), nanoseconds.
+    pub stamp_ns: u64,
+    /// `jpeg`, `png`, or image_transport's `rgb8; jpeg compressed bgr8`.
+    pub format: String,
+    /// The compressed file's bytes.
+    pub data: Arc<[u8]>,
+    /// The camera's coordinate frame (header `frame_id`).
+    pub frame_id: String,
+}
+
 /// sensor_msgs/JointState.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JointStateMsg {
@@ -105,6 +118,8 @@ pub struct TwistMsg {
 pub enum SensorMsg {
     /// camera/image_raw
     Image(ImageMsg),
+    /// camera/image_raw/compressed
+    CompressedImage(CompressedImageMsg),
     /// joint_states
     JointState(JointStateMsg),
     /// imu/data
@@ -120,6 +135,7 @@ impl SensorMsg {
     pub fn stamp_ns(&self) -> u64 {
         match self {
             Self::Image(m) => m.stamp_ns,
+            Self::CompressedImage(m) => m.stamp_ns,
             Self::JointState(m) => m.stamp_ns,
             Self::Imu(m) => m.stamp_ns,
             Self::Odometry(m) => m.stamp_ns,

@@ -316,3 +316,36 @@ fn a_camera_resolution_image_becomes_a_frame_of_the_model_size() {
     assert_eq!(row, [40, 40, 40, 40, 40, 40, 200, 200, 200, 200, 200, 200]);
     assert_eq!(frame.image[12..], row[..]);
 }
+
+/// A camera image arrives after the commands sent since it was captured (images travel
+/// slower): the frame before it still gets the command in effect until its capture, not the
+/// newer one that happened to arrive first.
+#[test]
+fn a_command_sent_after_the_next_capture_is_not_taken_for_the_frame_before_it() {
+    let mut c = collector();
+    let proprio = |c: &mut Collector, at: u64| {
+        c.on_message(&joints(at, 1.0));
+        c.on_message(&imu(at));
+        c.on_message(&odom(at));
+    };
+    proprio(&mut c, 0);
+    c.on_message(&command(0, 0.1));
+    assert!(c.on_message(&image(0, 1)).frame.is_some());
+    proprio(&mut c, 100 * MS);
+    // Sent at 101 ms, arrives before the image captured at 100 ms.
+    c.on_message(&command(101 * MS, 0.9));
+    let collected = c.on_message(&image(100 * MS, 2));
+    let transition = collected.transition.expect("frame 0 completed");
+    assert_eq!(
+        transition.action[0], 0.1,
+        "the command in effect until 100 ms"
+    );
+    assert_eq!(c.stats().actions_defaulted, 0);
+    // And the newer command is the next frame's.
+    proprio(&mut c, 200 * MS);
+    let next = c
+        .on_message(&image(200 * MS, 3))
+        .transition
+        .expect("frame 1");
+    assert_eq!(next.action[0], 0.9);
+}

@@ -30,6 +30,12 @@ fn ros_environment() -> Result<(PathBuf, PathBuf), String> {
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn run_ros_script(script: &str, domain_id: u32, limit: Duration) {
+    run_ros_script_with(script, domain_id, limit, |_| {});
+}
+
+/// As [`run_ros_script`], with `prepare` writing what the script needs into its work directory
+/// (`$AUTODIDACT_WORK`) first.
+fn run_ros_script_with(script: &str, domain_id: u32, limit: Duration, prepare: impl FnOnce(&Path)) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let (bin_dir, python) = match ros_environment() {
         Ok(found) => found,
@@ -47,6 +53,7 @@ fn run_ros_script(script: &str, domain_id: u32, limit: Duration) {
         .to_path_buf();
     let scripts = repo.join("tests").join("ros");
     let work = tempfile::tempdir().expect("scratch dir");
+    prepare(work.path());
     let mut child = Command::new(&python)
         .arg("-u")
         .arg(scripts.join(script))
@@ -84,6 +91,28 @@ fn run_ros_script(script: &str, domain_id: u32, limit: Duration) {
 #[test]
 fn images_in_every_encoding_become_stamped_embeddings_and_bad_input_is_counted() {
     run_ros_script("embeddings.py", 61, Duration::from_secs(300));
+}
+
+#[test]
+fn compressed_640x480_jpeg_and_twist_stamped_from_a_peer_are_embedded_and_paired() {
+    run_ros_script_with("compressed.py", 64, Duration::from_secs(300), |work| {
+        // A smooth scene that moves: what a camera's JPEG looks like.
+        for i in 0..12u32 {
+            let scene = image::RgbImage::from_fn(640, 480, |x, y| {
+                let x = (x + 9 * i) as f32;
+                image::Rgb([
+                    (128.0 + 100.0 * (x / 71.0).sin()) as u8,
+                    (128.0 + 100.0 * (y as f32 / 53.0).cos()) as u8,
+                    (128.0 + 90.0 * ((x + y as f32) / 97.0).sin()) as u8,
+                ])
+            });
+            let path = work.join(format!("camera_{i:02}.jpg"));
+            let mut file = std::fs::File::create(&path).expect("jpeg file");
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut file, 90)
+                .encode_image(&scene)
+                .expect("encode jpeg");
+        }
+    });
 }
 
 #[test]

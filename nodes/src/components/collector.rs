@@ -12,7 +12,7 @@ use autodidact_learn::Transition;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
-use crate::components::image::{Fit, to_rgb8};
+use crate::components::image::{Fit, compressed_to_rgb8, to_rgb8};
 use crate::components::stats::{DropCounter, DropReason};
 use crate::msg::{ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TwistMsg};
 use crate::runtime::clock::{Clock, secs_to_ns};
@@ -181,6 +181,10 @@ pub struct Frame {
     pub frame_id: Arc<str>,
 }
 
+/// Commands kept to find the one in effect until a frame's successor was captured (at 100 Hz
+/// commands, the last 0.3 s).
+pub const COMMAND_HISTORY: usize = 32;
+
 /// Longest `frame_id` carried over from a camera image into frames and embeddings, in bytes.
 pub const MAX_FRAME_ID_BYTES: usize = 256;
 
@@ -228,7 +232,9 @@ pub struct Collector {
     joints: Option<(u64, Vec<f64>)>,
     imu: Option<ImuMsg>,
     odometry: Option<OdometryMsg>,
-    action: Option<TwistMsg>,
+    /// The newest commands (up to [`COMMAND_HISTORY`]), oldest first: an image arrives after
+    /// the commands sent since its capture, so the one in effect until it is found by stamp.
+    actions: std::collections::VecDeque<TwistMsg>,
     last_stamp: [Option<u64>; 5],
     pending: Option<Frame>,
     episode: u64,
@@ -252,7 +258,7 @@ impl Collector {
             joints: None,
             imu: None,
             odometry: None,
-            action: None,
+            actions: std::collections::VecDeque::with_capacity(COMMAND_HISTORY),
             last_stamp: [None; 5],
             pending: None,
             episode: 0,
@@ -296,7 +302,7 @@ impl Collector {
     pub fn on_message(&mut self, msg: &SensorMsg) -> Collected {
         self.received += 1;
         let stream = match msg {
-            SensorMsg::Image(_) => 0,
+            SensorMsg::Image(_) | SensorMsg::CompressedImage(_) => 0,
             SensorMsg::JointState(_) => 1,
             SensorMsg::Imu(_) => 2,
             SensorMsg::Odometry(_) => 3,
@@ -333,6 +339,15 @@ impl Collector {
                     Err(reason) => Err(reason),
                 }
             }
+            SensorMsg::CompressedImage(image) => match compressed_to_rgb8(
+                image,
+                self.config.width,
+                self.config.height,
+                self.config.fit,
+            ) {
+                Ok(rgb) => self.on_image(stamp, rgb, &image.frame_id),
+                Err(reason) => Err(reason),
+            },
             SensorMsg::JointState(joints) => self.on_joints(joints).map(|()| Collected::default()),
             SensorMsg::Imu(imu) => finite(
                 imu.angular_velocity
@@ -360,7 +375,10 @@ impl Collector {
             }),
             SensorMsg::Action(twist) => {
                 if twist.linear_x.is_finite() && twist.angular_z.is_finite() {
-                    self.action = Some(*twist);
+                    if self.actions.len() == COMMAND_HISTORY {
+                        self.actions.pop_front();
+                    }
+                    self.actions.push_back(*twist);
                     Ok(Collected::default())
                 } else {
                     Err(DropReason::NonFinite)
@@ -396,12 +414,18 @@ impl Collector {
             restarts = self.restarts,
             "stamps jumped back: the source restarted; a new episode begins"
         );
+        self.end_episode()
+    }
+
+    /// Ends the episode on purpose (a bag ended, another begins): the pending frame is
+    /// completed, every stream starts afresh and the next frame begins a new episode.
+    pub fn end_episode(&mut self) -> Option<Transition> {
         let flushed = self.flush();
         self.last_stamp = [None; 5];
         self.joints = None;
         self.imu = None;
         self.odometry = None;
-        self.action = None;
+        self.actions.clear();
         self.episode += 1;
         flushed
     }
@@ -519,8 +543,16 @@ impl Collector {
 
     fn complete(&mut self, frame: Frame, until_ns: u64) -> Transition {
         let timeout = secs_to_ns(self.config.action_timeout_s);
-        let action = match self.action {
-            Some(twist) if twist.stamp_ns <= until_ns && until_ns - twist.stamp_ns <= timeout => {
+        // The newest command sent before the next frame was captured (a later one may already
+        // be here: images travel slower than commands).
+        let in_effect = self
+            .actions
+            .iter()
+            .rev()
+            .find(|twist| twist.stamp_ns <= until_ns)
+            .copied();
+        let action = match in_effect {
+            Some(twist) if until_ns - twist.stamp_ns <= timeout => {
                 [twist.linear_x, twist.angular_z]
             }
             _ => {
@@ -542,7 +574,7 @@ impl Collector {
 /// What a message is, for logs.
 fn stream_name(msg: &SensorMsg) -> &'static str {
     match msg {
-        SensorMsg::Image(_) => "image",
+        SensorMsg::Image(_) | SensorMsg::CompressedImage(_) => "image",
         SensorMsg::JointState(_) => "joint state",
         SensorMsg::Imu(_) => "imu",
         SensorMsg::Odometry(_) => "odometry",

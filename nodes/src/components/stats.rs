@@ -32,11 +32,16 @@ pub enum DropReason {
     BadStamp,
     /// A stamp further ahead of the node's clock than `max_future_s`.
     StampInFuture,
+    /// Compressed image bytes that do not decode (garbage, cut short, or a header claiming
+    /// more pixels than the largest image taken: a decompression bomb).
+    UndecodableImage,
+    /// A compressed image format other than JPEG or PNG.
+    UnsupportedFormat,
 }
 
 impl DropReason {
     /// Every reason, in report order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         Self::EmptyImage,
         Self::UnknownEncoding,
         Self::WrongImageSize,
@@ -48,6 +53,8 @@ impl DropReason {
         Self::QueueFull,
         Self::BadStamp,
         Self::StampInFuture,
+        Self::UndecodableImage,
+        Self::UnsupportedFormat,
     ];
 
     /// snake_case name (as in reports and ROS status messages).
@@ -64,6 +71,8 @@ impl DropReason {
             Self::QueueFull => "queue_full",
             Self::BadStamp => "bad_stamp",
             Self::StampInFuture => "stamp_in_future",
+            Self::UndecodableImage => "undecodable_image",
+            Self::UnsupportedFormat => "unsupported_format",
         }
     }
 }

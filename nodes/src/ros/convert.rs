@@ -9,14 +9,14 @@ use r2r::geometry_msgs::msg::{
     Point, Pose, PoseWithCovariance, Quaternion, Twist, TwistStamped, Vector3,
 };
 use r2r::nav_msgs::msg::Odometry;
-use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
+use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, Imu, JointState};
 use r2r::std_msgs::msg::Header;
 
 use crate::components::collector::CollectorStats;
 use crate::components::stats::DropReason;
 use crate::msg::{
-    Embedding, HealthMsg, ImageMsg, ImuMsg, JointStateMsg, OdometryMsg, SensorMsg, TrainerStatus,
-    TwistMsg,
+    CompressedImageMsg, Embedding, HealthMsg, ImageMsg, ImuMsg, JointStateMsg, OdometryMsg,
+    SensorMsg, TrainerStatus, TwistMsg,
 };
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -63,6 +63,16 @@ pub fn image_msg_in(image: Image) -> Result<ImageMsg, DropReason> {
         data: Arc::from(image.data),
         frame_id: image.header.frame_id,
     })
+}
+
+/// sensor_msgs/CompressedImage → component message (decoded by the collector).
+pub fn compressed_image_in(image: CompressedImage) -> Result<SensorMsg, DropReason> {
+    Ok(SensorMsg::CompressedImage(CompressedImageMsg {
+        stamp_ns: stamp_ns(&image.header.stamp)?,
+        format: image.format,
+        data: Arc::from(image.data),
+        frame_id: image.header.frame_id,
+    }))
 }
 
 /// sensor_msgs/JointState → component message (joints are matched by name later).
@@ -131,8 +141,9 @@ fn vector3([x, y, z]: [f64; 3]) -> Vector3 {
 }
 
 /// Component message → ROS message, for the sim node. `frame_id`s follow REP 105.
-pub fn sensor_out(message: &SensorMsg, camera_frame: &str) -> SensorOut {
-    match message {
+/// `None` for a message the sim node never publishes (a compressed image).
+pub fn sensor_out(message: &SensorMsg, camera_frame: &str) -> Option<SensorOut> {
+    Some(match message {
         SensorMsg::Image(image) => SensorOut::Image(Image {
             header: header(image.stamp_ns, camera_frame),
             height: image.height,
@@ -142,6 +153,7 @@ pub fn sensor_out(message: &SensorMsg, camera_frame: &str) -> SensorOut {
             step: image.step,
             data: image.data.to_vec(),
         }),
+        SensorMsg::CompressedImage(_) => return None,
         SensorMsg::JointState(joints) => SensorOut::JointState(JointState {
             header: header(joints.stamp_ns, ""),
             name: joints.name.clone(),
@@ -190,7 +202,7 @@ pub fn sensor_out(message: &SensorMsg, camera_frame: &str) -> SensorOut {
             })
         }
         SensorMsg::Action(action) => SensorOut::Twist(twist(action.linear_x, action.angular_z)),
-    }
+    })
 }
 
 /// A drive command as geometry_msgs/Twist.
@@ -356,7 +368,7 @@ mod tests {
     #[test]
     fn sim_messages_survive_the_trip_through_ros_types() {
         let image = SensorMsg::Image(ImageMsg::rgb8(5, 2, 1, Arc::from(vec![1u8, 2, 3, 4, 5, 6])));
-        let SensorOut::Image(ros_image) = sensor_out(&image, "camera") else {
+        let Some(SensorOut::Image(ros_image)) = sensor_out(&image, "camera") else {
             panic!("not an image")
         };
         assert_eq!(image_in(ros_image), Ok(image));
@@ -368,7 +380,7 @@ mod tests {
             linear_x: 0.3,
             angular_z: -0.7,
         });
-        let SensorOut::Odometry(ros_odom) = sensor_out(&odom, "camera") else {
+        let Some(SensorOut::Odometry(ros_odom)) = sensor_out(&odom, "camera") else {
             panic!("not odometry")
         };
         let SensorMsg::Odometry(back) = odometry_in(&ros_odom).expect("valid") else {

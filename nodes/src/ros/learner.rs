@@ -203,7 +203,10 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         &clock,
         Rc::clone(&recent),
         setup.rollout_frames,
-        setup.cmd_vel_stamped,
+        InputTypes {
+            stamped_commands: setup.cmd_vel_stamped,
+            compressed_images: setup.compressed_images,
+        },
     )?;
     if roles.plan {
         let goals = node
@@ -418,7 +421,7 @@ fn subscribe_sensors(
     clock: &Arc<dyn Clock>,
     recent: Rc<RefCell<VecDeque<Frame>>>,
     keep_recent: usize,
-    stamped_commands: bool,
+    types: InputTypes,
 ) -> Result<(), NodeError> {
     let sensor = QosProfile::sensor_data();
     let keep = move |frame: Frame| {
@@ -436,13 +439,23 @@ fn subscribe_sensors(
         ports,
         node,
     };
-    at.subscribe(
-        "camera/image_raw",
-        sensor.clone(),
-        "image",
-        convert::image_in,
-        keep,
-    )?;
+    if types.compressed_images {
+        at.subscribe(
+            "camera/image_raw/compressed",
+            sensor.clone(),
+            "image",
+            convert::compressed_image_in,
+            keep,
+        )?;
+    } else {
+        at.subscribe(
+            "camera/image_raw",
+            sensor.clone(),
+            "image",
+            convert::image_in,
+            keep,
+        )?;
+    }
     at.subscribe(
         "joint_states",
         sensor.clone(),
@@ -468,7 +481,7 @@ fn subscribe_sensors(
     // header: commands are stamped on arrival with the node's clock; TwistStamped carries its
     // own stamp.
     let commands = QosProfile::default().best_effort();
-    if stamped_commands {
+    if types.stamped_commands {
         at.subscribe(
             "cmd_vel",
             commands,
@@ -486,6 +499,15 @@ fn subscribe_sensors(
             ignore,
         )
     }
+}
+
+/// Which message types the inputs arrive as.
+#[derive(Debug, Clone, Copy)]
+struct InputTypes {
+    /// cmd_vel is TwistStamped.
+    stamped_commands: bool,
+    /// Images are CompressedImage on camera/image_raw/compressed.
+    compressed_images: bool,
 }
 
 /// Where subscriptions go: the node, its executor and the runtime's ports.

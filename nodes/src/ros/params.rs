@@ -71,6 +71,8 @@ pub struct LearnerParams {
     pub rerun: String,
     /// cmd_vel is geometry_msgs/TwistStamped (Nav2's default from Kilted; its header stamp is the command's time) instead of Twist (stamped on arrival); planner_node then publishes TwistStamped too
     pub cmd_vel_stamped: bool,
+    /// How camera images arrive: "raw" (sensor_msgs/Image on camera/image_raw) or "compressed" (sensor_msgs/CompressedImage, JPEG or PNG, on camera/image_raw/compressed, as image_transport publishes it)
+    pub image_transport: String,
 }
 
 fn to_usize(name: &str, value: i64) -> Result<usize, NodeError> {
@@ -128,6 +130,8 @@ pub struct LearnerSetup {
     pub viz: VizConfig,
     /// cmd_vel carries geometry_msgs/TwistStamped.
     pub cmd_vel_stamped: bool,
+    /// Camera images come as sensor_msgs/CompressedImage on camera/image_raw/compressed.
+    pub compressed_images: bool,
 }
 
 impl LearnerParams {
@@ -173,6 +177,7 @@ impl LearnerParams {
             reload_every_s: 0.0,
             rerun: String::new(),
             cmd_vel_stamped: false,
+            image_transport: "raw".to_owned(),
         }
     }
 
@@ -282,6 +287,15 @@ impl LearnerParams {
             reload_every_s: self.reload_every_s,
             viz,
             cmd_vel_stamped: self.cmd_vel_stamped,
+            compressed_images: match self.image_transport.as_str() {
+                "raw" => false,
+                "compressed" => true,
+                other => {
+                    return Err(NodeError::Setup(format!(
+                        "parameter image_transport must be \"raw\" or \"compressed\", got {other:?}"
+                    )));
+                }
+            },
         })
     }
 }

@@ -147,7 +147,10 @@ pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
                             .unwrap_or_else(publish_failed);
                     }
                     for message in &tick.messages {
-                        let result = match sensor_out(message, &frame_id) {
+                        let Some(out) = sensor_out(message, &frame_id) else {
+                            continue;
+                        };
+                        let result = match out {
                             SensorOut::Image(image) => {
                                 let info = camera_info(
                                     stamp_ns,

@@ -120,9 +120,30 @@ impl Ports {
     }
 
     /// Takes one sensor message through the collector and hands what it makes to the workers:
-    /// the frame to the encoder, the planner and the viewer, the transition to the trainer.
+    /// the frame to the encoder, the planner and the viewer, the transition to the trainer
+    /// (dropped and counted when the trainer's queue is full: a live source cannot wait).
     /// Returns the frame, if the message made one.
     pub fn take(&self, message: &SensorMsg) -> Option<Frame> {
+        self.take_as(message, false)
+    }
+
+    /// As [`Ports::take`], but waits for room in the trainer's queue instead of dropping the
+    /// transition: for a source that can wait, such as a bag.
+    pub fn take_waiting(&self, message: &SensorMsg) -> Option<Frame> {
+        self.take_as(message, true)
+    }
+
+    /// Ends the current episode of every stream (a bag ended): the pending frame becomes a
+    /// transition (waiting for room in the trainer's queue) and the next frame starts afresh.
+    pub fn end_episode(&self) {
+        let last = lock(&self.collector).end_episode();
+        if let (Some(transition), Some(queue)) = (last, &lock(&self.outlets).transitions) {
+            // An error is a trainer that stopped: nothing to keep it for.
+            let _ = queue.send(transition);
+        }
+    }
+
+    fn take_as(&self, message: &SensorMsg, wait: bool) -> Option<Frame> {
         let mut collector = lock(&self.collector);
         let collected = collector.on_message(message);
         let outlets = lock(&self.outlets);
@@ -161,8 +182,11 @@ impl Ports {
             }
         }
         if let (Some(transition), Some(queue)) = (collected.transition, &outlets.transitions) {
-            // A disconnected queue is a trainer that has stopped: nothing to keep it for.
-            if let Err(TrySendError::Full(_)) = queue.try_send(transition) {
+            // A disconnected queue is a trainer that has stopped: nothing to keep it for. The
+            // trainer never takes these locks, so waiting here cannot deadlock.
+            if wait {
+                let _ = queue.send(transition);
+            } else if let Err(TrySendError::Full(_)) = queue.try_send(transition) {
                 self.trainer_queue_drops.fetch_add(1, Ordering::Relaxed);
                 collector.record_drop(DropReason::QueueFull, "transition for the trainer");
             }

@@ -2,20 +2,35 @@
 //! ([`decode`]), at any resolution, brought to the model's size by area averaging after a
 //! centre crop, a stretch or padding ([`fit`]).
 
+mod compressed;
 pub(crate) mod decode;
 mod fit;
 
+pub use compressed::Format;
+use compressed::decode_compressed;
 use decode::decode;
 pub use fit::Fit;
 use fit::fit;
 
 use crate::components::stats::DropReason;
-use crate::msg::ImageMsg;
+use crate::msg::{CompressedImageMsg, ImageMsg};
 
 /// Converts `msg` to packed `rgb8` of exactly `width × height` (fitted as `how` says), or says
 /// why it cannot.
 pub fn to_rgb8(msg: &ImageMsg, width: u32, height: u32, how: Fit) -> Result<Vec<u8>, DropReason> {
     fit(decode(msg)?, width, height, how)
+}
+
+/// Decodes a compressed `msg` (JPEG or PNG) to packed `rgb8` of exactly `width × height`
+/// (fitted as `how` says), or says why it cannot. A JPEG larger than the model's input is
+/// decoded at reduced scale, as small as still covers `width × height`.
+pub fn compressed_to_rgb8(
+    msg: &CompressedImageMsg,
+    width: u32,
+    height: u32,
+    how: Fit,
+) -> Result<Vec<u8>, DropReason> {
+    fit(decode_compressed(msg, width, height)?, width, height, how)
 }
 
 #[cfg(test)]
