@@ -1,5 +1,5 @@
-//! `autodidact bench soak` and `autodidact bench kills`: the long-running reliability benches,
-//! printed as tables.
+//! `autodidact bench soak`, `bench kills` and `bench bags`: the benches that run processes or
+//! minutes, printed as tables.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,4 +156,87 @@ fn kills_table(report: &KillReport) -> Table {
         table.add_row([what.to_owned(), value]);
     }
     table
+}
+
+/// `bench bags`: writes a bag of `frames` 640×480 JPEG frames, measures ingest through storage,
+/// CDR and the collector, then runs `autodidact train --bag` on it in a process of its own with
+/// a replay ring of `ring` transitions (a bag larger than the ring when `frames > ring`) and
+/// reports its wall time, steps and peak resident memory.
+pub fn bags_command(frames: u64, ring: usize, steps: u64) -> Result<()> {
+    let scratch = tempfile::tempdir().context("a scratch directory for the bag")?;
+    let bag = scratch.path().join("camera_bag");
+    autodidact_bench::write_camera_bag(&bag, frames)?;
+    let bag_mib = std::fs::read_dir(&bag)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>() as f64
+        / (1024.0 * 1024.0);
+    let ingest = autodidact_bench::bench_bag_ingest(&bag)?;
+    let config = scratch.path().join("ring.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trainer.replay]\ncapacity = {ring}\n\n[trainer_node]\nmin_replay = {}\n",
+            ring.min(256)
+        ),
+    )?;
+    let report_path = scratch.path().join("train.json");
+    let exe = std::env::current_exe().context("the autodidact executable")?;
+    let status = Command::new(exe)
+        .args(["train", "--quiet", "--steps", &steps.to_string(), "--bag"])
+        .arg(&bag)
+        .arg("--checkpoint")
+        .arg(scratch.path().join("model"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--json")
+        .arg(&report_path)
+        .status()
+        .context("running train --bag")?;
+    anyhow::ensure!(status.success(), "train --bag failed: {status}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+    let mut table = Table::new();
+    table.set_header(["measure", "value"]);
+    let rows = [
+        (
+            "bag".to_owned(),
+            format!(
+                "{frames} frames of 640x480 JPEG at {} Hz, {bag_mib:.0} MiB",
+                autodidact_bench::BAG_HZ
+            ),
+        ),
+        (
+            "ingest (one thread): frames/s".to_owned(),
+            format!("{:.0}", ingest.per_second),
+        ),
+        (
+            "ingest per frame p50 / p99".to_owned(),
+            format!(
+                "{:.2} / {:.2} ms",
+                ingest.median_us / 1e3,
+                ingest.p99_us / 1e3
+            ),
+        ),
+        (
+            format!("train --bag, replay ring {ring} transitions"),
+            format!(
+                "{} steps, {} transitions, {:.1} s",
+                report["steps_this_run"],
+                report["transitions"],
+                report["wall_s"].as_f64().unwrap_or(0.0)
+            ),
+        ),
+        (
+            "train --bag peak RSS".to_owned(),
+            format!(
+                "{:.0} MiB",
+                report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
+            ),
+        ),
+    ];
+    for (name, value) in rows {
+        table.add_row([name, value]);
+    }
+    println!("{table}");
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! `autodidact-bench`). The logic lives in functions that take their inputs, so tests call them
 //! directly.
 
+pub mod bag;
 pub mod bench;
 pub mod run;
 pub mod sim;

@@ -39,6 +39,14 @@ enum Command {
     /// How good a world model is, on held-out simulator worlds: probes, k-NN, prediction vs
     /// copy-last, collapse monitors and goal reaching with the reference planner.
     Eval(EvalArgs),
+    /// Trains a world model offline on rosbag2 bags (MCAP directories, bare .mcap, sqlite3
+    /// .db3) through the same collector and trainer as the live nodes; no ROS install needed.
+    Train(TrainArgs),
+    /// rosbag2 bags: what they hold and what the learner would take from them.
+    Bag {
+        #[command(subcommand)]
+        what: BagWhat,
+    },
     /// Benchmarks that print a table.
     Bench {
         #[command(subcommand)]
@@ -91,6 +99,98 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also record the simulator's streams as a rosbag2 MCAP directory here (a new directory):
+    /// camera, camera_info, joint_states, imu/data, odom, cmd_vel, /clock, ground_truth/odom.
+    #[arg(long)]
+    bag_out: Option<PathBuf>,
+}
+
+/// Topics of a bag named by hand (found by type when unambiguous), as the nodes' remaps name
+/// them.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct TopicArgs {
+    /// The camera topic (sensor_msgs/Image or CompressedImage).
+    #[arg(long)]
+    camera_topic: Option<String>,
+    /// The joint states topic.
+    #[arg(long)]
+    joint_states_topic: Option<String>,
+    /// The IMU topic.
+    #[arg(long)]
+    imu_topic: Option<String>,
+    /// The odometry topic.
+    #[arg(long)]
+    odom_topic: Option<String>,
+    /// The command topic (geometry_msgs/Twist or TwistStamped).
+    #[arg(long)]
+    cmd_vel_topic: Option<String>,
+}
+
+impl TopicArgs {
+    fn choice(&self) -> autodidact_bag::TopicChoice {
+        autodidact_bag::TopicChoice {
+            camera: self.camera_topic.clone(),
+            joint_states: self.joint_states_topic.clone(),
+            imu: self.imu_topic.clone(),
+            odometry: self.odom_topic.clone(),
+            commands: self.cmd_vel_topic.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct TrainArgs {
+    /// A bag to train on: a rosbag2 directory, a .mcap or a .db3 (repeat for several; each is
+    /// its own episode).
+    #[arg(long = "bag", required = true)]
+    bags: Vec<PathBuf>,
+    /// Checkpoint directory: written at the end (and every [trainer_node] checkpoint_every).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Continue the checkpoint in --checkpoint instead of starting a new model.
+    #[arg(long)]
+    resume: bool,
+    /// Optimiser steps [default: 8 samples per camera frame and epoch].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Passes over the bags.
+    #[arg(long, default_value_t = 1)]
+    epochs: u32,
+    /// Record telemetry to this rerun file (the same tree as `run`).
+    #[arg(long)]
+    rrd: Option<PathBuf>,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// TOML configuration file: optional [collector], [trainer], [trainer_node], [encoder].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seed of a new model.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where training runs.
+    #[arg(long, default_value = "flex")]
+    backend: BackendChoice,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    topics: TopicArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum BagWhat {
+    /// Topics, types, counts, rates and duration; which topic feeds which input and why the
+    /// others do not; what is damaged.
+    Info {
+        /// A rosbag2 directory, a .mcap or a .db3.
+        path: PathBuf,
+        /// Also write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        topics: TopicArgs,
+    },
 }
 
 impl Default for RunArgs {
@@ -110,6 +210,7 @@ impl Default for RunArgs {
             json: None,
             config: None,
             quiet: false,
+            bag_out: None,
         }
     }
 }
@@ -290,6 +391,19 @@ enum BenchWhat {
         #[arg(long)]
         no_viz: bool,
     },
+    /// Bags: ingest of 640×480 JPEG frames through storage, CDR and the collector, and
+    /// `train --bag` on a bag larger than its replay ring (wall time, peak RSS).
+    Bags {
+        /// Camera frames in the bag.
+        #[arg(long, default_value_t = 3000)]
+        frames: u64,
+        /// Replay ring of the training run, transitions.
+        #[arg(long, default_value_t = 1000)]
+        ring: usize,
+        /// Optimiser steps of the training run.
+        #[arg(long, default_value_t = 100)]
+        steps: u64,
+    },
     /// Crash safety: a checkpoint writer killed with SIGKILL at random points, resumed after
     /// every kill.
     Kills {
@@ -321,6 +435,10 @@ fn main() -> Result<()> {
         Command::Run(args) => run(args),
         Command::Sim(args) => sim(args),
         Command::Eval(args) => eval(args),
+        Command::Train(args) => train(args),
+        Command::Bag {
+            what: BagWhat::Info { path, json, topics },
+        } => bag_info(&path, json, &topics),
         Command::Bench {
             what:
                 BenchWhat::Graph {
@@ -394,6 +512,14 @@ fn main() -> Result<()> {
                     writer: None,
                 },
         } => autodidact::bench::kills_command(count, seed, max_delay_ms),
+        Command::Bench {
+            what:
+                BenchWhat::Bags {
+                    frames,
+                    ring,
+                    steps,
+                },
+        } => autodidact::bench::bags_command(frames, ring, steps),
         Command::Bench {
             what: BenchWhat::Images { seconds, json },
         } => {
@@ -496,7 +622,8 @@ fn run(args: RunArgs) -> Result<()> {
         checkpoint: args.checkpoint.clone(),
         backend: args.backend,
     };
-    let config = graph_config(&options, &file)?;
+    let mut config = graph_config(&options, &file)?;
+    config.bag_out = args.bag_out.clone();
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -529,6 +656,90 @@ fn run(args: RunArgs) -> Result<()> {
     println!("{table}");
     write_json(args.json.as_deref(), &report)?;
     Ok(())
+}
+
+fn bag_info(path: &std::path::Path, json: Option<PathBuf>, topics: &TopicArgs) -> Result<()> {
+    let info = autodidact_nodes::bags::bag_info(path, &topics.choice())?;
+    println!(
+        "{}: {} messages over {:.1} s in {} file(s)",
+        info.path.display(),
+        info.messages,
+        info.duration_s,
+        info.files.len()
+    );
+    let mut table = Table::new();
+    table.set_header([
+        "topic",
+        "type",
+        "messages",
+        "Hz",
+        "input",
+        "not used because",
+    ]);
+    for row in autodidact::bag::info_rows(&info) {
+        table.add_row(row);
+    }
+    println!("{table}");
+    if let Some(error) = &info.inputs_error {
+        println!("inputs: {error}");
+    } else if !info
+        .topics
+        .iter()
+        .any(|t| t.role == Some(autodidact_bag::Role::Camera))
+    {
+        println!("inputs: no camera topic: nothing to learn from");
+    }
+    for note in &info.damage.notes {
+        println!("damage: {note}");
+    }
+    write_json(json.as_deref(), &info)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let file = FileConfig::load_or_default(args.config.as_deref())?;
+    let options = autodidact::bag::TrainOptions {
+        bags: args.bags.clone(),
+        checkpoint: args.checkpoint.clone(),
+        resume: args.resume,
+        steps: args.steps,
+        epochs: args.epochs,
+        rrd: args.rrd.clone(),
+        topics: args.topics.choice(),
+        seed: args.seed,
+        backend: args.backend,
+    };
+    let (trainer, config) = autodidact::bag::bag_trainer(&options, &file)?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(1)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:32} {pos}/{len} train steps  {msg}  elapsed {elapsed}  eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = autodidact_nodes::bags::train_on_bags(&config, trainer, &stop, |p| {
+        bar.set_length(p.target_steps);
+        bar.set_position(p.train_steps);
+        bar.set_message(format!(
+            "epoch {}  frames {}/{}  loss {}",
+            p.epoch,
+            p.images_read,
+            p.images_total,
+            p.loss.map_or_else(|| "-".to_owned(), |l| format!("{l:.3}"))
+        ));
+    })?;
+    bar.finish_and_clear();
+    let mut table = Table::new();
+    table.set_header(["", "value"]);
+    for (name, value) in autodidact::bag::train_rows(&report) {
+        table.add_row([name, value]);
+    }
+    println!("{table}");
+    write_json(args.json.as_deref(), &report)
 }
 
 fn eval(args: EvalArgs) -> Result<()> {

@@ -153,5 +153,18 @@ pub fn summary_rows(report: &GraphReport) -> Vec<(String, String)> {
             .clone()
             .unwrap_or_else(|| "off".into()),
     ));
+    if let Some(bag) = &report.bag_out {
+        rows.push((
+            "bag".into(),
+            match &bag.error {
+                None => format!("{} ({} ticks)", bag.path.display(), bag.ticks),
+                Some(error) => format!(
+                    "{}: stopped after {} ticks: {error}",
+                    bag.path.display(),
+                    bag.ticks
+                ),
+            },
+        ));
+    }
     rows
 }

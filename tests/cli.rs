@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+mod bags;
+
 fn autodidact() -> Command {
     Command::new(env!("CARGO_BIN_EXE_autodidact"))
 }

@@ -5,7 +5,9 @@
 //!
 //! - `sim`: rendering, physics and whole control steps;
 //! - `learn`: a training step at the default configuration and single-frame encode latency;
-//! - `images`: a camera's image (640×480, 1280×720, each encoding) → the model's 64×64 input;
+//! - `images`: a camera's image (640×480, 1280×720, each encoding, JPEG, PNG) → the model's
+//!   64×64 input;
+//! - `bags`: a bag of 640×480 JPEG frames read through storage, CDR and the collector;
 //! - `graph`: the in-process node graph, paced (image→embedding latency while training) and
 //!   unpaced (frames per second);
 //! - `soak`: the graph for minutes or hours with training and telemetry: memory, backlogs,
@@ -16,6 +18,7 @@
 //!
 //! Errors are `anyhow`: every one ends a benchmark run with its message, none is handled.
 
+mod bags;
 mod graph;
 mod images;
 mod kills;
@@ -25,8 +28,9 @@ mod row;
 mod sim;
 mod soak;
 
+pub use bags::{BAG_HZ, bench_bag_ingest, write_camera_bag};
 pub use graph::{GraphBench, bench_graph};
-pub use images::bench_images;
+pub use images::{bench_images, compressed_scene, smooth_scene};
 pub use kills::{KillReport, checkpoint_writer, kill_writers};
 pub use learn::{bench_learn, filled_trainer};
 pub use pytorch::{
