@@ -32,6 +32,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Training backend.
     pub backend: BackendChoice,
+    /// Play the bags at this factor of their recorded rate.
+    pub realtime: Option<f64>,
 }
 
 /// The trainer `train --bag` starts from: the checkpoint's with `--resume`, otherwise a new
@@ -93,6 +95,7 @@ pub fn bag_trainer(options: &TrainOptions, file: &FileConfig) -> Result<(Trainer
             viz,
             steps: options.steps,
             epochs: options.epochs,
+            realtime: options.realtime,
         },
     ))
 }
@@ -176,6 +179,20 @@ pub fn train_rows(report: &BagTrainReport) -> Vec<(String, String)> {
                 }
             ),
         ));
+    }
+    if let (Some(p50), Some(p99)) = (report.latency_p50_s, report.latency_p99_s) {
+        rows.push((
+            "image→embedding p50 / p99".into(),
+            format!(
+                "{:.2} / {:.2} ms ({} embeddings)",
+                p50 * 1e3,
+                p99 * 1e3,
+                report.embeddings
+            ),
+        ));
+    }
+    if let Some(mib) = report.peak_rss_mib {
+        rows.push(("peak RSS".into(), format!("{mib:.0} MiB")));
     }
     if let Some(dir) = &report.checkpoint {
         rows.push(("checkpoint".into(), dir.display().to_string()));

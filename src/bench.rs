@@ -180,21 +180,25 @@ pub fn bags_command(frames: u64, ring: usize, steps: u64) -> Result<()> {
             ring.min(256)
         ),
     )?;
-    let report_path = scratch.path().join("train.json");
-    let exe = std::env::current_exe().context("the autodidact executable")?;
-    let status = Command::new(exe)
-        .args(["train", "--quiet", "--steps", &steps.to_string(), "--bag"])
-        .arg(&bag)
-        .arg("--checkpoint")
-        .arg(scratch.path().join("model"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--json")
-        .arg(&report_path)
-        .status()
-        .context("running train --bag")?;
-    anyhow::ensure!(status.success(), "train --bag failed: {status}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+    let report = train_child(
+        &bag,
+        &config,
+        scratch.path(),
+        "train",
+        &["--steps", &steps.to_string()],
+    )?;
+    // The same camera played live (15 s at its recorded 30 Hz) while training: what a robot's
+    // encoder answers in.
+    let live_bag = scratch.path().join("live_bag");
+    autodidact_bench::write_camera_bag(&live_bag, 15 * autodidact_bench::BAG_HZ)?;
+    let live = train_child(
+        &live_bag,
+        &config,
+        scratch.path(),
+        "live",
+        &["--realtime", "1", "--steps", "1000000"],
+    )?;
+    let ms = |v: &serde_json::Value| v.as_f64().map_or(f64::NAN, |s| s * 1e3);
     let mut table = Table::new();
     table.set_header(["measure", "value"]);
     let rows = [
@@ -227,6 +231,16 @@ pub fn bags_command(frames: u64, ring: usize, steps: u64) -> Result<()> {
             ),
         ),
         (
+            "640x480 JPEG at 30 Hz, training: image→embedding p50 / p99".to_owned(),
+            format!(
+                "{:.2} / {:.2} ms ({} embeddings, {} train steps meanwhile)",
+                ms(&live["latency_p50_s"]),
+                ms(&live["latency_p99_s"]),
+                live["embeddings"],
+                live["steps_this_run"]
+            ),
+        ),
+        (
             "train --bag peak RSS".to_owned(),
             format!(
                 "{:.0} MiB",
@@ -239,4 +253,35 @@ pub fn bags_command(frames: u64, ring: usize, steps: u64) -> Result<()> {
     }
     println!("{table}");
     Ok(())
+}
+
+/// Runs `autodidact train --bag BAG --config CONFIG` with `extra` flags in a process of its
+/// own, its checkpoint and report in `scratch` under `name`; returns the report.
+fn train_child(
+    bag: &Path,
+    config: &Path,
+    scratch: &Path,
+    name: &str,
+    extra: &[&str],
+) -> Result<serde_json::Value> {
+    let report = scratch.join(format!("{name}.json"));
+    let status = Command::new(std::env::current_exe().context("the autodidact executable")?)
+        .args(["train", "--quiet", "--bag"])
+        .arg(bag)
+        .args(extra)
+        .arg("--checkpoint")
+        .arg(scratch.join(format!("{name}_model")))
+        .arg("--config")
+        .arg(config)
+        .arg("--json")
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running train --bag {}", extra.join(" ")))?;
+    anyhow::ensure!(
+        status.success(),
+        "train --bag {} failed: {status}",
+        extra.join(" ")
+    );
+    Ok(serde_json::from_slice(&std::fs::read(&report)?)?)
 }

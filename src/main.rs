@@ -171,6 +171,11 @@ struct TrainArgs {
     /// Where training runs.
     #[arg(long, default_value = "flex")]
     backend: BackendChoice,
+    /// Play the bags at this factor of their recorded rate, as a live robot delivers them: the
+    /// encoder embeds the newest frame, the report gives image→embedding latency, and the run
+    /// ends with the data (default: as fast as training takes them, until --steps).
+    #[arg(long)]
+    realtime: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -243,6 +248,13 @@ struct EvalArgs {
     /// one, eval first trains a model on fresh exploration data (see --train-steps).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Score the --checkpoint on held-out bags of a robot instead of simulator worlds: probes
+    /// and k-NN to the odometry pose and wheel velocities, prediction ÷ copy-last under the
+    /// recorded commands, collapse, beside a random-init model (repeat for several bags).
+    #[arg(long = "bag", requires = "checkpoint")]
+    bags: Vec<PathBuf>,
+    #[command(flatten)]
+    topics: TopicArgs,
     /// Without --checkpoint: optimiser steps of the model eval trains.
     #[arg(long, default_value_t = 900)]
     train_steps: u64,
@@ -707,6 +719,7 @@ fn train(args: TrainArgs) -> Result<()> {
         topics: args.topics.choice(),
         seed: args.seed,
         backend: args.backend,
+        realtime: args.realtime,
     };
     let (trainer, config) = autodidact::bag::bag_trainer(&options, &file)?;
     let bar = if args.quiet {
@@ -744,6 +757,9 @@ fn train(args: TrainArgs) -> Result<()> {
 
 fn eval(args: EvalArgs) -> Result<()> {
     let file = FileConfig::load_or_default(args.config.as_deref())?;
+    if let (false, Some(checkpoint)) = (args.bags.is_empty(), &args.checkpoint) {
+        return eval_bags(&args, &file, checkpoint);
+    }
     let file_eval = autodidact::eval_config(&file)?;
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -813,6 +829,45 @@ fn eval(args: EvalArgs) -> Result<()> {
         autodidact_eval::save_report(path, &report)?;
     }
     Ok(())
+}
+
+/// `eval --bag`: the checkpoint scored on bags, beside a random-init model.
+fn eval_bags(args: &EvalArgs, file: &FileConfig, checkpoint: &std::path::Path) -> Result<()> {
+    let model = EvalModel::from_checkpoint(checkpoint)?;
+    let image = &model.trainer.config().model.encoder.image;
+    let collector = autodidact_nodes::CollectorConfig {
+        width: image.width as u32,
+        height: image.height as u32,
+        ..file.collector.clone()
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(3)
+    };
+    let progress = |stage: &str, done: u64, _: u64| {
+        bar.set_message(stage.to_owned());
+        bar.set_position(done);
+    };
+    let report = autodidact_eval::evaluate_bags(
+        &model,
+        &args.bags,
+        &args.topics.choice(),
+        &collector,
+        &progress,
+    )?;
+    bar.finish_and_clear();
+    let mut table = Table::new();
+    table.set_header(["metric", "model", "random init"]);
+    for row in autodidact_eval::bag_report_rows(&report) {
+        table.add_row(row);
+    }
+    println!("{table}");
+    println!(
+        "{} (step {}): probes fitted on {} frames, scored on the next {}",
+        report.model_source, report.train_step, report.fit_frames, report.score_frames
+    );
+    write_json(args.json.as_deref(), &report)
 }
 
 fn sim(args: SimArgs) -> Result<()> {

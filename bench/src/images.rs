@@ -154,5 +154,26 @@ pub fn bench_images(budget_per_case: Duration) -> Result<Vec<BenchRow>> {
         }
         rows.push(row);
     }
+    // The other JPEG decoder in the tree (zune-jpeg, through the image crate; no scaled
+    // decoding): the whole frame, for comparison.
+    for (width, height) in [(640, 480), (1280, 720)] {
+        let image = compressed_scene("jpeg", width, height, 0.0)?;
+        let mut failed = None;
+        let row = measure(
+            &format!("jpeg {width}x{height} decoded whole by zune-jpeg (for comparison)"),
+            budget_per_case,
+            || {
+                if let Err(error) =
+                    image::load_from_memory_with_format(&image.data, image::ImageFormat::Jpeg)
+                {
+                    failed = Some(error.to_string());
+                }
+            },
+        );
+        if let Some(error) = failed {
+            anyhow::bail!("{}: {error}", row.case);
+        }
+        rows.push(row);
+    }
     Ok(rows)
 }

@@ -134,13 +134,19 @@ pub(crate) fn embed_records(
     encoder: &EncoderSnapshot,
     records: &[&Record],
 ) -> Result<Vec<Vec<f32>>, EvalError> {
-    let mut out = Vec::with_capacity(records.len());
-    for chunk in records.chunks(128) {
-        let images: Vec<&[u8]> = chunk.iter().map(|r| &*r.transition.image).collect();
-        let proprio: Vec<&[f32]> = chunk
-            .iter()
-            .map(|r| r.transition.proprio.as_slice())
-            .collect();
+    let transitions: Vec<&Transition> = records.iter().map(|r| &r.transition).collect();
+    embed_transitions(encoder, &transitions)
+}
+
+/// Embeddings of `transitions`' frames, in batches.
+pub(crate) fn embed_transitions(
+    encoder: &EncoderSnapshot,
+    transitions: &[&Transition],
+) -> Result<Vec<Vec<f32>>, EvalError> {
+    let mut out = Vec::with_capacity(transitions.len());
+    for chunk in transitions.chunks(128) {
+        let images: Vec<&[u8]> = chunk.iter().map(|t| &*t.image).collect();
+        let proprio: Vec<&[f32]> = chunk.iter().map(|t| t.proprio.as_slice()).collect();
         out.extend(encoder.embed_batch(&images, &proprio)?);
     }
     Ok(out)

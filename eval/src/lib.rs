@@ -19,6 +19,7 @@
 //! and the table), `recording` (the evaluation in rerun), `model` (what is evaluated: a
 //! checkpoint or a model trained here) and `evaluate` (all of it in order).
 
+mod bag;
 mod config;
 mod data;
 mod evaluate;
@@ -30,6 +31,7 @@ mod representation;
 
 use std::path::PathBuf;
 
+pub use bag::{BAG_REPORT_SCHEMA, BagEvalReport, BagScores, bag_report_rows, evaluate_bags};
 pub use config::{EvalConfig, HELD_OUT_SEED_BASE, REPORT_SCHEMA};
 pub use evaluate::evaluate;
 pub use model::{EvalModel, train_model};

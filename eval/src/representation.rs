@@ -29,29 +29,50 @@ pub(crate) fn representation_scores(
         LinearProbe::fit(&fit_z, &objects(fit), ridge)?.r2_per_target(&score_z, &objects(score))?;
     let nearest_object_r2 = object_r2.iter().sum::<f64>() / object_r2.len() as f64;
 
-    // k-NN by cosine similarity.
-    let unit = |z: &Vec<f32>| autodidact_learn::health::normalise(z);
-    let fit_unit: Vec<Vec<f32>> = fit_z.iter().map(unit).collect();
-    let mut position_errors = Vec::with_capacity(score.len());
-    let mut yaw_errors = Vec::with_capacity(score.len());
-    for (query, record) in score_z.iter().map(unit).zip(score) {
-        let nearest = fit_unit
-            .iter()
-            .map(|f| f.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>())
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(i, _)| i)
-            .ok_or_else(|| EvalError::Data("no fit frames".into()))?;
-        let (a, b) = (record.pose, fit[nearest].pose);
-        position_errors.push(f64::from((a[0] - b[0]).hypot(a[1] - b[1])));
-        let yaw = |p: [f32; 4]| f64::from(p[2]).atan2(f64::from(p[3]));
-        yaw_errors.push(wrap_angle(yaw(a) - yaw(b)).abs().to_degrees());
-    }
+    let (knn_position_error_m, knn_yaw_error_deg) = knn_pose_errors(
+        &fit_z,
+        &fit.iter().map(|r| r.pose).collect::<Vec<_>>(),
+        &score_z,
+        &score.iter().map(|r| r.pose).collect::<Vec<_>>(),
+    );
     Ok(RepresentationScores {
         pose_r2: pose_r2_per_target.iter().sum::<f64>() / pose_r2_per_target.len() as f64,
         pose_r2_per_target,
         nearest_object_r2,
-        knn_position_error_m: median(&position_errors).unwrap_or(f64::NAN),
-        knn_yaw_error_deg: median(&yaw_errors).unwrap_or(f64::NAN),
+        knn_position_error_m,
+        knn_yaw_error_deg,
     })
+}
+
+/// k-NN by cosine similarity: for each scored embedding, the pose (x, y, sin yaw, cos yaw) of
+/// its nearest fit embedding; the median position error (m) and heading error (degrees).
+pub(crate) fn knn_pose_errors(
+    fit_z: &[Vec<f32>],
+    fit_poses: &[[f32; 4]],
+    score_z: &[Vec<f32>],
+    score_poses: &[[f32; 4]],
+) -> (f64, f64) {
+    let unit = |z: &Vec<f32>| autodidact_learn::health::normalise(z);
+    let fit_unit: Vec<Vec<f32>> = fit_z.iter().map(unit).collect();
+    let mut position_errors = Vec::with_capacity(score_z.len());
+    let mut yaw_errors = Vec::with_capacity(score_z.len());
+    for (query, a) in score_z.iter().map(unit).zip(score_poses) {
+        let Some(nearest) = fit_unit
+            .iter()
+            .map(|f| f.iter().zip(&query).map(|(x, y)| x * y).sum::<f32>())
+            .enumerate()
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+            .map(|(i, _)| i)
+        else {
+            continue;
+        };
+        let b = fit_poses[nearest];
+        position_errors.push(f64::from((a[0] - b[0]).hypot(a[1] - b[1])));
+        let yaw = |p: [f32; 4]| f64::from(p[2]).atan2(f64::from(p[3]));
+        yaw_errors.push(wrap_angle(yaw(*a) - yaw(b)).abs().to_degrees());
+    }
+    (
+        median(&position_errors).unwrap_or(f64::NAN),
+        median(&yaw_errors).unwrap_or(f64::NAN),
+    )
 }

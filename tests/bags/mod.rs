@@ -629,3 +629,136 @@ fn a_damaged_bag_trains_on_what_is_intact_and_the_report_says_what_was_skipped()
         assert!(!target.exists(), "nothing written for {}", bag.display());
     }
 }
+
+/// `eval --bag` scores a checkpoint on a held-out bag against its odometry and wheels, beside a
+/// random-init model: probes fitted on the first 70 % of the frames and scored on the rest,
+/// prediction ÷ copy-last for every k up to the model's horizon, collapse monitors; a bag
+/// without odometry is a clear error.
+#[test]
+fn eval_on_a_bag_scores_the_model_and_a_random_init_against_odometry() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let train_bag = tmp.path().join("train_bag");
+    sim_bag(&train_bag, 200, 1);
+    let held_out = tmp.path().join("held_out");
+    sim_bag(&held_out, 200, 2);
+    let checkpoint = tmp.path().join("model");
+    // Played as a live robot delivers it (at 20x its 20 Hz), embedding the newest frame.
+    let train_report = tmp.path().join("train.json");
+    run_ok(
+        autodidact()
+            .args([
+                "train",
+                "--quiet",
+                "--realtime",
+                "20",
+                "--steps",
+                "2",
+                "--bag",
+            ])
+            .arg(&train_bag)
+            .arg("--checkpoint")
+            .arg(&checkpoint)
+            .arg("--json")
+            .arg(&train_report),
+    );
+    let trained: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&train_report).expect("report")).expect("json");
+    assert!(
+        trained["embeddings"].as_u64().expect("embeddings") >= 20,
+        "{trained}"
+    );
+    assert!(
+        trained["latency_p99_s"].as_f64().expect("latency") > 0.0,
+        "{trained}"
+    );
+    assert!(
+        trained["wall_s"].as_f64().expect("wall") >= 0.45,
+        "paced: {trained}"
+    );
+    let report_path = tmp.path().join("eval.json");
+    let stdout = run_ok(
+        autodidact()
+            .args(["eval", "--quiet", "--checkpoint"])
+            .arg(&checkpoint)
+            .arg("--bag")
+            .arg(&held_out)
+            .arg("--json")
+            .arg(&report_path),
+    );
+    assert!(
+        stdout.contains("pose probe") && stdout.contains("random init"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).expect("report")).expect("json");
+    assert_eq!(report["schema"], "autodidact.eval.bag/1");
+    let (fit, score) = (
+        report["fit_frames"].as_u64().expect("fit"),
+        report["score_frames"].as_u64().expect("score"),
+    );
+    assert!(
+        fit + score >= 195 && fit * 3 > score * 6,
+        "70/30: {fit} {score}"
+    );
+    for side in ["model", "random_init"] {
+        let scores = &report[side];
+        assert_eq!(
+            scores["pose_r2_per_target"].as_array().map(Vec::len),
+            Some(4),
+            "{side}"
+        );
+        assert!(scores["wheel_velocity_r2"].is_number(), "{side}: {scores}");
+        assert!(
+            scores["knn_position_error_m"]
+                .as_f64()
+                .expect("knn")
+                .is_finite()
+        );
+        let horizon = scores["health"]["prediction_vs_copy_last"]
+            .as_array()
+            .expect("k");
+        assert!(!horizon.is_empty(), "{side}: prediction scored");
+        assert!(
+            scores["health"]["collapse"]["effective_rank"]
+                .as_f64()
+                .expect("rank")
+                > 0.0
+        );
+    }
+    // No odometry, no probe target: said so.
+    let no_odom = tmp.path().join("no_odom");
+    let mut writer = autodidact_bag::BagWriter::create(&no_odom).expect("bag");
+    let image = autodidact_bag::msgs::Image {
+        header: autodidact_bag::msgs::Header {
+            stamp: autodidact_bag::msgs::Time::from_ns(5),
+            frame_id: "camera".into(),
+        },
+        height: 64,
+        width: 64,
+        encoding: "rgb8".into(),
+        is_bigendian: 0,
+        step: 192,
+        data: vec![0; 64 * 192],
+    };
+    writer
+        .write(
+            "/camera/image_raw",
+            autodidact_bag::msgs::types::IMAGE,
+            5,
+            &image,
+        )
+        .expect("write");
+    writer.finish().expect("finish");
+    let output = autodidact()
+        .args(["eval", "--quiet", "--checkpoint"])
+        .arg(&checkpoint)
+        .arg("--bag")
+        .arg(&no_odom)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("no odometry"),
+        "{stderr}"
+    );
+}

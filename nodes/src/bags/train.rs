@@ -42,6 +42,10 @@ pub struct BagTrainConfig {
     pub steps: Option<u64>,
     /// Passes over the bags.
     pub epochs: u32,
+    /// Play the bags at this many times their recorded rate, as a live robot would deliver
+    /// them (the encoder embeds the newest frame, the trainer trains as fast as it can, up to
+    /// `steps`, and the run ends with the data); `None`: as fast as training takes them.
+    pub realtime: Option<f64>,
 }
 
 /// Samples drawn per camera frame and epoch when no step count is given (each frame is seen
@@ -117,6 +121,12 @@ pub struct BagTrainReport {
     pub checkpoint_failures: u64,
     /// Peak resident memory of the process, MiB (Linux: VmHWM; `None` elsewhere).
     pub peak_rss_mib: Option<f64>,
+    /// Embeddings made (with telemetry or `realtime`).
+    pub embeddings: u64,
+    /// Image→embedding latency p50 and p99, seconds (with telemetry or `realtime`).
+    pub latency_p50_s: Option<f64>,
+    /// See `latency_p50_s`.
+    pub latency_p99_s: Option<f64>,
     /// The trainer at the end.
     #[serde(skip)]
     pub trainer: Option<Trainer>,
@@ -275,14 +285,21 @@ pub fn train_on_bags(
         }
     };
     let clock = ManualClock::new();
-    let telemetry = viz.is_some();
+    if let Some(factor) = config.realtime
+        && !(factor.is_finite() && factor > 0.0 && factor <= 1e6)
+    {
+        return Err(NodeError::Setup(format!(
+            "the replay rate must be a factor in (0, 1e6], got {factor}"
+        )));
+    }
+    let encode = viz.is_some() || config.realtime.is_some();
     let runtime = Runtime::start(
         Parts {
             collector: Collector::new(config.collector.clone(), Arc::new(clock.clone())),
             dynamics: Arc::new(trainer.dynamics_snapshot()),
             weights: handle.clone(),
             trainer: Some((trainer, node_config)),
-            encoder: telemetry.then(|| (config.encoder.clone(), FrameQueue::Newest)),
+            encoder: encode.then(|| (config.encoder.clone(), FrameQueue::Newest)),
             planner: None,
             viz,
         },
@@ -330,6 +347,8 @@ pub fn train_on_bags(
         state.epoch = epoch;
         for (source, report) in sources.iter().zip(&mut reports) {
             let camera = source.inputs.topic(Role::Camera);
+            // Playing at the recorded rate: when this bag's first message was due.
+            let mut replay_origin: Option<(Instant, u64)> = None;
             let mut messages = source.bag.messages();
             for message in messages.by_ref() {
                 report.messages += 1;
@@ -337,6 +356,16 @@ pub fn train_on_bags(
                     continue;
                 };
                 let type_name = &source.bag.topics()[message.topic].type_name;
+                if let Some(factor) = config.realtime {
+                    let (wall, bag) =
+                        *replay_origin.get_or_insert((Instant::now(), message.log_time_ns));
+                    let due = Duration::from_secs_f64(
+                        message.log_time_ns.saturating_sub(bag) as f64 * 1e-9 / factor,
+                    );
+                    if let Some(wait) = due.checked_sub(wall.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
                 clock.set_ns(message.log_time_ns);
                 match sensor_in(type_name, &message.data, message.log_time_ns) {
                     Ok(sensor) => {
@@ -351,7 +380,7 @@ pub fn train_on_bags(
                         }
                     }
                 }
-                if Some(message.topic) == camera {
+                if Some(message.topic) == camera && config.realtime.is_none() {
                     state.images_read += 1;
                     // The bag waits for the trainer: never more frames ahead of it than the
                     // replay warm-up plus this step's share.
@@ -376,6 +405,9 @@ pub fn train_on_bags(
                         std::thread::sleep(Duration::from_millis(2));
                     }
                 }
+                if Some(message.topic) == camera && config.realtime.is_some() {
+                    state.images_read += 1;
+                }
                 if last_progress.elapsed() > Duration::from_millis(200) {
                     last_progress = Instant::now();
                     report_progress(&mut state, &mut progress);
@@ -391,10 +423,11 @@ pub fn train_on_bags(
         }
         epochs_done = epoch;
     }
-    // Every frame is in; let the trainer take the steps that remain.
+    // Every frame is in; let the trainer take the steps that remain (played live, the session
+    // ends with the data, as a robot's does).
     let mut stalled_since = Instant::now();
     let mut last_step = steps_seen.load(Ordering::Relaxed);
-    while !stop.load(Ordering::Relaxed) && runtime.ended().is_none() {
+    while config.realtime.is_none() && !stop.load(Ordering::Relaxed) && runtime.ended().is_none() {
         let step = steps_seen.load(Ordering::Relaxed);
         if step >= start_step + target_steps {
             break;
@@ -420,6 +453,8 @@ pub fn train_on_bags(
     let finished = runtime.shutdown()?;
     let outcome = finished.trainer.ok_or(NodeError::Crashed("trainer"))?;
     let seen = std::mem::take(&mut *lock(&seen));
+    let encoder = finished.encoder.unwrap_or_default();
+    let latency = |q: f64| autodidact_learn::stats::percentile(&encoder.latencies_s, q);
     Ok(BagTrainReport {
         wall_s: started.elapsed().as_secs_f64(),
         bags: reports,
@@ -434,6 +469,9 @@ pub fn train_on_bags(
         checkpoint,
         checkpoint_failures: outcome.checkpoint_failures,
         peak_rss_mib: peak_rss_mib(),
+        embeddings: encoder.embedded,
+        latency_p50_s: latency(50.0),
+        latency_p99_s: latency(99.0),
         trainer: Some(outcome.trainer),
     })
 }
