@@ -763,9 +763,10 @@ fn eval_on_a_bag_scores_the_model_and_a_random_init_against_odometry() {
     );
 }
 
-/// Learning from a bag is learning: a model trained offline on a simulator bag (`run --bag-out`)
-/// beats a random-init model on the pose probe in held-out simulator worlds, as a model trained
-/// online does (the same eval, the same 32² camera).
+/// Learning from a bag is learning: a model trained offline on a simulator bag (`run --bag-out`,
+/// 6000 frames in 5 worlds, 900 steps) beats a random-init model on the pose probe in held-out
+/// simulator worlds by a clear margin, as a model trained online does (the same eval, the same
+/// 32² camera; measured 0.51 against 0.20, online models score 0.46–0.62).
 #[test]
 fn a_model_trained_on_a_simulator_bag_beats_random_init_in_the_simulator() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -833,7 +834,7 @@ fn a_model_trained_on_a_simulator_bag_beats_random_init_in_the_simulator() {
         "pose probe R² after 900 steps on a simulator bag: {trained:.3} (random init {random:.3})"
     );
     assert!(
-        trained > random,
+        trained > random + 0.1,
         "trained {trained:.3} vs random init {random:.3}"
     );
 }
