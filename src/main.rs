@@ -240,6 +240,10 @@ struct SimArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also record the run as a rosbag2 MCAP directory here (a new directory), as
+    /// `run --bag-out` does.
+    #[arg(long)]
+    bag_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -879,6 +883,7 @@ fn sim(args: SimArgs) -> Result<()> {
         steps: args.steps,
         out_dir: args.out.clone(),
         frames_to_save: args.frames,
+        bag_out: args.bag_out.clone(),
     };
     let bar = if args.quiet {
         ProgressBar::hidden()

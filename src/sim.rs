@@ -26,6 +26,8 @@ pub struct DemoOptions {
     pub out_dir: PathBuf,
     /// How many evenly spaced frames to save as PNG.
     pub frames_to_save: u32,
+    /// Also record the run as a rosbag2 MCAP directory here (a new directory).
+    pub bag_out: Option<PathBuf>,
 }
 
 /// What a demo run did, also written as `summary.json`.
@@ -81,9 +83,32 @@ pub fn run_demo(options: &DemoOptions, mut on_step: impl FnMut(u64)) -> Result<D
     let mut sheet_frames = Vec::new();
     let mut distance = 0.0;
     let mut last_pose = sim.ground_truth().robot_pose;
+    let mut recorder = match &options.bag_out {
+        Some(dir) => Some(autodidact_nodes::bags::SimRecorder::create(
+            dir,
+            options.sim.camera.clone(),
+            autodidact_nodes::bags::record::CAMERA_FRAME,
+        )?),
+        None => None,
+    };
     let started = Instant::now();
     for step in 0..options.steps {
         let action = policy.act(&observation, period);
+        if let Some(bag) = &mut recorder {
+            // What the sim node publishes for this tick: proprio, image, then the command.
+            let stamp_ns = observation.stamp.nanos;
+            let mut messages = autodidact_nodes::sim::sensor_messages(&observation, stamp_ns);
+            messages.push(autodidact_nodes::msg::SensorMsg::Action(
+                autodidact_nodes::msg::TwistMsg {
+                    stamp_ns,
+                    linear_x: action.linear_x,
+                    angular_z: action.angular_z,
+                },
+            ));
+            let mut truth = sim.ground_truth();
+            truth.stamp.nanos = stamp_ns;
+            bag.record(&autodidact_nodes::sim::SimTick { messages, truth })?;
+        }
         observation = sim.step(&action);
         digest.add(&observation);
         let truth = sim.ground_truth();
@@ -100,6 +125,9 @@ pub fn run_demo(options: &DemoOptions, mut on_step: impl FnMut(u64)) -> Result<D
         on_step(step + 1);
     }
     let wall_seconds = started.elapsed().as_secs_f64();
+    if let Some(bag) = recorder {
+        bag.finish()?;
+    }
     let truth = sim.ground_truth();
     let odom_truth = truth.start_pose.relative(&truth.robot_pose);
     let objects_pushed_m = start_objects
