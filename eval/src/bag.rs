@@ -225,20 +225,7 @@ pub fn evaluate_bags(
     progress: Progress<'_>,
 ) -> Result<BagEvalReport, EvalError> {
     let config = model.trainer.config().clone();
-    let image = &config.model.encoder.image;
-    if (image.width, image.height) != (collector.width as usize, collector.height as usize)
-        || config.model.encoder.proprio_dim != collector.proprio.dim()
-    {
-        return Err(EvalError::Mismatch(format!(
-            "the model takes {}x{} images and {} proprio values; the collector makes {}x{} and {}",
-            image.width,
-            image.height,
-            config.model.encoder.proprio_dim,
-            collector.width,
-            collector.height,
-            collector.proprio.dim()
-        )));
-    }
+    collector.check_model(&config)?;
     let frames = labelled_frames(bags, topics, collector)?;
     progress("bags read", 1, 3);
     let split = (frames.len() as f64 * FIT_SHARE) as usize;

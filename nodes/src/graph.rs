@@ -100,7 +100,6 @@ impl GraphConfig {
     /// Checks that the parts fit together.
     pub fn validate(&self) -> Result<(), NodeError> {
         let camera = &self.sim.sim.camera;
-        let image = &self.trainer.model.encoder.image;
         let mismatch = |what: String| Err(NodeError::Setup(what));
         if (camera.width, camera.height) != (self.collector.width, self.collector.height) {
             return mismatch(format!(
@@ -108,19 +107,7 @@ impl GraphConfig {
                 self.collector.width, self.collector.height, camera.width, camera.height
             ));
         }
-        if (image.width, image.height) != (camera.width as usize, camera.height as usize) {
-            return mismatch(format!(
-                "the model takes {}x{} images, the camera makes {}x{}",
-                image.width, image.height, camera.width, camera.height
-            ));
-        }
-        if self.trainer.model.encoder.proprio_dim != self.collector.proprio.dim() {
-            return mismatch(format!(
-                "the model takes {} proprio values, the collector makes {}",
-                self.trainer.model.encoder.proprio_dim,
-                self.collector.proprio.dim()
-            ));
-        }
+        self.collector.check_model(&self.trainer)?;
         self.trainer.validate()?;
         self.trainer_node.validate(self.trainer.replay.capacity)?;
         self.encoder.validate()?;

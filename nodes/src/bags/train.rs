@@ -165,20 +165,7 @@ pub fn check_fit(
     collector: &CollectorConfig,
     trainer_node: &TrainerNodeConfig,
 ) -> Result<(), NodeError> {
-    let image = &trainer.model.encoder.image;
-    if (image.width, image.height) != (collector.width as usize, collector.height as usize) {
-        return Err(NodeError::Setup(format!(
-            "the model takes {}x{} images, the collector makes {}x{}",
-            image.width, image.height, collector.width, collector.height
-        )));
-    }
-    if trainer.model.encoder.proprio_dim != collector.proprio.dim() {
-        return Err(NodeError::Setup(format!(
-            "the model takes {} proprio values, the collector makes {}",
-            trainer.model.encoder.proprio_dim,
-            collector.proprio.dim()
-        )));
-    }
+    collector.check_model(trainer)?;
     collector.validate()?;
     trainer_node.validate(trainer.replay.capacity)
 }

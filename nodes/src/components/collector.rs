@@ -112,6 +112,28 @@ impl CollectorConfig {
     }
 }
 
+impl CollectorConfig {
+    /// Checks that `trainer`'s model takes what this collector makes: its image size and its
+    /// proprio vector.
+    pub fn check_model(&self, trainer: &autodidact_learn::TrainerConfig) -> Result<(), NodeError> {
+        let image = &trainer.model.encoder.image;
+        if (image.width, image.height) != (self.width as usize, self.height as usize) {
+            return Err(NodeError::Setup(format!(
+                "the model takes {}x{} images, the collector makes {}x{}",
+                image.width, image.height, self.width, self.height
+            )));
+        }
+        if trainer.model.encoder.proprio_dim != self.proprio.dim() {
+            return Err(NodeError::Setup(format!(
+                "the model takes {} proprio values, the collector makes {}",
+                trainer.model.encoder.proprio_dim,
+                self.proprio.dim()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl ProprioConfig {
     /// Length of the proprio vector.
     pub fn dim(&self) -> usize {
@@ -328,26 +350,20 @@ impl Collector {
             }
         }
         let result = match msg {
-            SensorMsg::Image(image) => {
-                match to_rgb8(
-                    image,
-                    self.config.width,
-                    self.config.height,
-                    self.config.fit,
-                ) {
-                    Ok(rgb) => self.on_image(stamp, rgb, &image.frame_id),
-                    Err(reason) => Err(reason),
-                }
+            SensorMsg::Image(_) | SensorMsg::CompressedImage(_) => {
+                let (width, height, fit) = (self.config.width, self.config.height, self.config.fit);
+                let (rgb, frame_id) = match msg {
+                    SensorMsg::CompressedImage(image) => (
+                        compressed_to_rgb8(image, width, height, fit),
+                        image.frame_id.as_str(),
+                    ),
+                    SensorMsg::Image(image) => {
+                        (to_rgb8(image, width, height, fit), image.frame_id.as_str())
+                    }
+                    _ => return Collected::default(),
+                };
+                rgb.and_then(|rgb| self.on_image(stamp, rgb, frame_id))
             }
-            SensorMsg::CompressedImage(image) => match compressed_to_rgb8(
-                image,
-                self.config.width,
-                self.config.height,
-                self.config.fit,
-            ) {
-                Ok(rgb) => self.on_image(stamp, rgb, &image.frame_id),
-                Err(reason) => Err(reason),
-            },
             SensorMsg::JointState(joints) => self.on_joints(joints).map(|()| Collected::default()),
             SensorMsg::Imu(imu) => finite(
                 imu.angular_velocity

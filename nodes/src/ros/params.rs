@@ -200,20 +200,7 @@ impl LearnerParams {
         });
         trainer.seed = to_u64("seed", self.seed)?;
         trainer.publish_every = to_u64("publish_every", self.publish_every)?.max(1);
-        let image = &trainer.model.encoder.image;
-        if (image.width, image.height) != (collector.width as usize, collector.height as usize) {
-            return Err(NodeError::Setup(format!(
-                "the model takes {}x{} images but image_width/image_height say {}x{}",
-                image.width, image.height, collector.width, collector.height
-            )));
-        }
-        if trainer.model.encoder.proprio_dim != collector.proprio.dim() {
-            return Err(NodeError::Setup(format!(
-                "the model takes {} proprio values, the collector makes {}",
-                trainer.model.encoder.proprio_dim,
-                collector.proprio.dim()
-            )));
-        }
+        collector.check_model(&trainer)?;
         trainer.validate()?;
         let mut trainer_node = file.trainer_node.clone();
         trainer_node.min_replay = to_usize("min_replay", self.min_replay)?;
