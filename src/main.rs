@@ -89,9 +89,14 @@ struct RunArgs {
     /// Write a checkpoint directory here at the end.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Where training runs.
-    #[arg(long, default_value = "flex")]
-    backend: BackendChoice,
+    /// Where training runs: auto (a hardware GPU if wgpu finds one, else the CPU), flex (the
+    /// CPU) or wgpu (any adapter, lavapipe too). Default: the config file's, else auto.
+    #[arg(long)]
+    backend: Option<BackendChoice>,
+    /// Where frames are encoded: auto (the CPU without a GPU; with one, whichever encodes a
+    /// frame faster, timed at start), flex or wgpu. Default: the config file's, else auto.
+    #[arg(long)]
+    inference_backend: Option<BackendChoice>,
     /// Also write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -121,7 +126,8 @@ impl Default for RunArgs {
             connect: None,
             no_viz: false,
             checkpoint: None,
-            backend: BackendChoice::Flex,
+            backend: None,
+            inference_backend: None,
             json: None,
             config: None,
             quiet: false,
@@ -351,8 +357,9 @@ enum BenchWhat {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(autodidact_nodes::viz::DEFAULT_LOG_FILTER)
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -550,6 +557,7 @@ fn run(args: RunArgs) -> Result<()> {
         no_viz: args.no_viz,
         checkpoint: args.checkpoint.clone(),
         backend: args.backend,
+        inference_backend: args.inference_backend,
     };
     let mut config = graph_config(&options, &file)?;
     config.bag_out = args.bag_out.clone();

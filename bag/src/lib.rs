@@ -8,6 +8,9 @@
 //! - [`roles`]: which topic feeds which of the learner's inputs, found by type.
 
 pub mod cdr;
+#[cfg(test)]
+mod fuzz;
+mod mcap_check;
 mod mcap_file;
 pub mod metadata;
 pub mod msgs;

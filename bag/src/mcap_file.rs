@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use mcap::sans_io::{
 };
 
 use crate::BagError;
+use crate::mcap_check::{FOOTER_AND_MAGIC, lengths_fit, summary_fits, summary_start};
 use crate::read::{Damage, RawMessage, TopicInfo};
 
 /// Largest record (a chunk, compressed or not) read into memory; rosbag2 writes 768 KiB
@@ -56,6 +57,9 @@ pub(crate) fn topics(path: &Path) -> Result<Vec<TopicInfo>, BagError> {
 fn summary_topics(path: &Path) -> Result<Option<Vec<TopicInfo>>, BagError> {
     let mut file = File::open(path).map_err(|e| BagError::io(path, e))?;
     let size = file.metadata().map_err(|e| BagError::io(path, e))?.len();
+    if !summary_is_sound(&mut file, size).map_err(|e| BagError::io(path, e))? {
+        return Ok(None);
+    }
     let mut reader = SummaryReader::new_with_options(
         SummaryReaderOptions::default()
             .with_file_size(size)
@@ -182,10 +186,17 @@ impl McapMessages {
                         Err(error) => self.cut_short(damage, &error.to_string()),
                     }
                 }
+                LinearReadEvent::Record { opcode, data } if !lengths_fit(opcode, data) => {
+                    damage.bad_records += 1;
+                    damage.note(format!(
+                        "{}: a record (opcode {opcode:#04x}) claims more bytes than it holds",
+                        self.records.path.display()
+                    ));
+                }
                 LinearReadEvent::Record { opcode, data } => {
                     match mcap::parse_record(opcode, data) {
-                        Ok(Record::Chunk { header, data }) => {
-                            let records = chunk_records(header, &data, &self.records.path, damage);
+                        Ok(Record::Chunk { header, .. }) => {
+                            let records = chunk_records(&header, data, &self.records.path, damage);
                             for record in records {
                                 self.records.take(record, damage);
                             }
@@ -271,10 +282,38 @@ impl Records {
     }
 }
 
-/// The records of a chunk, all or none: a bad CRC or undecompressable data skips the chunk.
+/// Whether the summary section (if any) is whole records whose lengths fit inside them, checked
+/// before mcap's summary reader parses it (see [`crate::mcap_check`]).
+fn summary_is_sound(file: &mut File, size: u64) -> std::io::Result<bool> {
+    let Some(footer_at) = size.checked_sub(FOOTER_AND_MAGIC) else {
+        return Ok(true);
+    };
+    let mut end = [0u8; FOOTER_AND_MAGIC as usize];
+    file.seek(SeekFrom::Start(footer_at))?;
+    file.read_exact(&mut end)?;
+    let Some(start) = summary_start(&end) else {
+        return Ok(true);
+    };
+    let Some(len) = footer_at
+        .checked_sub(start)
+        .filter(|len| *len <= MAX_RECORD_BYTES)
+    else {
+        return Ok(false);
+    };
+    let mut section = vec![0u8; len as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut section)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(summary_fits(&section))
+}
+
+/// The records of a chunk (`body`: the chunk record without its opcode and length), all or
+/// none: a bad CRC, undecompressable data or a record inside claiming more than the chunk holds
+/// skips the chunk. (mcap's own `ChunkReader` puts no limit on the records inside a chunk: one
+/// claiming 2⁶³ bytes aborted the process; found by `fuzz_damaged_mcap_bags_…`.)
 fn chunk_records(
-    header: ChunkHeader,
-    data: &[u8],
+    header: &ChunkHeader,
+    body: &[u8],
     path: &Path,
     damage: &mut Damage,
 ) -> Vec<Record<'static>> {
@@ -288,18 +327,47 @@ fn chunk_records(
         ));
         return Vec::new();
     }
-    let collected: Result<Vec<Record<'static>>, _> =
-        match mcap::read::ChunkReader::new(header, data) {
-            Ok(reader) => reader.map(|r| r.map(Record::into_owned)).collect(),
-            Err(error) => Err(error),
+    let limit = header.uncompressed_size.max(header.compressed_size);
+    let mut reader = LinearReader::new_with_options(
+        LinearReaderOptions::default()
+            .with_skip_start_magic(true)
+            .with_skip_end_magic(true)
+            .with_prevalidate_chunk_crcs(true)
+            .with_record_length_limit(usize::try_from(limit).unwrap_or(usize::MAX)),
+    );
+    let mut framed = Vec::with_capacity(body.len() + 9);
+    framed.push(mcap::records::op::CHUNK);
+    framed.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    framed.extend_from_slice(body);
+    let mut input = framed.as_slice();
+    let mut records = Vec::new();
+    while let Some(event) = reader.next_event() {
+        let failure = match event {
+            Ok(LinearReadEvent::ReadRequest(need)) => {
+                let n = need.min(input.len());
+                reader.insert(n).copy_from_slice(&input[..n]);
+                reader.notify_read(n);
+                input = &input[n..];
+                continue;
+            }
+            Ok(LinearReadEvent::Record { opcode, data }) => {
+                match mcap::parse_record(opcode, data) {
+                    Ok(record) => {
+                        records.push(record.into_owned());
+                        continue;
+                    }
+                    Err(error) => error,
+                }
+            }
+            Err(error) => error,
         };
-    collected.unwrap_or_else(|error| {
         damage.skipped_chunks += 1;
         damage.note(format!(
-            "{}: the chunk starting at {:.3} s is damaged ({error}); skipped",
+            "{}: the chunk starting at {:.3} s is damaged ({failure}); skipped",
             path.display(),
             start as f64 * 1e-9
         ));
-        Vec::new()
-    })
+        return Vec::new();
+    }
+    records
 }
