@@ -30,8 +30,10 @@ pub struct TrainOptions {
     pub topics: TopicChoice,
     /// Model seed (a new model only).
     pub seed: u64,
-    /// Training backend.
-    pub backend: BackendChoice,
+    /// Where training runs (`None`: the configuration file's, `auto` by default).
+    pub backend: Option<BackendChoice>,
+    /// Where inference runs (`None`: the configuration file's, `auto` by default).
+    pub inference_backend: Option<BackendChoice>,
     /// Play the bags at this factor of their recorded rate.
     pub realtime: Option<f64>,
 }
@@ -50,10 +52,21 @@ pub fn bag_trainer(options: &TrainOptions, file: &FileConfig) -> Result<(Trainer
         ),
     };
     trainer_config.seed = options.seed;
-    trainer_config.backend = options.backend;
+    if let Some(backend) = options.backend {
+        trainer_config.backend = backend;
+    }
+    if let Some(backend) = options.inference_backend {
+        trainer_config.inference_backend = backend;
+    }
     let has_checkpoint = options.checkpoint.join("meta.json").exists();
     let trainer = if options.resume {
-        Trainer::resume(&options.checkpoint, Some(&trainer_config.model)).with_context(|| {
+        Trainer::resume_on(
+            &options.checkpoint,
+            Some(&trainer_config.model),
+            trainer_config.backend,
+            trainer_config.inference_backend,
+        )
+        .with_context(|| {
             format!(
                 "resuming the checkpoint in {}",
                 options.checkpoint.display()

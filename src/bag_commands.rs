@@ -76,9 +76,13 @@ pub(crate) struct TrainArgs {
     /// Seed of a new model.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where training runs.
-    #[arg(long, default_value = "flex")]
-    backend: BackendChoice,
+    /// Where training runs: auto (a hardware GPU if wgpu finds one, else the CPU), flex or
+    /// wgpu. Default: the config file's, else auto.
+    #[arg(long)]
+    backend: Option<BackendChoice>,
+    /// Where frames are encoded: auto, flex or wgpu. Default: the config file's, else auto.
+    #[arg(long)]
+    inference_backend: Option<BackendChoice>,
     /// Play the bags at this factor of their recorded rate, as a live robot delivers them: the
     /// encoder embeds the newest frame, the report gives image→embedding latency, and the run
     /// ends with the data (default: as fast as training takes them, until --steps).
@@ -159,6 +163,7 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
         topics: args.topics.choice(),
         seed: args.seed,
         backend: args.backend,
+        inference_backend: args.inference_backend,
         realtime: args.realtime,
     };
     let (trainer, config) = autodidact::bag::bag_trainer(&options, &file)?;

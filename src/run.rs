@@ -34,8 +34,10 @@ pub struct RunOptions {
     pub no_viz: bool,
     /// Write a checkpoint here at the end.
     pub checkpoint: Option<PathBuf>,
-    /// Training backend.
-    pub backend: BackendChoice,
+    /// Where training runs (`None`: the configuration file's, `auto` by default).
+    pub backend: Option<BackendChoice>,
+    /// Where inference runs (`None`: the configuration file's, `auto` by default).
+    pub inference_backend: Option<BackendChoice>,
 }
 
 /// Builds the graph's configuration: defaults, then the file's sections, then the flags.
@@ -61,7 +63,12 @@ pub fn graph_config(options: &RunOptions, file: &FileConfig) -> Result<GraphConf
         ),
     };
     config.trainer.seed = options.seed;
-    config.trainer.backend = options.backend;
+    if let Some(backend) = options.backend {
+        config.trainer.backend = backend;
+    }
+    if let Some(backend) = options.inference_backend {
+        config.trainer.inference_backend = backend;
+    }
     config.trainer_node = file.trainer_node.clone();
     if options.checkpoint.is_some() {
         config.trainer_node.checkpoint_dir = options.checkpoint.clone();
@@ -98,6 +105,11 @@ pub fn summary_rows(report: &GraphReport) -> Vec<(String, String)> {
             format!("{:.2}", report.train_steps_per_s()),
         ),
         ("model version".into(), report.model_version.to_string()),
+        ("training on".into(), report.placements.training.to_string()),
+        (
+            "inference on".into(),
+            report.placements.inference.to_string(),
+        ),
         ("embeddings".into(), report.embedding_count.to_string()),
         (
             "image→embedding p50 / p99".into(),

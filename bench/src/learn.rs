@@ -86,7 +86,7 @@ pub fn bench_learn(
         step_us.push(started.elapsed().as_secs_f64() * 1e6);
     }
     let mut snapshot_trainer = trainer;
-    snapshot_trainer.set_inference_device(backend.device()?);
+    snapshot_trainer.set_inference_backend(backend.resolve()?.kind);
     let snapshot = snapshot_trainer.snapshot();
     let image = observation.frame.rgb.clone();
     let proprio = [0.0f32; 2];

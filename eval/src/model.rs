@@ -15,12 +15,15 @@ pub struct EvalModel {
 }
 
 impl EvalModel {
-    /// Loads a checkpoint directory written by `autodidact run --checkpoint` or the trainer.
+    /// Loads a checkpoint directory written by `autodidact run --checkpoint` or the trainer,
+    /// placed on this machine's backends (`auto`), whatever the writer's were.
     pub fn from_checkpoint(path: &std::path::Path) -> Result<Self, EvalError> {
-        let trainer = Trainer::resume(path, None).map_err(|source| EvalError::Checkpoint {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let auto = autodidact_learn::BackendChoice::Auto;
+        let trainer =
+            Trainer::resume_on(path, None, auto, auto).map_err(|source| EvalError::Checkpoint {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Self {
             source: format!("checkpoint {}", path.display()),
             trainer,

@@ -18,7 +18,8 @@
 //!   goal-image latent MPC with CEM.
 //!
 //! It knows nothing of ROS, tokio or rerun. The backend is chosen at run time
-//! ([`BackendChoice`]): burn's `flex` on the CPU by default, `wgpu` for the GPU.
+//! ([`BackendChoice`]): `auto` (the default) trains on a hardware GPU through `wgpu` where wgpu
+//! finds one and on burn's CPU backend `flex` otherwise; inference is placed separately.
 
 pub mod augment;
 mod cpu;
@@ -32,7 +33,7 @@ mod replay;
 pub mod stats;
 mod trainer;
 
-pub use device::BackendChoice;
+pub use device::{BackendChoice, BackendKind, Placement, Placements};
 pub use health::{HealthReport, embedding_health};
 pub use inference::{EncoderHandle, EncoderSnapshot};
 pub use model::{WorldModel, WorldModelConfig};

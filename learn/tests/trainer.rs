@@ -11,7 +11,7 @@ use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::model::ImageEncoderConfig;
 use autodidact_learn::plan;
 use autodidact_learn::{
-    BackendChoice, LatentPlanner, LearnError, PlannerConfig, Trainer, TrainerConfig,
+    BackendChoice, BackendKind, LatentPlanner, LearnError, PlannerConfig, Trainer, TrainerConfig,
     WorldModelConfig,
 };
 use common::{PROPRIO_DIM, explore, sim_config};
@@ -419,16 +419,17 @@ fn wgpu_trains_and_matches_flex() {
     let (images, proprio) = probe_inputs();
     let on_flex = embed_all(&flex, &images, &proprio);
 
-    let mut config = small_config(9);
-    config.backend = BackendChoice::Wgpu;
-    // Same weights on the GPU: resume the flex checkpoint with the backend switched.
-    let meta_path = path.join("meta.json");
-    let mut meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&meta_path).expect("meta")).expect("json");
-    meta["config"]["backend"] = serde_json::json!("wgpu");
-    std::fs::write(&meta_path, serde_json::to_vec(&meta).expect("json")).expect("write");
-    let mut gpu = Trainer::resume(&path, Some(&config.model)).expect("resume on wgpu");
-    gpu.set_inference_device(BackendChoice::Wgpu.device().expect("wgpu device"));
+    // Same weights on the GPU: the flex checkpoint resumed on wgpu, inference there too.
+    let config = small_config(9);
+    let mut gpu = Trainer::resume_on(
+        &path,
+        Some(&config.model),
+        BackendChoice::Wgpu,
+        BackendChoice::Wgpu,
+    )
+    .expect("resume on wgpu");
+    assert_eq!(gpu.placements().training.kind, BackendKind::Wgpu);
+    assert_eq!(gpu.placements().inference.kind, BackendKind::Wgpu);
     let on_gpu = embed_all(&gpu, &images, &proprio);
     let worst = on_flex
         .iter()

@@ -179,6 +179,8 @@ pub struct GraphReport {
     pub health_reports: u64,
     /// Newest encoder version.
     pub model_version: u64,
+    /// Where training and inference ran, and why.
+    pub placements: autodidact_learn::Placements,
     /// Pose probe (x, y, sin yaw, cos yaw) on the run's own frames with the final weights:
     /// fit on the first 70 %, scored on the last 30 %.
     pub probe_r2: Option<f64>,
@@ -300,6 +302,12 @@ pub fn run_graph(
     let wall = WallClock::new();
     let sim_clock = ManualClock::new();
     let mut trainer = Trainer::new(config.trainer.clone())?;
+    let placements = trainer.placements().clone();
+    tracing::info!(
+        training_on = %placements.training,
+        inference_on = %placements.inference,
+        "backends"
+    );
     let handle = trainer.encoder_handle();
     let viz = match config.viz.sink {
         VizSink::Off => None,
@@ -465,6 +473,7 @@ pub fn run_graph(
         loss_history: outputs.loss_history,
         health_reports: outputs.health_reports,
         model_version: outputs.model_version.max(handle.current().version),
+        placements,
         probe_r2: probe,
         probe_r2_per_target: per_target,
         viz: finished.viz.unwrap_or_default(),

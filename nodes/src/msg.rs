@@ -180,6 +180,8 @@ pub struct TrainerStatus {
     pub replay_len: usize,
     /// Batches skipped because of NaN/Inf.
     pub non_finite_skips: u64,
+    /// Where training and inference run, and why.
+    pub placements: autodidact_learn::Placements,
 }
 
 /// autodidact_msgs/EmbeddingHealth.

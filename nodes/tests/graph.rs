@@ -184,3 +184,61 @@ fn settings_a_run_could_not_start_with_are_refused_naming_the_field() {
         assert!(error.to_string().contains(field), "{field}: {error}");
     }
 }
+
+#[test]
+fn training_on_wgpu_serves_embeddings_with_advancing_versions_and_reports_where_it_ran() {
+    // Mesa's lavapipe here; a GPU where there is one. Inference stays `auto`: without a
+    // hardware GPU it is the CPU's, training on wgpu no longer moves it.
+    // Until a few steps are trained (a cold autotune on a software GPU takes a while), at most
+    // ten minutes of sim time.
+    let mut config = small_graph(36_000, VizSink::Off);
+    config.trainer.backend = autodidact_learn::BackendChoice::Wgpu;
+    config.trainer.publish_every = 1;
+    config.sim.realtime_factor = 1.0;
+    let stop = AtomicBool::new(false);
+    let report = run_graph(&config, &stop, |progress| {
+        if progress.train_steps >= 5 {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .expect("graph runs");
+
+    let placements = &report.placements;
+    assert_eq!(
+        placements.training.kind,
+        autodidact_learn::BackendKind::Wgpu,
+        "{placements:?}"
+    );
+    // Inference stays where `auto` puts it: on a machine without a hardware GPU, the CPU.
+    assert!(placements.inference.reason.starts_with("auto"), "{placements:?}");
+    let gpu_here = autodidact_learn::BackendChoice::Auto
+        .resolve()
+        .expect("auto")
+        .kind;
+    if gpu_here == autodidact_learn::BackendKind::Flex {
+        assert_eq!(
+            placements.inference.kind,
+            autodidact_learn::BackendKind::Flex,
+            "{placements:?}"
+        );
+    }
+    assert!(
+        report.train_steps >= 5,
+        "trained on wgpu: {} steps",
+        report.train_steps
+    );
+    assert!(report.sim.steps < 36_000, "stopped once trained");
+    assert!(report.embedding_count > 100, "{}", report.embedding_count);
+    let versions: Vec<u64> = report.embeddings.iter().map(|e| e.model_version).collect();
+    assert!(
+        versions.last() > versions.first(),
+        "versions trained on wgpu reached the encoder: {:?}..{:?}",
+        versions.first(),
+        versions.last()
+    );
+    assert!(
+        report
+            .last_losses
+            .is_some_and(|losses| losses.total.is_finite())
+    );
+}

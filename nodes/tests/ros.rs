@@ -124,3 +124,8 @@ fn sim_trainer_and_encoder_nodes_train_and_serve_together() {
 fn launch_files_start_the_nodes_they_name_with_parameters_the_nodes_declare() {
     run_ros_script("launch_files.py", 63, Duration::from_secs(600));
 }
+
+#[test]
+fn the_learner_node_trains_on_wgpu_and_its_status_says_where_and_why() {
+    run_ros_script("wgpu.py", 65, Duration::from_secs(900));
+}

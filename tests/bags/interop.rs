@@ -238,7 +238,8 @@ fn a_bag_written_by_run_is_read_by_rosbags_with_the_simulator_s_pixels() {
         connect: None,
         no_viz: true,
         checkpoint: None,
-        backend: autodidact_learn::BackendChoice::Flex,
+        backend: Some(autodidact_learn::BackendChoice::Flex),
+        inference_backend: None,
     };
     let config =
         autodidact::run::graph_config(&options, &autodidact::FileConfig::default()).expect("cfg");

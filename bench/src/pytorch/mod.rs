@@ -219,7 +219,7 @@ pub fn compare_with_pytorch(
     // Equivalence: the same frame embeds the same, the first batch gives the same losses and
     // gradient norm. Also the warm-up of both sides.
     progress("checking both sides compute the same thing");
-    trainer.set_inference_device(BackendChoice::Flex.device()?);
+    trainer.set_inference_backend(autodidact_learn::BackendKind::Flex);
     let snapshot = trainer.snapshot();
     let ours = pool.install(|| snapshot.embed(&observation.frame.rgb, &proprio))?;
     let theirs: EncodeReply = torch.request(serde_json::json!({"cmd": "encode", "count": 5}))?;

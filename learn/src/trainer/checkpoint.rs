@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Trainer, TrainerConfig, adam};
 use crate::LearnError;
+use crate::device::BackendChoice;
 use crate::model::WorldModelConfig;
 
 /// Reads of a checkpoint that a save keeps replacing before `resume` gives up.
@@ -103,8 +104,29 @@ impl Trainer {
     /// refused. The replay buffer starts empty. A checkpoint that a save replaces while it is
     /// read is read again (a follower reads while its trainer writes).
     pub fn resume(dir: &Path, expected: Option<&WorldModelConfig>) -> Result<Self, LearnError> {
+        Self::resume_placed(dir, expected, None)
+    }
+
+    /// [`resume`](Self::resume), with training on `backend` and inference on
+    /// `inference_backend` instead of the choices saved with the checkpoint: where a model runs
+    /// is the machine's business (a checkpoint trained on a GPU resumes on a robot without
+    /// one).
+    pub fn resume_on(
+        dir: &Path,
+        expected: Option<&WorldModelConfig>,
+        backend: BackendChoice,
+        inference_backend: BackendChoice,
+    ) -> Result<Self, LearnError> {
+        Self::resume_placed(dir, expected, Some((backend, inference_backend)))
+    }
+
+    fn resume_placed(
+        dir: &Path,
+        expected: Option<&WorldModelConfig>,
+        placed: Option<(BackendChoice, BackendChoice)>,
+    ) -> Result<Self, LearnError> {
         for attempt in 1..=RESUME_ATTEMPTS {
-            match Self::resume_once(dir, expected)? {
+            match Self::resume_once(dir, expected, placed)? {
                 Resumed::Whole(trainer) => return Ok(*trainer),
                 Resumed::Replaced => {
                     tracing::debug!(dir = %dir.display(), attempt, "checkpoint replaced while read");
@@ -120,7 +142,11 @@ impl Trainer {
 
     /// One read of the checkpoint at `dir`: the trainer, or `Replaced` when a save replaced
     /// the checkpoint while its files were read.
-    fn resume_once(dir: &Path, expected: Option<&WorldModelConfig>) -> Result<Resumed, LearnError> {
+    fn resume_once(
+        dir: &Path,
+        expected: Option<&WorldModelConfig>,
+        placed: Option<(BackendChoice, BackendChoice)>,
+    ) -> Result<Resumed, LearnError> {
         let requested = dir;
         let dir = &readable_checkpoint(requested)?;
         let meta = match read_meta(dir) {
@@ -143,7 +169,12 @@ impl Trainer {
                 expected
             )));
         }
-        let mut trainer = Trainer::new(meta.config.clone())?;
+        let mut config = meta.config.clone();
+        if let Some((backend, inference_backend)) = placed {
+            config.backend = backend;
+            config.inference_backend = inference_backend;
+        }
+        let mut trainer = Trainer::new(config)?;
         if trainer.model.num_params() != meta.num_params {
             return Err(LearnError::Checkpoint(format!(
                 "{} was written for a model of {} parameters, this build makes {}",

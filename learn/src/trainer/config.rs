@@ -192,9 +192,15 @@ pub struct TrainerConfig {
     /// Seed of initialisation, sampling and augmentation.
     #[serde(default)]
     pub seed: u64,
-    /// Where training runs.
+    /// Where training runs: `auto` (a hardware GPU if wgpu finds one, else flex), `flex` or
+    /// `wgpu`. Decided on the machine that runs it, also when a checkpoint is resumed
+    /// elsewhere ([`crate::Trainer::resume_on`]).
     #[serde(default)]
     pub backend: BackendChoice,
+    /// Where published snapshots encode frames and roll out: `auto` (flex where there is no
+    /// GPU; with one, whichever encodes one frame faster, measured at start), `flex` or `wgpu`.
+    #[serde(default)]
+    pub inference_backend: BackendChoice,
     /// Publish an encoder snapshot every this many steps.
     #[serde(default = "defaults::publish_every")]
     pub publish_every: u64,
@@ -253,6 +259,7 @@ impl TrainerConfig {
             action_scale: defaults::action_scale(),
             seed: 0,
             backend: BackendChoice::default(),
+            inference_backend: BackendChoice::default(),
             publish_every: defaults::publish_every(),
             publish_ema_encoder: defaults::publish_ema_encoder(),
             target_chunk: defaults::target_chunk(),

@@ -11,6 +11,7 @@ mod checkpoint;
 mod config;
 mod ema;
 mod losses;
+mod placement;
 mod preview;
 mod step;
 
@@ -30,6 +31,7 @@ pub use preview::Preview;
 pub use step::{Losses, StepReport};
 
 use crate::LearnError;
+use crate::device::{BackendKind, Placements};
 use crate::inference::{DynamicsSnapshot, EncoderHandle, EncoderSnapshot};
 use crate::model::{StateEncoder, TargetNetwork, WorldModel};
 use crate::replay::{ReplayBuffer, Transition};
@@ -48,6 +50,7 @@ pub struct Trainer {
     non_finite_skips: u64,
     weights_version: u64,
     handle: Option<EncoderHandle>,
+    placements: Placements,
     inference_device: Device,
 }
 
@@ -81,10 +84,12 @@ fn adam(config: &TrainerConfig) -> ModuleOptimizer {
 }
 
 impl Trainer {
-    /// A freshly initialised trainer (weights from `config.seed`).
+    /// A freshly initialised trainer (weights from `config.seed`), on the backends
+    /// `config.backend` and `config.inference_backend` decide on this machine.
     pub fn new(config: TrainerConfig) -> Result<Self, LearnError> {
         config.validate()?;
-        let plain = config.backend.device()?;
+        let training = config.backend.resolve()?;
+        let plain = training.device();
         let device = plain.clone().autodiff();
         // The backend's random generator is global to the process: seed and draw under one
         // lock, or a trainer built on another thread at the same time would change our weights.
@@ -106,11 +111,20 @@ impl Trainer {
             encoder.image.height,
             encoder.proprio_dim,
         )?;
+        let inference = placement::place_inference(
+            config.inference_backend,
+            &model.encoder,
+            &config.model.encoder,
+        )?;
         Ok(Self {
             optimizer: adam(&config),
             last_good: (model.clone(), target.clone()),
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            inference_device: plain,
+            inference_device: inference.device(),
+            placements: Placements {
+                training,
+                inference,
+            },
             config,
             device,
             model,
@@ -153,9 +167,29 @@ impl Trainer {
         self.replay.push(transition)
     }
 
-    /// Where snapshots for inference go (`flex` unless set).
-    pub fn set_inference_device(&mut self, device: Device) {
-        self.inference_device = device;
+    /// Waits until the training and inference backends have run every operation queued so far
+    /// (a GPU runs them after the call that queued them returns; the CPU at once).
+    pub fn finish_queued_work(&self) -> Result<(), LearnError> {
+        for device in [&self.device, &self.inference_device] {
+            device
+                .sync()
+                .map_err(|e| LearnError::Backend(format!("finishing queued work: {e:?}")))?;
+        }
+        Ok(())
+    }
+
+    /// Where training and inference run, and why.
+    pub fn placements(&self) -> &Placements {
+        &self.placements
+    }
+
+    /// Moves inference (snapshots published from now on) to `kind`.
+    pub fn set_inference_backend(&mut self, kind: BackendKind) {
+        self.inference_device = kind.device();
+        self.placements.inference = crate::device::Placement {
+            kind,
+            reason: "set".into(),
+        };
     }
 
     /// A handle whose snapshot follows training (published every `publish_every` steps).

@@ -205,6 +205,7 @@ pub fn run_trainer(
                 samples_per_second: report.samples_per_second,
                 replay_len: trainer.replay().len(),
                 non_finite_skips: trainer.non_finite_skips(),
+                placements: trainer.placements().clone(),
             }));
             if report.skipped_non_finite {
                 continue;
@@ -262,6 +263,9 @@ pub fn run_trainer(
         // and says so.
         trainer.save_checkpoint(dir)?;
     }
+    // A GPU may still be running the last step's updates: finish them before the node goes
+    // on to shut down (a software Vulkan driver aborts when torn down mid-kernel).
+    trainer.finish_queued_work()?;
     Ok(TrainerOutcome {
         trainer,
         pushed,

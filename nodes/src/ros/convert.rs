@@ -306,6 +306,10 @@ pub fn status_out(
         drop_counts,
         transitions: collected.transitions,
         actions_defaulted: collected.actions_defaulted,
+        training_backend: status.placements.training.kind.to_string(),
+        training_backend_reason: status.placements.training.reason.clone(),
+        inference_backend: status.placements.inference.kind.to_string(),
+        inference_backend_reason: status.placements.inference.reason.clone(),
     }
 }
 
@@ -400,6 +404,16 @@ mod tests {
             samples_per_second: 10.0,
             replay_len: 4,
             non_finite_skips: 0,
+            placements: autodidact_learn::Placements {
+                training: autodidact_learn::Placement {
+                    kind: autodidact_learn::BackendKind::Wgpu,
+                    reason: "auto: GPU".into(),
+                },
+                inference: autodidact_learn::Placement {
+                    kind: autodidact_learn::BackendKind::Flex,
+                    reason: "auto: faster".into(),
+                },
+            },
         };
         let collected = CollectorStats {
             transitions: 11,
@@ -409,6 +423,14 @@ mod tests {
         };
         let out = status_out(&status, &collected);
         assert_eq!((out.transitions, out.actions_defaulted), (11, 2));
+        assert_eq!(
+            (
+                out.training_backend.as_str(),
+                out.inference_backend.as_str()
+            ),
+            ("wgpu", "flex")
+        );
+        assert_eq!(out.training_backend_reason, "auto: GPU");
         assert_eq!(out.drop_reasons.len(), DropReason::ALL.len());
         let at = out
             .drop_reasons

@@ -126,9 +126,15 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
             tracing::info!(dir = %dir.display(), "no checkpoint yet; fresh weights until one appears");
             Trainer::new(setup.trainer.clone())?
         }
-        Some(dir) => Trainer::resume(dir, Some(&setup.trainer.model))?,
+        Some(dir) => Trainer::resume_on(
+            dir,
+            Some(&setup.trainer.model),
+            setup.trainer.backend,
+            setup.trainer.inference_backend,
+        )?,
         None => Trainer::new(setup.trainer.clone())?,
     };
+    let inference_on = trainer.placements().inference.kind;
     let clock: Arc<dyn Clock> = Arc::new(clock);
     tracing::info!(
         node = node_name,
@@ -137,6 +143,8 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         plan = roles.plan,
         image = %format!("{}x{}", setup.collector.width, setup.collector.height),
         embed_dim = setup.trainer.model.embed_dim(),
+        training_on = %trainer.placements().training,
+        inference_on = %trainer.placements().inference,
         "learner node up"
     );
 
@@ -149,6 +157,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         samples_per_second: 0.0,
         replay_len: trainer.replay().len(),
         non_finite_skips: trainer.non_finite_skips(),
+        placements: trainer.placements().clone(),
     }));
     let sinks = publishers(
         &mut node,
@@ -255,6 +264,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         Some(dir) if following => Some(CheckpointFollower::new(
             dir.clone(),
             setup.trainer.model.clone(),
+            inference_on,
             Duration::from_secs_f64(setup.reload_every_s),
         )),
         _ => None,

@@ -73,6 +73,10 @@ pub struct LearnerParams {
     pub cmd_vel_stamped: bool,
     /// How camera images arrive: "raw" (sensor_msgs/Image on camera/image_raw) or "compressed" (sensor_msgs/CompressedImage, JPEG or PNG, on camera/image_raw/compressed, as image_transport publishes it)
     pub image_transport: String,
+    /// Where training runs: "auto" (a hardware GPU if wgpu finds one, else the CPU), "flex" (CPU) or "wgpu" (GPU; a software Vulkan driver such as lavapipe too)
+    pub backend: String,
+    /// Where frames are encoded and rollouts run: "auto" (the CPU without a GPU; with one, whichever encodes a frame faster, timed at start), "flex" or "wgpu"
+    pub inference_backend: String,
 }
 
 fn to_usize(name: &str, value: i64) -> Result<usize, NodeError> {
@@ -178,6 +182,8 @@ impl LearnerParams {
             rerun: String::new(),
             cmd_vel_stamped: false,
             image_transport: "raw".to_owned(),
+            backend: trainer.backend.to_string(),
+            inference_backend: trainer.inference_backend.to_string(),
         }
     }
 
@@ -200,6 +206,20 @@ impl LearnerParams {
         });
         trainer.seed = to_u64("seed", self.seed)?;
         trainer.publish_every = to_u64("publish_every", self.publish_every)?.max(1);
+        for (name, text, choice) in [
+            ("backend", &self.backend, &mut trainer.backend),
+            (
+                "inference_backend",
+                &self.inference_backend,
+                &mut trainer.inference_backend,
+            ),
+        ] {
+            *choice = text.parse().map_err(|_| {
+                NodeError::Setup(format!(
+                    "parameter {name} must be \"auto\", \"flex\" or \"wgpu\", got {text:?}"
+                ))
+            })?;
+        }
         collector.check_model(&trainer)?;
         trainer.validate()?;
         let mut trainer_node = file.trainer_node.clone();

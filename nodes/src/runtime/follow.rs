@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
 use autodidact_learn::inference::DynamicsSnapshot;
-use autodidact_learn::{EncoderSnapshot, Trainer, WorldModelConfig};
+use autodidact_learn::{BackendChoice, BackendKind, EncoderSnapshot, Trainer, WorldModelConfig};
 
 /// Weights loaded from a checkpoint, with the time its `meta.json` was written.
 type Loaded = (EncoderSnapshot, DynamicsSnapshot, SystemTime);
@@ -16,6 +16,7 @@ type Loaded = (EncoderSnapshot, DynamicsSnapshot, SystemTime);
 pub(crate) struct CheckpointFollower {
     dir: PathBuf,
     model: WorldModelConfig,
+    inference: BackendKind,
     every: Duration,
     last_check: Instant,
     seen: Option<SystemTime>,
@@ -24,12 +25,19 @@ pub(crate) struct CheckpointFollower {
 
 impl CheckpointFollower {
     /// Follows `dir`, looking every `every` for a checkpoint newer than the one there now,
-    /// loaded for `model` (a checkpoint of another shape is refused by the load).
-    pub(crate) fn new(dir: PathBuf, model: WorldModelConfig, every: Duration) -> Self {
+    /// loaded for `model` (a checkpoint of another shape is refused by the load) onto the
+    /// `inference` backend the node decided at start (a reload never times backends again).
+    pub(crate) fn new(
+        dir: PathBuf,
+        model: WorldModelConfig,
+        inference: BackendKind,
+        every: Duration,
+    ) -> Self {
         let seen = modified(&dir);
         Self {
             dir,
             model,
+            inference,
             every,
             last_check: Instant::now(),
             seen,
@@ -69,17 +77,25 @@ impl CheckpointFollower {
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let (dir, model) = (self.dir.clone(), self.model.clone());
+        let inference = match self.inference {
+            BackendKind::Flex => BackendChoice::Flex,
+            BackendKind::Wgpu => BackendChoice::Wgpu,
+        };
         let spawned = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                let loaded = match Trainer::resume(&dir, Some(&model)) {
-                    Ok(trainer) => Some((trainer.snapshot(), trainer.dynamics_snapshot(), stamp)),
-                    // A checkpoint being replaced right now: the next look tries again.
-                    Err(error) => {
-                        tracing::debug!(%error, "checkpoint not readable yet");
-                        None
-                    }
-                };
+                // Only the weights are used: the model that loads them stays on the CPU.
+                let loaded =
+                    match Trainer::resume_on(&dir, Some(&model), BackendChoice::Flex, inference) {
+                        Ok(trainer) => {
+                            Some((trainer.snapshot(), trainer.dynamics_snapshot(), stamp))
+                        }
+                        // A checkpoint being replaced right now: the next look tries again.
+                        Err(error) => {
+                            tracing::debug!(%error, "checkpoint not readable yet");
+                            None
+                        }
+                    };
                 let _ = tx.send(loaded);
             });
         match spawned {
