@@ -290,6 +290,9 @@ enum BenchWhat {
     /// The node graph: image→embedding latency at a camera rate while the trainer runs, and
     /// frames/s of the whole graph unpaced.
     Graph {
+        /// Training backends to measure, one table each (inference: auto).
+        #[arg(long, value_delimiter = ',', default_value = "flex")]
+        backends: Vec<autodidact_learn::BackendChoice>,
         /// Camera rate of the paced run, Hz.
         #[arg(long, default_value_t = 30.0)]
         hz: f64,
@@ -375,12 +378,20 @@ fn main() -> Result<()> {
         Command::Bench {
             what:
                 BenchWhat::Graph {
+                    backends,
                     hz,
                     seconds,
                     trainer_nice,
                     json,
                 },
-        } => print_rows(&bench_graph(hz, seconds, trainer_nice, 3000)?.rows(), json),
+        } => {
+            let mut tables = Vec::new();
+            for backend in backends {
+                let rows = bench_graph(backend, hz, seconds, trainer_nice, 3000)?.rows();
+                tables.push((format!("training on {backend}"), rows));
+            }
+            print_tables(&tables, json)
+        }
         Command::Bench {
             what:
                 BenchWhat::Pytorch {
@@ -474,11 +485,12 @@ fn main() -> Result<()> {
                     json,
                 },
         } => {
-            let mut rows = Vec::new();
+            let mut tables = Vec::new();
             for backend in backends {
-                rows.extend(bench_learn(backend, steps.max(1), encodes.max(1))?);
+                let rows = bench_learn(backend, steps.max(1), encodes.max(1))?;
+                tables.push((backend.to_string(), rows));
             }
-            print_rows(&rows, json)
+            print_tables(&tables, json)
         }
     }
 }
@@ -527,6 +539,26 @@ fn print_comparison(c: &PytorchComparison) {
 }
 
 fn print_rows(rows: &[BenchRow], json: Option<PathBuf>) -> Result<()> {
+    println!("{}", table_of(rows));
+    write_json(json.as_deref(), &rows)?;
+    Ok(())
+}
+
+/// One titled table per backend; the JSON holds every row, each named with its backend.
+fn print_tables(tables: &[(String, Vec<BenchRow>)], json: Option<PathBuf>) -> Result<()> {
+    let mut all = Vec::new();
+    for (title, rows) in tables {
+        println!("{title}\n{}", table_of(rows));
+        all.extend(rows.iter().map(|row| BenchRow {
+            case: format!("{title}: {}", row.case),
+            ..row.clone()
+        }));
+    }
+    write_json(json.as_deref(), &all)?;
+    Ok(())
+}
+
+fn table_of(rows: &[BenchRow]) -> Table {
     let mut table = Table::new();
     table.set_header(["case", "iterations", "median µs", "p99 µs", "per second"]);
     for row in rows {
@@ -538,9 +570,7 @@ fn print_rows(rows: &[BenchRow], json: Option<PathBuf>) -> Result<()> {
             format!("{:.0}", row.per_second),
         ]);
     }
-    println!("{table}");
-    write_json(json.as_deref(), &rows)?;
-    Ok(())
+    table
 }
 
 fn run(args: RunArgs) -> Result<()> {

@@ -121,6 +121,8 @@ struct ChannelInfo {
 /// The messages of one MCAP file, in file order.
 pub(crate) struct McapMessages {
     file: File,
+    /// Bytes of the file not yet handed to the reader.
+    unread: u64,
     reader: LinearReader,
     records: Records,
     done: bool,
@@ -136,8 +138,11 @@ struct Records {
 
 impl McapMessages {
     pub(crate) fn open(path: &Path) -> Result<Self, BagError> {
+        let file = File::open(path).map_err(|e| BagError::io(path, e))?;
+        let unread = file.metadata().map_err(|e| BagError::io(path, e))?.len();
         Ok(Self {
-            file: File::open(path).map_err(|e| BagError::io(path, e))?,
+            file,
+            unread,
             // Chunks come whole, so that one with a bad CRC is skipped whole.
             reader: LinearReader::new_with_options(
                 LinearReaderOptions::default()
@@ -177,12 +182,27 @@ impl McapMessages {
             };
             match event {
                 LinearReadEvent::ReadRequest(need) => {
-                    if need as u64 > MAX_RECORD_BYTES {
-                        self.cut_short(damage, &format!("a record claims {need} bytes"));
+                    // More than the file still holds is a cut (or a damaged length): the
+                    // reader would first make room for all of it.
+                    if self.unread == 0 {
+                        self.reader.notify_read(0);
+                        continue;
+                    }
+                    if need as u64 > MAX_RECORD_BYTES.min(self.unread) {
+                        self.cut_short(
+                            damage,
+                            &format!(
+                                "a record needs {need} bytes, {} are left in the file",
+                                self.unread
+                            ),
+                        );
                         continue;
                     }
                     match self.file.read(self.reader.insert(need)) {
-                        Ok(read) => self.reader.notify_read(read),
+                        Ok(read) => {
+                            self.unread = self.unread.saturating_sub(read as u64);
+                            self.reader.notify_read(read);
+                        }
                         Err(error) => self.cut_short(damage, &error.to_string()),
                     }
                 }

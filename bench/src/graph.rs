@@ -7,8 +7,10 @@ use crate::row::BenchRow;
 /// The node graph: a run paced at `hz` camera frames per second for `seconds` with the trainer
 /// training (image→embedding latency p50/p99 and the trainer's rate), then the same graph
 /// unpaced for `unpaced_frames` frames (frames/s of the whole graph; 0 skips it). Telemetry off,
-/// default model, flex; the trainer's threads at `trainer_nice`.
+/// default model, training on `backend` (inference `auto`); the trainer's threads at
+/// `trainer_nice`.
 pub fn bench_graph(
+    backend: autodidact_learn::BackendChoice,
     hz: f64,
     seconds: f64,
     trainer_nice: i32,
@@ -25,6 +27,7 @@ pub fn bench_graph(
     config.viz.sink = VizSink::Off;
     config.trainer_node.preview_every = 0;
     config.trainer_node.nice = trainer_nice;
+    config.trainer.backend = backend;
     let stop = AtomicBool::new(false);
     let paced = run_graph(&config, &stop, |_| {}).context("paced graph run")?;
     let latencies = &paced.encoder.latencies_s;

@@ -101,10 +101,10 @@ pub fn bench_learn(
     }
     Ok(vec![
         BenchRow::from_samples(
-            format!("{backend}: train step, batch {batch_size} (per second = samples)"),
+            format!("train step, batch {batch_size} (per second = samples)"),
             &step_us,
             batch_size as f64,
         ),
-        BenchRow::from_samples(format!("{backend}: encode 1 image 64x64"), &encode_us, 1.0),
+        BenchRow::from_samples("encode 1 image 64x64".to_string(), &encode_us, 1.0),
     ])
 }

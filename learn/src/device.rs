@@ -16,7 +16,8 @@ use crate::LearnError;
 pub enum BackendChoice {
     /// A hardware GPU adapter if wgpu finds one (discrete, then integrated, then virtual),
     /// otherwise `flex`. Software adapters (Mesa's lavapipe/llvmpipe) are never taken: they
-    /// train slower than `flex` on the same cores.
+    /// train slower than `flex` on the same cores. On Linux, a machine with no GPU device file
+    /// (`/dev/dri/renderD*`, `/dev/nvidia*`) is `flex` without loading the Vulkan drivers.
     #[default]
     Auto,
     /// burn's pure-Rust CPU backend, with this crate's direct convolution kernels.
@@ -54,6 +55,16 @@ impl BackendKind {
         match self {
             Self::Flex => "flex",
             Self::Wgpu => "wgpu",
+        }
+    }
+}
+
+impl From<BackendKind> for BackendChoice {
+    /// The choice that gives `kind` again (a follower loading onto the backend decided at start).
+    fn from(kind: BackendKind) -> Self {
+        match kind {
+            BackendKind::Flex => Self::Flex,
+            BackendKind::Wgpu => Self::Wgpu,
         }
     }
 }
@@ -124,6 +135,14 @@ pub struct Adapter {
 impl BackendChoice {
     /// Decides the backend on this machine (the adapters are looked for once per process).
     pub fn resolve(self) -> Result<Placement, LearnError> {
+        if self == Self::Auto
+            && let Some(why) = no_gpu_device()
+        {
+            return Ok(Placement {
+                kind: BackendKind::Flex,
+                reason: format!("auto: {why}"),
+            });
+        }
         match self {
             Self::Flex => choose(self, &[]),
             Self::Auto | Self::Wgpu => match adapters() {
@@ -191,11 +210,36 @@ pub fn choose(choice: BackendChoice, adapters: &[Adapter]) -> Result<Placement, 
                 };
                 Ok(Placement {
                     kind: BackendKind::Flex,
-                    reason: format!("auto: no GPU, {why}"),
+                    reason: format!("auto: {why}"),
                 })
             }
         },
     }
+}
+
+/// Where a GPU shows itself on Linux: DRM render nodes (Mesa's drivers, NVIDIA's open kernel
+/// modules, Jetson), NVIDIA's proprietary device files.
+const GPU_DEVICE_FILES: [(&str, &str); 3] = [
+    ("/dev/dri", "renderD"),
+    ("/dev", "nvidia"),
+    ("/dev", "nvhost-ctrl-gpu"),
+];
+
+/// On Linux, why there is no GPU to look for when no device file of one exists (a machine or
+/// container without one): `auto` then does not load the Vulkan drivers at all, whose software
+/// rasteriser complains on stderr where `XDG_RUNTIME_DIR` is not set. `None`: look.
+fn no_gpu_device() -> Option<String> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let found = GPU_DEVICE_FILES.iter().any(|(dir, prefix)| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    });
+    (!found).then(|| "no GPU device (/dev/dri/renderD*, /dev/nvidia*): the CPU".to_string())
 }
 
 /// The hardware adapter `auto` takes: discrete, then integrated, then virtual.
@@ -227,8 +271,11 @@ fn probe() -> Result<Vec<Adapter>, String> {
 
     // A driver that panics while being enumerated must not take the process with it.
     let found = std::panic::catch_unwind(|| {
-        let instance = wgpu::Instance::default();
-        // Vulkan, Metal, DX12: the APIs burn's wgpu runs on (GL would also print EGL errors).
+        // Vulkan, Metal, DX12: the APIs burn's wgpu runs on. (An instance with GL as well
+        // prints EGL errors on a machine without a display.)
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(descriptor);
         let future = instance.enumerate_adapters(wgpu::Backends::PRIMARY);
         let mut future = std::pin::pin!(future);
         // Native wgpu enumerates synchronously: the future is ready at the first poll.
@@ -363,6 +410,7 @@ mod tests {
                 choice
             );
         }
+        assert!("vulkan".parse::<BackendChoice>().is_err());
         assert!("cuda".parse::<BackendChoice>().is_err());
     }
 }

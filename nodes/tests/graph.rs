@@ -210,7 +210,10 @@ fn training_on_wgpu_serves_embeddings_with_advancing_versions_and_reports_where_
         "{placements:?}"
     );
     // Inference stays where `auto` puts it: on a machine without a hardware GPU, the CPU.
-    assert!(placements.inference.reason.starts_with("auto"), "{placements:?}");
+    assert!(
+        placements.inference.reason.starts_with("auto"),
+        "{placements:?}"
+    );
     let gpu_here = autodidact_learn::BackendChoice::Auto
         .resolve()
         .expect("auto")

@@ -362,6 +362,7 @@ pub fn compare_with_pytorch(
     let image_to_embedding_p99_ms_while_training = if options.graph_seconds > 0.0 {
         progress("node graph at 30 Hz while training");
         bench_graph(
+            BackendChoice::Flex,
             30.0,
             options.graph_seconds,
             TrainerNodeConfig::default().nice,

@@ -77,10 +77,7 @@ impl CheckpointFollower {
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let (dir, model) = (self.dir.clone(), self.model.clone());
-        let inference = match self.inference {
-            BackendKind::Flex => BackendChoice::Flex,
-            BackendKind::Wgpu => BackendChoice::Wgpu,
-        };
+        let inference = BackendChoice::from(self.inference);
         let spawned = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
