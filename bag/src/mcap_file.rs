@@ -355,19 +355,17 @@ fn chunk_records(
             .with_prevalidate_chunk_crcs(true)
             .with_record_length_limit(usize::try_from(limit).unwrap_or(usize::MAX)),
     );
-    let mut framed = Vec::with_capacity(body.len() + 9);
-    framed.push(mcap::records::op::CHUNK);
-    framed.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    framed.extend_from_slice(body);
-    let mut input = framed.as_slice();
+    // The chunk record as the reader expects it: opcode, length, then the body, not copied.
+    let mut head = [mcap::records::op::CHUNK; 9];
+    head[1..].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    let mut input = head.as_slice().chain(body);
     let mut records = Vec::new();
     while let Some(event) = reader.next_event() {
         let failure = match event {
             Ok(LinearReadEvent::ReadRequest(need)) => {
-                let n = need.min(input.len());
-                reader.insert(n).copy_from_slice(&input[..n]);
+                // Reading from memory cannot fail; 0 bytes tell the reader the chunk ended.
+                let n = input.read(reader.insert(need)).unwrap_or(0);
                 reader.notify_read(n);
-                input = &input[n..];
                 continue;
             }
             Ok(LinearReadEvent::Record { opcode, data }) => {

@@ -11,16 +11,7 @@ use super::*;
 fn bags_from_an_independent_writer_in_every_input_kind_embed_alike_and_train() {
     let Some(python) = python() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(&python)
-        .arg(script("write_bags.py"))
-        .arg(tmp.path())
-        .output()
-        .expect("run write_bags.py");
-    assert!(
-        out.status.success(),
-        "write_bags.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_script(&python, "write_bags.py", &[tmp.path()]);
     let model = Trainer::new(TrainerConfig::for_inputs(64, 64, 7)).expect("model");
     let snapshot = model.snapshot();
     let embed = |images: &[Vec<u8>], proprio: &[Vec<f32>]| {
@@ -163,39 +154,10 @@ fn a_bag_written_by_run_is_read_by_rosbags_with_the_simulator_s_pixels() {
     let bag = tmp.path().join("sim_bag");
     let steps = 40u64;
     let run_report = tmp.path().join("run.json");
-    run_ok(
-        autodidact()
-            .args([
-                "run",
-                "--quiet",
-                "--no-viz",
-                "--realtime",
-                "0",
-                "--seed",
-                "3",
-                "--steps",
-            ])
-            .arg(steps.to_string())
-            .arg("--bag-out")
-            .arg(&bag)
-            .arg("--json")
-            .arg(&run_report),
-    );
+    record_run(&bag, 3, steps, &["--json".as_ref(), run_report.as_os_str()]);
     let out = tmp.path().join("read");
-    let output = Command::new(&python)
-        .arg(script("read_bag.py"))
-        .arg(&bag)
-        .arg(&out)
-        .output()
-        .expect("run read_bag.py");
-    assert!(
-        output.status.success(),
-        "read_bag.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("report"))
-            .expect("json");
+    run_script(&python, "read_bag.py", &[&bag, &out]);
+    let report = read_json(&out.join("report.json"));
     let topics = &report["topics"];
     for (topic, type_name) in [
         ("/camera/image_raw", "sensor_msgs/msg/Image"),

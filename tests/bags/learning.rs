@@ -146,25 +146,16 @@ fn a_model_trained_on_a_simulator_bag_beats_random_init_in_the_simulator() {
     )
     .expect("config");
     let bag = tmp.path().join("sim_bag");
-    run_ok(
-        autodidact()
-            .args([
-                "run",
-                "--quiet",
-                "--no-viz",
-                "--realtime",
-                "0",
-                "--seed",
-                "11",
-                "--steps",
-                "6000",
-                "--episode-steps",
-                "1200",
-                "--config",
-            ])
-            .arg(&config)
-            .arg("--bag-out")
-            .arg(&bag),
+    record_run(
+        &bag,
+        11,
+        6000,
+        &[
+            "--episode-steps".as_ref(),
+            "1200".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
     );
     let checkpoint = tmp.path().join("model");
     run_ok(

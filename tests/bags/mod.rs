@@ -28,6 +28,35 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs the Python script `name` of tests/bags with `args`; it must succeed.
+fn run_script(python: &std::ffi::OsStr, name: &str, args: &[&Path]) {
+    let out = Command::new(python)
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `autodidact run` of `steps` simulator steps from `seed`, as fast as it goes, without
+/// telemetry, recorded into the bag directory `bag`; `more` adds flags.
+fn record_run(bag: &Path, seed: u64, steps: u64, more: &[&std::ffi::OsStr]) {
+    run_ok(
+        autodidact()
+            .args(["run", "--quiet", "--no-viz", "--realtime", "0", "--seed"])
+            .arg(seed.to_string())
+            .arg("--steps")
+            .arg(steps.to_string())
+            .args(more)
+            .arg("--bag-out")
+            .arg(bag),
+    );
+}
+
 /// The model's input frames the collector makes of a bag's camera, in order.
 fn frames_of(path: &Path) -> (Vec<Vec<u8>>, Vec<Vec<f32>>) {
     let bag = Bag::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
