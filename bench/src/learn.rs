@@ -52,6 +52,7 @@ pub(crate) fn exploration(
     for _ in 0..count {
         let action = policy.act(&observation, 0.05);
         transitions.push(Transition {
+            source: 0,
             episode: 0,
             frame_stamp_ns: observation.stamp.nanos,
             image: Arc::from(observation.frame.rgb.clone()),

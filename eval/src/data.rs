@@ -111,6 +111,7 @@ pub(crate) fn explore(
         let action = policy.act(&observation, period);
         records.push(Record {
             transition: Transition {
+                source: 0,
                 episode: seed,
                 frame_stamp_ns: frame.stamp_ns,
                 image: frame.image,

@@ -65,6 +65,11 @@ impl EncoderSnapshot {
         &self.device
     }
 
+    /// The encoder module (for [`crate::weights`]).
+    pub(crate) fn module(&self) -> &StateEncoder {
+        &self.encoder
+    }
+
     /// Embeds a batch of `rgb8` images with their proprio features.
     ///
     /// # Shapes
@@ -171,6 +176,20 @@ impl EncoderHandle {
         }
     }
 
+    /// Serves `snapshot` only if its version is newer than the one served now (weights that
+    /// arrive from elsewhere never take a node back); returns whether it was served.
+    pub fn publish_newer(&self, snapshot: EncoderSnapshot) -> bool {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if snapshot.version <= guard.version {
+            return false;
+        }
+        *guard = Arc::new(snapshot);
+        true
+    }
+
     /// Replaces the served snapshot; readers holding the old one keep it until they drop it.
     pub fn publish(&self, snapshot: EncoderSnapshot) {
         let snapshot = Arc::new(snapshot);
@@ -213,6 +232,11 @@ impl DynamicsSnapshot {
     /// Embedding size `D` the dynamics work in.
     pub fn embed_dim(&self) -> usize {
         self.embed_dim
+    }
+
+    /// The dynamics module (for [`crate::weights`]).
+    pub(crate) fn module(&self) -> &Dynamics {
+        &self.dynamics
     }
 
     /// Predicts the embedding after each action of each candidate sequence, all starting from

@@ -12,6 +12,8 @@
 //! - a **replay buffer** and a **trainer** (Adam, seeded, NaN/Inf guard, EMA, atomic
 //!   checkpoints, safetensors export) that publishes versioned encoder snapshots which inference
 //!   swaps in without waiting;
+//! - **weights that travel** ([`weights`]): one version of the served encoder and dynamics as
+//!   safetensors with the digest of the architecture it fits;
 //! - **metrics**: collapse monitors (per-dimension std, effective rank), prediction error against
 //!   copy-last, and a ridge linear probe;
 //! - **planning**: rollouts scored against a goal embedding and the reference planner,
@@ -32,6 +34,7 @@ pub mod plan;
 mod replay;
 pub mod stats;
 mod trainer;
+pub mod weights;
 
 pub use device::{BackendChoice, BackendKind, Placement, Placements};
 pub use health::{HealthReport, embedding_health};
@@ -74,6 +77,18 @@ pub enum LearnError {
     /// The tensor backend reported an error.
     #[error("backend: {0}")]
     Backend(String),
+    /// Packed weights could not be packed or unpacked (a tensor missing, of another shape,
+    /// unreadable bytes).
+    #[error("weights: {0}")]
+    Weights(String),
+    /// Packed weights fit another architecture than the model they were offered to.
+    #[error("weights of another architecture ({got}); this model is {expected}")]
+    OtherArchitecture {
+        /// This model's architecture digest.
+        expected: String,
+        /// The weights' architecture digest.
+        got: String,
+    },
 }
 
 /// Helpers shared by the unit tests.

@@ -1,6 +1,7 @@
-//! The replay buffer: a bounded ring of transitions from which the trainer samples short
-//! sequences that never cross an episode boundary or a gap in time.
+//! The replay buffer: a bounded ring of transitions per robot from which the trainer samples
+//! short sequences that never cross a robot, an episode boundary or a gap in time.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand::RngExt;
@@ -15,7 +16,10 @@ pub const ACTION_DIM: usize = 2;
 /// One step of experience: what the robot saw and felt at `frame_stamp_ns`, and what it did next.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
-    /// Episode (a run between resets; a new episode after any discontinuity).
+    /// The robot (stream source) it came from: 0 for a single robot, the robot's index in a
+    /// fleet. Sequences never cross sources, and the replay buffer samples sources fairly.
+    pub source: u32,
+    /// Episode of its source (a run between resets; a new episode after any discontinuity).
     pub episode: u64,
     /// Stamp of the camera frame, nanoseconds.
     pub frame_stamp_ns: u64,
@@ -47,15 +51,24 @@ impl Default for ReplayConfig {
     }
 }
 
-/// A bounded ring of transitions, checked on the way in.
+/// One source's transitions, oldest first.
+#[derive(Debug, Clone)]
+struct SourceRing {
+    source: u32,
+    ring: VecDeque<Transition>,
+}
+
+/// A bounded ring of transitions per source (robot), checked on the way in. The capacity is
+/// shared evenly by the sources seen so far; sequences never cross sources; sampling picks a
+/// source uniformly, then a sequence in it, so a robot with a faster camera or a longer run
+/// does not crowd out the others.
 #[derive(Debug, Clone)]
 pub struct ReplayBuffer {
     config: ReplayConfig,
     image_len: usize,
     proprio_dim: usize,
-    ring: Vec<Transition>,
-    /// Index in `ring` of the oldest transition once full.
-    head: usize,
+    /// In order of first appearance.
+    sources: Vec<SourceRing>,
     pushed: u64,
 }
 
@@ -74,23 +87,22 @@ impl ReplayBuffer {
             )));
         }
         Ok(Self {
-            ring: Vec::with_capacity(config.capacity.min(1 << 16)),
             config,
             image_len: width * height * 3,
             proprio_dim,
-            head: 0,
+            sources: Vec::new(),
             pushed: 0,
         })
     }
 
     /// Transitions held.
     pub fn len(&self) -> usize {
-        self.ring.len()
+        self.sources.iter().map(|s| s.ring.len()).sum()
     }
 
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.len() == 0
     }
 
     /// Transitions ever accepted.
@@ -98,13 +110,26 @@ impl ReplayBuffer {
         self.pushed
     }
 
-    /// Bytes held by images and proprio (the bulk of the footprint).
-    pub fn memory_bytes(&self) -> usize {
-        self.ring.len()
-            * (self.image_len + self.proprio_dim * 4 + std::mem::size_of::<Transition>())
+    /// Transitions held per source, in order of first appearance.
+    pub fn len_by_source(&self) -> Vec<(u32, usize)> {
+        self.sources
+            .iter()
+            .map(|s| (s.source, s.ring.len()))
+            .collect()
     }
 
-    /// Adds a transition after checking it; a bad one is refused with the reason.
+    /// Bytes held by images and proprio (the bulk of the footprint).
+    pub fn memory_bytes(&self) -> usize {
+        self.len() * (self.image_len + self.proprio_dim * 4 + std::mem::size_of::<Transition>())
+    }
+
+    /// Most transitions each source keeps now: an even share of the capacity.
+    fn share(&self) -> usize {
+        (self.config.capacity / self.sources.len().max(1)).max(1)
+    }
+
+    /// Adds a transition after checking it; a bad one is refused with the reason. A source
+    /// seen for the first time takes its share of the capacity from the others' oldest.
     pub fn push(&mut self, transition: Transition) -> Result<(), LearnError> {
         if transition.image.len() != self.image_len {
             return Err(LearnError::BadTransition(format!(
@@ -130,37 +155,55 @@ impl ReplayBuffer {
                 "non-finite proprio or action".into(),
             ));
         }
-        if self.ring.len() < self.config.capacity {
-            self.ring.push(transition);
-        } else {
-            self.ring[self.head] = transition;
-            self.head = (self.head + 1) % self.config.capacity;
+        let index = match self
+            .sources
+            .iter()
+            .position(|s| s.source == transition.source)
+        {
+            Some(index) => index,
+            None => {
+                self.sources.push(SourceRing {
+                    source: transition.source,
+                    ring: VecDeque::new(),
+                });
+                let share = self.share();
+                for other in &mut self.sources {
+                    let excess = other.ring.len().saturating_sub(share);
+                    other.ring.drain(..excess);
+                }
+                self.sources.len() - 1
+            }
+        };
+        let share = self.share();
+        let ring = &mut self.sources[index].ring;
+        while ring.len() >= share {
+            ring.pop_front();
         }
+        ring.push_back(transition);
         self.pushed += 1;
         Ok(())
     }
 
-    /// The `index`-th oldest transition.
+    /// The `index`-th transition: sources in order of first appearance, each oldest first.
     pub fn get(&self, index: usize) -> Option<&Transition> {
-        if index >= self.ring.len() {
-            return None;
+        let mut rest = index;
+        for source in &self.sources {
+            if rest < source.ring.len() {
+                return source.ring.get(rest);
+            }
+            rest -= source.ring.len();
         }
-        let physical = if self.ring.len() < self.config.capacity {
-            index
-        } else {
-            (self.head + index) % self.config.capacity
-        };
-        self.ring.get(physical)
+        None
     }
 
-    /// Whether `length` transitions starting at logical `start` form one unbroken sequence.
-    fn is_sequence(&self, start: usize, length: usize) -> bool {
-        let Some(first) = self.get(start) else {
+    /// Whether `length` transitions of `ring` starting at `start` form one unbroken sequence.
+    fn is_sequence(&self, ring: &VecDeque<Transition>, start: usize, length: usize) -> bool {
+        let Some(first) = ring.get(start) else {
             return false;
         };
         let mut previous = first;
         for offset in 1..length {
-            let Some(next) = self.get(start + offset) else {
+            let Some(next) = ring.get(start + offset) else {
                 return false;
             };
             if next.episode != previous.episode
@@ -174,7 +217,9 @@ impl ReplayBuffer {
         true
     }
 
-    /// Samples `count` start indices of unbroken sequences of `length` transitions.
+    /// Samples `count` start indices (for [`ReplayBuffer::get`]) of unbroken sequences of
+    /// `length` transitions: each from a source chosen uniformly among those holding at least
+    /// `length`, then a start chosen uniformly in that source.
     ///
     /// Fails with [`LearnError::NotEnoughData`] when the buffer holds too few such sequences to
     /// find them in a bounded number of tries.
@@ -184,13 +229,22 @@ impl ReplayBuffer {
         length: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<usize>, LearnError> {
-        if length == 0 || self.ring.len() < length {
+        // (offset of the source's first index, the source's ring) for every source that can hold
+        // a sequence.
+        let mut offset = 0;
+        let mut eligible = Vec::with_capacity(self.sources.len());
+        for source in &self.sources {
+            if length > 0 && source.ring.len() >= length {
+                eligible.push((offset, &source.ring));
+            }
+            offset += source.ring.len();
+        }
+        if eligible.is_empty() {
             return Err(LearnError::NotEnoughData {
-                have: self.ring.len(),
+                have: self.len(),
                 need: length.max(1),
             });
         }
-        let starts = self.ring.len() - length + 1;
         let mut chosen = Vec::with_capacity(count);
         let mut tries = 0usize;
         while chosen.len() < count {
@@ -201,9 +255,15 @@ impl ReplayBuffer {
                     need: count,
                 });
             }
-            let start = rng.random_range(0..starts);
-            if self.is_sequence(start, length) {
-                chosen.push(start);
+            // One source draws no number: a single robot samples as it always has.
+            let (first, ring) = if eligible.len() == 1 {
+                eligible[0]
+            } else {
+                eligible[rng.random_range(0..eligible.len())]
+            };
+            let start = rng.random_range(0..ring.len() - length + 1);
+            if self.is_sequence(ring, start, length) {
+                chosen.push(first + start);
             }
         }
         Ok(chosen)
@@ -218,6 +278,7 @@ mod tests {
 
     fn transition(episode: u64, stamp_ms: u64) -> Transition {
         Transition {
+            source: 0,
             episode,
             frame_stamp_ns: stamp_ms * 1_000_000,
             image: Arc::from(vec![0u8; 2 * 2 * 3]),
@@ -295,5 +356,53 @@ mod tests {
             buffer.sample_sequences(4, 3, &mut rng),
             Err(LearnError::NotEnoughData { .. })
         ));
+    }
+
+    fn from(source: u32, episode: u64, stamp_ms: u64) -> Transition {
+        Transition {
+            source,
+            ..transition(episode, stamp_ms)
+        }
+    }
+
+    #[test]
+    fn robots_share_the_capacity_and_are_sampled_fairly_whatever_their_rates() {
+        let config = ReplayConfig {
+            capacity: 300,
+            ..ReplayConfig::default()
+        };
+        let mut buffer = ReplayBuffer::new(config, 2, 2, 3).expect("buffer");
+        // Robot 0 alone fills the buffer, then robot 1 joins at a third of its rate: both
+        // episodes are numbered 0, their stamps interleave.
+        for i in 0..400 {
+            buffer.push(from(0, 0, i * 10)).expect("push");
+        }
+        assert_eq!(buffer.len(), 300);
+        for i in 0..300 {
+            buffer.push(from(0, 0, 4000 + i * 10)).expect("push");
+            if i % 3 == 0 {
+                buffer.push(from(1, 0, 4000 + i * 10 + 5)).expect("push");
+            }
+        }
+        assert_eq!(buffer.len_by_source(), vec![(0, 150), (1, 100)]);
+        assert!(buffer.len() <= 300);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let starts = buffer.sample_sequences(2000, 4, &mut rng).expect("sample");
+        let mut per_source = [0usize; 2];
+        for start in starts {
+            let first = buffer.get(start).expect("first");
+            per_source[first.source as usize] += 1;
+            for offset in 1..4 {
+                let next = buffer.get(start + offset).expect("next");
+                assert_eq!(next.source, first.source, "a sequence crossed robots");
+                assert!(
+                    next.frame_stamp_ns > buffer.get(start + offset - 1).expect("p").frame_stamp_ns
+                );
+            }
+        }
+        // Uniform over robots, not over transitions (which would give 60 % / 40 %).
+        for count in per_source {
+            assert!((900..=1100).contains(&count), "{per_source:?}");
+        }
     }
 }

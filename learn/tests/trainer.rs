@@ -1,11 +1,13 @@
 //! Trainer mechanics on a small model: determinism, checkpoints, the NaN guard, snapshot swaps,
-//! rollouts, planning and the wgpu path.
+//! rollouts, planning, weights that travel and the wgpu path.
 
 #[path = "trainer/checkpoint.rs"]
 mod checkpoint;
 mod common;
 #[path = "trainer/fuzz.rs"]
 mod fuzz;
+#[path = "trainer/weights.rs"]
+mod weights;
 
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::model::ImageEncoderConfig;

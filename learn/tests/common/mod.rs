@@ -45,6 +45,7 @@ pub fn explore(config: &SimConfig, seed: u64, steps: usize) -> Vec<Sample> {
         let pose = sim.ground_truth().robot_pose;
         samples.push(Sample {
             transition: Transition {
+                source: 0,
                 episode: seed,
                 frame_stamp_ns: observation.stamp.nanos,
                 image: Arc::from(observation.frame.rgb.clone()),
