@@ -319,7 +319,10 @@ pub fn run_graph(
     let outputs = Arc::new(Mutex::new(Outputs::default()));
     let runtime = Runtime::start(
         Parts {
-            collector: Collector::new(config.collector.clone(), Arc::new(sim_clock.clone())),
+            collectors: vec![Collector::new(
+                config.collector.clone(),
+                Arc::new(sim_clock.clone()),
+            )],
             dynamics: Arc::new(trainer.dynamics_snapshot()),
             weights: handle.clone(),
             trainer: Some((trainer, config.trainer_node.clone())),

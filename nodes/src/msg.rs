@@ -142,6 +142,18 @@ impl SensorMsg {
             Self::Action(m) => m.stamp_ns,
         }
     }
+
+    /// Moves the message's stamp to `stamp_ns`.
+    pub fn set_stamp_ns(&mut self, stamp_ns: u64) {
+        match self {
+            Self::Image(m) => m.stamp_ns = stamp_ns,
+            Self::CompressedImage(m) => m.stamp_ns = stamp_ns,
+            Self::JointState(m) => m.stamp_ns = stamp_ns,
+            Self::Imu(m) => m.stamp_ns = stamp_ns,
+            Self::Odometry(m) => m.stamp_ns = stamp_ns,
+            Self::Action(m) => m.stamp_ns = stamp_ns,
+        }
+    }
 }
 
 /// autodidact_msgs/Embedding: one per camera frame.
@@ -178,6 +190,8 @@ pub struct TrainerStatus {
     pub samples_per_second: f64,
     /// Transitions in the replay buffer.
     pub replay_len: usize,
+    /// Transitions in the replay buffer per robot (its index, its count).
+    pub replay_by_robot: Vec<(u32, usize)>,
     /// Batches skipped because of NaN/Inf.
     pub non_finite_skips: u64,
     /// Where training and inference run, and why.

@@ -1,6 +1,6 @@
 //! The r2r nodes against real ROS 2 (rcl + Fast DDS), with rclpy as the independent peer, on
-//! loopback only. Each test runs one script of `tests/ros/` with its own `ROS_DOMAIN_ID` and a
-//! hard time limit.
+//! loopback only, or, for the hosts test, in network namespaces the test makes itself. Each test
+//! runs one script of `tests/ros/` with its own `ROS_DOMAIN_ID` and a hard time limit.
 //!
 //! Needs the `ros` feature and the environment of `scripts/ros-env` (the README's test command
 //! sets both up). Without them the tests print why and pass, unless `AUTODIDACT_REQUIRE_ROS=1`
@@ -128,4 +128,9 @@ fn launch_files_start_the_nodes_they_name_with_parameters_the_nodes_declare() {
 #[test]
 fn the_learner_node_trains_on_wgpu_and_its_status_says_where_and_why() {
     run_ros_script("wgpu.py", 65, Duration::from_secs(900));
+}
+
+#[test]
+fn a_trainer_host_and_two_robot_hosts_share_weights_over_dds_through_a_link_outage() {
+    run_ros_script("hosts.py", 66, Duration::from_secs(900));
 }

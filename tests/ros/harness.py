@@ -38,11 +38,15 @@ def param_arg(name, value):
 class NodeProcess:
     """One node executable, started with --ros-args; its output goes to a log file."""
 
-    def __init__(self, exe, name, params=None, params_files=(), remaps=None):
+    def __init__(self, exe, name, params=None, params_files=(), remaps=None, namespace=None, prefix=(), env=None, log_name=None):
+        """`namespace`: the node's namespace; `prefix`: a command the node runs under (such as
+        `ip netns exec HOST`); `env`: variables added to the environment."""
         self.exe = exe
         self.name = name
-        self.log_path = os.path.join(WORK, f"{name}.log")
-        args = [os.path.join(BIN_DIR, exe), "--ros-args", "-r", f"__node:={name}"]
+        self.log_path = os.path.join(WORK, f"{log_name or name}.log")
+        args = list(prefix) + [os.path.join(BIN_DIR, exe), "--ros-args", "-r", f"__node:={name}"]
+        if namespace:
+            args += ["-r", f"__ns:={namespace}"]
         for path in params_files:
             args += ["--params-file", path]
         for key, value in (params or {}).items():
@@ -51,7 +55,7 @@ class NodeProcess:
             args += ["-r", f"{source}:={target}"]
         # No LD_PRELOAD: the executables must run as built (nodes/build.rs links libpython for
         # the wheels' libraries when scripts/ros-env asked for it).
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env.setdefault("RUST_LOG", "info")
         self.args = args
         self.log_file = open(self.log_path, "w")

@@ -282,7 +282,10 @@ pub fn train_on_bags(
     let encode = viz.is_some() || config.realtime.is_some();
     let runtime = Runtime::start(
         Parts {
-            collector: Collector::new(config.collector.clone(), Arc::new(clock.clone())),
+            collectors: vec![Collector::new(
+                config.collector.clone(),
+                Arc::new(clock.clone()),
+            )],
             dynamics: Arc::new(trainer.dynamics_snapshot()),
             weights: handle.clone(),
             trainer: Some((trainer, node_config)),

@@ -243,6 +243,23 @@ pub struct CollectorStats {
     pub dropped: std::collections::BTreeMap<String, u64>,
     /// Times a stream jumped back and every stream started afresh.
     pub restarts: u64,
+    /// Episodes begun (a new one after a gap, a restart or the end of a bag).
+    pub episodes: u64,
+}
+
+impl CollectorStats {
+    /// Adds `other`'s counts to these (the totals of several robots).
+    pub fn add(&mut self, other: &CollectorStats) {
+        self.received += other.received;
+        self.frames += other.frames;
+        self.transitions += other.transitions;
+        self.actions_defaulted += other.actions_defaulted;
+        self.restarts += other.restarts;
+        self.episodes += other.episodes;
+        for (reason, count) in &other.dropped {
+            *self.dropped.entry(reason.clone()).or_default() += count;
+        }
+    }
 }
 
 /// Pairs, validates and counts. Single-threaded; feed it messages in arrival order.
@@ -250,6 +267,8 @@ pub struct CollectorStats {
 pub struct Collector {
     config: CollectorConfig,
     clock: Arc<dyn Clock>,
+    /// The robot its transitions are marked with ([`Transition::source`]).
+    source: u32,
     drops: DropCounter,
     joints: Option<(u64, Vec<f64>)>,
     imu: Option<ImuMsg>,
@@ -260,6 +279,10 @@ pub struct Collector {
     last_stamp: [Option<u64>; 5],
     pending: Option<Frame>,
     episode: u64,
+    /// Episodes that have had a frame.
+    episodes: u64,
+    /// The episode of the newest frame.
+    last_frame_episode: Option<u64>,
     received: u64,
     frames: u64,
     transitions: u64,
@@ -276,6 +299,7 @@ impl Collector {
         Self {
             config,
             clock,
+            source: 0,
             drops,
             joints: None,
             imu: None,
@@ -284,6 +308,8 @@ impl Collector {
             last_stamp: [None; 5],
             pending: None,
             episode: 0,
+            episodes: 0,
+            last_frame_episode: None,
             received: 0,
             frames: 0,
             transitions: 0,
@@ -291,6 +317,13 @@ impl Collector {
             restarts: 0,
             frame_id: Arc::from(""),
         }
+    }
+
+    /// The same collector for robot `source` of a fleet: its transitions carry that source,
+    /// so the replay buffer keeps its episodes apart from every other robot's.
+    pub fn for_source(mut self, source: u32) -> Self {
+        self.source = source;
+        self
     }
 
     /// The configuration.
@@ -307,6 +340,7 @@ impl Collector {
             actions_defaulted: self.actions_defaulted,
             dropped: self.drops.snapshot(),
             restarts: self.restarts,
+            episodes: self.episodes,
         }
     }
 
@@ -542,6 +576,12 @@ impl Collector {
         if gap {
             self.episode += 1;
         }
+        // The first frame of an episode begins it (the episode number also moves on when an
+        // episode is ended with no frame after it).
+        if self.last_frame_episode != Some(self.episode) {
+            self.episodes += 1;
+            self.last_frame_episode = Some(self.episode);
+        }
         let frame = Frame {
             stamp_ns: stamp,
             episode: self.episode,
@@ -578,6 +618,7 @@ impl Collector {
         };
         self.transitions += 1;
         Transition {
+            source: self.source,
             episode: frame.episode,
             frame_stamp_ns: frame.stamp_ns,
             image: frame.image,

@@ -204,6 +204,7 @@ pub fn run_trainer(
                 grad_norm: report.grad_norm,
                 samples_per_second: report.samples_per_second,
                 replay_len: trainer.replay().len(),
+                replay_by_robot: trainer.replay().len_by_source(),
                 non_finite_skips: trainer.non_finite_skips(),
                 placements: trainer.placements().clone(),
             }));
@@ -319,6 +320,7 @@ mod tests {
         let trainer = Trainer::new(config).expect("trainer");
         let frames = (0..count)
             .map(|i| Transition {
+                source: 0,
                 episode: 0,
                 frame_stamp_ns: (i + 1) * 50_000_000,
                 image: (0..16 * 16 * 3)

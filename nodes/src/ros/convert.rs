@@ -271,27 +271,59 @@ pub fn embedding_out(embedding: &Embedding) -> r2r::autodidact_msgs::msg::Embedd
     }
 }
 
-/// TrainerStatus (+ the collector's drop counts, transitions and defaulted actions) →
-/// autodidact_msgs/TrainerStatus.
-/// Every drop reason is listed, zeros included, so a subscriber can index by name.
-pub fn status_out(
-    status: &TrainerStatus,
-    collected: &CollectorStats,
-) -> r2r::autodidact_msgs::msg::TrainerStatus {
-    let (loss_names, loss_values) = status
-        .losses
-        .named()
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), *value))
-        .unzip();
-    let (drop_reasons, drop_counts) = DropReason::ALL
+/// Every drop reason by name with its count in `collected`, zeros included, so a subscriber can
+/// index by name.
+fn drop_counts(collected: &CollectorStats) -> (Vec<String>, Vec<u64>) {
+    DropReason::ALL
         .iter()
         .map(|reason| {
             let name = reason.as_str();
             let count = collected.dropped.get(name).copied().unwrap_or(0);
             (name.to_owned(), count)
         })
+        .unzip()
+}
+
+/// TrainerStatus + each robot's collector counts (its namespace, its counts; robot `i` is
+/// source `i` of the replay buffer) → autodidact_msgs/TrainerStatus, with the totals.
+pub fn status_out(
+    status: &TrainerStatus,
+    robots: &[(String, CollectorStats)],
+) -> r2r::autodidact_msgs::msg::TrainerStatus {
+    let mut collected = CollectorStats::default();
+    for (_, stats) in robots {
+        collected.add(stats);
+    }
+    let robots = robots
+        .iter()
+        .enumerate()
+        .map(|(index, (name, stats))| {
+            let (drop_reasons, drop_counts) = drop_counts(stats);
+            let replay_len = status
+                .replay_by_robot
+                .iter()
+                .find(|(source, _)| *source as usize == index)
+                .map_or(0, |(_, len)| *len as u64);
+            r2r::autodidact_msgs::msg::RobotInput {
+                name: name.clone(),
+                received: stats.received,
+                frames: stats.frames,
+                transitions: stats.transitions,
+                episodes: stats.episodes,
+                actions_defaulted: stats.actions_defaulted,
+                replay_len,
+                drop_reasons,
+                drop_counts,
+            }
+        })
+        .collect();
+    let (loss_names, loss_values) = status
+        .losses
+        .named()
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), *value))
         .unzip();
+    let (drop_reasons, drop_counts) = drop_counts(&collected);
     r2r::autodidact_msgs::msg::TrainerStatus {
         header: header(status.stamp_ns, ""),
         train_step: status.train_step,
@@ -310,6 +342,7 @@ pub fn status_out(
         training_backend_reason: status.placements.training.reason.clone(),
         inference_backend: status.placements.inference.kind.to_string(),
         inference_backend_reason: status.placements.inference.reason.clone(),
+        robots,
     }
 }
 
@@ -403,6 +436,7 @@ mod tests {
             grad_norm: 0.5,
             samples_per_second: 10.0,
             replay_len: 4,
+            replay_by_robot: vec![(0, 1), (1, 3)],
             non_finite_skips: 0,
             placements: autodidact_learn::Placements {
                 training: autodidact_learn::Placement {
@@ -421,8 +455,31 @@ mod tests {
             dropped: [("bad_image_step".to_owned(), 7u64)].into_iter().collect(),
             ..Default::default()
         };
-        let out = status_out(&status, &collected);
-        assert_eq!((out.transitions, out.actions_defaulted), (11, 2));
+        let other = CollectorStats {
+            transitions: 5,
+            dropped: [("bad_image_step".to_owned(), 1u64)].into_iter().collect(),
+            ..Default::default()
+        };
+        let out = status_out(
+            &status,
+            &[
+                ("robot1".to_owned(), collected),
+                ("robot2".to_owned(), other),
+            ],
+        );
+        // Each robot's own counts, and the totals over them.
+        assert_eq!((out.transitions, out.actions_defaulted), (16, 2));
+        let names: Vec<&str> = out.robots.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["robot1", "robot2"]);
+        assert_eq!(
+            (out.robots[0].transitions, out.robots[1].transitions),
+            (11, 5)
+        );
+        assert_eq!((out.robots[0].replay_len, out.robots[1].replay_len), (1, 3));
+        for robot in &out.robots {
+            assert_eq!(robot.drop_reasons.len(), DropReason::ALL.len());
+        }
+        assert_eq!(out.robots[1].drop_counts.iter().sum::<u64>(), 1);
         assert_eq!(
             (
                 out.training_backend.as_str(),
@@ -437,8 +494,8 @@ mod tests {
             .iter()
             .position(|r| r == "bad_image_step")
             .expect("listed");
-        assert_eq!(out.drop_counts[at], 7);
-        assert_eq!(out.drop_counts.iter().sum::<u64>(), 7);
+        assert_eq!(out.drop_counts[at], 8);
+        assert_eq!(out.drop_counts.iter().sum::<u64>(), 8);
         assert_eq!(out.loss_names.len(), out.loss_values.len());
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autodidact_learn::Trainer;
+use autodidact_learn::weights::Unpacker;
 use futures::StreamExt;
 use r2r::QosProfile;
 use r2r::autodidact_msgs::srv::Rollout;
@@ -23,8 +24,9 @@ use r2r::sensor_msgs::msg::{Image, Imu};
 
 use super::convert::{self, embedding_out, health_out, status_out};
 use super::executor::{Ended, Executor};
-use super::params::LearnerParams;
+use super::params::{LearnerParams, WeightsSource};
 use super::rollout::{RolloutWorker, rollout_error};
+use super::weights::{TopicFollower, WeightsPublisher};
 use super::{Started, ros_error, start_node};
 use crate::NodeError;
 use crate::components::collector::{Collector, Frame};
@@ -35,7 +37,7 @@ use crate::components::trainer::TrainerEvent;
 use crate::components::viz::{VizSink, open_recording};
 use crate::msg::{SensorMsg, TrainerStatus};
 use crate::runtime::clock::Clock;
-use crate::runtime::follow::{CheckpointFollower, modified};
+use crate::runtime::follow::{CheckpointFollower, WeightsCounts, WeightsFollower, modified};
 use crate::runtime::{FrameQueue, Parts, Ports, Runtime, Sinks, lock};
 
 /// How often the trainer status is published (and the workers and the followed checkpoint
@@ -103,6 +105,11 @@ pub struct LearnerReport {
     pub viz_dropped: u64,
     /// Parameter service replies the middleware could not send (the caller timed out).
     pub parameter_replies_unsent: u64,
+    /// Weight versions received over `autodidact/weights` and what became of them (a node
+    /// following the topic).
+    pub weights: Option<WeightsCounts>,
+    /// Milliseconds from a version's publication to its application here, p50 and p99.
+    pub weights_applied_after_ms: [Option<f64>; 2],
 }
 
 /// Runs a learner node until SIGINT/SIGTERM or until a worker fails.
@@ -117,8 +124,18 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     } = start_node(node_name, LearnerParams::from_file)?;
     let setup = params.apply(&file)?;
     let train = roles.train && setup.train;
+    if !setup.robots.is_empty() && (!train || roles.encode || roles.plan) {
+        return Err(NodeError::Setup(
+            "parameter robots is for trainer_node (training); run one encoder_node or \
+             planner_node per robot, in the robot's namespace"
+                .into(),
+        ));
+    }
 
-    let following = !train && setup.reload_every_s > 0.0;
+    let follow_checkpoint =
+        !train && setup.weights_source == WeightsSource::Checkpoint && setup.reload_every_s > 0.0;
+    let follow_topic = !train && setup.weights_source == WeightsSource::Topic;
+    let following = follow_checkpoint || follow_topic;
     let mut trainer = match &setup.checkpoint {
         // An encoder following a trainer that has not written its first checkpoint yet starts
         // from fresh weights and picks the checkpoint up when it appears.
@@ -156,9 +173,20 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         grad_norm: 0.0,
         samples_per_second: 0.0,
         replay_len: trainer.replay().len(),
+        replay_by_robot: trainer.replay().len_by_source(),
         non_finite_skips: trainer.non_finite_skips(),
         placements: trainer.placements().clone(),
     }));
+    // One robot on the node's own topics, or one per namespace of `robots`.
+    let robots: Vec<String> = if setup.robots.is_empty() {
+        vec![String::new()]
+    } else {
+        setup.robots.clone()
+    };
+    let architecture = autodidact_learn::weights::architecture_digest(
+        &setup.trainer.model,
+        setup.trainer.action_scale,
+    );
     let sinks = publishers(
         &mut node,
         roles,
@@ -183,7 +211,12 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     };
     let runtime = Runtime::start(
         Parts {
-            collector: Collector::new(setup.collector.clone(), Arc::clone(&clock)),
+            collectors: (0u32..)
+                .zip(&robots)
+                .map(|(index, _)| {
+                    Collector::new(setup.collector.clone(), Arc::clone(&clock)).for_source(index)
+                })
+                .collect(),
             weights: trainer.encoder_handle(),
             dynamics: Arc::new(trainer.dynamics_snapshot()),
             // Without training, the weights stay as loaded (or follow the checkpoint).
@@ -205,18 +238,27 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     executor.spawn(services);
     // The newest frames, for rollouts that start from the current view.
     let recent = Rc::new(RefCell::new(VecDeque::with_capacity(setup.rollout_frames)));
-    subscribe_sensors(
-        &mut node,
-        &executor,
-        &ports,
-        &clock,
-        Rc::clone(&recent),
-        setup.rollout_frames,
-        InputTypes {
-            stamped_commands: setup.cmd_vel_stamped,
-            compressed_images: setup.compressed_images,
-        },
-    )?;
+    let types = InputTypes {
+        stamped_commands: setup.cmd_vel_stamped,
+        compressed_images: setup.compressed_images,
+    };
+    for (index, namespace) in robots.iter().enumerate() {
+        // Only a node of one robot keeps frames for rollouts (it serves them).
+        let keep = if index == 0 { setup.rollout_frames } else { 0 };
+        subscribe_sensors(
+            &mut node,
+            &executor,
+            &ports,
+            &clock,
+            Robot { index, namespace },
+            Rc::clone(&recent),
+            keep,
+            types,
+        )?;
+    }
+    if robots.len() > 1 {
+        tracing::info!(?robots, "learning from a fleet");
+    }
     if roles.plan {
         let goals = node
             .subscribe::<Image>("autodidact/goal_image", QosProfile::default())
@@ -260,8 +302,29 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         })
         .transpose()
         .map_err(ros_error)?;
+    let mut weights_out = (train && setup.weights_every_s > 0.0)
+        .then(|| WeightsPublisher::start(&mut node, architecture.clone(), Arc::clone(&clock)))
+        .transpose()?;
+    let weights_every = Duration::from_secs_f64(setup.weights_every_s);
+    let topic_follower = if follow_topic {
+        let device = ports.encoder().current().device().clone();
+        let unpacker = Unpacker::new(
+            setup.trainer.model.clone(),
+            setup.trainer.action_scale,
+            device,
+        );
+        Some(TopicFollower::start(
+            &mut node,
+            &executor,
+            WeightsFollower::new(unpacker),
+            Arc::clone(&ports),
+            Arc::clone(&clock),
+        )?)
+    } else {
+        None
+    };
     let mut follower = match &setup.checkpoint {
-        Some(dir) if following => Some(CheckpointFollower::new(
+        Some(dir) if follow_checkpoint => Some(CheckpointFollower::new(
             dir.clone(),
             setup.trainer.model.clone(),
             inference_on,
@@ -275,10 +338,18 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     let supervise = async {
         let mut period = tokio::time::interval(STATUS_PERIOD);
         period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut weights_sent_at: Option<std::time::Instant> = None;
         loop {
             period.tick().await;
+            if let Some(publisher) = &mut weights_out
+                && weights_sent_at.is_none_or(|at| at.elapsed() >= weights_every)
+                && publisher.offer(&ports)
+            {
+                weights_sent_at = Some(std::time::Instant::now());
+            }
             if let Some(publisher) = &status_publisher {
-                let message = status_out(&lock(&status), &ports.collector_stats());
+                let inputs: Vec<_> = robots.iter().cloned().zip(ports.robot_stats()).collect();
+                let message = status_out(&lock(&status), &inputs);
                 if let Err(error) = publisher.publish(&message) {
                     tracing::warn!(%error, "status not published");
                 }
@@ -296,6 +367,8 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     // Shutdown: no new input; the encoder finishes its frame, the trainer drains its queue
     // into the replay buffer and writes its checkpoint, the viewer logs what is queued.
     let finished = runtime.shutdown();
+    drop(weights_out);
+    let followed = topic_follower.map(TopicFollower::finish);
     drop(node);
     let mut report = LearnerReport {
         rollouts: rollouts_answered.get(),
@@ -312,6 +385,11 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     report.plans = finished.plans;
     report.viz_logged = finished.viz.map_or(0, |v| v.logged);
     report.viz_dropped = finished.queue_drops.get("viz").copied().unwrap_or(0);
+    if let Some(followed) = followed {
+        report.weights_applied_after_ms = [50.0, 99.0]
+            .map(|pct| autodidact_learn::stats::percentile(&followed.applied_after_ms, pct));
+        report.weights = Some(followed.counts);
+    }
     tracing::info!(?report, ?ended, "learner node stopped");
     match failed_worker.get() {
         Some(worker) if ended == Ended::Done => Err(NodeError::Crashed(worker)),
@@ -423,12 +501,33 @@ fn serve_rollouts(
     Ok(())
 }
 
-/// Subscribes the sensor topics; each message goes through the runtime's collector.
+/// One robot a node takes inputs from: its index (its collector, its replay source) and its
+/// namespace (empty: the node's own topics).
+#[derive(Debug, Clone, Copy)]
+struct Robot<'a> {
+    index: usize,
+    namespace: &'a str,
+}
+
+impl Robot<'_> {
+    /// `topic` in the robot's namespace.
+    fn topic(&self, topic: &str) -> String {
+        if self.namespace.is_empty() {
+            topic.to_owned()
+        } else {
+            format!("{}/{topic}", self.namespace)
+        }
+    }
+}
+
+/// Subscribes one robot's sensor topics; each message goes through that robot's collector.
+#[allow(clippy::too_many_arguments)]
 fn subscribe_sensors(
     node: &mut r2r::Node,
     executor: &Executor,
     ports: &Arc<Ports>,
     clock: &Arc<dyn Clock>,
+    robot: Robot<'_>,
     recent: Rc<RefCell<VecDeque<Frame>>>,
     keep_recent: usize,
     types: InputTypes,
@@ -448,6 +547,7 @@ fn subscribe_sensors(
         executor,
         ports,
         node,
+        robot,
     };
     if types.compressed_images {
         at.subscribe(
@@ -520,11 +620,12 @@ struct InputTypes {
     compressed_images: bool,
 }
 
-/// Where subscriptions go: the node, its executor and the runtime's ports.
+/// Where subscriptions go: the node, its executor, the runtime's ports and the robot.
 struct Subscriber<'a> {
     node: &'a mut r2r::Node,
     executor: &'a Executor,
     ports: &'a Arc<Ports>,
+    robot: Robot<'a>,
 }
 
 impl Subscriber<'_> {
@@ -538,17 +639,21 @@ impl Subscriber<'_> {
         convert: impl Fn(T) -> Result<SensorMsg, DropReason> + 'static,
         mut on_frame: impl FnMut(Frame) + 'static,
     ) -> Result<(), NodeError> {
-        let mut messages = self.node.subscribe::<T>(topic, qos).map_err(ros_error)?;
+        let mut messages = self
+            .node
+            .subscribe::<T>(&self.robot.topic(topic), qos)
+            .map_err(ros_error)?;
         let ports = Arc::clone(self.ports);
+        let robot = self.robot.index;
         self.executor.spawn(async move {
             while let Some(message) = messages.next().await {
                 match convert(message) {
                     Ok(message) => {
-                        if let Some(frame) = ports.take(&message) {
+                        if let Some(frame) = ports.take_from(robot, &message) {
                             on_frame(frame);
                         }
                     }
-                    Err(reason) => ports.refuse(reason, what),
+                    Err(reason) => ports.refuse_from(robot, reason, what),
                 }
             }
         });

@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | `autodidact_node` | `autodidact` | collector + trainer + encoder + rollout service in one process (images never serialised between them) |
 //! | `trainer_node` | `trainer` | collector + trainer; writes checkpoints |
-//! | `encoder_node` | `encoder` | collector + encoder + rollout service; follows a checkpoint |
-//! | `planner_node` | `planner` | collector + encoder + reference planner: takes a goal image, drives `cmd_vel`; follows a checkpoint |
+//! | `encoder_node` | `encoder` | collector + encoder + rollout service; follows the trainer's weights (`autodidact/weights`, or a checkpoint) |
+//! | `planner_node` | `planner` | collector + encoder + reference planner: takes a goal image, drives `cmd_vel`; follows the trainer's weights |
 //! | `sim_node` | `sim` | the simulator as a robot: camera, joint states, IMU, odometry, /clock; takes cmd_vel |
 //!
 //! Topics, types and QoS are in docs/ros.md (the map of the crates is ARCHITECTURE.md); every
@@ -22,6 +22,7 @@ mod param_services;
 mod params;
 mod rollout;
 pub mod sim_node;
+mod weights;
 
 use std::cell::Cell;
 use std::path::Path;

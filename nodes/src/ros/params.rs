@@ -65,7 +65,7 @@ pub struct LearnerParams {
     pub rollout_max_steps: i64,
     /// Rollout requests waiting for the rollout thread before new ones are answered "busy"
     pub rollout_queue: i64,
-    /// Seconds between reloads of `checkpoint` when not training (encoder_node following a trainer_node); 0: never [s]
+    /// Seconds between reloads of `checkpoint` when not training and weights_source is "checkpoint" (encoder_node following a trainer_node on a shared disk); 0: never [s]
     pub reload_every_s: f64,
     /// Telemetry to rerun: empty = off, a path = an .rrd file, rerun+http://HOST:PORT/proxy = a running viewer (the node runs on without it)
     pub rerun: String,
@@ -77,6 +77,114 @@ pub struct LearnerParams {
     pub backend: String,
     /// Where frames are encoded and rollouts run: "auto" (the CPU without a GPU; with one, whichever encodes a frame faster, timed at start), "flex" or "wgpu"
     pub inference_backend: String,
+    /// trainer_node: namespaces of the robots it learns from (NS/camera/image_raw, NS/joint_states, ...), each with its own collector, episodes and drop counts; empty: one robot on the node's own topics
+    pub robots: NameList,
+    /// Seconds between weight versions the trainer publishes on autodidact/weights (reliable, transient local) for encoder_node and planner_node on any host; 0: never [s]
+    pub weights_every_s: f64,
+    /// Where a node that does not train gets its weights: "topic" (autodidact/weights, from a trainer anywhere on the network) or "checkpoint" (reload `checkpoint` every reload_every_s, on a shared disk)
+    pub weights_source: String,
+}
+
+/// A list of names as a ROS string-array parameter (`robots:="[robot1, robot2]"`); a single
+/// string is a list of one name, or of several separated by commas (`robots:=robot1,robot2`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NameList(pub Vec<String>);
+
+impl NameList {
+    fn from_value(value: &r2r::ParameterValue) -> r2r::Result<Self> {
+        match value {
+            r2r::ParameterValue::StringArray(names) => Ok(Self(names.clone())),
+            // `robots: []` in a params file: rcl cannot tell the type of an empty list.
+            r2r::ParameterValue::NotSet => Ok(Self::default()),
+            r2r::ParameterValue::BoolArray(v) if v.is_empty() => Ok(Self::default()),
+            r2r::ParameterValue::IntegerArray(v) if v.is_empty() => Ok(Self::default()),
+            r2r::ParameterValue::DoubleArray(v) if v.is_empty() => Ok(Self::default()),
+            r2r::ParameterValue::ByteArray(v) if v.is_empty() => Ok(Self::default()),
+            r2r::ParameterValue::String(text) => Ok(Self(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+            _ => Err(r2r::Error::InvalidParameterType {
+                name: String::new(),
+                ty: "string array",
+            }),
+        }
+    }
+
+    fn only_here(name: &str) -> r2r::Result<()> {
+        if name.is_empty() {
+            Ok(())
+        } else {
+            Err(r2r::Error::InvalidParameterName {
+                name: name.to_owned(),
+            })
+        }
+    }
+}
+
+impl RosParams for NameList {
+    fn register_parameters(
+        &mut self,
+        prefix: &str,
+        param: Option<r2r::Parameter>,
+        params: &mut r2r::indexmap::IndexMap<String, r2r::Parameter>,
+    ) -> r2r::Result<()> {
+        if let Some(given) = params.shift_remove(prefix) {
+            *self = Self::from_value(&given.value).map_err(|e| e.update_param_name(prefix))?;
+        }
+        let mut param = param.unwrap_or_else(r2r::Parameter::empty);
+        param.value = r2r::ParameterValue::StringArray(self.0.clone());
+        params.insert(prefix.to_owned(), param);
+        Ok(())
+    }
+
+    fn get_parameter(&mut self, param_name: &str) -> r2r::Result<r2r::ParameterValue> {
+        Self::only_here(param_name)?;
+        Ok(r2r::ParameterValue::StringArray(self.0.clone()))
+    }
+
+    fn set_parameter(
+        &mut self,
+        param_name: &str,
+        param_val: &r2r::ParameterValue,
+    ) -> r2r::Result<()> {
+        Self::only_here(param_name)?;
+        *self = Self::from_value(param_val)?;
+        Ok(())
+    }
+
+    fn check_parameter(
+        &self,
+        param_name: &str,
+        param_val: &r2r::ParameterValue,
+    ) -> r2r::Result<()> {
+        Self::only_here(param_name)?;
+        Self::from_value(param_val).map(|_| ())
+    }
+}
+
+/// Where a node that does not train gets its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsSource {
+    /// `autodidact/weights`, published by a trainer anywhere on the network.
+    Topic,
+    /// The `checkpoint` directory, reloaded every `reload_every_s` (a shared disk).
+    Checkpoint,
+}
+
+/// Whether `name` can be a ROS namespace: tokens of letters, digits and underscores, not
+/// starting with a digit, separated by `/` (a leading `/` makes it absolute).
+fn is_namespace(name: &str) -> bool {
+    let relative = name.strip_prefix('/').unwrap_or(name);
+    !relative.is_empty()
+        && relative.split('/').all(|token| {
+            !token.is_empty()
+                && !token.starts_with(|c: char| c.is_ascii_digit())
+                && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 fn to_usize(name: &str, value: i64) -> Result<usize, NodeError> {
@@ -91,6 +199,9 @@ fn to_u64(name: &str, value: i64) -> Result<u64, NodeError> {
 
 /// Longest duration a parameter in seconds may name (a day).
 const MAX_PERIOD_S: f64 = 86_400.0;
+
+/// Robots one trainer takes (each has its own subscriptions and collector).
+pub const MAX_ROBOTS: usize = 64;
 
 /// Camera frames a node may keep for stamp-addressed rollouts (each holds an image).
 const MAX_ROLLOUT_FRAMES: i64 = 10_000;
@@ -136,6 +247,12 @@ pub struct LearnerSetup {
     pub cmd_vel_stamped: bool,
     /// Camera images come as sensor_msgs/CompressedImage on camera/image_raw/compressed.
     pub compressed_images: bool,
+    /// The robots' namespaces (empty: one robot on the node's own topics).
+    pub robots: Vec<String>,
+    /// Seconds between published weight versions (0: none published).
+    pub weights_every_s: f64,
+    /// Where a node that does not train gets its weights.
+    pub weights_source: WeightsSource,
 }
 
 impl LearnerParams {
@@ -184,6 +301,9 @@ impl LearnerParams {
             image_transport: "raw".to_owned(),
             backend: trainer.backend.to_string(),
             inference_backend: trainer.inference_backend.to_string(),
+            robots: NameList::default(),
+            weights_every_s: 2.0,
+            weights_source: "topic".to_owned(),
         }
     }
 
@@ -245,11 +365,35 @@ impl LearnerParams {
         let mut encoder = file.encoder.clone();
         encoder.threads = to_usize("encoder_threads", self.encoder_threads)?.max(1);
         encoder.validate()?;
-        if !(self.reload_every_s.is_finite() && (0.0..=MAX_PERIOD_S).contains(&self.reload_every_s))
-        {
+        for (name, value) in [
+            ("reload_every_s", self.reload_every_s),
+            ("weights_every_s", self.weights_every_s),
+        ] {
+            if !(value.is_finite() && (0.0..=MAX_PERIOD_S).contains(&value)) {
+                return Err(NodeError::Setup(format!(
+                    "{name} must be in 0..={MAX_PERIOD_S} s, got {value}"
+                )));
+            }
+        }
+        let mut robots: Vec<String> = Vec::with_capacity(self.robots.0.len());
+        for name in &self.robots.0 {
+            if !is_namespace(name) {
+                return Err(NodeError::Setup(format!(
+                    "parameter robots: {name:?} is not a namespace (letters, digits, _ and /)"
+                )));
+            }
+            let name = name.trim_end_matches('/').to_owned();
+            if robots.contains(&name) {
+                return Err(NodeError::Setup(format!(
+                    "parameter robots names {name:?} twice"
+                )));
+            }
+            robots.push(name);
+        }
+        if robots.len() > MAX_ROBOTS {
             return Err(NodeError::Setup(format!(
-                "reload_every_s must be in 0..={MAX_PERIOD_S} s, got {}",
-                self.reload_every_s
+                "parameter robots names {} robots; one trainer takes at most {MAX_ROBOTS}",
+                robots.len()
             )));
         }
         for (name, value) in [
@@ -303,6 +447,17 @@ impl LearnerParams {
                     )));
                 }
             },
+            robots,
+            weights_every_s: self.weights_every_s,
+            weights_source: match self.weights_source.as_str() {
+                "topic" => WeightsSource::Topic,
+                "checkpoint" => WeightsSource::Checkpoint,
+                other => {
+                    return Err(NodeError::Setup(format!(
+                        "parameter weights_source must be \"topic\" or \"checkpoint\", got {other:?}"
+                    )));
+                }
+            },
         })
     }
 }
@@ -328,6 +483,8 @@ pub struct SimParams {
     pub publish_clock: bool,
     /// frame_id of the camera image and camera_info
     pub camera_frame_id: String,
+    /// How messages are stamped: "sim" (sim time from 0, the time /clock publishes) or "system" (the system clock at each step, as a real robot's drivers stamp: for several simulated robots feeding one trainer, which cannot follow several /clock)
+    pub stamps: String,
 }
 
 /// What sim_node drives with.
@@ -352,6 +509,18 @@ impl SimParams {
             episode_steps: 0,
             publish_clock: true,
             camera_frame_id: "camera".to_owned(),
+            stamps: "sim".to_owned(),
+        }
+    }
+
+    /// Whether messages carry the system clock's time (`stamps:=system`) rather than sim time.
+    pub fn system_stamps(&self) -> Result<bool, NodeError> {
+        match self.stamps.as_str() {
+            "sim" => Ok(false),
+            "system" => Ok(true),
+            other => Err(NodeError::Setup(format!(
+                "stamps must be \"sim\" or \"system\", got {other:?}"
+            ))),
         }
     }
 

@@ -19,11 +19,11 @@ use r2r::sensor_msgs::msg::{CameraInfo, Image, Imu, JointState};
 use super::convert::{SensorOut, camera_info, sensor_out, time};
 use super::executor::Executor;
 use super::params::{Drive, SimParams};
-use super::{Started, ros_error, start_node};
+use super::{RosClock, Started, ros_error, start_node};
 use crate::NodeError;
 use crate::components::sim::{SimNodeConfig, SimNodeStats, run_sim_commanded};
 use crate::msg::SensorMsg;
-use crate::runtime::clock::{ManualClock, WallClock};
+use crate::runtime::clock::{Clock, ManualClock, WallClock};
 use crate::runtime::lock;
 
 /// Runs sim_node until SIGINT/SIGTERM, the configured number of steps, or a failure.
@@ -38,6 +38,7 @@ pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
         clock: _,
     } = start_node(node_name, SimParams::from_file)?;
     let drive = params.drive()?;
+    let system_stamps = params.system_stamps()?;
     let config = SimNodeConfig {
         sim: file.sim.clone(),
         exploration: file.exploration.clone(),
@@ -138,7 +139,14 @@ pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
                 &wall,
                 commanded,
                 |tick| {
-                    let stamp_ns = tick.truth.stamp.nanos;
+                    // With system stamps, the step's messages move by the same offset: from
+                    // the sim's time of the step to the system clock now.
+                    let offset = system_stamps.then(|| {
+                        i128::from(RosClock::System.now_ns()) - i128::from(tick.truth.stamp.nanos)
+                    });
+                    let stamp_ns =
+                        u64::try_from(i128::from(tick.truth.stamp.nanos) + offset.unwrap_or(0))
+                            .unwrap_or(0);
                     if let Some(clock_pub) = &clock_pub {
                         clock_pub
                             .publish(&ClockMsg {
@@ -147,6 +155,8 @@ pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
                             .unwrap_or_else(publish_failed);
                     }
                     for message in &tick.messages {
+                        let message = restamped(message, offset);
+                        let message = message.as_ref();
                         let Some(out) = sensor_out(message, &frame_id) else {
                             continue;
                         };
@@ -198,4 +208,17 @@ pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
         "sim node stopped"
     );
     Ok(stats)
+}
+
+/// `message` with its stamp moved by `offset` nanoseconds (none: as it is).
+fn restamped(message: &SensorMsg, offset: Option<i128>) -> std::borrow::Cow<'_, SensorMsg> {
+    match offset {
+        None => std::borrow::Cow::Borrowed(message),
+        Some(offset) => {
+            let mut moved = message.clone();
+            let at = i128::from(message.stamp_ns()) + offset;
+            moved.set_stamp_ns(u64::try_from(at.max(0)).unwrap_or(u64::MAX));
+            std::borrow::Cow::Owned(moved)
+        }
+    }
 }

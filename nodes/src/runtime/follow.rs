@@ -1,13 +1,145 @@
-//! Following a checkpoint directory: a node that does not train (an encoder or planner beside a
-//! trainer on a shared disk) reloads the weights whenever the trainer writes a new checkpoint.
-//! Loading runs on its own thread, so serving never waits for it.
+//! How a node that does not train follows a trainer's weights:
+//!
+//! - [`WeightsFollower`]: versions that arrive packed (over `autodidact/weights` from a trainer
+//!   on any host) are checked and applied whole: another architecture is refused, a damaged
+//!   version is refused, an older one is ignored, and a gap in the publisher's sequence is
+//!   counted as versions missed;
+//! - [`CheckpointFollower`]: a checkpoint directory on a shared disk, reloaded whenever the
+//!   trainer writes a new checkpoint. Loading runs on its own thread, so serving never waits.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
 use autodidact_learn::inference::DynamicsSnapshot;
-use autodidact_learn::{BackendChoice, BackendKind, EncoderSnapshot, Trainer, WorldModelConfig};
+use autodidact_learn::weights::{PackedWeights, Unpacker};
+use autodidact_learn::{
+    BackendChoice, BackendKind, EncoderSnapshot, LearnError, Trainer, WorldModelConfig,
+};
+use serde::Serialize;
+
+use crate::runtime::Ports;
+
+/// What became of the weight versions a node was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WeightsCounts {
+    /// Versions received.
+    pub received: u64,
+    /// Versions applied (served to the encoder, the planner and rollouts).
+    pub applied: u64,
+    /// Versions refused: packed for another architecture.
+    pub other_architecture: u64,
+    /// Versions refused: a tensor missing, of another shape or unreadable.
+    pub damaged: u64,
+    /// Versions not newer than the one served (ignored: a version never goes back).
+    pub stale: u64,
+    /// Versions the publisher sent that never arrived (gaps in its sequence: a link was down,
+    /// or a newer one replaced them before delivery).
+    pub missed: u64,
+    /// The newest version applied.
+    pub version: u64,
+}
+
+/// What one offered version came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offered {
+    /// Served from now on.
+    Applied,
+    /// Not newer than the version served.
+    Stale,
+    /// Packed for another architecture.
+    OtherArchitecture,
+    /// Not unpackable whole (the reason).
+    Damaged(String),
+}
+
+/// Applies packed weight versions from a trainer to a node's [`Ports`].
+#[derive(Debug)]
+pub struct WeightsFollower {
+    unpacker: Unpacker,
+    last_sequence: Option<u64>,
+    counts: WeightsCounts,
+}
+
+impl WeightsFollower {
+    /// Follows versions that `unpacker` can unpack (this node's architecture and device).
+    pub fn new(unpacker: Unpacker) -> Self {
+        Self {
+            unpacker,
+            last_sequence: None,
+            counts: WeightsCounts::default(),
+        }
+    }
+
+    /// The architecture digest this node takes.
+    pub fn architecture(&self) -> &str {
+        self.unpacker.architecture()
+    }
+
+    /// Offers version `packed`, the publisher's message number `sequence`, to `ports`: applied
+    /// whole if it fits and is newer than what is served; otherwise counted and logged.
+    pub fn offer(&mut self, packed: &PackedWeights, sequence: u64, ports: &Ports) -> Offered {
+        self.counts.received += 1;
+        match self.last_sequence {
+            Some(last) if sequence > last + 1 => {
+                let missed = sequence - last - 1;
+                self.counts.missed += missed;
+                tracing::warn!(
+                    missed,
+                    total_missed = self.counts.missed,
+                    "weight versions published but not received"
+                );
+            }
+            // A lower number is a publisher that restarted: it counts from 1 again.
+            _ => {}
+        }
+        self.last_sequence = Some(sequence);
+        let served = ports.encoder().current().version;
+        if packed.version <= served {
+            self.counts.stale += 1;
+            tracing::debug!(
+                version = packed.version,
+                served,
+                "weights not newer: ignored"
+            );
+            return Offered::Stale;
+        }
+        let (encoder, dynamics) = match self.unpacker.unpack(packed) {
+            Ok(unpacked) => unpacked,
+            Err(LearnError::OtherArchitecture { expected, got }) => {
+                self.counts.other_architecture += 1;
+                // Every one is refused; the first and then every hundredth is logged.
+                if self.counts.other_architecture % 100 == 1 {
+                    tracing::error!(
+                        %expected,
+                        %got,
+                        refused = self.counts.other_architecture,
+                        "weights of another architecture refused: the trainer's model \
+                         (config_file, image size, proprio) differs from this node's"
+                    );
+                }
+                return Offered::OtherArchitecture;
+            }
+            Err(error) => {
+                self.counts.damaged += 1;
+                tracing::warn!(%error, version = packed.version, "damaged weights refused");
+                return Offered::Damaged(error.to_string());
+            }
+        };
+        if !ports.publish_weights(encoder, dynamics) {
+            self.counts.stale += 1;
+            return Offered::Stale;
+        }
+        self.counts.applied += 1;
+        self.counts.version = packed.version;
+        Offered::Applied
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> &WeightsCounts {
+        &self.counts
+    }
+}
 
 /// Weights loaded from a checkpoint, with the time its `meta.json` was written.
 type Loaded = (EncoderSnapshot, DynamicsSnapshot, SystemTime);
@@ -108,4 +240,112 @@ pub(crate) fn modified(dir: &Path) -> Option<SystemTime> {
     std::fs::metadata(dir.join("meta.json"))
         .and_then(|m| m.modified())
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use autodidact_learn::model::DynamicsConfig;
+    use autodidact_learn::weights::{architecture_digest, pack};
+    use autodidact_learn::{BackendKind, TrainerConfig};
+
+    use super::*;
+    use crate::components::collector::{Collector, CollectorConfig};
+    use crate::runtime::clock::ManualClock;
+
+    fn config() -> TrainerConfig {
+        TrainerConfig::for_inputs(16, 16, 2)
+    }
+
+    /// Weights of `config`'s shapes as version `version`, labelled `architecture`.
+    fn packed(config: &TrainerConfig, version: u64, architecture: &str) -> PackedWeights {
+        let device = BackendKind::Flex.device();
+        let model = &config.model;
+        let encoder = model.encoder.init(&device);
+        let dynamics = DynamicsConfig::new(model.embed_dim(), model.action_dim)
+            .with_hidden(model.dynamics_hidden)
+            .init(&device);
+        let encoder = EncoderSnapshot::new(&encoder, model.encoder.clone(), version, 10, &device);
+        let dynamics = DynamicsSnapshot::new(
+            &dynamics,
+            model.embed_dim(),
+            config.action_scale,
+            version,
+            &device,
+        );
+        pack(&encoder, &dynamics, architecture).expect("pack")
+    }
+
+    fn ports(trainer: &mut Trainer) -> Ports {
+        let collector = Collector::new(CollectorConfig::default(), Arc::new(ManualClock::new()));
+        Ports::new(
+            vec![collector],
+            Vec::new(),
+            trainer.encoder_handle(),
+            Arc::new(trainer.dynamics_snapshot()),
+        )
+    }
+
+    #[test]
+    fn versions_are_applied_whole_never_backwards_and_gaps_are_counted_as_missed() {
+        let config = config();
+        let mut trainer = Trainer::new(config.clone()).expect("trainer");
+        let ports = ports(&mut trainer);
+        let ours = architecture_digest(&config.model, config.action_scale);
+        let mut follower = WeightsFollower::new(Unpacker::new(
+            config.model.clone(),
+            config.action_scale,
+            BackendKind::Flex.device(),
+        ));
+        let served = || (ports.encoder().current().version, ports.dynamics().version);
+
+        assert_eq!(
+            follower.offer(&packed(&config, 2, &ours), 1, &ports),
+            Offered::Applied
+        );
+        assert_eq!(served(), (2, 2));
+        // An older version (a restarted trainer, a late duplicate) never takes the node back.
+        assert_eq!(
+            follower.offer(&packed(&config, 1, &ours), 2, &ports),
+            Offered::Stale
+        );
+        assert_eq!(served(), (2, 2));
+        // Messages 3 to 5 never arrived: counted, and the newest is applied.
+        assert_eq!(
+            follower.offer(&packed(&config, 7, &ours), 6, &ports),
+            Offered::Applied
+        );
+        assert_eq!(served(), (7, 7));
+
+        let mut wider = config.clone();
+        wider.model.encoder.embed_dim = 48;
+        let theirs = architecture_digest(&wider.model, wider.action_scale);
+        assert_eq!(
+            follower.offer(&packed(&wider, 9, &theirs), 7, &ports),
+            Offered::OtherArchitecture
+        );
+        let mut damaged = packed(&config, 9, &ours);
+        damaged
+            .safetensors
+            .truncate(damaged.safetensors.len() - 100);
+        assert!(matches!(
+            follower.offer(&damaged, 8, &ports),
+            Offered::Damaged(_)
+        ));
+        // Nothing of a refused version is served.
+        assert_eq!(served(), (7, 7));
+        assert_eq!(
+            *follower.counts(),
+            WeightsCounts {
+                received: 5,
+                applied: 2,
+                other_architecture: 1,
+                damaged: 1,
+                stale: 1,
+                missed: 3,
+                version: 7,
+            }
+        );
+    }
 }

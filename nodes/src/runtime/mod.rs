@@ -63,8 +63,9 @@ pub const TRANSITION_QUEUE: usize = 8192;
 
 /// What a node runs: the collector always, the other workers when given.
 pub(crate) struct Parts {
-    /// The collector, on the node's clock.
-    pub collector: Collector,
+    /// The collectors on the node's clock: one per robot (a single robot is robot 0), each
+    /// marking its transitions with its robot index ([`Collector::for_source`]).
+    pub collectors: Vec<Collector>,
     /// The trainer and its node settings (checkpoints, threads, niceness).
     pub trainer: Option<(Trainer, TrainerNodeConfig)>,
     /// The encoder's settings and how frames reach it.
@@ -104,8 +105,10 @@ impl Default for Sinks {
 /// What the workers did, at shutdown.
 #[derive(Debug, Default, Serialize)]
 pub struct RuntimeReport {
-    /// Collector counters (frames, transitions, drops by reason).
+    /// Collector counters (frames, transitions, drops by reason), summed over the robots.
     pub collector: CollectorStats,
+    /// Each robot's collector counters, in robot order.
+    pub robots: Vec<CollectorStats>,
     /// Frames and transitions dropped because a queue was full, and telemetry dropped because
     /// the viewer's queue was full, by worker.
     pub queue_drops: BTreeMap<String, u64>,
@@ -157,9 +160,14 @@ impl Runtime {
             trainer: mut trainer_sink,
             command: mut command_sink,
         } = sinks;
-        let names = parts.collector.config().proprio_names();
+        let Some(first) = parts.collectors.first() else {
+            return Err(NodeError::Setup(
+                "a node needs at least one collector".into(),
+            ));
+        };
+        let names = first.config().proprio_names();
         let ports = Arc::new(Ports::new(
-            parts.collector,
+            parts.collectors,
             names,
             parts.weights,
             parts.dynamics,
@@ -354,6 +362,7 @@ impl Runtime {
             .as_ref()
             .map_or(0, |cell| cell.superseded());
         report.collector = self.ports.collector_stats();
+        report.robots = self.ports.robot_stats();
         outcome.map(|()| report)
     }
 }

@@ -70,7 +70,8 @@ struct Outlets {
 
 /// The shared state of a running node.
 pub struct Ports {
-    collector: Mutex<Collector>,
+    /// One per robot; a single robot is robot 0.
+    collectors: Vec<Mutex<Collector>>,
     outlets: Mutex<Outlets>,
     proprio_names: Vec<String>,
     encoder: EncoderHandle,
@@ -82,13 +83,13 @@ pub struct Ports {
 
 impl Ports {
     pub(crate) fn new(
-        collector: Collector,
+        collectors: Vec<Collector>,
         proprio_names: Vec<String>,
         encoder: EncoderHandle,
         dynamics: Arc<DynamicsSnapshot>,
     ) -> Self {
         Self {
-            collector: Mutex::new(collector),
+            collectors: collectors.into_iter().map(Mutex::new).collect(),
             outlets: Mutex::new(Outlets {
                 transitions: None,
                 frames: None,
@@ -124,27 +125,35 @@ impl Ports {
     /// (dropped and counted when the trainer's queue is full: a live source cannot wait).
     /// Returns the frame, if the message made one.
     pub fn take(&self, message: &SensorMsg) -> Option<Frame> {
-        self.take_as(message, false)
+        self.take_as(0, message, false)
+    }
+
+    /// As [`Ports::take`], for robot `robot` of a fleet (its own collector: its own pairing,
+    /// episodes and drop counts). A robot the node does not have takes nothing.
+    pub fn take_from(&self, robot: usize, message: &SensorMsg) -> Option<Frame> {
+        self.take_as(robot, message, false)
     }
 
     /// As [`Ports::take`], but waits for room in the trainer's queue instead of dropping the
     /// transition: for a source that can wait, such as a bag.
     pub fn take_waiting(&self, message: &SensorMsg) -> Option<Frame> {
-        self.take_as(message, true)
+        self.take_as(0, message, true)
     }
 
     /// Ends the current episode of every stream (a bag ended): the pending frame becomes a
     /// transition (waiting for room in the trainer's queue) and the next frame starts afresh.
     pub fn end_episode(&self) {
-        let last = lock(&self.collector).end_episode();
-        if let (Some(transition), Some(queue)) = (last, &lock(&self.outlets).transitions) {
-            // An error is a trainer that stopped: nothing to keep it for.
-            let _ = queue.send(transition);
+        for collector in &self.collectors {
+            let last = lock(collector).end_episode();
+            if let (Some(transition), Some(queue)) = (last, &lock(&self.outlets).transitions) {
+                // An error is a trainer that stopped: nothing to keep it for.
+                let _ = queue.send(transition);
+            }
         }
     }
 
-    fn take_as(&self, message: &SensorMsg, wait: bool) -> Option<Frame> {
-        let mut collector = lock(&self.collector);
+    fn take_as(&self, robot: usize, message: &SensorMsg, wait: bool) -> Option<Frame> {
+        let mut collector = lock(self.collectors.get(robot)?);
         let collected = collector.on_message(message);
         let outlets = lock(&self.outlets);
         if let Some(frame) = &collected.frame {
@@ -196,12 +205,28 @@ impl Ports {
 
     /// Counts a message refused before it reached the collector (undecodable, bad stamp).
     pub fn refuse(&self, reason: DropReason, what: &str) {
-        lock(&self.collector).record_drop(reason, what);
+        self.refuse_from(0, reason, what);
     }
 
-    /// The collector's counters.
+    /// As [`Ports::refuse`], for robot `robot` of a fleet.
+    pub fn refuse_from(&self, robot: usize, reason: DropReason, what: &str) {
+        if let Some(collector) = self.collectors.get(robot) {
+            lock(collector).record_drop(reason, what);
+        }
+    }
+
+    /// The collectors' counters, summed over the robots.
     pub fn collector_stats(&self) -> CollectorStats {
-        lock(&self.collector).stats()
+        let mut total = CollectorStats::default();
+        for stats in self.robot_stats() {
+            total.add(&stats);
+        }
+        total
+    }
+
+    /// Each robot's collector counters, in robot order.
+    pub fn robot_stats(&self) -> Vec<CollectorStats> {
+        self.collectors.iter().map(|c| lock(c).stats()).collect()
     }
 
     /// Frames and transitions dropped because the encoder's or the trainer's queue was full.
@@ -240,22 +265,32 @@ impl Ports {
         *lock(&self.dynamics) = dynamics;
     }
 
-    /// Serves new weights (loaded from a checkpoint) to the encoder, the planner and rollouts.
-    pub fn publish_weights(&self, encoder: EncoderSnapshot, dynamics: DynamicsSnapshot) {
-        self.set_dynamics(Arc::new(dynamics));
-        self.encoder.publish(encoder);
+    /// Serves new weights (loaded from a checkpoint or received from the trainer) to the
+    /// encoder, the planner and rollouts, if they are newer than those served: a version never
+    /// goes back. Returns whether they were served.
+    pub fn publish_weights(&self, encoder: EncoderSnapshot, dynamics: DynamicsSnapshot) -> bool {
+        // The dynamics lock is held across the swap so that two deliveries cannot interleave
+        // into an encoder of one version and dynamics of another.
+        let mut served_dynamics = lock(&self.dynamics);
+        if !self.encoder.publish_newer(encoder) {
+            return false;
+        }
+        *served_dynamics = Arc::new(dynamics);
+        true
     }
 
     /// No more input: the collector's last frame becomes a transition, and every queue closes
     /// so the workers finish what they hold and end.
     pub(crate) fn close(&self) {
-        let last = lock(&self.collector).flush();
         let mut outlets = lock(&self.outlets);
-        if let (Some(transition), Some(queue)) = (last, &outlets.transitions)
-            && let Err(TrySendError::Full(_)) = queue.try_send(transition)
-        {
-            self.trainer_queue_drops.fetch_add(1, Ordering::Relaxed);
-            lock(&self.collector).record_drop(DropReason::QueueFull, "transition for the trainer");
+        for collector in &self.collectors {
+            let last = lock(collector).flush();
+            if let (Some(transition), Some(queue)) = (last, &outlets.transitions)
+                && let Err(TrySendError::Full(_)) = queue.try_send(transition)
+            {
+                self.trainer_queue_drops.fetch_add(1, Ordering::Relaxed);
+                lock(collector).record_drop(DropReason::QueueFull, "transition for the trainer");
+            }
         }
         outlets.transitions = None;
         if let Some(FrameSink::Newest(cell)) = outlets.frames.take() {
