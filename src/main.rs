@@ -111,6 +111,10 @@ struct RunArgs {
     /// camera, camera_info, joint_states, imu/data, odom, cmd_vel, /clock, ground_truth/odom.
     #[arg(long)]
     bag_out: Option<PathBuf>,
+    /// Simulated robots feeding the one trainer, each in its own world (robot k's seed is
+    /// seed + 1000·(k−1)) with its own collector and episodes; each runs --steps.
+    #[arg(long, default_value_t = 1)]
+    robots: usize,
 }
 
 impl Default for RunArgs {
@@ -132,6 +136,7 @@ impl Default for RunArgs {
             config: None,
             quiet: false,
             bag_out: None,
+            robots: 1,
         }
     }
 }
@@ -588,13 +593,14 @@ fn run(args: RunArgs) -> Result<()> {
         checkpoint: args.checkpoint.clone(),
         backend: args.backend,
         inference_backend: args.inference_backend,
+        robots: args.robots,
     };
     let mut config = graph_config(&options, &file)?;
     config.bag_out = args.bag_out.clone();
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(args.steps)
+        ProgressBar::new(args.steps * args.robots as u64)
     };
     bar.set_style(
         ProgressStyle::with_template(

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub backend: Option<BackendChoice>,
     /// Where inference runs (`None`: the configuration file's, `auto` by default).
     pub inference_backend: Option<BackendChoice>,
+    /// Simulated robots feeding the trainer.
+    pub robots: usize,
 }
 
 /// Builds the graph's configuration: defaults, then the file's sections, then the flags.
@@ -89,6 +91,7 @@ pub fn graph_config(options: &RunOptions, file: &FileConfig) -> Result<GraphConf
         bail!("--minutes must be a number of minutes > 0 and at most a year, got {minutes}");
     }
     config.max_wall_s = options.minutes.map(|m| m * 60.0);
+    config.robots = options.robots;
     config.validate()?;
     Ok(config)
 }
@@ -130,7 +133,11 @@ pub fn summary_rows(report: &GraphReport) -> Vec<(String, String)> {
         ));
     }
     rows.push((
-        "pose probe R² (x, y, sin, cos)".into(),
+        if report.robots.len() > 1 {
+            "pose probe R² (x, y, sin, cos), robot1".into()
+        } else {
+            "pose probe R² (x, y, sin, cos)".into()
+        },
         match (&report.probe_r2, &report.probe_r2_per_target) {
             (Some(r2), Some(per)) => format!(
                 "{r2:.3} ({})",
@@ -142,6 +149,19 @@ pub fn summary_rows(report: &GraphReport) -> Vec<(String, String)> {
             _ => "n/a (too few frames)".into(),
         },
     ));
+    if report.robots.len() > 1 {
+        for robot in &report.robots {
+            let c = &robot.collector;
+            let dropped: u64 = c.dropped.values().sum();
+            rows.push((
+                format!("{} (seed {})", robot.name, robot.seed),
+                format!(
+                    "{} frames · {} transitions · {} episodes · {dropped} dropped",
+                    c.frames, c.transitions, c.episodes
+                ),
+            ));
+        }
+    }
     let dropped: u64 = report.collector.dropped.values().sum();
     rows.push((
         "dropped".into(),

@@ -57,6 +57,20 @@ pub struct GraphConfig {
     /// frames are kept, so long runs stay bounded).
     #[serde(default = "default_probe_stride")]
     pub probe_stride: usize,
+    /// Simulated robots feeding the one trainer, each in its own world (robot `k`'s seed is
+    /// `sim.seed + 1000·(k − 1)`), with its own collector and episodes; each runs `steps`.
+    #[serde(default = "default_robots")]
+    pub robots: usize,
+}
+
+/// Most robots one run simulates.
+pub const MAX_ROBOTS: usize = 16;
+
+/// Seed offset between the worlds of two robots of a run.
+pub const ROBOT_SEED_STRIDE: u64 = 1000;
+
+fn default_robots() -> usize {
+    1
 }
 
 /// Newest embeddings the report keeps (about 6 MB at 128 dimensions); all are counted.
@@ -94,6 +108,7 @@ impl GraphConfig {
             max_wall_s: None,
             bag_out: None,
             probe_stride: default_probe_stride(),
+            robots: default_robots(),
         }
     }
 
@@ -106,6 +121,15 @@ impl GraphConfig {
                 "collector expects {}x{} images, the sim camera makes {}x{}",
                 self.collector.width, self.collector.height, camera.width, camera.height
             ));
+        }
+        if !(1..=MAX_ROBOTS).contains(&self.robots) {
+            return mismatch(format!(
+                "robots must be 1..={MAX_ROBOTS}, got {}",
+                self.robots
+            ));
+        }
+        if self.robots > 1 && self.bag_out.is_some() {
+            return mismatch("a bag is recorded from one robot: bag_out needs robots = 1".into());
         }
         self.collector.check_model(&self.trainer)?;
         self.trainer.validate()?;
@@ -150,8 +174,10 @@ pub struct GraphReport {
     pub wall_s: f64,
     /// Sim node counters.
     pub sim: SimNodeStats,
-    /// Collector counters (frames, transitions, drops by reason).
+    /// Collector counters (frames, transitions, drops by reason), summed over the robots.
     pub collector: CollectorStats,
+    /// Each robot: its sim and its collector (one entry for a single robot).
+    pub robots: Vec<RobotReport>,
     /// Frames not handed to a component because its queue was full, by component.
     pub queue_drops: BTreeMap<String, u64>,
     /// Encoder counters (latencies omitted from JSON).
@@ -193,6 +219,19 @@ pub struct GraphReport {
     /// The trainer at the end (weights, replay buffer).
     #[serde(skip)]
     pub trainer: Option<Trainer>,
+}
+
+/// One robot of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RobotReport {
+    /// `robot1`, `robot2`, …
+    pub name: String,
+    /// Seed of its first world.
+    pub seed: u64,
+    /// Its sim.
+    pub sim: SimNodeStats,
+    /// Its collector (frames, transitions, episodes, drops).
+    pub collector: CollectorStats,
 }
 
 /// The bag a run recorded.
@@ -300,7 +339,6 @@ pub fn run_graph(
     config.validate()?;
     let started = Instant::now();
     let wall = WallClock::new();
-    let sim_clock = ManualClock::new();
     let mut trainer = Trainer::new(config.trainer.clone())?;
     let placements = trainer.placements().clone();
     tracing::info!(
@@ -312,17 +350,22 @@ pub fn run_graph(
     let viz = match config.viz.sink {
         VizSink::Off => None,
         _ => {
-            let (recording, destination) = open_recording(&config.viz)?;
+            let (recording, destination) = open_recording(&config.viz, config.robots)?;
             Some((config.viz.clone(), recording, destination))
         }
     };
     let outputs = Arc::new(Mutex::new(Outputs::default()));
+    // One sim clock per robot: each world keeps its own time.
+    let sim_clocks: Vec<ManualClock> = (0..config.robots).map(|_| ManualClock::new()).collect();
     let runtime = Runtime::start(
         Parts {
-            collectors: vec![Collector::new(
-                config.collector.clone(),
-                Arc::new(sim_clock.clone()),
-            )],
+            collectors: (0u32..)
+                .zip(&sim_clocks)
+                .map(|(index, clock)| {
+                    Collector::new(config.collector.clone(), Arc::new(clock.clone()))
+                        .for_source(index)
+                })
+                .collect(),
             dynamics: Arc::new(trainer.dynamics_snapshot()),
             weights: handle.clone(),
             trainer: Some((trainer, config.trainer_node.clone())),
@@ -346,7 +389,7 @@ pub fn run_graph(
     };
     let mut bag_error = None;
 
-    let (sensor_tx, sensor_rx) = sync_channel::<SimTick>(256);
+    let (sensor_tx, sensor_rx) = sync_channel::<(usize, SimTick)>(256);
     let sim_steps = AtomicU64::new(0);
     let mut probe = ProbeFrames {
         kept: Vec::new(),
@@ -359,7 +402,7 @@ pub fn run_graph(
         let outputs = lock(&outputs);
         progress(&Progress {
             sim_steps: sim_steps.load(Ordering::Relaxed),
-            total_steps: config.steps,
+            total_steps: config.steps * config.robots as u64,
             train_steps: outputs.loss_history.len() as u64,
             embeddings: outputs.embedding_count,
             loss: outputs.last_losses.map(|l| l.total),
@@ -372,21 +415,21 @@ pub fn run_graph(
             replay_len: outputs.replay_len,
         });
     };
-    let sim_stats = std::thread::scope(|scope| -> Result<SimNodeStats, NodeError> {
-        let sim_thread = std::thread::Builder::new()
-            .name("sim".into())
-            .spawn_scoped(scope, || {
-                let deadline = config
-                    .max_wall_s
-                    .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok());
-                let stop_sim = AtomicBool::new(false);
-                let result = run_sim(
-                    &config.sim,
-                    config.steps,
-                    &stop_sim,
-                    &sim_clock,
-                    &wall,
-                    |tick| {
+    let sim_stats = std::thread::scope(|scope| -> Result<Vec<SimNodeStats>, NodeError> {
+        let mut sim_threads = Vec::with_capacity(config.robots);
+        for (robot, sim_clock) in sim_clocks.iter().enumerate() {
+            let sensor_tx = sensor_tx.clone();
+            let (sim_steps, wall) = (&sim_steps, &wall);
+            let mut sim = config.sim.clone();
+            sim.seed = robot_seed(config.sim.seed, robot);
+            let thread = std::thread::Builder::new()
+                .name(format!("sim{}", robot + 1))
+                .spawn_scoped(scope, move || {
+                    let deadline = config
+                        .max_wall_s
+                        .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok());
+                    let stop_sim = AtomicBool::new(false);
+                    run_sim(&sim, config.steps, &stop_sim, sim_clock, wall, |tick| {
                         sim_steps.fetch_add(1, Ordering::Relaxed);
                         if stop.load(Ordering::Relaxed)
                             || deadline.is_some_and(|d| started.elapsed() >= d)
@@ -394,20 +437,22 @@ pub fn run_graph(
                             stop_sim.store(true, Ordering::Relaxed);
                         }
                         // The collector is far faster than the sim: a full queue means it is
-                        // catching up, and the sim (the data's source) waits rather than lose data.
-                        if sensor_tx.send(tick).is_err() {
+                        // catching up, and the sim (the data's source) waits rather than lose
+                        // data.
+                        if sensor_tx.send((robot, tick)).is_err() {
                             stop_sim.store(true, Ordering::Relaxed);
                         }
-                    },
-                );
-                drop(sensor_tx);
-                result
-            })
-            .map_err(|e| NodeError::Setup(format!("sim thread: {e}")))?;
+                    })
+                })
+                .map_err(|e| NodeError::Setup(format!("sim thread: {e}")))?;
+            sim_threads.push(thread);
+        }
+        // Only the sims hold senders now: the loop below ends when every sim has.
+        drop(sensor_tx);
 
         // The sim is the transport here: each tick's messages go through the runtime's ports.
         let mut last_progress = Instant::now();
-        for tick in sensor_rx {
+        for (robot, tick) in sensor_rx {
             let pose = tick.truth.robot_pose;
             let pose = [
                 pose.x as f32,
@@ -422,9 +467,15 @@ pub fn run_graph(
                 bag_error = Some(error.to_string());
                 recorder = None;
             }
-            ports.offer_viz(|| VizEvent::Truth(Box::new(tick.truth)));
+            ports.offer_viz(|| VizEvent::Truth {
+                robot,
+                truth: Box::new(tick.truth),
+            });
             for message in &tick.messages {
-                if let Some(frame) = ports.take(message) {
+                // The probe is robot 1's: poses of different worlds are not one space.
+                if let Some(frame) = ports.take_from(robot, message)
+                    && robot == 0
+                {
                     probe.keep(frame, pose);
                 }
             }
@@ -437,7 +488,10 @@ pub fn run_graph(
                 break;
             }
         }
-        sim_thread.join().map_err(|_| NodeError::Crashed("sim"))?
+        sim_threads
+            .into_iter()
+            .map(|thread| thread.join().map_err(|_| NodeError::Crashed("sim"))?)
+            .collect()
     });
     report_progress(&mut progress, &runtime);
     let bag_out = config.bag_out.as_ref().map(|path| {
@@ -454,6 +508,22 @@ pub fn run_graph(
     });
     let finished = runtime.shutdown()?;
     let sim_stats = sim_stats?;
+    let robots: Vec<RobotReport> = sim_stats
+        .iter()
+        .zip(&finished.robots)
+        .enumerate()
+        .map(|(robot, (sim, collector))| RobotReport {
+            name: format!("robot{}", robot + 1),
+            seed: robot_seed(config.sim.seed, robot),
+            sim: sim.clone(),
+            collector: collector.clone(),
+        })
+        .collect();
+    let sim_total = SimNodeStats {
+        steps: sim_stats.iter().map(|s| s.steps).sum(),
+        episodes: sim_stats.iter().map(|s| s.episodes).sum(),
+        paced_wait_s: sim_stats.iter().map(|s| s.paced_wait_s).sum(),
+    };
     let outcome = finished.trainer.ok_or(NodeError::Crashed("trainer"))?;
     let encoder_stats = finished.encoder.unwrap_or_default();
     let outputs = std::mem::take(&mut *lock(&outputs));
@@ -462,8 +532,9 @@ pub fn run_graph(
         .map_or((None, None), |(r2, per)| (Some(r2), Some(per)));
     Ok(GraphReport {
         wall_s: started.elapsed().as_secs_f64(),
-        sim: sim_stats,
+        sim: sim_total,
         collector: finished.collector,
+        robots,
         queue_drops: finished.queue_drops,
         latency_p50_s: percentile(&encoder_stats.latencies_s, 50.0).unwrap_or(0.0),
         latency_p99_s: percentile(&encoder_stats.latencies_s, 99.0).unwrap_or(0.0),
@@ -483,6 +554,11 @@ pub fn run_graph(
         bag_out,
         trainer: Some(outcome.trainer),
     })
+}
+
+/// Seed of robot `robot`'s (0-based) first world.
+pub fn robot_seed(seed: u64, robot: usize) -> u64 {
+    seed.wrapping_add(ROBOT_SEED_STRIDE * robot as u64)
 }
 
 /// Probe of the final weights: fit on the first 70 % of the kept frames, scored on the rest.

@@ -1,9 +1,11 @@
 """Independent check of an autodidact recording with the rerun SDK (rerun-sdk 0.36.3).
 
-usage: check_recording.py FILE.rrd WIDTH HEIGHT
+usage: check_recording.py FILE.rrd WIDTH HEIGHT [ROBOTS]
 
 Reads the file back, checks that every entity of the documented tree is there with the
 expected archetype and plausible content, prints a JSON summary, exits 1 on any failure.
+With ROBOTS > 1 (`autodidact run --robots N`), robots 2..N have their own camera, proprio, pose
+and world under /robots/robotK/, and the blueprint has a tab for each.
 """
 
 import json
@@ -13,6 +15,7 @@ import sys
 from rerun.experimental import RrdReader
 
 path, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+robots = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 failures = []
 summary = {}
 
@@ -119,6 +122,22 @@ check(len(translations) >= 50 and finite(translations), "robot pose")
 check(all(abs(t[0][0]) < 2.0 and abs(t[0][1]) < 2.0 for t in translations), "robot left the arena")
 strips = column(robot, "/robot/trajectory", "LineStrips3D", "strips")
 check(len(strips) >= 1, "no trajectory")
+
+# The other robots of a fleet, each under its own prefix, in a world of its own.
+first_world = column(table("sim_time", "/world/**"), "/world/objects", "Points3D", "positions")
+for k in range(2, robots + 1):
+    prefix = f"/robots/robot{k}"
+    images = column(table("sim_time", f"{prefix}/camera/rgb"), f"{prefix}/camera/rgb", "Image", "format")
+    summary[f"robot{k}_camera_rows"] = len(images)
+    check(len(images) >= 50, f"robot{k}: only {len(images)} camera images")
+    series = [c for c in table("sim_time", f"{prefix}/proprio/**").column_names if c.startswith(f"{prefix}/proprio/")]
+    check(len(series) >= 5, f"robot{k}: only {len(series)} proprio series")
+    poses = column(table("sim_time", f"{prefix}/robot/**"), f"{prefix}/robot/pose", "Transform3D", "translation")
+    summary[f"robot{k}_pose_rows"] = len(poses)
+    check(len(poses) >= 50 and finite(poses), f"robot{k}: robot pose")
+    world = column(table("sim_time", f"{prefix}/world/**"), f"{prefix}/world/objects", "Points3D", "positions")
+    check(len(world) >= 1, f"robot{k}: no world objects")
+    check(world[:1] != first_world[:1], f"robot{k}'s objects stand where robot1's do: not a world of its own")
 
 print(json.dumps(summary, indent=1))
 if failures:

@@ -245,3 +245,45 @@ fn training_on_wgpu_serves_embeddings_with_advancing_versions_and_reports_where_
             .is_some_and(|losses| losses.total.is_finite())
     );
 }
+
+#[test]
+fn several_robots_feed_one_trainer_each_with_its_own_world_episodes_and_share_of_the_replay() {
+    let mut config = small_graph(300, VizSink::Off);
+    config.robots = 3;
+    config.sim.realtime_factor = 0.0;
+    let report = run_graph(&config, &AtomicBool::new(false), |_| {}).expect("graph runs");
+
+    let names: Vec<&str> = report.robots.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["robot1", "robot2", "robot3"]);
+    let seeds: Vec<u64> = report.robots.iter().map(|r| r.seed).collect();
+    assert_eq!(seeds, [0, 1000, 2000], "a world of its own for each robot");
+    for robot in &report.robots {
+        assert_eq!(robot.sim.steps, 300, "{}", robot.name);
+        let c = &robot.collector;
+        assert_eq!(
+            (c.frames, c.transitions),
+            (300, 300),
+            "{}: every frame of its own sim, paired within its own streams: {c:?}",
+            robot.name
+        );
+        assert_eq!(
+            c.episodes, 1,
+            "{}: one episode, not cut by the others' stamps",
+            robot.name
+        );
+    }
+    assert_eq!(report.sim.steps, 900);
+    assert_eq!(
+        report.collector.transitions, 900,
+        "the totals sum the robots"
+    );
+    let trainer = report.trainer.as_ref().expect("trainer");
+    let held: Vec<(u32, usize)> = trainer.replay().len_by_source();
+    assert_eq!(
+        held.len(),
+        3,
+        "every robot has its part of the replay buffer: {held:?}"
+    );
+    assert!(held.iter().all(|(_, len)| *len == 300), "{held:?}");
+    assert!(report.train_steps > 0);
+}

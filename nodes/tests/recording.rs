@@ -45,3 +45,38 @@ fn the_recording_has_the_documented_entities_with_plausible_content() {
     );
     assert!(stdout.contains("recording OK"));
 }
+
+#[test]
+fn a_fleet_recording_shows_each_robot_in_its_own_world() {
+    let Some(python) = std::env::var_os("AUTODIDACT_PYTHON") else {
+        assert!(
+            std::env::var_os("AUTODIDACT_REQUIRE_PYTHON").is_none(),
+            "AUTODIDACT_REQUIRE_PYTHON is set but AUTODIDACT_PYTHON is not"
+        );
+        println!("skipped: set AUTODIDACT_PYTHON (scripts/test-all does)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("fleet.rrd");
+    let mut config = common::small_graph(400, autodidact_nodes::viz::VizSink::File(rrd.clone()));
+    config.robots = 2;
+    let report =
+        autodidact_nodes::run_graph(&config, &std::sync::atomic::AtomicBool::new(false), |_| {})
+            .expect("graph runs");
+    assert_eq!(report.robots.len(), 2);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_recording.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(&rrd)
+        .args(["32", "32", "2"])
+        .output()
+        .expect("run the python checker");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "recording check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("robot2_camera_rows"));
+}

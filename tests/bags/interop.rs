@@ -202,6 +202,7 @@ fn a_bag_written_by_run_is_read_by_rosbags_with_the_simulator_s_pixels() {
         checkpoint: None,
         backend: Some(autodidact_learn::BackendChoice::Flex),
         inference_backend: None,
+        robots: 1,
     };
     let config =
         autodidact::run::graph_config(&options, &autodidact::FileConfig::default()).expect("cfg");

@@ -1,8 +1,9 @@
 """sim_node + autodidact_node on sim time: the learner trains on what the sim publishes
 (training status advances, encoder versions go up), embeddings flow stamped with sim images'
 stamps, embedding health is published; then sim_node + trainer_node + encoder_node: the
-encoder follows the trainer's checkpoints; then planner_node, following the same checkpoints,
-drives sim_node (drive:=cmd_vel) towards a goal image. Every node stops cleanly on SIGINT."""
+encoder follows the trainer's checkpoints (weights_source:=checkpoint); then planner_node,
+following the trainer's weights on autodidact/weights (the default), drives sim_node
+(drive:=cmd_vel) towards a goal image. Every node stops cleanly on SIGINT."""
 
 import os
 
@@ -92,7 +93,12 @@ def main(nodes):
     encoder = NodeProcess(
         "encoder_node",
         "encoder",
-        params={"use_sim_time": True, "checkpoint": checkpoint, "reload_every_s": 0.5},
+        params={
+            "use_sim_time": True,
+            "checkpoint": checkpoint,
+            "weights_source": "checkpoint",
+            "reload_every_s": 0.5,
+        },
     )
     nodes.append(encoder)
     del embeddings[:]
@@ -129,8 +135,6 @@ def main(nodes):
         "planner",
         params={
             "use_sim_time": True,
-            "checkpoint": checkpoint,
-            "reload_every_s": 1.0,
             "config_file": planner_config,
         },
     )
@@ -146,7 +150,7 @@ def main(nodes):
     goal_publisher.publish(goal)
     peer.wait_for("20 planner commands", lambda: len(commands) >= 20, 180, nodes)
     # Standing still stays one candidate of each plan; the robot must get others too. The
-    # trainer keeps training and the planner follows its checkpoints, so wait for one.
+    # trainer keeps training and the planner follows its weights, so wait for one.
     peer.wait_for(
         "a planner command other than stop",
         lambda: any(abs(c.linear.x) + abs(c.angular.z) > 1e-3 for c in commands),

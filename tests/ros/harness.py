@@ -46,7 +46,8 @@ class NodeProcess:
         self.log_path = os.path.join(WORK, f"{log_name or name}.log")
         args = list(prefix) + [os.path.join(BIN_DIR, exe), "--ros-args", "-r", f"__node:={name}"]
         if namespace:
-            args += ["-r", f"__ns:={namespace}"]
+            # As ros2 launch does, a relative namespace is taken from the root.
+            args += ["-r", f"__ns:=/{namespace.lstrip('/')}"]
         for path in params_files:
             args += ["--params-file", path]
         for key, value in (params or {}).items():

@@ -46,6 +46,7 @@ TOPICS = {
             "autodidact/embedding": "autodidact_msgs/msg/Embedding",
             "autodidact/trainer/status": "autodidact_msgs/msg/TrainerStatus",
             "autodidact/health": "autodidact_msgs/msg/EmbeddingHealth",
+            "autodidact/weights": "autodidact_msgs/msg/ModelWeights",
         },
         "s": SENSORS,
     },
@@ -53,29 +54,35 @@ TOPICS = {
         "p": {
             "autodidact/trainer/status": "autodidact_msgs/msg/TrainerStatus",
             "autodidact/health": "autodidact_msgs/msg/EmbeddingHealth",
+            "autodidact/weights": "autodidact_msgs/msg/ModelWeights",
         },
         "s": SENSORS,
     },
     "planner_node": {
         "p": {"cmd_vel": "geometry_msgs/msg/Twist"},
-        "s": {**SENSORS, "autodidact/goal_image": "sensor_msgs/msg/Image"},
+        "s": {
+            **SENSORS,
+            "autodidact/goal_image": "sensor_msgs/msg/Image",
+            "autodidact/weights": "autodidact_msgs/msg/ModelWeights",
+        },
     },
     "encoder_node": {
         "p": {
             "autodidact/embedding": "autodidact_msgs/msg/Embedding",
         },
-        "s": SENSORS,
+        "s": {**SENSORS, "autodidact/weights": "autodidact_msgs/msg/ModelWeights"},
     },
 }
 # Parameters every rclcpp/r2r node has, which launch files may set.
 STANDARD_PARAMS = {"use_sim_time"}
 
 
-def substitute(text, args):
-    """$(var x), $(find-pkg-share autodidact), $(env X default): what ros2 launch would give."""
+def substitute(text, args, here=LAUNCH):
+    """$(var x), $(find-pkg-share autodidact), $(env X default), $(dirname) (the launch file's
+    directory, `here`) and $(eval 'python expression'): what ros2 launch would give."""
 
-    def one(match):
-        kind, _, rest = match.group(1).partition(" ")
+    def one(body):
+        kind, _, rest = body.partition(" ")
         if kind == "var":
             return args[rest]
         if kind == "find-pkg-share":
@@ -84,11 +91,33 @@ def substitute(text, args):
         if kind == "env":
             name, _, default = rest.partition(" ")
             return os.environ.get(name, default)
-        raise AssertionError(f"unsupported substitution $({match.group(1)})")
+        if kind == "dirname":
+            return here
+        if kind == "eval":
+            expression = rest.strip()
+            assert expression[0] == expression[-1] and expression[0] in "'\"", body
+            return str(eval(expression[1:-1], {"__builtins__": {"range": range, "str": str}}))
+        raise AssertionError(f"unsupported substitution $({body})")
 
-    previous = None
-    while previous != text:
-        previous, text = text, re.sub(r"\$\(([^()]*)\)", one, text)
+    # Innermost first: a substitution's body ends at its matching parenthesis (outside quotes).
+    while "$(" in text:
+        start = text.rindex("$(")
+        depth, quote, end = 0, None, None
+        for index in range(start + 1, len(text)):
+            char = text[index]
+            if quote:
+                quote = None if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0:
+                    end = index
+                    break
+        assert end is not None, f"unbalanced substitution in {text!r}"
+        text = text[:start] + one(text[start + 2:end]) + text[end + 1:]
     return text
 
 
@@ -97,49 +126,57 @@ def truthy(text):
     return text in ("true", "True", "1")
 
 
-def enabled(element, args):
-    if "if" in element.attrib and not truthy(substitute(element.attrib["if"], args)):
+def enabled(element, args, here):
+    if "if" in element.attrib and not truthy(substitute(element.attrib["if"], args, here)):
         return False
-    if "unless" in element.attrib and truthy(substitute(element.attrib["unless"], args)):
+    if "unless" in element.attrib and truthy(substitute(element.attrib["unless"], args, here)):
         return False
     return True
 
 
 def launch_nodes(path, overrides=None):
-    """The nodes a launch file starts with its args at their defaults (plus `overrides`)."""
+    """The nodes a launch file starts with its args at their defaults (plus `overrides`),
+    through the files it includes."""
     root = ET.parse(path).getroot()
+    here = os.path.dirname(path)
     args = {}
-    for arg in root.iter("arg"):
+    for arg in root.findall("arg"):
         assert "default" in arg.attrib, f"{path}: <arg {arg.attrib['name']}> has no default"
         assert arg.attrib.get("description"), f"{path}: <arg {arg.attrib['name']}> has no description"
         args[arg.attrib["name"]] = arg.attrib["default"]
+    unknown = set(overrides or {}) - set(args)
+    assert not unknown, f"{path} has no args {sorted(unknown)}"
     args.update(overrides or {})
     for name in list(args):
-        args[name] = substitute(args[name], args)
+        args[name] = substitute(args[name], args, here)
     nodes = []
 
     def walk(element):
         for child in element:
-            if not enabled(child, args):
+            if not enabled(child, args, here):
                 continue
             if child.tag == "group":
                 walk(child)
+            elif child.tag == "include":
+                given = {a.attrib["name"]: substitute(a.attrib["value"], args, here) for a in child.findall("arg")}
+                nodes.extend(launch_nodes(substitute(child.attrib["file"], args, here), given))
             elif child.tag == "node":
                 assert child.attrib["pkg"] == "autodidact", child.attrib
                 node = {
                     "exec": child.attrib["exec"],
                     "name": child.attrib["name"],
+                    "namespace": substitute(child.attrib.get("namespace", ""), args, here),
                     "files": [],
                     "params": {},
                     "remaps": {},
                 }
                 for item in child:
                     if item.tag == "param" and "from" in item.attrib:
-                        node["files"].append(substitute(item.attrib["from"], args))
+                        node["files"].append(substitute(item.attrib["from"], args, here))
                     elif item.tag == "param":
-                        node["params"][item.attrib["name"]] = substitute(item.attrib["value"], args)
+                        node["params"][item.attrib["name"]] = substitute(item.attrib["value"], args, here)
                     elif item.tag == "remap":
-                        node["remaps"][item.attrib["from"]] = substitute(item.attrib["to"], args)
+                        node["remaps"][item.attrib["from"]] = substitute(item.attrib["to"], args, here)
                 nodes.append(node)
 
     walk(root)
@@ -162,6 +199,9 @@ def declared(peer, name, nodes):
     values = peer.call(GetParameters, f"/{name}/get_parameters", request, nodes=nodes).values
     out = {}
     for key, value in zip(names, values):
+        if value.type == ParameterType.PARAMETER_STRING_ARRAY:
+            out[key] = list(value.string_array_value)
+            continue
         out[key] = [None, value.bool_value, value.integer_value, value.double_value, value.string_value][
             value.type
         ] if value.type <= 4 else value
@@ -189,12 +229,14 @@ def as_value(text):
     if text == "":
         return ""
     value = yaml.safe_load(text)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
     return value if isinstance(value, (bool, int, float, str)) else text
 
 
 def main(processes):
     files = sorted(f for f in os.listdir(LAUNCH) if f.endswith(".launch.xml"))
-    assert files == ["robot.launch.xml", "sim.launch.xml"], files
+    assert files == ["fleet.launch.xml", "fleet_robot.launch.xml", "robot.launch.xml", "sim.launch.xml"], files
     peer = Peer("autodidact_launch_check")
 
     # 1. Declared parameters of each executable, with their defaults (no overrides given).
@@ -224,6 +266,7 @@ def main(processes):
         ("sim.launch.xml", {"composed": "false", "rerun": ""}),
         ("sim.launch.xml", {"plan": "true", "drive": "cmd_vel", "rerun": ""}),
         ("robot.launch.xml", {}),
+        ("fleet.launch.xml", {"robots": "2", "seed": "5"}),
     ]
     for launch_file, overrides in configurations:
         implied = launch_nodes(os.path.join(LAUNCH, launch_file), overrides)
@@ -237,7 +280,7 @@ def main(processes):
             used = set(TOPICS[exe]["p"]) | set(TOPICS[exe]["s"])
             for source in node["remaps"]:
                 assert source in used, f"{launch_file}: {exe} does not use {source}"
-        log(launch_file, overrides, "->", [n["name"] for n in implied])
+        log(launch_file, overrides, "->", [f"{n['namespace']}/{n['name']}".lstrip("/") for n in implied])
 
     # 4. The installed package (cmake install of launch/, as colcon does on a robot) holds every
     #    executable the launch files name, the launch files and the params they read.
@@ -267,21 +310,40 @@ def main(processes):
                 params.pop("checkpoint", None)
             # As launch_ros does: <param name value> go to a parameters file after the <param from>
             # files, so they win; values are typed the YAML way.
-            inline = os.path.join(WORK, f"{launch_file}.{node['name']}.params.yaml")
+            inline = os.path.join(WORK, f"{launch_file}.{node['namespace'].strip('/')}.{node['name']}.params.yaml")
             with open(inline, "w") as f:
                 yaml.safe_dump({"/**": {"ros__parameters": params}}, f)
-            process = NodeProcess(node["exec"], node["name"], params_files=node["files"] + [inline], remaps=node["remaps"])
+            process = NodeProcess(
+                node["exec"],
+                node["name"],
+                params_files=node["files"] + [inline],
+                remaps=node["remaps"],
+                namespace=node["namespace"] or None,
+                log_name=f"{node['namespace'].strip('/').replace('/', '_')}_{node['name']}",
+            )
             processes.append(process)
             started.append((node, process))
 
         def expected():
+            """Every topic of every node, resolved as rcl does: remapped, then a relative name
+            in the node's namespace; a trainer of several robots takes each robot's sensors in
+            the robot's namespace."""
             out = {}
             for node, _ in started:
-                remaps = node["remaps"]
+                remaps, namespace = node["remaps"], node["namespace"].strip("/")
+                robots = as_value(node["params"].get("robots", "")) or [""]
                 for kind in ("p", "s"):
                     for topic, msg_type in TOPICS[node["exec"]][kind].items():
-                        name = remaps.get(topic, topic)
-                        out["/" + name.lstrip("/")] = msg_type
+                        if topic == "/clock" and as_value(node["params"].get("publish_clock", "true")) is False:
+                            continue
+                        per_robot = kind == "s" and topic in SENSORS
+                        for robot in robots if per_robot else [""]:
+                            name = remaps.get(topic, topic)
+                            if robot:
+                                name = f"{robot}/{name}"
+                            if not name.startswith("/") and namespace:
+                                name = f"{namespace}/{name}"
+                            out["/" + name.lstrip("/")] = msg_type
             return out
 
         want = expected()
@@ -289,9 +351,12 @@ def main(processes):
         missing = []
 
         def graph_ok():
-            names = {n for n, _ in peer.node.get_node_names_and_namespaces()}
+            # A node is its name in its namespace (a fleet has an encoder in each robot's).
+            names = set(peer.node.get_node_names_and_namespaces())
             topics = dict(peer.node.get_topic_names_and_types())
-            missing[:] = [node["name"] for node, _ in started if node["name"] not in names] + [
+            missing[:] = [
+                node["name"] for node, _ in started if (node["name"], "/" + node["namespace"].strip("/")) not in names
+            ] + [
                 f"{t} ({msg_type})" for t, msg_type in want.items() if msg_type not in topics.get(t, [])
             ]
             return not missing

@@ -244,7 +244,7 @@ pub fn train_on_bags(
     let viz = match config.viz.sink {
         VizSink::Off => None,
         _ => {
-            let (recording, destination) = open_recording(&config.viz)?;
+            let (recording, destination) = open_recording(&config.viz, 1)?;
             Some((config.viz.clone(), recording, destination))
         }
     };

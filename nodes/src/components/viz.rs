@@ -17,7 +17,8 @@ use autodidact_learn::Preview;
 use autodidact_sim::GroundTruth;
 use nalgebra::DMatrix;
 use rerun::blueprint::{
-    Blueprint, Horizontal, Spatial2DView, Spatial3DView, TimeSeriesView, Vertical,
+    Blueprint, ContainerLike, Horizontal, Spatial2DView, Spatial3DView, Tabs, TimeSeriesView,
+    Vertical,
 };
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +140,8 @@ pub const TRAJECTORY_POINTS: usize = 2000;
 pub enum VizEvent {
     /// A camera frame with the proprio vector the model saw.
     Camera {
+        /// The robot it came from (0 for a single robot; see [`robot_prefix`]).
+        robot: usize,
         /// Image stamp, ns.
         stamp_ns: u64,
         /// Width.
@@ -151,7 +154,12 @@ pub enum VizEvent {
         proprio: Vec<(String, f32)>,
     },
     /// Simulator ground truth (for display only; never reaches a model).
-    Truth(Box<GroundTruth>),
+    Truth {
+        /// The robot whose world it is.
+        robot: usize,
+        /// The truth.
+        truth: Box<GroundTruth>,
+    },
     /// Trainer status.
     Status(TrainerStatus),
     /// Embedding health.
@@ -176,21 +184,66 @@ pub struct VizStats {
     pub destination: Option<String>,
 }
 
-/// The layout the viewer opens on.
-pub fn blueprint() -> Blueprint {
-    let camera = Spatial2DView::new("camera").with_origin("camera");
+/// Where robot `robot`'s camera, proprio, pose and world are logged: at the root for the first
+/// (or only) robot (`camera/rgb`, `robot/pose`, `world/…`), under `robots/robotN/` for the
+/// others of a fleet (`robots/robot2/camera/rgb`, …).
+pub fn robot_prefix(robot: usize) -> String {
+    if robot == 0 {
+        String::new()
+    } else {
+        format!("robots/robot{}/", robot + 1)
+    }
+}
+
+/// The layout the viewer opens on, for `robots` robots: with several, the camera and world
+/// views have one tab per robot.
+pub fn blueprint(robots: usize) -> Blueprint {
+    let cameras: Vec<ContainerLike> = (0..robots.max(1))
+        .map(|robot| {
+            let name = if robots > 1 {
+                format!("camera robot{}", robot + 1)
+            } else {
+                "camera".to_owned()
+            };
+            Spatial2DView::new(name)
+                .with_origin(format!("/{}camera", robot_prefix(robot)))
+                .into()
+        })
+        .collect();
+    let worlds: Vec<ContainerLike> = (0..robots.max(1))
+        .map(|robot| {
+            let (name, prefix) = if robots > 1 {
+                (
+                    format!("robot{} in its world", robot + 1),
+                    robot_prefix(robot),
+                )
+            } else {
+                ("robot in the world".to_owned(), String::new())
+            };
+            Spatial3DView::new(name)
+                .with_origin("/")
+                .with_contents([format!("/{prefix}world/**"), format!("/{prefix}robot/**")])
+                .into()
+        })
+        .collect();
+    let one_or_tabs = |mut views: Vec<ContainerLike>| -> ContainerLike {
+        if views.len() == 1 {
+            views.remove(0)
+        } else {
+            Tabs::new(views).into()
+        }
+    };
+    let camera = one_or_tabs(cameras);
+    let world = one_or_tabs(worlds);
     let predicted = Spatial2DView::new("predicted vs actual").with_origin("predict");
-    let world = Spatial3DView::new("robot in the world")
-        .with_origin("/")
-        .with_contents(["/world/**", "/robot/**"]);
     let projection = Spatial3DView::new("embedding (PCA)").with_origin("embedding/projection");
     let losses = TimeSeriesView::new("losses").with_origin("train/loss");
     let health = TimeSeriesView::new("health").with_origin("train/health");
     let proprio = TimeSeriesView::new("proprio").with_origin("proprio");
     Blueprint::new(Horizontal::new([
-        Vertical::new([camera.into(), predicted.into(), proprio.into()]).into(),
+        Vertical::new([camera, predicted.into(), proprio.into()]).into(),
         Vertical::new([losses.into(), health.into()]).into(),
-        Vertical::new([world.into(), projection.into()]).into(),
+        Vertical::new([world, projection.into()]).into(),
     ]))
 }
 
@@ -218,12 +271,14 @@ fn has_display() -> bool {
         .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
-/// Opens the recording for `config.sink`. A `Connect` sink is probed first: an unreachable
-/// viewer is an error here, not a silent, growing buffer.
+/// Opens the recording for `config.sink`, laid out for `robots` robots. A `Connect` sink is
+/// probed first: an unreachable viewer is an error here, not a silent, growing buffer.
 pub fn open_recording(
     config: &VizConfig,
+    robots: usize,
 ) -> Result<(rerun::RecordingStream, Option<String>), NodeError> {
-    let builder = rerun::RecordingStreamBuilder::new("autodidact").with_blueprint(blueprint());
+    let builder =
+        rerun::RecordingStreamBuilder::new("autodidact").with_blueprint(blueprint(robots));
     let rerun_error = |e: rerun::RecordingStreamError| NodeError::Viewer(e.to_string());
     match &config.sink {
         VizSink::File(path) => {
@@ -369,9 +424,16 @@ struct Logger {
     projection_every: usize,
     projection_window: usize,
     camera_every: u64,
-    cameras: u64,
     embeddings: Vec<(u64, Vec<f32>)>,
     since_projection: usize,
+    /// What is kept of each robot, by robot.
+    robots: std::collections::BTreeMap<usize, RobotTrack>,
+}
+
+/// What the viewer keeps of one robot.
+#[derive(Default)]
+struct RobotTrack {
+    cameras: u64,
     /// The newest [`TRAJECTORY_POINTS`] robot positions, re-logged every 10 ticks.
     trajectory: Vec<[f32; 3]>,
     trajectory_ticks: u64,
@@ -387,12 +449,9 @@ impl Logger {
             projection_every: config.projection_every.max(1),
             projection_window: config.projection_window.max(4),
             camera_every: config.camera_every.max(1),
-            cameras: 0,
             embeddings: Vec::new(),
             since_projection: 0,
-            trajectory: Vec::new(),
-            trajectory_ticks: 0,
-            world_logged: false,
+            robots: std::collections::BTreeMap::new(),
         }
     }
 
@@ -405,39 +464,45 @@ impl Logger {
         let rec = &self.recording;
         match event {
             VizEvent::Camera {
+                robot,
                 stamp_ns,
                 width,
                 height,
                 rgb,
                 proprio,
             } => {
-                self.cameras += 1;
+                let prefix = robot_prefix(robot);
+                let track = self.robots.entry(robot).or_default();
+                track.cameras += 1;
+                let due = (track.cameras - 1).is_multiple_of(self.camera_every);
                 rec.reset_time();
-                self.at_sim_time(stamp_ns);
-                if (self.cameras - 1).is_multiple_of(self.camera_every) {
+                rec.set_duration_secs("sim_time", stamp_ns as f64 * 1e-9);
+                if due {
                     rec.log(
-                        "camera/rgb",
+                        format!("{prefix}camera/rgb"),
                         &rerun::Image::from_rgb24(rgb.to_vec(), [width, height]),
                     )?;
                 }
                 for (name, value) in proprio {
                     rec.log(
-                        format!("proprio/{name}"),
+                        format!("{prefix}proprio/{name}"),
                         &rerun::Scalars::single(value as f64),
                     )?;
                 }
             }
-            VizEvent::Truth(truth) => {
+            VizEvent::Truth { robot, truth } => {
+                let prefix = robot_prefix(robot);
                 rec.reset_time();
-                self.at_sim_time(truth.stamp.nanos);
-                if !self.world_logged {
-                    self.world_logged = true;
-                    self.log_world()?;
+                rec.set_duration_secs("sim_time", truth.stamp.nanos as f64 * 1e-9);
+                let track = self.robots.entry(robot).or_default();
+                if !track.world_logged {
+                    track.world_logged = true;
+                    log_world(rec, &prefix)?;
                 }
                 let pose = truth.robot_pose;
                 let position = [pose.x as f32, pose.y as f32, 0.0];
                 rec.log(
-                    "robot/pose",
+                    format!("{prefix}robot/pose"),
                     &rerun::Transform3D::from_translation_rotation(
                         position,
                         rerun::RotationAxisAngle::new(
@@ -446,15 +511,15 @@ impl Logger {
                         ),
                     ),
                 )?;
-                if self.trajectory.len() == TRAJECTORY_POINTS {
-                    self.trajectory.drain(..TRAJECTORY_POINTS / 10);
+                if track.trajectory.len() == TRAJECTORY_POINTS {
+                    track.trajectory.drain(..TRAJECTORY_POINTS / 10);
                 }
-                self.trajectory.push(position);
-                self.trajectory_ticks += 1;
-                if self.trajectory_ticks % 10 == 1 {
+                track.trajectory.push(position);
+                track.trajectory_ticks += 1;
+                if track.trajectory_ticks % 10 == 1 {
                     rec.log(
-                        "robot/trajectory",
-                        &rerun::LineStrips3D::new([self.trajectory.clone()])
+                        format!("{prefix}robot/trajectory"),
+                        &rerun::LineStrips3D::new([track.trajectory.clone()])
                             .with_colors([rerun::Color::from_rgb(240, 200, 60)]),
                     )?;
                     let objects: Vec<[f32; 3]> = truth
@@ -480,7 +545,7 @@ impl Logger {
                         })
                         .collect();
                     rec.log(
-                        "world/objects",
+                        format!("{prefix}world/objects"),
                         &rerun::Points3D::new(objects)
                             .with_colors(colours)
                             .with_radii([0.12]),
@@ -586,21 +651,22 @@ impl Logger {
         }
         Ok(())
     }
+}
 
-    fn log_world(&self) -> LogResult {
-        let half = 2.0f32;
-        self.recording.log_static(
-            "world/arena",
-            &rerun::LineStrips3D::new([[
-                [-half, -half, 0.0],
-                [half, -half, 0.0],
-                [half, half, 0.0],
-                [-half, half, 0.0],
-                [-half, -half, 0.0],
-            ]])
-            .with_colors([rerun::Color::from_rgb(180, 180, 180)]),
-        )
-    }
+/// The arena's outline, under `prefix` (a robot's, see [`robot_prefix`]).
+fn log_world(recording: &rerun::RecordingStream, prefix: &str) -> LogResult {
+    let half = 2.0f32;
+    recording.log_static(
+        format!("{prefix}world/arena"),
+        &rerun::LineStrips3D::new([[
+            [-half, -half, 0.0],
+            [half, -half, 0.0],
+            [half, half, 0.0],
+            [-half, half, 0.0],
+            [-half, -half, 0.0],
+        ]])
+        .with_colors([rerun::Color::from_rgb(180, 180, 180)]),
+    )
 }
 
 fn byte(v: f32) -> u8 {

@@ -198,7 +198,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     // rerun telemetry: optional, and a viewer that is not there does not stop the node.
     let viz = match setup.viz.sink {
         VizSink::Off => None,
-        _ => match open_recording(&setup.viz) {
+        _ => match open_recording(&setup.viz, setup.robots.len().max(1)) {
             Ok((recording, destination)) => {
                 tracing::info!(to = ?destination, "logging to rerun");
                 Some((setup.viz.clone(), recording, destination))

@@ -5,11 +5,11 @@
 //! A node's work runs on worker threads, each with its own compute pool where it computes:
 //!
 //! ```text
-//!  transport ──► Ports::take ──► collector ──┬─ transitions (bounded) ──► trainer thread ──► TrainerEvent sink
-//!  (sim loop,                               ├─ frames (FrameQueue) ────► encoder thread ──► Embedding sink
-//!   ROS tasks)                              ├─ newest frame ───────────► planner thread ──► command sink
-//!                                           └─ camera ─┐   trainer, encoder ─┐
-//!                                                      └──────────────────────┴──► viz thread (rerun)
+//!  transport ──► Ports::take_from ──► collector ──┬─ transitions (bounded) ──► trainer thread ──► TrainerEvent sink
+//!  (sim loop,     (robot k)          (robot k's)  ├─ frames (FrameQueue) ────► encoder thread ──► Embedding sink
+//!   ROS tasks)                                    ├─ newest frame ───────────► planner thread ──► command sink
+//!                                                 └─ camera ─┐   trainer, encoder ─┐
+//!                                                            └──────────────────────┴──► viz thread (rerun)
 //! ```
 //!
 //! The transport keeps only what is its own: the simulator loop, or the ROS subscriptions,

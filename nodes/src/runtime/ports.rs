@@ -120,21 +120,17 @@ impl Ports {
         };
     }
 
-    /// Takes one sensor message through the collector and hands what it makes to the workers:
-    /// the frame to the encoder, the planner and the viewer, the transition to the trainer
-    /// (dropped and counted when the trainer's queue is full: a live source cannot wait).
-    /// Returns the frame, if the message made one.
-    pub fn take(&self, message: &SensorMsg) -> Option<Frame> {
-        self.take_as(0, message, false)
-    }
-
-    /// As [`Ports::take`], for robot `robot` of a fleet (its own collector: its own pairing,
-    /// episodes and drop counts). A robot the node does not have takes nothing.
+    /// Takes one sensor message of robot `robot` (0 for a single robot) through that robot's
+    /// collector (its own pairing, episodes and drop counts) and hands what it makes to the
+    /// workers: the frame to the encoder, the planner and the viewer, the transition to the
+    /// trainer (dropped and counted when the trainer's queue is full: a live source cannot
+    /// wait). Returns the frame, if the message made one. A robot the node does not have takes
+    /// nothing.
     pub fn take_from(&self, robot: usize, message: &SensorMsg) -> Option<Frame> {
         self.take_as(robot, message, false)
     }
 
-    /// As [`Ports::take`], but waits for room in the trainer's queue instead of dropping the
+    /// As [`Ports::take_from`] for robot 0, but waits for room in the trainer's queue instead of dropping the
     /// transition: for a source that can wait, such as a bag.
     pub fn take_waiting(&self, message: &SensorMsg) -> Option<Frame> {
         self.take_as(0, message, true)
@@ -159,6 +155,7 @@ impl Ports {
         if let Some(frame) = &collected.frame {
             let (width, height) = (collector.config().width, collector.config().height);
             outlets.viz.offer(|| VizEvent::Camera {
+                robot,
                 stamp_ns: frame.stamp_ns,
                 width,
                 height,
