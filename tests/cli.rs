@@ -160,6 +160,54 @@ fn run_records_the_node_graph_and_prints_its_summary() {
 }
 
 #[test]
+fn run_with_several_robots_shows_each_robot_in_the_summary_and_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, "[sim.camera]\nwidth = 32\nheight = 32\n").expect("write");
+    let json = dir.path().join("report.json");
+    let stdout = run_ok(
+        autodidact()
+            .args([
+                "run",
+                "--robots",
+                "2",
+                "--steps",
+                "120",
+                "--realtime",
+                "0",
+                "--quiet",
+                "--no-viz",
+                "--seed",
+                "7",
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--json")
+            .arg(&json),
+    );
+    for row in ["robot1 (seed 7)", "robot2 (seed 1007)", "120 frames"] {
+        assert!(stdout.contains(row), "summary row {row}: {stdout}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("JSON");
+    assert_eq!(report["sim"]["steps"], 240);
+    assert_eq!(report["robots"][1]["name"], "robot2");
+    assert_eq!(report["robots"][1]["collector"]["transitions"], 120);
+    let refused = autodidact()
+        .args([
+            "run", "--robots", "0", "--steps", "5", "--quiet", "--no-viz",
+        ])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("robots must be"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
 fn run_refuses_contradictory_viewer_flags_and_unreachable_viewers() {
     let output = autodidact()
         .args(["run", "--steps", "5", "--quiet", "--viewer", "--connect"])
