@@ -47,7 +47,8 @@ pub fn embedding_health(
     let starts: Vec<usize> = (0..frames.len().saturating_sub(horizon))
         .filter(|&i| {
             (1..=horizon).all(|k| {
-                frames[i + k].episode == frames[i].episode
+                frames[i + k].source == frames[i].source
+                    && frames[i + k].episode == frames[i].episode
                     && frames[i + k].frame_stamp_ns > frames[i + k - 1].frame_stamp_ns
             })
         })

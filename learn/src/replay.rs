@@ -51,6 +51,9 @@ impl Default for ReplayConfig {
     }
 }
 
+/// Starts tried in one source for one sample before another source is drawn.
+const TRIES_PER_SOURCE: usize = 64;
+
 /// One source's transitions, oldest first.
 #[derive(Debug, Clone)]
 struct SourceRing {
@@ -108,6 +111,14 @@ impl ReplayBuffer {
     /// Transitions ever accepted.
     pub fn pushed(&self) -> u64 {
         self.pushed
+    }
+
+    /// Stamp of the newest transition of any source.
+    pub fn newest_stamp_ns(&self) -> Option<u64> {
+        self.sources
+            .iter()
+            .filter_map(|s| s.ring.back().map(|t| t.frame_stamp_ns))
+            .max()
     }
 
     /// Transitions held per source, in order of first appearance.
@@ -247,6 +258,11 @@ impl ReplayBuffer {
         }
         let mut chosen = Vec::with_capacity(count);
         let mut tries = 0usize;
+        // The source of the sample being drawn, kept until a sequence of it is found (so a
+        // robot whose data has many gaps gets its share too), or redrawn after
+        // TRIES_PER_SOURCE misses (a robot with no sequence at all cannot stall sampling).
+        let mut source: Option<(usize, &VecDeque<Transition>)> = None;
+        let mut misses = 0usize;
         while chosen.len() < count {
             tries += 1;
             if tries > count * 64 + 1024 {
@@ -256,14 +272,21 @@ impl ReplayBuffer {
                 });
             }
             // One source draws no number: a single robot samples as it always has.
-            let (first, ring) = if eligible.len() == 1 {
-                eligible[0]
-            } else {
-                eligible[rng.random_range(0..eligible.len())]
+            let (first, ring) = match source {
+                Some(drawn) => drawn,
+                None if eligible.len() == 1 => eligible[0],
+                None => eligible[rng.random_range(0..eligible.len())],
             };
             let start = rng.random_range(0..ring.len() - length + 1);
             if self.is_sequence(ring, start, length) {
                 chosen.push(first + start);
+                (source, misses) = (None, 0);
+            } else {
+                misses += 1;
+                source = (misses < TRIES_PER_SOURCE).then_some((first, ring));
+                if source.is_none() {
+                    misses = 0;
+                }
             }
         }
         Ok(chosen)
@@ -404,5 +427,23 @@ mod tests {
         for count in per_source {
             assert!((900..=1100).contains(&count), "{per_source:?}");
         }
+    }
+
+    #[test]
+    fn a_robot_whose_data_has_many_gaps_still_gets_its_share_of_the_batches() {
+        let mut buffer = ReplayBuffer::new(ReplayConfig::default(), 2, 2, 3).expect("buffer");
+        for i in 0..200 {
+            buffer.push(from(0, 0, i * 10)).expect("push");
+            // Robot 1: a gap after every fourth frame, so few starts make a sequence of 4.
+            let stamp = i * 10 + (i / 4) * 1000;
+            buffer.push(from(1, 0, stamp)).expect("push");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let starts = buffer.sample_sequences(2000, 4, &mut rng).expect("sample");
+        let from_gappy = starts
+            .iter()
+            .filter(|&&s| buffer.get(s).expect("t").source == 1)
+            .count();
+        assert!((900..=1100).contains(&from_gappy), "{from_gappy} of 2000");
     }
 }

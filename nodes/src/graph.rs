@@ -64,7 +64,7 @@ pub struct GraphConfig {
 }
 
 /// Most robots one run simulates.
-pub const MAX_ROBOTS: usize = 16;
+pub const MAX_SIM_ROBOTS: usize = 16;
 
 /// Seed offset between the worlds of two robots of a run.
 pub const ROBOT_SEED_STRIDE: u64 = 1000;
@@ -122,9 +122,9 @@ impl GraphConfig {
                 self.collector.width, self.collector.height, camera.width, camera.height
             ));
         }
-        if !(1..=MAX_ROBOTS).contains(&self.robots) {
+        if !(1..=MAX_SIM_ROBOTS).contains(&self.robots) {
             return mismatch(format!(
-                "robots must be 1..={MAX_ROBOTS}, got {}",
+                "robots must be 1..={MAX_SIM_ROBOTS}, got {}",
                 self.robots
             ));
         }

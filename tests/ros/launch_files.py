@@ -96,7 +96,7 @@ def substitute(text, args, here=LAUNCH):
         if kind == "eval":
             expression = rest.strip()
             assert expression[0] == expression[-1] and expression[0] in "'\"", body
-            return str(eval(expression[1:-1], {"__builtins__": {"range": range, "str": str}}))
+            return str(eval(expression[1:-1], {"__builtins__": {"range": range, "str": str, "min": min, "max": max}}))
         raise AssertionError(f"unsupported substitution $({body})")
 
     # Innermost first: a substitution's body ends at its matching parenthesis (outside quotes).

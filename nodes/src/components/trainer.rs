@@ -190,12 +190,7 @@ pub fn run_trainer(
                 Err(error) => return Err(error.into()),
             };
             let step = trainer.step_count();
-            let newest = trainer
-                .replay()
-                .len()
-                .checked_sub(1)
-                .and_then(|i| trainer.replay().get(i))
-                .map_or(0, |t| t.frame_stamp_ns);
+            let newest = trainer.replay().newest_stamp_ns().unwrap_or(0);
             emit(TrainerEvent::Status(TrainerStatus {
                 stamp_ns: newest,
                 train_step: step,
@@ -300,7 +295,9 @@ fn newest_sequence(trainer: &Trainer, length: usize) -> Option<Vec<Transition>> 
         .filter_map(|i| replay.get(i).cloned())
         .collect();
     let one_episode = sequence.windows(2).all(|pair| {
-        pair[0].episode == pair[1].episode && pair[1].frame_stamp_ns > pair[0].frame_stamp_ns
+        pair[0].source == pair[1].source
+            && pair[0].episode == pair[1].episode
+            && pair[1].frame_stamp_ns > pair[0].frame_stamp_ns
     });
     (sequence.len() == length && one_episode).then_some(sequence)
 }

@@ -233,15 +233,27 @@ pub fn blueprint(robots: usize) -> Blueprint {
             Tabs::new(views).into()
         }
     };
+    let proprios: Vec<ContainerLike> = (0..robots.max(1))
+        .map(|robot| {
+            let name = if robots > 1 {
+                format!("proprio robot{}", robot + 1)
+            } else {
+                "proprio".to_owned()
+            };
+            TimeSeriesView::new(name)
+                .with_origin(format!("/{}proprio", robot_prefix(robot)))
+                .into()
+        })
+        .collect();
     let camera = one_or_tabs(cameras);
     let world = one_or_tabs(worlds);
+    let proprio = one_or_tabs(proprios);
     let predicted = Spatial2DView::new("predicted vs actual").with_origin("predict");
     let projection = Spatial3DView::new("embedding (PCA)").with_origin("embedding/projection");
     let losses = TimeSeriesView::new("losses").with_origin("train/loss");
     let health = TimeSeriesView::new("health").with_origin("train/health");
-    let proprio = TimeSeriesView::new("proprio").with_origin("proprio");
     Blueprint::new(Horizontal::new([
-        Vertical::new([camera, predicted.into(), proprio.into()]).into(),
+        Vertical::new([camera, predicted.into(), proprio]).into(),
         Vertical::new([losses.into(), health.into()]).into(),
         Vertical::new([world, projection.into()]).into(),
     ]))

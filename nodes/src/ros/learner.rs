@@ -355,7 +355,14 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
                 }
             }
             if let Some((encoder, dynamics)) = follower.as_mut().and_then(|f| f.poll()) {
-                ports.publish_weights(encoder, dynamics);
+                let version = encoder.version;
+                if !ports.publish_weights(encoder, dynamics) {
+                    tracing::warn!(
+                        version,
+                        served = ports.encoder().current().version,
+                        "the checkpoint holds weights older than those served: not applied"
+                    );
+                }
             }
             if let Some(worker) = runtime.ended() {
                 failed_worker.set(Some(worker));
@@ -367,6 +374,15 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     // Shutdown: no new input; the encoder finishes its frame, the trainer drains its queue
     // into the replay buffer and writes its checkpoint, the viewer logs what is queued.
     let finished = runtime.shutdown();
+    // The trainer published its last version while stopping: send it too, then close.
+    if let (Some(publisher), Ok(finished)) = (&mut weights_out, &finished)
+        && let Some(outcome) = &finished.trainer
+    {
+        publisher.offer_snapshots(
+            Arc::new(outcome.trainer.snapshot()),
+            Arc::new(outcome.trainer.dynamics_snapshot()),
+        );
+    }
     drop(weights_out);
     let followed = topic_follower.map(TopicFollower::finish);
     drop(node);

@@ -201,7 +201,7 @@ fn to_u64(name: &str, value: i64) -> Result<u64, NodeError> {
 const MAX_PERIOD_S: f64 = 86_400.0;
 
 /// Robots one trainer takes (each has its own subscriptions and collector).
-pub const MAX_ROBOTS: usize = 64;
+pub const MAX_TRAINER_ROBOTS: usize = 64;
 
 /// Camera frames a node may keep for stamp-addressed rollouts (each holds an image).
 const MAX_ROLLOUT_FRAMES: i64 = 10_000;
@@ -390,9 +390,9 @@ impl LearnerParams {
             }
             robots.push(name);
         }
-        if robots.len() > MAX_ROBOTS {
+        if robots.len() > MAX_TRAINER_ROBOTS {
             return Err(NodeError::Setup(format!(
-                "parameter robots names {} robots; one trainer takes at most {MAX_ROBOTS}",
+                "parameter robots names {} robots; one trainer takes at most {MAX_TRAINER_ROBOTS}",
                 robots.len()
             )));
         }

@@ -39,6 +39,13 @@ pub fn run_sim_node(node_name: &str) -> Result<SimNodeStats, NodeError> {
     } = start_node(node_name, SimParams::from_file)?;
     let drive = params.drive()?;
     let system_stamps = params.system_stamps()?;
+    if system_stamps && params.realtime_factor != 1.0 {
+        return Err(NodeError::Setup(format!(
+            "stamps:=system needs realtime_factor:=1 (the stamps are the system clock, so sim \
+             time must pass as wall time does), got {}",
+            params.realtime_factor
+        )));
+    }
     let config = SimNodeConfig {
         sim: file.sim.clone(),
         exploration: file.exploration.clone(),

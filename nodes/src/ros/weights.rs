@@ -101,8 +101,15 @@ impl WeightsPublisher {
     /// the initial weights) and the encoder and dynamics are of one version; returns whether
     /// it did.
     pub(crate) fn offer(&mut self, ports: &Ports) -> bool {
-        let encoder = ports.encoder().current();
-        let dynamics = ports.dynamics();
+        self.offer_snapshots(ports.encoder().current(), ports.dynamics())
+    }
+
+    /// As [`WeightsPublisher::offer`], for snapshots at hand (the trainer's last, at shutdown).
+    pub(crate) fn offer_snapshots(
+        &mut self,
+        encoder: Arc<EncoderSnapshot>,
+        dynamics: Arc<DynamicsSnapshot>,
+    ) -> bool {
         if encoder.version == 0
             || encoder.version != dynamics.version
             || self.sent_version >= Some(encoder.version)
@@ -245,15 +252,30 @@ impl TopicFollower {
     /// Stops applying and returns what happened; a version that arrived but was replaced
     /// before the thread took it counts as received and missed.
     pub(crate) fn finish(mut self) -> FollowReport {
+        self.stop();
+        let mut report = std::mem::take(&mut *lock(&self.report));
+        let arrived = self.received.load(Ordering::Relaxed);
+        report.counts.received = arrived;
+        report
+    }
+}
+
+impl TopicFollower {
+    /// Closes the inbox and joins the thread (it applies what is inside first).
+    fn stop(&mut self) {
         self.newest.close();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
             tracing::warn!("the weights thread stopped unexpectedly");
         }
-        let mut report = std::mem::take(&mut *lock(&self.report));
-        let arrived = self.received.load(Ordering::Relaxed);
-        report.counts.received = arrived;
-        report
+    }
+}
+
+impl Drop for TopicFollower {
+    /// A follower dropped without [`TopicFollower::finish`] (its node failed) still stops
+    /// its thread, which holds the node's ports.
+    fn drop(&mut self) {
+        self.stop();
     }
 }

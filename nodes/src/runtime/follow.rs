@@ -33,8 +33,8 @@ pub struct WeightsCounts {
     pub damaged: u64,
     /// Versions not newer than the one served (ignored: a version never goes back).
     pub stale: u64,
-    /// Versions the publisher sent that never arrived (gaps in its sequence: a link was down,
-    /// or a newer one replaced them before delivery).
+    /// Versions the publisher sent that were never applied here (gaps in its sequence: a link
+    /// was down, or a newer one arrived before this node had unpacked the previous one).
     pub missed: u64,
     /// The newest version applied.
     pub version: u64,
@@ -81,9 +81,9 @@ impl WeightsFollower {
     pub fn offer(&mut self, packed: &PackedWeights, sequence: u64, ports: &Ports) -> Offered {
         self.counts.received += 1;
         match self.last_sequence {
-            Some(last) if sequence > last + 1 => {
-                let missed = sequence - last - 1;
-                self.counts.missed += missed;
+            Some(last) if sequence > last.saturating_add(1) => {
+                let missed = sequence.saturating_sub(last).saturating_sub(1);
+                self.counts.missed = self.counts.missed.saturating_add(missed);
                 tracing::warn!(
                     missed,
                     total_missed = self.counts.missed,
@@ -97,11 +97,17 @@ impl WeightsFollower {
         let served = ports.encoder().current().version;
         if packed.version <= served {
             self.counts.stale += 1;
-            tracing::debug!(
-                version = packed.version,
-                served,
-                "weights not newer: ignored"
-            );
+            // The first and then every hundredth is a warning: a trainer that restarted without
+            // its checkpoint counts from version 1 again, and this node keeps its newer weights.
+            if self.counts.stale % 100 == 1 {
+                tracing::warn!(
+                    version = packed.version,
+                    served,
+                    ignored = self.counts.stale,
+                    "weights older than those served are ignored (a version never goes back); \
+                     resume the trainer from its checkpoint, or restart this node to take them"
+                );
+            }
             return Offered::Stale;
         }
         let (encoder, dynamics) = match self.unpacker.unpack(packed) {
@@ -347,5 +353,11 @@ mod tests {
                 version: 7,
             }
         );
+        // A sequence number off the wire at the end of its range counts, it does not overflow.
+        assert_eq!(
+            follower.offer(&packed(&config, 8, &ours), u64::MAX, &ports),
+            Offered::Applied
+        );
+        assert_eq!(follower.counts().missed, u64::MAX - 9 + 3);
     }
 }

@@ -279,14 +279,15 @@ impl Ports {
     /// No more input: the collector's last frame becomes a transition, and every queue closes
     /// so the workers finish what they hold and end.
     pub(crate) fn close(&self) {
+        // Collectors first, then the outlets (the order `take_from` locks them in).
+        let last: Vec<_> = self.collectors.iter().map(|c| lock(c).flush()).collect();
         let mut outlets = lock(&self.outlets);
-        for collector in &self.collectors {
-            let last = lock(collector).flush();
-            if let (Some(transition), Some(queue)) = (last, &outlets.transitions)
+        let mut full = Vec::new();
+        for (robot, transition) in last.into_iter().enumerate() {
+            if let (Some(transition), Some(queue)) = (transition, &outlets.transitions)
                 && let Err(TrySendError::Full(_)) = queue.try_send(transition)
             {
-                self.trainer_queue_drops.fetch_add(1, Ordering::Relaxed);
-                lock(collector).record_drop(DropReason::QueueFull, "transition for the trainer");
+                full.push(robot);
             }
         }
         outlets.transitions = None;
@@ -297,5 +298,10 @@ impl Ports {
             cell.close();
         }
         outlets.viz = VizOut::new(None);
+        drop(outlets);
+        for robot in full {
+            self.trainer_queue_drops.fetch_add(1, Ordering::Relaxed);
+            self.refuse_from(robot, DropReason::QueueFull, "transition for the trainer");
+        }
     }
 }
