@@ -134,19 +134,22 @@ pub fn summary_rows(report: &GraphReport) -> Vec<(String, String)> {
     }
     rows.push((
         if report.robots.len() > 1 {
-            "pose probe R² (x, y, sin, cos), robot1".into()
+            "pose probe R², held-out stretches, robot1".into()
         } else {
-            "pose probe R² (x, y, sin, cos)".into()
+            "pose probe R², held-out stretches".into()
         },
-        match (&report.probe_r2, &report.probe_r2_per_target) {
-            (Some(r2), Some(per)) => format!(
-                "{r2:.3} ({})",
-                per.iter()
-                    .map(|v| format!("{v:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        match &report.probe {
+            Some(p) => format!(
+                "{:.2} (x {:.2}, y {:.2}, sin {:.2}, cos {:.2}) · random init {:.2} · raw pixels {:.2}",
+                p.r2,
+                p.per_target.first().copied().unwrap_or(f64::NAN),
+                p.per_target.get(1).copied().unwrap_or(f64::NAN),
+                p.per_target.get(2).copied().unwrap_or(f64::NAN),
+                p.per_target.get(3).copied().unwrap_or(f64::NAN),
+                p.random_init,
+                p.raw_pixels
             ),
-            _ => "n/a (too few frames)".into(),
+            None => "n/a (too few frames)".into(),
         },
     ));
     if report.robots.len() > 1 {

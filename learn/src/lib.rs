@@ -24,6 +24,7 @@
 //! finds one and on burn's CPU backend `flex` otherwise; inference is placed separately.
 
 pub mod augment;
+pub mod baseline;
 mod cpu;
 mod device;
 pub mod health;

@@ -8,6 +8,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::metrics::probe_r2;
 use autodidact_learn::{Losses, Trainer, TrainerConfig};
 use serde::{Deserialize, Serialize};
@@ -207,11 +208,13 @@ pub struct GraphReport {
     pub model_version: u64,
     /// Where training and inference ran, and why.
     pub placements: autodidact_learn::Placements,
-    /// Pose probe (x, y, sin yaw, cos yaw) on the run's own frames with the final weights:
-    /// fit on the first 70 %, scored on the last 30 %.
+    /// Pose probe (x, y, sin yaw, cos yaw) of the final weights on held-out stretches of the
+    /// run's own frames (robot 1's), see [`PoseProbe`].
     pub probe_r2: Option<f64>,
     /// Per target.
     pub probe_r2_per_target: Option<Vec<f64>>,
+    /// The probe with its baselines (random init, raw pixels) and split sizes.
+    pub probe: Option<PoseProbe>,
     /// Telemetry.
     pub viz: VizStats,
     /// The bag written with `bag_out`.
@@ -528,8 +531,7 @@ pub fn run_graph(
     let encoder_stats = finished.encoder.unwrap_or_default();
     let outputs = std::mem::take(&mut *lock(&outputs));
 
-    let (probe, per_target) = pose_probe(&outcome.trainer, &probe.kept)
-        .map_or((None, None), |(r2, per)| (Some(r2), Some(per)));
+    let probe = pose_probe(&outcome.trainer, config, &probe.kept);
     Ok(GraphReport {
         wall_s: started.elapsed().as_secs_f64(),
         sim: sim_total,
@@ -548,8 +550,9 @@ pub fn run_graph(
         health_reports: outputs.health_reports,
         model_version: outputs.model_version.max(handle.current().version),
         placements,
-        probe_r2: probe,
-        probe_r2_per_target: per_target,
+        probe_r2: probe.as_ref().map(|p| p.r2),
+        probe_r2_per_target: probe.as_ref().map(|p| p.per_target.clone()),
+        probe,
         viz: finished.viz.unwrap_or_default(),
         bag_out,
         trainer: Some(outcome.trainer),
@@ -561,26 +564,125 @@ pub fn robot_seed(seed: u64, robot: usize) -> u64 {
     seed.wrapping_add(ROBOT_SEED_STRIDE * robot as u64)
 }
 
-/// Probe of the final weights: fit on the first 70 % of the kept frames, scored on the rest.
-fn pose_probe(trainer: &Trainer, labelled: &[(Frame, [f32; 4])]) -> Option<(f64, Vec<f64>)> {
-    if labelled.len() < 40 {
+/// Kept frames per block of the probe's split (at the default stride of 2, 4 s of driving).
+const PROBE_BLOCK: usize = 40;
+
+/// Kept frames next to a scored block that are not fit on (they look like its first frames).
+const PROBE_GUARD: usize = 5;
+
+/// The pose probe's split into held-out stretches: of every ten blocks of [`PROBE_BLOCK`]
+/// consecutive frames, blocks 2, 5 and 8 are scored and the others fit, less [`PROBE_GUARD`]
+/// frames on each side of a scored block. Both parts cover the whole run (every world), and no
+/// scored frame was driven next to a fitted one.
+fn held_out_stretches(len: usize) -> (Vec<usize>, Vec<usize>) {
+    let scored = |block: usize| matches!(block % 10, 2 | 5 | 8);
+    let (mut fit, mut score) = (Vec::new(), Vec::new());
+    for i in 0..len {
+        let (block, at) = (i / PROBE_BLOCK, i % PROBE_BLOCK);
+        let after_scored = at < PROBE_GUARD && block > 0 && scored(block - 1);
+        let before_scored =
+            at >= PROBE_BLOCK - PROBE_GUARD && (block + 1) * PROBE_BLOCK < len && scored(block + 1);
+        if scored(block) {
+            score.push(i);
+        } else if !(after_scored || before_scored) {
+            fit.push(i);
+        }
+    }
+    (fit, score)
+}
+
+/// The end-of-run pose probe (x, y, sin yaw, cos yaw) on held-out stretches of the run's own
+/// frames ([`held_out_stretches`]), for the final weights and for the two baselines a score must
+/// beat: the same network untrained, and raw pixels projected to the embedding's size.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoseProbe {
+    /// Mean R² of the final weights.
+    pub r2: f64,
+    /// Per target.
+    pub per_target: Vec<f64>,
+    /// Mean R² of the untrained network.
+    pub random_init: f64,
+    /// Mean R² of raw pixels (8×8 RGB, projected to the embedding's size).
+    pub raw_pixels: f64,
+    /// Frames fit on and scored.
+    pub frames: [usize; 2],
+}
+
+fn pose_probe(
+    trainer: &Trainer,
+    config: &GraphConfig,
+    labelled: &[(Frame, [f32; 4])],
+) -> Option<PoseProbe> {
+    let (fit, score) = held_out_stretches(labelled.len());
+    if fit.len() < 40 || score.len() < 20 {
         return None;
     }
-    let snapshot = trainer.snapshot();
-    let mut embeddings = Vec::with_capacity(labelled.len());
-    for chunk in labelled.chunks(128) {
-        let images: Vec<&[u8]> = chunk.iter().map(|(f, _)| &*f.image).collect();
-        let proprio: Vec<&[f32]> = chunk.iter().map(|(f, _)| f.proprio.as_slice()).collect();
-        embeddings.extend(snapshot.embed_batch(&images, &proprio).ok()?);
-    }
+    let embed_all = |snapshot: &autodidact_learn::EncoderSnapshot| -> Option<Vec<Vec<f32>>> {
+        let mut embeddings = Vec::with_capacity(labelled.len());
+        for chunk in labelled.chunks(128) {
+            let images: Vec<&[u8]> = chunk.iter().map(|(f, _)| &*f.image).collect();
+            let proprio: Vec<&[f32]> = chunk.iter().map(|(f, _)| f.proprio.as_slice()).collect();
+            embeddings.extend(snapshot.embed_batch(&images, &proprio).ok()?);
+        }
+        Some(embeddings)
+    };
     let targets: Vec<Vec<f32>> = labelled.iter().map(|(_, p)| p.to_vec()).collect();
-    let split = labelled.len() * 7 / 10;
-    probe_r2(
-        &embeddings[..split],
-        &targets[..split],
-        &embeddings[split..],
-        &targets[split..],
-        1e-3,
-    )
-    .ok()
+    let probe = |features: &[Vec<f32>]| -> Option<(f64, Vec<f64>)> {
+        let pick = |rows: &[usize], of: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            rows.iter().map(|&i| of[i].clone()).collect()
+        };
+        probe_r2(
+            &pick(&fit, features),
+            &pick(&fit, &targets),
+            &pick(&score, features),
+            &pick(&score, &targets),
+            1e-3,
+        )
+        .ok()
+    };
+    let (r2, per_target) = probe(&embed_all(&trainer.snapshot())?)?;
+    let untrained = Trainer::new(TrainerConfig {
+        seed: config.trainer.seed.wrapping_add(0x5eed),
+        ..config.trainer.clone()
+    })
+    .ok()?;
+    let (random_init, _) = probe(&embed_all(&untrained.snapshot())?)?;
+    let pixels = PixelBaseline::new(8, config.trainer.model.embed_dim(), 0x91e1).ok()?;
+    let (width, height) = (
+        config.collector.width as usize,
+        config.collector.height as usize,
+    );
+    let pixel_features = labelled
+        .iter()
+        .map(|(f, _)| pixels.features(&f.image, width, height))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let (raw_pixels, _) = probe(&pixel_features)?;
+    Some(PoseProbe {
+        r2,
+        per_target,
+        random_init,
+        raw_pixels,
+        frames: [fit.len(), score.len()],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_stretches_cover_the_run_and_keep_a_guard_around_each_scored_block() {
+        let (fit, score) = held_out_stretches(1000);
+        // 25 blocks of 40: blocks 2, 5, 8, 12, 15, 18 and 22 are scored.
+        assert_eq!(score.len(), 7 * PROBE_BLOCK);
+        // Scored frames are whole blocks, spread over the run.
+        assert!(score.first() < Some(&200) && score.last() > Some(&800));
+        assert!(fit.first() == Some(&0) && fit.last() == Some(&999));
+        for &s in &score {
+            for &f in &fit {
+                assert!(f.abs_diff(s) > PROBE_GUARD, "fit {f} is next to scored {s}");
+            }
+        }
+    }
 }

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use autodidact_learn::Preview;
 use autodidact_sim::GroundTruth;
 use nalgebra::DMatrix;
+use rerun::blueprint::components::PlayState;
 use rerun::blueprint::{
-    Blueprint, ContainerLike, Horizontal, Spatial2DView, Spatial3DView, Tabs, TimeSeriesView,
-    Vertical,
+    Blueprint, ContainerLike, Horizontal, Spatial2DView, Spatial3DView, Tabs, TimePanel,
+    TimeSeriesView, Vertical,
 };
 use serde::{Deserialize, Serialize};
 
@@ -257,6 +258,13 @@ pub fn blueprint(robots: usize) -> Blueprint {
         Vertical::new([losses.into(), health.into()]).into(),
         Vertical::new([world, projection.into()]).into(),
     ]))
+    // A finished recording opens at its end, where the model is trained and every panel has
+    // data, rather than at its first frame; a live one follows what arrives.
+    .with_time_panel(
+        TimePanel::new()
+            .with_timeline("sim_time")
+            .with_play_state(PlayState::Following),
+    )
 }
 
 /// Socket address of a `rerun+http://host:port/...` URL.
