@@ -209,11 +209,8 @@ pub struct GraphReport {
     /// Where training and inference ran, and why.
     pub placements: autodidact_learn::Placements,
     /// Pose probe (x, y, sin yaw, cos yaw) of the final weights on held-out stretches of the
-    /// run's own frames (robot 1's), see [`PoseProbe`].
-    pub probe_r2: Option<f64>,
-    /// Per target.
-    pub probe_r2_per_target: Option<Vec<f64>>,
-    /// The probe with its baselines (random init, raw pixels) and split sizes.
+    /// run's own frames (robot 1's), with its baselines and split sizes; `None` when the run
+    /// kept too few frames.
     pub probe: Option<PoseProbe>,
     /// Telemetry.
     pub viz: VizStats,
@@ -550,8 +547,6 @@ pub fn run_graph(
         health_reports: outputs.health_reports,
         model_version: outputs.model_version.max(handle.current().version),
         placements,
-        probe_r2: probe.as_ref().map(|p| p.r2),
-        probe_r2_per_target: probe.as_ref().map(|p| p.per_target.clone()),
         probe,
         viz: finished.viz.unwrap_or_default(),
         bag_out,

@@ -72,7 +72,13 @@ fn a_short_run_embeds_every_frame_with_newer_weights_while_the_loss_falls() {
     let (early, late) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
     assert!(late < early, "training loss falls: {early} -> {late}");
     assert!(report.health_reports > 0, "health was reported");
-    assert!(report.probe_r2.is_some_and(f64::is_finite));
+    let probe = report.probe.as_ref().expect("a probe of the run's frames");
+    assert!(
+        [probe.r2, probe.random_init, probe.raw_pixels]
+            .iter()
+            .all(|r| r.is_finite())
+    );
+    assert_eq!(probe.per_target.len(), 4);
     assert!(report.latency_p99_s > 0.0);
     let size = std::fs::metadata(&rrd).expect("recording written").len();
     assert!(size > 10_000, "recording has content: {size} bytes");

@@ -7,11 +7,13 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
-#[test]
-fn the_recording_has_the_documented_entities_with_plausible_content() {
-    let Some(python) = std::env::var_os("AUTODIDACT_PYTHON") else {
+/// The interpreter with rerun-sdk, or `None` (printed) when the test is skipped.
+fn rerun_python() -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("AUTODIDACT_PYTHON");
+    if python.is_none() {
         assert!(
             std::env::var_os("AUTODIDACT_REQUIRE_PYTHON").is_none(),
             "AUTODIDACT_REQUIRE_PYTHON is set but AUTODIDACT_PYTHON is not"
@@ -19,6 +21,33 @@ fn the_recording_has_the_documented_entities_with_plausible_content() {
         println!(
             "skipped: set AUTODIDACT_PYTHON to a python with rerun-sdk[datafusion]==0.36.3 (scripts/test-all does)"
         );
+    }
+    python
+}
+
+/// Runs `tests/check_recording.py` on `rrd` with `args`; fails the test unless it passes.
+/// Returns what it printed.
+fn check_recording(python: std::ffi::OsString, rrd: &Path, args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_recording.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(rrd)
+        .args(args)
+        .output()
+        .expect("run the python checker");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "recording check failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+#[test]
+fn the_recording_has_the_documented_entities_with_plausible_content() {
+    let Some(python) = rerun_python() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -29,31 +58,13 @@ fn the_recording_has_the_documented_entities_with_plausible_content() {
         "trained {} steps",
         report.train_steps
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_recording.py");
-    let output = Command::new(python)
-        .arg(script)
-        .arg(&rrd)
-        .args(["32", "32"])
-        .output()
-        .expect("run the python checker");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "recording check failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = check_recording(python, &rrd, &["32", "32"]);
     assert!(stdout.contains("recording OK"));
 }
 
 #[test]
 fn a_fleet_recording_shows_each_robot_in_its_own_world() {
-    let Some(python) = std::env::var_os("AUTODIDACT_PYTHON") else {
-        assert!(
-            std::env::var_os("AUTODIDACT_REQUIRE_PYTHON").is_none(),
-            "AUTODIDACT_REQUIRE_PYTHON is set but AUTODIDACT_PYTHON is not"
-        );
-        println!("skipped: set AUTODIDACT_PYTHON (scripts/test-all does)");
+    let Some(python) = rerun_python() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -64,19 +75,6 @@ fn a_fleet_recording_shows_each_robot_in_its_own_world() {
         autodidact_nodes::run_graph(&config, &std::sync::atomic::AtomicBool::new(false), |_| {})
             .expect("graph runs");
     assert_eq!(report.robots.len(), 2);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_recording.py");
-    let output = Command::new(python)
-        .arg(script)
-        .arg(&rrd)
-        .args(["32", "32", "2"])
-        .output()
-        .expect("run the python checker");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "recording check failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("robot2_camera_rows"));
+    let stdout = check_recording(python, &rrd, &["32", "32", "2"]);
+    assert!(stdout.contains("robot2_camera_rows") && stdout.contains("recording OK"));
 }

@@ -196,59 +196,41 @@ pub fn robot_prefix(robot: usize) -> String {
     }
 }
 
-/// The layout the viewer opens on, for `robots` robots: with several, the camera and world
-/// views have one tab per robot.
+/// One view per robot: the single view itself for one robot (named `name`), tabs named
+/// `"{name} robotK"` for several; `view` makes robot k's view from its name and entity prefix
+/// ([`robot_prefix`]).
+fn per_robot(
+    robots: usize,
+    name: &str,
+    view: impl Fn(String, String) -> ContainerLike,
+) -> ContainerLike {
+    if robots <= 1 {
+        return view(name.to_owned(), String::new());
+    }
+    let views =
+        (0..robots).map(|robot| view(format!("{name} robot{}", robot + 1), robot_prefix(robot)));
+    Tabs::new(views).into()
+}
+
+/// The layout the viewer opens on, for `robots` robots: with several, the camera, proprio and
+/// world views have one tab per robot.
 pub fn blueprint(robots: usize) -> Blueprint {
-    let cameras: Vec<ContainerLike> = (0..robots.max(1))
-        .map(|robot| {
-            let name = if robots > 1 {
-                format!("camera robot{}", robot + 1)
-            } else {
-                "camera".to_owned()
-            };
-            Spatial2DView::new(name)
-                .with_origin(format!("/{}camera", robot_prefix(robot)))
-                .into()
-        })
-        .collect();
-    let worlds: Vec<ContainerLike> = (0..robots.max(1))
-        .map(|robot| {
-            let (name, prefix) = if robots > 1 {
-                (
-                    format!("robot{} in its world", robot + 1),
-                    robot_prefix(robot),
-                )
-            } else {
-                ("robot in the world".to_owned(), String::new())
-            };
-            Spatial3DView::new(name)
-                .with_origin("/")
-                .with_contents([format!("/{prefix}world/**"), format!("/{prefix}robot/**")])
-                .into()
-        })
-        .collect();
-    let one_or_tabs = |mut views: Vec<ContainerLike>| -> ContainerLike {
-        if views.len() == 1 {
-            views.remove(0)
-        } else {
-            Tabs::new(views).into()
-        }
-    };
-    let proprios: Vec<ContainerLike> = (0..robots.max(1))
-        .map(|robot| {
-            let name = if robots > 1 {
-                format!("proprio robot{}", robot + 1)
-            } else {
-                "proprio".to_owned()
-            };
-            TimeSeriesView::new(name)
-                .with_origin(format!("/{}proprio", robot_prefix(robot)))
-                .into()
-        })
-        .collect();
-    let camera = one_or_tabs(cameras);
-    let world = one_or_tabs(worlds);
-    let proprio = one_or_tabs(proprios);
+    let camera = per_robot(robots, "camera", |name, prefix| {
+        Spatial2DView::new(name)
+            .with_origin(format!("/{prefix}camera"))
+            .into()
+    });
+    let proprio = per_robot(robots, "proprio", |name, prefix| {
+        TimeSeriesView::new(name)
+            .with_origin(format!("/{prefix}proprio"))
+            .into()
+    });
+    let world = per_robot(robots, "world", |name, prefix| {
+        Spatial3DView::new(name)
+            .with_origin("/")
+            .with_contents([format!("/{prefix}world/**"), format!("/{prefix}robot/**")])
+            .into()
+    });
     let predicted = Spatial2DView::new("predicted vs actual").with_origin("predict");
     let projection = Spatial3DView::new("embedding (PCA)").with_origin("embedding/projection");
     let losses = TimeSeriesView::new("losses").with_origin("train/loss");
