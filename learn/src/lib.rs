@@ -17,7 +17,9 @@
 //! - **metrics**: collapse monitors (per-dimension std, effective rank), prediction error against
 //!   copy-last, and a ridge linear probe;
 //! - **planning**: rollouts scored against a goal embedding and the reference planner,
-//!   goal-image latent MPC with CEM.
+//!   goal-image latent MPC with CEM;
+//! - a **topological memory** ([`memory`]): a graph over the robot's own past embeddings, on
+//!   which far goals are reached subgoal by subgoal.
 //!
 //! It knows nothing of ROS, tokio or rerun. The backend is chosen at run time
 //! ([`BackendChoice`]): `auto` (the default) trains on a hardware GPU through `wgpu` where wgpu
@@ -29,6 +31,7 @@ mod cpu;
 mod device;
 pub mod health;
 pub mod inference;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod plan;
@@ -40,6 +43,7 @@ pub mod weights;
 pub use device::{BackendChoice, BackendKind, Placement, Placements};
 pub use health::{HealthReport, embedding_health};
 pub use inference::{EncoderHandle, EncoderSnapshot};
+pub use memory::{MemoryConfig, MemoryGraph, Route};
 pub use model::{WorldModel, WorldModelConfig};
 pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, goal_distance, rollout};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};

@@ -6,6 +6,8 @@ mod checkpoint;
 mod common;
 #[path = "trainer/fuzz.rs"]
 mod fuzz;
+#[path = "trainer/memory.rs"]
+mod memory;
 #[path = "trainer/weights.rs"]
 mod weights;
 
