@@ -5,9 +5,17 @@
 //! The goal is kept as an image, not as an embedding. The encoder keeps learning, and an
 //! embedding from an older weight version lives in another space, so the goal is embedded
 //! again whenever the encoder's version changes.
+//!
+//! With a **memory** (frames the robot drove through, [`PlannerNode::set_memory`]) it reaches
+//! goals beyond the latent MPC's horizon: the frames become a [`MemoryGraph`] (rebuilt for each
+//! encoder version, like the goal's embedding), every frame is routed through it and the MPC
+//! drives to the subgoal a few hops along the route instead of to the goal itself.
 
 use autodidact_learn::inference::DynamicsSnapshot;
-use autodidact_learn::{EncoderSnapshot, LatentPlanner, Plan, PlannerConfig};
+use autodidact_learn::{
+    EncoderSnapshot, LatentPlanner, MemoryConfig, MemoryGraph, Plan, PlannerConfig, Route,
+    goal_distance,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
@@ -33,6 +41,8 @@ pub struct PlannerOutput {
     pub command: TwistMsg,
     /// The plan behind it.
     pub plan: Plan,
+    /// The route through the memory, when the planner has one and found a route.
+    pub route: Option<Route>,
 }
 
 /// Planner counters.
@@ -44,6 +54,13 @@ pub struct PlannerStats {
     pub without_goal: u64,
     /// Times the goal was embedded (once per goal and encoder version).
     pub goal_embeddings: u64,
+    /// Times the memory graph was built (once per memory and encoder version).
+    pub memory_builds: u64,
+    /// Frames planned towards a memory subgoal.
+    pub subgoal_plans: u64,
+    /// Frames with a memory whose node had no route to the goal's (planned straight to the
+    /// goal).
+    pub without_route: u64,
 }
 
 struct Goal {
@@ -52,11 +69,21 @@ struct Goal {
     embedding: Option<(u64, Vec<f32>)>,
 }
 
+struct Memory {
+    frames: Vec<Frame>,
+    config: MemoryConfig,
+    /// The graph with the encoder version and the proprio its embeddings came from.
+    graph: Option<(u64, Vec<f32>, MemoryGraph)>,
+    /// The node the robot was placed at by the last route.
+    placed: Option<usize>,
+}
+
 /// See the module documentation.
 pub struct PlannerNode {
     config: PlannerNodeConfig,
     planner: LatentPlanner,
     goal: Option<Goal>,
+    memory: Option<Memory>,
     stats: PlannerStats,
 }
 
@@ -67,8 +94,43 @@ impl PlannerNode {
             planner: LatentPlanner::new(config.planner.clone())?,
             config,
             goal: None,
+            memory: None,
             stats: PlannerStats::default(),
         })
+    }
+
+    /// Gives the planner a memory: frames the robot drove through, in the order it saw them
+    /// (each with its episode). Refused when the settings are unusable or the frames make no
+    /// graph (fewer than 2 nodes).
+    pub fn set_memory(
+        &mut self,
+        frames: Vec<Frame>,
+        config: MemoryConfig,
+    ) -> Result<(), NodeError> {
+        config.validate()?;
+        if frames.len() < 2 * config.stride {
+            return Err(autodidact_learn::LearnError::BadInput(format!(
+                "a memory of {} frames makes fewer than 2 nodes at stride {}",
+                frames.len(),
+                config.stride
+            ))
+            .into());
+        }
+        self.memory = Some(Memory {
+            frames,
+            config,
+            graph: None,
+            placed: None,
+        });
+        self.planner.reset();
+        Ok(())
+    }
+
+    /// The memory graph of the newest encoder version used, if there is a memory.
+    pub fn memory_graph(&self) -> Option<&MemoryGraph> {
+        self.memory
+            .as_ref()
+            .and_then(|m| m.graph.as_ref().map(|(_, _, graph)| graph))
     }
 
     /// Counters.
@@ -118,7 +180,40 @@ impl PlannerNode {
                 }
             }
         };
-        let plan = self.planner.plan(dynamics, &current, &goal_embedding)?;
+        // Places are told apart by what the camera sees: the memory's frames, the current
+        // frame and the goal are all embedded with the goal's proprio (at rest), so that speed
+        // does not make one place look like another.
+        let (route, subgoal) = match &mut self.memory {
+            Some(memory) => {
+                let place_proprio = &goal.frame.proprio;
+                let placed = memory.placed;
+                let graph = memory_graph(memory, encoder, place_proprio, &mut self.stats)?;
+                let here = encoder.embed(&frame.image, place_proprio)?;
+                let there = if self.config.goal_with_current_proprio {
+                    encoder.embed(&goal.frame.image, place_proprio)?
+                } else {
+                    goal_embedding.clone()
+                };
+                let route = graph.route(&here, &there, placed)?;
+                if route.is_none() {
+                    self.stats.without_route += 1;
+                }
+                // A subgoal farther (in the embedding) than the goal itself is a detour.
+                let subgoal = route
+                    .as_ref()
+                    .and_then(|r| r.subgoal)
+                    .map(|node| graph.nodes()[node].embedding.clone())
+                    .filter(|z| goal_distance(&here, z) < goal_distance(&here, &there));
+                memory.placed = route.as_ref().and_then(|r| r.nodes.first().copied());
+                (route, subgoal)
+            }
+            None => (None, None),
+        };
+        if subgoal.is_some() {
+            self.stats.subgoal_plans += 1;
+        }
+        let target = subgoal.as_ref().unwrap_or(&goal_embedding);
+        let plan = self.planner.plan(dynamics, &current, target)?;
         self.stats.plans += 1;
         Ok(Some(PlannerOutput {
             command: TwistMsg {
@@ -127,8 +222,40 @@ impl PlannerNode {
                 angular_z: plan.action[1],
             },
             plan,
+            route,
         }))
     }
+}
+
+/// The memory's graph for `encoder`'s version, built (all frames embedded) when it has none yet.
+fn memory_graph<'a>(
+    memory: &'a mut Memory,
+    encoder: &EncoderSnapshot,
+    place_proprio: &[f32],
+    stats: &mut PlannerStats,
+) -> Result<&'a MemoryGraph, NodeError> {
+    let (_, _, graph) = match memory.graph.take() {
+        Some((version, proprio, graph))
+            if version == encoder.version && proprio == place_proprio =>
+        {
+            memory.graph.insert((version, proprio, graph))
+        }
+        _ => {
+            let mut embeddings = Vec::with_capacity(memory.frames.len());
+            for chunk in memory.frames.chunks(128) {
+                let images: Vec<&[u8]> = chunk.iter().map(|f| &*f.image).collect();
+                let proprio: Vec<&[f32]> = vec![place_proprio; chunk.len()];
+                embeddings.extend(encoder.embed_batch(&images, &proprio)?);
+            }
+            let episodes: Vec<u64> = memory.frames.iter().map(|f| f.episode).collect();
+            let graph = MemoryGraph::build(&embeddings, &episodes, memory.config.clone())?;
+            stats.memory_builds += 1;
+            memory
+                .graph
+                .insert((encoder.version, place_proprio.to_vec(), graph))
+        }
+    };
+    Ok(graph)
 }
 
 #[cfg(test)]
@@ -214,5 +341,70 @@ mod tests {
         let mut bad = frame(5, 90);
         bad.image = Arc::from(vec![0u8; 10]);
         assert!(node.on_frame(&bad, &encoder, &dynamics).is_err());
+    }
+
+    #[test]
+    fn with_a_memory_the_planner_routes_through_it_and_rebuilds_it_per_encoder_version() {
+        let mut config = TrainerConfig::for_inputs(SIDE, SIDE, 7);
+        config.model.encoder.image = ImageEncoderConfig::new()
+            .with_width(SIDE)
+            .with_height(SIDE)
+            .with_channels(vec![8, 16, 16])
+            .with_feature_dim(32);
+        config.model.encoder.embed_dim = 32;
+        let trainer = Trainer::new(config).expect("trainer");
+        let encoder = trainer.snapshot();
+        let dynamics = trainer.dynamics_snapshot();
+        let mut node = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
+
+        // Too little to remember is refused.
+        assert!(
+            node.set_memory(vec![frame(0, 0)], MemoryConfig::default())
+                .is_err()
+        );
+        // A drive along which the scene brightens step by step.
+        let drive: Vec<Frame> = (0..=100u8).map(|i| frame(u64::from(i), 2 * i)).collect();
+        node.set_memory(drive, MemoryConfig::default())
+            .expect("memory");
+        node.set_goal(frame(1000, 200));
+        let output = node
+            .on_frame(&frame(1001, 0), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        let graph = node.memory_graph().expect("graph built");
+        let route = output.route.expect("a route through the memory");
+        let frame_of = |n: usize| graph.nodes()[n].frame;
+        let (first, last) = (route.nodes[0], route.nodes[route.nodes.len() - 1]);
+        assert!(
+            frame_of(first) <= 6,
+            "starts at the dark end: {}",
+            frame_of(first)
+        );
+        assert!(
+            frame_of(last) >= 94,
+            "ends at the bright end: {}",
+            frame_of(last)
+        );
+        assert!(route.subgoal.is_some(), "the goal is far along the route");
+        assert_eq!(node.stats().subgoal_plans, 1);
+        assert_eq!(node.stats().memory_builds, 1);
+
+        node.on_frame(&frame(1002, 4), &encoder, &dynamics)
+            .expect("plan");
+        assert_eq!(node.stats().memory_builds, 1, "same version, same graph");
+        let newer = EncoderSnapshot::new(
+            trainer.published_encoder(),
+            trainer.config().model.encoder.clone(),
+            encoder.version + 1,
+            0,
+            encoder.device(),
+        );
+        node.on_frame(&frame(1003, 8), &newer, &dynamics)
+            .expect("plan");
+        assert_eq!(
+            node.stats().memory_builds,
+            2,
+            "a new version rebuilds the graph"
+        );
     }
 }
