@@ -183,6 +183,11 @@ struct EvalArgs {
     /// Without --checkpoint: optimiser steps of the model eval trains.
     #[arg(long, default_value_t = 900)]
     train_steps: u64,
+    /// Without --checkpoint: minutes of exploration experience the model learns from, in worlds
+    /// 0, 1, 2, … of 1500 control periods (75 s) each; the home protocol's worlds are the first
+    /// five of them, unless --home-worlds says otherwise.
+    #[arg(long, default_value_t = 6.25)]
+    experience_min: f64,
     /// Without --checkpoint: also save the model eval trained as a checkpoint here.
     #[arg(long)]
     save_checkpoint: Option<PathBuf>,
@@ -195,9 +200,22 @@ struct EvalArgs {
     /// Start/goal pairs per planning setting [default: 20].
     #[arg(long)]
     pairs: Option<usize>,
-    /// Control periods per planning attempt [default: 60].
+    /// Planning settings to run, in both protocols [default: easy,far,across].
+    #[arg(long, value_delimiter = ',')]
+    settings: Option<Vec<autodidact_eval::GoalSetting>>,
+    /// Control periods per planning attempt, easy goals [default: 60].
     #[arg(long)]
     plan_steps: Option<usize>,
+    /// Control periods per planning attempt, far and across goals [default: 200].
+    #[arg(long)]
+    far_plan_steps: Option<usize>,
+    /// Home protocol: the worlds the model learned in [default: 0,1,2,3,4, the worlds of the
+    /// model eval trains; `autodidact run --seed S` learns in S, S+1, … (one per episode)].
+    #[arg(long, value_delimiter = ',')]
+    home_worlds: Option<Vec<u64>>,
+    /// Control periods of the drive through a world the memory planner remembers [default: 1500].
+    #[arg(long)]
+    memory_steps: Option<usize>,
     /// Seed of the held-out worlds, pairs and baselines.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -631,6 +649,22 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Control periods per exploration episode of the model `eval` trains.
+const EVAL_EPISODE_STEPS: usize = 1500;
+
+/// `(episodes, steps per episode)` for `minutes` of exploration at `period_s` per control
+/// period: episodes of [`EVAL_EPISODE_STEPS`] (rounded up to whole episodes), or one shorter
+/// episode for less.
+fn experience(minutes: f64, period_s: f64) -> Result<(u64, usize)> {
+    let frames = minutes * 60.0 / period_s;
+    if !(frames.is_finite() && frames >= 20.0) {
+        anyhow::bail!("--experience-min {minutes} makes fewer than 20 frames");
+    }
+    let frames = frames.round() as usize;
+    let episodes = frames.div_ceil(EVAL_EPISODE_STEPS);
+    Ok((episodes as u64, frames.min(EVAL_EPISODE_STEPS)))
+}
+
 fn eval(args: EvalArgs) -> Result<()> {
     let file = FileConfig::load_or_default(args.config.as_deref())?;
     if let (false, Some(checkpoint)) = (args.bags.is_empty(), &args.checkpoint) {
@@ -655,6 +689,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         bar.set_position(done);
     };
     let mut sim = file.sim.clone();
+    let mut trained_worlds = None;
     let model = match &args.checkpoint {
         Some(path) => EvalModel::from_checkpoint(path)?,
         None => {
@@ -668,7 +703,16 @@ fn eval(args: EvalArgs) -> Result<()> {
                 )
             });
             trainer.seed = args.seed;
-            let model = train_model(&sim, trainer, 5, 1500, args.train_steps, &progress)?;
+            let (episodes, episode_steps) = experience(args.experience_min, sim.control_period_s)?;
+            trained_worlds = Some((episodes, episode_steps));
+            let model = train_model(
+                &sim,
+                trainer,
+                episodes,
+                episode_steps,
+                args.train_steps,
+                &progress,
+            )?;
             if let Some(path) = &args.save_checkpoint {
                 model.trainer.save_checkpoint(path)?;
             }
@@ -682,6 +726,21 @@ fn eval(args: EvalArgs) -> Result<()> {
         episodes: args.episodes.unwrap_or(file_eval.episodes),
         pairs: args.pairs.unwrap_or(file_eval.pairs),
         plan_steps: args.plan_steps.unwrap_or(file_eval.plan_steps),
+        far_plan_steps: args.far_plan_steps.unwrap_or(file_eval.far_plan_steps),
+        settings: args
+            .settings
+            .clone()
+            .unwrap_or_else(|| file_eval.settings.clone()),
+        home_worlds: match (&args.home_worlds, trained_worlds) {
+            (Some(worlds), _) => worlds.clone(),
+            (None, Some((episodes, _))) => (0..episodes.min(5)).collect(),
+            (None, None) => file_eval.home_worlds.clone(),
+        },
+        memory_steps: match (args.memory_steps, trained_worlds) {
+            (Some(steps), _) => steps,
+            (None, Some((_, episode_steps))) => episode_steps,
+            (None, None) => file_eval.memory_steps,
+        },
         seed: args.seed,
         ..file_eval
     };

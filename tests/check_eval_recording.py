@@ -2,10 +2,11 @@
 
 usage: check_eval_recording.py FILE.rrd REPORT.json
 
-Reads the recording back and checks it against the JSON report of the same run: the report
-text, every score on the train_step timeline, the success bar charts, one path per agent and
-pair with plan_steps + 1 positions, the start/goal arrows, the goal image strip. Exits 1 on any
-failure.
+Reads the recording back and checks it against the JSON report of the same run, for both
+protocols (new worlds under /eval, home under /eval/home): the report text, every score on the
+train_step timeline, the success bar charts, one path per agent and pair with the setting's
+plan_steps + 1 positions, the start/goal arrows, the memory planner's graph and route, the goal
+image strip. Exits 1 on any failure.
 """
 
 import json
@@ -46,47 +47,63 @@ def close(a, b):
 text = column("train_step", "/eval/report", "TextDocument", "text")
 check(len(text) == 1 and "pose probe R²" in text[0][0], "report text")
 
-representation = report["representation"]
-for key in ["pose_r2", "nearest_object_r2", "knn_position_error_m"]:
-    values = column("train_step", f"/eval/scores/{key}/trained", "Scalars", "scalars")
-    check(len(values) == 1 and close(values[0][0], representation[key]), f"score {key}")
+for prefix, scores in [("/eval/scores", report), ("/eval/scores/home", report["home"])]:
+    for model, field in [
+        ("trained", "representation"),
+        ("random_init", "random_init_representation"),
+        ("raw_pixels", "raw_pixels_representation"),
+    ]:
+        for key in ["pose_r2", "nearest_object_r2", "knn_position_error_m"]:
+            values = column("train_step", f"{prefix}/{key}/{model}", "Scalars", "scalars")
+            check(
+                len(values) == 1 and close(values[0][0], scores[field][key]),
+                f"score {prefix}/{key}/{model}",
+            )
 for k, ratio in enumerate(report["prediction_vs_copy_last"], start=1):
     values = column("train_step", f"/eval/scores/prediction_vs_copy_last/k{k}", "Scalars", "scalars")
     check(len(values) == 1 and close(values[0][0], ratio), f"prediction k{k}")
 rank = column("train_step", "/eval/scores/effective_rank", "Scalars", "scalars")
 check(len(rank) == 1 and close(rank[0][0], report["collapse"]["effective_rank"]), "effective rank")
 
-plan_steps = report["config"]["plan_steps"]
-agents = ["planner", "random_policy", "random_init_planner"]
-for setting in report["planning"]:
-    name = setting["setting"]
-    bars = column("train_step", f"/eval/success/{name}", "BarChart", "values")
-    expected = [setting[agent]["success_rate"] for agent in agents]
-    # One BarChart row: a tensor of shape [3], planner / random policy / random-init planner.
-    values = bars[0][0]["buffer"] if len(bars) == 1 and len(bars[0]) == 1 else None
-    check(
-        values is not None and len(values) == 3 and all(close(a, b) for a, b in zip(values, expected)),
-        f"success bars {name}: {values} != {expected}",
-    )
-    for pair in range(setting["pairs"]):
-        base = f"/eval/paths/{name}/pair_{pair:02d}"
+agents = ["planner", "memory_planner", "random_policy", "random_init_planner"]
+for prefix, planning in [("/eval", report["planning"]), ("/eval/home", report["home"]["planning"])]:
+    check([s["setting"] for s in planning] == report["config"]["settings"], f"{prefix} settings")
+    for setting in planning:
+        name = setting["setting"]
+        plan_steps = setting["plan_steps"]
+        bars = column("train_step", f"{prefix}/success/{name}", "BarChart", "values")
+        expected = [setting[agent]["success_rate"] for agent in agents]
+        # One BarChart row: a tensor of shape [4], in the order of `agents`.
+        values = bars[0][0]["buffer"] if len(bars) == 1 and len(bars[0]) == 1 else None
+        check(
+            values is not None
+            and len(values) == 4
+            and all(close(a, b) for a, b in zip(values, expected)),
+            f"success bars {prefix} {name}: {values} != {expected}",
+        )
+        reached = {agent: 0 for agent in agents}
+        for pair in range(setting["pairs"]):
+            base = f"{prefix}/paths/{name}/pair_{pair:02d}"
+            for agent in agents:
+                strips = column("train_step", f"{base}/{agent}", "LineStrips2D", "strips")
+                check(
+                    len(strips) == 1 and len(strips[0]) == 1 and len(strips[0][0]) == plan_steps + 1,
+                    f"{base}/{agent}: one path of {plan_steps + 1} positions",
+                )
+                labels = column("train_step", f"{base}/{agent}", "LineStrips2D", "labels")
+                reached[agent] += sum("(reached)" in label for row in labels for label in row)
+            arrows = column("train_step", f"{base}/start_goal", "Arrows2D", "vectors")
+            check(len(arrows) == 1 and len(arrows[0]) == 2, f"{base}: start and goal arrows")
+            nodes = column("train_step", f"{base}/memory/nodes", "Points2D", "positions")
+            check(len(nodes) == 1 and len(nodes[0]) >= 2, f"{base}: the memory graph's nodes")
+            route = column("train_step", f"{base}/memory/route", "LineStrips2D", "strips")
+            check(len(route) == 1 and len(route[0]) == 1, f"{base}: the memory planner's route")
+        # The paths marked reached are as many as the report's success rates say.
         for agent in agents:
-            strips = column("train_step", f"{base}/{agent}", "LineStrips2D", "strips")
             check(
-                len(strips) == 1 and len(strips[0]) == 1 and len(strips[0][0]) == plan_steps + 1,
-                f"{base}/{agent}: one path of {plan_steps + 1} positions",
+                reached[agent] == round(setting[agent]["success_rate"] * setting["pairs"]),
+                f"{prefix} {name}: {reached[agent]} {agent} paths marked reached",
             )
-        arrows = column("train_step", f"{base}/start_goal", "Arrows2D", "vectors")
-        check(len(arrows) == 1 and len(arrows[0]) == 2, f"{base}: start and goal arrows")
-    # The paths marked reached are as many as the report's success rate says.
-    reached = 0
-    for pair in range(setting["pairs"]):
-        labels = column("train_step", f"/eval/paths/{name}/pair_{pair:02d}/planner", "LineStrips2D", "labels")
-        reached += sum("(reached)" in label for row in labels for label in row)
-    check(
-        reached == round(setting["planner"]["success_rate"] * setting["pairs"]),
-        f"{name}: {reached} planner paths marked reached",
-    )
 
 width, height = report["model"]["image"]
 pairs = max(setting["pairs"] for setting in report["planning"])

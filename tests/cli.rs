@@ -292,6 +292,12 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
         "2",
         "--plan-steps",
         "8",
+        "--far-plan-steps",
+        "12",
+        "--memory-steps",
+        "60",
+        "--home-worlds",
+        "0,1",
         "--quiet",
     ];
     let table = run_ok(
@@ -306,12 +312,14 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
     );
     check_eval_recording(&dir.path().join("eval.rrd"), &dir.path().join("fresh.json"));
     for row in [
-        "pose probe R²",
-        "k-NN position error",
+        "new worlds: pose probe R² (random init / raw pixels)",
+        "home: pose probe R² (random init / raw pixels)",
+        "home: k-NN position error",
         "3-step prediction ÷ copy-last",
         "effective rank",
-        "planning easy (2 pairs): planner",
-        "planning far (2 pairs): random policy",
+        "new worlds: planning easy (2 pairs, 8 steps): planner",
+        "new worlds: planning far (2 pairs, 12 steps): random policy",
+        "home: planning across (2 pairs, 12 steps): memory planner",
         "planner, random-init model",
     ] {
         assert!(table.contains(row), "table lacks {row:?}:\n{table}");
@@ -338,7 +346,7 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
     );
 
     // The documented schema.
-    assert_eq!(report["schema"], "autodidact.eval/1");
+    assert_eq!(report["schema"], "autodidact.eval/2");
     assert_eq!(report["model"]["train_step"], 12);
     assert_eq!(report["model"]["image"], serde_json::json!([32, 32]));
     let seeds = report["data"]["episode_seeds"].as_array().expect("seeds");
@@ -352,8 +360,27 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
             .filter(|x| x.is_finite())
             .unwrap_or_else(|| panic!("{what} is not a finite number: {v}"))
     };
-    for side in ["representation", "random_init_representation"] {
-        let r = &report[side];
+    let home = &report["home"];
+    assert_eq!(home["world_seeds"], serde_json::json!([0, 1]));
+    assert_eq!(
+        home["memory_frames"], 120,
+        "60 remembered steps in each home world"
+    );
+    assert_eq!(
+        home["scored_frames"],
+        2 * 500,
+        "new drives of the default length"
+    );
+    let sides = [
+        "representation",
+        "random_init_representation",
+        "raw_pixels_representation",
+    ];
+    for (protocol, side) in [&report, home]
+        .into_iter()
+        .flat_map(|p| sides.iter().map(move |side| (p, *side)))
+    {
+        let r = &protocol[side];
         for key in [
             "pose_r2",
             "nearest_object_r2",
@@ -373,29 +400,45 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
     assert_eq!(ratios.len(), horizon, "k = 1..H with the default H");
     let rank = number(&report["collapse"]["effective_rank"], "effective rank");
     assert!((1.0..=128.0).contains(&rank));
-    let settings = report["planning"].as_array().expect("planning");
-    assert_eq!(settings.len(), 2);
-    for (setting, name) in settings.iter().zip(["easy", "far"]) {
-        assert_eq!(setting["setting"], name);
-        assert_eq!(setting["pairs"], 2);
-        for agent in ["planner", "random_policy", "random_init_planner"] {
-            let score = &setting[agent];
-            let rate = number(&score["success_rate"], "success rate");
-            assert!((0.0..=1.0).contains(&rate));
-            for key in [
-                "final_position_error_m",
-                "final_yaw_error_deg",
-                "start_position_error_m",
-                "start_yaw_error_deg",
+    for settings in [&report["planning"], &home["planning"]] {
+        let settings = settings.as_array().expect("planning");
+        assert_eq!(settings.len(), 3);
+        for ((setting, name), steps) in settings
+            .iter()
+            .zip(["easy", "far", "across"])
+            .zip([8, 12, 12])
+        {
+            assert_eq!(setting["setting"], name);
+            assert_eq!(setting["pairs"], 2);
+            assert_eq!(setting["plan_steps"], steps);
+            for agent in [
+                "planner",
+                "memory_planner",
+                "random_policy",
+                "random_init_planner",
             ] {
-                assert!(number(&score[key], key) >= 0.0);
+                let score = &setting[agent];
+                let rate = number(&score["success_rate"], "success rate");
+                assert!((0.0..=1.0).contains(&rate));
+                for key in [
+                    "final_position_error_m",
+                    "final_yaw_error_deg",
+                    "start_position_error_m",
+                    "start_yaw_error_deg",
+                ] {
+                    assert!(number(&score[key], key) >= 0.0);
+                }
             }
+            // Every agent starts from the same pose with the same goal.
+            assert_eq!(
+                setting["planner"]["start_yaw_error_deg"],
+                setting["random_policy"]["start_yaw_error_deg"]
+            );
+            assert_eq!(
+                setting["planner"]["start_position_error_m"],
+                setting["memory_planner"]["start_position_error_m"]
+            );
         }
-        // Every agent starts from the same pose with the same goal.
-        assert_eq!(
-            setting["planner"]["start_yaw_error_deg"],
-            setting["random_policy"]["start_yaw_error_deg"]
-        );
     }
     assert_eq!(report["config"]["pairs"], 2);
 
@@ -415,15 +458,18 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
 /// goals in held-out worlds, and at least 3× as many as random commands and as the same planner
 /// on a random-init model. "About half": the target is 50 %, and 40 pairs measure a rate to
 /// ±8 points (one standard error) — numerically equivalent builds of the same model have
-/// measured 42.5–55 % here (docs/eval.md) — so the check allows one standard error below it. The model behind it beats the random-init one on the probes,
-/// predicts better than copy-last at every horizon, and has not collapsed.
+/// measured 42.5–62 % here (docs/eval.md) — so the check allows one standard error below it,
+/// in new worlds and at home. The model behind it beats the random-init one and raw pixels on
+/// the pose probe in both protocols, predicts better than copy-last at every horizon, and has
+/// not collapsed.
 #[test]
 fn eval_planner_reaches_half_the_easy_goals_with_a_model_trained_in_the_test_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("report.json");
     run_ok(
         autodidact()
-            .args(["eval", "--quiet", "--seed", "7", "--pairs", "40", "--json"])
+            .args(["eval", "--quiet", "--seed", "7", "--pairs", "40"])
+            .args(["--settings", "easy", "--json"])
             .arg(&path),
     );
     let report: serde_json::Value =
@@ -467,6 +513,36 @@ fn eval_planner_reaches_half_the_easy_goals_with_a_model_trained_in_the_test_bud
             untrained[key]
         );
     }
+    // Home (the worlds it learned in): the pose is in the embedding well beyond what raw pixels
+    // and an untrained network give (measured: 0.74 vs 0.54 and 0.42 with seed 7, 0.83 vs 0.59
+    // and 0.40 with seed 0). In new worlds, above both too (0.31 vs 0.25 and 0.12 with seed 7).
+    let home = &report["home"];
+    let r2 = |side: &serde_json::Value| number(&side["pose_r2"]);
+    let (trained, pixels, untrained) = (
+        r2(&home["representation"]),
+        r2(&home["raw_pixels_representation"]),
+        r2(&home["random_init_representation"]),
+    );
+    assert!(
+        trained >= pixels + 0.1 && trained >= untrained + 0.2,
+        "home pose probe: trained {trained:.3}, raw pixels {pixels:.3}, random init {untrained:.3}"
+    );
+    let (trained, pixels) = (
+        r2(&report["representation"]),
+        r2(&report["raw_pixels_representation"]),
+    );
+    assert!(
+        trained > pixels,
+        "new worlds pose probe: trained {trained:.3}, raw pixels {pixels:.3}"
+    );
+    let home_easy = &home["planning"][0];
+    assert_eq!(home_easy["setting"], "easy");
+    assert!(
+        number(&home_easy["planner"]["success_rate"]) >= 0.42,
+        "home easy goals: planner reached {}",
+        home_easy["planner"]["success_rate"]
+    );
+
     let ratios = report["prediction_vs_copy_last"]
         .as_array()
         .expect("ratios");

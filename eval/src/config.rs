@@ -1,12 +1,13 @@
 //! What to evaluate and how much.
 
-use autodidact_learn::PlannerConfig;
+use autodidact_learn::{MemoryConfig, PlannerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
+use crate::planning::GoalSetting;
 
 /// Version of the JSON report's layout; bumped when a field changes meaning or goes away.
-pub const REPORT_SCHEMA: &str = "autodidact.eval/1";
+pub const REPORT_SCHEMA: &str = "autodidact.eval/2";
 
 /// First seed of the held-out worlds: far away from the seeds training uses (0, 1, 2, …).
 pub const HELD_OUT_SEED_BASE: u64 = 1_000_000;
@@ -21,8 +22,19 @@ pub struct EvalConfig {
     pub episode_steps: usize,
     /// Start/goal pairs per planning setting.
     pub pairs: usize,
-    /// Control periods the planner (and the random policy) get per pair.
+    /// The planning settings, in both protocols.
+    pub settings: Vec<GoalSetting>,
+    /// Control periods every agent gets per pair of the `easy` setting.
     pub plan_steps: usize,
+    /// Control periods every agent gets per pair of the `far` and `across` settings.
+    pub far_plan_steps: usize,
+    /// The home protocol's worlds: those the model learned in (a model `eval` trains learns in
+    /// worlds 0–4; `autodidact run --seed S` in world S).
+    pub home_worlds: Vec<u64>,
+    /// Control periods of the drive through a world the memory planner remembers: in the home
+    /// protocol the robot's own drive there (the very data of a model `eval` trains), in new
+    /// worlds a drive before the goals are given.
+    pub memory_steps: usize,
     /// A goal counts as reached when the final position is within this, metres …
     pub success_position_m: f64,
     /// … and the final heading within this, degrees.
@@ -34,6 +46,8 @@ pub struct EvalConfig {
     pub goal_with_current_proprio: bool,
     /// The reference planner.
     pub planner: PlannerConfig,
+    /// The memory planner's graph (the reference planner drives between its subgoals).
+    pub memory: MemoryConfig,
     /// Seed of the held-out worlds, the pairs and the random baselines.
     pub seed: u64,
 }
@@ -44,12 +58,17 @@ impl Default for EvalConfig {
             episodes: 8,
             episode_steps: 500,
             pairs: 20,
+            settings: GoalSetting::ALL.to_vec(),
             plan_steps: 60,
+            far_plan_steps: 200,
+            home_worlds: (0..5).collect(),
+            memory_steps: 1500,
             success_position_m: 0.2,
             success_yaw_deg: 20.0,
             ridge: 1e-3,
             goal_with_current_proprio: false,
             planner: PlannerConfig::default(),
+            memory: MemoryConfig::default(),
             seed: 0,
         }
     }
@@ -63,12 +82,24 @@ impl EvalConfig {
                 "eval needs at least 2 held-out episodes of at least 20 steps".into(),
             ));
         }
-        if self.pairs == 0 || self.plan_steps == 0 {
+        if self.pairs == 0 || self.plan_steps == 0 || self.far_plan_steps == 0 {
             return Err(EvalError::InvalidConfig(
                 "eval needs at least one planning pair and one planning step".into(),
             ));
         }
+        if self.home_worlds.is_empty() {
+            return Err(EvalError::InvalidConfig(
+                "eval needs at least one home world".into(),
+            ));
+        }
+        if self.memory_steps < 2 * self.memory.stride {
+            return Err(EvalError::InvalidConfig(format!(
+                "a memory of {} steps makes fewer than 2 nodes at stride {}",
+                self.memory_steps, self.memory.stride
+            )));
+        }
         self.planner.validate()?;
+        self.memory.validate()?;
         Ok(())
     }
 }

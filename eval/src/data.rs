@@ -3,12 +3,57 @@
 
 use std::sync::Arc;
 
+use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::{EncoderSnapshot, TrainerConfig, Transition};
 use autodidact_nodes::sim::sensor_messages;
 use autodidact_nodes::{Collector, CollectorConfig, Frame, ManualClock};
-use autodidact_sim::{ExplorationConfig, ExplorationPolicy, Observation, Pose2, Sim, SimConfig};
+use autodidact_sim::{
+    Action, ExplorationConfig, ExplorationPolicy, Observation, Pose2, Sim, SimConfig,
+};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::EvalError;
+
+/// Clearance a robot position keeps from the walls and from every object, metres.
+const CLEARANCE_M: f64 = 0.45;
+
+/// Whether a robot at `(x, y)` keeps clear of the walls and of every object.
+pub(crate) fn free(sim: &Sim, x: f64, y: f64) -> bool {
+    let arena = &sim.config().arena;
+    let inside = x.abs() <= f64::from(arena.size_x_m) / 2.0 - CLEARANCE_M
+        && y.abs() <= f64::from(arena.size_y_m) / 2.0 - CLEARANCE_M;
+    inside
+        && sim
+            .ground_truth()
+            .objects
+            .iter()
+            .all(|o| (o.position[0] - x).hypot(o.position[1] - y) >= CLEARANCE_M)
+}
+
+/// A free pose with any heading, drawn from `rng`.
+pub(crate) fn random_free_pose(sim: &Sim, rng: &mut ChaCha8Rng) -> Result<Pose2, EvalError> {
+    let arena = &sim.config().arena;
+    let (half_x, half_y) = (
+        f64::from(arena.size_x_m) / 2.0,
+        f64::from(arena.size_y_m) / 2.0,
+    );
+    let pi = std::f64::consts::PI;
+    for _ in 0..10_000 {
+        let pose = Pose2 {
+            x: rng.random_range(-half_x..half_x),
+            y: rng.random_range(-half_y..half_y),
+            yaw: rng.random_range(-pi..pi),
+        };
+        if free(sim, pose.x, pose.y) {
+            return Ok(pose);
+        }
+    }
+    Err(EvalError::Data(format!(
+        "no free pose found in world {}",
+        sim.seed()
+    )))
+}
 
 /// One held-out frame with what the model does not see.
 pub(crate) struct Record {
@@ -79,17 +124,49 @@ impl Eyes {
     }
 }
 
-/// Explores the world of `seed` for `steps`, keeping each frame with its ground truth.
+/// Explores the world of `seed` for `steps` from its start pose, with the exploration policy
+/// seeded by `seed` (as training does), keeping each frame with its ground truth.
 pub(crate) fn explore(
     sim_config: &SimConfig,
     collector: &CollectorConfig,
     seed: u64,
     steps: usize,
 ) -> Result<Vec<Record>, EvalError> {
+    drive(sim_config, collector, seed, None, steps)
+}
+
+/// A drive through the world of `world` the robot never made: it starts from a free pose drawn
+/// by `drive_seed` and the exploration policy is seeded by it.
+pub(crate) fn explore_anew(
+    sim_config: &SimConfig,
+    collector: &CollectorConfig,
+    world: u64,
+    drive_seed: u64,
+    steps: usize,
+) -> Result<Vec<Record>, EvalError> {
+    drive(sim_config, collector, world, Some(drive_seed), steps)
+}
+
+fn drive(
+    sim_config: &SimConfig,
+    collector: &CollectorConfig,
+    world: u64,
+    drive_seed: Option<u64>,
+    steps: usize,
+) -> Result<Vec<Record>, EvalError> {
     let mut sim = Sim::new(sim_config)?;
-    let mut observation = sim.reset(seed)?;
+    let mut observation = sim.reset(world)?;
+    let policy_seed = match drive_seed {
+        Some(seed) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            sim.set_robot_pose(random_free_pose(&sim, &mut rng)?)?;
+            observation = sim.step(&Action::STOP);
+            seed
+        }
+        None => world,
+    };
     let mut eyes = Eyes::new(collector, sim_config);
-    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), seed);
+    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), policy_seed);
     let period = sim_config.control_period_s as f32;
     let mut records = Vec::with_capacity(steps);
     for _ in 0..steps {
@@ -112,7 +189,7 @@ pub(crate) fn explore(
         records.push(Record {
             transition: Transition {
                 source: 0,
-                episode: seed,
+                episode: world,
                 frame_stamp_ns: frame.stamp_ns,
                 image: frame.image,
                 proprio: frame.proprio,
@@ -131,12 +208,57 @@ pub(crate) fn explore(
     Ok(records)
 }
 
+/// What turns a frame into features: a model's encoder, or raw pixels.
+#[derive(Clone, Copy)]
+pub(crate) enum Features<'a> {
+    /// The embedding of a model.
+    Model(&'a EncoderSnapshot),
+    /// The image averaged and projected (`[width, height]` of the camera).
+    Pixels(&'a PixelBaseline, [usize; 2]),
+}
+
 pub(crate) fn embed_records(
-    encoder: &EncoderSnapshot,
+    features: Features<'_>,
     records: &[&Record],
 ) -> Result<Vec<Vec<f32>>, EvalError> {
     let transitions: Vec<&Transition> = records.iter().map(|r| &r.transition).collect();
-    embed_transitions(encoder, &transitions)
+    match features {
+        Features::Model(encoder) => embed_transitions(encoder, &transitions),
+        Features::Pixels(pixels, [width, height]) => Ok(transitions
+            .iter()
+            .map(|t| pixels.features(&t.image, width, height))
+            .collect::<Result<_, _>>()?),
+    }
+}
+
+/// What the robot remembers of a world: the frames of a drive through it, as the collector made
+/// them, and (for the report only, never for the planner) where each was taken.
+pub(crate) struct WorldMemory {
+    pub(crate) frames: Vec<Frame>,
+    /// `[x, y]`, metres.
+    pub(crate) positions: Vec<[f64; 2]>,
+}
+
+impl WorldMemory {
+    pub(crate) fn of(records: &[Record]) -> Self {
+        let frame_id: Arc<str> = Arc::from("camera");
+        Self {
+            frames: records
+                .iter()
+                .map(|r| Frame {
+                    stamp_ns: r.transition.frame_stamp_ns,
+                    episode: r.transition.episode,
+                    image: r.transition.image.clone(),
+                    proprio: r.transition.proprio.clone(),
+                    frame_id: frame_id.clone(),
+                })
+                .collect(),
+            positions: records
+                .iter()
+                .map(|r| [f64::from(r.pose[0]), f64::from(r.pose[1])])
+                .collect(),
+        }
+    }
 }
 
 /// Embeddings of `transitions`' frames, in batches.

@@ -1,15 +1,21 @@
 //! The whole evaluation, in order: held-out episodes, probes, prediction and collapse, planning.
 
+use std::collections::BTreeMap;
+
+use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::{Trainer, TrainerConfig, Transition, embedding_health};
 use autodidact_sim::SimConfig;
 
 use crate::config::{EvalConfig, HELD_OUT_SEED_BASE, REPORT_SCHEMA};
-use crate::data::{Record, collector_config, explore};
+use crate::data::{Features, Record, WorldMemory, collector_config, explore, explore_anew};
 use crate::model::EvalModel;
-use crate::planning::{GoalSetting, planning_setting};
-use crate::report::{DataInfo, EvalReport, ModelInfo};
+use crate::planning::{Models, Worlds, new_world_seeds, planning_setting};
+use crate::report::{DataInfo, EvalReport, HomeReport, ModelInfo, RepresentationScores};
 use crate::representation::representation_scores;
 use crate::{EvalError, Progress};
+
+/// Side of the grid the raw-pixel baseline averages images to (as the run summary's).
+const PIXEL_BASELINE_SIDE: usize = 8;
 
 /// Runs the whole evaluation of `model` in worlds of `sim` (its camera must match the model).
 pub fn evaluate(
@@ -30,7 +36,23 @@ pub fn evaluate(
     let random_encoder = random_init.snapshot();
     let random_dynamics = random_init.dynamics_snapshot();
 
-    // Held-out exploration episodes.
+    let image = &trainer_config.model.encoder.image;
+    let pixels = PixelBaseline::new(
+        PIXEL_BASELINE_SIDE,
+        trainer_config.model.embed_dim(),
+        0x91e1,
+    )?;
+    let pixel_features = Features::Pixels(&pixels, [image.width, image.height]);
+    let baselined =
+        |fit: &[&Record], score: &[&Record]| -> Result<[RepresentationScores; 3], EvalError> {
+            Ok([
+                representation_scores(Features::Model(&encoder), fit, score, config.ridge)?,
+                representation_scores(Features::Model(&random_encoder), fit, score, config.ridge)?,
+                representation_scores(pixel_features, fit, score, config.ridge)?,
+            ])
+        };
+
+    // New worlds: held-out exploration episodes.
     let episode_seeds: Vec<u64> = (0..config.episodes)
         .map(|i| HELD_OUT_SEED_BASE + config.seed * 1000 + i)
         .collect();
@@ -42,9 +64,11 @@ pub fn evaluate(
     let split = episodes.len() / 2;
     let fit: Vec<&Record> = episodes[..split].iter().flatten().collect();
     let score: Vec<&Record> = episodes[split..].iter().flatten().collect();
-    let representation = representation_scores(&encoder, &fit, &score, config.ridge)?;
-    let random_init_representation =
-        representation_scores(&random_encoder, &fit, &score, config.ridge)?;
+    let [
+        representation,
+        random_init_representation,
+        raw_pixels_representation,
+    ] = baselined(&fit, &score)?;
     progress("probes", 1, 1);
 
     let transitions: Vec<Transition> = episodes
@@ -55,20 +79,77 @@ pub fn evaluate(
     let horizon = trainer_config.forward_horizon().max(1);
     let health = embedding_health(&encoder, &dynamics, &transitions, horizon, 2)?;
 
-    let mut planning = Vec::new();
-    let mut trajectories = Vec::new();
-    for setting in [GoalSetting::Easy, GoalSetting::Far] {
-        let (scores, paths) = planning_setting(
-            setting,
+    // Home: the robot's own drive through each world it learned in (its memory, and what the
+    // probes are fitted on), and new drives there.
+    let mut home_drives = Vec::new();
+    let mut memories = BTreeMap::new();
+    for world in &config.home_worlds {
+        let drive = explore(sim, &collector, *world, config.memory_steps)?;
+        memories.insert(*world, WorldMemory::of(&drive));
+        home_drives.push(drive);
+    }
+    let mut new_drives = Vec::new();
+    for i in 0..config.episodes {
+        let world = config.home_worlds[i as usize % config.home_worlds.len()];
+        let drive_seed = HELD_OUT_SEED_BASE + 200_000 + config.seed * 1000 + i;
+        new_drives.push(explore_anew(
             sim,
             &collector,
-            config,
-            (&encoder, &dynamics),
-            (&random_encoder, &random_dynamics),
-            progress,
-        )?;
-        planning.push(scores);
-        trajectories.extend(paths);
+            world,
+            drive_seed,
+            config.episode_steps,
+        )?);
+        progress("home drives", i + 1, config.episodes);
+    }
+    let remembered: Vec<&Record> = home_drives.iter().flatten().collect();
+    let driven_anew: Vec<&Record> = new_drives.iter().flatten().collect();
+    let [home_representation, home_random_init, home_pixels] =
+        baselined(&remembered, &driven_anew)?;
+
+    // New worlds: a drive through each pair's world before the goals are given.
+    let new_worlds = new_world_seeds(config);
+    let mut new_memories = BTreeMap::new();
+    for world in &new_worlds {
+        let drive = explore(sim, &collector, *world, config.memory_steps)?;
+        new_memories.insert(*world, WorldMemory::of(&drive));
+    }
+
+    let mut planning = Vec::new();
+    let mut home_planning = Vec::new();
+    let mut trajectories = Vec::new();
+    let protocols = [
+        Worlds {
+            protocol: "new_worlds",
+            worlds: new_worlds,
+            memories: &new_memories,
+        },
+        Worlds {
+            protocol: "home",
+            worlds: config.home_worlds.clone(),
+            memories: &memories,
+        },
+    ];
+    for worlds in &protocols {
+        for &setting in &config.settings {
+            let (scores, paths) = planning_setting(
+                setting,
+                sim,
+                &collector,
+                config,
+                worlds,
+                &Models {
+                    trained: (&encoder, &dynamics),
+                    random_init: (&random_encoder, &random_dynamics),
+                },
+                progress,
+            )?;
+            if worlds.protocol == "home" {
+                home_planning.push(scores);
+            } else {
+                planning.push(scores);
+            }
+            trajectories.extend(paths);
+        }
     }
     Ok(EvalReport {
         schema: REPORT_SCHEMA.to_owned(),
@@ -88,9 +169,19 @@ pub fn evaluate(
         },
         representation,
         random_init_representation,
+        raw_pixels_representation,
         prediction_vs_copy_last: health.prediction_vs_copy_last,
         collapse: health.collapse,
         planning,
+        home: HomeReport {
+            world_seeds: config.home_worlds.clone(),
+            memory_frames: remembered.len(),
+            scored_frames: driven_anew.len(),
+            representation: home_representation,
+            random_init_representation: home_random_init,
+            raw_pixels_representation: home_pixels,
+            planning: home_planning,
+        },
         config: config.clone(),
         trajectories,
     })

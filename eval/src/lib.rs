@@ -1,17 +1,21 @@
 //! # autodidact-eval
 //!
-//! `autodidact eval`: how good a world model is, measured on held-out simulator worlds (seeds
-//! never used for training) against ground truth the model never sees.
+//! `autodidact eval`: how good a world model is, against ground truth the model never sees, under
+//! two protocols: **new worlds** (held-out simulator worlds, seeds never used for training) and
+//! **home** (the worlds the model learned in, on drives and start/goal pairs it never made).
 //!
 //! - linear probes (ridge) from the embedding to the robot pose and to the nearest object's
 //!   position in the robot frame, fitted on half of the held-out episodes and scored on the
-//!   other half; k-NN retrieval pose error;
+//!   other half (new worlds) or fitted on the robot's own drives and scored on new drives
+//!   (home); k-NN retrieval pose error;
 //! - k-step latent prediction error ÷ copy-last, and collapse monitors;
-//! - goal reaching with the reference planner against a random policy and against the same
+//! - goal reaching (easy, far, across) with the reference planner, with the same planner
+//!   driving through a memory of the world (`learn::memory`), against a random policy and the
 //!   planner on a random-init model.
 //!
-//! Every number is also given for a random-init model of the same architecture, so a report
-//! says how much training bought. The report is deterministic for a given model and seed.
+//! Every representation score is also given for a random-init model of the same architecture
+//! and for raw pixels, so a report says how much training bought. The report is deterministic
+//! for a given model and seed.
 //! Frames reach the model through the same collector as in `autodidact run`.
 //!
 //! The rooms: `config` (what to evaluate), `data` (held-out frames with ground truth),
@@ -35,10 +39,11 @@ pub use bag::{BAG_REPORT_SCHEMA, BagEvalReport, BagScores, bag_report_rows, eval
 pub use config::{EvalConfig, HELD_OUT_SEED_BASE, REPORT_SCHEMA};
 pub use evaluate::evaluate;
 pub use model::{EvalModel, train_model};
+pub use planning::GoalSetting;
 pub use recording::{eval_blueprint, record_report, report_markdown, save_report};
 pub use report::{
-    DataInfo, EvalReport, ModelInfo, PlanningScore, PlanningSetting, PlanningTrajectory,
-    RepresentationScores, report_rows,
+    DataInfo, EvalReport, HomeReport, MemoryDrawing, MemoryLocalisation, ModelInfo, PlanningScore,
+    PlanningSetting, PlanningTrajectory, RepresentationScores, report_rows,
 };
 
 /// Progress: `(stage, done, total)`.

@@ -5,38 +5,75 @@ use std::sync::Arc;
 
 use autodidact_learn::EncoderSnapshot;
 use autodidact_learn::inference::DynamicsSnapshot;
+use autodidact_learn::stats::median;
 use autodidact_nodes::CollectorConfig;
 use autodidact_nodes::planner::{PlannerNode, PlannerNodeConfig};
 use autodidact_sim::{Action, Pose2, Sim, SimConfig, wrap_angle};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{EvalConfig, HELD_OUT_SEED_BASE};
-use crate::data::Eyes;
-use crate::report::{PlanningScore, PlanningSetting, PlanningTrajectory};
+use crate::data::{Eyes, WorldMemory, free, random_free_pose};
+use crate::report::{
+    MemoryDrawing, MemoryLocalisation, PlanningScore, PlanningSetting, PlanningTrajectory,
+};
 use crate::{EvalError, Progress};
 
 /// How far goals are from starts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum GoalSetting {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GoalSetting {
     /// Turn 30–90° either way and move up to 0.25 m.
     Easy,
     /// Anywhere free, at least 1 m away, any heading.
     Far,
+    /// The far side of the arena: at least 2 m away and behind the robot.
+    Across,
 }
 
 impl GoalSetting {
-    pub(crate) fn name(self) -> &'static str {
+    /// Every setting, in the order of the report.
+    pub const ALL: [Self; 3] = [Self::Easy, Self::Far, Self::Across];
+
+    /// `easy`, `far` or `across`.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Easy => "easy",
             Self::Far => "far",
+            Self::Across => "across",
         }
+    }
+
+    /// Control periods an agent gets.
+    pub(crate) fn steps(self, config: &EvalConfig) -> usize {
+        match self {
+            Self::Easy => config.plan_steps,
+            Self::Far | Self::Across => config.far_plan_steps,
+        }
+    }
+}
+
+impl std::str::FromStr for GoalSetting {
+    type Err = EvalError;
+
+    fn from_str(name: &str) -> Result<Self, EvalError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                EvalError::InvalidConfig(format!(
+                    "no planning setting {name:?} (easy, far or across)"
+                ))
+            })
     }
 }
 
 /// Who drives during a planning attempt.
 enum Agent<'a> {
     Planner(&'a EncoderSnapshot, &'a DynamicsSnapshot),
+    /// The planner with a memory of the world: frames of a drive through it.
+    MemoryPlanner(&'a EncoderSnapshot, &'a DynamicsSnapshot, &'a WorldMemory),
     Random,
 }
 
@@ -47,6 +84,13 @@ struct Attempt {
     goal_pose: Pose2,
     path: Vec<[f64; 2]>,
     goal_image: Arc<[u8]>,
+    /// Memory planner: its graph and first route, drawn at the true positions.
+    memory: Option<MemoryDrawing>,
+    /// Memory planner: per period, metres between the robot and the place of the node the
+    /// current frame was retrieved as.
+    localisation: Vec<f64>,
+    /// Memory planner: metres between the goal and the place of the goal's node.
+    goal_localisation: Option<f64>,
 }
 
 impl Attempt {
@@ -55,29 +99,76 @@ impl Attempt {
     }
 }
 
-/// Names of the three agents, in the order `planning_setting` runs them.
-const AGENTS: [&str; 3] = ["planner", "random_policy", "random_init_planner"];
+/// Names of the agents, in the order `planning_setting` runs them.
+pub(crate) const AGENTS: [&str; 4] = [
+    "planner",
+    "memory_planner",
+    "random_policy",
+    "random_init_planner",
+];
+
+/// Where the pairs of a protocol are and what the robot remembers of each world.
+pub(crate) struct Worlds<'a> {
+    /// `new_worlds` or `home`.
+    pub(crate) protocol: &'static str,
+    /// The world of pair `p` is `worlds[p % len]`.
+    pub(crate) worlds: Vec<u64>,
+    /// The memory of each world (a drive through it), by world seed.
+    pub(crate) memories: &'a std::collections::BTreeMap<u64, WorldMemory>,
+}
+
+impl Worlds<'_> {
+    fn pair(&self, config: &EvalConfig, pair: usize) -> (u64, u64) {
+        let seed = HELD_OUT_SEED_BASE + 500_000 + config.seed * 1000 + pair as u64;
+        (self.worlds[pair % self.worlds.len()], seed)
+    }
+}
+
+/// The evaluated model and its random-init twin: encoder and dynamics of each.
+#[derive(Clone, Copy)]
+pub(crate) struct Models<'a> {
+    pub(crate) trained: (&'a EncoderSnapshot, &'a DynamicsSnapshot),
+    pub(crate) random_init: (&'a EncoderSnapshot, &'a DynamicsSnapshot),
+}
+
+/// The seeds of the new worlds' pairs: one held-out world per pair.
+pub(crate) fn new_world_seeds(config: &EvalConfig) -> Vec<u64> {
+    (0..config.pairs)
+        .map(|pair| HELD_OUT_SEED_BASE + 500_000 + config.seed * 1000 + pair as u64)
+        .collect()
+}
 
 pub(crate) fn planning_setting(
     setting: GoalSetting,
     sim: &SimConfig,
     collector: &CollectorConfig,
     config: &EvalConfig,
-    trained: (&EncoderSnapshot, &DynamicsSnapshot),
-    random_init: (&EncoderSnapshot, &DynamicsSnapshot),
+    worlds: &Worlds<'_>,
+    models: &Models<'_>,
     progress: Progress<'_>,
 ) -> Result<(PlanningSetting, Vec<PlanningTrajectory>), EvalError> {
-    let mut outcomes: [Vec<Attempt>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    let stage = format!("planning ({})", setting.name());
+    let Models {
+        trained,
+        random_init,
+    } = *models;
+    let mut outcomes: [Vec<Attempt>; 4] = Default::default();
+    let stage = format!("planning ({}, {})", worlds.protocol, setting.name());
     for pair in 0..config.pairs {
-        let seed = HELD_OUT_SEED_BASE + 500_000 + config.seed * 1000 + pair as u64;
+        let (world, seed) = worlds.pair(config, pair);
+        let memory = worlds
+            .memories
+            .get(&world)
+            .ok_or_else(|| EvalError::Data(format!("no memory of world {world}")))?;
         let agents = [
             Agent::Planner(trained.0, trained.1),
+            Agent::MemoryPlanner(trained.0, trained.1, memory),
             Agent::Random,
             Agent::Planner(random_init.0, random_init.1),
         ];
         for (slot, agent) in agents.iter().enumerate() {
-            outcomes[slot].push(attempt(setting, sim, collector, config, seed, agent)?);
+            outcomes[slot].push(attempt(
+                setting, sim, collector, config, world, seed, agent,
+            )?);
         }
         progress(&stage, pair as u64 + 1, config.pairs as u64);
     }
@@ -85,23 +176,42 @@ pub(crate) fn planning_setting(
     for (agent, attempts) in AGENTS.iter().zip(&outcomes) {
         for (pair, attempt) in attempts.iter().enumerate() {
             trajectories.push(PlanningTrajectory {
+                protocol: worlds.protocol.to_owned(),
                 setting: setting.name().to_owned(),
                 pair,
+                world: worlds.pair(config, pair).0,
                 agent: (*agent).to_owned(),
                 start: attempt.start_pose,
                 goal: attempt.goal_pose,
                 path: attempt.path.clone(),
                 reached: attempt.reached(config),
                 goal_image: attempt.goal_image.clone(),
+                memory: attempt.memory.clone(),
             });
         }
     }
-    let [planner, random_policy, random_init_planner] =
+    let memory_attempts = &outcomes[1];
+    let localisation: Vec<f64> = memory_attempts
+        .iter()
+        .flat_map(|a| a.localisation.iter().copied())
+        .collect();
+    let goal_localisation: Vec<f64> = memory_attempts
+        .iter()
+        .filter_map(|a| a.goal_localisation)
+        .collect();
+    let memory_localisation = MemoryLocalisation {
+        median_error_m: median(&localisation),
+        goal_median_error_m: median(&goal_localisation),
+    };
+    let [planner, memory_planner, random_policy, random_init_planner] =
         outcomes.map(|attempts| planning_score(&attempts, config));
     let scores = PlanningSetting {
         setting: setting.name().to_owned(),
         pairs: config.pairs,
+        plan_steps: setting.steps(config),
         planner,
+        memory_planner,
+        memory_localisation,
         random_policy,
         random_init_planner,
     };
@@ -128,38 +238,11 @@ fn pose_error(pose: &Pose2, goal: &Pose2) -> (f64, f64) {
     )
 }
 
-/// Whether a robot at `(x, y)` keeps clear of the walls and of every object.
-fn free(sim: &Sim, x: f64, y: f64) -> bool {
-    let arena = &sim.config().arena;
-    let margin = 0.45;
-    let inside = x.abs() <= f64::from(arena.size_x_m) / 2.0 - margin
-        && y.abs() <= f64::from(arena.size_y_m) / 2.0 - margin;
-    inside
-        && sim
-            .ground_truth()
-            .objects
-            .iter()
-            .all(|o| (o.position[0] - x).hypot(o.position[1] - y) >= 0.45)
-}
-
-/// Draws a free start and a goal of the setting in the world of `seed`.
+/// Draws a free start and a goal of the setting in `sim`'s world from `seed`.
 fn start_and_goal(sim: &Sim, setting: GoalSetting, seed: u64) -> Result<(Pose2, Pose2), EvalError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let arena = &sim.config().arena;
-    let (half_x, half_y) = (
-        f64::from(arena.size_x_m) / 2.0,
-        f64::from(arena.size_y_m) / 2.0,
-    );
-    let pi = std::f64::consts::PI;
     for _ in 0..10_000 {
-        let start = Pose2 {
-            x: rng.random_range(-half_x..half_x),
-            y: rng.random_range(-half_y..half_y),
-            yaw: rng.random_range(-pi..pi),
-        };
-        if !free(sim, start.x, start.y) {
-            continue;
-        }
+        let start = random_free_pose(sim, &mut rng)?;
         let goal = match setting {
             GoalSetting::Easy => {
                 let turn = rng.random_range(30f64..90.0).to_radians()
@@ -176,22 +259,24 @@ fn start_and_goal(sim: &Sim, setting: GoalSetting, seed: u64) -> Result<(Pose2, 
                     yaw,
                 }
             }
-            GoalSetting::Far => Pose2 {
-                x: rng.random_range(-half_x..half_x),
-                y: rng.random_range(-half_y..half_y),
-                yaw: rng.random_range(-pi..pi),
-            },
+            GoalSetting::Far | GoalSetting::Across => random_free_pose(sim, &mut rng)?,
         };
-        let far_enough = match setting {
-            GoalSetting::Easy => true,
-            GoalSetting::Far => (goal.x - start.x).hypot(goal.y - start.y) >= 1.0,
+        let (dx, dy) = (goal.x - start.x, goal.y - start.y);
+        let fits = match setting {
+            GoalSetting::Easy => free(sim, goal.x, goal.y),
+            GoalSetting::Far => dx.hypot(dy) >= 1.0,
+            GoalSetting::Across => {
+                dx.hypot(dy) >= 2.0 && dx * start.yaw.cos() + dy * start.yaw.sin() < 0.0
+            }
         };
-        if far_enough && free(sim, goal.x, goal.y) {
+        if fits {
             return Ok((start, goal));
         }
     }
     Err(EvalError::Data(format!(
-        "no free start/goal pair found in world {seed}"
+        "no free {} start/goal pair found in world {}",
+        setting.name(),
+        sim.seed()
     )))
 }
 
@@ -202,11 +287,12 @@ fn attempt(
     sim_config: &SimConfig,
     collector: &CollectorConfig,
     config: &EvalConfig,
+    world: u64,
     seed: u64,
     agent: &Agent<'_>,
 ) -> Result<Attempt, EvalError> {
     let mut sim = Sim::new(sim_config)?;
-    sim.reset(seed)?;
+    sim.reset(world)?;
     let (start, goal) = start_and_goal(&sim, setting, seed)?;
     let mut eyes = Eyes::new(collector, sim_config);
     sim.set_robot_pose(goal)?;
@@ -217,7 +303,8 @@ fn attempt(
     let mut observation = sim.step(&Action::STOP);
     let start_pose = sim.ground_truth().robot_pose;
     let start_error = pose_error(&start_pose, &goal_pose);
-    let mut path = Vec::with_capacity(config.plan_steps + 1);
+    let steps = setting.steps(config);
+    let mut path = Vec::with_capacity(steps + 1);
     path.push([start_pose.x, start_pose.y]);
     let (min, max) = (config.planner.min_action, config.planner.max_action);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa5a5);
@@ -227,18 +314,42 @@ fn attempt(
     })?;
     let goal_frame_image = goal_frame.image.clone();
     planner.set_goal(goal_frame);
+    if let Agent::MemoryPlanner(_, _, memory) = agent {
+        planner.set_memory(memory.frames.clone(), config.memory.clone())?;
+    }
     let mut latent_distances = (f32::NAN, f32::NAN);
-    for period in 0..config.plan_steps {
+    let mut drawing = None;
+    let mut localisation = Vec::new();
+    let mut goal_localisation = None;
+    for period in 0..steps {
         let frame = eyes.see(&observation)?;
         let command = match agent {
-            Agent::Planner(encoder, dynamics) => {
+            Agent::Planner(encoder, dynamics) | Agent::MemoryPlanner(encoder, dynamics, _) => {
                 let output = planner
                     .on_frame(&frame, encoder, dynamics)?
                     .ok_or_else(|| EvalError::Data("the planner lost its goal".into()))?;
                 if period == 0 {
                     latent_distances.0 = output.plan.start_distance;
+                    if let (Agent::MemoryPlanner(_, _, memory), Some(graph)) =
+                        (agent, planner.memory_graph())
+                    {
+                        drawing = Some(MemoryDrawing::of(graph, output.route.as_ref(), memory));
+                    }
                 }
                 latent_distances.1 = output.plan.start_distance;
+                if let (Agent::MemoryPlanner(_, _, memory), Some(route), Some(graph)) =
+                    (agent, &output.route, planner.memory_graph())
+                {
+                    let place = |node: usize| memory.positions.get(graph.nodes()[node].frame);
+                    let pose = sim.ground_truth().robot_pose;
+                    if let Some(&[x, y]) = route.nodes.first().and_then(|&n| place(n)) {
+                        localisation.push((x - pose.x).hypot(y - pose.y));
+                    }
+                    if let (0, Some(&[x, y])) = (period, route.nodes.last().and_then(|&n| place(n)))
+                    {
+                        goal_localisation = Some((x - goal_pose.x).hypot(y - goal_pose.y));
+                    }
+                }
                 [output.command.linear_x, output.command.angular_z]
             }
             Agent::Random => [
@@ -254,13 +365,19 @@ fn attempt(
     tracing::debug!(
         setting = setting.name(),
         seed,
-        planner = matches!(agent, Agent::Planner(..)),
+        agent = match agent {
+            Agent::Planner(..) => "planner",
+            Agent::MemoryPlanner(..) => "memory_planner",
+            Agent::Random => "random",
+        },
         start_m = start_error.0,
         start_deg = start_error.1,
         end_m = end.0,
         end_deg = end.1,
         latent_start = latent_distances.0,
         latent_end = latent_distances.1,
+        localisation_m = median(&localisation).unwrap_or(f64::NAN),
+        goal_localisation_m = goal_localisation.unwrap_or(f64::NAN),
         "planning attempt"
     );
     Ok(Attempt {
@@ -270,5 +387,8 @@ fn attempt(
         goal_pose,
         path,
         goal_image: goal_frame_image,
+        memory: drawing,
+        localisation,
+        goal_localisation,
     })
 }

@@ -3,14 +3,17 @@
 //! - `eval/report`: the table as markdown;
 //! - `eval/scores/...`: every score as a scalar on the `train_step` timeline, so evaluations of
 //!   successive checkpoints (opened together) draw curves;
-//! - `eval/success/<setting>`: success rate of planner, random policy and random-init planner as
-//!   a bar chart;
+//! - `eval/success/<setting>`: success rate of planner, memory planner, random policy and
+//!   random-init planner as a bar chart (new worlds; `eval/home/success/<setting>` at home);
 //! - `eval/paths/<setting>/pair_NN/...`: each attempt's path through the arena (top view, metres)
-//!   with its start and goal pose; `eval/goals`: the goal images, a row per setting.
+//!   with its start and goal pose, and the memory planner's route at the start (new worlds;
+//!   `eval/home/paths/...` at home); `eval/goals`: the new worlds' goal images, a row per
+//!   setting.
 
 use rerun::RecordingStream;
 use rerun::blueprint::{
-    BarChartView, Blueprint, Horizontal, Spatial2DView, TextDocumentView, TimeSeriesView, Vertical,
+    BarChartView, Blueprint, Horizontal, Spatial2DView, Tabs, TextDocumentView, TimeSeriesView,
+    Vertical,
 };
 
 use crate::EvalError;
@@ -20,21 +23,34 @@ use crate::report::{EvalReport, PlanningTrajectory, report_rows};
 pub fn eval_blueprint() -> Blueprint {
     let report = TextDocumentView::new("report").with_origin("eval/report");
     let scores = TimeSeriesView::new("scores by train step").with_origin("eval/scores");
-    let easy = Spatial2DView::new("paths: easy goals").with_origin("eval/paths/easy");
-    let far = Spatial2DView::new("paths: far goals").with_origin("eval/paths/far");
-    let success_easy = BarChartView::new("success: easy").with_origin("eval/success/easy");
-    let success_far = BarChartView::new("success: far").with_origin("eval/success/far");
+    let mut paths = Vec::new();
+    let mut success = Vec::new();
+    for (protocol, prefix) in [("new worlds", "eval"), ("home", "eval/home")] {
+        for setting in ["far", "across", "easy"] {
+            paths.push(
+                Spatial2DView::new(format!("{protocol}: {setting} goals"))
+                    .with_origin(format!("{prefix}/paths/{setting}"))
+                    .into(),
+            );
+            success.push(
+                BarChartView::new(format!("success {protocol}: {setting}"))
+                    .with_origin(format!("{prefix}/success/{setting}"))
+                    .into(),
+            );
+        }
+    }
     let goals = Spatial2DView::new("goal images").with_origin("eval/goals");
     Blueprint::new(Horizontal::new([
         Vertical::new([report.into(), scores.into()]).into(),
-        Vertical::new([easy.into(), far.into()]).into(),
-        Vertical::new([success_easy.into(), success_far.into(), goals.into()]).into(),
+        Tabs::new(paths).into(),
+        Vertical::new([Tabs::new(success).into(), goals.into()]).into(),
     ]))
 }
 
 fn agent_colour(agent: &str) -> rerun::Color {
     match agent {
         "planner" => rerun::Color::from_rgb(60, 200, 90),
+        "memory_planner" => rerun::Color::from_rgb(200, 80, 220),
         "random_policy" => rerun::Color::from_rgb(160, 160, 160),
         _ => rerun::Color::from_rgb(230, 140, 40),
     }
@@ -65,17 +81,38 @@ pub fn record_report(
     let scalar = |path: String, value: f64| -> Result<(), rerun::RecordingStreamError> {
         recording.log(path, &rerun::Scalars::single(value))
     };
-    for (model, scores) in [
-        ("trained", &report.representation),
-        ("random_init", &report.random_init_representation),
+    let home = &report.home;
+    for (prefix, model, scores) in [
+        ("eval/scores", "trained", &report.representation),
+        (
+            "eval/scores",
+            "random_init",
+            &report.random_init_representation,
+        ),
+        (
+            "eval/scores",
+            "raw_pixels",
+            &report.raw_pixels_representation,
+        ),
+        ("eval/scores/home", "trained", &home.representation),
+        (
+            "eval/scores/home",
+            "random_init",
+            &home.random_init_representation,
+        ),
+        (
+            "eval/scores/home",
+            "raw_pixels",
+            &home.raw_pixels_representation,
+        ),
     ] {
-        scalar(format!("eval/scores/pose_r2/{model}"), scores.pose_r2)?;
+        scalar(format!("{prefix}/pose_r2/{model}"), scores.pose_r2)?;
         scalar(
-            format!("eval/scores/nearest_object_r2/{model}"),
+            format!("{prefix}/nearest_object_r2/{model}"),
             scores.nearest_object_r2,
         )?;
         scalar(
-            format!("eval/scores/knn_position_error_m/{model}"),
+            format!("{prefix}/knn_position_error_m/{model}"),
             scores.knn_position_error_m,
         )?;
     }
@@ -90,20 +127,27 @@ pub fn record_report(
         report.collapse.effective_rank,
     )?;
     scalar("eval/scores/mean_std".into(), report.collapse.mean_std)?;
-    for setting in &report.planning {
+    let settings = report
+        .planning
+        .iter()
+        .map(|s| ("eval", s))
+        .chain(home.planning.iter().map(|s| ("eval/home", s)));
+    for (prefix, setting) in settings {
         let agents = [
             ("planner", &setting.planner),
+            ("memory_planner", &setting.memory_planner),
             ("random_policy", &setting.random_policy),
             ("random_init_planner", &setting.random_init_planner),
         ];
+        let scores = prefix.replacen("eval", "eval/scores", 1);
         for (agent, score) in agents {
             scalar(
-                format!("eval/scores/success_rate/{}/{agent}", setting.setting),
+                format!("{scores}/success_rate/{}/{agent}", setting.setting),
                 score.success_rate,
             )?;
         }
         recording.log(
-            format!("eval/success/{}", setting.setting),
+            format!("{prefix}/success/{}", setting.setting),
             &rerun::BarChart::new(
                 agents
                     .iter()
@@ -127,7 +171,11 @@ fn goal_strip(report: &EvalReport) -> Option<(Vec<u8>, [u32; 2])> {
     let goals: Vec<&PlanningTrajectory> = report
         .trajectories
         .iter()
-        .filter(|t| t.agent == "planner" && t.goal_image.len() == width * height * 3)
+        .filter(|t| {
+            t.protocol == "new_worlds"
+                && t.agent == "planner"
+                && t.goal_image.len() == width * height * 3
+        })
         .collect();
     let settings: Vec<&str> = report.planning.iter().map(|p| p.setting.as_str()).collect();
     let pairs = goals.iter().map(|t| t.pair + 1).max()?;
@@ -150,8 +198,13 @@ fn record_trajectory(
     recording: &RecordingStream,
     trajectory: &PlanningTrajectory,
 ) -> Result<(), rerun::RecordingStreamError> {
+    let prefix = if trajectory.protocol == "home" {
+        "eval/home"
+    } else {
+        "eval"
+    };
     let pair = format!(
-        "eval/paths/{}/pair_{:02}",
+        "{prefix}/paths/{}/pair_{:02}",
         trajectory.setting, trajectory.pair
     );
     let path: Vec<[f32; 2]> = trajectory
@@ -170,6 +223,31 @@ fn record_trajectory(
             .with_colors([agent_colour(&trajectory.agent)])
             .with_labels([label]),
     )?;
+    if let Some(memory) = &trajectory.memory {
+        let point = |p: &[f64; 2]| [p[0] as f32, p[1] as f32];
+        recording.log(
+            format!("{pair}/memory/nodes"),
+            &rerun::Points2D::new(memory.nodes.iter().map(point))
+                .with_radii([0.01])
+                .with_colors([rerun::Color::from_rgb(120, 120, 160)]),
+        )?;
+        recording.log(
+            format!("{pair}/memory/shortcuts"),
+            &rerun::LineStrips2D::new(
+                memory
+                    .shortcuts
+                    .iter()
+                    .map(|[a, b]| [point(&memory.nodes[*a]), point(&memory.nodes[*b])]),
+            )
+            .with_colors([rerun::Color::from_rgb(90, 90, 200)]),
+        )?;
+        recording.log(
+            format!("{pair}/memory/route"),
+            &rerun::LineStrips2D::new([memory.route.iter().map(point).collect::<Vec<_>>()])
+                .with_colors([rerun::Color::from_rgb(240, 200, 40)])
+                .with_labels(["route at the start"]),
+        )?;
+    }
     // Start and goal are the same for every agent of a pair: log them once.
     if trajectory.agent == "planner" {
         let heading = |pose: &autodidact_sim::Pose2| {

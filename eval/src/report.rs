@@ -14,18 +14,22 @@ pub struct EvalReport {
     pub schema: String,
     /// The model evaluated.
     pub model: ModelInfo,
-    /// The held-out data.
+    /// The new-worlds protocol's held-out data.
     pub data: DataInfo,
-    /// Linear probes and k-NN retrieval.
+    /// New worlds: linear probes and k-NN retrieval.
     pub representation: RepresentationScores,
     /// Same scores for a random-init model of the same architecture.
     pub random_init_representation: RepresentationScores,
-    /// k-step prediction error ÷ copy-last, `k = 1..=H`.
+    /// Same scores for raw pixels projected to the embedding's size.
+    pub raw_pixels_representation: RepresentationScores,
+    /// k-step prediction error ÷ copy-last, `k = 1..=H`, in the new worlds.
     pub prediction_vs_copy_last: Vec<f64>,
-    /// Collapse monitors on the held-out embeddings.
+    /// Collapse monitors on the new worlds' embeddings.
     pub collapse: autodidact_learn::metrics::CollapseReport,
-    /// Goal reaching, one entry per setting.
+    /// New worlds: goal reaching, one entry per setting.
     pub planning: Vec<PlanningSetting>,
+    /// The home protocol: the worlds the model learned in.
+    pub home: HomeReport,
     /// The configuration used.
     pub config: EvalConfig,
     /// Every planning attempt's path, for the recording (`--rrd`); not part of the JSON.
@@ -33,14 +37,40 @@ pub struct EvalReport {
     pub trajectories: Vec<PlanningTrajectory>,
 }
 
+/// The home protocol: the robot is evaluated in the worlds it learned in, on drives and
+/// start/goal pairs it never made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HomeReport {
+    /// The worlds.
+    pub world_seeds: Vec<u64>,
+    /// Frames of the robot's own drive through each world (its memory, and what the probes are
+    /// fitted on).
+    pub memory_frames: usize,
+    /// Frames of the new drives the probes are scored on.
+    pub scored_frames: usize,
+    /// Probes fitted on the robot's drives, scored on new drives; k-NN of a new drive's frame
+    /// among the remembered ones.
+    pub representation: RepresentationScores,
+    /// Same for a random-init model.
+    pub random_init_representation: RepresentationScores,
+    /// Same for raw pixels.
+    pub raw_pixels_representation: RepresentationScores,
+    /// Goal reaching, one entry per setting.
+    pub planning: Vec<PlanningSetting>,
+}
+
 /// One planning attempt: where the robot went.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanningTrajectory {
-    /// `easy` or `far`.
+    /// `new_worlds` or `home`.
+    pub protocol: String,
+    /// `easy`, `far` or `across`.
     pub setting: String,
     /// Index of the start/goal pair.
     pub pair: usize,
-    /// `planner`, `random_policy` or `random_init_planner`.
+    /// Its world.
+    pub world: u64,
+    /// `planner`, `memory_planner`, `random_policy` or `random_init_planner`.
     pub agent: String,
     /// Where the robot started.
     pub start: Pose2,
@@ -52,6 +82,57 @@ pub struct PlanningTrajectory {
     pub reached: bool,
     /// The goal image (`height × width × 3`, rgb8) the agent was given.
     pub goal_image: Arc<[u8]>,
+    /// Memory planner: its graph and the route it found at the start.
+    pub memory: Option<MemoryDrawing>,
+}
+
+/// A memory graph drawn at the true positions of its frames (which the planner never sees).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryDrawing {
+    /// Node positions `[x, y]`, metres.
+    pub nodes: Vec<[f64; 2]>,
+    /// Shortcut edges (node index pairs, each once); observed edges join consecutive nodes of
+    /// one episode.
+    pub shortcuts: Vec<[usize; 2]>,
+    /// The route's node positions, from the robot's node to the goal's.
+    pub route: Vec<[f64; 2]>,
+}
+
+impl MemoryDrawing {
+    pub(crate) fn of(
+        graph: &autodidact_learn::MemoryGraph,
+        route: Option<&autodidact_learn::Route>,
+        memory: &crate::data::WorldMemory,
+    ) -> Self {
+        let position = |node: usize| {
+            graph.nodes()[node]
+                .frame
+                .min(memory.positions.len().saturating_sub(1))
+        };
+        let at = |node: usize| {
+            memory
+                .positions
+                .get(position(node))
+                .copied()
+                .unwrap_or_default()
+        };
+        let shortcuts = (0..graph.nodes().len())
+            .flat_map(|from| {
+                graph
+                    .edges(from)
+                    .iter()
+                    .filter(move |e| {
+                        e.to > from && e.kind == autodidact_learn::memory::EdgeKind::Shortcut
+                    })
+                    .map(move |e| [from, e.to])
+            })
+            .collect();
+        Self {
+            nodes: (0..graph.nodes().len()).map(at).collect(),
+            shortcuts,
+            route: route.map_or_else(Vec::new, |r| r.nodes.iter().map(|&n| at(n)).collect()),
+        }
+    }
 }
 
 /// Which model was evaluated.
@@ -97,16 +178,34 @@ pub struct RepresentationScores {
 /// Goal reaching in one setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanningSetting {
-    /// `easy` (turn 30–90° and move up to 0.25 m) or `far` (anywhere at least 1 m away).
+    /// `easy` (turn 30–90° and move up to 0.25 m), `far` (anywhere at least 1 m away) or
+    /// `across` (at least 2 m away, behind the robot).
     pub setting: String,
     /// Start/goal pairs.
     pub pairs: usize,
+    /// Control periods each agent drove.
+    pub plan_steps: usize,
     /// The reference planner with the evaluated model.
     pub planner: PlanningScore,
+    /// The same planner driving to subgoals on its memory of the world.
+    pub memory_planner: PlanningScore,
+    /// How well the memory planner knew where it was.
+    pub memory_localisation: MemoryLocalisation,
     /// Uniformly random commands.
     pub random_policy: PlanningScore,
     /// The reference planner with a random-init model.
     pub random_init_planner: PlanningScore,
+}
+
+/// How well the memory planner's retrieval placed the robot and the goal in its memory,
+/// measured against the simulator's ground truth (which the planner never sees).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryLocalisation {
+    /// Median over every period of every pair: metres between the robot and where the frame of
+    /// the node it was retrieved as was taken. `null` when no route was ever found.
+    pub median_error_m: Option<f64>,
+    /// Median over pairs: the same for the goal image.
+    pub goal_median_error_m: Option<f64>,
 }
 
 /// Outcome of one agent over all pairs of a setting.
@@ -124,32 +223,25 @@ pub struct PlanningScore {
     pub start_yaw_error_deg: f64,
 }
 
-/// The table `autodidact eval` prints: `(metric, trained, baseline)`.
+/// The table `autodidact eval` prints: `(metric, trained, baselines)`.
 pub fn report_rows(report: &EvalReport) -> Vec<[String; 3]> {
-    let r = &report.representation;
-    let b = &report.random_init_representation;
-    let mut rows = vec![
-        [
-            "pose probe R² (random init)".into(),
-            format!("{:.3}", r.pose_r2),
-            format!("{:.3}", b.pose_r2),
-        ],
-        [
-            "nearest-object probe R² (random init)".into(),
-            format!("{:.3}", r.nearest_object_r2),
-            format!("{:.3}", b.nearest_object_r2),
-        ],
-        [
-            "k-NN position error m (random init)".into(),
-            format!("{:.3}", r.knn_position_error_m),
-            format!("{:.3}", b.knn_position_error_m),
-        ],
-        [
-            "k-NN heading error ° (random init)".into(),
-            format!("{:.1}", r.knn_yaw_error_deg),
-            format!("{:.1}", b.knn_yaw_error_deg),
-        ],
-    ];
+    let mut rows = Vec::new();
+    for (protocol, trained, random_init, pixels) in [
+        (
+            "new worlds",
+            &report.representation,
+            &report.random_init_representation,
+            &report.raw_pixels_representation,
+        ),
+        (
+            "home",
+            &report.home.representation,
+            &report.home.random_init_representation,
+            &report.home.raw_pixels_representation,
+        ),
+    ] {
+        representation_rows(&mut rows, protocol, trained, random_init, pixels);
+    }
     for (k, ratio) in report.prediction_vs_copy_last.iter().enumerate() {
         rows.push([
             format!("{}-step prediction ÷ copy-last", k + 1),
@@ -170,29 +262,68 @@ pub fn report_rows(report: &EvalReport) -> Vec<[String; 3]> {
         format!("{:.4}", report.collapse.mean_std),
         String::new(),
     ]);
-    for setting in &report.planning {
-        let row = |agent: &str, score: &PlanningScore| {
-            [
-                format!(
-                    "planning {} ({} pairs): {agent}",
-                    setting.setting, setting.pairs
-                ),
-                format!("{:.0} % reached", 100.0 * score.success_rate),
-                format!(
-                    "final {:.2} m / {:.0}° (start {:.2} m / {:.0}°)",
-                    score.final_position_error_m,
-                    score.final_yaw_error_deg,
-                    score.start_position_error_m,
-                    score.start_yaw_error_deg
-                ),
-            ]
-        };
-        rows.push(row("planner", &setting.planner));
-        rows.push(row("random policy", &setting.random_policy));
-        rows.push(row(
-            "planner, random-init model",
-            &setting.random_init_planner,
-        ));
+    for (protocol, planning) in [
+        ("new worlds", &report.planning),
+        ("home", &report.home.planning),
+    ] {
+        for setting in planning {
+            planning_rows(&mut rows, protocol, setting);
+        }
     }
     rows
+}
+
+fn representation_rows(
+    rows: &mut Vec<[String; 3]>,
+    protocol: &str,
+    r: &RepresentationScores,
+    b: &RepresentationScores,
+    p: &RepresentationScores,
+) {
+    let row = |metric: &str, value: &dyn Fn(&RepresentationScores) -> f64, digits: usize| {
+        [
+            format!("{protocol}: {metric} (random init / raw pixels)"),
+            format!("{:.digits$}", value(r)),
+            format!("{:.digits$} / {:.digits$}", value(b), value(p)),
+        ]
+    };
+    rows.push(row("pose probe R²", &|s| s.pose_r2, 3));
+    rows.push(row("nearest-object probe R²", &|s| s.nearest_object_r2, 3));
+    rows.push(row("k-NN position error m", &|s| s.knn_position_error_m, 3));
+    rows.push(row("k-NN heading error °", &|s| s.knn_yaw_error_deg, 1));
+}
+
+fn planning_rows(rows: &mut Vec<[String; 3]>, protocol: &str, setting: &PlanningSetting) {
+    let row = |agent: &str, score: &PlanningScore| {
+        [
+            format!(
+                "{protocol}: planning {} ({} pairs, {} steps): {agent}",
+                setting.setting, setting.pairs, setting.plan_steps
+            ),
+            format!("{:.0} % reached", 100.0 * score.success_rate),
+            format!(
+                "final {:.2} m / {:.0}° (start {:.2} m / {:.0}°)",
+                score.final_position_error_m,
+                score.final_yaw_error_deg,
+                score.start_position_error_m,
+                score.start_yaw_error_deg
+            ),
+        ]
+    };
+    rows.push(row("planner", &setting.planner));
+    rows.push(row("memory planner", &setting.memory_planner));
+    let metres = |m: Option<f64>| m.map_or_else(|| "–".to_owned(), |m| format!("{m:.2} m"));
+    rows.push([
+        format!(
+            "{protocol}: planning {}: memory planner localised (median, robot / goal)",
+            setting.setting
+        ),
+        metres(setting.memory_localisation.median_error_m),
+        metres(setting.memory_localisation.goal_median_error_m),
+    ]);
+    rows.push(row("random policy", &setting.random_policy));
+    rows.push(row(
+        "planner, random-init model",
+        &setting.random_init_planner,
+    ));
 }

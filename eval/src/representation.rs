@@ -1,22 +1,23 @@
 //! How much of the world the embedding holds: linear probes and nearest-neighbour retrieval.
 
-use autodidact_learn::EncoderSnapshot;
 use autodidact_learn::metrics::LinearProbe;
 use autodidact_learn::stats::median;
 use autodidact_sim::wrap_angle;
 
 use crate::EvalError;
-use crate::data::{Record, embed_records};
+use crate::data::{Features, Record, embed_records};
 use crate::report::RepresentationScores;
 
+/// Probes fitted on the features of `fit` and scored on those of `score`; k-NN of `score` among
+/// `fit`.
 pub(crate) fn representation_scores(
-    encoder: &EncoderSnapshot,
+    features: Features<'_>,
     fit: &[&Record],
     score: &[&Record],
     ridge: f64,
 ) -> Result<RepresentationScores, EvalError> {
-    let fit_z = embed_records(encoder, fit)?;
-    let score_z = embed_records(encoder, score)?;
+    let fit_z = embed_records(features, fit)?;
+    let score_z = embed_records(features, score)?;
     let poses = |records: &[&Record]| -> Vec<Vec<f32>> {
         records.iter().map(|r| r.pose.to_vec()).collect()
     };
