@@ -278,7 +278,7 @@ fn check_eval_recording(rrd: &std::path::Path, report: &std::path::Path) {
 }
 
 /// `autodidact eval` as documented in docs/eval.md: it trains (or loads) a model, prints its
-/// table, writes the `autodidact.eval/1` report, and gives the same report for the same
+/// table, writes the `autodidact.eval/2` report, and gives the same report for the same
 /// checkpoint and seed.
 #[test]
 fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {

@@ -392,3 +392,40 @@ fn attempt(
         goal_localisation,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goals_of_each_setting_are_free_as_far_as_it_says_and_across_goals_lie_behind() {
+        let mut sim = Sim::new(&SimConfig::default()).expect("sim");
+        for seed in 0..20 {
+            sim.reset(seed).expect("reset");
+            for setting in GoalSetting::ALL {
+                let (start, goal) = start_and_goal(&sim, setting, seed).expect("pair");
+                assert!(free(&sim, start.x, start.y) && free(&sim, goal.x, goal.y));
+                let (dx, dy) = (goal.x - start.x, goal.y - start.y);
+                let distance = dx.hypot(dy);
+                match setting {
+                    GoalSetting::Easy => {
+                        assert!(distance < 0.25);
+                        let turn = wrap_angle(goal.yaw - start.yaw).abs().to_degrees();
+                        assert!((30.0..=90.0).contains(&turn), "turn {turn}");
+                    }
+                    GoalSetting::Far => assert!(distance >= 1.0),
+                    GoalSetting::Across => {
+                        assert!(distance >= 2.0);
+                        let ahead = dx * start.yaw.cos() + dy * start.yaw.sin();
+                        assert!(ahead < 0.0, "the goal is behind the robot");
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            "across".parse::<GoalSetting>().ok(),
+            Some(GoalSetting::Across)
+        );
+        assert!("sideways".parse::<GoalSetting>().is_err());
+    }
+}
