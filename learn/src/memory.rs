@@ -20,10 +20,25 @@ use serde::{Deserialize, Serialize};
 use crate::LearnError;
 use crate::health::normalise;
 
+/// What a memory's places are told apart by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaceFeatures {
+    /// The model's embedding.
+    #[default]
+    Embedding,
+    /// Raw pixels ([`PixelBaseline`](crate::baseline::PixelBaseline), 8×8 RGB): the baseline
+    /// a learned embedding has to beat.
+    RawPixels,
+}
+
 /// Settings of the memory graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryConfig {
+    /// What places are told apart by (the graph's nodes and the retrieval of the robot and the
+    /// goal). Subgoals are always driven to in the model's embedding.
+    pub places: PlaceFeatures,
     /// Keep every `stride`-th frame of an episode as a node.
     pub stride: usize,
     /// Shortcut edges: each node links to at most this many nearest other nodes …
@@ -42,6 +57,7 @@ pub struct MemoryConfig {
 impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
+            places: PlaceFeatures::Embedding,
             stride: 2,
             neighbours: 4,
             shortcut_factor: 1.0,

@@ -11,7 +11,9 @@
 //! encoder version, like the goal's embedding), every frame is routed through it and the MPC
 //! drives to the subgoal a few hops along the route instead of to the goal itself.
 
+use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::inference::DynamicsSnapshot;
+use autodidact_learn::memory::PlaceFeatures;
 use autodidact_learn::{
     EncoderSnapshot, LatentPlanner, MemoryConfig, MemoryGraph, Plan, PlannerConfig, Route,
     goal_distance,
@@ -187,23 +189,39 @@ impl PlannerNode {
             Some(memory) => {
                 let place_proprio = &goal.frame.proprio;
                 let placed = memory.placed;
-                let graph = memory_graph(memory, encoder, place_proprio, &mut self.stats)?;
-                let here = encoder.embed(&frame.image, place_proprio)?;
-                let there = if self.config.goal_with_current_proprio {
-                    encoder.embed(&goal.frame.image, place_proprio)?
-                } else {
-                    goal_embedding.clone()
+                let places = Places::new(memory.config.places, encoder)?;
+                let graph = memory_graph(
+                    &memory.frames,
+                    &memory.config,
+                    &mut memory.graph,
+                    (encoder, &places, place_proprio),
+                    &mut self.stats,
+                )?;
+                let here = places.of(encoder, &frame.image, place_proprio)?;
+                let there = match places {
+                    Places::Embedding if !self.config.goal_with_current_proprio => {
+                        goal_embedding.clone()
+                    }
+                    _ => places.of(encoder, &goal.frame.image, place_proprio)?,
                 };
                 let route = graph.route(&here, &there, placed)?;
                 if route.is_none() {
                     self.stats.without_route += 1;
                 }
                 // A subgoal farther (in the embedding) than the goal itself is a detour.
-                let subgoal = route
-                    .as_ref()
-                    .and_then(|r| r.subgoal)
-                    .map(|node| graph.nodes()[node].embedding.clone())
-                    .filter(|z| goal_distance(&here, z) < goal_distance(&here, &there));
+                let subgoal_node = route.as_ref().and_then(|r| r.subgoal).filter(|&node| {
+                    goal_distance(&here, &graph.nodes()[node].embedding)
+                        < goal_distance(&here, &there)
+                });
+                let subgoal = match (subgoal_node, places) {
+                    (None, _) => None,
+                    (Some(node), Places::Embedding) => Some(graph.nodes()[node].embedding.clone()),
+                    (Some(node), Places::RawPixels(_)) => {
+                        // The MPC plans in the embedding: the subgoal's frame, embedded.
+                        let remembered = &memory.frames[graph.nodes()[node].frame];
+                        Some(encoder.embed(&remembered.image, place_proprio)?)
+                    }
+                };
                 memory.placed = route.as_ref().and_then(|r| r.nodes.first().copied());
                 (route, subgoal)
             }
@@ -228,31 +246,86 @@ impl PlannerNode {
 }
 
 /// The memory's graph for `encoder`'s version, built (all frames embedded) when it has none yet.
+/// How places are featurised: the model's embedding or raw pixels.
+#[derive(Clone, Copy)]
+enum Places {
+    Embedding,
+    /// Raw pixels of `[width, height]` images.
+    RawPixels([usize; 2]),
+}
+
+/// Side of the raw-pixel grid and the seed of its projection (as `autodidact eval`'s baseline).
+const PIXEL_PLACES: (usize, u64) = (8, 0x91e1);
+
+impl Places {
+    fn new(features: PlaceFeatures, encoder: &EncoderSnapshot) -> Result<Self, NodeError> {
+        Ok(match features {
+            PlaceFeatures::Embedding => Self::Embedding,
+            PlaceFeatures::RawPixels => {
+                let image = &encoder.config().image;
+                Self::RawPixels([image.width, image.height])
+            }
+        })
+    }
+
+    fn pixels(encoder: &EncoderSnapshot) -> Result<PixelBaseline, NodeError> {
+        Ok(PixelBaseline::new(
+            PIXEL_PLACES.0,
+            encoder.config().embed_dim,
+            PIXEL_PLACES.1,
+        )?)
+    }
+
+    /// The place features of one image.
+    fn of(
+        self,
+        encoder: &EncoderSnapshot,
+        image: &[u8],
+        place_proprio: &[f32],
+    ) -> Result<Vec<f32>, NodeError> {
+        Ok(match self {
+            Self::Embedding => encoder.embed(image, place_proprio)?,
+            Self::RawPixels([width, height]) => {
+                Self::pixels(encoder)?.features(image, width, height)?
+            }
+        })
+    }
+}
+
 fn memory_graph<'a>(
-    memory: &'a mut Memory,
-    encoder: &EncoderSnapshot,
-    place_proprio: &[f32],
+    frames: &[Frame],
+    config: &MemoryConfig,
+    slot: &'a mut Option<(u64, Vec<f32>, MemoryGraph)>,
+    (encoder, places, place_proprio): (&EncoderSnapshot, &Places, &[f32]),
     stats: &mut PlannerStats,
 ) -> Result<&'a MemoryGraph, NodeError> {
-    let (_, _, graph) = match memory.graph.take() {
+    let (_, _, graph) = match slot.take() {
         Some((version, proprio, graph))
             if version == encoder.version && proprio == place_proprio =>
         {
-            memory.graph.insert((version, proprio, graph))
+            slot.insert((version, proprio, graph))
         }
         _ => {
-            let mut embeddings = Vec::with_capacity(memory.frames.len());
-            for chunk in memory.frames.chunks(128) {
-                let images: Vec<&[u8]> = chunk.iter().map(|f| &*f.image).collect();
-                let proprio: Vec<&[f32]> = vec![place_proprio; chunk.len()];
-                embeddings.extend(encoder.embed_batch(&images, &proprio)?);
+            let mut embeddings = Vec::with_capacity(frames.len());
+            match *places {
+                Places::Embedding => {
+                    for chunk in frames.chunks(128) {
+                        let images: Vec<&[u8]> = chunk.iter().map(|f| &*f.image).collect();
+                        let proprio: Vec<&[f32]> = vec![place_proprio; chunk.len()];
+                        embeddings.extend(encoder.embed_batch(&images, &proprio)?);
+                    }
+                }
+                Places::RawPixels([width, height]) => {
+                    let pixels = Places::pixels(encoder)?;
+                    for frame in frames {
+                        embeddings.push(pixels.features(&frame.image, width, height)?);
+                    }
+                }
             }
-            let episodes: Vec<u64> = memory.frames.iter().map(|f| f.episode).collect();
-            let graph = MemoryGraph::build(&embeddings, &episodes, memory.config.clone())?;
+            let episodes: Vec<u64> = frames.iter().map(|f| f.episode).collect();
+            let graph = MemoryGraph::build(&embeddings, &episodes, config.clone())?;
             stats.memory_builds += 1;
-            memory
-                .graph
-                .insert((encoder.version, place_proprio.to_vec(), graph))
+            slot.insert((encoder.version, place_proprio.to_vec(), graph))
         }
     };
     Ok(graph)
@@ -405,6 +478,51 @@ mod tests {
             node.stats().memory_builds,
             2,
             "a new version rebuilds the graph"
+        );
+    }
+
+    #[test]
+    fn with_raw_pixel_places_the_planner_routes_by_pixels_and_drives_to_embedded_subgoals() {
+        let mut config = TrainerConfig::for_inputs(SIDE, SIDE, 7);
+        config.model.encoder.image = ImageEncoderConfig::new()
+            .with_width(SIDE)
+            .with_height(SIDE)
+            .with_channels(vec![8, 16, 16])
+            .with_feature_dim(32);
+        config.model.encoder.embed_dim = 32;
+        let trainer = Trainer::new(config).expect("trainer");
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        // The top half brightens while the bottom half darkens along the drive.
+        let two_tone = |stamp_ns: u64, level: u8| {
+            let mut image = vec![level; SIDE * SIDE * 3];
+            image[SIDE * SIDE * 3 / 2..].fill(255 - level);
+            Frame {
+                image: Arc::from(image),
+                ..frame(stamp_ns, 0)
+            }
+        };
+        let drive: Vec<Frame> = (0..=100u8).map(|i| two_tone(u64::from(i), 2 * i)).collect();
+        let mut node = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
+        let memory = MemoryConfig {
+            places: PlaceFeatures::RawPixels,
+            ..MemoryConfig::default()
+        };
+        node.set_memory(drive, memory).expect("memory");
+        node.set_goal(two_tone(1000, 200));
+        let output = node
+            .on_frame(&two_tone(1001, 0), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        let graph = node.memory_graph().expect("graph built");
+        assert_eq!(graph.nodes()[0].embedding.len(), 32, "pixel features");
+        let route = output.route.expect("a route");
+        let frame_of = |n: usize| graph.nodes()[n].frame;
+        assert!(frame_of(route.nodes[0]) <= 6);
+        assert!(frame_of(route.nodes[route.nodes.len() - 1]) >= 94);
+        assert_eq!(
+            node.stats().subgoal_plans,
+            1,
+            "a subgoal, embedded by the model"
         );
     }
 }
