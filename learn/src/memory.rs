@@ -186,13 +186,8 @@ impl MemoryGraph {
                 embeddings.len()
             )));
         }
-        let distance = |a: &MemoryNode, b: &MemoryNode| -> f32 {
-            a.embedding
-                .iter()
-                .zip(&b.embedding)
-                .map(|(x, y)| (x - y) * (x - y))
-                .sum()
-        };
+        let distance =
+            |a: &MemoryNode, b: &MemoryNode| squared_distance(&a.embedding, &b.embedding);
         let mut observed = Vec::new();
         for (i, pair) in nodes.windows(2).enumerate() {
             if pair[0].episode == pair[1].episode {
@@ -281,21 +276,7 @@ impl MemoryGraph {
                 embedding.len()
             )));
         }
-        let query = normalise(embedding);
-        let nearest = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let d: f32 = node
-                    .embedding
-                    .iter()
-                    .zip(&query)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                (i, d)
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let nearest = self.nearest(&normalise(embedding), 0..self.nodes.len());
         // `build` refuses graphs of fewer than 2 nodes.
         Ok(nearest.unwrap_or((0, f32::INFINITY)))
     }
@@ -313,20 +294,10 @@ impl MemoryGraph {
         else {
             return Ok(anywhere);
         };
-        let query = normalise(embedding);
-        let near = self
-            .within_hops(previous, self.config.track_hops)
-            .into_iter()
-            .map(|i| {
-                let d: f32 = self.nodes[i]
-                    .embedding
-                    .iter()
-                    .zip(&query)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                (i, d)
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let near = self.nearest(
+            &normalise(embedding),
+            self.within_hops(previous, self.config.track_hops),
+        );
         Ok(match near {
             Some(near)
                 if near.1 <= anywhere.1 + self.config.shortcut_factor * self.step_distance =>
@@ -335,6 +306,18 @@ impl MemoryGraph {
             }
             _ => anywhere,
         })
+    }
+
+    /// The node among `candidates` nearest to the normalised `query`, with its distance.
+    fn nearest(
+        &self,
+        query: &[f32],
+        candidates: impl IntoIterator<Item = usize>,
+    ) -> Option<(usize, f32)> {
+        candidates
+            .into_iter()
+            .map(|i| (i, squared_distance(&self.nodes[i].embedding, query)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
     }
 
     /// Nodes within `hops` edges of `start` (itself included).
@@ -424,4 +407,9 @@ impl MemoryGraph {
         path.reverse();
         Some(path)
     }
+}
+
+/// `|a - b|²` of two vectors of the same length.
+fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }

@@ -78,6 +78,8 @@ struct Memory {
     graph: Option<(u64, Vec<f32>, MemoryGraph)>,
     /// The node the robot was placed at by the last route.
     placed: Option<usize>,
+    /// How its places are featurised, made at the first frame (it needs the encoder's sizes).
+    places: Option<Places>,
 }
 
 /// See the module documentation.
@@ -123,6 +125,7 @@ impl PlannerNode {
             config,
             graph: None,
             placed: None,
+            places: None,
         });
         self.planner.reset();
         Ok(())
@@ -189,12 +192,16 @@ impl PlannerNode {
             Some(memory) => {
                 let place_proprio = &goal.frame.proprio;
                 let placed = memory.placed;
-                let places = Places::new(memory.config.places, encoder)?;
+                let features = memory.config.places;
+                let places: &Places = match &mut memory.places {
+                    Some(places) => places,
+                    empty => empty.insert(Places::new(features, encoder)?),
+                };
                 let graph = memory_graph(
                     &memory.frames,
                     &memory.config,
                     &mut memory.graph,
-                    (encoder, &places, place_proprio),
+                    (encoder, places, place_proprio),
                     &mut self.stats,
                 )?;
                 let here = places.of(encoder, &frame.image, place_proprio)?;
@@ -216,7 +223,7 @@ impl PlannerNode {
                 let subgoal = match (subgoal_node, places) {
                     (None, _) => None,
                     (Some(node), Places::Embedding) => Some(graph.nodes()[node].embedding.clone()),
-                    (Some(node), Places::RawPixels(_)) => {
+                    (Some(node), Places::RawPixels(..)) => {
                         // The MPC plans in the embedding: the subgoal's frame, embedded.
                         let remembered = &memory.frames[graph.nodes()[node].frame];
                         Some(encoder.embed(&remembered.image, place_proprio)?)
@@ -247,11 +254,10 @@ impl PlannerNode {
 
 /// The memory's graph for `encoder`'s version, built (all frames embedded) when it has none yet.
 /// How places are featurised: the model's embedding or raw pixels.
-#[derive(Clone, Copy)]
 enum Places {
     Embedding,
     /// Raw pixels of `[width, height]` images.
-    RawPixels([usize; 2]),
+    RawPixels(PixelBaseline, [usize; 2]),
 }
 
 /// Side of the raw-pixel grid and the seed of its projection (as `autodidact eval`'s baseline).
@@ -262,32 +268,25 @@ impl Places {
         Ok(match features {
             PlaceFeatures::Embedding => Self::Embedding,
             PlaceFeatures::RawPixels => {
-                let image = &encoder.config().image;
-                Self::RawPixels([image.width, image.height])
+                let config = encoder.config();
+                Self::RawPixels(
+                    PixelBaseline::new(PIXEL_PLACES.0, config.embed_dim, PIXEL_PLACES.1)?,
+                    [config.image.width, config.image.height],
+                )
             }
         })
     }
 
-    fn pixels(encoder: &EncoderSnapshot) -> Result<PixelBaseline, NodeError> {
-        Ok(PixelBaseline::new(
-            PIXEL_PLACES.0,
-            encoder.config().embed_dim,
-            PIXEL_PLACES.1,
-        )?)
-    }
-
     /// The place features of one image.
     fn of(
-        self,
+        &self,
         encoder: &EncoderSnapshot,
         image: &[u8],
         place_proprio: &[f32],
     ) -> Result<Vec<f32>, NodeError> {
         Ok(match self {
             Self::Embedding => encoder.embed(image, place_proprio)?,
-            Self::RawPixels([width, height]) => {
-                Self::pixels(encoder)?.features(image, width, height)?
-            }
+            Self::RawPixels(pixels, [width, height]) => pixels.features(image, *width, *height)?,
         })
     }
 }
@@ -307,7 +306,7 @@ fn memory_graph<'a>(
         }
         _ => {
             let mut embeddings = Vec::with_capacity(frames.len());
-            match *places {
+            match places {
                 Places::Embedding => {
                     for chunk in frames.chunks(128) {
                         let images: Vec<&[u8]> = chunk.iter().map(|f| &*f.image).collect();
@@ -315,10 +314,9 @@ fn memory_graph<'a>(
                         embeddings.extend(encoder.embed_batch(&images, &proprio)?);
                     }
                 }
-                Places::RawPixels([width, height]) => {
-                    let pixels = Places::pixels(encoder)?;
+                Places::RawPixels(pixels, [width, height]) => {
                     for frame in frames {
-                        embeddings.push(pixels.features(&frame.image, width, height)?);
+                        embeddings.push(pixels.features(&frame.image, *width, *height)?);
                     }
                 }
             }
@@ -352,8 +350,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn plans_only_with_a_goal_and_re_embeds_the_goal_for_each_encoder_version() {
+    /// An untrained model small enough for unit tests.
+    fn small_trainer() -> Trainer {
         let mut config = TrainerConfig::for_inputs(SIDE, SIDE, 7);
         config.model.encoder.image = ImageEncoderConfig::new()
             .with_width(SIDE)
@@ -361,7 +359,12 @@ mod tests {
             .with_channels(vec![8, 16, 16])
             .with_feature_dim(32);
         config.model.encoder.embed_dim = 32;
-        let trainer = Trainer::new(config).expect("trainer");
+        Trainer::new(config).expect("trainer")
+    }
+
+    #[test]
+    fn plans_only_with_a_goal_and_re_embeds_the_goal_for_each_encoder_version() {
+        let trainer = small_trainer();
         let encoder = trainer.snapshot();
         let dynamics = trainer.dynamics_snapshot();
         let mut node = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
@@ -418,14 +421,7 @@ mod tests {
 
     #[test]
     fn with_a_memory_the_planner_routes_through_it_and_rebuilds_it_per_encoder_version() {
-        let mut config = TrainerConfig::for_inputs(SIDE, SIDE, 7);
-        config.model.encoder.image = ImageEncoderConfig::new()
-            .with_width(SIDE)
-            .with_height(SIDE)
-            .with_channels(vec![8, 16, 16])
-            .with_feature_dim(32);
-        config.model.encoder.embed_dim = 32;
-        let trainer = Trainer::new(config).expect("trainer");
+        let trainer = small_trainer();
         let encoder = trainer.snapshot();
         let dynamics = trainer.dynamics_snapshot();
         let mut node = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
@@ -483,14 +479,7 @@ mod tests {
 
     #[test]
     fn with_raw_pixel_places_the_planner_routes_by_pixels_and_drives_to_embedded_subgoals() {
-        let mut config = TrainerConfig::for_inputs(SIDE, SIDE, 7);
-        config.model.encoder.image = ImageEncoderConfig::new()
-            .with_width(SIDE)
-            .with_height(SIDE)
-            .with_channels(vec![8, 16, 16])
-            .with_feature_dim(32);
-        config.model.encoder.embed_dim = 32;
-        let trainer = Trainer::new(config).expect("trainer");
+        let trainer = small_trainer();
         let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
         // The top half brightens while the bottom half darkens along the drive.
         let two_tone = |stamp_ns: u64, level: u8| {
