@@ -45,12 +45,12 @@ pub use health::{HealthReport, embedding_health};
 pub use inference::{EncoderHandle, EncoderSnapshot};
 pub use memory::{MemoryConfig, MemoryGraph, Route};
 pub use model::{WorldModel, WorldModelConfig};
-pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, goal_distance, rollout};
+pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, SearchMethod, goal_distance, rollout};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
 pub use trainer::{
-    Batch, CHECKPOINT_FORMAT, ContrastiveConfig, ForwardConfig, Losses, MaskedConfig,
-    ObjectivesConfig, Preview, ReconstructionConfig, SpreadConfig, StepReport, Trainer,
-    TrainerConfig,
+    Batch, CHECKPOINT_FORMAT, ContrastiveConfig, ForwardConfig, InverseConfig, Losses,
+    MaskedConfig, ObjectivesConfig, Preview, ReconstructionConfig, SpreadConfig, StepReport,
+    Trainer, TrainerConfig,
 };
 
 /// What can go wrong in the learning core.

@@ -1,5 +1,5 @@
 //! Planning with the world model: rollouts scored against a goal embedding, and the reference
-//! planner, goal-image latent MPC with the cross-entropy method (CEM).
+//! planner, goal-image latent MPC whose search is the cross-entropy method (CEM) or MPPI.
 //!
 //! Distances are between L2-normalised embeddings (`|n(a) - n(b)|²`, in `[0, 4]`): the objectives
 //! train directions, not lengths.
@@ -78,20 +78,37 @@ pub fn rollout(
     })
 }
 
-/// Settings of the CEM planner.
+/// How the planner refits its sampling distribution after scoring the candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMethod {
+    /// Cross-entropy method: mean and standard deviation of the `elites` cheapest candidates.
+    #[default]
+    Cem,
+    /// Model-predictive path integral (as PLDM and TD-MPC plan): every candidate weighted by
+    /// `exp(-(cost - cheapest) / temperature)`; mean and standard deviation of the weighted set.
+    Mppi,
+}
+
+/// Settings of the latent MPC planner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlannerConfig {
+    /// How each iteration refits the sampling distribution.
+    pub method: SearchMethod,
     /// Decisions per plan.
     pub horizon: usize,
     /// Control periods each decision is held for (the rollout is `horizon × action_repeat`
     /// steps of the dynamics).
     pub action_repeat: usize,
-    /// Candidate sequences per CEM iteration.
+    /// Candidate sequences per search iteration.
     pub samples: usize,
-    /// Best candidates the sampling distribution is refitted to.
+    /// Best candidates the sampling distribution is refitted to ([`SearchMethod::Cem`]).
     pub elites: usize,
-    /// CEM iterations per plan.
+    /// Temperature of the weights over candidates, in cost units ([`SearchMethod::Mppi`]):
+    /// smaller follows the cheapest candidates more closely.
+    pub temperature: f32,
+    /// Search iterations per plan.
     pub iterations: usize,
     /// Largest command, `[m/s, rad/s]`; candidates are clipped to `[min_action, max_action]`.
     pub max_action: [f32; ACTION_DIM],
@@ -117,10 +134,12 @@ pub struct PlannerConfig {
 impl Default for PlannerConfig {
     fn default() -> Self {
         Self {
+            method: SearchMethod::Cem,
             horizon: 8,
             action_repeat: 3,
             samples: 64,
             elites: 12,
+            temperature: 0.02,
             iterations: 3,
             max_action: [0.5, 2.0],
             min_action: [-0.1, -2.0],
@@ -142,6 +161,9 @@ impl PlannerConfig {
         }
         if self.elites == 0 || self.elites > self.samples {
             return invalid("elites must be in 1..=samples");
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return invalid("temperature must be finite and > 0");
         }
         if self.max_action.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
             return invalid("max_action must be finite and > 0");
@@ -265,20 +287,17 @@ impl LatentPlanner {
             {
                 best = Some((cost, final_distance, candidates[order[0]].clone()));
             }
-            let elites: Vec<&Vec<[f32; ACTION_DIM]>> =
-                order[..c.elites].iter().map(|&i| &candidates[i]).collect();
-            for step in 0..c.horizon {
-                for axis in 0..ACTION_DIM {
-                    let values = elites.iter().map(|e| e[step][axis]);
-                    let m = values.clone().sum::<f32>() / c.elites as f32;
-                    let var = values.map(|v| (v - m) * (v - m)).sum::<f32>() / c.elites as f32;
-                    mean[step][axis] = m;
-                    std[step][axis] = var.sqrt().max(c.min_std * max[axis]);
-                }
-            }
+            let weights = self.candidate_weights(&scores, &order);
+            refit(&candidates, &weights, &mut mean, &mut std, c.min_std, max);
         }
-        let (_, predicted_final_distance, decisions) =
-            best.ok_or_else(|| LearnError::InvalidConfig("planner: no CEM iteration ran".into()))?;
+        let (_, mut predicted_final_distance, mut decisions) = best
+            .ok_or_else(|| LearnError::InvalidConfig("planner: no search iteration ran".into()))?;
+        if c.method == SearchMethod::Mppi {
+            // MPPI executes the weighted mean, not the cheapest sample: scored once more.
+            let scores = self.costs(dynamics, current, goal, std::slice::from_ref(&mean))?;
+            predicted_final_distance = scores.first().map_or(predicted_final_distance, |s| s.1);
+            decisions = mean;
+        }
         self.warm_start = Some(decisions.clone());
         self.executed = 0;
         Ok(Plan {
@@ -288,6 +307,31 @@ impl LatentPlanner {
             start_distance: goal_distance(current, goal),
             model_version: dynamics.version,
         })
+    }
+
+    /// Per candidate, its weight in the refitted distribution (summing to 1): `1 / elites` for
+    /// the `elites` cheapest under CEM, exponential in the cost under MPPI. `order` lists the
+    /// candidates cheapest first.
+    fn candidate_weights(&self, scores: &[(f32, f32)], order: &[usize]) -> Vec<f32> {
+        let mut weights = vec![0.0; scores.len()];
+        match self.config.method {
+            SearchMethod::Cem => {
+                let elites = self.config.elites.min(order.len()).max(1);
+                for &i in &order[..elites] {
+                    weights[i] = 1.0 / elites as f32;
+                }
+            }
+            SearchMethod::Mppi => {
+                let cheapest = order.first().map_or(0.0, |&i| scores[i].0);
+                for (weight, (cost, _)) in weights.iter_mut().zip(scores) {
+                    *weight = (-(cost - cheapest) / self.config.temperature).exp();
+                }
+                // The cheapest weighs exp(0) = 1, so the sum is at least 1.
+                let sum: f32 = weights.iter().sum();
+                weights.iter_mut().for_each(|w| *w /= sum);
+            }
+        }
+        weights
     }
 
     /// The previous plan advanced by one control period, or zeros.
@@ -349,5 +393,31 @@ impl LatentPlanner {
                 (cost, last)
             })
             .collect())
+    }
+}
+
+/// Refits the per-decision mean and standard deviation (kept at least `min_std × max_action`)
+/// to the candidates under `weights` (summing to 1).
+fn refit(
+    candidates: &[Vec<[f32; ACTION_DIM]>],
+    weights: &[f32],
+    mean: &mut [[f32; ACTION_DIM]],
+    std: &mut [[f32; ACTION_DIM]],
+    min_std: f32,
+    max_action: [f32; ACTION_DIM],
+) {
+    for (step, (m, s)) in mean.iter_mut().zip(std.iter_mut()).enumerate() {
+        for axis in 0..ACTION_DIM {
+            let weighted = || {
+                candidates
+                    .iter()
+                    .zip(weights)
+                    .map(move |(candidate, &w)| (candidate[step][axis], w))
+            };
+            let centre: f32 = weighted().map(|(v, w)| w * v).sum();
+            let variance: f32 = weighted().map(|(v, w)| w * (v - centre).powi(2)).sum();
+            m[axis] = centre;
+            s[axis] = variance.sqrt().max(min_std * max_action[axis]);
+        }
     }
 }
