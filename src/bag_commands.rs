@@ -11,7 +11,8 @@ use clap::Subcommand;
 use comfy_table::Table;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{EvalArgs, write_json};
+use crate::eval_command::EvalArgs;
+use crate::write_json;
 
 /// Topics of a bag named by hand (found by type when unambiguous), as the nodes' remaps name
 /// them.
