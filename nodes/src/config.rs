@@ -3,8 +3,9 @@
 //! field has a default; an unknown or misspelt section or field is an error that names it.
 //!
 //! Sections: `[sim]`, `[exploration]`, `[collector]`, `[trainer]` (the whole model and its
-//! training; default: the standard model for the image size, also when the section sets only
-//! some of its parts, e.g. `[trainer.replay]`), `[trainer_node]`, `[encoder]`,
+//! training; every model field it does not set is the standard model's for the image size, e.g.
+//! with only `[trainer.replay]` or `[trainer.model] inverse_head = true`), `[trainer_node]`,
+//! `[encoder]`,
 //! `[planner]`, `[viz]` and `[eval]` (read by `autodidact eval`, which checks its fields; the
 //! nodes keep it as it is).
 
@@ -96,14 +97,13 @@ impl FileConfig {
     }
 }
 
-/// The first key path of `given` that `known` does not have (descending into tables).
-/// A `[trainer]` section without `[trainer.model]` (e.g. only `[trainer.replay]`) gets the
-/// standard model for the input size: the collector's when `[collector]` sets it, otherwise the
-/// simulated camera's.
+/// A `[trainer]` section gets the standard model for the input size (the collector's when
+/// `[collector]` sets it, otherwise the simulated camera's) for every model field it does not set:
+/// a section without `[trainer.model]` (e.g. only `[trainer.replay]`) gets the whole standard
+/// model, and one that sets some model fields (e.g. `[trainer.model] inverse_head = true`) gets
+/// them on top of it.
 fn with_default_model(table: &mut toml::Table) -> Result<(), NodeError> {
-    let needs_model =
-        matches!(table.get("trainer"), Some(toml::Value::Table(t)) if !t.contains_key("model"));
-    if !needs_model {
+    if !matches!(table.get("trainer"), Some(toml::Value::Table(_))) {
         return Ok(());
     }
     let section = |name: &str| {
@@ -129,16 +129,37 @@ fn with_default_model(table: &mut toml::Table) -> Result<(), NodeError> {
     } else {
         sim.camera.height
     };
-    let model =
+    let standard =
         TrainerConfig::for_inputs(width as usize, height as usize, collector.proprio.dim()).model;
-    let model = toml::Value::try_from(&model)
+    let mut model = toml::Table::try_from(&standard)
         .map_err(|e| NodeError::Setup(format!("[trainer.model]: {e}")))?;
     if let Some(toml::Value::Table(trainer)) = table.get_mut("trainer") {
-        trainer.insert("model".to_owned(), model);
+        if let Some(given) = trainer.remove("model") {
+            let toml::Value::Table(given) = given else {
+                return Err(NodeError::Setup(
+                    "[trainer.model] must be a table of the model's fields".into(),
+                ));
+            };
+            overlay(&mut model, given);
+        }
+        trainer.insert("model".to_owned(), toml::Value::Table(model));
     }
     Ok(())
 }
 
+/// Writes every key of `given` over `base`, descending into tables both have.
+fn overlay(base: &mut toml::Table, given: toml::Table) {
+    for (key, value) in given {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => overlay(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// The first key path of `given` that `known` does not have (descending into tables).
 fn first_unknown_key(given: &toml::Table, known: &toml::Table, prefix: &str) -> Option<String> {
     given.iter().find_map(|(key, value)| {
         let path = format!("{prefix}.{key}");
@@ -187,6 +208,32 @@ mod tests {
             toml::Value::try_from(&trainer.model).ok(),
             toml::Value::try_from(&standard).ok()
         );
+    }
+
+    /// A `[trainer.model]` that sets a few fields keeps the standard model's others, down to
+    /// the image encoder's.
+    #[test]
+    fn a_partial_model_section_sets_its_fields_over_the_standard_model() {
+        let config = FileConfig::parse(
+            "[sim.camera]\nwidth = 32\nheight = 32\n[trainer.model]\ninverse_head = true\n\
+             [trainer.model.encoder.image]\nfeature_dim = 96\n\
+             [trainer.objectives.inverse]\nenabled = true\n",
+        )
+        .expect("parsed");
+        let trainer = config.trainer.expect("[trainer]");
+        let mut expected =
+            TrainerConfig::for_inputs(32, 32, CollectorConfig::default().proprio.dim()).model;
+        expected.inverse_head = true;
+        expected.encoder.image.feature_dim = 96;
+        assert_eq!(
+            toml::Value::try_from(&trainer.model).ok(),
+            toml::Value::try_from(&expected).ok()
+        );
+        assert!(trainer.objectives.inverse.enabled);
+        let error = FileConfig::parse("[trainer]\nmodel = 3\n")
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("trainer.model"), "{error}");
     }
 
     #[test]
