@@ -609,6 +609,9 @@ pub struct WorldModelConfig {
     /// Build the masked-prediction head.
     #[config(default = false)]
     pub masked_head: bool,
+    /// Build the inverse-dynamics head (two image-only embeddings → the command between them).
+    #[config(default = false)]
+    pub inverse_head: bool,
 }
 
 impl WorldModelConfig {
@@ -653,6 +656,9 @@ impl WorldModelConfig {
             mask_predictor: self
                 .masked_head
                 .then(|| MlpConfig::new(d, self.head_hidden, d).init(device)),
+            inverse_dynamics: self
+                .inverse_head
+                .then(|| MlpConfig::new(2 * d, self.head_hidden, self.action_dim).init(device)),
         }
     }
 }
@@ -672,6 +678,8 @@ pub struct WorldModel {
     pub decoder: Option<Decoder>,
     /// Masked-image state → full-image target state.
     pub mask_predictor: Option<Mlp>,
+    /// `[state at t, state at t+1]` (image only) → the scaled command at `t`.
+    pub inverse_dynamics: Option<Mlp>,
 }
 
 /// The slowly moving (EMA) copy of the parts that produce targets.

@@ -114,6 +114,28 @@ impl Default for ReconstructionConfig {
     }
 }
 
+/// Inverse dynamics (as PLDM trains): the command at `t` predicted from the image-only
+/// embeddings of frames `t` (online) and `t+1` (EMA target). The image, not the proprio, must
+/// carry the motion: the wheel velocities alone would give the command away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InverseConfig {
+    /// Use this objective (needs `model.inverse_head` and the forward objective, whose next
+    /// frame it uses).
+    pub enabled: bool,
+    /// Weight of the mean squared error of the scaled command.
+    pub weight: f32,
+}
+
+impl Default for InverseConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            weight: 1.0,
+        }
+    }
+}
+
 /// Keeps the state embedding spread out (VICReg's variance and covariance terms, Bardes et al.
 /// 2022) so that it uses its dimensions: a hinge pulls every dimension's batch std up to
 /// `target_std`, and a penalty on off-diagonal covariance decorrelates the dimensions. The
@@ -157,6 +179,8 @@ pub struct ObjectivesConfig {
     pub reconstruction: ReconstructionConfig,
     /// Variance/covariance regulariser of the state embedding.
     pub spread: SpreadConfig,
+    /// Inverse dynamics.
+    pub inverse: InverseConfig,
 }
 
 /// Everything that shapes training. The model's shapes are part of it.
@@ -303,6 +327,14 @@ impl TrainerConfig {
         }
         if o.reconstruction.enabled && !self.model.decoder {
             return invalid("objectives.reconstruction needs model.decoder = true");
+        }
+        if o.inverse.enabled && !(self.model.inverse_head && o.forward.enabled) {
+            return invalid(
+                "objectives.inverse needs model.inverse_head = true and objectives.forward (its next frame)",
+            );
+        }
+        if o.inverse.enabled && !(o.inverse.weight.is_finite() && o.inverse.weight >= 0.0) {
+            return invalid("objectives.inverse.weight must be finite and >= 0");
         }
         if o.forward.enabled
             && !(o.forward.target_start_weight.is_finite() && o.forward.target_start_weight >= 0.0)

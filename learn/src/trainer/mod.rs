@@ -24,8 +24,8 @@ use rand_chacha::ChaCha8Rng;
 pub use batch::Batch;
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use config::{
-    ContrastiveConfig, ForwardConfig, MaskedConfig, ObjectivesConfig, ReconstructionConfig,
-    SpreadConfig, TrainerConfig,
+    ContrastiveConfig, ForwardConfig, InverseConfig, MaskedConfig, ObjectivesConfig,
+    ReconstructionConfig, SpreadConfig, TrainerConfig,
 };
 pub use preview::Preview;
 pub use step::{Losses, StepReport};

@@ -37,11 +37,13 @@ pub struct Losses {
     pub variance: f32,
     /// Off-diagonal covariance of the state embedding (spread regulariser).
     pub covariance: f32,
+    /// Inverse dynamics (the command from two frames).
+    pub inverse: f32,
 }
 
 impl Losses {
     /// Every loss with its name, `total` first (for logs and telemetry).
-    pub fn named(&self) -> [(&'static str, f32); 9] {
+    pub fn named(&self) -> [(&'static str, f32); 10] {
         [
             ("total", self.total),
             ("contrastive", self.contrastive),
@@ -52,6 +54,7 @@ impl Losses {
             ("reconstruction", self.reconstruction),
             ("variance", self.variance),
             ("covariance", self.covariance),
+            ("inverse", self.inverse),
         ]
     }
 }
@@ -109,6 +112,8 @@ struct Targets {
     /// View A (unmasked) with its proprio, `[B, D]`; for the masked objective and the
     /// target-start forward term.
     now: Option<Tensor<2>>,
+    /// Frame `t+1` without proprio, `[B, D]`; for the inverse objective.
+    next_image_only: Option<Tensor<2>>,
     /// Images the target encoded.
     encoded: usize,
 }
@@ -165,6 +170,7 @@ impl Trainer {
         self.forward_loss(batch, shape, &online, &proprio, &targets, &mut terms)?;
         self.reconstruction_loss(&online, &mut terms)?;
         self.masked_loss(batch, shape, &online, &targets, &mut terms)?;
+        self.inverse_loss(batch, shape, &online, &proprio, &targets, &mut terms)?;
         let encoded =
             shape.b * (1 + usize::from(self.config.objectives.masked.enabled)) + targets.encoded;
         self.apply_or_skip(terms, shape.b, encoded, started)
@@ -325,10 +331,19 @@ impl Trainer {
         });
         let now =
             now_on.then(|| encoder.fuse(take(view_rows + horizon * b, b), proprio.now.clone()));
+        // `future` is batch-major: frame t+1 of sequence i is row i·F.
+        let next_image_only = (o.inverse.enabled && horizon > 0).then(|| {
+            let next = take(view_rows, horizon * b)
+                .reshape([b, horizon, feature_dim])
+                .slice([0..b, 0..1, 0..feature_dim])
+                .reshape([b, feature_dim]);
+            encoder.fuse(next, proprio.none.clone())
+        });
         Ok(Targets {
             views,
             future,
             now,
+            next_image_only,
             encoded,
         })
     }
@@ -364,6 +379,14 @@ impl Trainer {
         }
     }
 
+    /// The online state of view A without its proprio, `[B, D]`.
+    fn image_only(&self, online: &Online, proprio: &Proprio) -> Tensor<2> {
+        self.model.encoder.fuse(
+            online.features.clone(),
+            Tensor::from_inner(proprio.none.clone()),
+        )
+    }
+
     /// InfoNCE of the online image-only embedding against the target's other view and against
     /// the temporal positive.
     fn contrastive_loss(
@@ -377,11 +400,11 @@ impl Trainer {
             return Ok(());
         };
         let o = &self.config.objectives.contrastive;
-        let image_only = self.model.encoder.fuse(
-            online.features.clone(),
-            Tensor::from_inner(proprio.none.clone()),
+        let query = l2_normalize(
+            self.model
+                .projector
+                .forward(self.image_only(online, proprio)),
         );
-        let query = l2_normalize(self.model.projector.forward(image_only));
         let key = l2_normalize(self.target.projector.forward(view_b.clone()));
         let key_temporal = l2_normalize(self.target.projector.forward(temporal.clone()));
         let views = info_nce(query.clone(), Tensor::from_inner(key), o.temperature);
@@ -530,6 +553,41 @@ impl Trainer {
         .sum_dim(1)
         .mean();
         terms.add(masked, o.weight, |l| &mut l.masked)
+    }
+
+    /// The command at `t` from the image-only online embedding of `t` and the target's of
+    /// `t+1`.
+    fn inverse_loss(
+        &self,
+        batch: &Batch,
+        shape: Shape,
+        online: &Online,
+        proprio: &Proprio,
+        targets: &Targets,
+        terms: &mut Terms,
+    ) -> Result<(), LearnError> {
+        let o = &self.config.objectives.inverse;
+        let (true, Some(head), Some(next)) = (
+            o.enabled,
+            &self.model.inverse_dynamics,
+            &targets.next_image_only,
+        ) else {
+            return Ok(());
+        };
+        let Shape { b, horizon, .. } = shape;
+        let first_actions: Vec<f32> = batch
+            .actions
+            .chunks(horizon * ACTION_DIM)
+            .flat_map(|sequence| sequence[..ACTION_DIM].iter().copied())
+            .collect();
+        let actions = Tensor::<2>::from_data(
+            TensorData::new(first_actions, [b, ACTION_DIM]),
+            &self.device,
+        );
+        let now = self.image_only(online, proprio);
+        let pair = Tensor::cat(vec![now, Tensor::from_inner(next.clone())], 1);
+        let inverse = (head.forward(pair) - actions).square().mean();
+        terms.add(inverse, o.weight, |l| &mut l.inverse)
     }
 
     /// Backward and an Adam step, or, when the loss or the gradients are not finite, the last
