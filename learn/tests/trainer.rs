@@ -45,6 +45,7 @@ fn small_config(seed: u64) -> TrainerConfig {
     config.objectives.masked.enabled = true;
     config.model.inverse_head = true;
     config.objectives.inverse.enabled = true;
+    config.objectives.sigreg.enabled = true;
     config.batch_size = 8;
     config.seed = seed;
     config.publish_every = 1;
@@ -320,6 +321,18 @@ fn bad_configs_are_refused() {
         matches!(Trainer::new(config), Err(LearnError::InvalidConfig(_))),
         "inverse dynamics without the forward objective's next frame"
     );
+    for broken in [
+        |c: &mut TrainerConfig| c.objectives.sigreg.directions = 0,
+        |c: &mut TrainerConfig| c.objectives.sigreg.knots = 1,
+        |c: &mut TrainerConfig| c.objectives.sigreg.t_max = f32::NAN,
+    ] {
+        let mut config = small_config(0);
+        broken(&mut config);
+        assert!(
+            matches!(Trainer::new(config), Err(LearnError::InvalidConfig(_))),
+            "sigreg"
+        );
+    }
     let mut config = small_config(0);
     config.batch_size = 1;
     assert!(Trainer::new(config).is_err());

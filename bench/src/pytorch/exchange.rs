@@ -23,8 +23,11 @@ pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
             && o.forward.target_start_weight > 0.0
             && o.reconstruction.enabled
             && !o.masked.enabled
+            && !o.inverse.enabled
+            && !o.sigreg.enabled
             && config.model.decoder
             && !config.model.masked_head
+            && !config.model.inverse_head
             && config.model.encoder.proprio_dim > 0,
         "the PyTorch mirror covers the default objectives only"
     );

@@ -165,6 +165,39 @@ impl Default for SpreadConfig {
     }
 }
 
+/// SIGReg (LeJEPA, Balestriero & LeCun 2025; LeWM trains with it): the state embedding's
+/// distribution pushed towards an isotropic standard normal. Each step projects the batch on
+/// `directions` random unit vectors and, on each, measures the Epps–Pulley statistic: the
+/// batch size × the squared distance between the projections' empirical characteristic function
+/// and the standard normal's, weighted by `exp(-t²/2)` and integrated over `t ∈ [-t_max, t_max]`
+/// by the trapezoid rule on `knots` points of its positive half. An alternative to `spread`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigRegConfig {
+    /// Use this regulariser.
+    pub enabled: bool,
+    /// Weight of the mean statistic over directions.
+    pub weight: f32,
+    /// Random directions per step.
+    pub directions: usize,
+    /// Quadrature points on `[0, t_max]` (at least 2).
+    pub knots: usize,
+    /// End of the integration interval.
+    pub t_max: f32,
+}
+
+impl Default for SigRegConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            weight: 1.0,
+            directions: 64,
+            knots: 17,
+            t_max: 3.0,
+        }
+    }
+}
+
 /// Which objectives train the model, and how much each counts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -181,6 +214,8 @@ pub struct ObjectivesConfig {
     pub spread: SpreadConfig,
     /// Inverse dynamics.
     pub inverse: InverseConfig,
+    /// Isotropic-Gaussian regulariser of the state embedding.
+    pub sigreg: SigRegConfig,
 }
 
 /// Everything that shapes training. The model's shapes are part of it.
@@ -331,6 +366,18 @@ impl TrainerConfig {
         if o.inverse.enabled && !(self.model.inverse_head && o.forward.enabled) {
             return invalid(
                 "objectives.inverse needs model.inverse_head = true and objectives.forward (its next frame)",
+            );
+        }
+        if o.sigreg.enabled
+            && !(o.sigreg.weight.is_finite()
+                && o.sigreg.weight >= 0.0
+                && o.sigreg.directions >= 1
+                && o.sigreg.knots >= 2
+                && o.sigreg.t_max.is_finite()
+                && o.sigreg.t_max > 0.0)
+        {
+            return invalid(
+                "objectives.sigreg: weight >= 0, directions >= 1, knots >= 2 and t_max > 0",
             );
         }
         if o.inverse.enabled && !(o.inverse.weight.is_finite() && o.inverse.weight >= 0.0) {

@@ -48,6 +48,46 @@ pub(crate) fn spread_terms(embeddings: Tensor<2>, target_std: f32) -> (Tensor<1>
     (hinge, off_diagonal)
 }
 
+/// SIGReg's mean Epps–Pulley statistic of `embeddings` projected on `directions`, against the
+/// standard normal (see [`super::config::SigRegConfig`]): per direction, `B ·
+/// ∫ |φ̂(t) − e^{−t²/2}|² e^{−t²/2} dt` over `[−t_max, t_max]`, with `φ̂` the projections'
+/// empirical characteristic function, by the trapezoid rule on `knots` points of `[0, t_max]`
+/// (the integrand is even).
+///
+/// # Shapes
+/// - `embeddings`: `[B, D]`
+/// - `directions`: `[D, M]`, unit columns
+/// - output: `[1]`
+pub(crate) fn sigreg(
+    embeddings: Tensor<2>,
+    directions: Tensor<2>,
+    knots: usize,
+    t_max: f32,
+) -> Tensor<1> {
+    let [batch, _] = embeddings.dims();
+    let projected = embeddings.matmul(directions);
+    let [_, count] = projected.dims();
+    let device = projected.device();
+    let knots = knots.max(2);
+    let step = t_max / (knots - 1) as f32;
+    let t: Vec<f32> = (0..knots).map(|k| k as f32 * step).collect();
+    let normal: Vec<f32> = t.iter().map(|t| (-0.5 * t * t).exp()).collect();
+    // Trapezoid weights on [0, t_max], doubled for the negative half, times the weight e^{−t²/2}.
+    let weights: Vec<f32> = normal
+        .iter()
+        .enumerate()
+        .map(|(k, w)| if k == 0 || k == knots - 1 { step } else { 2.0 * step } * w)
+        .collect();
+    let row = |values: Vec<f32>| {
+        Tensor::<1>::from_data(TensorData::new(values, [knots]), &device).reshape([1, 1, knots])
+    };
+    let angles = projected.reshape([batch, count, 1]) * row(t);
+    let real = angles.clone().cos().mean_dim(0);
+    let imaginary = angles.sin().mean_dim(0);
+    let error = (real - row(normal)).square() + imaginary.square();
+    (error * row(weights)).sum_dim(2).mean() * batch as f32
+}
+
 /// Global L2 norm of all gradients of `model`.
 pub(super) fn gradient_norm(
     model: &WorldModel,
@@ -76,5 +116,51 @@ pub(super) fn gradient_norm(
     match visitor.sum {
         Some(sum) => Ok(scalar(&sum.sqrt())?),
         None => Ok(0.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// SIGReg of `batch × dim` values drawn by `draw`, on `dim` axis-aligned directions.
+    fn statistic(batch: usize, dim: usize, mut draw: impl FnMut() -> f32) -> f32 {
+        let device = Device::flex();
+        let values: Vec<f32> = (0..batch * dim).map(|_| draw()).collect();
+        let embeddings = Tensor::<2>::from_data(TensorData::new(values, [batch, dim]), &device);
+        let mut identity = vec![0.0; dim * dim];
+        (0..dim).for_each(|i| identity[i * dim + i] = 1.0);
+        let directions = Tensor::<2>::from_data(TensorData::new(identity, [dim, dim]), &device);
+        scalar(&sigreg(embeddings, directions, 17, 3.0)).expect("scalar")
+    }
+
+    /// The statistic is small for standard-normal embeddings and large for what SIGReg exists
+    /// to prevent: a collapsed batch, a too narrow or too wide one, a shifted one.
+    #[test]
+    fn sigreg_is_small_for_a_standard_normal_and_large_for_collapse_scale_and_shift() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut normal = move || -> f32 { StandardNormal.sample(&mut rng) };
+        let gaussian = statistic(512, 16, &mut normal);
+        let collapsed = statistic(512, 16, || 0.3);
+        let narrow = statistic(512, 16, || 0.2 * normal());
+        let wide = statistic(512, 16, || 3.0 * normal());
+        let shifted = statistic(512, 16, || normal() + 1.0);
+        println!(
+            "gaussian {gaussian:.3}, collapsed {collapsed:.1}, narrow {narrow:.1}, wide \
+             {wide:.1}, shifted {shifted:.1}"
+        );
+        // Its expectation for a standard normal is about √(2π) − √(2π/3) ≈ 1.06, whatever `B`.
+        assert!(gaussian < 2.0, "{gaussian}");
+        for (what, value) in [
+            ("collapsed", collapsed),
+            ("narrow", narrow),
+            ("wide", wide),
+            ("shifted", shifted),
+        ] {
+            assert!(value > 10.0 * gaussian.max(0.5), "{what}: {value}");
+        }
     }
 }

@@ -25,7 +25,7 @@ pub use batch::Batch;
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use config::{
     ContrastiveConfig, ForwardConfig, InverseConfig, MaskedConfig, ObjectivesConfig,
-    ReconstructionConfig, SpreadConfig, TrainerConfig,
+    ReconstructionConfig, SigRegConfig, SpreadConfig, TrainerConfig,
 };
 pub use preview::Preview;
 pub use step::{Losses, StepReport};

@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::Trainer;
 use super::batch::Batch;
-use super::losses::{gradient_norm, info_nce, scalar, spread_terms};
+use super::losses::{gradient_norm, info_nce, scalar, sigreg, spread_terms};
 use crate::LearnError;
 use crate::augment::channels_last;
 use crate::cpu::direct::PixelLayout;
@@ -39,11 +40,13 @@ pub struct Losses {
     pub covariance: f32,
     /// Inverse dynamics (the command from two frames).
     pub inverse: f32,
+    /// SIGReg statistic of the state embedding.
+    pub sigreg: f32,
 }
 
 impl Losses {
     /// Every loss with its name, `total` first (for logs and telemetry).
-    pub fn named(&self) -> [(&'static str, f32); 10] {
+    pub fn named(&self) -> [(&'static str, f32); 11] {
         [
             ("total", self.total),
             ("contrastive", self.contrastive),
@@ -55,6 +58,7 @@ impl Losses {
             ("variance", self.variance),
             ("covariance", self.covariance),
             ("inverse", self.inverse),
+            ("sigreg", self.sigreg),
         ]
     }
 }
@@ -167,6 +171,7 @@ impl Trainer {
         let mut terms = Terms::default();
         self.contrastive_loss(&online, &proprio, &targets, &mut terms)?;
         self.spread_loss(&online, &mut terms)?;
+        self.sigreg_loss(&online, &mut terms)?;
         self.forward_loss(batch, shape, &online, &proprio, &targets, &mut terms)?;
         self.reconstruction_loss(&online, &mut terms)?;
         self.masked_loss(batch, shape, &online, &targets, &mut terms)?;
@@ -422,6 +427,35 @@ impl Trainer {
         let (variance, covariance) = spread_terms(online.state.clone(), o.target_std);
         terms.add(variance, o.variance_weight, |l| &mut l.variance)?;
         terms.add(covariance, o.covariance_weight, |l| &mut l.covariance)
+    }
+
+    /// SIGReg on the state embedding, on directions drawn from the trainer's seeded stream.
+    fn sigreg_loss(&mut self, online: &Online, terms: &mut Terms) -> Result<(), LearnError> {
+        let o = self.config.objectives.sigreg.clone();
+        if !o.enabled {
+            return Ok(());
+        }
+        let dim = self.config.model.embed_dim();
+        let mut directions: Vec<f32> = (0..dim * o.directions)
+            .map(|_| StandardNormal.sample(&mut self.rng))
+            .collect();
+        // Columns of the `[D, M]` matrix are the directions: unit length each.
+        for column in 0..o.directions {
+            let norm = (0..dim)
+                .map(|row| directions[row * o.directions + column].powi(2))
+                .sum::<f32>()
+                .sqrt()
+                .max(1e-12);
+            for row in 0..dim {
+                directions[row * o.directions + column] /= norm;
+            }
+        }
+        let directions = Tensor::<2>::from_data(
+            TensorData::new(directions, [dim, o.directions]),
+            &self.device,
+        );
+        let statistic = sigreg(online.state.clone(), directions, o.knots, o.t_max);
+        terms.add(statistic, o.weight, |l| &mut l.sigreg)
     }
 
     /// The latent rollout under the recorded actions against the target's embeddings of the
