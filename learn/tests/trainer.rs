@@ -168,6 +168,38 @@ fn checkpoint_round_trip_is_bit_exact_and_resume_continues() {
     assert!(std::fs::metadata(exported).expect("file").len() > 1000);
 }
 
+/// A checkpoint written before the model had a field (here `inverse_head`, added later) still
+/// loads, with the field's default, and embeds as it did.
+#[test]
+fn checkpoints_from_before_a_model_field_existed_still_load() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt");
+    let mut config = small_config(4);
+    config.model.inverse_head = false;
+    config.objectives.inverse.enabled = false;
+    let mut trainer = filled_trainer(config);
+    trainer.step().expect("step");
+    trainer.save_checkpoint(&path).expect("save");
+    let meta_path = path.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("meta")).expect("json");
+    let model = meta
+        .pointer_mut("/config/model")
+        .and_then(serde_json::Value::as_object_mut)
+        .expect("config.model");
+    assert!(model.remove("inverse_head").is_some());
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).expect("json")).expect("write");
+
+    let resumed = Trainer::resume(&path, None).expect("an older checkpoint loads");
+    assert!(!resumed.config().model.inverse_head);
+    let (images, proprio) = probe_inputs();
+    assert_eq!(
+        embed_all(&resumed, &images, &proprio),
+        embed_all(&trainer, &images, &proprio)
+    );
+}
+
 #[test]
 fn foreign_and_truncated_checkpoints_are_clear_errors() {
     let _serial = serial();

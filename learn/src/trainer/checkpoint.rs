@@ -280,12 +280,15 @@ struct CheckpointMeta {
 fn read_meta(dir: &Path) -> Result<CheckpointMeta, LearnError> {
     let path = dir.join("meta.json");
     let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
-    let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| {
+    let not_ours = |e: serde_json::Error| {
         LearnError::Checkpoint(format!(
             "{} is not an autodidact checkpoint: {e}",
             path.display()
         ))
-    })?;
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(not_ours)?;
+    with_model_defaults(&mut value);
+    let meta: CheckpointMeta = serde_json::from_value(value).map_err(not_ours)?;
     if meta.format != CHECKPOINT_FORMAT {
         return Err(LearnError::Checkpoint(format!(
             "{} has format {:?}, this build reads {CHECKPOINT_FORMAT:?}",
@@ -294,6 +297,28 @@ fn read_meta(dir: &Path) -> Result<CheckpointMeta, LearnError> {
         )));
     }
     Ok(meta)
+}
+
+/// Model fields added after a checkpoint was written (e.g. `inverse_head`) take their defaults:
+/// burn's `Config` derive makes every field required when read back. Keys the checkpoint has
+/// are kept; a meta without a readable `config.model.encoder` is left for the caller's error.
+fn with_model_defaults(meta: &mut serde_json::Value) {
+    let Some(serde_json::Value::Object(model)) = meta.pointer_mut("/config/model") else {
+        return;
+    };
+    let Some(encoder) = model
+        .get("encoder")
+        .and_then(|encoder| serde_json::from_value(encoder.clone()).ok())
+    else {
+        return;
+    };
+    if let Ok(serde_json::Value::Object(defaults)) =
+        serde_json::to_value(WorldModelConfig::new(encoder))
+    {
+        for (key, value) in defaults {
+            model.entry(key).or_insert(value);
+        }
+    }
 }
 
 fn same_architecture(a: &WorldModelConfig, b: &WorldModelConfig) -> bool {
