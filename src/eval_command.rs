@@ -19,7 +19,7 @@ pub(crate) struct EvalArgs {
     /// Checkpoint directory to evaluate (written by `autodidact run --checkpoint`). Without
     /// one, eval first trains a model on fresh exploration data (see --train-steps).
     #[arg(long)]
-    pub(crate) checkpoint: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
     /// Score the --checkpoint on held-out bags of a robot instead of simulator worlds: probes
     /// and k-NN to the odometry pose and wheel velocities, prediction ÷ copy-last under the
     /// recorded commands, collapse, beside a random-init model (repeat for several bags).
@@ -29,54 +29,54 @@ pub(crate) struct EvalArgs {
     pub(crate) topics: TopicArgs,
     /// Without --checkpoint: optimiser steps of the model eval trains.
     #[arg(long, default_value_t = 900)]
-    pub(crate) train_steps: u64,
+    train_steps: u64,
     /// Without --checkpoint: minutes of exploration experience the model learns from, in worlds
     /// 0, 1, 2, … of 1500 control periods (75 s) each; the home protocol's worlds are the first
     /// five of them, unless --home-worlds says otherwise.
     #[arg(long, default_value_t = 6.25)]
-    pub(crate) experience_min: f64,
+    experience_min: f64,
     /// Without --checkpoint: also save the model eval trained as a checkpoint here.
     #[arg(long)]
-    pub(crate) save_checkpoint: Option<PathBuf>,
+    save_checkpoint: Option<PathBuf>,
     /// Without --checkpoint: camera side (pixels) of the model eval trains.
     #[arg(long, default_value_t = 32)]
-    pub(crate) side: u32,
+    side: u32,
     /// Held-out exploration episodes (probes fit on half, score on the rest) [default: 8].
     #[arg(long)]
-    pub(crate) episodes: Option<u64>,
+    episodes: Option<u64>,
     /// Start/goal pairs per planning setting [default: 20].
     #[arg(long)]
-    pub(crate) pairs: Option<usize>,
+    pairs: Option<usize>,
     /// Planning settings to run, in both protocols [default: easy,far,across].
     #[arg(long, value_delimiter = ',')]
-    pub(crate) settings: Option<Vec<autodidact_eval::GoalSetting>>,
+    settings: Option<Vec<autodidact_eval::GoalSetting>>,
     /// Control periods per planning attempt, easy goals [default: 60].
     #[arg(long)]
-    pub(crate) plan_steps: Option<usize>,
+    plan_steps: Option<usize>,
     /// Control periods per planning attempt, far and across goals [default: 200].
     #[arg(long)]
-    pub(crate) far_plan_steps: Option<usize>,
+    far_plan_steps: Option<usize>,
     /// Home protocol: the worlds the model learned in [default: 0,1,2,3,4, the worlds of the
     /// model eval trains; `autodidact run --seed S` learns in S, S+1, … (one per episode)].
     #[arg(long, value_delimiter = ',')]
-    pub(crate) home_worlds: Option<Vec<u64>>,
+    home_worlds: Option<Vec<u64>>,
     /// Control periods of the drive through a world the memory planner remembers [default: 1500].
     #[arg(long)]
-    pub(crate) memory_steps: Option<usize>,
+    memory_steps: Option<usize>,
     /// Seed of the held-out worlds, pairs and baselines.
     #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
+    seed: u64,
     /// Also write the report as JSON (schema `autodidact.eval/2`, see docs/eval.md).
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
     /// Also record the report to this rerun file: scores on the train_step timeline, planning
     /// paths in the arena, goal images (open it with `rerun FILE`).
     #[arg(long)]
-    pub(crate) rrd: Option<PathBuf>,
+    rrd: Option<PathBuf>,
     /// TOML configuration file: optional [sim] (the camera follows the model), [trainer] (for
     /// the model eval trains) and [eval] (with [eval.planner]) sections.
     #[arg(long)]
-    pub(crate) config: Option<PathBuf>,
+    config: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,

@@ -126,12 +126,13 @@ struct Targets {
 struct Online {
     /// View A as channels-last rows, `[B·H·W, 3]` (the CPU convolutions' layout).
     view_a: Tensor<2>,
-    /// Image features of view A, `[B, feature_dim]`.
-    features: Tensor<2>,
     /// Proprio at `t`, `[B, P]`.
     proprio: Tensor<2>,
     /// The state embedding, `[B, D]`.
     state: Tensor<2>,
+    /// The state embedding without proprio, `[B, D]`; for the contrastive and inverse
+    /// objectives.
+    image_only: Option<Tensor<2>>,
 }
 
 /// The weighted sum being built and each term's value.
@@ -169,13 +170,13 @@ impl Trainer {
         let targets = self.encode_targets(batch, shape, &proprio)?;
         let online = self.encode_online(batch, shape, &proprio);
         let mut terms = Terms::default();
-        self.contrastive_loss(&online, &proprio, &targets, &mut terms)?;
+        self.contrastive_loss(&online, &targets, &mut terms)?;
         self.spread_loss(&online, &mut terms)?;
         self.sigreg_loss(&online, &mut terms)?;
         self.forward_loss(batch, shape, &online, &proprio, &targets, &mut terms)?;
         self.reconstruction_loss(&online, &mut terms)?;
         self.masked_loss(batch, shape, &online, &targets, &mut terms)?;
-        self.inverse_loss(batch, shape, &online, &proprio, &targets, &mut terms)?;
+        self.inverse_loss(batch, shape, &online, &targets, &mut terms)?;
         let encoded =
             shape.b * (1 + usize::from(self.config.objectives.masked.enabled)) + targets.encoded;
         self.apply_or_skip(terms, shape.b, encoded, started)
@@ -372,24 +373,19 @@ impl Trainer {
             ),
             &self.device,
         );
-        let proprio = Tensor::from_inner(proprio.now.clone());
         let encoder = &self.model.encoder;
         let features = encoder.image_features_rows(view_a.clone(), [b, height, width]);
-        let state = encoder.fuse(features.clone(), proprio.clone());
+        let o = &self.config.objectives;
+        let image_only = (o.contrastive.enabled || o.inverse.enabled)
+            .then(|| encoder.fuse(features.clone(), Tensor::from_inner(proprio.none.clone())));
+        let proprio = Tensor::from_inner(proprio.now.clone());
+        let state = encoder.fuse(features, proprio.clone());
         Online {
             view_a,
-            features,
             proprio,
             state,
+            image_only,
         }
-    }
-
-    /// The online state of view A without its proprio, `[B, D]`.
-    fn image_only(&self, online: &Online, proprio: &Proprio) -> Tensor<2> {
-        self.model.encoder.fuse(
-            online.features.clone(),
-            Tensor::from_inner(proprio.none.clone()),
-        )
     }
 
     /// InfoNCE of the online image-only embedding against the target's other view and against
@@ -397,19 +393,15 @@ impl Trainer {
     fn contrastive_loss(
         &self,
         online: &Online,
-        proprio: &Proprio,
         targets: &Targets,
         terms: &mut Terms,
     ) -> Result<(), LearnError> {
-        let Some((view_b, temporal)) = &targets.views else {
+        let (Some((view_b, temporal)), Some(image_only)) = (&targets.views, &online.image_only)
+        else {
             return Ok(());
         };
         let o = &self.config.objectives.contrastive;
-        let query = l2_normalize(
-            self.model
-                .projector
-                .forward(self.image_only(online, proprio)),
-        );
+        let query = l2_normalize(self.model.projector.forward(image_only.clone()));
         let key = l2_normalize(self.target.projector.forward(view_b.clone()));
         let key_temporal = l2_normalize(self.target.projector.forward(temporal.clone()));
         let views = info_nce(query.clone(), Tensor::from_inner(key), o.temperature);
@@ -436,24 +428,24 @@ impl Trainer {
             return Ok(());
         }
         let dim = self.config.model.embed_dim();
-        let mut directions: Vec<f32> = (0..dim * o.directions)
+        // One direction per row of `[M, D]`, each scaled to unit length.
+        let mut directions: Vec<f32> = (0..o.directions * dim)
             .map(|_| StandardNormal.sample(&mut self.rng))
             .collect();
-        // Columns of the `[D, M]` matrix are the directions: unit length each.
-        for column in 0..o.directions {
-            let norm = (0..dim)
-                .map(|row| directions[row * o.directions + column].powi(2))
+        for direction in directions.chunks_mut(dim) {
+            let norm = direction
+                .iter()
+                .map(|v| v * v)
                 .sum::<f32>()
                 .sqrt()
                 .max(1e-12);
-            for row in 0..dim {
-                directions[row * o.directions + column] /= norm;
-            }
+            direction.iter_mut().for_each(|v| *v /= norm);
         }
         let directions = Tensor::<2>::from_data(
-            TensorData::new(directions, [dim, o.directions]),
+            TensorData::new(directions, [o.directions, dim]),
             &self.device,
-        );
+        )
+        .transpose();
         let statistic = sigreg(online.state.clone(), directions, o.knots, o.t_max);
         terms.add(statistic, o.weight, |l| &mut l.sigreg)
     }
@@ -596,14 +588,14 @@ impl Trainer {
         batch: &Batch,
         shape: Shape,
         online: &Online,
-        proprio: &Proprio,
         targets: &Targets,
         terms: &mut Terms,
     ) -> Result<(), LearnError> {
         let o = &self.config.objectives.inverse;
-        let (true, Some(head), Some(next)) = (
+        let (true, Some(head), Some(now), Some(next)) = (
             o.enabled,
             &self.model.inverse_dynamics,
+            &online.image_only,
             &targets.next_image_only,
         ) else {
             return Ok(());
@@ -618,8 +610,7 @@ impl Trainer {
             TensorData::new(first_actions, [b, ACTION_DIM]),
             &self.device,
         );
-        let now = self.image_only(online, proprio);
-        let pair = Tensor::cat(vec![now, Tensor::from_inner(next.clone())], 1);
+        let pair = Tensor::cat(vec![now.clone(), Tensor::from_inner(next.clone())], 1);
         let inverse = (head.forward(pair) - actions).square().mean();
         terms.add(inverse, o.weight, |l| &mut l.inverse)
     }
