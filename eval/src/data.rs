@@ -62,6 +62,8 @@ pub(crate) struct Record {
     pub(crate) pose: [f32; 4],
     /// Nearest object in the robot frame, `[x ahead, y left]`, metres.
     pub(crate) nearest_object: [f32; 2],
+    /// The wheel odometry's pose with the frame (the robot's own sense, drift included).
+    pub(crate) odometry: Option<autodidact_learn::OdometryPose>,
 }
 
 /// The collector settings for `sim`'s camera and the model's proprio.
@@ -186,7 +188,9 @@ fn drive(
             .min_by(|a, b| a.x.hypot(a.y).total_cmp(&b.x.hypot(b.y)))
             .map_or([0.0; 2], |p| [p.x as f32, p.y as f32]);
         let action = policy.act(&observation, period);
+        let odometry = frame.odometry;
         records.push(Record {
+            odometry,
             transition: Transition {
                 source: 0,
                 episode: world,
@@ -239,8 +243,38 @@ pub(crate) struct WorldMemory {
     pub(crate) positions: Vec<[f64; 2]>,
 }
 
+/// Metres between where the odometry puts each frame (aligned with the truth at the first
+/// frame) and where the robot truly was: how far the memory's odometry has drifted.
+pub(crate) fn odometry_drift(records: &[Record]) -> Vec<f64> {
+    let truth = |r: &Record| {
+        autodidact_learn::OdometryPose::new(
+            f64::from(r.pose[0]),
+            f64::from(r.pose[1]),
+            f64::from(r.pose[2]).atan2(f64::from(r.pose[3])),
+        )
+    };
+    let Some((first, odometry)) = records
+        .first()
+        .and_then(|r| r.odometry.map(|o| (truth(r), o)))
+    else {
+        return Vec::new();
+    };
+    let align = first.compose(&odometry.inverse());
+    records
+        .iter()
+        .filter_map(|r| r.odometry.map(|o| align.compose(&o).distance(&truth(r))))
+        .collect()
+}
+
 impl WorldMemory {
     pub(crate) fn of(records: &[Record]) -> Self {
+        let drift = odometry_drift(records);
+        tracing::debug!(
+            median_m = autodidact_learn::stats::median(&drift).unwrap_or(f64::NAN),
+            last_m = drift.last().copied().unwrap_or(f64::NAN),
+            max_m = drift.iter().copied().fold(0.0, f64::max),
+            "memory odometry drift"
+        );
         let frame_id: Arc<str> = Arc::from("camera");
         Self {
             frames: records
@@ -251,6 +285,7 @@ impl WorldMemory {
                     image: r.transition.image.clone(),
                     proprio: r.transition.proprio.clone(),
                     frame_id: frame_id.clone(),
+                    odometry: r.odometry,
                 })
                 .collect(),
             positions: records

@@ -91,8 +91,8 @@ pub struct PlanningTrajectory {
 pub struct MemoryDrawing {
     /// Node positions `[x, y]`, metres.
     pub nodes: Vec<[f64; 2]>,
-    /// Shortcut edges (node index pairs, each once); observed edges join consecutive nodes of
-    /// one episode.
+    /// Shortcut and odometry-link edges (node index pairs, each once); observed edges join
+    /// consecutive nodes of one episode.
     pub shortcuts: Vec<[usize; 2]>,
     /// The route's node positions, from the robot's node to the goal's.
     pub route: Vec<[f64; 2]>,
@@ -122,7 +122,7 @@ impl MemoryDrawing {
                     .edges(from)
                     .iter()
                     .filter(move |e| {
-                        e.to > from && e.kind == autodidact_learn::memory::EdgeKind::Shortcut
+                        e.to > from && e.kind != autodidact_learn::memory::EdgeKind::Observed
                     })
                     .map(move |e| [from, e.to])
             })

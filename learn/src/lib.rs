@@ -43,7 +43,7 @@ pub mod weights;
 pub use device::{BackendChoice, BackendKind, Placement, Placements};
 pub use health::{HealthReport, embedding_health};
 pub use inference::{EncoderHandle, EncoderSnapshot};
-pub use memory::{MemoryConfig, MemoryGraph, Route};
+pub use memory::{Localiser, MemoryConfig, MemoryGraph, OdometryPose, Route};
 pub use model::{WorldModel, WorldModelConfig};
 pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, SearchMethod, goal_distance, rollout};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};

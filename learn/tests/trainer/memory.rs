@@ -2,7 +2,7 @@
 //! twice, and bad input is refused.
 
 use autodidact_learn::memory::EdgeKind;
-use autodidact_learn::{LearnError, MemoryConfig, MemoryGraph};
+use autodidact_learn::{LearnError, Localiser, MemoryConfig, MemoryGraph, OdometryPose};
 
 /// A unit embedding for a place on a circle: nearby places have nearby embeddings.
 fn place(angle: f32) -> Vec<f32> {
@@ -25,7 +25,7 @@ fn memory_routes_along_the_observed_drive_with_a_subgoal_a_few_hops_ahead() {
     let graph = MemoryGraph::build(&drive, &[7; 61], config(2, 3)).expect("graph");
     assert_eq!(graph.nodes().len(), 31, "every second frame");
     assert!(graph.nodes().iter().all(|n| n.episode == 7));
-    let (observed, _) = graph.edge_counts();
+    let (observed, _, _) = graph.edge_counts();
     assert_eq!(observed, 30);
 
     let route = graph
@@ -59,7 +59,7 @@ fn memory_joins_a_place_seen_in_two_episodes_and_routes_across() {
     let embeddings: Vec<Vec<f32>> = first.iter().chain(&second).cloned().collect();
     let episodes: Vec<u64> = [1u64; 51].iter().chain(&[2u64; 51]).copied().collect();
     let graph = MemoryGraph::build(&embeddings, &episodes, config(1, 2)).expect("graph");
-    let (observed, shortcuts) = graph.edge_counts();
+    let (observed, shortcuts, _) = graph.edge_counts();
     assert_eq!(observed, 100, "no observed edge between episodes");
     assert!(shortcuts > 0, "the shared place is joined");
     let route = graph
@@ -168,4 +168,169 @@ fn memory_tracking_keeps_the_robot_near_where_it_was_unless_elsewhere_is_clearly
         .expect("connected");
     assert_eq!(route.nodes.first(), Some(&50));
     assert_eq!(route.nodes.last(), Some(&70));
+}
+
+/// A drive along a straight corridor, one frame per 2 cm from x = 0 to 3 m, facing +x. What the
+/// camera sees at `x` is `view(x)`; the last half metre looks exactly like the first (a
+/// look-alike place 2.5 m away).
+fn corridor() -> (Vec<Vec<f32>>, Vec<Option<OdometryPose>>) {
+    let xs: Vec<f64> = (0..=150).map(|i| f64::from(i) * 0.02).collect();
+    let embeddings = xs.iter().map(|&x| corridor_view(x)).collect();
+    let odometry = xs
+        .iter()
+        .map(|&x| Some(OdometryPose::new(x, 0.0, 0.0)))
+        .collect();
+    (embeddings, odometry)
+}
+
+fn corridor_view(x: f64) -> Vec<f32> {
+    let seen = if x >= 2.5 { x - 2.5 } else { x } as f32;
+    place(seen)
+}
+
+#[test]
+fn memory_with_odometry_places_the_robot_where_its_views_agree_with_its_wheels() {
+    let (embeddings, odometry) = corridor();
+    let config = MemoryConfig {
+        stride: 1,
+        candidates: 2,
+        use_odometry: true,
+        ..MemoryConfig::default()
+    };
+    let graph =
+        MemoryGraph::build_with_odometry(&embeddings, &[3; 151], &odometry, config).expect("graph");
+    assert!(graph.has_odometry());
+    // The robot stands at x = 0.2 m of the corridor. Its own odometry frame is elsewhere:
+    // its odometry reads (5, -1) facing -y there, and moves with it.
+    let origin = OdometryPose::new(5.0, -1.0, -std::f64::consts::FRAC_PI_2);
+    let robot_odometry = |x: f64| origin.compose(&OdometryPose::new(x - 0.2, 0.0, 0.0));
+    let mut localiser = Localiser::new();
+    // Standing at 0.2 m, the view is as near to 0.2 m as to 2.7 m: ambiguous.
+    let first = localiser
+        .observe(&graph, &corridor_view(0.2), &robot_odometry(0.2))
+        .expect("observe")
+        .expect("placed");
+    assert_eq!(first.support, 1, "one vote for each look-alike");
+    // Driving on to 0.9 m, every view past 0.5 m is unique and agrees with the true start.
+    let mut placed = first;
+    for i in 0..=35 {
+        let x = 0.2 + f64::from(i) * 0.02;
+        placed = localiser
+            .observe(&graph, &corridor_view(x), &robot_odometry(x))
+            .expect("observe")
+            .expect("placed");
+    }
+    let truth = OdometryPose::new(0.9, 0.0, 0.0);
+    assert!(
+        placed.pose.distance(&truth) < 0.03 && placed.pose.turn(&truth) < 0.01,
+        "placed at {:?}",
+        placed.pose
+    );
+    assert_eq!(placed.node, 45, "the node at 0.9 m");
+    assert_eq!(placed.episode, 3);
+    assert!(placed.support > 30, "support {}", placed.support);
+
+    // Odometry that is not a pose is refused, as is a query of the wrong size.
+    let bad = OdometryPose::new(f64::NAN, 0.0, 0.0);
+    assert!(matches!(
+        localiser.observe(&graph, &corridor_view(1.0), &bad),
+        Err(LearnError::BadInput(_))
+    ));
+    assert!(matches!(
+        localiser.observe(&graph, &[1.0, 0.0], &truth),
+        Err(LearnError::BadInput(_))
+    ));
+}
+
+#[test]
+fn memory_with_odometry_places_a_goal_view_where_several_remembered_views_agree() {
+    // Four frames of one episode: one far away that looks most like the goal view, three at
+    // one place (within a few centimetres) that look a little less like it.
+    let goal = place(1.0);
+    let near = |d: f32| place(1.0 + d);
+    let embeddings = vec![
+        near(0.001),
+        near(0.01),
+        near(0.012),
+        near(0.014),
+        place(2.0),
+    ];
+    let odometry = [
+        (3.0, 0.0),
+        (0.0, 0.0),
+        (0.02, 0.0),
+        (0.04, 0.01),
+        (1.5, 1.5),
+    ]
+    .map(|(x, y)| Some(OdometryPose::new(x, y, 0.0)))
+    .to_vec();
+    let config = MemoryConfig {
+        stride: 1,
+        candidates: 4,
+        use_odometry: true,
+        ..MemoryConfig::default()
+    };
+    let with = MemoryGraph::build_with_odometry(&embeddings, &[0; 5], &odometry, config.clone())
+        .expect("graph");
+    assert_eq!(
+        with.place(&goal).expect("place").0,
+        1,
+        "the agreeing three win"
+    );
+    // Without odometry, the nearest view wins.
+    let without = MemoryGraph::build(&embeddings, &[0; 5], config).expect("graph");
+    assert_eq!(without.place(&goal).expect("place").0, 0);
+}
+
+#[test]
+fn memory_with_odometry_links_a_place_passed_twice_and_routes_in_metres() {
+    // One episode drives a 1 m square loop (50 frames per side, 2 cm apart) and ends where it
+    // began, facing the way it started. Every view is different.
+    let mut poses = Vec::new();
+    for side in 0..4 {
+        let yaw = f64::from(side) * std::f64::consts::FRAC_PI_2;
+        let corner = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)][side as usize];
+        for i in 0..50 {
+            let d = f64::from(i) * 0.02;
+            poses.push(OdometryPose::new(
+                corner.0 + d * yaw.cos(),
+                corner.1 + d * yaw.sin(),
+                yaw,
+            ));
+        }
+    }
+    poses.push(OdometryPose::new(0.0, 0.0, 0.0));
+    let embeddings: Vec<Vec<f32>> = (0..poses.len()).map(|i| place(i as f32 * 0.03)).collect();
+    let odometry: Vec<Option<OdometryPose>> = poses.iter().copied().map(Some).collect();
+    let config = MemoryConfig {
+        stride: 1,
+        subgoal_hops: 3,
+        use_odometry: true,
+        ..MemoryConfig::default()
+    };
+    let graph =
+        MemoryGraph::build_with_odometry(&embeddings, &[0; 201], &odometry, config).expect("graph");
+    let (observed, shortcuts, links) = graph.edge_counts();
+    assert_eq!(observed, 200);
+    assert_eq!(
+        shortcuts, 0,
+        "within an episode with odometry, odometry decides"
+    );
+    assert!(links > 0);
+    let edge = graph
+        .edges(200)
+        .iter()
+        .find(|e| e.to == 0)
+        .expect("end joined to start");
+    assert_eq!(edge.kind, EdgeKind::Odometry);
+    // From 0.2 m before the end (on the last side) to 0.2 m after the start: across the joined
+    // place, 0.4 m, not 3.6 m back round the loop.
+    let route = graph
+        .route_between((190, 0.0), (10, 0.0))
+        .expect("connected");
+    assert!(route.nodes.len() <= 22, "route {:?}", route.nodes);
+    assert_eq!(route.subgoal, Some(route.nodes[3]));
+    // Observed steps cost their metres: 2 cm.
+    let step = graph.edges(5).iter().find(|e| e.to == 6).expect("step");
+    assert!((step.cost - 0.02).abs() < 1e-4, "cost {}", step.cost);
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use autodidact_learn::Transition;
+use autodidact_learn::{OdometryPose, Transition};
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
@@ -201,6 +201,9 @@ pub struct Frame {
     pub proprio: Vec<f32>,
     /// The source image's `frame_id`, cut to [`MAX_FRAME_ID_BYTES`].
     pub frame_id: Arc<str>,
+    /// The wheel odometry's pose (in its `odom` frame) at the image, when an odometry message
+    /// within the proprio tolerance of it arrived (whether or not the proprio uses odometry).
+    pub odometry: Option<OdometryPose>,
 }
 
 /// Commands kept to find the one in effect until a frame's successor was captured (at 100 Hz
@@ -513,6 +516,14 @@ impl Collector {
         Ok(())
     }
 
+    /// The odometry pose at `stamp`, when the latest odometry is within the proprio tolerance.
+    fn odometry_at(&self, stamp: u64) -> Option<OdometryPose> {
+        let tolerance = secs_to_ns(self.config.proprio_tolerance_s);
+        self.odometry
+            .filter(|o| o.stamp_ns.abs_diff(stamp) <= tolerance)
+            .map(|o| OdometryPose::new(o.x, o.y, o.yaw))
+    }
+
     fn proprio_at(&self, stamp: u64) -> Result<Vec<f32>, DropReason> {
         let p = &self.config.proprio;
         let tolerance = secs_to_ns(self.config.proprio_tolerance_s);
@@ -588,6 +599,7 @@ impl Collector {
             image: Arc::from(rgb),
             proprio,
             frame_id: Arc::clone(&self.frame_id),
+            odometry: self.odometry_at(stamp),
         };
         self.frames += 1;
         self.pending = Some(frame.clone());

@@ -9,14 +9,17 @@
 //! With a **memory** (frames the robot drove through, [`PlannerNode::set_memory`]) it reaches
 //! goals beyond the latent MPC's horizon: the frames become a [`MemoryGraph`] (rebuilt for each
 //! encoder version, like the goal's embedding), every frame is routed through it and the MPC
-//! drives to the subgoal a few hops along the route instead of to the goal itself.
+//! drives to the subgoal a few hops along the route instead of to the goal itself. Where the
+//! frames carry wheel odometry (the memory's and the robot's own), the robot is placed in the
+//! memory by odometry-consistent votes of what it sees ([`Localiser`]) instead of by its view
+//! alone.
 
 use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::memory::PlaceFeatures;
 use autodidact_learn::{
-    EncoderSnapshot, LatentPlanner, MemoryConfig, MemoryGraph, Plan, PlannerConfig, Route,
-    goal_distance,
+    EncoderSnapshot, LatentPlanner, Localiser, MemoryConfig, MemoryGraph, Plan, PlannerConfig,
+    Route, goal_distance,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +66,9 @@ pub struct PlannerStats {
     /// Frames with a memory whose node had no route to the goal's (planned straight to the
     /// goal).
     pub without_route: u64,
+    /// Frames placed in the memory by odometry-consistent votes (the others by their view
+    /// alone).
+    pub odometry_placements: u64,
 }
 
 struct Goal {
@@ -78,6 +84,8 @@ struct Memory {
     graph: Option<(u64, Vec<f32>, MemoryGraph)>,
     /// The node the robot was placed at by the last route.
     placed: Option<usize>,
+    /// Places the robot by odometry where the frames carry it.
+    localiser: Localiser,
     /// How its places are featurised, made at the first frame (it needs the encoder's sizes).
     places: Option<Places>,
 }
@@ -125,6 +133,7 @@ impl PlannerNode {
             config,
             graph: None,
             placed: None,
+            localiser: Localiser::new(),
             places: None,
         });
         self.planner.reset();
@@ -211,7 +220,20 @@ impl PlannerNode {
                     }
                     _ => places.of(encoder, &goal.frame.image, place_proprio)?,
                 };
-                let route = graph.route(&here, &there, placed)?;
+                let from = match (frame.odometry, graph.has_odometry()) {
+                    (Some(odometry), true) => {
+                        match memory.localiser.observe(graph, &here, &odometry)? {
+                            Some(placement) => {
+                                self.stats.odometry_placements += 1;
+                                let node = &graph.nodes()[placement.node];
+                                (placement.node, goal_distance(&here, &node.embedding))
+                            }
+                            None => graph.track(&here, placed)?,
+                        }
+                    }
+                    _ => graph.track(&here, placed)?,
+                };
+                let route = graph.route_between(from, graph.place(&there)?);
                 if route.is_none() {
                     self.stats.without_route += 1;
                 }
@@ -321,7 +343,13 @@ fn memory_graph<'a>(
                 }
             }
             let episodes: Vec<u64> = frames.iter().map(|f| f.episode).collect();
-            let graph = MemoryGraph::build(&embeddings, &episodes, config.clone())?;
+            let odometry: Vec<_> = frames.iter().map(|f| f.odometry).collect();
+            let graph = MemoryGraph::build_with_odometry(
+                &embeddings,
+                &episodes,
+                &odometry,
+                config.clone(),
+            )?;
             stats.memory_builds += 1;
             slot.insert((encoder.version, place_proprio.to_vec(), graph))
         }
@@ -347,6 +375,7 @@ mod tests {
             image: Arc::from(vec![grey; SIDE * SIDE * 3]),
             proprio: vec![0.0; 7],
             frame_id: Arc::from("camera"),
+            odometry: None,
         }
     }
 

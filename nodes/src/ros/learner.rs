@@ -694,6 +694,7 @@ fn goal_frame(
         image: rgb.into(),
         proprio: vec![0.0; proprio_dim],
         frame_id: Arc::from(""),
+        odometry: None,
     })
 }
 

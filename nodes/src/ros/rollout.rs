@@ -371,6 +371,7 @@ mod tests {
             image: vec![7u8; 16 * 16 * 3].into(),
             proprio: vec![0.0; 2],
             frame_id: Arc::from("camera"),
+            odometry: None,
         };
         let recent = VecDeque::from([frame]);
         // The model is only read; a panic ends the test, so nothing sees it half-changed.
