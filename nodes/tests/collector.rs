@@ -349,3 +349,43 @@ fn a_command_sent_after_the_next_capture_is_not_taken_for_the_frame_before_it() 
         .expect("frame 1");
     assert_eq!(next.action[0], 0.9);
 }
+
+#[test]
+fn a_frame_carries_the_odometry_pose_when_it_is_fresh_and_none_when_it_is_stale() {
+    // Proprio without the odometry twist, so a stale odometry does not drop the frame.
+    let mut c = Collector::new(
+        CollectorConfig {
+            proprio: autodidact_nodes::ProprioConfig {
+                use_odometry: false,
+                ..autodidact_nodes::ProprioConfig::default()
+            },
+            ..config()
+        },
+        Arc::new(ManualClock::new()),
+    );
+    let pose = SensorMsg::Odometry(OdometryMsg {
+        stamp_ns: 50 * MS,
+        x: 1.5,
+        y: -0.25,
+        yaw: 0.75,
+        linear_x: 0.0,
+        angular_z: 0.0,
+    });
+    c.on_message(&pose);
+    for msg in [joints(60 * MS, 1.0), imu(60 * MS)] {
+        c.on_message(&msg);
+    }
+    let fresh = c.on_message(&image(60 * MS, 1)).frame.expect("a frame");
+    assert_eq!(
+        fresh.odometry,
+        Some(autodidact_learn::OdometryPose::new(1.5, -0.25, 0.75)),
+        "the pose 10 ms before the image, within the 100 ms tolerance"
+    );
+
+    // 500 ms later the odometry has not moved on: the frame is kept, without a pose.
+    for msg in [joints(550 * MS, 1.0), imu(550 * MS)] {
+        c.on_message(&msg);
+    }
+    let stale = c.on_message(&image(550 * MS, 2)).frame.expect("a frame");
+    assert_eq!(stale.odometry, None, "a pose 500 ms old is not the robot's");
+}

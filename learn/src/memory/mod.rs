@@ -202,6 +202,8 @@ pub struct MemoryGraph {
     nodes: Vec<MemoryNode>,
     edges: Vec<Vec<MemoryEdge>>,
     step_distance: f32,
+    /// Whether any node has an odometry pose (asked for every frame the planner places).
+    has_odometry: bool,
 }
 
 impl MemoryGraph {
@@ -347,11 +349,13 @@ impl MemoryGraph {
                 }
             }
         }
+        let has_odometry = nodes.iter().any(|n| n.odometry.is_some());
         Ok(Self {
             config,
             nodes,
             edges,
             step_distance,
+            has_odometry,
         })
     }
 
@@ -485,7 +489,7 @@ impl MemoryGraph {
 
     /// Whether any node has an odometry pose.
     pub fn has_odometry(&self) -> bool {
-        self.nodes.iter().any(|n| n.odometry.is_some())
+        self.has_odometry
     }
 
     /// The [`MemoryConfig::candidates`] nodes nearest to `embedding`, nearest first, with
