@@ -241,7 +241,16 @@ pub(crate) struct WorldMemory {
     pub(crate) frames: Vec<Frame>,
     /// `[x, y]`, metres.
     pub(crate) positions: Vec<[f64; 2]>,
+    /// Heading of each frame, radians.
+    pub(crate) headings: Vec<f64>,
+    /// Median over the frames of how far the memory's odometry had drifted from the truth,
+    /// metres ([`odometry_drift`]); `None` without odometry.
+    pub(crate) odometry_drift_m: Option<f64>,
 }
+
+/// A remembered view counts for a pose when it was taken facing within this of its heading:
+/// the camera then sees much of what it sees there.
+pub(crate) const COVERAGE_TURN_DEG: f64 = 30.0;
 
 /// Metres between where the odometry puts each frame (aligned with the truth at the first
 /// frame) and where the robot truly was: how far the memory's odometry has drifted.
@@ -268,13 +277,6 @@ pub(crate) fn odometry_drift(records: &[Record]) -> Vec<f64> {
 
 impl WorldMemory {
     pub(crate) fn of(records: &[Record]) -> Self {
-        let drift = odometry_drift(records);
-        tracing::debug!(
-            median_m = autodidact_learn::stats::median(&drift).unwrap_or(f64::NAN),
-            last_m = drift.last().copied().unwrap_or(f64::NAN),
-            max_m = drift.iter().copied().fold(0.0, f64::max),
-            "memory odometry drift"
-        );
         let frame_id: Arc<str> = Arc::from("camera");
         Self {
             frames: records
@@ -292,7 +294,24 @@ impl WorldMemory {
                 .iter()
                 .map(|r| [f64::from(r.pose[0]), f64::from(r.pose[1])])
                 .collect(),
+            headings: records
+                .iter()
+                .map(|r| f64::from(r.pose[2]).atan2(f64::from(r.pose[3])))
+                .collect(),
+            odometry_drift_m: autodidact_learn::stats::median(&odometry_drift(records)),
         }
+    }
+
+    /// How well the memory covers `pose`: metres to the nearest frame taken facing within
+    /// [`COVERAGE_TURN_DEG`] of its heading. `None` when no frame faces that way.
+    pub(crate) fn coverage_m(&self, pose: &Pose2) -> Option<f64> {
+        let turn = COVERAGE_TURN_DEG.to_radians();
+        self.positions
+            .iter()
+            .zip(&self.headings)
+            .filter(|(_, heading)| autodidact_sim::wrap_angle(*heading - pose.yaw).abs() <= turn)
+            .map(|([x, y], _)| (x - pose.x).hypot(y - pose.y))
+            .min_by(f64::total_cmp)
     }
 }
 
@@ -308,4 +327,33 @@ pub(crate) fn embed_transitions(
         out.extend(encoder.embed_batch(&images, &proprio)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_is_the_distance_to_the_nearest_view_facing_the_same_way() {
+        let memory = WorldMemory {
+            frames: Vec::new(),
+            // Facing +x at the origin, facing −x 0.5 m ahead of it, facing +x 2 m away.
+            positions: vec![[0.0, 0.0], [0.5, 0.0], [2.0, 0.0]],
+            headings: vec![0.0, std::f64::consts::PI, 0.0],
+            odometry_drift_m: None,
+        };
+        let at = |x, yaw: f64| Pose2 {
+            x,
+            y: 0.0,
+            yaw: yaw.to_radians(),
+        };
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        // At 0.6 m facing +x: the −x view 0.1 m away faces the other way.
+        assert!(close(memory.coverage_m(&at(0.6, 0.0)), 0.6));
+        // 25° off still counts; facing −x (through ±180°) finds the view that faces −x.
+        assert!(close(memory.coverage_m(&at(1.8, 25.0)), 0.2));
+        assert!(close(memory.coverage_m(&at(0.6, -175.0)), 0.1));
+        // Nothing faces +y.
+        assert_eq!(memory.coverage_m(&at(0.0, 90.0)), None);
+    }
 }

@@ -152,6 +152,9 @@ pub(crate) fn planning_setting(
         random_init,
     } = *models;
     let mut outcomes: [Vec<Attempt>; 4] = Default::default();
+    // Per pair: how well its world's memory covers the goal, and how far its odometry drifted.
+    let mut goal_coverage = Vec::with_capacity(config.pairs);
+    let mut drift = Vec::with_capacity(config.pairs);
     let stage = format!("planning ({}, {})", worlds.protocol, setting.name());
     for pair in 0..config.pairs {
         let (world, seed) = worlds.pair(config, pair);
@@ -170,6 +173,10 @@ pub(crate) fn planning_setting(
                 setting, sim, collector, config, world, seed, agent,
             )?);
         }
+        if let Some(attempt) = outcomes[0].last() {
+            goal_coverage.extend(memory.coverage_m(&attempt.goal_pose));
+        }
+        drift.extend(memory.odometry_drift_m);
         progress(&stage, pair as u64 + 1, config.pairs as u64);
     }
     let mut trajectories = Vec::with_capacity(AGENTS.len() * config.pairs);
@@ -202,6 +209,8 @@ pub(crate) fn planning_setting(
     let memory_localisation = MemoryLocalisation {
         median_error_m: median(&localisation),
         goal_median_error_m: median(&goal_localisation),
+        goal_coverage_m: median(&goal_coverage),
+        odometry_drift_m: median(&drift),
     };
     let [planner, memory_planner, random_policy, random_init_planner] =
         outcomes.map(|attempts| planning_score(&attempts, config));
@@ -311,6 +320,9 @@ fn attempt(
     let mut planner = PlannerNode::new(PlannerNodeConfig {
         planner: config.planner.clone(),
         goal_with_current_proprio: config.goal_with_current_proprio,
+        // The memory is the drive given below: what the planner sees on the way to the goal
+        // is not added to it.
+        ..PlannerNodeConfig::default()
     })?;
     let goal_frame_image = goal_frame.image.clone();
     planner.set_goal(goal_frame);

@@ -206,6 +206,15 @@ pub struct MemoryLocalisation {
     pub median_error_m: Option<f64>,
     /// Median over pairs: the same for the goal image.
     pub goal_median_error_m: Option<f64>,
+    /// Median over pairs: metres from the goal to the nearest frame of the memory taken facing
+    /// within 30° of the goal's heading. A goal far from every remembered view can only be
+    /// retrieved as a look-alike. `null` when no frame faces any goal's way.
+    #[serde(default)]
+    pub goal_coverage_m: Option<f64>,
+    /// Median over pairs of the median drift of the memory's wheel odometry from the truth
+    /// (aligned at its first frame), metres. `null` when the memory has no odometry.
+    #[serde(default)]
+    pub odometry_drift_m: Option<f64>,
 }
 
 /// Outcome of one agent over all pairs of a setting.
@@ -313,14 +322,23 @@ fn planning_rows(rows: &mut Vec<[String; 3]>, protocol: &str, setting: &Planning
     rows.push(row("planner", &setting.planner));
     rows.push(row("memory planner", &setting.memory_planner));
     let metres = |m: Option<f64>| m.map_or_else(|| "–".to_owned(), |m| format!("{m:.2} m"));
-    rows.push([
-        format!(
-            "{protocol}: planning {}: memory planner localised (median, robot / goal)",
-            setting.setting
+    let memory = &setting.memory_localisation;
+    for (what, pair) in [
+        (
+            "memory planner localised (median, robot / goal)",
+            [memory.median_error_m, memory.goal_median_error_m],
         ),
-        metres(setting.memory_localisation.median_error_m),
-        metres(setting.memory_localisation.goal_median_error_m),
-    ]);
+        (
+            "memory's cover of the goals / its odometry drift (median)",
+            [memory.goal_coverage_m, memory.odometry_drift_m],
+        ),
+    ] {
+        rows.push([
+            format!("{protocol}: planning {}: {what}", setting.setting),
+            metres(pair[0]),
+            metres(pair[1]),
+        ]);
+    }
     rows.push(row("random policy", &setting.random_policy));
     rows.push(row(
         "planner, random-init model",
