@@ -78,3 +78,56 @@ fn a_fleet_recording_shows_each_robot_in_its_own_world() {
     let stdout = check_recording(python, &rrd, &["32", "32", "2"]);
     assert!(stdout.contains("robot2_camera_rows") && stdout.contains("recording OK"));
 }
+
+#[test]
+fn the_planner_memory_and_route_are_drawn_at_their_odometry_poses() {
+    use autodidact_nodes::planner::MemoryMap;
+    use autodidact_nodes::viz::{VizConfig, VizEvent, VizSink, open_recording, run_viz};
+    let Some(python) = rerun_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("planner.rrd");
+    let config = VizConfig {
+        sink: VizSink::File(rrd.clone()),
+        ..VizConfig::default()
+    };
+    let (recording, destination) = open_recording(&config, 1).expect("recording");
+    let (send, inbox) = std::sync::mpsc::sync_channel(8);
+    let corner = vec![[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]];
+    let events = [
+        VizEvent::PlannerMemory {
+            stamp_ns: 1_000_000_000,
+            map: Box::new(MemoryMap {
+                nodes: corner.clone(),
+                edges: vec![[0, 1], [1, 2], [0, 2]],
+            }),
+        },
+        VizEvent::PlannerRoute {
+            stamp_ns: 1_050_000_000,
+            route: corner,
+        },
+    ];
+    for event in events {
+        send.send(event).expect("queued");
+    }
+    drop(send);
+    let stats = run_viz(&config, recording, destination, inbox);
+    assert_eq!(stats.logged, 2);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/check_planner_recording.py"
+    );
+    let output = Command::new(python)
+        .arg(script)
+        .arg(&rrd)
+        .args(["3", "3", "3"])
+        .output()
+        .expect("run the python checker");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("planner recording OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

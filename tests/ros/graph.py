@@ -11,7 +11,7 @@ import math
 
 from autodidact_msgs.msg import Embedding, EmbeddingHealth, TrainerStatus
 from geometry_msgs.msg import Twist
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import Odometry, Path
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
@@ -118,6 +118,7 @@ def main(nodes):
     nodes.remove(sim)
     assert sim.stop() == 0, sim.tail()
     commands = peer.record(Twist, "cmd_vel")
+    routes = peer.record(Path, "autodidact/planner/route")
     odoms = peer.record(Odometry, "odom", qos_profile_sensor_data)
     driven = NodeProcess("sim_node", "sim_driven", params={"seed": 4, "realtime_factor": 1.0, "drive": "cmd_vel"})
     nodes.append(driven)
@@ -129,7 +130,11 @@ def main(nodes):
     # robot's current proprio. How well plans reach goals is measured by `autodidact eval`.
     planner_config = os.path.join(WORK, "planner.toml")
     with open(planner_config, "w") as f:
-        f.write("[planner]\ngoal_with_current_proprio = true\n\n[planner.planner]\neffort_weight = 0.0\n")
+        f.write(
+            "[planner]\ngoal_with_current_proprio = true\n\n[planner.planner]\neffort_weight = 0.0\n"
+            # It remembers its own drive and routes through it: the route comes out as a Path.
+            "\n[planner.remember]\nenabled = true\nevery_s = 0.05\nrebuild_after = 10\n"
+        )
     planner = NodeProcess(
         "planner_node",
         "planner",
@@ -167,6 +172,17 @@ def main(nodes):
         return max((abs(o.twist.twist.linear.x) + abs(o.twist.twist.angular.z) for o in odoms), default=0.0)
 
     peer.wait_for("the planner's commands to move the robot", lambda: motion() > 0.02, 120, nodes)
+
+    # The route through the memory of its own drive: places at odometry poses, in odom's frame.
+    peer.wait_for("a route through the planner's memory", lambda: len(routes) > 0, 60, nodes)
+    for route in routes:
+        assert route.header.frame_id == "odom", route.header.frame_id
+        assert len(route.poses) >= 1
+        for pose in route.poses:
+            p, q = pose.pose.position, pose.pose.orientation
+            assert all(math.isfinite(v) for v in (p.x, p.y, q.z, q.w)), pose
+            assert abs(q.z * q.z + q.w * q.w - 1.0) < 1e-6, "a unit quaternion about z"
+    log(f"planner published {len(routes)} routes, the longest {max(len(r.poses) for r in routes)} places")
     largest = max(abs(c.linear.x) + abs(c.angular.z) for c in commands)
     log(f"planner sent {len(commands)} commands (largest |v|+|w| {largest:.2f}); odometry |v|+|w| up to {motion():.2f}")
     peer.close()

@@ -1,6 +1,6 @@
 //! The viz node: everything the graph does, logged to rerun under one entity tree
 //! (`camera/rgb`, `proprio/*`, `train/loss/*`, `train/health/*`, `embedding/*`,
-//! `predict/*`, `robot/*`, `world/*`) on the timelines `sim_time` and `train_step`, with a
+//! `predict/*`, `robot/*`, `world/*`, `planner/*`) on the timelines `sim_time` and `train_step`, with a
 //! blueprint so the viewer opens on a useful layout.
 //!
 //! The node only ever receives through a bounded queue that senders fill with `try_send`, so a
@@ -24,6 +24,7 @@ use rerun::blueprint::{
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
+use crate::components::planner::MemoryMap;
 use crate::msg::{Embedding, HealthMsg, TrainerStatus};
 
 /// The log filter when `RUST_LOG` is not set: `info`, without rerun's warning on every run that
@@ -169,6 +170,21 @@ pub enum VizEvent {
     Embedding(Embedding),
     /// Decoded prediction vs reality.
     Preview(Box<Preview>),
+    /// The planner's memory graph at its places' odometry poses, each time it is built.
+    PlannerMemory {
+        /// Stamp of the frame it was built for, ns.
+        stamp_ns: u64,
+        /// The graph.
+        map: Box<MemoryMap>,
+    },
+    /// The planner's route through its memory at its places' odometry poses, from the robot's
+    /// place to the goal's.
+    PlannerRoute {
+        /// Stamp of the frame it was planned for, ns.
+        stamp_ns: u64,
+        /// `[x, y]` in the `odom` frame, metres.
+        route: Vec<[f64; 2]>,
+    },
 }
 
 /// What the viz node did.
@@ -228,7 +244,11 @@ pub fn blueprint(robots: usize) -> Blueprint {
     let world = per_robot(robots, "world", |name, prefix| {
         Spatial3DView::new(name)
             .with_origin("/")
-            .with_contents([format!("/{prefix}world/**"), format!("/{prefix}robot/**")])
+            .with_contents([
+                format!("/{prefix}world/**"),
+                format!("/{prefix}robot/**"),
+                format!("/{prefix}planner/**"),
+            ])
             .into()
     });
     let predicted = Spatial2DView::new("predicted vs actual").with_origin("predict");
@@ -648,6 +668,37 @@ impl Logger {
                 rec.log(
                     "predict/reconstruction",
                     &rerun::Image::from_rgb24(preview.reconstruction.clone(), [w as u32, h as u32]),
+                )?;
+            }
+            VizEvent::PlannerMemory { stamp_ns, map } => {
+                rec.reset_time();
+                self.at_sim_time(stamp_ns);
+                let at = |[x, y]: [f64; 2]| [x as f32, y as f32, 0.0];
+                rec.log(
+                    "planner/memory/nodes",
+                    &rerun::Points3D::new(map.nodes.iter().map(|p| at(*p)))
+                        .with_colors([rerun::Color::from_rgb(120, 160, 220)])
+                        .with_radii([0.02]),
+                )?;
+                rec.log(
+                    "planner/memory/edges",
+                    &rerun::LineStrips3D::new(map.edges.iter().filter_map(|[a, b]| {
+                        Some([at(*map.nodes.get(*a)?), at(*map.nodes.get(*b)?)])
+                    }))
+                    .with_colors([rerun::Color::from_rgb(90, 110, 150)]),
+                )?;
+            }
+            VizEvent::PlannerRoute { stamp_ns, route } => {
+                rec.reset_time();
+                self.at_sim_time(stamp_ns);
+                rec.log(
+                    "planner/route",
+                    &rerun::LineStrips3D::new([route
+                        .iter()
+                        .map(|[x, y]| [*x as f32, *y as f32, 0.01])
+                        .collect::<Vec<_>>()])
+                    .with_colors([rerun::Color::from_rgb(80, 220, 120)])
+                    .with_radii([0.015]),
                 )?;
             }
         }

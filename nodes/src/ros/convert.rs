@@ -46,6 +46,39 @@ pub fn header(stamp_ns: u64, frame_id: &str) -> Header {
     }
 }
 
+/// A pose in the plane (x, y in metres, heading in radians about z) as geometry_msgs/Pose.
+pub fn planar_pose(x: f64, y: f64, yaw: f64) -> Pose {
+    let half = yaw / 2.0;
+    Pose {
+        position: Point { x, y, z: 0.0 },
+        orientation: Quaternion {
+            x: 0.0,
+            y: 0.0,
+            z: half.sin(),
+            w: half.cos(),
+        },
+    }
+}
+
+/// The planner's route through its memory as nav_msgs/Path: its places' odometry poses, from
+/// the robot's to the goal's, in `frame_id` (the frame of the odometry they were taken in).
+pub fn route_out(
+    route: &[autodidact_learn::OdometryPose],
+    stamp_ns: u64,
+    frame_id: &str,
+) -> r2r::nav_msgs::msg::Path {
+    r2r::nav_msgs::msg::Path {
+        header: header(stamp_ns, frame_id),
+        poses: route
+            .iter()
+            .map(|p| r2r::geometry_msgs::msg::PoseStamped {
+                header: header(stamp_ns, frame_id),
+                pose: planar_pose(p.x, p.y, p.yaw),
+            })
+            .collect(),
+    }
+}
+
 /// sensor_msgs/Image → component message (the pixels are moved, not copied twice).
 pub fn image_in(image: Image) -> Result<SensorMsg, DropReason> {
     image_msg_in(image).map(SensorMsg::Image)
@@ -171,36 +204,21 @@ pub fn sensor_out(message: &SensorMsg, camera_frame: &str) -> Option<SensorOut> 
                 ..Imu::default()
             })
         }
-        SensorMsg::Odometry(odom) => {
-            let half = odom.yaw / 2.0;
-            SensorOut::Odometry(Odometry {
-                header: header(odom.stamp_ns, "odom"),
-                child_frame_id: "base_link".to_owned(),
-                pose: PoseWithCovariance {
-                    pose: Pose {
-                        position: Point {
-                            x: odom.x,
-                            y: odom.y,
-                            z: 0.0,
-                        },
-                        orientation: Quaternion {
-                            x: 0.0,
-                            y: 0.0,
-                            z: half.sin(),
-                            w: half.cos(),
-                        },
-                    },
-                    ..PoseWithCovariance::default()
+        SensorMsg::Odometry(odom) => SensorOut::Odometry(Odometry {
+            header: header(odom.stamp_ns, "odom"),
+            child_frame_id: "base_link".to_owned(),
+            pose: PoseWithCovariance {
+                pose: planar_pose(odom.x, odom.y, odom.yaw),
+                ..PoseWithCovariance::default()
+            },
+            twist: r2r::geometry_msgs::msg::TwistWithCovariance {
+                twist: Twist {
+                    linear: vector3([odom.linear_x, 0.0, 0.0]),
+                    angular: vector3([0.0, 0.0, odom.angular_z]),
                 },
-                twist: r2r::geometry_msgs::msg::TwistWithCovariance {
-                    twist: Twist {
-                        linear: vector3([odom.linear_x, 0.0, 0.0]),
-                        angular: vector3([0.0, 0.0, odom.angular_z]),
-                    },
-                    ..Default::default()
-                },
-            })
-        }
+                ..Default::default()
+            },
+        }),
         SensorMsg::Action(action) => SensorOut::Twist(twist(action.linear_x, action.angular_z)),
     })
 }
@@ -368,6 +386,27 @@ pub fn health_out(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_is_a_path_of_planar_poses_in_the_odometry_frame() {
+        use autodidact_learn::OdometryPose;
+        let route = [
+            OdometryPose::new(0.0, 0.0, 0.0),
+            OdometryPose::new(1.0, 2.0, std::f64::consts::FRAC_PI_2),
+        ];
+        let path = route_out(&route, 3_000_000_001, "robot1/odom");
+        assert_eq!(path.header.frame_id, "robot1/odom");
+        assert_eq!(path.header.stamp, time(3_000_000_001));
+        assert_eq!(path.poses.len(), 2);
+        let last = &path.poses[1];
+        assert_eq!(last.header.frame_id, "robot1/odom");
+        assert_eq!((last.pose.position.x, last.pose.position.y), (1.0, 2.0));
+        // A quarter turn about z: (0, 0, sin 45°, cos 45°), a unit quaternion.
+        let q = &last.pose.orientation;
+        let half = std::f64::consts::FRAC_1_SQRT_2;
+        assert!((q.z - half).abs() < 1e-12 && (q.w - half).abs() < 1e-12);
+        assert_eq!((q.x, q.y), (0.0, 0.0));
+    }
 
     #[test]
     fn a_stamped_command_keeps_its_own_stamp_and_a_bad_one_is_refused() {

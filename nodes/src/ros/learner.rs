@@ -31,7 +31,7 @@ use super::{Started, ros_error, start_node};
 use crate::NodeError;
 use crate::components::collector::{Collector, Frame};
 use crate::components::image::Fit;
-use crate::components::planner::PlannerNode;
+use crate::components::planner::{PlannerNode, PlannerOutput};
 use crate::components::stats::DropReason;
 use crate::components::trainer::TrainerEvent;
 use crate::components::viz::{VizSink, open_recording};
@@ -187,6 +187,8 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         &setup.trainer.model,
         setup.trainer.action_scale,
     );
+    // The frame of the robot's odometry (its messages' frame_id), for the planner's route.
+    let odom_frame = Arc::new(Mutex::new(String::from("odom")));
     let sinks = publishers(
         &mut node,
         roles,
@@ -194,6 +196,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
         setup.cmd_vel_stamped,
         &clock,
         &status,
+        &odom_frame,
     )?;
     // rerun telemetry: optional, and a viewer that is not there does not stop the node.
     let viz = match setup.viz.sink {
@@ -254,6 +257,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
             Rc::clone(&recent),
             keep,
             types,
+            Arc::clone(&odom_frame),
         )?;
     }
     if robots.len() > 1 {
@@ -422,6 +426,7 @@ fn publishers(
     stamped: bool,
     clock: &Arc<dyn Clock>,
     status: &Arc<Mutex<TrainerStatus>>,
+    odom_frame: &Arc<Mutex<String>>,
 ) -> Result<Sinks, NodeError> {
     let mut sinks = Sinks::default();
     if train {
@@ -456,30 +461,64 @@ fn publishers(
             }
         });
     }
-    if roles.plan && stamped {
+    if roles.plan {
+        let mut send_command = command_publisher(node, stamped, clock)?;
+        // The route through the memory, where its places have odometry poses.
+        let routes = node
+            .create_publisher::<r2r::nav_msgs::msg::Path>(
+                "autodidact/planner/route",
+                QosProfile::default(),
+            )
+            .map_err(ros_error)?;
+        let odom_frame = Arc::clone(odom_frame);
+        sinks.command = Box::new(move |output| {
+            send_command(output);
+            if output.route_odometry.is_empty() {
+                return;
+            }
+            let frame_id = lock(&odom_frame).clone();
+            let path =
+                convert::route_out(&output.route_odometry, output.command.stamp_ns, &frame_id);
+            if let Err(error) = routes.publish(&path) {
+                tracing::warn!(%error, "route not published");
+            }
+        });
+    }
+    Ok(sinks)
+}
+
+/// Sends one planner decision on.
+type CommandSink = Box<dyn FnMut(&PlannerOutput) + Send>;
+
+/// Publishes the planner's commands on `cmd_vel`: TwistStamped (stamped now) or Twist.
+fn command_publisher(
+    node: &mut r2r::Node,
+    stamped: bool,
+    clock: &Arc<dyn Clock>,
+) -> Result<CommandSink, NodeError> {
+    if stamped {
         let commands = node
             .create_publisher::<TwistStamped>("cmd_vel", QosProfile::default())
             .map_err(ros_error)?;
         let clock = Arc::clone(clock);
-        sinks.command = Box::new(move |output| {
+        Ok(Box::new(move |output| {
             let (v, w) = (output.command.linear_x, output.command.angular_z);
             let command = convert::twist_stamped(v, w, clock.now_ns());
             if let Err(error) = commands.publish(&command) {
                 tracing::warn!(%error, "command not published");
             }
-        });
-    } else if roles.plan {
+        }))
+    } else {
         let commands = node
             .create_publisher::<Twist>("cmd_vel", QosProfile::default())
             .map_err(ros_error)?;
-        sinks.command = Box::new(move |output| {
+        Ok(Box::new(move |output| {
             let command = convert::twist(output.command.linear_x, output.command.angular_z);
             if let Err(error) = commands.publish(&command) {
                 tracing::warn!(%error, "command not published");
             }
-        });
+        }))
     }
-    Ok(sinks)
 }
 
 /// The rollout service: a task checks each request and queues it for the rollout worker, and
@@ -547,6 +586,7 @@ fn subscribe_sensors(
     recent: Rc<RefCell<VecDeque<Frame>>>,
     keep_recent: usize,
     types: InputTypes,
+    odom_frame: Arc<Mutex<String>>,
 ) -> Result<(), NodeError> {
     let sensor = QosProfile::sensor_data();
     let keep = move |frame: Frame| {
@@ -600,7 +640,14 @@ fn subscribe_sensors(
         "odom",
         sensor,
         "odometry",
-        |odom: Odometry| convert::odometry_in(&odom),
+        move |odom: Odometry| {
+            let mut frame = lock(&odom_frame);
+            if *frame != odom.header.frame_id && !odom.header.frame_id.is_empty() {
+                frame.clone_from(&odom.header.frame_id);
+            }
+            drop(frame);
+            convert::odometry_in(&odom)
+        },
         ignore,
     )?;
     // Best effort matches reliable and best-effort command publishers alike. Twist has no

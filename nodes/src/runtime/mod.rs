@@ -126,6 +126,25 @@ pub struct RuntimeReport {
     pub viz: Option<VizStats>,
 }
 
+/// The planner's memory (when it was built again) and its route, for the viewer.
+fn show_plan(ports: &Ports, planner: &PlannerNode, output: &PlannerOutput) {
+    let stamp_ns = output.command.stamp_ns;
+    if output.memory_rebuilt
+        && let Some(map) = planner.memory_map()
+    {
+        ports.offer_viz(|| VizEvent::PlannerMemory {
+            stamp_ns,
+            map: Box::new(map),
+        });
+    }
+    if !output.route_odometry.is_empty() {
+        ports.offer_viz(|| VizEvent::PlannerRoute {
+            stamp_ns,
+            route: output.route_odometry.iter().map(|p| [p.x, p.y]).collect(),
+        });
+    }
+}
+
 /// The running workers of one node.
 pub(crate) struct Runtime {
     ports: Arc<Ports>,
@@ -268,6 +287,7 @@ impl Runtime {
                             Ok(Some(output)) => {
                                 decided += 1;
                                 command_sink(&output);
+                                show_plan(&ports, &planner, &output);
                             }
                             Ok(None) => {}
                             Err(error) => tracing::warn!(%error, "no plan for this frame"),

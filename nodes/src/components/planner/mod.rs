@@ -13,19 +13,25 @@
 //! frames carry wheel odometry (the memory's and the robot's own), the robot is placed in the
 //! memory by odometry-consistent votes of what it sees ([`Localiser`]) instead of by its view
 //! alone.
+//!
+//! With **remembering** on ([`RememberConfig`], `[planner.remember]`), the memory is what the
+//! robot's own camera showed while it drove: the planner keeps a frame of every stretch it sees,
+//! with or without a goal, and builds the graph again as the memory grows.
 
-use autodidact_learn::baseline::PixelBaseline;
+mod memory;
+
 use autodidact_learn::inference::DynamicsSnapshot;
-use autodidact_learn::memory::PlaceFeatures;
 use autodidact_learn::{
-    EncoderSnapshot, LatentPlanner, Localiser, MemoryConfig, MemoryGraph, Plan, PlannerConfig,
-    Route, goal_distance,
+    EncoderSnapshot, LatentPlanner, MemoryConfig, MemoryGraph, OdometryPose, Plan, PlannerConfig,
+    Route,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
 use crate::components::collector::Frame;
 use crate::msg::TwistMsg;
+use memory::Memory;
+pub use memory::RememberConfig;
 
 /// Planner node settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -37,6 +43,8 @@ pub struct PlannerNodeConfig {
     /// with the goal (at rest). Off by default: measured, the goal at rest makes the robot stop
     /// at the goal instead of keeping the speed it has.
     pub goal_with_current_proprio: bool,
+    /// Remembering what the camera shows, to plan through it.
+    pub remember: RememberConfig,
 }
 
 /// What the planner decided for one frame.
@@ -48,6 +56,21 @@ pub struct PlannerOutput {
     pub plan: Plan,
     /// The route through the memory, when the planner has one and found a route.
     pub route: Option<Route>,
+    /// The route's places in the `odom` frame of the memory's wheel odometry, from the robot's
+    /// to the goal's; empty without a route, or when a place of it has no odometry pose.
+    pub route_odometry: Vec<OdometryPose>,
+    /// The memory's graph was built again for this frame ([`PlannerNode::memory_map`]).
+    pub memory_rebuilt: bool,
+}
+
+/// The memory graph laid out at its places' odometry poses (the nodes that have one): what a
+/// viewer draws as the robot's map of where it has been.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryMap {
+    /// Node positions `[x, y]` in the `odom` frame, metres.
+    pub nodes: Vec<[f64; 2]>,
+    /// Edges between them (indices into `nodes`, each once).
+    pub edges: Vec<[usize; 2]>,
 }
 
 /// Planner counters.
@@ -69,25 +92,14 @@ pub struct PlannerStats {
     /// Frames placed in the memory by odometry-consistent votes (the others by their view
     /// alone).
     pub odometry_placements: u64,
+    /// Frames remembered ([`RememberConfig`]).
+    pub remembered: u64,
 }
 
 struct Goal {
     frame: Frame,
     /// Embedding with the encoder version it came from.
     embedding: Option<(u64, Vec<f32>)>,
-}
-
-struct Memory {
-    frames: Vec<Frame>,
-    config: MemoryConfig,
-    /// The graph with the encoder version and the proprio its embeddings came from.
-    graph: Option<(u64, Vec<f32>, MemoryGraph)>,
-    /// The node the robot was placed at by the last route.
-    placed: Option<usize>,
-    /// Places the robot by odometry where the frames carry it.
-    localiser: Localiser,
-    /// How its places are featurised, made at the first frame (it needs the encoder's sizes).
-    places: Option<Places>,
 }
 
 /// See the module documentation.
@@ -102,49 +114,69 @@ pub struct PlannerNode {
 impl PlannerNode {
     /// A planner with no goal yet.
     pub fn new(config: PlannerNodeConfig) -> Result<Self, NodeError> {
+        let memory = config
+            .remember
+            .enabled
+            .then(|| Memory::remembering(config.remember.clone()))
+            .transpose()?;
         Ok(Self {
             planner: LatentPlanner::new(config.planner.clone())?,
             config,
             goal: None,
-            memory: None,
+            memory,
             stats: PlannerStats::default(),
         })
     }
 
     /// Gives the planner a memory: frames the robot drove through, in the order it saw them
     /// (each with its episode). Refused when the settings are unusable or the frames make no
-    /// graph (fewer than 2 nodes).
+    /// graph (fewer than 2 nodes). With remembering on, what the camera shows next is added
+    /// to it.
     pub fn set_memory(
         &mut self,
         frames: Vec<Frame>,
         config: MemoryConfig,
     ) -> Result<(), NodeError> {
-        config.validate()?;
-        if frames.len() < 2 * config.stride {
-            return Err(autodidact_learn::LearnError::BadInput(format!(
-                "a memory of {} frames makes fewer than 2 nodes at stride {}",
-                frames.len(),
-                config.stride
-            ))
-            .into());
-        }
-        self.memory = Some(Memory {
-            frames,
-            config,
-            graph: None,
-            placed: None,
-            localiser: Localiser::new(),
-            places: None,
+        let remember = self.config.remember.enabled.then(|| RememberConfig {
+            graph: config.clone(),
+            ..self.config.remember.clone()
         });
+        self.memory = Some(Memory::given(frames, config, remember)?);
         self.planner.reset();
         Ok(())
     }
 
+    /// Frames in the memory (0 without one).
+    pub fn memory_frames(&self) -> usize {
+        self.memory.as_ref().map_or(0, Memory::len)
+    }
+
     /// The memory graph of the newest encoder version used, if there is a memory.
     pub fn memory_graph(&self) -> Option<&MemoryGraph> {
-        self.memory
-            .as_ref()
-            .and_then(|m| m.graph.as_ref().map(|(_, _, graph)| graph))
+        self.memory.as_ref().and_then(Memory::graph)
+    }
+
+    /// The memory graph at its places' odometry poses (whether or not the graph uses them);
+    /// `None` without a graph or when none of its frames has odometry.
+    pub fn memory_map(&self) -> Option<MemoryMap> {
+        let memory = self.memory.as_ref()?;
+        let graph = memory.graph()?;
+        let mut index = vec![None; graph.nodes().len()];
+        let mut map = MemoryMap::default();
+        for (node, slot) in index.iter_mut().enumerate() {
+            if let Some(pose) = memory.odometry_of(node) {
+                *slot = Some(map.nodes.len());
+                map.nodes.push([pose.x, pose.y]);
+            }
+        }
+        for (from, slot) in index.iter().enumerate() {
+            for edge in graph.edges(from).iter().filter(|e| e.to > from) {
+                if let (Some(a), Some(b)) = (slot, index[edge.to]) {
+                    map.edges.push([*a, b]);
+                }
+            }
+        }
+        (!map.nodes.is_empty()).then_some(map)
     }
 
     /// Counters.
@@ -175,6 +207,11 @@ impl PlannerNode {
         encoder: &EncoderSnapshot,
         dynamics: &DynamicsSnapshot,
     ) -> Result<Option<PlannerOutput>, NodeError> {
+        if let Some(memory) = &mut self.memory
+            && memory.remember(frame)
+        {
+            self.stats.remembered += 1;
+        }
         let Some(goal) = &mut self.goal else {
             self.stats.without_goal += 1;
             return Ok(None);
@@ -194,71 +231,32 @@ impl PlannerNode {
                 }
             }
         };
-        // Places are told apart by what the camera sees: the memory's frames, the current
-        // frame and the goal are all embedded with the goal's proprio (at rest), so that speed
-        // does not make one place look like another.
-        let (route, subgoal) = match &mut self.memory {
+        let routed = match &mut self.memory {
             Some(memory) => {
-                let place_proprio = &goal.frame.proprio;
-                let placed = memory.placed;
-                let features = memory.config.places;
-                let places: &Places = match &mut memory.places {
-                    Some(places) => places,
-                    empty => empty.insert(Places::new(features, encoder)?),
-                };
-                let graph = memory_graph(
-                    &memory.frames,
-                    &memory.config,
-                    &mut memory.graph,
-                    (encoder, places, place_proprio),
-                    &mut self.stats,
-                )?;
-                let here = places.of(encoder, &frame.image, place_proprio)?;
-                let there = match places {
-                    Places::Embedding if !self.config.goal_with_current_proprio => {
-                        goal_embedding.clone()
-                    }
-                    _ => places.of(encoder, &goal.frame.image, place_proprio)?,
-                };
-                let from = match (frame.odometry, graph.has_odometry()) {
-                    (Some(odometry), true) => {
-                        match memory.localiser.observe(graph, &here, &odometry)? {
-                            Some(placement) => {
-                                self.stats.odometry_placements += 1;
-                                let node = &graph.nodes()[placement.node];
-                                (placement.node, goal_distance(&here, &node.embedding))
-                            }
-                            None => graph.track(&here, placed)?,
-                        }
-                    }
-                    _ => graph.track(&here, placed)?,
-                };
-                let route = graph.route_between(from, graph.place(&there)?);
-                if route.is_none() {
-                    self.stats.without_route += 1;
-                }
-                // A subgoal farther (in the embedding) than the goal itself is a detour.
-                let subgoal_node = route.as_ref().and_then(|r| r.subgoal).filter(|&node| {
-                    goal_distance(&here, &graph.nodes()[node].embedding)
-                        < goal_distance(&here, &there)
-                });
-                let subgoal = match (subgoal_node, places) {
-                    (None, _) => None,
-                    (Some(node), Places::Embedding) => Some(graph.nodes()[node].embedding.clone()),
-                    (Some(node), Places::RawPixels(..)) => {
-                        // The MPC plans in the embedding: the subgoal's frame, embedded.
-                        let remembered = &memory.frames[graph.nodes()[node].frame];
-                        Some(encoder.embed(&remembered.image, place_proprio)?)
-                    }
-                };
-                memory.placed = route.as_ref().and_then(|r| r.nodes.first().copied());
-                (route, subgoal)
+                // The goal's embedding is its place feature when it was embedded at rest.
+                let goal_place =
+                    (!self.config.goal_with_current_proprio).then_some(&goal_embedding[..]);
+                memory.route(frame, (&goal.frame, goal_place), encoder, &mut self.stats)?
             }
-            None => (None, None),
+            None => memory::Routed::default(),
         };
+        let memory::Routed {
+            route,
+            subgoal,
+            rebuilt,
+        } = routed;
         if subgoal.is_some() {
             self.stats.subgoal_plans += 1;
         }
+        let route_odometry = match (&route, &self.memory) {
+            (Some(route), Some(memory)) => route
+                .nodes
+                .iter()
+                .map(|&n| memory.odometry_of(n))
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let target = subgoal.as_ref().unwrap_or(&goal_embedding);
         let plan = self.planner.plan(dynamics, &current, target)?;
         self.stats.plans += 1;
@@ -270,97 +268,18 @@ impl PlannerNode {
             },
             plan,
             route,
+            route_odometry,
+            memory_rebuilt: rebuilt,
         }))
     }
-}
-
-/// The memory's graph for `encoder`'s version, built (all frames embedded) when it has none yet.
-/// How places are featurised: the model's embedding or raw pixels.
-enum Places {
-    Embedding,
-    /// Raw pixels of `[width, height]` images.
-    RawPixels(PixelBaseline, [usize; 2]),
-}
-
-/// Side of the raw-pixel grid and the seed of its projection (as `autodidact eval`'s baseline).
-const PIXEL_PLACES: (usize, u64) = (8, 0x91e1);
-
-impl Places {
-    fn new(features: PlaceFeatures, encoder: &EncoderSnapshot) -> Result<Self, NodeError> {
-        Ok(match features {
-            PlaceFeatures::Embedding => Self::Embedding,
-            PlaceFeatures::RawPixels => {
-                let config = encoder.config();
-                Self::RawPixels(
-                    PixelBaseline::new(PIXEL_PLACES.0, config.embed_dim, PIXEL_PLACES.1)?,
-                    [config.image.width, config.image.height],
-                )
-            }
-        })
-    }
-
-    /// The place features of one image.
-    fn of(
-        &self,
-        encoder: &EncoderSnapshot,
-        image: &[u8],
-        place_proprio: &[f32],
-    ) -> Result<Vec<f32>, NodeError> {
-        Ok(match self {
-            Self::Embedding => encoder.embed(image, place_proprio)?,
-            Self::RawPixels(pixels, [width, height]) => pixels.features(image, *width, *height)?,
-        })
-    }
-}
-
-fn memory_graph<'a>(
-    frames: &[Frame],
-    config: &MemoryConfig,
-    slot: &'a mut Option<(u64, Vec<f32>, MemoryGraph)>,
-    (encoder, places, place_proprio): (&EncoderSnapshot, &Places, &[f32]),
-    stats: &mut PlannerStats,
-) -> Result<&'a MemoryGraph, NodeError> {
-    let (_, _, graph) = match slot.take() {
-        Some((version, proprio, graph))
-            if version == encoder.version && proprio == place_proprio =>
-        {
-            slot.insert((version, proprio, graph))
-        }
-        _ => {
-            let mut embeddings = Vec::with_capacity(frames.len());
-            match places {
-                Places::Embedding => {
-                    for chunk in frames.chunks(128) {
-                        let images: Vec<&[u8]> = chunk.iter().map(|f| &*f.image).collect();
-                        let proprio: Vec<&[f32]> = vec![place_proprio; chunk.len()];
-                        embeddings.extend(encoder.embed_batch(&images, &proprio)?);
-                    }
-                }
-                Places::RawPixels(pixels, [width, height]) => {
-                    for frame in frames {
-                        embeddings.push(pixels.features(&frame.image, *width, *height)?);
-                    }
-                }
-            }
-            let episodes: Vec<u64> = frames.iter().map(|f| f.episode).collect();
-            let odometry: Vec<_> = frames.iter().map(|f| f.odometry).collect();
-            let graph = MemoryGraph::build_with_odometry(
-                &embeddings,
-                &episodes,
-                &odometry,
-                config.clone(),
-            )?;
-            stats.memory_builds += 1;
-            slot.insert((encoder.version, place_proprio.to_vec(), graph))
-        }
-    };
-    Ok(graph)
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use autodidact_learn::OdometryPose;
+    use autodidact_learn::memory::PlaceFeatures;
     use autodidact_learn::model::ImageEncoderConfig;
     use autodidact_learn::{Trainer, TrainerConfig};
 
@@ -484,6 +403,10 @@ mod tests {
             frame_of(last)
         );
         assert!(route.subgoal.is_some(), "the goal is far along the route");
+        assert!(
+            output.route_odometry.is_empty() && node.memory_map().is_none(),
+            "no odometry"
+        );
         assert_eq!(node.stats().subgoal_plans, 1);
         assert_eq!(node.stats().memory_builds, 1);
 
@@ -503,6 +426,146 @@ mod tests {
             node.stats().memory_builds,
             2,
             "a new version rebuilds the graph"
+        );
+    }
+
+    #[test]
+    fn remembering_builds_the_memory_from_what_the_camera_showed_and_forgets_the_oldest() {
+        let trainer = small_trainer();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        const MS: u64 = 1_000_000;
+        let mut node = PlannerNode::new(PlannerNodeConfig {
+            remember: RememberConfig {
+                enabled: true,
+                every_s: 0.05,
+                max_frames: 80,
+                rebuild_after: 10,
+                graph: MemoryConfig::default(),
+            },
+            ..PlannerNodeConfig::default()
+        })
+        .expect("planner");
+        // Before any goal: a drive on which the scene brightens, a frame every 100 ms.
+        for i in 0..=100u8 {
+            let output = node
+                .on_frame(&frame(u64::from(i) * 100 * MS, 2 * i), &encoder, &dynamics)
+                .expect("frame");
+            assert!(output.is_none(), "no goal, no command");
+        }
+        assert_eq!(node.stats().remembered, 101);
+        assert_eq!(node.memory_frames(), 101);
+        assert!(node.memory_graph().is_none(), "built when there is a goal");
+
+        // 10 ms after the last kept frame: planned for, not remembered.
+        node.set_goal(frame(0, 200));
+        let output = node
+            .on_frame(&frame(10_010 * MS, 40), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert_eq!(node.stats().remembered, 101);
+        assert!(output.memory_rebuilt);
+        assert_eq!(node.memory_frames(), 80, "the 21 oldest are forgotten");
+        let graph = node.memory_graph().expect("graph");
+        let route = output.route.expect("a route through what it saw");
+        let frame_of = |n: usize| graph.nodes()[n].frame;
+        assert!(frame_of(route.nodes[0]) <= 6, "at the darkest it remembers");
+        assert!(frame_of(route.nodes[route.nodes.len() - 1]) >= 74);
+        let output = node
+            .on_frame(&frame(10_020 * MS, 40), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(!output.memory_rebuilt);
+
+        // Ten more kept frames: built again, still at most 80 frames.
+        let mut rebuilt = Vec::new();
+        for i in 1..=10u64 {
+            let output = node
+                .on_frame(&frame(10_000 * MS + i * 100 * MS, 200), &encoder, &dynamics)
+                .expect("plan")
+                .expect("a command");
+            rebuilt.push(output.memory_rebuilt);
+        }
+        assert_eq!(rebuilt.iter().filter(|r| **r).count(), 1);
+        assert!(rebuilt[9], "at the tenth new frame");
+        assert_eq!(node.stats().memory_builds, 2);
+        assert_eq!(node.memory_frames(), 80);
+        assert_eq!(node.stats().remembered, 111);
+
+        // Unusable settings are refused.
+        let bad = PlannerNodeConfig {
+            remember: RememberConfig {
+                enabled: true,
+                rebuild_after: 0,
+                ..RememberConfig::default()
+            },
+            ..PlannerNodeConfig::default()
+        };
+        assert!(PlannerNode::new(bad).is_err());
+    }
+
+    #[test]
+    fn with_odometry_on_both_sides_the_robot_is_placed_by_votes_and_counted() {
+        let trainer = small_trainer();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        // A 2 m drive along x on which the scene brightens, with its wheel odometry.
+        let at = |stamp_ns: u64, grey: u8, x: f64| Frame {
+            odometry: Some(OdometryPose::new(x, 0.0, 0.0)),
+            ..frame(stamp_ns, grey)
+        };
+        let drive: Vec<Frame> = (0..=100u8)
+            .map(|i| at(u64::from(i), 2 * i, 0.02 * f64::from(i)))
+            .collect();
+        let memory = MemoryConfig {
+            use_odometry: true,
+            ..MemoryConfig::default()
+        };
+        let mut node = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
+        node.set_memory(drive.clone(), memory.clone())
+            .expect("memory");
+        node.set_goal(frame(1000, 200));
+        // The robot's odometry frame is not the memory's: it started elsewhere.
+        let output = node
+            .on_frame(&at(1001, 0, -7.0), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        let graph = node.memory_graph().expect("graph built");
+        assert!(graph.has_odometry());
+        let route = output.route.expect("a route");
+        assert!(
+            graph.nodes()[route.nodes[0]].frame <= 6,
+            "placed at the dark end"
+        );
+        assert!(graph.nodes()[route.nodes[route.nodes.len() - 1]].frame >= 94);
+        assert_eq!(node.stats().odometry_placements, 1);
+        // The route at the places' odometry poses, for a viewer or a nav_msgs/Path.
+        let poses = &output.route_odometry;
+        assert_eq!(poses.len(), route.nodes.len());
+        assert!(poses[0].x <= 0.12 && poses[poses.len() - 1].x >= 1.88);
+        let map = node.memory_map().expect("a map");
+        assert_eq!(map.nodes.len(), graph.nodes().len());
+        assert!(map.edges.len() >= map.nodes.len() - 1, "at least the drive");
+        assert!(map.edges.iter().all(|[a, b]| a < b && *b < map.nodes.len()));
+
+        // A frame without odometry is placed by its view alone, and not counted.
+        node.on_frame(&frame(1002, 0), &encoder, &dynamics)
+            .expect("plan");
+        assert_eq!(node.stats().odometry_placements, 1);
+
+        // Nor is one against a memory whose odometry is switched off.
+        let mut without = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
+        without
+            .set_memory(drive, MemoryConfig::default())
+            .expect("memory");
+        without.set_goal(frame(1000, 200));
+        without
+            .on_frame(&at(1001, 0, -7.0), &encoder, &dynamics)
+            .expect("plan");
+        assert!(!without.memory_graph().expect("graph").has_odometry());
+        assert_eq!(without.stats().odometry_placements, 0);
+        assert_eq!(
+            without.memory_map().map(|m| m.nodes.len()),
+            Some(map.nodes.len()),
+            "laid out at the frames' odometry all the same"
         );
     }
 

@@ -1,0 +1,50 @@
+"""Independent check of the planner's part of a recording with the rerun SDK (rerun-sdk 0.36.3).
+
+usage: check_planner_recording.py FILE.rrd NODES EDGES ROUTE_PLACES
+
+The newest memory graph has NODES points on the ground (z = 0) and EDGES two-point strips
+between them; the newest route is one strip of ROUTE_PLACES points, each at a node. Prints
+"planner recording OK", exits 1 on any failure.
+"""
+
+import math
+import sys
+
+from rerun.experimental import RrdReader
+
+path, nodes, edges, places = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+failures = []
+store = RrdReader(path).stream().collect()
+
+
+def newest(entity, archetype, field):
+    table = store.reader(index="sim_time", contents=entity).to_arrow_table()
+    name = f"{entity}:{archetype}:{field}"
+    if name not in table.column_names:
+        failures.append(f"missing column {name}")
+        return None
+    rows = [v for v in table.column(name).to_pylist() if v is not None]
+    return rows[-1] if rows else None
+
+
+points = newest("/planner/memory/nodes", "Points3D", "positions") or []
+if len(points) != nodes:
+    failures.append(f"{len(points)} memory nodes, expected {nodes}")
+if not all(len(p) == 3 and p[2] == 0.0 and all(math.isfinite(v) for v in p) for p in points):
+    failures.append(f"memory nodes are not finite points on the ground: {points}")
+strips = newest("/planner/memory/edges", "LineStrips3D", "strips") or []
+if len(strips) != edges or not all(len(s) == 2 for s in strips):
+    failures.append(f"memory edges: {strips}")
+on_node = lambda p: any(abs(p[0] - n[0]) < 1e-6 and abs(p[1] - n[1]) < 1e-6 for n in points)
+if not all(on_node(p) for s in strips for p in s):
+    failures.append("an edge ends off the memory's nodes")
+route = newest("/planner/route", "LineStrips3D", "strips") or []
+if len(route) != 1 or len(route[0]) != places:
+    failures.append(f"route: {route}")
+elif not all(on_node(p) for p in route[0]):
+    failures.append("the route leaves the memory's nodes")
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("planner recording OK")
