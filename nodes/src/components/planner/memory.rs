@@ -29,7 +29,8 @@ pub struct RememberConfig {
     pub enabled: bool,
     /// At most one frame per this much source time, seconds.
     pub every_s: f64,
-    /// Frames kept; the oldest are forgotten first (when the graph is next built).
+    /// Frames kept; the oldest are forgotten first (when the graph is built, and at
+    /// `max_frames + rebuild_after` frames without a goal).
     pub max_frames: usize,
     /// New frames before the graph is built again.
     pub rebuild_after: usize,
@@ -219,14 +220,25 @@ impl Memory {
         let due = self
             .last_kept_ns
             .is_none_or(|last| frame.stamp_ns < last || frame.stamp_ns - last >= every_ns.max(1));
+        let (max_frames, rebuild_after) = (remember.max_frames, remember.rebuild_after);
         if due {
             self.last_kept_ns = Some(frame.stamp_ns);
             self.frames.push(frame.clone());
         }
+        // A graph would be built again now anyway: forget the oldest, so that a robot driving
+        // without a goal (no graph is built) holds at most `max_frames + rebuild_after` frames.
+        if self.frames.len() >= max_frames + rebuild_after {
+            let forget = self.frames.len() - max_frames;
+            self.frames.drain(..forget);
+            self.features.drain(..forget.min(self.features.len()));
+            self.graph = None;
+            self.placed = None;
+        }
         due
     }
 
-    /// Frames held (remembered frames beyond `max_frames` are forgotten at the next build).
+    /// Frames held: at most `max_frames` after a build, and fewer than `max_frames +
+    /// rebuild_after` at any time.
     pub(super) fn len(&self) -> usize {
         self.frames.len()
     }

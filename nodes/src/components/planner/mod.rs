@@ -453,7 +453,11 @@ mod tests {
             assert!(output.is_none(), "no goal, no command");
         }
         assert_eq!(node.stats().remembered, 101);
-        assert_eq!(node.memory_frames(), 101);
+        assert_eq!(
+            node.memory_frames(),
+            81,
+            "bounded without a goal: back to 80 at every 90"
+        );
         assert!(node.memory_graph().is_none(), "built when there is a goal");
 
         // 10 ms after the last kept frame: planned for, not remembered.
