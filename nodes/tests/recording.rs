@@ -28,7 +28,15 @@ fn rerun_python() -> Option<std::ffi::OsString> {
 /// Runs `tests/check_recording.py` on `rrd` with `args`; fails the test unless it passes.
 /// Returns what it printed.
 fn check_recording(python: std::ffi::OsString, rrd: &Path, args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check_recording.py");
+    run_checker(python, "check_recording.py", rrd, args)
+}
+
+/// Runs the checker `tests/{script}` on `rrd` with `args`; fails the test unless it passes.
+/// Returns what it printed.
+fn run_checker(python: std::ffi::OsString, script: &str, rrd: &Path, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
     let output = Command::new(python)
         .arg(script)
         .arg(rrd)
@@ -114,20 +122,6 @@ fn the_planner_memory_and_route_are_drawn_at_their_odometry_poses() {
     drop(send);
     let stats = run_viz(&config, recording, destination, inbox);
     assert_eq!(stats.logged, 2);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/check_planner_recording.py"
-    );
-    let output = Command::new(python)
-        .arg(script)
-        .arg(&rrd)
-        .args(["3", "3", "3"])
-        .output()
-        .expect("run the python checker");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("planner recording OK"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_checker(python, "check_planner_recording.py", &rrd, &["3", "3", "3"]);
+    assert!(stdout.contains("planner recording OK"));
 }
