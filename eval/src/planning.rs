@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use autodidact_learn::EncoderSnapshot;
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::stats::median;
+use autodidact_learn::{EncoderSnapshot, OdometryPose};
 use autodidact_nodes::CollectorConfig;
 use autodidact_nodes::planner::{PlannerNode, PlannerNodeConfig};
 use autodidact_sim::{Action, Pose2, Sim, SimConfig, wrap_angle};
@@ -91,6 +91,8 @@ struct Attempt {
     localisation: Vec<f64>,
     /// Memory planner: metres between the goal and the place of the goal's node.
     goal_localisation: Option<f64>,
+    /// Memory planner following by odometry: its first path, checked against the truth.
+    path_check: Option<PathCheck>,
 }
 
 impl Attempt {
@@ -206,11 +208,17 @@ pub(crate) fn planning_setting(
         .iter()
         .filter_map(|a| a.goal_localisation)
         .collect();
+    let checks: Vec<PathCheck> = memory_attempts
+        .iter()
+        .filter_map(|a| a.path_check)
+        .collect();
     let memory_localisation = MemoryLocalisation {
         median_error_m: median(&localisation),
         goal_median_error_m: median(&goal_localisation),
         goal_coverage_m: median(&goal_coverage),
         odometry_drift_m: median(&drift),
+        path_end_m: median(&checks.iter().map(|c| c.end_m).collect::<Vec<_>>()),
+        path_layout_m: median(&checks.iter().map(|c| c.layout_m).collect::<Vec<_>>()),
     };
     let [planner, memory_planner, random_policy, random_init_planner] =
         outcomes.map(|attempts| planning_score(&attempts, config));
@@ -333,6 +341,7 @@ fn attempt(
     let mut drawing = None;
     let mut localisation = Vec::new();
     let mut goal_localisation = None;
+    let mut path_check = None;
     for period in 0..steps {
         let frame = eyes.see(&observation)?;
         let command = match agent {
@@ -340,15 +349,22 @@ fn attempt(
                 let output = planner
                     .on_frame(&frame, encoder, dynamics)?
                     .ok_or_else(|| EvalError::Data("the planner lost its goal".into()))?;
+                let latent = output.plan.as_ref().map_or(f32::NAN, |p| p.start_distance);
                 if period == 0 {
-                    latent_distances.0 = output.plan.start_distance;
+                    latent_distances.0 = latent;
                     if let (Agent::MemoryPlanner(_, _, memory), Some(graph)) =
                         (agent, planner.memory_graph())
                     {
                         drawing = Some(MemoryDrawing::of(graph, output.route.as_ref(), memory));
                     }
                 }
-                latent_distances.1 = output.plan.start_distance;
+                latent_distances.1 = latent;
+                if let (None, Agent::MemoryPlanner(_, _, memory), Some(route)) =
+                    (&path_check, agent, &output.route)
+                {
+                    let truth = sim.ground_truth().robot_pose;
+                    path_check = check_path(&planner, &frame, route, memory, &truth, &goal_pose);
+                }
                 if let (Agent::MemoryPlanner(_, _, memory), Some(route), Some(graph)) =
                     (agent, &output.route, planner.memory_graph())
                 {
@@ -390,6 +406,10 @@ fn attempt(
         latent_end = latent_distances.1,
         localisation_m = median(&localisation).unwrap_or(f64::NAN),
         goal_localisation_m = goal_localisation.unwrap_or(f64::NAN),
+        path_end_m = path_check.map_or(f64::NAN, |c| c.end_m),
+        path_layout_m = path_check.map_or(f64::NAN, |c| c.layout_m),
+        followed = planner.stats().followed,
+        paths = planner.stats().paths,
         "planning attempt"
     );
     Ok(Attempt {
@@ -402,6 +422,48 @@ fn attempt(
         memory: drawing,
         localisation,
         goal_localisation,
+        path_check,
+    })
+}
+
+/// The first path the memory planner laid out to follow by odometry, against the truth.
+#[derive(Debug, Clone, Copy)]
+struct PathCheck {
+    /// Metres from where the path truly ends to the goal.
+    end_m: f64,
+    /// Metres from where the path would end, started at its first place's true pose, to where
+    /// the frame of its last place was taken.
+    layout_m: f64,
+}
+
+/// Checks the path `planner` follows now, laid out along `route` from where the robot truly
+/// is (`truth`); `None` while it follows none.
+fn check_path(
+    planner: &PlannerNode,
+    frame: &autodidact_nodes::Frame,
+    route: &autodidact_learn::Route,
+    memory: &WorldMemory,
+    truth: &Pose2,
+    goal: &Pose2,
+) -> Option<PathCheck> {
+    let (path, odometry, graph) = (
+        planner.followed_path()?,
+        frame.odometry?,
+        planner.memory_graph()?,
+    );
+    let pose = |p: &Pose2| OdometryPose::new(p.x, p.y, p.yaw);
+    // The path's end relative to the robot, by its odometry.
+    let relative = odometry.inverse().compose(path.last()?);
+    let end = pose(truth).compose(&relative);
+    let place = |node: &usize| {
+        let frame = graph.nodes().get(*node)?.frame;
+        let [x, y] = *memory.positions.get(frame)?;
+        Some(OdometryPose::new(x, y, *memory.headings.get(frame)?))
+    };
+    let (first, last) = (place(route.nodes.first()?)?, place(route.nodes.last()?)?);
+    Some(PathCheck {
+        end_m: end.distance(&pose(goal)),
+        layout_m: first.compose(&relative).distance(&last),
     })
 }
 

@@ -215,6 +215,15 @@ pub struct MemoryLocalisation {
     /// (aligned at its first frame), metres. `null` when the memory has no odometry.
     #[serde(default)]
     pub odometry_drift_m: Option<f64>,
+    /// Following by odometry (`[eval.memory.follow]`), median over pairs: metres between the
+    /// goal and where the first path the robot laid out truly ends. `null` without following.
+    #[serde(default)]
+    pub path_end_m: Option<f64>,
+    /// … and metres between where that path ends and where the goal's place of the route was
+    /// taken, had the path started at its first place's true pose: the error of laying out the
+    /// route from the odometry between its places, without placing robot and goal.
+    #[serde(default)]
+    pub path_layout_m: Option<f64>,
 }
 
 /// Outcome of one agent over all pairs of a setting.
@@ -331,6 +340,10 @@ fn planning_rows(rows: &mut Vec<[String; 3]>, protocol: &str, setting: &Planning
         (
             "memory's cover of the goals / its odometry drift (median)",
             [memory.goal_coverage_m, memory.odometry_drift_m],
+        ),
+        (
+            "followed path's end to the goal / its layout error (median)",
+            [memory.path_end_m, memory.path_layout_m],
         ),
     ] {
         rows.push([

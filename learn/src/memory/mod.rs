@@ -26,9 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::LearnError;
 use crate::health::normalise;
 
+mod follow;
 mod localise;
 mod odometry;
 
+pub use follow::{Follow, FollowConfig, PathFollower};
 pub use localise::{Localiser, Placement};
 pub use odometry::OdometryPose;
 
@@ -83,6 +85,8 @@ pub struct MemoryConfig {
     pub vote_radius_m: f32,
     /// … and at most this many degrees apart in heading.
     pub vote_turn_deg: f32,
+    /// Following the route by odometry instead of by subgoals of the latent MPC.
+    pub follow: FollowConfig,
 }
 
 impl Default for MemoryConfig {
@@ -102,6 +106,7 @@ impl Default for MemoryConfig {
             vote_frames: 200,
             vote_radius_m: 0.25,
             vote_turn_deg: 20.0,
+            follow: FollowConfig::default(),
         }
     }
 }
@@ -138,7 +143,7 @@ impl MemoryConfig {
                 self.shortcut_factor
             )));
         }
-        Ok(())
+        self.follow.validate()
     }
 }
 

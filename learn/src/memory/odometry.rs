@@ -57,7 +57,7 @@ impl OdometryPose {
 }
 
 /// `angle` in `(-π, π]`.
-fn wrap(angle: f64) -> f64 {
+pub(crate) fn wrap(angle: f64) -> f64 {
     let pi = std::f64::consts::PI;
     let wrapped = (angle + pi).rem_euclid(2.0 * pi) - pi;
     if wrapped <= -pi {

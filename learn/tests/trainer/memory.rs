@@ -1,7 +1,7 @@
 //! The topological memory: routes follow what the robot observed, shortcuts join places seen
 //! twice, and bad input is refused.
 
-use autodidact_learn::memory::EdgeKind;
+use autodidact_learn::memory::{EdgeKind, Follow, FollowConfig, PathFollower};
 use autodidact_learn::{LearnError, Localiser, MemoryConfig, MemoryGraph, OdometryPose};
 
 /// A unit embedding for a place on a circle: nearby places have nearby embeddings.
@@ -333,4 +333,124 @@ fn memory_with_odometry_links_a_place_passed_twice_and_routes_in_metres() {
     // Observed steps cost their metres: 2 cm.
     let step = graph.edges(5).iter().find(|e| e.to == 6).expect("step");
     assert!((step.cost - 0.02).abs() < 1e-4, "cost {}", step.cost);
+}
+
+#[test]
+fn a_route_is_laid_out_by_the_odometry_between_its_places_and_a_shortcut_joins_one_place() {
+    // Episode 1 drives 1 m along +x (its odometry starts at the origin); episode 2, with its
+    // own odometry frame (origin at (7, 7), facing +y), sees the end of it again and drives on
+    // along a quarter circle to the left, 1 m long. They meet only by what they saw.
+    let first: Vec<OdometryPose> = (0..=50)
+        .map(|i| OdometryPose::new(f64::from(i) * 0.02, 0.0, 0.0))
+        .collect();
+    let other_origin = OdometryPose::new(7.0, 7.0, std::f64::consts::FRAC_PI_2);
+    let radius = 2.0 / std::f64::consts::PI;
+    let arc = |s: f64| {
+        let turned = s / radius;
+        OdometryPose::new(radius * turned.sin(), radius * (1.0 - turned.cos()), turned)
+    };
+    let second: Vec<OdometryPose> = (0..=50)
+        .map(|i| other_origin.compose(&arc(f64::from(i) * 0.02)))
+        .collect();
+    let step = 0.02f32;
+    let embeddings: Vec<Vec<f32>> = (0..=50)
+        .map(|i| place(i as f32 * step))
+        .chain((0..=50).map(|i| place(1.0 + i as f32 * step)))
+        .collect();
+    let episodes: Vec<u64> = [1u64; 51].iter().chain(&[2u64; 51]).copied().collect();
+    let odometry: Vec<Option<OdometryPose>> =
+        first.iter().chain(&second).copied().map(Some).collect();
+    let graph = MemoryGraph::build(&embeddings, &episodes, config(1, 2)).expect("graph");
+    let route = graph
+        .route(&place(0.0), &place(2.0), None)
+        .expect("route")
+        .expect("connected");
+    let path = graph
+        .route_path(&route, |node| odometry[graph.nodes()[node].frame])
+        .expect("every place has odometry");
+    assert_eq!(path.len(), route.nodes.len());
+    assert_eq!(
+        path[0],
+        OdometryPose::default(),
+        "relative to the robot's place"
+    );
+    // 1 m ahead, then a quarter circle to the left: whatever the odometry frames of the two
+    // drives, the end is where the arc ends after the straight, give or take a step skipped by
+    // a shortcut (2 cm, 2°).
+    let end = path[path.len() - 1];
+    let truth = OdometryPose::new(1.0, 0.0, 0.0).compose(&arc(1.0));
+    assert!(
+        end.distance(&truth) < 0.05 && end.turn(&truth) < 0.05,
+        "ends at {end:?}"
+    );
+    // Without the poses the path cannot be laid out.
+    assert_eq!(graph.route_path(&route, |_| None), None);
+}
+
+/// Drives a unicycle at 20 Hz with the follower's commands; the poses it went through.
+fn drive(
+    follower: &mut PathFollower,
+    start: OdometryPose,
+    periods: usize,
+) -> (Vec<OdometryPose>, bool) {
+    let (dt, config, max_action) = (0.05, FollowConfig::default(), [0.5f32, 2.0]);
+    let mut pose = start;
+    let mut poses = vec![pose];
+    for _ in 0..periods {
+        match follower.command(&pose, &config, max_action) {
+            Follow::Arrived => return (poses, true),
+            Follow::Drive([linear, angular]) => {
+                assert!(
+                    (0.0..=0.5).contains(&linear),
+                    "forward only, capped: {linear}"
+                );
+                assert!(angular.abs() <= 2.0, "turn capped: {angular}");
+                pose = pose.compose(&OdometryPose::new(
+                    f64::from(linear) * dt,
+                    0.0,
+                    f64::from(angular) * dt,
+                ));
+                poses.push(pose);
+            }
+        }
+    }
+    (poses, false)
+}
+
+#[test]
+fn the_path_follower_drives_an_l_shaped_path_to_its_end_and_turns_to_its_heading() {
+    // 1 m ahead, then 1 m to the left, ending facing back along -x: relative to the robot.
+    let relative: Vec<OdometryPose> = (0..=20)
+        .map(|i| OdometryPose::new(f64::from(i) * 0.05, 0.0, 0.0))
+        .chain(
+            (1..=20)
+                .map(|i| OdometryPose::new(1.0, f64::from(i) * 0.05, std::f64::consts::FRAC_PI_2)),
+        )
+        .chain([OdometryPose::new(1.0, 1.0, std::f64::consts::PI)])
+        .collect();
+    // The robot's odometry frame is anywhere: the path is laid out from its pose.
+    let start = OdometryPose::new(-3.0, 2.0, -2.0);
+    let mut follower = PathFollower::new(&start, &relative).expect("a path");
+    assert_eq!(follower.path().len(), relative.len());
+    let (poses, arrived) = drive(&mut follower, start, 400);
+    assert!(arrived, "arrived within 20 s");
+    let end = poses[poses.len() - 1];
+    let goal = start.compose(&OdometryPose::new(1.0, 1.0, std::f64::consts::PI));
+    let config = FollowConfig::default();
+    assert!(
+        end.distance(&goal) <= f64::from(config.arrive_m),
+        "ends at {end:?}"
+    );
+    assert!(end.turn(&goal) <= f64::from(config.arrive_deg).to_radians());
+    // It kept to the path: never further than 0.2 m from it (it cuts the corner a little).
+    let path = follower.path();
+    for pose in &poses {
+        let off = path
+            .iter()
+            .map(|p| p.distance(pose))
+            .fold(f64::INFINITY, f64::min);
+        assert!(off < 0.2, "{pose:?} is {off} m off the path");
+    }
+    // Nothing to follow without a path.
+    assert!(PathFollower::new(&start, &[]).is_none());
 }

@@ -8,6 +8,7 @@
 
 use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::memory::PlaceFeatures;
+use autodidact_learn::memory::{Follow, PathFollower, Placement};
 use autodidact_learn::{
     EncoderSnapshot, LearnError, Localiser, MemoryConfig, MemoryGraph, OdometryPose, Route,
     goal_distance,
@@ -159,6 +160,10 @@ pub(super) struct Memory {
     localiser: Localiser,
     /// How its places are featurised, made at the first frame (it needs the encoder's sizes).
     places: Option<Places>,
+    /// Following the route by odometry ([`FollowConfig`](autodidact_learn::memory::FollowConfig)):
+    /// the path being followed, and whether the robot came to its end for this goal.
+    follower: Option<PathFollower>,
+    arrived: bool,
 }
 
 impl Memory {
@@ -207,7 +212,20 @@ impl Memory {
             placed: None,
             localiser: Localiser::new(),
             places: None,
+            follower: None,
+            arrived: false,
         }
+    }
+
+    /// The path being followed by odometry, in the robot's `odom` frame.
+    pub(super) fn path(&self) -> Option<&[OdometryPose]> {
+        self.follower.as_ref().map(PathFollower::path)
+    }
+
+    /// A new goal: the path followed to the last one is dropped.
+    pub(super) fn new_goal(&mut self) {
+        self.follower = None;
+        self.arrived = false;
     }
 
     /// Keeps `frame` when the memory remembers and `every_s` has passed since the last one kept
@@ -259,11 +277,15 @@ impl Memory {
     /// that is its place feature. Places are told apart by what the camera sees: the memory's
     /// frames, the current frame and the goal are all featurised with the goal's proprio (at
     /// rest), so that speed does not make one place look like another.
+    ///
+    /// With following on, the command is the follower's while it is on its path: laid out
+    /// again every `replan_frames` from the robot's place then.
     pub(super) fn route(
         &mut self,
         frame: &Frame,
         (goal, goal_embedding): (&Frame, Option<&[f32]>),
         encoder: &EncoderSnapshot,
+        max_action: [f32; 2],
         stats: &mut PlannerStats,
     ) -> Result<Routed, NodeError> {
         let place_proprio = &goal.proprio;
@@ -278,12 +300,14 @@ impl Memory {
             (Places::Embedding, Some(embedding)) => embedding.to_vec(),
             _ => places.of(encoder, &goal.image, place_proprio)?,
         };
+        let mut placement = None;
         let from = match (frame.odometry, graph.has_odometry()) {
             (Some(odometry), true) => match self.localiser.observe(graph, &here, &odometry)? {
-                Some(placement) => {
+                Some(placed) => {
                     stats.odometry_placements += 1;
-                    let node = &graph.nodes()[placement.node];
-                    (placement.node, goal_distance(&here, &node.embedding))
+                    placement = Some(placed);
+                    let node = &graph.nodes()[placed.node];
+                    (placed.node, goal_distance(&here, &node.embedding))
                 }
                 None => graph.track(&here, self.placed)?,
             },
@@ -293,10 +317,52 @@ impl Memory {
         if route.is_none() {
             stats.without_route += 1;
         }
+        let command = match frame.odometry {
+            Some(robot) if self.config.follow.enabled && !self.arrived => {
+                let follow = &self.config.follow;
+                let stale = self
+                    .follower
+                    .as_ref()
+                    .is_none_or(|f| follow.replan_frames > 0 && f.frames() >= follow.replan_frames);
+                if let (true, Some(route)) = (stale, &route) {
+                    let frames = &self.frames;
+                    let odometry =
+                        |node: usize| frames.get(graph.nodes().get(node)?.frame)?.odometry;
+                    let anchor =
+                        robot.compose(&placement_offset(placement, &route.nodes, &odometry));
+                    if let Some(follower) = graph
+                        .route_path(route, odometry)
+                        .and_then(|relative| PathFollower::new(&anchor, &relative))
+                    {
+                        self.follower = Some(follower);
+                        stats.paths += 1;
+                    }
+                }
+                match self
+                    .follower
+                    .as_mut()
+                    .map(|f| f.command(&robot, follow, max_action))
+                {
+                    Some(Follow::Drive(command)) => Some(command),
+                    Some(Follow::Arrived) => {
+                        self.arrived = true;
+                        self.follower = None;
+                        None
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        };
         // A subgoal farther (in the embedding) than the goal itself is a detour.
-        let subgoal_node = route.as_ref().and_then(|r| r.subgoal).filter(|&node| {
-            goal_distance(&here, &graph.nodes()[node].embedding) < goal_distance(&here, &there)
-        });
+        // After following the path to its end, the MPC drives to the goal itself.
+        let subgoal_node = route
+            .as_ref()
+            .and_then(|r| r.subgoal)
+            .filter(|_| !(self.arrived && self.config.follow.enabled))
+            .filter(|&node| {
+                goal_distance(&here, &graph.nodes()[node].embedding) < goal_distance(&here, &there)
+            });
         let subgoal = match (subgoal_node, places) {
             (None, _) => None,
             (Some(node), Places::Embedding) => Some(graph.nodes()[node].embedding.clone()),
@@ -310,6 +376,7 @@ impl Memory {
         Ok(Routed {
             route,
             subgoal,
+            command,
             rebuilt,
         })
     }
@@ -380,6 +447,25 @@ pub(super) struct Routed {
     pub(super) route: Option<Route>,
     /// What the MPC drives to instead of the goal: the embedding of a node along the route.
     pub(super) subgoal: Option<Vec<f32>>,
+    /// The command of the route follower, while it follows a path (the MPC is not asked).
+    pub(super) command: Option<[f32; 2]>,
     /// The graph was built for this frame.
     pub(super) rebuilt: bool,
+}
+
+/// Where the robot is relative to the first place of its route: where the localiser placed it
+/// relative to that place's odometry pose, when it placed it in that place's episode; else at
+/// the place itself (placed by its view alone).
+fn placement_offset(
+    placement: Option<Placement>,
+    route: &[usize],
+    odometry: &impl Fn(usize) -> Option<OdometryPose>,
+) -> OdometryPose {
+    let first = route.first().copied();
+    match (placement, first.and_then(odometry)) {
+        (Some(placed), Some(place)) if Some(placed.node) == first => {
+            placed.pose.inverse().compose(&place)
+        }
+        _ => OdometryPose::default(),
+    }
 }

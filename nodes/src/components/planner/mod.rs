@@ -52,8 +52,9 @@ pub struct PlannerNodeConfig {
 pub struct PlannerOutput {
     /// The command to send, stamped with the frame's stamp.
     pub command: TwistMsg,
-    /// The plan behind it.
-    pub plan: Plan,
+    /// The latent MPC's plan behind it; `None` when the command came from following the route
+    /// by odometry.
+    pub plan: Option<Plan>,
     /// The route through the memory, when the planner has one and found a route.
     pub route: Option<Route>,
     /// The route's places in the `odom` frame of the memory's wheel odometry, from the robot's
@@ -94,6 +95,13 @@ pub struct PlannerStats {
     pub odometry_placements: u64,
     /// Frames remembered ([`RememberConfig`]).
     pub remembered: u64,
+    /// Paths laid out along a route to follow by odometry
+    /// ([`FollowConfig`](autodidact_learn::memory::FollowConfig)).
+    #[serde(default)]
+    pub paths: u64,
+    /// Frames whose command came from following a path (the MPC was not asked).
+    #[serde(default)]
+    pub followed: u64,
 }
 
 struct Goal {
@@ -156,6 +164,12 @@ impl PlannerNode {
         self.memory.as_ref().and_then(Memory::graph)
     }
 
+    /// The path the robot follows along its route by odometry, in its own `odom` frame;
+    /// `None` while it is not following one.
+    pub fn followed_path(&self) -> Option<&[OdometryPose]> {
+        self.memory.as_ref().and_then(Memory::path)
+    }
+
     /// The memory graph at its places' odometry poses (whether or not the graph uses them);
     /// `None` without a graph or when none of its frames has odometry.
     pub fn memory_map(&self) -> Option<MemoryMap> {
@@ -192,12 +206,18 @@ impl PlannerNode {
             embedding: None,
         });
         self.planner.reset();
+        if let Some(memory) = &mut self.memory {
+            memory.new_goal();
+        }
     }
 
     /// Drops the goal; frames then produce no command.
     pub fn clear_goal(&mut self) {
         self.goal = None;
         self.planner.reset();
+        if let Some(memory) = &mut self.memory {
+            memory.new_goal();
+        }
     }
 
     /// Plans for `frame` with the newest encoder and dynamics. `None` without a goal.
@@ -216,7 +236,6 @@ impl PlannerNode {
             self.stats.without_goal += 1;
             return Ok(None);
         };
-        let current = encoder.embed(&frame.image, &frame.proprio)?;
         let goal_embedding = if self.config.goal_with_current_proprio {
             self.stats.goal_embeddings += 1;
             encoder.embed(&goal.frame.image, &frame.proprio)?
@@ -236,13 +255,16 @@ impl PlannerNode {
                 // The goal's embedding is its place feature when it was embedded at rest.
                 let goal_place =
                     (!self.config.goal_with_current_proprio).then_some(&goal_embedding[..]);
-                memory.route(frame, (&goal.frame, goal_place), encoder, &mut self.stats)?
+                let max_action = self.config.planner.max_action;
+                let goal = (&goal.frame, goal_place);
+                memory.route(frame, goal, encoder, max_action, &mut self.stats)?
             }
             None => memory::Routed::default(),
         };
         let memory::Routed {
             route,
             subgoal,
+            command,
             rebuilt,
         } = routed;
         if subgoal.is_some() {
@@ -257,14 +279,24 @@ impl PlannerNode {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        let target = subgoal.as_ref().unwrap_or(&goal_embedding);
-        let plan = self.planner.plan(dynamics, &current, target)?;
+        let (action, plan) = match command {
+            Some(command) => {
+                self.stats.followed += 1;
+                (command, None)
+            }
+            None => {
+                let current = encoder.embed(&frame.image, &frame.proprio)?;
+                let target = subgoal.as_ref().unwrap_or(&goal_embedding);
+                let plan = self.planner.plan(dynamics, &current, target)?;
+                (plan.action, Some(plan))
+            }
+        };
         self.stats.plans += 1;
         Ok(Some(PlannerOutput {
             command: TwistMsg {
                 stamp_ns: frame.stamp_ns,
-                linear_x: plan.action[0],
-                angular_z: plan.action[1],
+                linear_x: action[0],
+                angular_z: action[1],
             },
             plan,
             route,
@@ -334,7 +366,7 @@ mod tests {
         assert!(output.command.linear_x.abs() <= max[0]);
         assert!(output.command.angular_z.abs() <= max[1]);
         assert_eq!(
-            output.plan.action,
+            output.plan.expect("a latent plan").action,
             [output.command.linear_x, output.command.angular_z]
         );
         node.on_frame(&frame(3, 90), &encoder, &dynamics)
@@ -505,6 +537,81 @@ mod tests {
             ..PlannerNodeConfig::default()
         };
         assert!(PlannerNode::new(bad).is_err());
+    }
+
+    #[test]
+    fn following_drives_the_route_by_odometry_then_hands_the_last_stretch_to_the_mpc() {
+        let trainer = small_trainer();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        // The memory: a 2 m drive along x on which the scene brightens, with wheel odometry.
+        let grey_at = |x: f64| (x / 0.02).round().clamp(0.0, 100.0) as u8 * 2;
+        let at = |stamp_ns: u64, odometry: OdometryPose, x: f64| Frame {
+            odometry: Some(odometry),
+            ..frame(stamp_ns, grey_at(x))
+        };
+        let drive: Vec<Frame> = (0..=100u8)
+            .map(|i| {
+                let x = 0.02 * f64::from(i);
+                at(u64::from(i), OdometryPose::new(x, 0.0, 0.0), x)
+            })
+            .collect();
+        let mut memory = MemoryConfig::default();
+        memory.follow.enabled = true;
+        memory.follow.replan_frames = 0;
+        let mut node = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
+        node.set_memory(drive, memory).expect("memory");
+        node.set_goal(frame(1000, 200));
+        // The robot stands at the dark end, facing along the drive; its odometry frame starts
+        // elsewhere: it reads (-7, 0) there.
+        let origin = -7.0;
+        let mut robot = OdometryPose::new(origin, 0.0, 0.0);
+        let mut handed_over = None;
+        for period in 0..200u64 {
+            let output = node
+                .on_frame(
+                    &at(1001 + period, robot, robot.x - origin),
+                    &encoder,
+                    &dynamics,
+                )
+                .expect("plan")
+                .expect("a command");
+            if output.plan.is_some() {
+                handed_over = Some(period);
+                break;
+            }
+            let (linear, angular) = (output.command.linear_x, output.command.angular_z);
+            assert!((0.0..=0.5).contains(&linear) && angular.abs() <= 2.0);
+            robot = robot.compose(&OdometryPose::new(
+                f64::from(linear) * 0.05,
+                0.0,
+                f64::from(angular) * 0.05,
+            ));
+        }
+        let periods = handed_over.expect("the path was followed to its end");
+        assert!(periods > 20, "it drove there first ({periods} periods)");
+        assert_eq!(node.stats().followed, periods);
+        assert_eq!(node.stats().paths, 1, "laid out once per goal");
+        // The route ends at the goal's place, the bright end: 1.88–2 m along the drive.
+        let driven = robot.x - origin;
+        assert!((1.78..=2.1).contains(&driven), "drove {driven} m");
+        assert!(robot.y.abs() < 0.05 && robot.yaw.abs() < 0.35);
+        // The MPC keeps driving for this goal; a new goal is followed again.
+        let next = node
+            .on_frame(&at(2000, robot, driven), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(next.plan.is_some());
+        node.set_goal(frame(3000, 0));
+        let back = node
+            .on_frame(&at(3001, robot, driven), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(back.plan.is_none(), "a new goal, a new path");
+        assert_eq!(node.stats().paths, 2);
+        assert!(
+            back.command.linear_x.abs() < 1e-6 && back.command.angular_z.abs() > 0.5,
+            "the way back is behind: it turns in place first"
+        );
     }
 
     #[test]

@@ -1,0 +1,184 @@
+//! Following a route through the memory by wheel odometry, as visual teach-and-repeat does: the
+//! route's places become a path of poses relative to the robot's place, laid out from the
+//! odometry the memory recorded between them, and a pursuit controller drives the robot along
+//! it by its own odometry. The latent MPC takes over for the last stretch, from the end of the
+//! path to the goal image.
+//!
+//! The memory's odometry is used only between neighbouring places (drift over a few frames is
+//! small even where it drifts by metres over the whole drive); where the route jumps along a
+//! shortcut (the same place seen on another pass), the two places are taken as one.
+
+use serde::{Deserialize, Serialize};
+
+use super::odometry::wrap;
+use super::{EdgeKind, MemoryGraph, OdometryPose, Route};
+use crate::LearnError;
+
+/// How the robot follows its route (`[…memory.follow]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowConfig {
+    /// Drive along the route by odometry where the robot's frames and the route's places carry
+    /// it, instead of driving to a subgoal with the latent MPC.
+    pub enabled: bool,
+    /// The controller steers to the first pose of the path at least this far ahead, metres.
+    pub lookahead_m: f32,
+    /// The path is done when the robot is within this of its last pose, metres …
+    pub arrive_m: f32,
+    /// … and within this of its heading, degrees; the latent MPC drives on to the goal.
+    pub arrive_deg: f32,
+    /// Forward speed per metre to the target, 1/s (capped by the planner's `max_action`).
+    pub linear_gain: f32,
+    /// Turn rate per radian of bearing to the target, 1/s (capped by `max_action`).
+    pub angular_gain: f32,
+    /// The robot drives forward only while the target is within this bearing, degrees; else
+    /// it turns in place.
+    pub drive_within_deg: f32,
+    /// The path is laid out again from a fresh placement after this many frames (odometry
+    /// drifts, placements improve as the robot drives); 0: once per goal.
+    pub replan_frames: usize,
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            lookahead_m: 0.25,
+            arrive_m: 0.1,
+            arrive_deg: 20.0,
+            linear_gain: 1.5,
+            angular_gain: 3.0,
+            drive_within_deg: 45.0,
+            replan_frames: 40,
+        }
+    }
+}
+
+impl FollowConfig {
+    /// Checks the numbers, naming the one that is unusable.
+    pub fn validate(&self) -> Result<(), LearnError> {
+        for (value, name) in [
+            (self.lookahead_m, "lookahead_m"),
+            (self.arrive_m, "arrive_m"),
+            (self.arrive_deg, "arrive_deg"),
+            (self.linear_gain, "linear_gain"),
+            (self.angular_gain, "angular_gain"),
+            (self.drive_within_deg, "drive_within_deg"),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(LearnError::InvalidConfig(format!(
+                    "memory.follow: {name} must be a finite number ≥ 0, got {value}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MemoryGraph {
+    /// The poses of `route`'s places relative to its first place (the identity first), laid
+    /// out from `odometry` (the wheel-odometry pose of a node's frame): each step along an
+    /// observed or odometry edge of one episode moves by what odometry recorded between the two
+    /// places, and a shortcut keeps the pose (the same place). `None` when a step needs a pose
+    /// that is missing, or two consecutive places are not joined by an edge.
+    pub fn route_path(
+        &self,
+        route: &Route,
+        odometry: impl Fn(usize) -> Option<OdometryPose>,
+    ) -> Option<Vec<OdometryPose>> {
+        let mut path = Vec::with_capacity(route.nodes.len());
+        let mut pose = OdometryPose::default();
+        path.push(pose);
+        for pair in route.nodes.windows(2) {
+            let (from, to) = (pair[0], pair[1]);
+            let kind = self.edges(from).iter().find(|e| e.to == to)?.kind;
+            let same_episode = self.nodes().get(from)?.episode == self.nodes().get(to)?.episode;
+            if kind != EdgeKind::Shortcut && same_episode {
+                let step = odometry(from)?.inverse().compose(&odometry(to)?);
+                pose = pose.compose(&step);
+            }
+            path.push(pose);
+        }
+        Some(path)
+    }
+}
+
+/// What the follower says for one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Follow {
+    /// Send this command, `[m/s, rad/s]`.
+    Drive([f32; 2]),
+    /// The path is done: drive on to the goal with the latent MPC.
+    Arrived,
+}
+
+/// A path in the robot's odometry frame and the pose along it steered to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathFollower {
+    path: Vec<OdometryPose>,
+    target: usize,
+    /// Frames commanded since the path was laid out.
+    frames: usize,
+}
+
+impl PathFollower {
+    /// The path `relative` (poses relative to the robot's place, [`MemoryGraph::route_path`]),
+    /// laid out from the robot's odometry pose `robot`. `None` for an empty path.
+    pub fn new(robot: &OdometryPose, relative: &[OdometryPose]) -> Option<Self> {
+        (!relative.is_empty()).then(|| Self {
+            path: relative.iter().map(|p| robot.compose(p)).collect(),
+            target: 0,
+            frames: 0,
+        })
+    }
+
+    /// The path, in the robot's odometry frame.
+    pub fn path(&self) -> &[OdometryPose] {
+        &self.path
+    }
+
+    /// Frames commanded since the path was laid out.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// The command that takes the robot, at odometry pose `robot`, along the path: towards the
+    /// first pose at least `lookahead_m` ahead (never back to one passed), then turning to the
+    /// last pose's heading. Speeds are capped by `max_action` (`[m/s, rad/s]`); the robot only
+    /// drives forward.
+    pub fn command(
+        &mut self,
+        robot: &OdometryPose,
+        config: &FollowConfig,
+        max_action: [f32; 2],
+    ) -> Follow {
+        self.frames += 1;
+        let last = self.path.len() - 1;
+        let lookahead = f64::from(config.lookahead_m);
+        while self.target < last && self.path[self.target].distance(robot) < lookahead {
+            self.target += 1;
+        }
+        let target = self.path[self.target];
+        let distance = target.distance(robot);
+        let (max_linear, max_angular) = (f64::from(max_action[0]), f64::from(max_action[1]));
+        // Turn rate towards `heading`, the short way round.
+        let turn_to = |heading: f64| {
+            let error = wrap(heading - robot.yaw);
+            (f64::from(config.angular_gain) * error).clamp(-max_angular, max_angular)
+        };
+        if self.target == last && distance <= f64::from(config.arrive_m) {
+            if target.turn(robot) <= f64::from(config.arrive_deg).to_radians() {
+                return Follow::Arrived;
+            }
+            return Follow::Drive([0.0, turn_to(target.yaw) as f32]);
+        }
+        let bearing = (target.y - robot.y).atan2(target.x - robot.x);
+        let off = wrap(bearing - robot.yaw).abs();
+        let linear = if off <= f64::from(config.drive_within_deg).to_radians() {
+            (f64::from(config.linear_gain) * distance * off.cos()).clamp(0.0, max_linear)
+        } else {
+            0.0
+        };
+        Follow::Drive([linear as f32, turn_to(bearing) as f32])
+    }
+}
