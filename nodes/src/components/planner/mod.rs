@@ -566,6 +566,7 @@ mod tests {
         let origin = -7.0;
         let mut robot = OdometryPose::new(origin, 0.0, 0.0);
         let mut handed_over = None;
+        let mut laid_out: Option<Vec<OdometryPose>> = None;
         for period in 0..200u64 {
             let output = node
                 .on_frame(
@@ -579,6 +580,9 @@ mod tests {
                 handed_over = Some(period);
                 break;
             }
+            if laid_out.is_none() {
+                laid_out = node.followed_path().map(<[OdometryPose]>::to_vec);
+            }
             let (linear, angular) = (output.command.linear_x, output.command.angular_z);
             assert!((0.0..=0.5).contains(&linear) && angular.abs() <= 2.0);
             robot = robot.compose(&OdometryPose::new(
@@ -591,10 +595,22 @@ mod tests {
         assert!(periods > 20, "it drove there first ({periods} periods)");
         assert_eq!(node.stats().followed, periods);
         assert_eq!(node.stats().paths, 1, "laid out once per goal");
-        // The route ends at the goal's place, the bright end: 1.88–2 m along the drive.
+        // The path runs in the robot's odometry frame from where it stood, along +x, from the
+        // dark end (the first 0.12 m of the drive) to the goal's place at the bright end (the
+        // last 0.12 m), and the robot drove to its end.
+        let path = laid_out.expect("a path laid out");
+        let (first, last) = (path[0], path[path.len() - 1]);
+        assert!(first.distance(&OdometryPose::new(origin, 0.0, 0.0)) < 1e-9);
+        assert!(
+            last.x - first.x >= 1.75 && last.y.abs() < 1e-9,
+            "ends at {last:?}"
+        );
+        assert!(
+            robot.distance(&last) <= 0.1,
+            "stopped {robot:?}, path end {last:?}"
+        );
+        assert!(robot.turn(&last) <= 20f64.to_radians());
         let driven = robot.x - origin;
-        assert!((1.78..=2.1).contains(&driven), "drove {driven} m");
-        assert!(robot.y.abs() < 0.05 && robot.yaw.abs() < 0.35);
         // The MPC keeps driving for this goal; a new goal is followed again.
         let next = node
             .on_frame(&at(2000, robot, driven), &encoder, &dynamics)
