@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::odometry::wrap;
-use super::{EdgeKind, MemoryGraph, OdometryPose, Route};
+use super::{EdgeKind, MemoryGraph, OdometryPose, Route, non_negative};
 use crate::LearnError;
 
 /// How the robot follows its route (`[…memory.follow]`).
@@ -57,21 +57,17 @@ impl Default for FollowConfig {
 impl FollowConfig {
     /// Checks the numbers, naming the one that is unusable.
     pub fn validate(&self) -> Result<(), LearnError> {
-        for (value, name) in [
-            (self.lookahead_m, "lookahead_m"),
-            (self.arrive_m, "arrive_m"),
-            (self.arrive_deg, "arrive_deg"),
-            (self.linear_gain, "linear_gain"),
-            (self.angular_gain, "angular_gain"),
-            (self.drive_within_deg, "drive_within_deg"),
-        ] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(LearnError::InvalidConfig(format!(
-                    "memory.follow: {name} must be a finite number ≥ 0, got {value}"
-                )));
-            }
-        }
-        Ok(())
+        non_negative(
+            "memory.follow",
+            &[
+                (self.lookahead_m, "lookahead_m"),
+                (self.arrive_m, "arrive_m"),
+                (self.arrive_deg, "arrive_deg"),
+                (self.linear_gain, "linear_gain"),
+                (self.angular_gain, "angular_gain"),
+                (self.drive_within_deg, "drive_within_deg"),
+            ],
+        )
     }
 }
 

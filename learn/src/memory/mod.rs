@@ -124,26 +124,32 @@ impl MemoryConfig {
                     .into(),
             ));
         }
-        for (value, name) in [
-            (self.odometry_link_m, "odometry_link_m"),
-            (self.odometry_link_deg, "odometry_link_deg"),
-            (self.turn_cost_m, "turn_cost_m"),
-            (self.vote_radius_m, "vote_radius_m"),
-            (self.vote_turn_deg, "vote_turn_deg"),
-        ] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(LearnError::InvalidConfig(format!(
-                    "memory: {name} must be a finite number ≥ 0, got {value}"
-                )));
-            }
-        }
-        if !(self.shortcut_factor.is_finite() && self.shortcut_factor >= 0.0) {
-            return Err(LearnError::InvalidConfig(format!(
-                "memory: shortcut_factor must be a finite number ≥ 0, got {}",
-                self.shortcut_factor
-            )));
-        }
+        non_negative(
+            "memory",
+            &[
+                (self.odometry_link_m, "odometry_link_m"),
+                (self.odometry_link_deg, "odometry_link_deg"),
+                (self.turn_cost_m, "turn_cost_m"),
+                (self.vote_radius_m, "vote_radius_m"),
+                (self.vote_turn_deg, "vote_turn_deg"),
+                (self.shortcut_factor, "shortcut_factor"),
+            ],
+        )?;
         self.follow.validate()
+    }
+}
+
+/// Refuses the first of `values` (each with its name) that is not a finite number ≥ 0, naming
+/// it as a field of `section`.
+pub(crate) fn non_negative(section: &str, values: &[(f32, &str)]) -> Result<(), LearnError> {
+    match values
+        .iter()
+        .find(|(value, _)| !(value.is_finite() && *value >= 0.0))
+    {
+        Some((value, name)) => Err(LearnError::InvalidConfig(format!(
+            "{section}: {name} must be a finite number ≥ 0, got {value}"
+        ))),
+        None => Ok(()),
     }
 }
 

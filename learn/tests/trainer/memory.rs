@@ -453,4 +453,19 @@ fn the_path_follower_drives_an_l_shaped_path_to_its_end_and_turns_to_its_heading
     }
     // Nothing to follow without a path.
     assert!(PathFollower::new(&start, &[]).is_none());
+    // Settings that cannot steer are refused, naming the field, also within the memory's.
+    let bad = FollowConfig {
+        lookahead_m: f32::NAN,
+        ..FollowConfig::default()
+    };
+    let refused = bad.validate().expect_err("a NaN lookahead").to_string();
+    assert!(refused.contains("memory.follow: lookahead_m"), "{refused}");
+    let memory = MemoryConfig {
+        follow: bad,
+        ..MemoryConfig::default()
+    };
+    assert!(matches!(
+        memory.validate(),
+        Err(LearnError::InvalidConfig(_))
+    ));
 }
