@@ -1,10 +1,11 @@
 """Independent check of the planner's part of a recording with the rerun SDK (rerun-sdk 0.36.3).
 
-usage: check_planner_recording.py FILE.rrd NODES EDGES ROUTE_PLACES
+usage: check_planner_recording.py FILE.rrd NODES EDGES ROUTE_PLACES PATH_POSES
 
 The newest memory graph has NODES points on the ground (z = 0) and EDGES two-point strips
-between them; the newest route is one strip of ROUTE_PLACES points, each at a node. Prints
-"planner recording OK", exits 1 on any failure.
+between them; the newest route is one strip of ROUTE_PLACES points, each at a node. The path
+followed was drawn as one strip of PATH_POSES finite points and then cleared (no longer
+followed). Prints "planner recording OK", exits 1 on any failure.
 """
 
 import math
@@ -12,7 +13,7 @@ import sys
 
 from rerun.experimental import RrdReader
 
-path, nodes, edges, places = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+path, nodes, edges, places, poses = sys.argv[1], *map(int, sys.argv[2:6])
 failures = []
 store = RrdReader(path).stream().collect()
 
@@ -43,6 +44,16 @@ if len(route) != 1 or len(route[0]) != places:
     failures.append(f"route: {route}")
 elif not all(on_node(p) for p in route[0]):
     failures.append("the route leaves the memory's nodes")
+
+table = store.reader(index="sim_time", contents="/planner/path").to_arrow_table()
+column = "/planner/path:LineStrips3D:strips"
+drawn = table.column(column).to_pylist() if column in table.column_names else []
+if not drawn or drawn[0] is None or len(drawn[0]) != 1 or len(drawn[0][0]) != poses:
+    failures.append(f"the followed path was not drawn as one strip of {poses} points: {drawn}")
+elif not all(math.isfinite(v) for p in drawn[0][0] for v in p):
+    failures.append(f"the followed path is not finite: {drawn[0]}")
+if len(drawn) < 2 or drawn[-1]:
+    failures.append(f"the followed path was not cleared when it was no longer followed: {drawn}")
 
 if failures:
     print("\n".join(failures))

@@ -88,7 +88,7 @@ fn a_fleet_recording_shows_each_robot_in_its_own_world() {
 }
 
 #[test]
-fn the_planner_memory_and_route_are_drawn_at_their_odometry_poses() {
+fn the_planner_memory_route_and_followed_path_are_drawn_at_their_odometry_poses() {
     use autodidact_nodes::planner::MemoryMap;
     use autodidact_nodes::viz::{VizConfig, VizEvent, VizSink, open_recording, run_viz};
     let Some(python) = rerun_python() else {
@@ -113,7 +113,16 @@ fn the_planner_memory_and_route_are_drawn_at_their_odometry_poses() {
         },
         VizEvent::PlannerRoute {
             stamp_ns: 1_050_000_000,
-            route: corner,
+            route: corner.clone(),
+        },
+        VizEvent::PlannerPath {
+            stamp_ns: 1_100_000_000,
+            path: vec![[0.0, 0.0], [0.3, 0.1], [0.5, 0.2], [0.5, 0.5]],
+        },
+        // Followed to its end: no path any more.
+        VizEvent::PlannerPath {
+            stamp_ns: 1_200_000_000,
+            path: Vec::new(),
         },
     ];
     for event in events {
@@ -121,7 +130,12 @@ fn the_planner_memory_and_route_are_drawn_at_their_odometry_poses() {
     }
     drop(send);
     let stats = run_viz(&config, recording, destination, inbox);
-    assert_eq!(stats.logged, 2);
-    let stdout = run_checker(python, "check_planner_recording.py", &rrd, &["3", "3", "3"]);
+    assert_eq!(stats.logged, 4);
+    let stdout = run_checker(
+        python,
+        "check_planner_recording.py",
+        &rrd,
+        &["3", "3", "3", "4"],
+    );
     assert!(stdout.contains("planner recording OK"));
 }

@@ -185,6 +185,14 @@ pub enum VizEvent {
         /// `[x, y]` in the `odom` frame, metres.
         route: Vec<[f64; 2]>,
     },
+    /// The path the planner follows along its route by odometry, when it lays one out anew
+    /// or stops following one.
+    PlannerPath {
+        /// Stamp of the frame it was laid out (or given up) for, ns.
+        stamp_ns: u64,
+        /// `[x, y]` in the robot's `odom` frame, metres; empty: it follows none any more.
+        path: Vec<[f64; 2]>,
+    },
 }
 
 /// What the viz node did.
@@ -700,6 +708,23 @@ impl Logger {
                     .with_colors([rerun::Color::from_rgb(80, 220, 120)])
                     .with_radii([0.015]),
                 )?;
+            }
+            VizEvent::PlannerPath { stamp_ns, path } => {
+                rec.reset_time();
+                self.at_sim_time(stamp_ns);
+                if path.is_empty() {
+                    rec.log("planner/path", &rerun::Clear::flat())?;
+                } else {
+                    rec.log(
+                        "planner/path",
+                        &rerun::LineStrips3D::new([path
+                            .iter()
+                            .map(|[x, y]| [*x as f32, *y as f32, 0.02])
+                            .collect::<Vec<_>>()])
+                        .with_colors([rerun::Color::from_rgb(240, 160, 40)])
+                        .with_radii([0.012]),
+                    )?;
+                }
             }
         }
         Ok(())

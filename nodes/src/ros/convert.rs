@@ -60,9 +60,10 @@ pub fn planar_pose(x: f64, y: f64, yaw: f64) -> Pose {
     }
 }
 
-/// The planner's route through its memory as nav_msgs/Path: its places' odometry poses, from
-/// the robot's to the goal's, in `frame_id` (the frame of the odometry they were taken in).
-pub fn route_out(
+/// Planar poses as nav_msgs/Path in `frame_id` (the frame of the odometry they are in): the
+/// planner's route through its memory (its places' odometry poses, from the robot's to the
+/// goal's) or the path it follows along it.
+pub fn path_out(
     route: &[autodidact_learn::OdometryPose],
     stamp_ns: u64,
     frame_id: &str,
@@ -394,7 +395,7 @@ mod tests {
             OdometryPose::new(0.0, 0.0, 0.0),
             OdometryPose::new(1.0, 2.0, std::f64::consts::FRAC_PI_2),
         ];
-        let path = route_out(&route, 3_000_000_001, "robot1/odom");
+        let path = path_out(&route, 3_000_000_001, "robot1/odom");
         assert_eq!(path.header.frame_id, "robot1/odom");
         assert_eq!(path.header.stamp, time(3_000_000_001));
         assert_eq!(path.poses.len(), 2);

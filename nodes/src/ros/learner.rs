@@ -470,17 +470,33 @@ fn publishers(
                 QosProfile::default(),
             )
             .map_err(ros_error)?;
+        // The path followed along it by odometry: with each command it gave, and once empty
+        // when it is no longer followed (the nav_msgs convention for "no path").
+        let paths = node
+            .create_publisher::<r2r::nav_msgs::msg::Path>(
+                "autodidact/planner/path",
+                QosProfile::default(),
+            )
+            .map_err(ros_error)?;
+        let mut following = false;
         let odom_frame = Arc::clone(odom_frame);
         sinks.command = Box::new(move |output| {
             send_command(output);
-            if output.route_odometry.is_empty() {
-                return;
+            let stamp_ns = output.command.stamp_ns;
+            if !output.route_odometry.is_empty() {
+                let frame_id = lock(&odom_frame).clone();
+                let route = convert::path_out(&output.route_odometry, stamp_ns, &frame_id);
+                if let Err(error) = routes.publish(&route) {
+                    tracing::warn!(%error, "route not published");
+                }
             }
-            let frame_id = lock(&odom_frame).clone();
-            let path =
-                convert::route_out(&output.route_odometry, output.command.stamp_ns, &frame_id);
-            if let Err(error) = routes.publish(&path) {
-                tracing::warn!(%error, "route not published");
+            if following || !output.path.is_empty() {
+                following = !output.path.is_empty();
+                let frame_id = lock(&odom_frame).clone();
+                let path = convert::path_out(&output.path, stamp_ns, &frame_id);
+                if let Err(error) = paths.publish(&path) {
+                    tracing::warn!(%error, "followed path not published");
+                }
             }
         });
     }

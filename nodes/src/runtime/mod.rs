@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::thread::JoinHandle;
 
-use autodidact_learn::Trainer;
+use autodidact_learn::{OdometryPose, Trainer};
 use serde::Serialize;
 
 use crate::NodeError;
@@ -126,8 +126,15 @@ pub struct RuntimeReport {
     pub viz: Option<VizStats>,
 }
 
-/// The planner's memory (when it was built again) and its route, for the viewer.
-fn show_plan(ports: &Ports, planner: &PlannerNode, output: &PlannerOutput) {
+/// The planner's memory (when it was built again), its route, and the path it follows (when it
+/// is laid out anew, and once when it is no longer followed; `shown_path` is the last one
+/// shown), for the viewer.
+fn show_plan(
+    ports: &Ports,
+    planner: &PlannerNode,
+    output: &PlannerOutput,
+    shown_path: &mut Vec<OdometryPose>,
+) {
     let stamp_ns = output.command.stamp_ns;
     if output.memory_rebuilt
         && let Some(map) = planner.memory_map()
@@ -141,6 +148,13 @@ fn show_plan(ports: &Ports, planner: &PlannerNode, output: &PlannerOutput) {
         ports.offer_viz(|| VizEvent::PlannerRoute {
             stamp_ns,
             route: output.route_odometry.iter().map(|p| [p.x, p.y]).collect(),
+        });
+    }
+    if output.path != *shown_path {
+        shown_path.clone_from(&output.path);
+        ports.offer_viz(|| VizEvent::PlannerPath {
+            stamp_ns,
+            path: output.path.iter().map(|p| [p.x, p.y]).collect(),
         });
     }
 }
@@ -278,6 +292,7 @@ impl Runtime {
                 let (inbox, ports) = (Arc::clone(&cell), Arc::clone(&ports));
                 runtime.planner = Some(spawn("planner", move || {
                     let mut decided = 0u64;
+                    let mut shown_path = Vec::new();
                     while let Some(frame) = inbox.take() {
                         if let Some(goal) = ports.take_goal() {
                             planner.set_goal(goal);
@@ -287,7 +302,7 @@ impl Runtime {
                             Ok(Some(output)) => {
                                 decided += 1;
                                 command_sink(&output);
-                                show_plan(&ports, &planner, &output);
+                                show_plan(&ports, &planner, &output, &mut shown_path);
                             }
                             Ok(None) => {}
                             Err(error) => tracing::warn!(%error, "no plan for this frame"),

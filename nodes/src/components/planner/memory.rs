@@ -161,7 +161,8 @@ pub(super) struct Memory {
     /// How its places are featurised, made at the first frame (it needs the encoder's sizes).
     places: Option<Places>,
     /// Following the route by odometry ([`FollowConfig`](autodidact_learn::memory::FollowConfig)):
-    /// the path being followed, and whether the robot came to its end for this goal.
+    /// the path being followed, and whether the robot came to its end for this goal and
+    /// graph.
     follower: Option<PathFollower>,
     arrived: bool,
 }
@@ -433,8 +434,10 @@ impl Memory {
             self.config.clone(),
         )?);
         self.built_over = self.frames.len();
-        // Node indices are the new graph's.
+        // Node indices are the new graph's. A new graph is a new map: a path to the goal is
+        // laid out from it again, even after one was followed to its end.
         self.placed = None;
+        self.arrived = false;
         stats.memory_builds += 1;
         Ok(Some(true))
     }

@@ -60,6 +60,10 @@ pub struct PlannerOutput {
     /// The route's places in the `odom` frame of the memory's wheel odometry, from the robot's
     /// to the goal's; empty without a route, or when a place of it has no odometry pose.
     pub route_odometry: Vec<OdometryPose>,
+    /// The path whose follower gave the command, in the robot's own `odom` frame, from where
+    /// it was laid out to its end ([`PlannerNode::followed_path`]); empty when the command did
+    /// not come from following a path.
+    pub path: Vec<OdometryPose>,
     /// The memory's graph was built again for this frame ([`PlannerNode::memory_map`]).
     pub memory_rebuilt: bool,
 }
@@ -279,9 +283,11 @@ impl PlannerNode {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
+        let mut path = Vec::new();
         let (action, plan) = match command {
             Some(command) => {
                 self.stats.followed += 1;
+                path = self.followed_path().map(<[_]>::to_vec).unwrap_or_default();
                 (command, None)
             }
             None => {
@@ -301,6 +307,7 @@ impl PlannerNode {
             plan,
             route,
             route_odometry,
+            path,
             memory_rebuilt: rebuilt,
         }))
     }
@@ -577,11 +584,14 @@ mod tests {
                 .expect("plan")
                 .expect("a command");
             if output.plan.is_some() {
+                assert!(output.path.is_empty(), "the MPC's command follows no path");
                 handed_over = Some(period);
                 break;
             }
+            // The path comes out with each command it gave, for a viewer or a nav_msgs/Path.
+            assert_eq!(Some(&output.path[..]), node.followed_path());
             if laid_out.is_none() {
-                laid_out = node.followed_path().map(<[OdometryPose]>::to_vec);
+                laid_out = Some(output.path.clone());
             }
             let (linear, angular) = (output.command.linear_x, output.command.angular_z);
             assert!((0.0..=0.5).contains(&linear) && angular.abs() <= 2.0);
@@ -622,13 +632,25 @@ mod tests {
             .expect("plan")
             .expect("a command");
         assert!(next.plan.is_some());
+        assert_eq!(node.stats().paths, 1);
+        // New weights make a new graph, from which the path is laid out again: it ends where
+        // the robot stands, so the MPC drives on at once.
+        let mut newer = trainer.snapshot();
+        newer.version = encoder.version + 1;
+        let again = node
+            .on_frame(&at(2001, robot, driven), &newer, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(again.memory_rebuilt);
+        assert_eq!(node.stats().paths, 2, "laid out again on the new graph");
+        assert!(again.plan.is_some() && again.path.is_empty());
         node.set_goal(frame(3000, 0));
         let back = node
             .on_frame(&at(3001, robot, driven), &encoder, &dynamics)
             .expect("plan")
             .expect("a command");
         assert!(back.plan.is_none(), "a new goal, a new path");
-        assert_eq!(node.stats().paths, 2);
+        assert_eq!(node.stats().paths, 3);
         assert!(
             back.command.linear_x.abs() < 1e-6 && back.command.angular_z.abs() > 0.5,
             "the way back is behind: it turns in place first"
