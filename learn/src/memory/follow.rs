@@ -4,9 +4,10 @@
 //! it by its own odometry. The latent MPC takes over for the last stretch, from the end of the
 //! path to the goal image.
 //!
-//! The memory's odometry is used only between neighbouring places (drift over a few frames is
-//! small even where it drifts by metres over the whole drive); where the route jumps along a
-//! shortcut (the same place seen on another pass), the two places are taken as one.
+//! The memory's odometry is used only over short drives (drift over a few metres is small even
+//! where it drifts by metres over the whole drive): between neighbouring places, and across a
+//! shortcut (the same place seen on another pass) whose two places the robot drove between in
+//! at most `shortcut_odometry_m`. Across a longer one the two places are taken as one.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,11 @@ pub struct FollowConfig {
     /// The path is laid out again from a fresh placement after this many frames (odometry
     /// drifts, placements improve as the robot drives); 0: once per goal.
     pub replan_frames: usize,
+    /// A shortcut between places of one episode that the robot drove between in at most this
+    /// many metres moves by the odometry between them; across a longer one (or between
+    /// episodes) the two places are taken as one pose. Measured: the two views of a shortcut
+    /// are ~0.3 m and 10° apart, and odometry over a longer drive drifts by more.
+    pub shortcut_odometry_m: f32,
 }
 
 impl Default for FollowConfig {
@@ -50,6 +56,7 @@ impl Default for FollowConfig {
             angular_gain: 3.0,
             drive_within_deg: 45.0,
             replan_frames: 40,
+            shortcut_odometry_m: 7.5,
         }
     }
 }
@@ -66,6 +73,7 @@ impl FollowConfig {
                 (self.linear_gain, "linear_gain"),
                 (self.angular_gain, "angular_gain"),
                 (self.drive_within_deg, "drive_within_deg"),
+                (self.shortcut_odometry_m, "shortcut_odometry_m"),
             ],
         )
     }
@@ -75,8 +83,10 @@ impl MemoryGraph {
     /// The poses of `route`'s places relative to its first place (the identity first), laid
     /// out from `odometry` (the wheel-odometry pose of a node's frame): each step along an
     /// observed or odometry edge of one episode moves by what odometry recorded between the two
-    /// places, and a shortcut keeps the pose (the same place). `None` when a step needs a pose
-    /// that is missing, or two consecutive places are not joined by an edge.
+    /// places, and so does a shortcut of one episode over a drive of at most
+    /// [`FollowConfig::shortcut_odometry_m`]; any other shortcut keeps the pose (the same
+    /// place). `None` when a step needs a pose that is missing, or two consecutive places are
+    /// not joined by an edge.
     pub fn route_path(
         &self,
         route: &Route,
@@ -89,13 +99,38 @@ impl MemoryGraph {
             let (from, to) = (pair[0], pair[1]);
             let kind = self.edges(from).iter().find(|e| e.to == to)?.kind;
             let same_episode = self.nodes().get(from)?.episode == self.nodes().get(to)?.episode;
-            if kind != EdgeKind::Shortcut && same_episode {
+            let by_odometry = same_episode
+                && (kind != EdgeKind::Shortcut || self.short_drive(from, to, &odometry));
+            if by_odometry {
                 let step = odometry(from)?.inverse().compose(&odometry(to)?);
                 pose = pose.compose(&step);
             }
             path.push(pose);
         }
         Some(path)
+    }
+
+    /// Whether the robot drove from node `a` to node `b` (or back) in at most
+    /// [`FollowConfig::shortcut_odometry_m`], by the odometry of the nodes between them (of one
+    /// episode: nodes are in the order they were driven through).
+    fn short_drive(
+        &self,
+        a: usize,
+        b: usize,
+        odometry: impl Fn(usize) -> Option<OdometryPose>,
+    ) -> bool {
+        let limit = f64::from(self.config().follow.shortcut_odometry_m);
+        let mut driven = 0.0;
+        for i in a.min(b)..a.max(b) {
+            let (Some(p), Some(q)) = (odometry(i), odometry(i + 1)) else {
+                return false;
+            };
+            driven += p.distance(&q);
+            if driven > limit {
+                return false;
+            }
+        }
+        true
     }
 }
 

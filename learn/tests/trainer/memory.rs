@@ -387,6 +387,72 @@ fn a_route_is_laid_out_by_the_odometry_between_its_places_and_a_shortcut_joins_o
     assert_eq!(graph.route_path(&route, |_| None), None);
 }
 
+#[test]
+fn a_shortcut_over_a_short_drive_moves_by_the_odometry_between_its_places_and_a_long_one_joins_them()
+ {
+    // One episode: 1 m along +x (A), a loop back to 0.3 m left of A's middle (L, 0.58 m), and
+    // 1 m along +x from there (B). B's first view looks like A's middle: a shortcut, between
+    // places 0.3 m apart that the robot drove between in 1.1 m.
+    let line = |from: (f64, f64), to: (f64, f64), n: u32| {
+        (0..n).map(move |i| {
+            let t = f64::from(i) / f64::from(n);
+            OdometryPose::new(
+                from.0 + t * (to.0 - from.0),
+                from.1 + t * (to.1 - from.1),
+                0.0,
+            )
+        })
+    };
+    let odometry: Vec<Option<OdometryPose>> = line((0.0, 0.0), (1.02, 0.0), 51)
+        .chain(line((1.02, 0.0), (0.5, 0.3), 20))
+        .chain(line((0.5, 0.3), (1.52, 0.3), 51))
+        .map(Some)
+        .collect();
+    let step = 0.02f32;
+    let embeddings: Vec<Vec<f32>> = (0..51)
+        .map(|i| place(i as f32 * step))
+        .chain((0..20).map(|i| place(4.0 + i as f32 * step)))
+        .chain(std::iter::once(place(0.5)))
+        .chain((1..51).map(|i| place(2.0 + i as f32 * step)))
+        .collect();
+    let end_of = |shortcut_odometry_m: f32| {
+        let mut config = config(1, 2);
+        config.follow.shortcut_odometry_m = shortcut_odometry_m;
+        let graph = MemoryGraph::build(&embeddings, &[3; 122], config).expect("graph");
+        let route = graph
+            .route(&place(0.0), &place(3.0), None)
+            .expect("route")
+            .expect("connected");
+        let kinds: Vec<EdgeKind> = route
+            .nodes
+            .windows(2)
+            .filter_map(|p| graph.edges(p[0]).iter().find(|e| e.to == p[1]))
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == EdgeKind::Shortcut).count(),
+            1,
+            "through the shortcut, not the loop"
+        );
+        let path = graph
+            .route_path(&route, |node| odometry[graph.nodes()[node].frame])
+            .expect("every place has odometry");
+        path[path.len() - 1]
+    };
+    // Over a short drive, the odometry says where B starts: the end is B's.
+    let end = end_of(FollowConfig::default().shortcut_odometry_m);
+    assert!(
+        end.distance(&OdometryPose::new(1.5, 0.3, 0.0)) < 0.03,
+        "ends at {end:?}"
+    );
+    // Over a drive longer than trusted, B starts where A's middle is.
+    let end = end_of(1.0);
+    assert!(
+        end.distance(&OdometryPose::new(1.5, 0.0, 0.0)) < 0.03,
+        "ends at {end:?}"
+    );
+}
+
 /// Drives a unicycle at 20 Hz with the follower's commands; the poses it went through.
 fn drive(
     follower: &mut PathFollower,
