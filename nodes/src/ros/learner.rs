@@ -257,7 +257,8 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
             Rc::clone(&recent),
             keep,
             types,
-            Arc::clone(&odom_frame),
+            // Only the planner publishes in the odometry's frame.
+            roles.plan.then(|| Arc::clone(&odom_frame)),
         )?;
     }
     if robots.len() > 1 {
@@ -592,6 +593,7 @@ impl Robot<'_> {
 }
 
 /// Subscribes one robot's sensor topics; each message goes through that robot's collector.
+/// `odom_frame` (where the node plans) takes the `frame_id` of its odometry messages.
 #[allow(clippy::too_many_arguments)]
 fn subscribe_sensors(
     node: &mut r2r::Node,
@@ -602,7 +604,7 @@ fn subscribe_sensors(
     recent: Rc<RefCell<VecDeque<Frame>>>,
     keep_recent: usize,
     types: InputTypes,
-    odom_frame: Arc<Mutex<String>>,
+    odom_frame: Option<Arc<Mutex<String>>>,
 ) -> Result<(), NodeError> {
     let sensor = QosProfile::sensor_data();
     let keep = move |frame: Frame| {
@@ -657,11 +659,12 @@ fn subscribe_sensors(
         sensor,
         "odometry",
         move |odom: Odometry| {
-            let mut frame = lock(&odom_frame);
-            if *frame != odom.header.frame_id && !odom.header.frame_id.is_empty() {
-                frame.clone_from(&odom.header.frame_id);
+            if let Some(odom_frame) = &odom_frame {
+                let mut frame = lock(odom_frame);
+                if *frame != odom.header.frame_id && !odom.header.frame_id.is_empty() {
+                    frame.clone_from(&odom.header.frame_id);
+                }
             }
-            drop(frame);
             convert::odometry_in(&odom)
         },
         ignore,
