@@ -175,7 +175,9 @@ impl PathFollower {
 
     /// The command that takes the robot, at odometry pose `robot`, along the path: towards the
     /// first pose at least `lookahead_m` ahead (never back to one passed), then turning to the
-    /// last pose's heading. Speeds are capped by `max_action` (`[m/s, rad/s]`); the robot only
+    /// last pose's heading. Where the path comes back within `lookahead_m` of the robot later
+    /// on (a loop in the drive it was laid out from), the loop is cut: the robot is there
+    /// already. Speeds are capped by `max_action` (`[m/s, rad/s]`); the robot only
     /// drives forward.
     pub fn command(
         &mut self,
@@ -186,6 +188,12 @@ impl PathFollower {
         self.frames += 1;
         let last = self.path.len() - 1;
         let lookahead = f64::from(config.lookahead_m);
+        if let Some(back) = (self.target..=last)
+            .rev()
+            .find(|&i| self.path[i].distance(robot) < lookahead)
+        {
+            self.target = back;
+        }
         while self.target < last && self.path[self.target].distance(robot) < lookahead {
             self.target += 1;
         }

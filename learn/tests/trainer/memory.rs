@@ -484,6 +484,33 @@ fn drive(
 }
 
 #[test]
+fn the_path_follower_cuts_a_loop_of_the_path_that_comes_back_where_the_robot_is() {
+    use std::f64::consts::{FRAC_PI_2, PI};
+    // The drive it was laid out from went 1 m out, came back 0.1 m beside the start and then
+    // went 0.9 m to the left: the robot is at the loop's end already.
+    let relative: Vec<OdometryPose> = (0..=20)
+        .map(|i| OdometryPose::new(f64::from(i) * 0.05, 0.0, 0.0))
+        .chain((0..=20).map(|i| OdometryPose::new(1.0 - f64::from(i) * 0.05, 0.1, PI)))
+        .chain((1..=18).map(|i| OdometryPose::new(0.0, 0.1 + f64::from(i) * 0.05, FRAC_PI_2)))
+        .collect();
+    let start = OdometryPose::new(4.0, -1.0, 0.5);
+    let mut follower = PathFollower::new(&start, &relative).expect("a path");
+    let end = follower.path()[relative.len() - 1];
+    let (poses, arrived) = drive(&mut follower, start, 400);
+    assert!(arrived, "the path's end was reached");
+    let last = poses[poses.len() - 1];
+    assert!(
+        last.distance(&end) <= 0.1,
+        "stopped at {last:?}, end {end:?}"
+    );
+    let driven: f64 = poses.windows(2).map(|p| p[0].distance(&p[1])).sum();
+    assert!(
+        driven < 1.2,
+        "{driven:.2} m driven: the 2 m loop was cut, the 0.9 m after it driven"
+    );
+}
+
+#[test]
 fn the_path_follower_drives_an_l_shaped_path_to_its_end_and_turns_to_its_heading() {
     // 1 m ahead, then 1 m to the left, ending facing back along -x: relative to the robot.
     let relative: Vec<OdometryPose> = (0..=20)
