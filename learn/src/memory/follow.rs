@@ -41,7 +41,8 @@ pub struct FollowConfig {
     /// A shortcut between places of one episode that the robot drove between in at most this
     /// many metres moves by the odometry between them; across a longer one (or between
     /// episodes) the two places are taken as one pose. Measured: the two views of a shortcut
-    /// are ~0.3 m and 10° apart, and odometry over a longer drive drifts by more.
+    /// are ~0.3 m and 10° apart, and odometry over a longer drive drifts by more. 0: every
+    /// shortcut joins its places as one pose (unless the robot stood still between them).
     pub shortcut_odometry_m: f32,
 }
 
@@ -112,7 +113,8 @@ impl MemoryGraph {
 
     /// Whether the robot drove from node `a` to node `b` (or back) in at most
     /// [`FollowConfig::shortcut_odometry_m`], by the odometry of the nodes between them (of one
-    /// episode: nodes are in the order they were driven through).
+    /// episode: nodes are in the order they were driven through; a change of episode between
+    /// them is not a short drive).
     fn short_drive(
         &self,
         a: usize,
@@ -121,8 +123,11 @@ impl MemoryGraph {
     ) -> bool {
         let limit = f64::from(self.config().follow.shortcut_odometry_m);
         let mut driven = 0.0;
+        let nodes = self.nodes();
         for i in a.min(b)..a.max(b) {
-            let (Some(p), Some(q)) = (odometry(i), odometry(i + 1)) else {
+            let same_episode =
+                nodes.get(i).map(|n| n.episode) == nodes.get(i + 1).map(|n| n.episode);
+            let (true, Some(p), Some(q)) = (same_episode, odometry(i), odometry(i + 1)) else {
                 return false;
             };
             driven += p.distance(&q);
@@ -188,6 +193,8 @@ impl PathFollower {
         self.frames += 1;
         let last = self.path.len() - 1;
         let lookahead = f64::from(config.lookahead_m);
+        // By distance alone: at `lookahead_m` (0.25 m) no wall stands between the robot and
+        // the loop's end.
         if let Some(back) = (self.target..=last)
             .rev()
             .find(|&i| self.path[i].distance(robot) < lookahead)

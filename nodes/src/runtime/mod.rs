@@ -150,12 +150,14 @@ fn show_plan(
             route: output.route_odometry.iter().map(|p| [p.x, p.y]).collect(),
         });
     }
-    if output.path != *shown_path {
-        shown_path.clone_from(&output.path);
-        ports.offer_viz(|| VizEvent::PlannerPath {
+    // Until the viewer has it: a dropped event would leave a stale path drawn.
+    if output.path != *shown_path
+        && ports.offer_viz(|| VizEvent::PlannerPath {
             stamp_ns,
             path: output.path.iter().map(|p| [p.x, p.y]).collect(),
-        });
+        })
+    {
+        shown_path.clone_from(&output.path);
     }
 }
 
@@ -237,13 +239,13 @@ impl Runtime {
                     run_trainer(&config, trainer, inbox, &stop, |event| {
                         match &event {
                             TrainerEvent::Status(status) => {
-                                viz.offer(|| VizEvent::Status(status.clone()))
+                                viz.offer(|| VizEvent::Status(status.clone()));
                             }
                             TrainerEvent::Health(health) => {
-                                viz.offer(|| VizEvent::Health(health.clone()))
+                                viz.offer(|| VizEvent::Health(health.clone()));
                             }
                             TrainerEvent::Preview(preview) => {
-                                viz.offer(|| VizEvent::Preview(Box::new(preview.clone())))
+                                viz.offer(|| VizEvent::Preview(Box::new(preview.clone())));
                             }
                             TrainerEvent::Dynamics(snapshot) => {
                                 ports.set_dynamics(Arc::clone(snapshot))

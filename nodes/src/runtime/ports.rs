@@ -38,11 +38,18 @@ impl VizOut {
     }
 
     /// Queues the event `event` builds, if there is room; counts it when there is not.
-    pub(crate) fn offer(&self, event: impl FnOnce() -> VizEvent) {
-        if let Some(queue) = &self.queue
-            && let Err(TrySendError::Full(_)) = queue.try_send(event())
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Whether it was queued.
+    pub(crate) fn offer(&self, event: impl FnOnce() -> VizEvent) -> bool {
+        let Some(queue) = &self.queue else {
+            return false;
+        };
+        match queue.try_send(event()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
         }
     }
 
@@ -235,8 +242,8 @@ impl Ports {
     }
 
     /// Offers an event to the viewer (dropped and counted when its queue is full).
-    pub fn offer_viz(&self, event: impl FnOnce() -> VizEvent) {
-        lock(&self.outlets).viz.offer(event);
+    pub fn offer_viz(&self, event: impl FnOnce() -> VizEvent) -> bool {
+        lock(&self.outlets).viz.offer(event)
     }
 
     /// A new goal for the planner, used from its next frame.

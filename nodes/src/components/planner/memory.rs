@@ -139,6 +139,26 @@ impl Places {
     }
 }
 
+/// A remembered place, known across rebuilds of the graph by its frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Place {
+    stamp_ns: u64,
+    episode: u64,
+    odometry: Option<OdometryPose>,
+}
+
+impl Place {
+    /// The same frame, or one that odometry puts within `within_m` of it in the same episode
+    /// (a look-alike neighbour the goal may be placed at instead).
+    fn same_as(&self, other: &Place, within_m: f64) -> bool {
+        self.stamp_ns == other.stamp_ns
+            || match (self.odometry, other.odometry) {
+                (Some(p), Some(q)) => self.episode == other.episode && p.distance(&q) <= within_m,
+                _ => false,
+            }
+    }
+}
+
 /// See the module documentation.
 pub(super) struct Memory {
     frames: Vec<Frame>,
@@ -161,10 +181,12 @@ pub(super) struct Memory {
     /// How its places are featurised, made at the first frame (it needs the encoder's sizes).
     places: Option<Places>,
     /// Following the route by odometry ([`FollowConfig`](autodidact_learn::memory::FollowConfig)):
-    /// the path being followed, and whether the robot came to its end for this goal and
-    /// graph.
-    follower: Option<PathFollower>,
-    arrived: bool,
+    /// the path being followed and the place it leads to …
+    follower: Option<(PathFollower, Place)>,
+    /// … and the place whose path the robot followed to its end for this goal: while the goal
+    /// is placed there, the MPC drives (a graph built again with the goal at the same place
+    /// does not pull the robot back to it); placed elsewhere, a path is laid out to it.
+    arrived: Option<Place>,
 }
 
 impl Memory {
@@ -214,19 +236,29 @@ impl Memory {
             localiser: Localiser::new(),
             places: None,
             follower: None,
-            arrived: false,
+            arrived: None,
         }
+    }
+
+    /// The place of remembered frame `index`.
+    fn place_of(&self, index: usize) -> Option<Place> {
+        let frame = self.frames.get(index)?;
+        Some(Place {
+            stamp_ns: frame.stamp_ns,
+            episode: frame.episode,
+            odometry: frame.odometry,
+        })
     }
 
     /// The path being followed by odometry, in the robot's `odom` frame.
     pub(super) fn path(&self) -> Option<&[OdometryPose]> {
-        self.follower.as_ref().map(PathFollower::path)
+        self.follower.as_ref().map(|(follower, _)| follower.path())
     }
 
     /// A new goal: the path followed to the last one is dropped.
     pub(super) fn new_goal(&mut self) {
         self.follower = None;
-        self.arrived = false;
+        self.arrived = None;
     }
 
     /// Keeps `frame` when the memory remembers and `every_s` has passed since the last one kept
@@ -318,14 +350,23 @@ impl Memory {
         if route.is_none() {
             stats.without_route += 1;
         }
+        let goal_place = route
+            .as_ref()
+            .and_then(|r| r.nodes.last())
+            .and_then(|&node| self.place_of(graph.nodes().get(node)?.frame));
+        let arrive_m = f64::from(self.config.follow.arrive_m);
+        let arrived_here = |arrived: &Option<Place>| match (arrived, &goal_place) {
+            (Some(arrived), Some(goal)) => arrived.same_as(goal, arrive_m),
+            _ => false,
+        };
+        let arrived = arrived_here(&self.arrived);
         let command = match frame.odometry {
-            Some(robot) if self.config.follow.enabled && !self.arrived => {
+            Some(robot) if self.config.follow.enabled && !arrived => {
                 let follow = &self.config.follow;
-                let stale = self
-                    .follower
-                    .as_ref()
-                    .is_none_or(|f| follow.replan_frames > 0 && f.frames() >= follow.replan_frames);
-                if let (true, Some(route)) = (stale, &route) {
+                let stale = self.follower.as_ref().is_none_or(|(f, _)| {
+                    follow.replan_frames > 0 && f.frames() >= follow.replan_frames
+                });
+                if let (true, Some(route), Some(to)) = (stale, &route, goal_place) {
                     let frames = &self.frames;
                     let odometry =
                         |node: usize| frames.get(graph.nodes().get(node)?.frame)?.odometry;
@@ -335,18 +376,18 @@ impl Memory {
                         .route_path(route, odometry)
                         .and_then(|relative| PathFollower::new(&anchor, &relative))
                     {
-                        self.follower = Some(follower);
+                        self.follower = Some((follower, to));
                         stats.paths += 1;
                     }
                 }
                 match self
                     .follower
                     .as_mut()
-                    .map(|f| f.command(&robot, follow, max_action))
+                    .map(|(f, to)| (f.command(&robot, follow, max_action), *to))
                 {
-                    Some(Follow::Drive(command)) => Some(command),
-                    Some(Follow::Arrived) => {
-                        self.arrived = true;
+                    Some((Follow::Drive(command), _)) => Some(command),
+                    Some((Follow::Arrived, to)) => {
+                        self.arrived = Some(to);
                         self.follower = None;
                         None
                     }
@@ -355,12 +396,13 @@ impl Memory {
             }
             _ => None,
         };
+        let arrived = arrived_here(&self.arrived);
         // A subgoal farther (in the embedding) than the goal itself is a detour.
         // After following the path to its end, the MPC drives to the goal itself.
         let subgoal_node = route
             .as_ref()
             .and_then(|r| r.subgoal)
-            .filter(|_| !(self.arrived && self.config.follow.enabled))
+            .filter(|_| !(arrived && self.config.follow.enabled))
             .filter(|&node| {
                 goal_distance(&here, &graph.nodes()[node].embedding) < goal_distance(&here, &there)
             });
@@ -434,10 +476,8 @@ impl Memory {
             self.config.clone(),
         )?);
         self.built_over = self.frames.len();
-        // Node indices are the new graph's. A new graph is a new map: a path to the goal is
-        // laid out from it again, even after one was followed to its end.
+        // Node indices are the new graph's.
         self.placed = None;
-        self.arrived = false;
         stats.memory_builds += 1;
         Ok(Some(true))
     }
