@@ -119,7 +119,6 @@ def main(nodes):
     assert sim.stop() == 0, sim.tail()
     commands = peer.record(Twist, "cmd_vel")
     routes = peer.record(Path, "autodidact/planner/route")
-    paths = peer.record(Path, "autodidact/planner/path")
     odoms = peer.record(Odometry, "odom", qos_profile_sensor_data)
     driven = NodeProcess("sim_node", "sim_driven", params={"seed": 4, "realtime_factor": 1.0, "drive": "cmd_vel"})
     nodes.append(driven)
@@ -133,10 +132,8 @@ def main(nodes):
     with open(planner_config, "w") as f:
         f.write(
             "[planner]\ngoal_with_current_proprio = true\n\n[planner.planner]\neffort_weight = 0.0\n"
-            # It remembers its own drive and routes through it: the route comes out as a Path,
-            # and so does the path it follows along the route by odometry.
+            # It remembers its own drive and routes through it: the route comes out as a Path.
             "\n[planner.remember]\nenabled = true\nevery_s = 0.05\nrebuild_after = 10\n"
-            "\n[planner.remember.graph.follow]\nenabled = true\n"
         )
     planner = NodeProcess(
         "planner_node",
@@ -186,17 +183,6 @@ def main(nodes):
             assert all(math.isfinite(v) for v in (p.x, p.y, q.z, q.w)), pose
             assert abs(q.z * q.z + q.w * q.w - 1.0) < 1e-6, "a unit quaternion about z"
     log(f"planner published {len(routes)} routes, the longest {max(len(r.poses) for r in routes)} places")
-
-    # The path it follows along a route by odometry, in odom's frame (an empty Path when it
-    # stops following one).
-    peer.wait_for("a path followed by odometry", lambda: any(p.poses for p in paths), 120, nodes)
-    for path in paths:
-        assert path.header.frame_id == "odom", path.header.frame_id
-        for pose in path.poses:
-            p, q = pose.pose.position, pose.pose.orientation
-            assert all(math.isfinite(v) for v in (p.x, p.y, q.z, q.w)), pose
-            assert abs(q.z * q.z + q.w * q.w - 1.0) < 1e-6, "a unit quaternion about z"
-    log(f"planner published {len(paths)} followed paths, the longest {max(len(p.poses) for p in paths)} poses")
     largest = max(abs(c.linear.x) + abs(c.angular.z) for c in commands)
     log(f"planner sent {len(commands)} commands (largest |v|+|w| {largest:.2f}); odometry |v|+|w| up to {motion():.2f}")
     peer.close()
