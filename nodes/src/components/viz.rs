@@ -701,12 +701,7 @@ impl Logger {
                 self.at_sim_time(stamp_ns);
                 rec.log(
                     "planner/route",
-                    &rerun::LineStrips3D::new([route
-                        .iter()
-                        .map(|[x, y]| [*x as f32, *y as f32, 0.01])
-                        .collect::<Vec<_>>()])
-                    .with_colors([rerun::Color::from_rgb(80, 220, 120)])
-                    .with_radii([0.015]),
+                    &planar_strip(&route, 0.01, [80, 220, 120], 0.015),
                 )?;
             }
             VizEvent::PlannerPath { stamp_ns, path } => {
@@ -717,18 +712,28 @@ impl Logger {
                 } else {
                     rec.log(
                         "planner/path",
-                        &rerun::LineStrips3D::new([path
-                            .iter()
-                            .map(|[x, y]| [*x as f32, *y as f32, 0.02])
-                            .collect::<Vec<_>>()])
-                        .with_colors([rerun::Color::from_rgb(240, 160, 40)])
-                        .with_radii([0.012]),
+                        &planar_strip(&path, 0.02, [240, 160, 40], 0.012),
                     )?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// One line through planar points `[x, y]` (metres), drawn `height` metres above the ground.
+fn planar_strip(
+    points: &[[f64; 2]],
+    height: f32,
+    [r, g, b]: [u8; 3],
+    radius: f32,
+) -> rerun::LineStrips3D {
+    rerun::LineStrips3D::new([points
+        .iter()
+        .map(|[x, y]| [*x as f32, *y as f32, height])
+        .collect::<Vec<_>>()])
+    .with_colors([rerun::Color::from_rgb(r, g, b)])
+    .with_radii([radius])
 }
 
 /// The arena's outline, under `prefix` (a robot's, see [`robot_prefix`]).
