@@ -2,7 +2,8 @@
 (training status advances, encoder versions go up), embeddings flow stamped with sim images'
 stamps, embedding health is published; then sim_node + trainer_node + encoder_node: the
 encoder follows the trainer's checkpoints (weights_source:=checkpoint); then planner_node,
-following the trainer's weights on autodidact/weights (the default), drives sim_node
+following the trainer's weights on autodidact/weights (the default), publishes the path it
+follows through the memory of the exploring robot's drive, and drives sim_node
 (drive:=cmd_vel) towards a goal image. Every node stops cleanly on SIGINT."""
 
 import os
@@ -111,6 +112,73 @@ def main(nodes):
         nodes,
     )
     log(f"encoder_node followed the trainer from version {first_version} to {embeddings[-1].model_version}")
+
+    # The planner follows a route through the memory of the robot's own drive by odometry,
+    # and publishes the path it follows. Here it rides along on the exploring sim (its commands
+    # go to a topic nothing drives by): its goal is a view this robot had a few seconds before,
+    # so the goal is a place of its memory that the robot has since left.
+    paths = peer.record(Path, "autodidact/planner/path")
+    follow_routes = peer.record(Path, "autodidact/planner/route")
+    follow_config = os.path.join(WORK, "follow.toml")
+    with open(follow_config, "w") as f:
+        f.write(
+            "[planner.remember]\nenabled = true\nevery_s = 0.05\nrebuild_after = 10\n"
+            "\n[planner.remember.graph.follow]\nenabled = true\n"
+        )
+    follower = NodeProcess(
+        "planner_node",
+        "planner_follow",
+        params={"use_sim_time": True, "config_file": follow_config},
+        remaps={"cmd_vel": "follow/cmd_vel"},
+    )
+    nodes.append(follower)
+    goals = peer.publisher(Image, "autodidact/goal_image", 10)
+    peer.wait_for(
+        "the following planner to subscribe to the goal",
+        lambda: peer.node.count_subscribers("autodidact/goal_image") > 0,
+        60,
+        nodes,
+    )
+    # A first goal, the view now: once it routes, it has weights and remembers its drive.
+    peer.spin_for(0.5)
+    goals.publish(images[-1])
+    peer.wait_for("a first route of the following planner", lambda: len(follow_routes) > 0, 120, nodes)
+    remembered_from = stamp(images[-1].header.stamp)
+
+    def seconds_remembered():
+        return (stamp(images[-1].header.stamp) - remembered_from) * 1e-9
+
+    # Each try: a view from 1 s after it began remembering (or later, on later tries), sent
+    # once 5 s more of the drive are remembered.
+    for attempt in range(4):
+        peer.wait_for("5 s of the drive remembered", lambda: seconds_remembered() > 5 + 3 * attempt, 60, nodes)
+        goal_stamp = remembered_from + int((1 + 3 * attempt) * 1e9)
+        goals.publish(next(m for m in images if stamp(m.header.stamp) >= goal_stamp))
+        peer.spin_for(8.0)
+        if any(p.poses for p in paths):
+            break
+    assert any(p.poses for p in paths), (
+        f"no path followed; routes of {sorted({len(r.poses) for r in follow_routes})} places"
+    )
+    for path in paths:
+        assert path.header.frame_id == "odom", path.header.frame_id
+        for pose in path.poses:
+            p, q = pose.pose.position, pose.pose.orientation
+            assert all(math.isfinite(v) for v in (p.x, p.y, q.z, q.w)), pose
+            assert abs(q.z * q.z + q.w * q.w - 1.0) < 1e-6, "a unit quaternion about z"
+    log(
+        f"the following planner published {len(paths)} paths, the longest "
+        f"{max(len(p.poses) for p in paths)} poses, after {attempt + 1} goal(s)"
+    )
+    nodes.remove(follower)
+    assert follower.stop() == 0, follower.tail()
+    # The next planner's goal must not go to this one's subscription.
+    peer.wait_for(
+        "the following planner to leave the goal topic",
+        lambda: peer.node.count_subscribers("autodidact/goal_image") == 0,
+        30,
+        nodes,
+    )
 
     # The planner drives: a goal image (a view the sim showed earlier) in, cmd_vel out, and the
     # robot of a sim that now takes its commands from cmd_vel moves.
