@@ -159,12 +159,31 @@ impl Place {
     }
 }
 
+/// How a remembering memory keeps frames: its [`RememberConfig`] but the graph's settings, which
+/// the memory holds as its own.
+#[derive(Debug, Clone, Copy)]
+struct Keeping {
+    every_s: f64,
+    max_frames: usize,
+    rebuild_after: usize,
+}
+
+impl Keeping {
+    fn of(remember: &RememberConfig) -> Self {
+        Self {
+            every_s: remember.every_s,
+            max_frames: remember.max_frames,
+            rebuild_after: remember.rebuild_after,
+        }
+    }
+}
+
 /// See the module documentation.
 pub(super) struct Memory {
     frames: Vec<Frame>,
     config: MemoryConfig,
     /// How frames are kept while driving; `None` for a memory that only holds what it was given.
-    remember: Option<RememberConfig>,
+    remember: Option<Keeping>,
     /// Stamp of the newest remembered frame.
     last_kept_ns: Option<u64>,
     /// Encoder version and place proprio that `features` are for.
@@ -209,20 +228,21 @@ impl Memory {
             ))
             .into());
         }
-        Ok(Self::new(frames, config, remember))
+        Ok(Self::new(
+            frames,
+            config,
+            remember.as_ref().map(Keeping::of),
+        ))
     }
 
     /// An empty memory that keeps what the camera shows, as `remember` says.
     pub(super) fn remembering(remember: RememberConfig) -> Result<Self, NodeError> {
         remember.validate()?;
-        Ok(Self::new(
-            Vec::new(),
-            remember.graph.clone(),
-            Some(remember),
-        ))
+        let keeping = Keeping::of(&remember);
+        Ok(Self::new(Vec::new(), remember.graph, Some(keeping)))
     }
 
-    fn new(frames: Vec<Frame>, config: MemoryConfig, remember: Option<RememberConfig>) -> Self {
+    fn new(frames: Vec<Frame>, config: MemoryConfig, remember: Option<Keeping>) -> Self {
         Self {
             last_kept_ns: frames.last().map(|f| f.stamp_ns),
             frames,
