@@ -408,6 +408,11 @@ fn attempt(
         goal_localisation_m = goal_localisation.unwrap_or(f64::NAN),
         path_end_m = path_check.map_or(f64::NAN, |c| c.end_m),
         path_layout_m = path_check.map_or(f64::NAN, |c| c.layout_m),
+        path_length_m = path_check.map_or(f64::NAN, |c| c.length_m),
+        driven_m = path
+            .windows(2)
+            .map(|w| (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]))
+            .sum::<f64>(),
         followed = planner.stats().followed,
         paths = planner.stats().paths,
         "planning attempt"
@@ -434,6 +439,8 @@ struct PathCheck {
     /// Metres from where the path would end, started at its first place's true pose, to where
     /// the frame of its last place was taken.
     layout_m: f64,
+    /// Metres along the path, pose to pose.
+    length_m: f64,
 }
 
 /// Checks the path `planner` follows now, laid out along `route` from where the robot truly
@@ -464,6 +471,7 @@ fn check_path(
     Some(PathCheck {
         end_m: end.distance(&pose(goal)),
         layout_m: first.compose(&relative).distance(&last),
+        length_m: path.windows(2).map(|w| w[0].distance(&w[1])).sum(),
     })
 }
 
