@@ -658,6 +658,89 @@ mod tests {
     }
 
     #[test]
+    fn after_its_path_ends_a_path_is_laid_out_again_when_the_goal_is_placed_at_another_place() {
+        let trainer = small_trainer();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        // The scene brightens along x, to grey 200 at 2 m.
+        let grey_at = |x: f64| (x / 0.02).round().clamp(0.0, 100.0) as u8 * 2;
+        let at = |stamp_ns: u64, episode: u64, x: f64| Frame {
+            episode,
+            odometry: Some(OdometryPose::new(x, 0.0, 0.0)),
+            ..frame(stamp_ns, grey_at(x))
+        };
+        // The memory: a drive of 1.5 m along x, which never saw the goal's view (grey 200).
+        let drive: Vec<Frame> = (0..=75u8)
+            .map(|i| at(u64::from(i), 0, 0.02 * f64::from(i)))
+            .collect();
+        let mut memory = MemoryConfig::default();
+        memory.follow.enabled = true;
+        memory.follow.replan_frames = 0;
+        let mut config = PlannerNodeConfig::default();
+        // It remembers every frame it sees; the graph is built again for new weights only.
+        config.remember.enabled = true;
+        config.remember.every_s = 0.0;
+        config.remember.rebuild_after = 100_000;
+        let mut node = PlannerNode::new(config).expect("planner");
+        node.set_memory(drive, memory).expect("memory");
+        node.set_goal(frame(1000, 200));
+        let mut robot = OdometryPose::new(0.0, 0.0, 0.0);
+        let mut stamp = 1000;
+        let mut on_frame = |node: &mut PlannerNode, x: f64, encoder: &EncoderSnapshot| {
+            stamp += 1;
+            node.on_frame(&at(stamp, 1, x), encoder, &dynamics)
+                .expect("plan")
+                .expect("a command")
+        };
+        // It follows a path to the remembered place most like the goal.
+        let mut arrived = false;
+        for _ in 0..400 {
+            let output = on_frame(&mut node, robot.x, &encoder);
+            if output.plan.is_some() {
+                arrived = true;
+                break;
+            }
+            robot = robot.compose(&OdometryPose::new(
+                f64::from(output.command.linear_x) * 0.05,
+                0.0,
+                0.0,
+            ));
+        }
+        assert!(arrived, "the first path was followed to its end");
+        assert_eq!(node.stats().paths, 1);
+        let reached = robot.x;
+        assert!(
+            reached < 1.6,
+            "the first path ends in the memory: {robot:?}"
+        );
+        // Then it drives on to 2 m, where it sees the goal's view, and back: remembered, but the
+        // graph is not built again, and the MPC drives on.
+        let out = (1..=5).map(|i| reached + (2.0 - reached) * f64::from(i) / 5.0);
+        for x in out
+            .clone()
+            .chain([2.0])
+            .chain(out.rev().skip(1))
+            .chain([reached])
+        {
+            let output = on_frame(&mut node, x, &encoder);
+            assert!(output.plan.is_some(), "the MPC drives after the path's end");
+        }
+        assert_eq!(node.stats().paths, 1);
+        // New weights build the graph again over what it remembered: the goal is placed where
+        // it was seen, at 2 m, another place than the path's end: a path is laid out to it.
+        let mut newer = trainer.snapshot();
+        newer.version = encoder.version + 1;
+        let output = on_frame(&mut node, reached, &newer);
+        assert!(output.memory_rebuilt);
+        assert_eq!(node.stats().paths, 2, "a new path to the goal's new place");
+        assert!(output.plan.is_none(), "the follower drives");
+        let end = output.path.last().expect("the followed path");
+        assert!(
+            (end.x - 2.0).abs() <= 0.1 && end.y.abs() < 1e-9,
+            "the path ends where the goal was seen: {end:?} (from {reached})"
+        );
+    }
+
+    #[test]
     fn with_odometry_on_both_sides_the_robot_is_placed_by_votes_and_counted() {
         let trainer = small_trainer();
         let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
