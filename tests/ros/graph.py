@@ -18,6 +18,9 @@ from sensor_msgs.msg import Image
 
 from harness import WORK, NodeProcess, Peer, log, run, stamp
 
+# A planner remembers its own drive and routes through it.
+REMEMBER = "[planner.remember]\nenabled = true\nevery_s = 0.05\nrebuild_after = 10\n"
+
 FAST_TRAINING = {
     "use_sim_time": True,
     "min_replay": 48,
@@ -25,6 +28,16 @@ FAST_TRAINING = {
     "health_every": 2,
     "trainer_threads": 1,
 }
+
+
+def check_planar_paths(paths):
+    """Each nav_msgs/Path is in odom's frame, with finite planar poses and unit quaternions."""
+    for path in paths:
+        assert path.header.frame_id == "odom", path.header.frame_id
+        for pose in path.poses:
+            p, q = pose.pose.position, pose.pose.orientation
+            assert all(math.isfinite(v) for v in (p.x, p.y, q.z, q.w)), pose
+            assert abs(q.z * q.z + q.w * q.w - 1.0) < 1e-6, "a unit quaternion about z"
 
 
 def main(nodes):
@@ -122,8 +135,7 @@ def main(nodes):
     follow_config = os.path.join(WORK, "follow.toml")
     with open(follow_config, "w") as f:
         f.write(
-            "[planner.remember]\nenabled = true\nevery_s = 0.05\nrebuild_after = 10\n"
-            "\n[planner.remember.graph.follow]\nenabled = true\n"
+            REMEMBER + "\n[planner.remember.graph.follow]\nenabled = true\n"
         )
     follower = NodeProcess(
         "planner_node",
@@ -160,12 +172,7 @@ def main(nodes):
     assert any(p.poses for p in paths), (
         f"no path followed; routes of {sorted({len(r.poses) for r in follow_routes})} places"
     )
-    for path in paths:
-        assert path.header.frame_id == "odom", path.header.frame_id
-        for pose in path.poses:
-            p, q = pose.pose.position, pose.pose.orientation
-            assert all(math.isfinite(v) for v in (p.x, p.y, q.z, q.w)), pose
-            assert abs(q.z * q.z + q.w * q.w - 1.0) < 1e-6, "a unit quaternion about z"
+    check_planar_paths(paths)
     log(
         f"the following planner published {len(paths)} paths, the longest "
         f"{max(len(p.poses) for p in paths)} poses, after {attempt + 1} goal(s)"
@@ -200,8 +207,8 @@ def main(nodes):
     with open(planner_config, "w") as f:
         f.write(
             "[planner]\ngoal_with_current_proprio = true\n\n[planner.planner]\neffort_weight = 0.0\n"
-            # It remembers its own drive and routes through it: the route comes out as a Path.
-            "\n[planner.remember]\nenabled = true\nevery_s = 0.05\nrebuild_after = 10\n"
+            # The route through the memory of its own drive comes out as a Path.
+            "\n" + REMEMBER
         )
     planner = NodeProcess(
         "planner_node",
@@ -243,13 +250,8 @@ def main(nodes):
 
     # The route through the memory of its own drive: places at odometry poses, in odom's frame.
     peer.wait_for("a route through the planner's memory", lambda: len(routes) > 0, 60, nodes)
-    for route in routes:
-        assert route.header.frame_id == "odom", route.header.frame_id
-        assert len(route.poses) >= 1
-        for pose in route.poses:
-            p, q = pose.pose.position, pose.pose.orientation
-            assert all(math.isfinite(v) for v in (p.x, p.y, q.z, q.w)), pose
-            assert abs(q.z * q.z + q.w * q.w - 1.0) < 1e-6, "a unit quaternion about z"
+    assert all(route.poses for route in routes)
+    check_planar_paths(routes)
     log(f"planner published {len(routes)} routes, the longest {max(len(r.poses) for r in routes)} places")
     largest = max(abs(c.linear.x) + abs(c.angular.z) for c in commands)
     log(f"planner sent {len(commands)} commands (largest |v|+|w| {largest:.2f}); odometry |v|+|w| up to {motion():.2f}")

@@ -337,6 +337,16 @@ mod tests {
         }
     }
 
+    /// A frame of a scene that brightens along x (grey 0 at 0 m to 200 at 2 m) seen from `x`,
+    /// with the wheel odometry's pose `odometry`.
+    fn brightening(stamp_ns: u64, x: f64, odometry: OdometryPose) -> Frame {
+        let grey = (x / 0.02).round().clamp(0.0, 100.0) as u8 * 2;
+        Frame {
+            odometry: Some(odometry),
+            ..frame(stamp_ns, grey)
+        }
+    }
+
     /// An untrained model small enough for unit tests.
     fn small_trainer() -> Trainer {
         let mut config = TrainerConfig::for_inputs(SIDE, SIDE, 7);
@@ -551,11 +561,7 @@ mod tests {
         let trainer = small_trainer();
         let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
         // The memory: a 2 m drive along x on which the scene brightens, with wheel odometry.
-        let grey_at = |x: f64| (x / 0.02).round().clamp(0.0, 100.0) as u8 * 2;
-        let at = |stamp_ns: u64, odometry: OdometryPose, x: f64| Frame {
-            odometry: Some(odometry),
-            ..frame(stamp_ns, grey_at(x))
-        };
+        let at = |stamp_ns: u64, odometry: OdometryPose, x: f64| brightening(stamp_ns, x, odometry);
         let drive: Vec<Frame> = (0..=100u8)
             .map(|i| {
                 let x = 0.02 * f64::from(i);
@@ -662,11 +668,9 @@ mod tests {
         let trainer = small_trainer();
         let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
         // The scene brightens along x, to grey 200 at 2 m.
-        let grey_at = |x: f64| (x / 0.02).round().clamp(0.0, 100.0) as u8 * 2;
         let at = |stamp_ns: u64, episode: u64, x: f64| Frame {
             episode,
-            odometry: Some(OdometryPose::new(x, 0.0, 0.0)),
-            ..frame(stamp_ns, grey_at(x))
+            ..brightening(stamp_ns, x, OdometryPose::new(x, 0.0, 0.0))
         };
         // The memory: a drive of 1.5 m along x, which never saw the goal's view (grey 200).
         let drive: Vec<Frame> = (0..=75u8)
