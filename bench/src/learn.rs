@@ -63,6 +63,7 @@ pub(crate) fn exploration(
                 .map(|v| (*v / 10.0) as f32)
                 .collect(),
             action: [action.linear_x, action.angular_z],
+            odometry: None,
         });
         observation = sim.step(&action);
     }

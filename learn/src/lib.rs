@@ -49,8 +49,8 @@ pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, SearchMethod, goal_d
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
 pub use trainer::{
     Batch, CHECKPOINT_FORMAT, ContrastiveConfig, ForwardConfig, InverseConfig, Losses,
-    MaskedConfig, ObjectivesConfig, Preview, ReconstructionConfig, SigRegConfig, SpreadConfig,
-    StepReport, Trainer, TrainerConfig,
+    MaskedConfig, ObjectivesConfig, OdometryConfig, Preview, ReconstructionConfig, SigRegConfig,
+    SpreadConfig, StepReport, Trainer, TrainerConfig,
 };
 
 /// What can go wrong in the learning core.

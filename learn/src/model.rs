@@ -612,6 +612,10 @@ pub struct WorldModelConfig {
     /// Build the inverse-dynamics head (two image-only embeddings → the command between them).
     #[config(default = false)]
     pub inverse_head: bool,
+    /// Build the relative-pose head (two image-only embeddings → where the second frame lies
+    /// seen from the first, by wheel odometry).
+    #[config(default = false)]
+    pub odometry_head: bool,
 }
 
 impl WorldModelConfig {
@@ -659,6 +663,9 @@ impl WorldModelConfig {
             inverse_dynamics: self
                 .inverse_head
                 .then(|| MlpConfig::new(2 * d, self.head_hidden, self.action_dim).init(device)),
+            relative_pose: self
+                .odometry_head
+                .then(|| MlpConfig::new(2 * d, self.head_hidden, RELATIVE_POSE_DIM).init(device)),
         }
     }
 }
@@ -680,7 +687,13 @@ pub struct WorldModel {
     pub mask_predictor: Option<Mlp>,
     /// `[state at t, state at t+1]` (image only) → the scaled command at `t`.
     pub inverse_dynamics: Option<Mlp>,
+    /// `[state at t, state at t+δ]` (image only) → `[x, y, yaw]` of `t+δ` in `t`'s frame
+    /// (metres scaled, radians).
+    pub relative_pose: Option<Mlp>,
 }
+
+/// Values of a relative pose: `[x, y, yaw]`.
+pub const RELATIVE_POSE_DIM: usize = 3;
 
 /// The slowly moving (EMA) copy of the parts that produce targets.
 #[derive(Module, Debug)]

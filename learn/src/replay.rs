@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::LearnError;
+use crate::memory::OdometryPose;
 
 /// Number of action components: `[linear_x m/s, angular_z rad/s]`, as a Twist carries them.
 pub const ACTION_DIM: usize = 2;
@@ -29,6 +30,9 @@ pub struct Transition {
     pub proprio: Vec<f32>,
     /// The command applied from this frame until the next one.
     pub action: [f32; ACTION_DIM],
+    /// The wheel odometry's pose at the frame, in its `odom` frame, when one arrived within the
+    /// collector's proprio tolerance (the odometry objective's relative poses).
+    pub odometry: Option<OdometryPose>,
 }
 
 /// Replay buffer settings.
@@ -307,6 +311,7 @@ mod tests {
             image: Arc::from(vec![0u8; 2 * 2 * 3]),
             proprio: vec![0.0; 3],
             action: [0.0; 2],
+            odometry: None,
         }
     }
 

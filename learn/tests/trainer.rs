@@ -46,6 +46,10 @@ fn small_config(seed: u64) -> TrainerConfig {
     config.model.inverse_head = true;
     config.objectives.inverse.enabled = true;
     config.objectives.sigreg.enabled = true;
+    config.model.odometry_head = true;
+    config.objectives.odometry.enabled = true;
+    // The tests explore 120 frames: pairs up to 30 steps apart leave 90 sequence starts.
+    config.objectives.odometry.window = 30;
     config.batch_size = 8;
     config.seed = seed;
     config.publish_every = 1;
@@ -118,11 +122,12 @@ fn every_objective_reports_a_finite_loss() {
     let mut config = small_config(1);
     config.objectives.contrastive.enabled = false;
     config.objectives.masked.enabled = false;
+    config.objectives.odometry.enabled = false;
     let mut trainer = filled_trainer(config);
     let l = trainer.step().expect("step").losses;
     assert_eq!(
-        (l.contrastive, l.temporal, l.masked),
-        (0.0, 0.0, 0.0),
+        (l.contrastive, l.temporal, l.masked, l.odometry),
+        (0.0, 0.0, 0.0, 0.0),
         "switched off"
     );
     assert!(l.forward > 0.0 && l.reconstruction > 0.0);
@@ -353,7 +358,16 @@ fn bad_configs_are_refused() {
         matches!(Trainer::new(config), Err(LearnError::InvalidConfig(_))),
         "inverse dynamics without the forward objective's next frame"
     );
+    let mut config = small_config(0);
+    config.model.odometry_head = false;
+    assert!(
+        matches!(Trainer::new(config), Err(LearnError::InvalidConfig(_))),
+        "relative pose without its head"
+    );
     for broken in [
+        |c: &mut TrainerConfig| c.objectives.odometry.metres_scale = 0.0,
+        |c: &mut TrainerConfig| c.objectives.odometry.window = 0,
+        |c: &mut TrainerConfig| c.objectives.odometry.weight = f32::NAN,
         |c: &mut TrainerConfig| c.objectives.sigreg.directions = 0,
         |c: &mut TrainerConfig| c.objectives.sigreg.knots = 1,
         |c: &mut TrainerConfig| c.objectives.sigreg.t_max = f32::NAN,
@@ -407,6 +421,84 @@ fn inverse_dynamics_learns_the_command_between_two_frames() {
     );
 }
 
+/// The relative-pose head learns from two frames' image-only embeddings where the second lies
+/// seen from the first, by wheel odometry: its error ends below the relative poses' variance,
+/// the error of always answering their mean.
+#[test]
+fn odometry_head_learns_where_a_later_frame_lies_seen_from_the_first() {
+    let _serial = serial();
+    let mut trainer = filled_trainer(small_config(3));
+    let mut truths: Vec<f32> = Vec::new();
+    let mut losses: Vec<f32> = Vec::new();
+    for _ in 0..300 {
+        let batch = trainer.sample_batch().expect("batch");
+        truths.extend(&batch.relative_poses);
+        losses.push(trainer.train_on(&batch).expect("step").losses.odometry);
+    }
+    let mean = |values: &[f32]| values.iter().sum::<f32>() / values.len() as f32;
+    let variance = (0..3)
+        .map(|axis| {
+            let values: Vec<f32> = truths.iter().skip(axis).step_by(3).copied().collect();
+            let m = mean(&values);
+            mean(&values.iter().map(|v| (v - m).powi(2)).collect::<Vec<_>>())
+        })
+        .sum::<f32>()
+        / 3.0;
+    let (first, last) = (mean(&losses[..20]), mean(&losses[280..]));
+    println!(
+        "relative pose variance {variance:.4}; odometry loss first 20 steps {first:.4}, last 20 \
+         {last:.4}"
+    );
+    assert!(variance > 0.01, "the robot moved: {variance}");
+    assert!(
+        last < 0.8 * variance,
+        "{first} -> {last}, variance {variance}"
+    );
+
+    // At inference, from the published encoder's image-only embeddings, the head places a frame
+    // 10 steps on nearer to where odometry puts it than "where the first frame is" does.
+    let samples = explore(&sim_config(SIDE as u32), 3, 120);
+    let images: Vec<&[u8]> = samples.iter().map(|s| &*s.transition.image).collect();
+    let zeros = vec![0.0; PROPRIO_DIM];
+    let embeddings = trainer
+        .snapshot()
+        .embed_batch(&images, &vec![zeros.as_slice(); images.len()])
+        .expect("embed");
+    let pairs: Vec<(usize, usize)> = (0..samples.len() - 10).map(|i| (i, i + 10)).collect();
+    let firsts: Vec<Vec<f32>> = pairs.iter().map(|&(i, _)| embeddings[i].clone()).collect();
+    let seconds: Vec<Vec<f32>> = pairs.iter().map(|&(_, j)| embeddings[j].clone()).collect();
+    let estimates = trainer
+        .relative_poses(&firsts, &seconds)
+        .expect("relative poses")
+        .expect("the model has the head");
+    let odometry = |i: usize| samples[i].transition.odometry.expect("odometry");
+    let (mut head_error, mut staying_error) = (0.0, 0.0);
+    for (&(i, j), estimate) in pairs.iter().zip(&estimates) {
+        let truth = odometry(i).inverse().compose(&odometry(j));
+        head_error += truth.distance(estimate);
+        staying_error += truth.x.hypot(truth.y);
+    }
+    println!("head {head_error:.3} m, staying {staying_error:.3} m (summed)");
+    assert!(
+        head_error < 0.8 * staying_error,
+        "head {head_error}, staying {staying_error}"
+    );
+    assert!(
+        trainer.relative_poses(&firsts, &seconds[1..]).is_err(),
+        "unpaired embeddings are refused"
+    );
+    let mut headless = small_config(3);
+    headless.model.odometry_head = false;
+    headless.objectives.odometry.enabled = false;
+    let headless = Trainer::new(headless).expect("trainer");
+    assert_eq!(
+        headless
+            .relative_poses(&firsts, &seconds)
+            .expect("no error"),
+        None
+    );
+}
+
 /// The GPU path through wgpu (Mesa lavapipe on a CPU-only machine): a training step runs, and
 /// for the same weights the embeddings match flex within 1e-3 (absolute, embeddings are
 /// LayerNorm-scaled to about unit variance).
@@ -430,6 +522,10 @@ fn batches_hold_their_sequences_and_do_not_depend_on_the_thread_count() {
     assert_eq!(one.masked, two.masked);
     assert_eq!(one.future, two.future);
     assert_eq!(one.temporal_offsets, two.temporal_offsets);
+    assert_eq!(one.odometry_offsets, two.odometry_offsets);
+    assert_eq!(one.odometry_frames, two.odometry_frames);
+    assert_eq!(one.relative_poses, two.relative_poses);
+    assert_eq!(one.relative_pose_known, two.relative_pose_known);
     assert_eq!(
         (one.proprio.clone(), one.actions.clone()),
         (two.proprio, two.actions)
@@ -454,14 +550,32 @@ fn batches_hold_their_sequences_and_do_not_depend_on_the_thread_count() {
         let proprio = &one.proprio[b * (horizon + 1) * PROPRIO_DIM..][..PROPRIO_DIM];
         // A start whose following frames and proprio are this sequence's (the robot may stand
         // still, so a frame can occur more than once).
+        // … and whose odometry puts the pair's second frame where the batch says it lies.
+        let delta = one.odometry_offsets[b];
+        let relative = &one.relative_poses[b * 3..][..3];
         let found = (0..plain.len() - horizon).any(|start| {
             future
                 .chunks(image_len)
                 .enumerate()
                 .all(|(step, frame)| frame == plain[start + 1 + step].as_slice())
                 && proprio == samples[start].transition.proprio.as_slice()
+                && samples.get(start + delta).is_some_and(|positive| {
+                    let (Some(from), Some(to)) = (
+                        samples[start].transition.odometry,
+                        positive.transition.odometry,
+                    ) else {
+                        return false;
+                    };
+                    let truth = from.inverse().compose(&to);
+                    let scale = f64::from(config.objectives.odometry.metres_scale);
+                    [truth.x / scale, truth.y / scale, truth.yaw]
+                        .iter()
+                        .zip(relative)
+                        .all(|(want, got)| (want - f64::from(*got)).abs() < 1e-5)
+                })
         });
         assert!(found, "sequence {b} is not a recorded sequence");
+        assert_eq!(one.relative_pose_known[b], 1.0, "sequence {b}");
     }
     // The two views are drawn apart (a shift of up to 2 px: some pairs coincide).
     assert_ne!(one.view_a, one.view_b);

@@ -25,9 +25,11 @@ pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
             && !o.masked.enabled
             && !o.inverse.enabled
             && !o.sigreg.enabled
+            && !o.odometry.enabled
             && config.model.decoder
             && !config.model.masked_head
             && !config.model.inverse_head
+            && !config.model.odometry_head
             && config.model.encoder.proprio_dim > 0,
         "the PyTorch mirror covers the default objectives only"
     );

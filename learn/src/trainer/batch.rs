@@ -5,8 +5,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::Trainer;
+use super::config::OdometryConfig;
 use crate::LearnError;
 use crate::augment::{augment_into, mask_patches, plain_into};
+use crate::model::RELATIVE_POSE_DIM;
 use crate::replay::{ACTION_DIM, Transition};
 
 /// One sampled batch on the host, ready to become tensors (also the unit of NaN injection in
@@ -32,6 +34,18 @@ pub struct Batch {
     pub proprio: Vec<f32>,
     /// Scaled actions at `t .. t+F`, `[B, F, A]`.
     pub actions: Vec<f32>,
+    /// Per sequence, the step `δ` (1..=odometry window) of its odometry pair's second frame;
+    /// empty when the odometry objective is off.
+    pub odometry_offsets: Vec<usize>,
+    /// The odometry pair's second frame, `t + δ` (augmented), `[B, 3, H, W]`; empty when the
+    /// odometry objective is off.
+    pub odometry_frames: Vec<f32>,
+    /// Where frame `t + δ` lies seen from frame `t` by wheel odometry, `[x / metres_scale,
+    /// y / metres_scale, yaw]`, `[B, 3]`; empty when the odometry objective is off.
+    pub relative_poses: Vec<f32>,
+    /// Per sequence, 1 when its relative pose is known (odometry at both frames, within
+    /// `max_m`) and 0 when not, `[B]`; empty when the odometry objective is off.
+    pub relative_pose_known: Vec<f32>,
 }
 
 /// One sequence's part of every [`Batch`] buffer, filled by one task of `sample_batch`.
@@ -44,6 +58,10 @@ struct SequenceSlots<'a> {
     proprio: &'a mut [f32],
     actions: &'a mut [f32],
     offset: &'a mut usize,
+    odometry_offset: Option<&'a mut usize>,
+    odometry_frame: &'a mut [f32],
+    relative_pose: &'a mut [f32],
+    relative_pose_known: &'a mut [f32],
 }
 
 /// `buffer` cut into `count` equal parts, one per sequence (empty parts for an empty buffer: an
@@ -72,6 +90,7 @@ impl Trainer {
         let batch = starts.len();
         let masked_on = c.objectives.masked.enabled;
         let contrastive_on = c.objectives.contrastive.enabled;
+        let odometry_on = c.objectives.odometry.enabled;
         let per_batch = |on: bool| {
             if on {
                 vec![0.0; batch * image_len]
@@ -89,6 +108,22 @@ impl Trainer {
             masked: per_batch(masked_on),
             proprio: vec![0.0; batch * (horizon + 1) * proprio_dim],
             actions: vec![0.0; batch * horizon * ACTION_DIM],
+            odometry_offsets: if odometry_on {
+                vec![1; batch]
+            } else {
+                Vec::new()
+            },
+            odometry_frames: per_batch(odometry_on),
+            relative_poses: if odometry_on {
+                vec![0.0; batch * RELATIVE_POSE_DIM]
+            } else {
+                Vec::new()
+            },
+            relative_pose_known: if odometry_on {
+                vec![0.0; batch]
+            } else {
+                Vec::new()
+            },
         };
         let window = c.objectives.contrastive.temporal_window.max(1);
         // Sequences are filled in parallel, each from its own random stream seeded from the
@@ -103,10 +138,29 @@ impl Trainer {
             .zip(per_sequence(&mut out.proprio, batch))
             .zip(per_sequence(&mut out.actions, batch))
             .zip(out.temporal_offsets.iter_mut())
+            .zip(optional_per_sequence(&mut out.odometry_offsets, batch))
+            .zip(per_sequence(&mut out.odometry_frames, batch))
+            .zip(per_sequence(&mut out.relative_poses, batch))
+            .zip(per_sequence(&mut out.relative_pose_known, batch))
             .map(
                 |(
-                    ((((((view_a, view_b), positive), masked), future), proprio), actions),
-                    offset,
+                    (
+                        (
+                            (
+                                (
+                                    (
+                                        (((((view_a, view_b), positive), masked), future), proprio),
+                                        actions,
+                                    ),
+                                    offset,
+                                ),
+                                odometry_offset,
+                            ),
+                            odometry_frame,
+                        ),
+                        relative_pose,
+                    ),
+                    relative_pose_known,
                 )| {
                     SequenceSlots {
                         view_a,
@@ -117,6 +171,10 @@ impl Trainer {
                         proprio,
                         actions,
                         offset,
+                        odometry_offset,
+                        odometry_frame,
+                        relative_pose,
+                        relative_pose_known,
                     }
                 },
             )
@@ -161,6 +219,26 @@ impl Trainer {
                         slots.positive,
                     );
                 }
+                if let Some(offset) = slots.odometry_offset {
+                    let delta = rng.random_range(1..=c.objectives.odometry.window.max(1));
+                    *offset = delta;
+                    let second = at(delta)?;
+                    augment_into(
+                        &second.image,
+                        width,
+                        height,
+                        &c.augment,
+                        &mut rng,
+                        slots.odometry_frame,
+                    );
+                    relative_pose_into(
+                        first,
+                        second,
+                        &c.objectives.odometry,
+                        slots.relative_pose,
+                        slots.relative_pose_known,
+                    );
+                }
                 for offset in 0..=horizon {
                     let t = at(offset)?;
                     if c.model.encoder.proprio_dim > 0 {
@@ -186,5 +264,98 @@ impl Trainer {
                 Ok::<(), LearnError>(())
             })?;
         Ok(out)
+    }
+}
+
+/// One slot per sequence of `values`, or none each when it is empty (an objective that is
+/// off).
+fn optional_per_sequence(values: &mut [usize], count: usize) -> Vec<Option<&mut usize>> {
+    if values.is_empty() {
+        (0..count).map(|_| None).collect()
+    } else {
+        values.iter_mut().map(Some).collect()
+    }
+}
+
+/// Writes where `second` lies seen from `first` by their odometry, scaled as the odometry
+/// objective compares it, and marks it known; leaves it unknown (zeros) when either frame has no
+/// odometry or the two are further apart than `config.max_m`.
+fn relative_pose_into(
+    first: &Transition,
+    second: &Transition,
+    config: &OdometryConfig,
+    pose: &mut [f32],
+    known: &mut [f32],
+) {
+    let (Some(from), Some(to)) = (first.odometry, second.odometry) else {
+        return;
+    };
+    let relative = from.inverse().compose(&to);
+    if !relative.is_finite() || relative.x.hypot(relative.y) > f64::from(config.max_m) {
+        return;
+    }
+    let scale = f64::from(config.metres_scale);
+    let values = [
+        (relative.x / scale) as f32,
+        (relative.y / scale) as f32,
+        relative.yaw as f32,
+    ];
+    pose.iter_mut()
+        .zip(values)
+        .for_each(|(slot, value)| *slot = value);
+    known.iter_mut().for_each(|flag| *flag = 1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::memory::OdometryPose;
+
+    fn at(odometry: Option<OdometryPose>) -> Transition {
+        Transition {
+            source: 0,
+            episode: 0,
+            frame_stamp_ns: 0,
+            image: Arc::from(vec![0u8; 3]),
+            proprio: Vec::new(),
+            action: [0.0; ACTION_DIM],
+            odometry,
+        }
+    }
+
+    fn relative(from: Option<OdometryPose>, to: Option<OdometryPose>) -> ([f32; 3], f32) {
+        let (mut pose, mut known) = ([0.0; 3], [0.0]);
+        let config = OdometryConfig {
+            metres_scale: 0.5,
+            max_m: 1.0,
+            ..OdometryConfig::default()
+        };
+        relative_pose_into(&at(from), &at(to), &config, &mut pose, &mut known);
+        (pose, known[0])
+    }
+
+    /// Facing +y, a frame 0.3 m further along y and turned 0.2 rad left lies 0.3 m ahead:
+    /// the relative pose is in the first frame's own frame, metres scaled.
+    #[test]
+    fn the_relative_pose_is_seen_from_the_first_frame_and_left_out_without_odometry_or_on_a_jump() {
+        let facing_y = OdometryPose::new(1.0, 2.0, std::f64::consts::FRAC_PI_2);
+        let (pose, known) = relative(
+            Some(facing_y),
+            Some(OdometryPose::new(
+                1.0,
+                2.3,
+                std::f64::consts::FRAC_PI_2 + 0.2,
+            )),
+        );
+        assert_eq!(known, 1.0);
+        for (got, want) in pose.iter().zip([0.6, 0.0, 0.2]) {
+            assert!((got - want).abs() < 1e-6, "{pose:?}");
+        }
+        assert_eq!(relative(None, Some(facing_y)), ([0.0; 3], 0.0));
+        assert_eq!(relative(Some(facing_y), None), ([0.0; 3], 0.0));
+        let jumped = OdometryPose::new(3.0, 2.0, 0.0);
+        assert_eq!(relative(Some(facing_y), Some(jumped)), ([0.0; 3], 0.0));
     }
 }

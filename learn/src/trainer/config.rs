@@ -136,6 +136,39 @@ impl Default for InverseConfig {
     }
 }
 
+/// Relative pose from wheel odometry: where frame `t + δ` (`δ` drawn from `1..=window`) lies
+/// seen from frame `t`, predicted from the image-only embeddings of `t` (online) and `t + δ`
+/// (EMA target). The two images are encoded apart, so to tell how the robot moved between them
+/// each embedding has to say where the robot stands among what it sees: places, not only
+/// looks. Pairs without odometry at both frames, or further apart than `max_m`, do not count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OdometryConfig {
+    /// Use this objective (needs `model.odometry_head`).
+    pub enabled: bool,
+    /// Weight of the mean squared error of `[x / metres_scale, y / metres_scale, yaw]`.
+    pub weight: f32,
+    /// Metres that count as much as a radian of heading.
+    pub metres_scale: f32,
+    /// Most steps between the two frames (sequences are at least this long plus one).
+    pub window: usize,
+    /// Pairs whose odometry puts them further apart than this (metres) are left out: a jump
+    /// of the odometry, not a drive.
+    pub max_m: f32,
+}
+
+impl Default for OdometryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            weight: 1.0,
+            metres_scale: 0.5,
+            window: 100,
+            max_m: 3.0,
+        }
+    }
+}
+
 /// Keeps the state embedding spread out (VICReg's variance and covariance terms, Bardes et al.
 /// 2022) so that it uses its dimensions: a hinge pulls every dimension's batch std up to
 /// `target_std`, and a penalty on off-diagonal covariance decorrelates the dimensions. The
@@ -216,6 +249,8 @@ pub struct ObjectivesConfig {
     pub inverse: InverseConfig,
     /// Isotropic-Gaussian regulariser of the state embedding.
     pub sigreg: SigRegConfig,
+    /// Relative pose between two frames, from wheel odometry.
+    pub odometry: OdometryConfig,
 }
 
 /// Everything that shapes training. The model's shapes are part of it.
@@ -342,7 +377,12 @@ impl TrainerConfig {
         } else {
             0
         };
-        self.forward_horizon().max(temporal) + 1
+        let odometry = if self.objectives.odometry.enabled {
+            self.objectives.odometry.window
+        } else {
+            0
+        };
+        self.forward_horizon().max(temporal).max(odometry) + 1
     }
 
     /// Checks that the objectives, model and numbers fit together.
@@ -378,6 +418,21 @@ impl TrainerConfig {
         {
             return invalid(
                 "objectives.sigreg: weight >= 0, directions >= 1, knots >= 2 and t_max > 0",
+            );
+        }
+        if o.odometry.enabled && !self.model.odometry_head {
+            return invalid("objectives.odometry needs model.odometry_head = true");
+        }
+        if o.odometry.enabled
+            && !(o.odometry.weight.is_finite()
+                && o.odometry.weight >= 0.0
+                && o.odometry.metres_scale.is_finite()
+                && o.odometry.metres_scale > 0.0
+                && o.odometry.window >= 1
+                && o.odometry.max_m > 0.0)
+        {
+            return invalid(
+                "objectives.odometry: weight >= 0, metres_scale > 0, window >= 1 and max_m > 0",
             );
         }
         if o.inverse.enabled && !(o.inverse.weight.is_finite() && o.inverse.weight >= 0.0) {

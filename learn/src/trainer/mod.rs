@@ -13,6 +13,7 @@ mod ema;
 mod losses;
 mod placement;
 mod preview;
+mod relative;
 mod step;
 
 use burn::grad_clipping::GradientClippingConfig;
@@ -25,7 +26,7 @@ pub use batch::Batch;
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use config::{
     ContrastiveConfig, ForwardConfig, InverseConfig, MaskedConfig, ObjectivesConfig,
-    ReconstructionConfig, SigRegConfig, SpreadConfig, TrainerConfig,
+    OdometryConfig, ReconstructionConfig, SigRegConfig, SpreadConfig, TrainerConfig,
 };
 pub use preview::Preview;
 pub use step::{Losses, StepReport};

@@ -14,7 +14,7 @@ use super::losses::{gradient_norm, info_nce, scalar, sigreg, spread_terms};
 use crate::LearnError;
 use crate::augment::channels_last;
 use crate::cpu::direct::PixelLayout;
-use crate::model::l2_normalize;
+use crate::model::{RELATIVE_POSE_DIM, l2_normalize};
 use crate::replay::ACTION_DIM;
 
 /// The losses of one step (0 for disabled objectives).
@@ -42,11 +42,13 @@ pub struct Losses {
     pub inverse: f32,
     /// SIGReg statistic of the state embedding.
     pub sigreg: f32,
+    /// Relative pose between two frames, from wheel odometry.
+    pub odometry: f32,
 }
 
 impl Losses {
     /// Every loss with its name, `total` first (for logs and telemetry).
-    pub fn named(&self) -> [(&'static str, f32); 11] {
+    pub fn named(&self) -> [(&'static str, f32); 12] {
         [
             ("total", self.total),
             ("contrastive", self.contrastive),
@@ -59,6 +61,7 @@ impl Losses {
             ("covariance", self.covariance),
             ("inverse", self.inverse),
             ("sigreg", self.sigreg),
+            ("odometry", self.odometry),
         ]
     }
 }
@@ -118,6 +121,8 @@ struct Targets {
     now: Option<Tensor<2>>,
     /// Frame `t+1` without proprio, `[B, D]`; for the inverse objective.
     next_image_only: Option<Tensor<2>>,
+    /// The odometry pair's second frame without proprio, `[B, D]`; for the odometry objective.
+    odometry_second: Option<Tensor<2>>,
     /// Images the target encoded.
     encoded: usize,
 }
@@ -130,8 +135,8 @@ struct Online {
     proprio: Tensor<2>,
     /// The state embedding, `[B, D]`.
     state: Tensor<2>,
-    /// The state embedding without proprio, `[B, D]`; for the contrastive and inverse
-    /// objectives.
+    /// The state embedding without proprio, `[B, D]`; for the contrastive, inverse and
+    /// odometry objectives.
     image_only: Option<Tensor<2>>,
 }
 
@@ -177,6 +182,7 @@ impl Trainer {
         self.reconstruction_loss(&online, &mut terms)?;
         self.masked_loss(batch, shape, &online, &targets, &mut terms)?;
         self.inverse_loss(batch, shape, &online, &targets, &mut terms)?;
+        self.odometry_loss(batch, shape, &online, &targets, &mut terms)?;
         let encoded =
             shape.b * (1 + usize::from(self.config.objectives.masked.enabled)) + targets.encoded;
         self.apply_or_skip(terms, shape.b, encoded, started)
@@ -228,6 +234,31 @@ impl Trainer {
             b * (horizon + 1) * proprio_dim,
         )?;
         expect("actions", batch.actions.len(), b * horizon * ACTION_DIM)?;
+        let odometry_on = o.odometry.enabled;
+        expect(
+            "odometry_offsets",
+            batch.odometry_offsets.len(),
+            if odometry_on { b } else { 0 },
+        )?;
+        expect(
+            "odometry_frames",
+            batch.odometry_frames.len(),
+            rows_if(odometry_on),
+        )?;
+        expect(
+            "relative_poses",
+            batch.relative_poses.len(),
+            if odometry_on {
+                b * RELATIVE_POSE_DIM
+            } else {
+                0
+            },
+        )?;
+        expect(
+            "relative_pose_known",
+            batch.relative_pose_known.len(),
+            if odometry_on { b } else { 0 },
+        )?;
         Ok(shape)
     }
 
@@ -252,7 +283,8 @@ impl Trainer {
     }
 
     /// The EMA target's embeddings, all images encoded in one batch: `[view_b, positive]`
-    /// (contrastive), `future` (forward), `view_a` (masked, target start). The contrastive views
+    /// (contrastive), `future` (forward), `view_a` (masked, target start), the odometry pair's
+    /// second frame (odometry). The contrastive views
     /// see the image only: both views (and the temporal positive) share their proprio, which
     /// would make matching them a shortcut that ignores the image.
     fn encode_targets(
@@ -283,8 +315,13 @@ impl Trainer {
         if now_on {
             target_images.push(&batch.view_a);
         }
+        let odometry_on = o.odometry.enabled;
+        if odometry_on {
+            target_images.push(&batch.odometry_frames);
+        }
         let view_rows = if contrastive_on { 2 * b } else { 0 };
-        let encoded = view_rows + horizon * b + if now_on { b } else { 0 };
+        let now_rows = if now_on { b } else { 0 };
+        let encoded = view_rows + horizon * b + now_rows + if odometry_on { b } else { 0 };
         let features = if crate::cpu::cpu_kernels_on(&plain) {
             // On the CPU the target's convolutions run as direct kernels on the batch's own
             // buffers, in one pass over all of them (see `crate::cpu::direct`).
@@ -345,11 +382,18 @@ impl Trainer {
                 .reshape([b, feature_dim]);
             encoder.fuse(next, proprio.none.clone())
         });
+        let odometry_second = odometry_on.then(|| {
+            encoder.fuse(
+                take(view_rows + horizon * b + now_rows, b),
+                proprio.none.clone(),
+            )
+        });
         Ok(Targets {
             views,
             future,
             now,
             next_image_only,
+            odometry_second,
             encoded,
         })
     }
@@ -376,7 +420,7 @@ impl Trainer {
         let encoder = &self.model.encoder;
         let features = encoder.image_features_rows(view_a.clone(), [b, height, width]);
         let o = &self.config.objectives;
-        let image_only = (o.contrastive.enabled || o.inverse.enabled)
+        let image_only = (o.contrastive.enabled || o.inverse.enabled || o.odometry.enabled)
             .then(|| encoder.fuse(features.clone(), Tensor::from_inner(proprio.none.clone())));
         let proprio = Tensor::from_inner(proprio.now.clone());
         let state = encoder.fuse(features, proprio.clone());
@@ -613,6 +657,45 @@ impl Trainer {
         let pair = Tensor::cat(vec![now.clone(), Tensor::from_inner(next.clone())], 1);
         let inverse = (head.forward(pair) - actions).square().mean();
         terms.add(inverse, o.weight, |l| &mut l.inverse)
+    }
+
+    /// Where frame `t + δ` lies seen from frame `t`, from the image-only online embedding of
+    /// `t` and the target's of `t + δ`: the squared error averaged over the sequences whose
+    /// odometry gave it (none: no term this step).
+    fn odometry_loss(
+        &self,
+        batch: &Batch,
+        shape: Shape,
+        online: &Online,
+        targets: &Targets,
+        terms: &mut Terms,
+    ) -> Result<(), LearnError> {
+        let o = &self.config.objectives.odometry;
+        let (true, Some(head), Some(now), Some(second)) = (
+            o.enabled,
+            &self.model.relative_pose,
+            &online.image_only,
+            &targets.odometry_second,
+        ) else {
+            return Ok(());
+        };
+        let known_count: f32 = batch.relative_pose_known.iter().sum();
+        if known_count < 1.0 {
+            return Ok(());
+        }
+        let b = shape.b;
+        let truth = Tensor::<2>::from_data(
+            TensorData::new(batch.relative_poses.clone(), [b, RELATIVE_POSE_DIM]),
+            &self.device,
+        );
+        let known = Tensor::<2>::from_data(
+            TensorData::new(batch.relative_pose_known.clone(), [b, 1]),
+            &self.device,
+        );
+        let pair = Tensor::cat(vec![now.clone(), Tensor::from_inner(second.clone())], 1);
+        let error = (head.forward(pair) - truth).square() * known;
+        let odometry = error.sum() / (known_count * RELATIVE_POSE_DIM as f32);
+        terms.add(odometry, o.weight, |l| &mut l.odometry)
     }
 
     /// Backward and an Adam step, or, when the loss or the gradients are not finite, the last

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use autodidact_learn::{HealthReport, Trainer, Transition, embedding_health};
+use autodidact_learn::{HealthReport, OdometryPose, Trainer, Transition, embedding_health};
 use autodidact_sim::{ExplorationConfig, ExplorationPolicy, Observation, Sim, SimConfig};
 
 /// Proprio features the tests feed the model: wheel speeds, gyro z, planar specific force, and
@@ -51,6 +51,11 @@ pub fn explore(config: &SimConfig, seed: u64, steps: usize) -> Vec<Sample> {
                 image: Arc::from(observation.frame.rgb.clone()),
                 proprio: proprio_features(&observation),
                 action: [action.linear_x, action.angular_z],
+                odometry: Some(OdometryPose::new(
+                    observation.odom.x,
+                    observation.odom.y,
+                    observation.odom.yaw,
+                )),
             },
             pose: [
                 pose.x as f32,

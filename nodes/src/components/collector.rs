@@ -636,6 +636,7 @@ impl Collector {
             image: frame.image,
             proprio: frame.proprio,
             action,
+            odometry: frame.odometry,
         }
     }
 }

@@ -325,6 +325,7 @@ mod tests {
                     .collect(),
                 proprio: vec![0.1 * (i % 5) as f32, -0.2],
                 action: [0.2, 0.1 * (i % 3) as f32],
+                odometry: None,
             })
             .collect();
         (trainer, frames)
