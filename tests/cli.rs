@@ -347,6 +347,10 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
 
     // The documented schema.
     assert_eq!(report["schema"], "autodidact.eval/2");
+    assert!(
+        report.get("relative_pose").is_none() && report["home"].get("relative_pose").is_none(),
+        "no relative-pose scores for a model without the odometry objective's head"
+    );
     assert_eq!(report["model"]["train_step"], 12);
     assert_eq!(report["model"]["image"], serde_json::json!([32, 32]));
     let seeds = report["data"]["episode_seeds"].as_array().expect("seeds");

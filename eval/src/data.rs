@@ -62,8 +62,6 @@ pub(crate) struct Record {
     pub(crate) pose: [f32; 4],
     /// Nearest object in the robot frame, `[x ahead, y left]`, metres.
     pub(crate) nearest_object: [f32; 2],
-    /// The wheel odometry's pose with the frame (the robot's own sense, drift included).
-    pub(crate) odometry: Option<autodidact_learn::OdometryPose>,
 }
 
 /// The collector settings for `sim`'s camera and the model's proprio.
@@ -188,9 +186,7 @@ fn drive(
             .min_by(|a, b| a.x.hypot(a.y).total_cmp(&b.x.hypot(b.y)))
             .map_or([0.0; 2], |p| [p.x as f32, p.y as f32]);
         let action = policy.act(&observation, period);
-        let odometry = frame.odometry;
         records.push(Record {
-            odometry,
             transition: Transition {
                 source: 0,
                 episode: world,
@@ -198,6 +194,7 @@ fn drive(
                 image: frame.image,
                 proprio: frame.proprio,
                 action: [action.linear_x, action.angular_z],
+                odometry: frame.odometry,
             },
             pose: [
                 pose.x as f32,
@@ -264,14 +261,18 @@ pub(crate) fn odometry_drift(records: &[Record]) -> Vec<f64> {
     };
     let Some((first, odometry)) = records
         .first()
-        .and_then(|r| r.odometry.map(|o| (truth(r), o)))
+        .and_then(|r| r.transition.odometry.map(|o| (truth(r), o)))
     else {
         return Vec::new();
     };
     let align = first.compose(&odometry.inverse());
     records
         .iter()
-        .filter_map(|r| r.odometry.map(|o| align.compose(&o).distance(&truth(r))))
+        .filter_map(|r| {
+            r.transition
+                .odometry
+                .map(|o| align.compose(&o).distance(&truth(r)))
+        })
         .collect()
 }
 
@@ -287,7 +288,7 @@ impl WorldMemory {
                     image: r.transition.image.clone(),
                     proprio: r.transition.proprio.clone(),
                     frame_id: frame_id.clone(),
-                    odometry: r.odometry,
+                    odometry: r.transition.odometry,
                 })
                 .collect(),
             positions: records

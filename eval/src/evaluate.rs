@@ -11,7 +11,7 @@ use crate::data::{Features, Record, WorldMemory, collector_config, explore, expl
 use crate::model::EvalModel;
 use crate::planning::{Models, Worlds, new_world_seeds, planning_setting};
 use crate::report::{DataInfo, EvalReport, HomeReport, ModelInfo, RepresentationScores};
-use crate::representation::representation_scores;
+use crate::representation::{relative_pose_scores, representation_scores};
 use crate::{EvalError, Progress};
 
 /// Side of the grid the raw-pixel baseline averages images to (as the run summary's).
@@ -69,6 +69,7 @@ pub fn evaluate(
         random_init_representation,
         raw_pixels_representation,
     ] = baselined(&fit, &score)?;
+    let relative_pose = relative_pose_scores(&model.trainer, &encoder, &fit, &score)?;
     progress("probes", 1, 1);
 
     let transitions: Vec<Transition> = episodes
@@ -105,6 +106,8 @@ pub fn evaluate(
     let driven_anew: Vec<&Record> = new_drives.iter().flatten().collect();
     let [home_representation, home_random_init, home_pixels] =
         baselined(&remembered, &driven_anew)?;
+    let home_relative_pose =
+        relative_pose_scores(&model.trainer, &encoder, &remembered, &driven_anew)?;
 
     // New worlds: a drive through each pair's world before the goals are given.
     let new_worlds = new_world_seeds(config);
@@ -170,6 +173,7 @@ pub fn evaluate(
         representation,
         random_init_representation,
         raw_pixels_representation,
+        relative_pose,
         prediction_vs_copy_last: health.prediction_vs_copy_last,
         collapse: health.collapse,
         planning,
@@ -180,6 +184,7 @@ pub fn evaluate(
             representation: home_representation,
             random_init_representation: home_random_init,
             raw_pixels_representation: home_pixels,
+            relative_pose: home_relative_pose,
             planning: home_planning,
         },
         config: config.clone(),

@@ -43,7 +43,7 @@ pub use planning::GoalSetting;
 pub use recording::{eval_blueprint, record_report, report_markdown, save_report};
 pub use report::{
     DataInfo, EvalReport, HomeReport, MemoryDrawing, MemoryLocalisation, ModelInfo, PlanningScore,
-    PlanningSetting, PlanningTrajectory, RepresentationScores, report_rows,
+    PlanningSetting, PlanningTrajectory, RelativePoseScores, RepresentationScores, report_rows,
 };
 
 /// Progress: `(stage, done, total)`.

@@ -22,6 +22,10 @@ pub struct EvalReport {
     pub random_init_representation: RepresentationScores,
     /// Same scores for raw pixels projected to the embedding's size.
     pub raw_pixels_representation: RepresentationScores,
+    /// New worlds: frames placed by the relative-pose head (models with the odometry
+    /// objective's head only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_pose: Option<RelativePoseScores>,
     /// k-step prediction error ÷ copy-last, `k = 1..=H`, in the new worlds.
     pub prediction_vs_copy_last: Vec<f64>,
     /// Collapse monitors on the new worlds' embeddings.
@@ -55,6 +59,10 @@ pub struct HomeReport {
     pub random_init_representation: RepresentationScores,
     /// Same for raw pixels.
     pub raw_pixels_representation: RepresentationScores,
+    /// Frames of the new drives placed by the relative-pose head among the remembered ones
+    /// (models with the head only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_pose: Option<RelativePoseScores>,
     /// Goal reaching, one entry per setting.
     pub planning: Vec<PlanningSetting>,
 }
@@ -159,6 +167,30 @@ pub struct DataInfo {
     pub frames: usize,
 }
 
+/// How well the relative-pose head (the odometry objective's) tells where one view lies seen
+/// from another, from their image-only embeddings; errors are medians against the truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelativePoseScores {
+    /// Frames `steps_apart` apart in one scored drive: how far apart they truly are, metres.
+    pub pair_distance_m: f64,
+    /// … the head's error of where the later one lies seen from the earlier, metres …
+    pub pair_position_error_m: f64,
+    /// … and of its heading, degrees.
+    pub pair_yaw_error_deg: f64,
+    /// The steps between the two frames of a pair.
+    pub steps_apart: usize,
+    /// Each scored frame placed at its nearest fit frame by image-only embedding (cosine):
+    /// position error, metres …
+    pub nearest_position_error_m: f64,
+    /// … and heading error, degrees.
+    pub nearest_yaw_error_deg: f64,
+    /// The same frame placed where the head puts it seen from that nearest frame: position
+    /// error, metres …
+    pub corrected_position_error_m: f64,
+    /// … and heading error, degrees.
+    pub corrected_yaw_error_deg: f64,
+}
+
 /// How much of the world the embedding holds, linearly and by nearest neighbour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepresentationScores {
@@ -260,6 +292,14 @@ pub fn report_rows(report: &EvalReport) -> Vec<[String; 3]> {
     ] {
         representation_rows(&mut rows, protocol, trained, random_init, pixels);
     }
+    for (protocol, scores) in [
+        ("new worlds", &report.relative_pose),
+        ("home", &report.home.relative_pose),
+    ] {
+        if let Some(s) = scores {
+            relative_pose_rows(&mut rows, protocol, s);
+        }
+    }
     for (k, ratio) in report.prediction_vs_copy_last.iter().enumerate() {
         rows.push([
             format!("{}-step prediction ÷ copy-last", k + 1),
@@ -309,6 +349,31 @@ fn representation_rows(
     rows.push(row("nearest-object probe R²", &|s| s.nearest_object_r2, 3));
     rows.push(row("k-NN position error m", &|s| s.knn_position_error_m, 3));
     rows.push(row("k-NN heading error °", &|s| s.knn_yaw_error_deg, 1));
+}
+
+fn relative_pose_rows(rows: &mut Vec<[String; 3]>, protocol: &str, s: &RelativePoseScores) {
+    rows.push([
+        format!(
+            "{protocol}: relative-pose head, frames {} steps apart (true distance)",
+            s.steps_apart
+        ),
+        format!(
+            "{:.3} m / {:.1}°",
+            s.pair_position_error_m, s.pair_yaw_error_deg
+        ),
+        format!("{:.3} m", s.pair_distance_m),
+    ]);
+    rows.push([
+        format!("{protocol}: placed at the nearest view, moved by the head (not moved)"),
+        format!(
+            "{:.3} m / {:.1}°",
+            s.corrected_position_error_m, s.corrected_yaw_error_deg
+        ),
+        format!(
+            "{:.3} m / {:.1}°",
+            s.nearest_position_error_m, s.nearest_yaw_error_deg
+        ),
+    ]);
 }
 
 fn planning_rows(rows: &mut Vec<[String; 3]>, protocol: &str, setting: &PlanningSetting) {

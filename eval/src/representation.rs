@@ -1,12 +1,14 @@
-//! How much of the world the embedding holds: linear probes and nearest-neighbour retrieval.
+//! How much of the world the embedding holds: linear probes, nearest-neighbour retrieval, and
+//! where the relative-pose head places one view seen from another.
 
 use autodidact_learn::metrics::LinearProbe;
 use autodidact_learn::stats::median;
+use autodidact_learn::{EncoderSnapshot, OdometryPose, Trainer, Transition};
 use autodidact_sim::wrap_angle;
 
 use crate::EvalError;
-use crate::data::{Features, Record, embed_records};
-use crate::report::RepresentationScores;
+use crate::data::{Features, Record, embed_records, embed_transitions};
+use crate::report::{RelativePoseScores, RepresentationScores};
 
 /// Probes fitted on the features of `fit` and scored on those of `score`; k-NN of `score` among
 /// `fit`.
@@ -76,4 +78,182 @@ pub(crate) fn knn_pose_errors(
         median(&position_errors).unwrap_or(f64::NAN),
         median(&yaw_errors).unwrap_or(f64::NAN),
     )
+}
+
+/// Frames this many steps apart make the relative-pose head's pairs (1 s at 20 frames/s).
+pub(crate) const PAIR_STEPS: usize = 20;
+
+/// How well `trainer`'s relative-pose head places one view seen from another: on pairs of
+/// `score` frames [`PAIR_STEPS`] apart in one drive, and for each `score` frame seen from its
+/// nearest `fit` frame by image-only embedding. `None` for a model without the head.
+pub(crate) fn relative_pose_scores(
+    trainer: &Trainer,
+    encoder: &EncoderSnapshot,
+    fit: &[&Record],
+    score: &[&Record],
+) -> Result<Option<RelativePoseScores>, EvalError> {
+    if trainer.model().relative_pose.is_none() {
+        return Ok(None);
+    }
+    let fit_z = image_only_embeddings(encoder, fit)?;
+    let score_z = image_only_embeddings(encoder, score)?;
+    let truth = |r: &Record| {
+        OdometryPose::new(
+            f64::from(r.pose[0]),
+            f64::from(r.pose[1]),
+            f64::from(r.pose[2]).atan2(f64::from(r.pose[3])),
+        )
+    };
+
+    let pairs: Vec<(usize, usize)> = (0..score.len().saturating_sub(PAIR_STEPS))
+        .map(|i| (i, i + PAIR_STEPS))
+        .filter(|&(i, j)| score[i].transition.episode == score[j].transition.episode)
+        .collect();
+    let (firsts, seconds): (Vec<Vec<f32>>, Vec<Vec<f32>>) = pairs
+        .iter()
+        .map(|&(i, j)| (score_z[i].clone(), score_z[j].clone()))
+        .unzip();
+    let Some(predicted) = trainer.relative_poses(&firsts, &seconds)? else {
+        return Ok(None);
+    };
+    let mut pair_distance = Vec::with_capacity(pairs.len());
+    let mut pair_position = Vec::with_capacity(pairs.len());
+    let mut pair_yaw = Vec::with_capacity(pairs.len());
+    for (&(i, j), estimate) in pairs.iter().zip(&predicted) {
+        let relative = truth(score[i]).inverse().compose(&truth(score[j]));
+        pair_distance.push(relative.x.hypot(relative.y));
+        pair_position.push(relative.distance(estimate));
+        pair_yaw.push(relative.turn(estimate).to_degrees());
+    }
+
+    let unit = |z: &Vec<f32>| autodidact_learn::health::normalise(z);
+    let fit_unit: Vec<Vec<f32>> = fit_z.iter().map(unit).collect();
+    let nearest: Vec<usize> = score_z
+        .iter()
+        .map(|z| {
+            let query = unit(z);
+            fit_unit
+                .iter()
+                .map(|f| f.iter().zip(&query).map(|(x, y)| x * y).sum::<f32>())
+                .enumerate()
+                .max_by(|x, y| x.1.total_cmp(&y.1))
+                .map_or(0, |(i, _)| i)
+        })
+        .collect();
+    let placed_from: Vec<Vec<f32>> = nearest.iter().map(|&n| fit_z[n].clone()).collect();
+    let Some(moves) = trainer.relative_poses(&placed_from, &score_z)? else {
+        return Ok(None);
+    };
+    let mut nearest_position = Vec::with_capacity(score.len());
+    let mut nearest_yaw = Vec::with_capacity(score.len());
+    let mut corrected_position = Vec::with_capacity(score.len());
+    let mut corrected_yaw = Vec::with_capacity(score.len());
+    for ((record, &n), moved) in score.iter().zip(&nearest).zip(&moves) {
+        let (at, from) = (truth(record), truth(fit[n]));
+        nearest_position.push(at.distance(&from));
+        nearest_yaw.push(at.turn(&from).to_degrees());
+        let corrected = from.compose(moved);
+        corrected_position.push(at.distance(&corrected));
+        corrected_yaw.push(at.turn(&corrected).to_degrees());
+    }
+    let m = |values: &[f64]| median(values).unwrap_or(f64::NAN);
+    Ok(Some(RelativePoseScores {
+        pair_distance_m: m(&pair_distance),
+        pair_position_error_m: m(&pair_position),
+        pair_yaw_error_deg: m(&pair_yaw),
+        steps_apart: PAIR_STEPS,
+        nearest_position_error_m: m(&nearest_position),
+        nearest_yaw_error_deg: m(&nearest_yaw),
+        corrected_position_error_m: m(&corrected_position),
+        corrected_yaw_error_deg: m(&corrected_yaw),
+    }))
+}
+
+/// The published encoder's embeddings of the records' images alone (proprio zero), as the
+/// relative-pose head was trained on them.
+fn image_only_embeddings(
+    encoder: &EncoderSnapshot,
+    records: &[&Record],
+) -> Result<Vec<Vec<f32>>, EvalError> {
+    let image_only: Vec<Transition> = records
+        .iter()
+        .map(|r| Transition {
+            proprio: vec![0.0; r.transition.proprio.len()],
+            ..r.transition.clone()
+        })
+        .collect();
+    embed_transitions(encoder, &image_only.iter().collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use autodidact_learn::TrainerConfig;
+
+    use super::*;
+
+    /// A drive of `count` 16×16 frames along x, each image its own pattern.
+    fn drive(episode: u64, count: usize) -> Vec<Record> {
+        (0..count)
+            .map(|i| Record {
+                transition: Transition {
+                    source: 0,
+                    episode,
+                    frame_stamp_ns: (i as u64 + 1) * 50_000_000,
+                    image: Arc::from(
+                        (0..16 * 16 * 3)
+                            .map(|p| ((p * 7 + i * 13 + episode as usize * 29) % 251) as u8)
+                            .collect::<Vec<u8>>(),
+                    ),
+                    proprio: vec![0.3, -0.1],
+                    action: [0.2, 0.0],
+                    odometry: Some(OdometryPose::new(0.01 * i as f64, 0.0, 0.0)),
+                },
+                pose: [0.01 * i as f32, 0.5, 0.0, 1.0],
+                nearest_object: [1.0, 0.0],
+            })
+            .collect()
+    }
+
+    /// A model with the relative-pose head is scored on pairs of one drive and on placements
+    /// among the fit frames; one without it has no such scores.
+    #[test]
+    fn relative_pose_scores_exist_for_a_model_with_the_head_and_only_then() {
+        let mut config = TrainerConfig::for_inputs(16, 16, 2);
+        config.model.odometry_head = true;
+        config.objectives.odometry.enabled = true;
+        let with_head = Trainer::new(config.clone()).expect("trainer");
+        config.model.odometry_head = false;
+        config.objectives.odometry.enabled = false;
+        let without = Trainer::new(config).expect("trainer");
+
+        let (fit, score) = (drive(0, 40), drive(1, 45));
+        let fit: Vec<&Record> = fit.iter().collect();
+        let score: Vec<&Record> = score.iter().collect();
+        let scores = relative_pose_scores(&with_head, &with_head.snapshot(), &fit, &score)
+            .expect("scores")
+            .expect("the model has the head");
+        assert_eq!(scores.steps_apart, PAIR_STEPS);
+        // Frames 20 steps of 1 cm apart along x, heading the same way.
+        assert!((scores.pair_distance_m - 0.2).abs() < 1e-6, "{scores:?}");
+        for value in [
+            scores.pair_position_error_m,
+            scores.pair_yaw_error_deg,
+            scores.nearest_position_error_m,
+            scores.nearest_yaw_error_deg,
+            scores.corrected_position_error_m,
+            scores.corrected_yaw_error_deg,
+        ] {
+            assert!(value.is_finite() && value >= 0.0, "{scores:?}");
+        }
+        assert!(
+            scores.nearest_position_error_m < 0.46,
+            "every fit frame lies within 0.45 m along the same line: {scores:?}"
+        );
+        assert_eq!(
+            relative_pose_scores(&without, &without.snapshot(), &fit, &score).expect("scores"),
+            None
+        );
+    }
 }
