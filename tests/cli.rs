@@ -390,8 +390,16 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
             "nearest_object_r2",
             "knn_position_error_m",
             "knn_yaw_error_deg",
+            "knn_image_only_position_error_m",
+            "knn_image_only_yaw_error_deg",
         ] {
             number(&r[key], key);
+        }
+        if side == "raw_pixels_representation" {
+            assert_eq!(
+                r["knn_image_only_position_error_m"], r["knn_position_error_m"],
+                "raw pixels are the image alone"
+            );
         }
         assert_eq!(r["pose_r2_per_target"].as_array().map(Vec::len), Some(4));
     }

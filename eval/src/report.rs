@@ -205,6 +205,13 @@ pub struct RepresentationScores {
     pub knn_position_error_m: f64,
     /// Median heading error of that neighbour, degrees.
     pub knn_yaw_error_deg: f64,
+    /// The same k-NN by the image alone (embedded with proprio zero, the robot at rest, as the
+    /// memory embeds its places): position error, metres …
+    #[serde(default)]
+    pub knn_image_only_position_error_m: f64,
+    /// … and heading error, degrees.
+    #[serde(default)]
+    pub knn_image_only_yaw_error_deg: f64,
 }
 
 /// Goal reaching in one setting.
@@ -349,6 +356,16 @@ fn representation_rows(
     rows.push(row("nearest-object probe R²", &|s| s.nearest_object_r2, 3));
     rows.push(row("k-NN position error m", &|s| s.knn_position_error_m, 3));
     rows.push(row("k-NN heading error °", &|s| s.knn_yaw_error_deg, 1));
+    rows.push(row(
+        "k-NN position error m, image only",
+        &|s| s.knn_image_only_position_error_m,
+        3,
+    ));
+    rows.push(row(
+        "k-NN heading error °, image only",
+        &|s| s.knn_image_only_yaw_error_deg,
+        1,
+    ));
 }
 
 fn relative_pose_rows(rows: &mut Vec<[String; 3]>, protocol: &str, s: &RelativePoseScores) {

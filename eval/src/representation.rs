@@ -38,12 +38,25 @@ pub(crate) fn representation_scores(
         &score_z,
         &score.iter().map(|r| r.pose).collect::<Vec<_>>(),
     );
+    // The memory places frames by their image (places are embedded with proprio at rest):
+    // retrieval as it does.
+    let (knn_image_only_position_error_m, knn_image_only_yaw_error_deg) = match features {
+        Features::Model(encoder) => knn_pose_errors(
+            &image_only_embeddings(encoder, fit)?,
+            &fit.iter().map(|r| r.pose).collect::<Vec<_>>(),
+            &image_only_embeddings(encoder, score)?,
+            &score.iter().map(|r| r.pose).collect::<Vec<_>>(),
+        ),
+        Features::Pixels(..) => (knn_position_error_m, knn_yaw_error_deg),
+    };
     Ok(RepresentationScores {
         pose_r2: pose_r2_per_target.iter().sum::<f64>() / pose_r2_per_target.len() as f64,
         pose_r2_per_target,
         nearest_object_r2,
         knn_position_error_m,
         knn_yaw_error_deg,
+        knn_image_only_position_error_m,
+        knn_image_only_yaw_error_deg,
     })
 }
 
@@ -60,13 +73,7 @@ pub(crate) fn knn_pose_errors(
     let mut position_errors = Vec::with_capacity(score_z.len());
     let mut yaw_errors = Vec::with_capacity(score_z.len());
     for (query, a) in score_z.iter().map(unit).zip(score_poses) {
-        let Some(nearest) = fit_unit
-            .iter()
-            .map(|f| f.iter().zip(&query).map(|(x, y)| x * y).sum::<f32>())
-            .enumerate()
-            .max_by(|x, y| x.1.total_cmp(&y.1))
-            .map(|(i, _)| i)
-        else {
+        let Some(nearest) = nearest_by_cosine(&fit_unit, &query) else {
             continue;
         };
         let b = fit_poses[nearest];
@@ -80,19 +87,31 @@ pub(crate) fn knn_pose_errors(
     )
 }
 
+/// Index of the unit vector of `fit_unit` most like the unit vector `query` (largest dot
+/// product); `None` when `fit_unit` is empty.
+fn nearest_by_cosine(fit_unit: &[Vec<f32>], query: &[f32]) -> Option<usize> {
+    fit_unit
+        .iter()
+        .map(|f| f.iter().zip(query).map(|(x, y)| x * y).sum::<f32>())
+        .enumerate()
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(i, _)| i)
+}
+
 /// Frames this many steps apart make the relative-pose head's pairs (1 s at 20 frames/s).
 pub(crate) const PAIR_STEPS: usize = 20;
 
 /// How well `trainer`'s relative-pose head places one view seen from another: on pairs of
 /// `score` frames [`PAIR_STEPS`] apart in one drive, and for each `score` frame seen from its
-/// nearest `fit` frame by image-only embedding. `None` for a model without the head.
+/// nearest `fit` frame by image-only embedding. `None` for a model without the head, or without
+/// frames to place.
 pub(crate) fn relative_pose_scores(
     trainer: &Trainer,
     encoder: &EncoderSnapshot,
     fit: &[&Record],
     score: &[&Record],
 ) -> Result<Option<RelativePoseScores>, EvalError> {
-    if trainer.model().relative_pose.is_none() {
+    if trainer.model().relative_pose.is_none() || fit.is_empty() || score.is_empty() {
         return Ok(None);
     }
     let fit_z = image_only_embeddings(encoder, fit)?;
@@ -130,15 +149,7 @@ pub(crate) fn relative_pose_scores(
     let fit_unit: Vec<Vec<f32>> = fit_z.iter().map(unit).collect();
     let nearest: Vec<usize> = score_z
         .iter()
-        .map(|z| {
-            let query = unit(z);
-            fit_unit
-                .iter()
-                .map(|f| f.iter().zip(&query).map(|(x, y)| x * y).sum::<f32>())
-                .enumerate()
-                .max_by(|x, y| x.1.total_cmp(&y.1))
-                .map_or(0, |(i, _)| i)
-        })
+        .map(|z| nearest_by_cosine(&fit_unit, &unit(z)).unwrap_or(0))
         .collect();
     let placed_from: Vec<Vec<f32>> = nearest.iter().map(|&n| fit_z[n].clone()).collect();
     let Some(moves) = trainer.relative_poses(&placed_from, &score_z)? else {
