@@ -191,6 +191,11 @@ pub struct RelativePoseScores {
     pub corrected_yaw_error_deg: f64,
 }
 
+/// A score a report written before it existed does not have.
+fn not_measured() -> f64 {
+    f64::NAN
+}
+
 /// How much of the world the embedding holds, linearly and by nearest neighbour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepresentationScores {
@@ -206,11 +211,12 @@ pub struct RepresentationScores {
     /// Median heading error of that neighbour, degrees.
     pub knn_yaw_error_deg: f64,
     /// The same k-NN by the image alone (embedded with proprio zero, the robot at rest, as the
-    /// memory embeds its places): position error, metres …
-    #[serde(default)]
+    /// memory embeds its places): position error, metres (NaN in a report from before it was
+    /// measured) …
+    #[serde(default = "not_measured")]
     pub knn_image_only_position_error_m: f64,
     /// … and heading error, degrees.
-    #[serde(default)]
+    #[serde(default = "not_measured")]
     pub knn_image_only_yaw_error_deg: f64,
 }
 

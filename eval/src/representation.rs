@@ -103,15 +103,18 @@ pub(crate) const PAIR_STEPS: usize = 20;
 
 /// How well `trainer`'s relative-pose head places one view seen from another: on pairs of
 /// `score` frames [`PAIR_STEPS`] apart in one drive, and for each `score` frame seen from its
-/// nearest `fit` frame by image-only embedding. `None` for a model without the head, or without
-/// frames to place.
+/// nearest `fit` frame by image-only embedding (in the new-worlds protocol, a view of another
+/// world: the arena's walls are the same, its objects and colours are not). `None` for a model
+/// without a trained head, or without frames to place.
 pub(crate) fn relative_pose_scores(
     trainer: &Trainer,
     encoder: &EncoderSnapshot,
     fit: &[&Record],
     score: &[&Record],
 ) -> Result<Option<RelativePoseScores>, EvalError> {
-    if trainer.model().relative_pose.is_none() || fit.is_empty() || score.is_empty() {
+    let trained_head =
+        trainer.model().relative_pose.is_some() && trainer.config().objectives.odometry.enabled;
+    if !trained_head || fit.is_empty() || score.is_empty() {
         return Ok(None);
     }
     let fit_z = image_only_embeddings(encoder, fit)?;
@@ -124,9 +127,25 @@ pub(crate) fn relative_pose_scores(
         )
     };
 
+    // One drive ends where the episode changes or time does not go on (drives of one world
+    // share its episode).
+    let mut drive = 0usize;
+    let drives: Vec<usize> = score
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let new_drive = i.checked_sub(1).is_some_and(|p| {
+                let previous = &score[p].transition;
+                previous.episode != r.transition.episode
+                    || previous.frame_stamp_ns >= r.transition.frame_stamp_ns
+            });
+            drive += usize::from(new_drive);
+            drive
+        })
+        .collect();
     let pairs: Vec<(usize, usize)> = (0..score.len().saturating_sub(PAIR_STEPS))
         .map(|i| (i, i + PAIR_STEPS))
-        .filter(|&(i, j)| score[i].transition.episode == score[j].transition.episode)
+        .filter(|&(i, j)| drives[i] == drives[j])
         .collect();
     let (firsts, seconds): (Vec<Vec<f32>>, Vec<Vec<f32>>) = pairs
         .iter()
@@ -239,14 +258,18 @@ mod tests {
         config.objectives.odometry.enabled = false;
         let without = Trainer::new(config).expect("trainer");
 
-        let (fit, score) = (drive(0, 40), drive(1, 45));
+        // Two drives through one world share its episode; pairs never span them.
+        let fit = drive(0, 40);
+        let mut score = drive(1, 30);
+        score.extend(drive(1, 30));
         let fit: Vec<&Record> = fit.iter().collect();
         let score: Vec<&Record> = score.iter().collect();
         let scores = relative_pose_scores(&with_head, &with_head.snapshot(), &fit, &score)
             .expect("scores")
             .expect("the model has the head");
         assert_eq!(scores.steps_apart, PAIR_STEPS);
-        // Frames 20 steps of 1 cm apart along x, heading the same way.
+        // Frames 20 steps of 1 cm apart along x, heading the same way (a pair spanning the two
+        // drives would be 0.1 m apart).
         assert!((scores.pair_distance_m - 0.2).abs() < 1e-6, "{scores:?}");
         for value in [
             scores.pair_position_error_m,
@@ -265,6 +288,14 @@ mod tests {
         assert_eq!(
             relative_pose_scores(&without, &without.snapshot(), &fit, &score).expect("scores"),
             None
+        );
+        let mut untrained = with_head.config().clone();
+        untrained.objectives.odometry.enabled = false;
+        let untrained = Trainer::new(untrained).expect("trainer");
+        assert_eq!(
+            relative_pose_scores(&untrained, &untrained.snapshot(), &fit, &score).expect("scores"),
+            None,
+            "a head the objective does not train is not scored"
         );
     }
 }

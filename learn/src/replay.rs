@@ -39,7 +39,7 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplayConfig {
-    /// Most transitions kept; the oldest go first. Memory ≈ capacity × (3·W·H + 4·proprio + 48)
+    /// Most transitions kept; the oldest go first. Memory ≈ capacity × (3·W·H + 4·proprio + 104)
     /// bytes, ≈ 12.4 KB per transition at 64×64: 245 MB at the default 20 000.
     pub capacity: usize,
     /// Two consecutive transitions further apart than this (ns) are not one sequence.

@@ -364,19 +364,26 @@ fn bad_configs_are_refused() {
         matches!(Trainer::new(config), Err(LearnError::InvalidConfig(_))),
         "relative pose without its head"
     );
-    for broken in [
-        |c: &mut TrainerConfig| c.objectives.odometry.metres_scale = 0.0,
-        |c: &mut TrainerConfig| c.objectives.odometry.window = 0,
-        |c: &mut TrainerConfig| c.objectives.odometry.weight = f32::NAN,
-        |c: &mut TrainerConfig| c.objectives.sigreg.directions = 0,
-        |c: &mut TrainerConfig| c.objectives.sigreg.knots = 1,
-        |c: &mut TrainerConfig| c.objectives.sigreg.t_max = f32::NAN,
-    ] {
+    type Break = fn(&mut TrainerConfig);
+    let broken_settings: [(&str, Break); 7] = [
+        ("odometry metres_scale", |c| {
+            c.objectives.odometry.metres_scale = 0.0
+        }),
+        ("odometry window", |c| c.objectives.odometry.window = 0),
+        ("odometry weight", |c| {
+            c.objectives.odometry.weight = f32::NAN
+        }),
+        ("odometry max_m", |c| c.objectives.odometry.max_m = 0.0),
+        ("sigreg directions", |c| c.objectives.sigreg.directions = 0),
+        ("sigreg knots", |c| c.objectives.sigreg.knots = 1),
+        ("sigreg t_max", |c| c.objectives.sigreg.t_max = f32::NAN),
+    ];
+    for (what, broken) in broken_settings {
         let mut config = small_config(0);
         broken(&mut config);
         assert!(
             matches!(Trainer::new(config), Err(LearnError::InvalidConfig(_))),
-            "sigreg"
+            "{what}"
         );
     }
     let mut config = small_config(0);

@@ -11,7 +11,7 @@ impl Trainer {
     /// Where each frame of `second` lies seen from the frame of `first` at the same index (`x`
     /// ahead, `y` left, metres; heading, radians), by the relative-pose head of the odometry
     /// objective, from the two frames' image-only embeddings (the published encoder's, proprio
-    /// zero). `None` for a model without the head.
+    /// zero). `None` for a model without the head, or whose head the objective does not train.
     ///
     /// # Shapes
     /// - `first`, `second`: `N` embeddings of `D` values each
@@ -21,7 +21,10 @@ impl Trainer {
         first: &[Vec<f32>],
         second: &[Vec<f32>],
     ) -> Result<Option<Vec<OdometryPose>>, LearnError> {
-        let Some(head) = &self.model.relative_pose else {
+        let (Some(head), true) = (
+            &self.model.relative_pose,
+            self.config.objectives.odometry.enabled,
+        ) else {
             return Ok(None);
         };
         let d = self.config.model.embed_dim();
@@ -54,10 +57,11 @@ impl Trainer {
             output
                 .chunks(RELATIVE_POSE_DIM)
                 .map(|p| {
+                    let turn = f64::from(p[2]);
                     OdometryPose::new(
                         f64::from(p[0]) * scale,
                         f64::from(p[1]) * scale,
-                        f64::from(p[2]),
+                        turn.sin().atan2(turn.cos()),
                     )
                 })
                 .collect(),

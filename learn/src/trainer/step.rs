@@ -660,8 +660,8 @@ impl Trainer {
     }
 
     /// Where frame `t + δ` lies seen from frame `t`, from the image-only online embedding of
-    /// `t` and the target's of `t + δ`: the squared error averaged over the sequences whose
-    /// odometry gave it (none: no term this step).
+    /// `t` and the target's of `t + δ` (the error as [`super::config::OdometryConfig::weight`]
+    /// says), averaged over the sequences whose odometry gave it (none: no term this step).
     fn odometry_loss(
         &self,
         batch: &Batch,
@@ -693,7 +693,11 @@ impl Trainer {
             &self.device,
         );
         let pair = Tensor::cat(vec![now.clone(), Tensor::from_inner(second.clone())], 1);
-        let error = (head.forward(pair) - truth).square() * known;
+        let residual = head.forward(pair) - truth;
+        let position = residual.clone().slice([0..b, 0..2]).square();
+        // 2 (1 − cos Δ): Δ² for small errors, and no jump where a turn wraps past ±π.
+        let turn = (residual.slice([0..b, 2..3]).cos().neg() + 1.0) * 2.0;
+        let error = Tensor::cat(vec![position, turn], 1) * known;
         let odometry = error.sum() / (known_count * RELATIVE_POSE_DIM as f32);
         terms.add(odometry, o.weight, |l| &mut l.odometry)
     }
