@@ -64,6 +64,17 @@ pub(crate) struct Record {
     pub(crate) nearest_object: [f32; 2],
 }
 
+impl Record {
+    /// Where the frame truly was taken, as a planar pose.
+    pub(crate) fn true_pose(&self) -> autodidact_learn::OdometryPose {
+        autodidact_learn::OdometryPose::new(
+            f64::from(self.pose[0]),
+            f64::from(self.pose[1]),
+            f64::from(self.pose[2]).atan2(f64::from(self.pose[3])),
+        )
+    }
+}
+
 /// The collector settings for `sim`'s camera and the model's proprio.
 pub(crate) fn collector_config(
     sim: &SimConfig,
@@ -252,16 +263,9 @@ pub(crate) const COVERAGE_TURN_DEG: f64 = 30.0;
 /// Metres between where the odometry puts each frame (aligned with the truth at the first
 /// frame) and where the robot truly was: how far the memory's odometry has drifted.
 pub(crate) fn odometry_drift(records: &[Record]) -> Vec<f64> {
-    let truth = |r: &Record| {
-        autodidact_learn::OdometryPose::new(
-            f64::from(r.pose[0]),
-            f64::from(r.pose[1]),
-            f64::from(r.pose[2]).atan2(f64::from(r.pose[3])),
-        )
-    };
     let Some((first, odometry)) = records
         .first()
-        .and_then(|r| r.transition.odometry.map(|o| (truth(r), o)))
+        .and_then(|r| r.transition.odometry.map(|o| (r.true_pose(), o)))
     else {
         return Vec::new();
     };
@@ -271,7 +275,7 @@ pub(crate) fn odometry_drift(records: &[Record]) -> Vec<f64> {
         .filter_map(|r| {
             r.transition
                 .odometry
-                .map(|o| align.compose(&o).distance(&truth(r)))
+                .map(|o| align.compose(&o).distance(&r.true_pose()))
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 
 use autodidact_learn::metrics::LinearProbe;
 use autodidact_learn::stats::median;
-use autodidact_learn::{EncoderSnapshot, OdometryPose, Trainer, Transition};
+use autodidact_learn::{EncoderSnapshot, Trainer, Transition};
 use autodidact_sim::wrap_angle;
 
 use crate::EvalError;
@@ -119,14 +119,6 @@ pub(crate) fn relative_pose_scores(
     }
     let fit_z = image_only_embeddings(encoder, fit)?;
     let score_z = image_only_embeddings(encoder, score)?;
-    let truth = |r: &Record| {
-        OdometryPose::new(
-            f64::from(r.pose[0]),
-            f64::from(r.pose[1]),
-            f64::from(r.pose[2]).atan2(f64::from(r.pose[3])),
-        )
-    };
-
     // One drive ends where the episode changes or time does not go on (drives of one world
     // share its episode).
     let mut drive = 0usize;
@@ -158,7 +150,10 @@ pub(crate) fn relative_pose_scores(
     let mut pair_position = Vec::with_capacity(pairs.len());
     let mut pair_yaw = Vec::with_capacity(pairs.len());
     for (&(i, j), estimate) in pairs.iter().zip(&predicted) {
-        let relative = truth(score[i]).inverse().compose(&truth(score[j]));
+        let relative = score[i]
+            .true_pose()
+            .inverse()
+            .compose(&score[j].true_pose());
         pair_distance.push(relative.x.hypot(relative.y));
         pair_position.push(relative.distance(estimate));
         pair_yaw.push(relative.turn(estimate).to_degrees());
@@ -179,7 +174,7 @@ pub(crate) fn relative_pose_scores(
     let mut corrected_position = Vec::with_capacity(score.len());
     let mut corrected_yaw = Vec::with_capacity(score.len());
     for ((record, &n), moved) in score.iter().zip(&nearest).zip(&moves) {
-        let (at, from) = (truth(record), truth(fit[n]));
+        let (at, from) = (record.true_pose(), fit[n].true_pose());
         nearest_position.push(at.distance(&from));
         nearest_yaw.push(at.turn(&from).to_degrees());
         let corrected = from.compose(moved);
@@ -219,7 +214,7 @@ fn image_only_embeddings(
 mod tests {
     use std::sync::Arc;
 
-    use autodidact_learn::TrainerConfig;
+    use autodidact_learn::{OdometryPose, TrainerConfig};
 
     use super::*;
 

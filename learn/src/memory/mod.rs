@@ -33,6 +33,7 @@ mod odometry;
 pub use follow::{Follow, FollowConfig, PathFollower};
 pub use localise::{Localiser, Placement};
 pub use odometry::OdometryPose;
+pub(crate) use odometry::wrap;
 
 /// What a memory's places are told apart by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -91,21 +91,16 @@ impl Trainer {
         let masked_on = c.objectives.masked.enabled;
         let contrastive_on = c.objectives.contrastive.enabled;
         let odometry_on = c.objectives.odometry.enabled;
-        let per_batch = |on: bool| {
-            if on {
-                vec![0.0; batch * image_len]
-            } else {
-                Vec::new()
-            }
-        };
+        // An objective that is off gets empty buffers.
+        let sized = |on: bool, len: usize| if on { vec![0.0; len] } else { Vec::new() };
         let mut out = Batch {
             size: batch,
             view_a: vec![0.0; batch * image_len],
             view_b: vec![0.0; batch * image_len],
             temporal_offsets: vec![1; batch],
-            positive: per_batch(contrastive_on),
+            positive: sized(contrastive_on, batch * image_len),
             future: vec![0.0; batch * horizon * image_len],
-            masked: per_batch(masked_on),
+            masked: sized(masked_on, batch * image_len),
             proprio: vec![0.0; batch * (horizon + 1) * proprio_dim],
             actions: vec![0.0; batch * horizon * ACTION_DIM],
             odometry_offsets: if odometry_on {
@@ -113,71 +108,45 @@ impl Trainer {
             } else {
                 Vec::new()
             },
-            odometry_frames: per_batch(odometry_on),
-            relative_poses: if odometry_on {
-                vec![0.0; batch * RELATIVE_POSE_DIM]
-            } else {
-                Vec::new()
-            },
-            relative_pose_known: if odometry_on {
-                vec![0.0; batch]
-            } else {
-                Vec::new()
-            },
+            odometry_frames: sized(odometry_on, batch * image_len),
+            relative_poses: sized(odometry_on, batch * RELATIVE_POSE_DIM),
+            relative_pose_known: sized(odometry_on, batch),
         };
         let window = c.objectives.contrastive.temporal_window.max(1);
         // Sequences are filled in parallel, each from its own random stream seeded from the
         // trainer's: the batch depends on the seed, not on the thread count.
         let seeds: Vec<u64> = starts.iter().map(|_| self.rng.random()).collect();
-        let slots: Vec<SequenceSlots<'_>> = per_sequence(&mut out.view_a, batch)
-            .into_iter()
-            .zip(per_sequence(&mut out.view_b, batch))
-            .zip(per_sequence(&mut out.positive, batch))
-            .zip(per_sequence(&mut out.masked, batch))
-            .zip(per_sequence(&mut out.future, batch))
-            .zip(per_sequence(&mut out.proprio, batch))
-            .zip(per_sequence(&mut out.actions, batch))
-            .zip(out.temporal_offsets.iter_mut())
-            .zip(optional_per_sequence(&mut out.odometry_offsets, batch))
-            .zip(per_sequence(&mut out.odometry_frames, batch))
-            .zip(per_sequence(&mut out.relative_poses, batch))
-            .zip(per_sequence(&mut out.relative_pose_known, batch))
-            .map(
-                |(
-                    (
-                        (
-                            (
-                                (
-                                    (
-                                        (((((view_a, view_b), positive), masked), future), proprio),
-                                        actions,
-                                    ),
-                                    offset,
-                                ),
-                                odometry_offset,
-                            ),
-                            odometry_frame,
-                        ),
-                        relative_pose,
-                    ),
-                    relative_pose_known,
-                )| {
-                    SequenceSlots {
-                        view_a,
-                        view_b,
-                        positive,
-                        masked,
-                        future,
-                        proprio,
-                        actions,
-                        offset,
-                        odometry_offset,
-                        odometry_frame,
-                        relative_pose,
-                        relative_pose_known,
-                    }
-                },
-            )
+        let mut view_a = per_sequence(&mut out.view_a, batch).into_iter();
+        let mut view_b = per_sequence(&mut out.view_b, batch).into_iter();
+        let mut positive = per_sequence(&mut out.positive, batch).into_iter();
+        let mut masked = per_sequence(&mut out.masked, batch).into_iter();
+        let mut future = per_sequence(&mut out.future, batch).into_iter();
+        let mut proprio = per_sequence(&mut out.proprio, batch).into_iter();
+        let mut actions = per_sequence(&mut out.actions, batch).into_iter();
+        let mut offset = out.temporal_offsets.iter_mut();
+        let mut odometry_offset =
+            optional_per_sequence(&mut out.odometry_offsets, batch).into_iter();
+        let mut odometry_frame = per_sequence(&mut out.odometry_frames, batch).into_iter();
+        let mut relative_pose = per_sequence(&mut out.relative_poses, batch).into_iter();
+        let mut relative_pose_known = per_sequence(&mut out.relative_pose_known, batch).into_iter();
+        // Every buffer has one part per sequence.
+        let slots: Vec<SequenceSlots<'_>> = (0..batch)
+            .map_while(|_| {
+                Some(SequenceSlots {
+                    view_a: view_a.next()?,
+                    view_b: view_b.next()?,
+                    positive: positive.next()?,
+                    masked: masked.next()?,
+                    future: future.next()?,
+                    proprio: proprio.next()?,
+                    actions: actions.next()?,
+                    offset: offset.next()?,
+                    odometry_offset: odometry_offset.next()?,
+                    odometry_frame: odometry_frame.next()?,
+                    relative_pose: relative_pose.next()?,
+                    relative_pose_known: relative_pose_known.next()?,
+                })
+            })
             .collect();
         let replay = &self.replay;
         slots

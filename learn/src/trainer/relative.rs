@@ -4,7 +4,7 @@ use burn::prelude::*;
 
 use super::Trainer;
 use crate::LearnError;
-use crate::memory::OdometryPose;
+use crate::memory::{OdometryPose, wrap};
 use crate::model::RELATIVE_POSE_DIM;
 
 impl Trainer {
@@ -57,11 +57,10 @@ impl Trainer {
             output
                 .chunks(RELATIVE_POSE_DIM)
                 .map(|p| {
-                    let turn = f64::from(p[2]);
                     OdometryPose::new(
                         f64::from(p[0]) * scale,
                         f64::from(p[1]) * scale,
-                        turn.sin().atan2(turn.cos()),
+                        wrap(f64::from(p[2])),
                     )
                 })
                 .collect(),

@@ -165,6 +165,16 @@ impl Terms {
     }
 }
 
+/// The input of a head on two frames: the online image-only embedding of the first beside the
+/// target's of the second.
+///
+/// # Shapes
+/// - `online`, `target`: `[B, D]`
+/// - output: `[B, 2·D]`
+fn image_pair(online: &Tensor<2>, target: &Tensor<2>) -> Tensor<2> {
+    Tensor::cat(vec![online.clone(), Tensor::from_inner(target.clone())], 1)
+}
+
 impl Trainer {
     /// Trains on one batch. A batch whose loss or gradients are not finite is skipped, the last
     /// good weights are restored, and the skip is counted.
@@ -654,8 +664,9 @@ impl Trainer {
             TensorData::new(first_actions, [b, ACTION_DIM]),
             &self.device,
         );
-        let pair = Tensor::cat(vec![now.clone(), Tensor::from_inner(next.clone())], 1);
-        let inverse = (head.forward(pair) - actions).square().mean();
+        let inverse = (head.forward(image_pair(now, next)) - actions)
+            .square()
+            .mean();
         terms.add(inverse, o.weight, |l| &mut l.inverse)
     }
 
@@ -692,8 +703,7 @@ impl Trainer {
             TensorData::new(batch.relative_pose_known.clone(), [b, 1]),
             &self.device,
         );
-        let pair = Tensor::cat(vec![now.clone(), Tensor::from_inner(second.clone())], 1);
-        let residual = head.forward(pair) - truth;
+        let residual = head.forward(image_pair(now, second)) - truth;
         let position = residual.clone().slice([0..b, 0..2]).square();
         // 2 (1 − cos Δ): Δ² for small errors, and no jump where a turn wraps past ±π.
         let turn = (residual.slice([0..b, 2..3]).cos().neg() + 1.0) * 2.0;
