@@ -87,12 +87,21 @@ impl MemoryGraph {
     /// places, and so does a shortcut of one episode over a drive of at most
     /// [`FollowConfig::shortcut_odometry_m`]; any other shortcut keeps the pose (the same
     /// place). `None` when a step needs a pose that is missing, or two consecutive places are
-    /// not joined by an edge.
+    /// not joined by an edge. Where the memory is laid out as one map ([`PoseGraphConfig`](
+    /// super::PoseGraphConfig)), the path is the route's places in the map instead.
     pub fn route_path(
         &self,
         route: &Route,
         odometry: impl Fn(usize) -> Option<OdometryPose>,
     ) -> Option<Vec<OdometryPose>> {
+        if let Some(first) = route.nodes.first().and_then(|&i| self.map_pose(i)) {
+            let to_first = first.inverse();
+            return route
+                .nodes
+                .iter()
+                .map(|&i| Some(to_first.compose(&self.map_pose(i)?)))
+                .collect();
+        }
         let mut path = Vec::with_capacity(route.nodes.len());
         let mut pose = OdometryPose::default();
         path.push(pose);
@@ -115,7 +124,7 @@ impl MemoryGraph {
     /// [`FollowConfig::shortcut_odometry_m`], by the odometry of the nodes between them (of one
     /// episode: nodes are in the order they were driven through; a change of episode between
     /// them is not a short drive).
-    fn short_drive(
+    pub(super) fn short_drive(
         &self,
         a: usize,
         b: usize,

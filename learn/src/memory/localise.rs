@@ -2,7 +2,8 @@
 //!
 //! One view is ambiguous: the nearest remembered embedding is often a look-alike place
 //! elsewhere. But every frame's nearest remembered places each say where the robot's odometry
-//! frame lies in the memory's (`memory pose ⊕ odometry now⁻¹`), and while the robot drives, the
+//! frame lies in the memory's (`memory pose ⊕ odometry now⁻¹`; the memory's pose is the
+//! optimised map's where it has one, [`MemoryGraph::place_pose`]), and while the robot drives, the
 //! right places keep saying the same thing and the look-alikes say something else each time.
 //! [`Localiser`] keeps the votes of the latest frames and places the robot where most of them
 //! agree, as a histogram filter would, with no map and no tuning of motion noise: odometry's
@@ -18,9 +19,10 @@ use crate::LearnError;
 pub struct Placement {
     /// The node nearest to `pose`.
     pub node: usize,
-    /// The robot's pose in the `odom` frame of the memory's episode `episode`.
+    /// The robot's pose in the memory's frame `episode`: the `odom` frame of that episode, or
+    /// that part of the optimised map ([`MemoryGraph::place_pose`]).
     pub pose: OdometryPose,
-    /// The episode of the memory it was placed in.
+    /// The episode (or part of the optimised map) of the memory it was placed in.
     pub episode: u64,
     /// Votes that agree with it (of at most [`MemoryConfig::candidates`] ×
     /// [`MemoryConfig::vote_frames`]).
@@ -75,12 +77,11 @@ impl Localiser {
         self.frames += 1;
         let from_robot = odometry.inverse();
         for (rank, (node, _)) in candidates.iter().enumerate() {
-            let node = &graph.nodes()[*node];
-            if let Some(pose) = node.odometry {
+            if let Some((episode, pose)) = graph.place_pose(*node) {
                 self.votes.push_back(Vote {
                     frame: self.frames,
                     rank,
-                    episode: node.episode,
+                    episode,
                     transform: pose.compose(&from_robot),
                 });
             }

@@ -17,6 +17,11 @@
 //! [`Localiser`]: every frame's nearest remembered places vote for where the robot's odometry
 //! frame lies in the memory's, and the votes that agree win (a place recognised once is
 //! ambiguous; a sequence of places consistent with the wheels' motion is not).
+//!
+//! With [`PoseGraphConfig`], the places are also laid out as one map: the odometry between
+//! neighbours and the shortcuts, optimised with robust weights over the memory's loops. Its
+//! rejected shortcuts are dropped, routes cost its metres, and the path to follow and the
+//! robot's placement rest on its poses instead of one episode's drifting odometry.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -29,11 +34,13 @@ use crate::health::normalise;
 mod follow;
 mod localise;
 mod odometry;
+mod pose_graph;
 
 pub use follow::{Follow, FollowConfig, PathFollower};
 pub use localise::{Localiser, Placement};
 pub use odometry::OdometryPose;
 pub(crate) use odometry::wrap;
+pub use pose_graph::PoseGraphConfig;
 
 /// What a memory's places are told apart by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -88,6 +95,8 @@ pub struct MemoryConfig {
     pub vote_turn_deg: f32,
     /// Following the route by odometry instead of by subgoals of the latent MPC.
     pub follow: FollowConfig,
+    /// Laying the places out as one map, optimised over the memory's loops.
+    pub pose_graph: PoseGraphConfig,
 }
 
 impl Default for MemoryConfig {
@@ -108,6 +117,7 @@ impl Default for MemoryConfig {
             vote_radius_m: 0.25,
             vote_turn_deg: 20.0,
             follow: FollowConfig::default(),
+            pose_graph: PoseGraphConfig::default(),
         }
     }
 }
@@ -136,7 +146,8 @@ impl MemoryConfig {
                 (self.shortcut_factor, "shortcut_factor"),
             ],
         )?;
-        self.follow.validate()
+        self.follow.validate()?;
+        self.pose_graph.validate()
     }
 }
 
@@ -175,7 +186,8 @@ pub enum EdgeKind {
     Observed,
     /// Two nodes whose embeddings are as close as an observed step.
     Shortcut,
-    /// Two nodes of one episode that wheel odometry puts at the same place.
+    /// Two nodes of one episode that wheel odometry puts at the same place, or two nodes that
+    /// the optimised map does ([`PoseGraphConfig`]).
     Odometry,
 }
 
@@ -216,6 +228,11 @@ pub struct MemoryGraph {
     step_distance: f32,
     /// Whether any node has an odometry pose (asked for every frame the planner places).
     has_odometry: bool,
+    /// Each node's pose in the optimised map ([`PoseGraphConfig`]), when it is on, and the part
+    /// of the map it lies in.
+    map: Option<Vec<Option<(u64, OdometryPose)>>>,
+    /// Shortcuts the map rejected (each direction counted once), no longer edges.
+    rejected_shortcuts: usize,
 }
 
 impl MemoryGraph {
@@ -362,13 +379,142 @@ impl MemoryGraph {
             }
         }
         let has_odometry = nodes.iter().any(|n| n.odometry.is_some());
-        Ok(Self {
+        let mut graph = Self {
             config,
             nodes,
             edges,
             step_distance,
             has_odometry,
-        })
+            map: None,
+            rejected_shortcuts: 0,
+        };
+        if graph.config.pose_graph.enabled {
+            let frame_odometry: Vec<_> = graph
+                .nodes
+                .iter()
+                .map(|n| odometry.get(n.frame).copied().flatten())
+                .collect();
+            graph.lay_out(&frame_odometry);
+        }
+        Ok(graph)
+    }
+
+    /// Optimises the nodes' poses ([`PoseGraphConfig`]) from `odometry` (each node's frame's),
+    /// keeps them as the map and drops the shortcuts it rejects from the edges.
+    fn lay_out(&mut self, odometry: &[Option<OdometryPose>]) {
+        let config = self.config.pose_graph.clone();
+        let pose = |i: usize| odometry.get(i).copied().flatten();
+        let mut constraints = Vec::new();
+        for (from, edges) in self.edges.iter().enumerate() {
+            for edge in edges.iter().filter(|e| e.to > from) {
+                let same_episode = self.nodes[from].episode == self.nodes[edge.to].episode;
+                match (edge.kind, pose(from), pose(edge.to)) {
+                    (EdgeKind::Observed, Some(a), Some(b)) if same_episode => constraints.push(
+                        pose_graph::Constraint::odometry((from, &a), (edge.to, &b), &config),
+                    ),
+                    (EdgeKind::Shortcut, ..) => {
+                        constraints.push(pose_graph::Constraint::same_place(from, edge.to, &config))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let layout = pose_graph::optimise(odometry, &constraints, &config);
+        for (constraint, kept) in constraints.iter().zip(&layout.kept) {
+            if !kept {
+                let (a, b) = (constraint.from, constraint.to);
+                self.edges[a].retain(|e| e.to != b);
+                self.edges[b].retain(|e| e.to != a);
+                self.rejected_shortcuts += 1;
+            }
+        }
+        tracing::debug!(
+            nodes = self.nodes.len(),
+            constraints = constraints.len(),
+            rejected = self.rejected_shortcuts,
+            seconds = started.elapsed().as_secs_f64(),
+            "memory laid out as a pose graph"
+        );
+        self.link_by_map(&layout.poses);
+        self.map = Some(
+            layout
+                .poses
+                .iter()
+                .zip(&layout.parts)
+                .map(|(pose, part)| pose.map(|p| (*part as u64, p)))
+                .collect(),
+        );
+        self.has_odometry |= self.map.iter().flatten().any(Option::is_some);
+    }
+
+    /// Routes through the map `poses`: every edge between two places with a pose costs the
+    /// metres and turns between them there, and places the map puts within
+    /// [`MemoryConfig::odometry_link_m`] and `odometry_link_deg` of each other are linked (the
+    /// same place, passed again on any drive: the map's loops agree).
+    fn link_by_map(&mut self, poses: &[Option<OdometryPose>]) {
+        let turn_cost = f64::from(self.config.turn_cost_m);
+        let cost = |p: &OdometryPose, q: &OdometryPose| {
+            ((p.distance(q) + turn_cost * p.turn(q)) as f32).max(1e-3)
+        };
+        let pose = |i: usize| poses.get(i).copied().flatten();
+        for (from, edges) in self.edges.iter_mut().enumerate() {
+            for edge in edges.iter_mut() {
+                if let (Some(p), Some(q)) = (pose(from), pose(edge.to)) {
+                    edge.cost = cost(&p, &q);
+                }
+            }
+        }
+        let (link_m, link_turn) = (
+            f64::from(self.config.odometry_link_m),
+            f64::from(self.config.odometry_link_deg).to_radians(),
+        );
+        for i in 0..self.nodes.len() {
+            let Some(p) = pose(i) else { continue };
+            for j in i + 2..self.nodes.len() {
+                let Some(q) = pose(j) else { continue };
+                if p.distance(&q) <= link_m
+                    && p.turn(&q) <= link_turn
+                    && !self.edges[i].iter().any(|e| e.to == j)
+                {
+                    let c = cost(&p, &q);
+                    self.edges[i].push(MemoryEdge {
+                        to: j,
+                        cost: c,
+                        kind: EdgeKind::Odometry,
+                    });
+                    self.edges[j].push(MemoryEdge {
+                        to: i,
+                        cost: c,
+                        kind: EdgeKind::Odometry,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Node `i`'s pose in the optimised map, when the memory is laid out as one
+    /// ([`PoseGraphConfig`]) and the node's frame carried odometry.
+    pub fn map_pose(&self, i: usize) -> Option<OdometryPose> {
+        Some(self.map.as_ref()?.get(i).copied().flatten()?.1)
+    }
+
+    /// Where node `i` lies and in which frame, as the memory places things by its poses: in
+    /// the optimised map when there is one (the frame is its part of the map), else by its
+    /// odometry in its episode's `odom` frame (with [`MemoryConfig::use_odometry`]).
+    pub fn place_pose(&self, i: usize) -> Option<(u64, OdometryPose)> {
+        match &self.map {
+            Some(map) => map.get(i).copied().flatten(),
+            None => {
+                let node = self.nodes.get(i)?;
+                Some((node.episode, node.odometry?))
+            }
+        }
+    }
+
+    /// Shortcuts the optimised map rejected (and routes do not take).
+    pub fn rejected_shortcuts(&self) -> usize {
+        self.rejected_shortcuts
     }
 
     /// The nodes.
@@ -499,7 +645,7 @@ impl MemoryGraph {
         })
     }
 
-    /// Whether any node has an odometry pose.
+    /// Whether any node has a pose to place things by ([`place_pose`](Self::place_pose)).
     pub fn has_odometry(&self) -> bool {
         self.has_odometry
     }
@@ -530,19 +676,13 @@ impl MemoryGraph {
         let candidates = self.candidates(embedding)?;
         let (radius, turn) = self.vote_gate();
         let support = |i: usize| {
-            let node = &self.nodes[i];
             candidates
                 .iter()
-                .filter(|(j, _)| {
-                    let other = &self.nodes[*j];
-                    match (node.odometry, other.odometry) {
-                        (Some(p), Some(q)) => {
-                            node.episode == other.episode
-                                && p.distance(&q) <= radius
-                                && p.turn(&q) <= turn
-                        }
-                        _ => *j == i,
+                .filter(|(j, _)| match (self.place_pose(i), self.place_pose(*j)) {
+                    (Some((a, p)), Some((b, q))) => {
+                        a == b && p.distance(&q) <= radius && p.turn(&q) <= turn
                     }
+                    _ => *j == i,
                 })
                 .count()
         };
@@ -556,17 +696,16 @@ impl MemoryGraph {
             .unwrap_or((0, f32::INFINITY)))
     }
 
-    /// The node of `episode` nearest to `pose` (metres plus [`MemoryConfig::turn_cost_m`] per
-    /// radian), or `None` when no node of it has odometry.
-    pub fn nearest_by_odometry(&self, episode: u64, pose: &OdometryPose) -> Option<usize> {
+    /// The node in `frame` ([`place_pose`](Self::place_pose)) nearest to `pose` (metres plus
+    /// [`MemoryConfig::turn_cost_m`] per radian), or `None` when no node lies in it.
+    pub fn nearest_by_odometry(&self, frame: u64, pose: &OdometryPose) -> Option<usize> {
         let turn_cost = f64::from(self.config.turn_cost_m);
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.episode == episode)
-            .filter_map(|(i, n)| {
-                n.odometry
-                    .map(|p| (i, p.distance(pose) + turn_cost * p.turn(pose)))
+        (0..self.nodes.len())
+            .filter_map(|i| match self.place_pose(i) {
+                Some((f, p)) if f == frame => {
+                    Some((i, p.distance(pose) + turn_cost * p.turn(pose)))
+                }
+                _ => None,
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i)

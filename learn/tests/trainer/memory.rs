@@ -453,6 +453,95 @@ fn a_shortcut_over_a_short_drive_moves_by_the_odometry_between_its_places_and_a_
     );
 }
 
+/// Three laps around a 2 m square, a place every 0.1 m, and wheel odometry whose heading
+/// drifts by 3° per metre driven: `(true poses, odometry poses)`.
+fn drifting_laps() -> (Vec<OdometryPose>, Vec<OdometryPose>) {
+    let mut truth = Vec::new();
+    let mut pose = OdometryPose::default();
+    for _ in 0..3 * 4 {
+        for _ in 0..20 {
+            truth.push(pose);
+            pose = pose.compose(&OdometryPose::new(0.1, 0.0, 0.0));
+        }
+        pose = pose.compose(&OdometryPose::new(0.0, 0.0, std::f64::consts::FRAC_PI_2));
+    }
+    let mut odometry = vec![truth[0]];
+    for pair in truth.windows(2) {
+        let step = pair[0].inverse().compose(&pair[1]);
+        let drifted = OdometryPose::new(step.x, step.y, step.yaw + 0.3f64.to_radians());
+        let last = odometry[odometry.len() - 1];
+        odometry.push(last.compose(&drifted));
+    }
+    (truth, odometry)
+}
+
+#[test]
+fn a_memory_laid_out_as_a_pose_graph_closes_its_loops_and_rejects_a_look_alike() {
+    let (truth, odometry) = drifting_laps();
+    let lap = 80;
+    // Each place looks like itself on every lap; the place at lap 3's far corner (frame 200,
+    // at (2, 2)) looks like the start, 2.8 m away.
+    let look_alike = 2 * lap + 40;
+    let embeddings: Vec<Vec<f32>> = (0..truth.len())
+        .map(|i| {
+            let seen = if i == look_alike { 0 } else { i % lap };
+            place(seen as f32 * std::f32::consts::TAU / lap as f32)
+        })
+        .collect();
+    let odometry: Vec<Option<OdometryPose>> = odometry.into_iter().map(Some).collect();
+    let build = |pose_graph: bool| {
+        let mut config = config(1, 4);
+        config.pose_graph.enabled = pose_graph;
+        MemoryGraph::build_with_odometry(&embeddings, &[1; 240], &odometry, config).expect("graph")
+    };
+    // The way from lap 1 to the same place on lap 3, laid out from the route's places: it
+    // truly ends where it started.
+    let around = autodidact_learn::Route {
+        nodes: (10..=2 * lap + 10).collect(),
+        subgoal: None,
+        current_distance: 0.0,
+        goal_distance: 0.0,
+    };
+    let end = |graph: &MemoryGraph| {
+        let path = graph
+            .route_path(&around, |node| odometry[graph.nodes()[node].frame])
+            .expect("laid out");
+        path[path.len() - 1].distance(&OdometryPose::default())
+    };
+    let chained = build(false);
+    assert_eq!(chained.map_pose(0), None, "no map unless asked for");
+    let mapped = build(true);
+    let (by_chain, by_map) = (end(&chained), end(&mapped));
+    assert!(by_chain > 0.5, "two laps of drift: {by_chain} m");
+    assert!(by_map < 0.1, "the map closes the loops: {by_map} m");
+    // Every place of the map lies where it truly is (relative to the first).
+    let first = mapped.map_pose(0).expect("a pose");
+    for (i, truth) in truth.iter().enumerate() {
+        let placed = first
+            .inverse()
+            .compose(&mapped.map_pose(i).expect("a pose"));
+        assert!(
+            placed.distance(truth) < 0.15,
+            "place {i}: {placed:?} for {truth:?}"
+        );
+    }
+    // The look-alike's shortcuts are rejected and routes do not take them.
+    assert!(mapped.rejected_shortcuts() >= 1);
+    let start = mapped.map_pose(0).expect("a pose");
+    for edge in mapped.edges(look_alike) {
+        let there = mapped.map_pose(edge.to).expect("a pose");
+        assert!(
+            mapped
+                .map_pose(look_alike)
+                .expect("a pose")
+                .distance(&there)
+                < 0.5,
+            "an edge from the far corner to {:?} (the start is at {start:?})",
+            there
+        );
+    }
+}
+
 /// Drives a unicycle at 20 Hz with the follower's commands; the poses it went through.
 fn drive(
     follower: &mut PathFollower,

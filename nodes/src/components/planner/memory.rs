@@ -390,8 +390,7 @@ impl Memory {
                     let frames = &self.frames;
                     let odometry =
                         |node: usize| frames.get(graph.nodes().get(node)?.frame)?.odometry;
-                    let anchor =
-                        robot.compose(&placement_offset(placement, &route.nodes, &odometry));
+                    let anchor = robot.compose(&placement_offset(placement, &route.nodes, graph));
                     if let Some(follower) = graph
                         .route_path(route, odometry)
                         .and_then(|relative| PathFollower::new(&anchor, &relative))
@@ -516,17 +515,19 @@ pub(super) struct Routed {
     pub(super) rebuilt: bool,
 }
 
-/// Where the robot is relative to the first place of its route: where the localiser placed it
-/// relative to that place's odometry pose, when it placed it in that place's episode; else at
-/// the place itself (placed by its view alone).
+/// Where the first place of its route is seen from the robot: from where the localiser placed
+/// it relative to that place's pose ([`MemoryGraph::place_pose`]), when it placed it at that
+/// place; else at the place itself (placed by its view alone).
 fn placement_offset(
     placement: Option<Placement>,
     route: &[usize],
-    odometry: &impl Fn(usize) -> Option<OdometryPose>,
+    graph: &MemoryGraph,
 ) -> OdometryPose {
     let first = route.first().copied();
-    match (placement, first.and_then(odometry)) {
-        (Some(placed), Some(place)) if Some(placed.node) == first => {
+    match (placement, first.and_then(|node| graph.place_pose(node))) {
+        (Some(placed), Some((frame, place)))
+            if Some(placed.node) == first && placed.episode == frame =>
+        {
             placed.pose.inverse().compose(&place)
         }
         _ => OdometryPose::default(),

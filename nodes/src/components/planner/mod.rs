@@ -797,7 +797,7 @@ mod tests {
         // Nor is one against a memory whose odometry is switched off.
         let mut without = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
         without
-            .set_memory(drive, MemoryConfig::default())
+            .set_memory(drive.clone(), MemoryConfig::default())
             .expect("memory");
         without.set_goal(frame(1000, 200));
         without
@@ -809,6 +809,27 @@ mod tests {
             without.memory_map().map(|m| m.nodes.len()),
             Some(map.nodes.len()),
             "laid out at the frames' odometry all the same"
+        );
+
+        // A memory laid out as one map places the robot by votes in the map, with or without
+        // `use_odometry`.
+        let mut mapped = PlannerNode::new(PlannerNodeConfig::default()).expect("planner");
+        let mut config = MemoryConfig::default();
+        config.pose_graph.enabled = true;
+        mapped.set_memory(drive, config).expect("memory");
+        mapped.set_goal(frame(1000, 200));
+        let output = mapped
+            .on_frame(&at(1001, 0, -7.0), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        let graph = mapped.memory_graph().expect("graph");
+        assert!(graph.has_odometry());
+        assert!(graph.map_pose(0).is_some());
+        assert_eq!(mapped.stats().odometry_placements, 1);
+        let route = output.route.expect("a route");
+        assert!(
+            graph.nodes()[route.nodes[0]].frame <= 6,
+            "placed at the dark end"
         );
     }
 
