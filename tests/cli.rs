@@ -441,6 +441,11 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
                     assert!(number(&score[key], key) >= 0.0);
                 }
             }
+            // The memory's poses are scored against the truth: its odometry's, without a
+            // pose graph (off by default, so it rejected nothing).
+            let memory = &setting["memory_localisation"];
+            assert!(number(&memory["map_error_m"], "map error") >= 0.0);
+            assert!(memory["rejected_shortcuts"].is_null());
             // Every agent starts from the same pose with the same goal.
             assert_eq!(
                 setting["planner"]["start_yaw_error_deg"],

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use autodidact_learn::baseline::PixelBaseline;
-use autodidact_learn::{EncoderSnapshot, TrainerConfig, Transition};
+use autodidact_learn::stats::median;
+use autodidact_learn::{EncoderSnapshot, MemoryGraph, TrainerConfig, Transition};
 use autodidact_nodes::sim::sensor_messages;
 use autodidact_nodes::{Collector, CollectorConfig, Frame, ManualClock};
 use autodidact_sim::{
@@ -256,6 +257,39 @@ pub(crate) struct WorldMemory {
     pub(crate) odometry_drift_m: Option<f64>,
 }
 
+/// Distances between `b` and each `a` moved by the rigid motion (rotation and translation) that
+/// best fits the `a`s to the `b`s in least squares; `None` for fewer than 2 pairs.
+pub(crate) fn rigid_fit_errors(pairs: &[([f64; 2], [f64; 2])]) -> Option<Vec<f64>> {
+    if pairs.len() < 2 {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let mean = |pick: fn(&([f64; 2], [f64; 2])) -> f64| pairs.iter().map(pick).sum::<f64>() / n;
+    let (ax, ay, bx, by) = (
+        mean(|p| p.0[0]),
+        mean(|p| p.0[1]),
+        mean(|p| p.1[0]),
+        mean(|p| p.1[1]),
+    );
+    let (mut dot, mut cross) = (0.0, 0.0);
+    for ([x, y], [u, v]) in pairs {
+        let (x, y, u, v) = (x - ax, y - ay, u - bx, v - by);
+        dot += x * u + y * v;
+        cross += x * v - y * u;
+    }
+    let (sin, cos) = cross.atan2(dot).sin_cos();
+    Some(
+        pairs
+            .iter()
+            .map(|([x, y], [u, v])| {
+                let (x, y) = (x - ax, y - ay);
+                let (fx, fy) = (cos * x - sin * y + bx, sin * x + cos * y + by);
+                (fx - u).hypot(fy - v)
+            })
+            .collect(),
+    )
+}
+
 /// A remembered view counts for a pose when it was taken facing within this of its heading:
 /// the camera then sees much of what it sees there.
 pub(crate) const COVERAGE_TURN_DEG: f64 = 30.0;
@@ -303,8 +337,28 @@ impl WorldMemory {
                 .iter()
                 .map(|r| f64::from(r.pose[2]).atan2(f64::from(r.pose[3])))
                 .collect(),
-            odometry_drift_m: autodidact_learn::stats::median(&odometry_drift(records)),
+            odometry_drift_m: median(&odometry_drift(records)),
         }
+    }
+
+    /// How far the places of `graph` (built over these frames) lie from where their frames were
+    /// truly taken: the median distance, after the rigid motion that best fits the places to
+    /// the truth (least squares). Places are where the optimised map puts them when the graph
+    /// has one ([`MemoryGraph::map_pose`]), else where the frames' odometry does. `None` for
+    /// fewer than 2 places with a pose.
+    pub(crate) fn map_error_m(&self, graph: &MemoryGraph) -> Option<f64> {
+        let pairs: Vec<([f64; 2], [f64; 2])> = graph
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, node)| {
+                let pose = graph
+                    .map_pose(i)
+                    .or_else(|| self.frames.get(node.frame)?.odometry)?;
+                Some(([pose.x, pose.y], *self.positions.get(node.frame)?))
+            })
+            .collect();
+        rigid_fit_errors(&pairs).and_then(|errors| median(&errors))
     }
 
     /// How well the memory covers `pose`: metres to the nearest frame taken facing within
@@ -360,5 +414,31 @@ mod tests {
         assert!(close(memory.coverage_m(&at(0.6, -175.0)), 0.1));
         // Nothing faces +y.
         assert_eq!(memory.coverage_m(&at(0.0, 90.0)), None);
+    }
+
+    #[test]
+    fn a_map_is_scored_after_the_rigid_motion_that_fits_it_to_the_truth_best() {
+        let truth: Vec<[f64; 2]> = (0..10)
+            .map(|i| {
+                let angle = f64::from(i) * 0.6;
+                [1.5 * angle.cos() + 0.1 * f64::from(i), 1.5 * angle.sin()]
+            })
+            .collect();
+        // The same places turned by 40° and moved: a perfect map in another frame.
+        let (sin, cos) = 40f64.to_radians().sin_cos();
+        let moved: Vec<([f64; 2], [f64; 2])> = truth
+            .iter()
+            .map(|&[x, y]| ([cos * x - sin * y + 3.0, sin * x + cos * y - 1.0], [x, y]))
+            .collect();
+        let errors = rigid_fit_errors(&moved).expect("errors");
+        assert!(errors.iter().all(|e| *e < 1e-9), "{errors:?}");
+        // One place off by 0.4 m: it is the worst, and the others stay near.
+        let mut bent = moved.clone();
+        bent[2].0[0] += 0.4;
+        let errors = rigid_fit_errors(&bent).expect("errors");
+        let worst = errors.iter().copied().fold(0.0, f64::max);
+        assert_eq!(errors[2], worst);
+        assert!(worst > 0.2 && worst <= 0.4 + 1e-9, "{errors:?}");
+        assert_eq!(rigid_fit_errors(&moved[..1]), None);
     }
 }

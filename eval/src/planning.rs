@@ -93,6 +93,10 @@ struct Attempt {
     goal_localisation: Option<f64>,
     /// Memory planner following by odometry: its first path, checked against the truth.
     path_check: Option<PathCheck>,
+    /// Memory planner: its memory's map error ([`WorldMemory::map_error_m`]).
+    map_error_m: Option<f64>,
+    /// Memory planner: shortcuts its optimised map rejected, when it made one.
+    rejected_shortcuts: Option<f64>,
 }
 
 impl Attempt {
@@ -219,6 +223,18 @@ pub(crate) fn planning_setting(
         odometry_drift_m: median(&drift),
         path_end_m: median(&checks.iter().map(|c| c.end_m).collect::<Vec<_>>()),
         path_layout_m: median(&checks.iter().map(|c| c.layout_m).collect::<Vec<_>>()),
+        map_error_m: median(
+            &memory_attempts
+                .iter()
+                .filter_map(|a| a.map_error_m)
+                .collect::<Vec<_>>(),
+        ),
+        rejected_shortcuts: median(
+            &memory_attempts
+                .iter()
+                .filter_map(|a| a.rejected_shortcuts)
+                .collect::<Vec<_>>(),
+        ),
     };
     let [planner, memory_planner, random_policy, random_init_planner] =
         outcomes.map(|attempts| planning_score(&attempts, config));
@@ -342,6 +358,9 @@ fn attempt(
     let mut localisation = Vec::new();
     let mut goal_localisation = None;
     let mut path_check = None;
+    let (mut map_error_m, mut rejected_shortcuts) = (None, None);
+    // Memory planner following: where the robot was when it first came to the end of a path.
+    let (mut following, mut path_done) = (false, None);
     for period in 0..steps {
         let frame = eyes.see(&observation)?;
         let command = match agent {
@@ -356,6 +375,12 @@ fn attempt(
                         (agent, planner.memory_graph())
                     {
                         drawing = Some(MemoryDrawing::of(graph, output.route.as_ref(), memory));
+                        map_error_m = memory.map_error_m(graph);
+                        rejected_shortcuts = graph
+                            .config()
+                            .pose_graph
+                            .enabled
+                            .then(|| graph.rejected_shortcuts() as f64);
                     }
                 }
                 latent_distances.1 = latent;
@@ -378,6 +403,11 @@ fn attempt(
                         goal_localisation = Some((x - goal_pose.x).hypot(y - goal_pose.y));
                     }
                 }
+                let follows = planner.followed_path().is_some();
+                if following && !follows && path_done.is_none() {
+                    path_done = Some(pose_error(&sim.ground_truth().robot_pose, &goal_pose));
+                }
+                following = follows;
                 [output.command.linear_x, output.command.angular_z]
             }
             Agent::Random => [
@@ -409,6 +439,8 @@ fn attempt(
         path_end_m = path_check.map_or(f64::NAN, |c| c.end_m),
         path_layout_m = path_check.map_or(f64::NAN, |c| c.layout_m),
         path_length_m = path_check.map_or(f64::NAN, |c| c.length_m),
+        path_done_m = path_done.map_or(f64::NAN, |e| e.0),
+        path_done_deg = path_done.map_or(f64::NAN, |e| e.1),
         driven_m = path
             .windows(2)
             .map(|w| (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]))
@@ -428,6 +460,8 @@ fn attempt(
         localisation,
         goal_localisation,
         path_check,
+        map_error_m,
+        rejected_shortcuts,
     })
 }
 

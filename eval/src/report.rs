@@ -269,6 +269,15 @@ pub struct MemoryLocalisation {
     /// route from the odometry between its places, without placing robot and goal.
     #[serde(default)]
     pub path_layout_m: Option<f64>,
+    /// Median over pairs: how far the memory's places lie from where they were truly taken
+    /// (median over its places, after the best rigid fit of the whole memory to the truth):
+    /// the optimised map's poses with `[eval.memory.pose_graph]`, else the raw odometry's.
+    /// `null` when the memory has no odometry.
+    #[serde(default)]
+    pub map_error_m: Option<f64>,
+    /// Median over pairs: shortcuts the optimised map rejected. `null` without a pose graph.
+    #[serde(default)]
+    pub rejected_shortcuts: Option<f64>,
 }
 
 /// Outcome of one agent over all pairs of a setting.
@@ -440,6 +449,16 @@ fn planning_rows(rows: &mut Vec<[String; 3]>, protocol: &str, setting: &Planning
             metres(pair[1]),
         ]);
     }
+    rows.push([
+        format!(
+            "{protocol}: planning {}: memory's map error / shortcuts it rejected (median)",
+            setting.setting
+        ),
+        metres(memory.map_error_m),
+        memory
+            .rejected_shortcuts
+            .map_or_else(|| "–".to_owned(), |n| format!("{n:.0}")),
+    ]);
     rows.push(row("random policy", &setting.random_policy));
     rows.push(row(
         "planner, random-init model",
