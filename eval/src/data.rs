@@ -344,17 +344,25 @@ impl WorldMemory {
     /// How far the places of `graph` (built over these frames) lie from where their frames were
     /// truly taken: the median distance, after the rigid motion that best fits the places to
     /// the truth (least squares). Places are where the optimised map puts them when the graph
-    /// has one ([`MemoryGraph::map_pose`]), else where the frames' odometry does. `None` for
+    /// has one ([`MemoryGraph::map_pose`]; the places of the map's first part, each part has
+    /// its own frame), else where the frames' odometry does (the first episode's). `None` for
     /// fewer than 2 places with a pose.
     pub(crate) fn map_error_m(&self, graph: &MemoryGraph) -> Option<f64> {
+        let mapped = graph.config().pose_graph.enabled;
+        let pose = |i: usize| match mapped {
+            true => graph.place_pose(i),
+            false => {
+                let node = graph.nodes().get(i)?;
+                Some((node.episode, self.frames.get(node.frame)?.odometry?))
+            }
+        };
+        let first = (0..graph.nodes().len()).find_map(|i| pose(i).map(|(frame, _)| frame))?;
         let pairs: Vec<([f64; 2], [f64; 2])> = graph
             .nodes()
             .iter()
             .enumerate()
             .filter_map(|(i, node)| {
-                let pose = graph
-                    .map_pose(i)
-                    .or_else(|| self.frames.get(node.frame)?.odometry)?;
+                let (_, pose) = pose(i).filter(|(frame, _)| *frame == first)?;
                 Some(([pose.x, pose.y], *self.positions.get(node.frame)?))
             })
             .collect();

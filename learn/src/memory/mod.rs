@@ -421,14 +421,16 @@ impl MemoryGraph {
         }
         let started = std::time::Instant::now();
         let layout = pose_graph::optimise(odometry, &constraints, &config);
+        let mut rejected = std::collections::HashSet::new();
         for (constraint, kept) in constraints.iter().zip(&layout.kept) {
             if !kept {
                 let (a, b) = (constraint.from, constraint.to);
                 self.edges[a].retain(|e| e.to != b);
                 self.edges[b].retain(|e| e.to != a);
-                self.rejected_shortcuts += 1;
+                rejected.insert((a.min(b), a.max(b)));
             }
         }
+        self.rejected_shortcuts = rejected.len();
         tracing::debug!(
             nodes = self.nodes.len(),
             constraints = constraints.len(),
@@ -436,23 +438,27 @@ impl MemoryGraph {
             seconds = started.elapsed().as_secs_f64(),
             "memory laid out as a pose graph"
         );
-        self.link_by_map(&layout.poses);
-        self.map = Some(
-            layout
-                .poses
-                .iter()
-                .zip(&layout.parts)
-                .map(|(pose, part)| pose.map(|p| (*part as u64, p)))
-                .collect(),
-        );
+        let map: Vec<Option<(u64, OdometryPose)>> = layout
+            .poses
+            .iter()
+            .zip(&layout.parts)
+            .map(|(pose, part)| pose.map(|p| (*part as u64, p)))
+            .collect();
+        self.link_by_map(&map, &rejected);
+        self.map = Some(map);
         self.has_odometry |= self.map.iter().flatten().any(Option::is_some);
     }
 
-    /// Routes through the map `poses`: every edge between two places with a pose costs the
-    /// metres and turns between them there, and places the map puts within
-    /// [`MemoryConfig::odometry_link_m`] and `odometry_link_deg` of each other are linked (the
-    /// same place, passed again on any drive: the map's loops agree).
-    fn link_by_map(&mut self, poses: &[Option<OdometryPose>]) {
+    /// Routes through the map `poses` (each with its part of the map): every edge between two
+    /// places of one part costs the metres and turns between them there, and places of one part
+    /// that the map puts within [`MemoryConfig::odometry_link_m`] and `odometry_link_deg` of
+    /// each other are linked (the same place, passed again on any drive: the map's loops
+    /// agree), unless the map rejected a shortcut between them (`rejected`, lower index first).
+    fn link_by_map(
+        &mut self,
+        poses: &[Option<(u64, OdometryPose)>],
+        rejected: &std::collections::HashSet<(usize, usize)>,
+    ) {
         let turn_cost = f64::from(self.config.turn_cost_m);
         let cost = |p: &OdometryPose, q: &OdometryPose| {
             ((p.distance(q) + turn_cost * p.turn(q)) as f32).max(1e-3)
@@ -460,7 +466,9 @@ impl MemoryGraph {
         let pose = |i: usize| poses.get(i).copied().flatten();
         for (from, edges) in self.edges.iter_mut().enumerate() {
             for edge in edges.iter_mut() {
-                if let (Some(p), Some(q)) = (pose(from), pose(edge.to)) {
+                if let (Some((a, p)), Some((b, q))) = (pose(from), pose(edge.to))
+                    && a == b
+                {
                     edge.cost = cost(&p, &q);
                 }
             }
@@ -470,11 +478,13 @@ impl MemoryGraph {
             f64::from(self.config.odometry_link_deg).to_radians(),
         );
         for i in 0..self.nodes.len() {
-            let Some(p) = pose(i) else { continue };
-            for j in i + 2..self.nodes.len() {
-                let Some(q) = pose(j) else { continue };
-                if p.distance(&q) <= link_m
+            let Some((part, p)) = pose(i) else { continue };
+            for j in i + 1..self.nodes.len() {
+                let Some((other, q)) = pose(j) else { continue };
+                if part == other
+                    && p.distance(&q) <= link_m
                     && p.turn(&q) <= link_turn
+                    && !rejected.contains(&(i, j))
                     && !self.edges[i].iter().any(|e| e.to == j)
                 {
                     let c = cost(&p, &q);

@@ -16,9 +16,10 @@
 //! - a shortcut that still disagrees by more than [`PoseGraphConfig::reject_sigmas`] at the end
 //!   is rejected: the memory drops it from its routes.
 //!
-//! Each linear problem is a weighted graph Laplacian, solved by conjugate gradients with a
-//! Jacobi preconditioner: every iteration costs one pass over the constraints, and nothing
-//! fills in as a sparse Cholesky factor would (nalgebra-sparse's has no fill-reducing order).
+//! Each linear problem is a weighted graph Laplacian, solved by conjugate gradients
+//! preconditioned with the odometry chain (a tridiagonal system, solved in one sweep): every
+//! iteration costs one pass over the constraints, and nothing fills in as a sparse Cholesky
+//! factor would (nalgebra-sparse's has no fill-reducing order).
 
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +48,8 @@ pub struct PoseGraphConfig {
     /// A shortcut whose residual is more than this many standard deviations after the last
     /// round is rejected.
     pub reject_sigmas: f32,
-    /// Rounds of robust weighting (the Cauchy scale halves in square every round until it
-    /// reaches `reject_sigmas`).
+    /// Rounds of robust weighting (the Cauchy scale, in standard deviations, halves in square
+    /// every round until it reaches `reject_sigmas`, or 0.5 if that is smaller).
     pub rounds: usize,
 }
 
@@ -72,12 +73,10 @@ impl PoseGraphConfig {
     pub fn validate(&self) -> Result<(), LearnError> {
         non_negative(
             "memory.pose_graph",
-            &[
-                (self.odometry_sigma_per_m, "odometry_sigma_per_m"),
-                (self.reject_sigmas, "reject_sigmas"),
-            ],
+            &[(self.odometry_sigma_per_m, "odometry_sigma_per_m")],
         )?;
         for (value, name) in [
+            (self.reject_sigmas, "reject_sigmas"),
             (self.odometry_sigma_m, "odometry_sigma_m"),
             (self.odometry_sigma_deg, "odometry_sigma_deg"),
             (self.shortcut_sigma_m, "shortcut_sigma_m"),
@@ -169,7 +168,7 @@ pub(crate) fn optimise(
         .iter()
         .filter(|c| usable_in(c, initial))
         .collect();
-    let (mut estimate, parts) = spanning_tree(initial, &usable);
+    let mut estimate = spanning_tree(initial, &usable);
     let mut robust = vec![1.0f64; usable.len()];
     let last_scale = f64::from(config.reject_sigmas).max(0.5);
     for round in 0..config.rounds {
@@ -196,15 +195,20 @@ pub(crate) fn optimise(
         }
         estimate = solve_round(&usable, &robust, &estimate);
     }
+    let parts = parts(
+        initial.len(),
+        usable
+            .iter()
+            .zip(&verdict)
+            .filter(|(_, kept)| **kept)
+            .map(|(c, _)| *c),
+    );
     let mut verdict = verdict.into_iter();
     let kept = constraints
         .iter()
         .map(|c| {
-            if usable_in(c, initial) {
-                verdict.next().unwrap_or(true)
-            } else {
-                !c.shortcut
-            }
+            // A constraint on a node without a pose was not checked: it stays.
+            !usable_in(c, initial) || verdict.next().unwrap_or(true)
         })
         .collect();
     let poses = initial
@@ -300,15 +304,12 @@ fn squared_residual(c: &Constraint, estimate: &[OdometryPose]) -> f64 {
         + c.heading_information * error.yaw * error.yaw
 }
 
-/// A starting map: every node reached from a root along a spanning tree of the constraints,
-/// odometry first (a breadth-first search that takes odometry before any shortcut), headings
-/// unwrapped along it. Each root (the first node of a part the constraints do not join to an
-/// earlier one) keeps its own odometry pose. Nodes without a pose stay at the origin. Also the
-/// root of each node.
-fn spanning_tree(
-    initial: &[Option<OdometryPose>],
-    usable: &[&Constraint],
-) -> (Vec<OdometryPose>, Vec<usize>) {
+/// A starting map: every node reached from a root along a spanning tree of the constraints
+/// that takes as few shortcuts as it can (a 0-1 breadth-first search: odometry costs nothing,
+/// a shortcut one), headings unwrapped along it. Each root (the first node of a part the
+/// constraints do not join to an earlier one) keeps its own odometry pose. Nodes without a pose
+/// stay at the origin.
+fn spanning_tree(initial: &[Option<OdometryPose>], usable: &[&Constraint]) -> Vec<OdometryPose> {
     let n = initial.len();
     let mut touching: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (k, c) in usable.iter().enumerate() {
@@ -316,16 +317,20 @@ fn spanning_tree(
         touching[c.to].push(k);
     }
     let mut estimate = vec![OdometryPose::default(); n];
-    let mut roots: Vec<usize> = (0..n).collect();
-    let mut seen = vec![false; n];
+    // Shortcuts taken to reach each node; `usize::MAX` while unreached.
+    let mut shortcuts = vec![usize::MAX; n];
+    let mut done = vec![false; n];
     for root in 0..n {
-        let Some(start) = initial[root].filter(|_| !seen[root]) else {
+        let Some(start) = initial[root].filter(|_| shortcuts[root] == usize::MAX) else {
             continue;
         };
-        seen[root] = true;
+        shortcuts[root] = 0;
         estimate[root] = start;
         let mut queue = std::collections::VecDeque::from([root]);
         while let Some(node) = queue.pop_front() {
+            if std::mem::replace(&mut done[node], true) {
+                continue;
+            }
             for &k in &touching[node] {
                 let c = usable[k];
                 let (next, step) = if c.from == node {
@@ -333,11 +338,11 @@ fn spanning_tree(
                 } else {
                     (c.from, c.measured.inverse())
                 };
-                if seen[next] {
+                let cost = shortcuts[node] + usize::from(c.shortcut);
+                if done[next] || cost >= shortcuts[next] {
                     continue;
                 }
-                seen[next] = true;
-                roots[next] = root;
+                shortcuts[next] = cost;
                 let here = estimate[node];
                 let moved = here.compose(&step);
                 estimate[next] = OdometryPose {
@@ -352,7 +357,27 @@ fn spanning_tree(
             }
         }
     }
-    (estimate, roots)
+    estimate
+}
+
+/// The parts of the map: for each of `n` nodes, the first node of the part that `constraints`
+/// join it to (union–find).
+fn parts<'a>(n: usize, constraints: impl Iterator<Item = &'a Constraint>) -> Vec<usize> {
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..n).collect();
+    for c in constraints {
+        let (a, b) = (find(&mut parent, c.from), find(&mut parent, c.to));
+        // The smaller index is the root: a part is named by its first node.
+        let (low, high) = (a.min(b), a.max(b));
+        parent[high] = low;
+    }
+    (0..n).map(|i| find(&mut parent, i)).collect()
 }
 
 /// Solves `min Σ_c w_c (v[to] − v[from] − target_c)²` for `v`, starting at `start`: a weighted
@@ -592,6 +617,13 @@ mod tests {
         constraints.push(Constraint::same_place(3, initial.len() - 1, &config));
         let layout = optimise(&initial, &constraints, &config);
         assert_eq!(layout.poses.last(), Some(&None));
+        assert_eq!(layout.kept.last(), Some(&true), "not checked, not rejected");
+        assert!(layout.parts[..initial.len() - 1].iter().all(|p| *p == 0));
+        assert_eq!(
+            layout.parts.last(),
+            Some(&(initial.len() - 1)),
+            "a part of its own"
+        );
         let poses: Vec<OdometryPose> = layout.poses.iter().flatten().copied().collect();
         assert!(error_m(&poses, &truth) < 1e-6);
         assert!(poses.iter().all(|p| p.yaw.abs() <= std::f64::consts::PI));
@@ -627,7 +659,7 @@ mod tests {
             ),
             (
                 PoseGraphConfig {
-                    reject_sigmas: f32::NAN,
+                    reject_sigmas: 0.0,
                     ..PoseGraphConfig::default()
                 },
                 "reject_sigmas",

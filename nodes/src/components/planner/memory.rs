@@ -495,8 +495,12 @@ impl Memory {
             self.config.clone(),
         )?);
         self.built_over = self.frames.len();
-        // Node indices are the new graph's.
+        // Node indices are the new graph's, and an optimised map is laid out anew: votes cast
+        // in the last one do not hold in it.
         self.placed = None;
+        if self.config.pose_graph.enabled {
+            self.localiser.reset();
+        }
         stats.memory_builds += 1;
         Ok(Some(true))
     }
