@@ -120,6 +120,64 @@ fn bench_sim_prints_its_table() {
 }
 
 #[test]
+fn bench_learn_times_a_training_step_at_each_batch_size_it_is_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("learn.json");
+    let stdout = run_ok(
+        autodidact()
+            .args([
+                "bench",
+                "learn",
+                "--backends",
+                "flex",
+                "--batch-sizes",
+                "4,8",
+                "--steps",
+                "1",
+                "--encodes",
+                "1",
+                "--json",
+            ])
+            .arg(&json),
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    let rows = rows.as_array().expect("rows");
+    for batch in [4.0, 8.0] {
+        let row = rows
+            .iter()
+            .find(|row| {
+                row["case"]
+                    .as_str()
+                    .is_some_and(|case| case.contains(&format!("train step, batch {batch}")))
+            })
+            .unwrap_or_else(|| panic!("no training row for batch {batch}: {stdout}"));
+        let median_s = row["median_us"].as_f64().expect("median") * 1e-6;
+        let per_second = row["per_second"].as_f64().expect("per second");
+        // Samples per second: the batch over the median step.
+        assert!(
+            (per_second * median_s / batch - 1.0).abs() < 1e-6,
+            "{row} for batch {batch}"
+        );
+    }
+    assert!(
+        stdout.contains("flex, batch 4") && stdout.contains("flex, batch 8"),
+        "{stdout}"
+    );
+
+    let refused = autodidact()
+        .args(["bench", "learn", "--backends", "flex", "--batch-sizes", "1"])
+        .output()
+        .expect("run the binary");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("batch_size must be >= 2"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
 fn run_records_the_node_graph_and_prints_its_summary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("small.toml");

@@ -14,6 +14,16 @@ pub fn filled_trainer(
     seed: u64,
     transitions: usize,
 ) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
+    filled_trainer_with_batch(backend, seed, transitions, None)
+}
+
+/// [`filled_trainer`] with `batch_size` sequences per step instead of the default's.
+fn filled_trainer_with_batch(
+    backend: autodidact_learn::BackendChoice,
+    seed: u64,
+    transitions: usize,
+    batch_size: Option<usize>,
+) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
     use autodidact_learn::{Trainer, TrainerConfig};
 
     let sim_config = SimConfig::default();
@@ -24,6 +34,9 @@ pub fn filled_trainer(
     );
     config.backend = backend;
     config.seed = seed;
+    if let Some(batch_size) = batch_size {
+        config.batch_size = batch_size;
+    }
     let mut trainer = Trainer::new(config).context("building the trainer")?;
     let (explored, observation) = exploration(seed, transitions)?;
     for transition in explored {
@@ -71,13 +84,15 @@ pub(crate) fn exploration(
 }
 
 /// Measures the learning core on `backend`: a training step at the default configuration
-/// (batch 64, two views, every default objective) and single-image encode latency.
+/// (batch 64, two views, every default objective; `batch_size` sequences instead where given)
+/// and single-image encode latency.
 pub fn bench_learn(
     backend: autodidact_learn::BackendChoice,
+    batch_size: Option<usize>,
     train_steps: usize,
     encodes: usize,
 ) -> Result<Vec<BenchRow>> {
-    let (mut trainer, observation) = filled_trainer(backend, 0, 600)?;
+    let (mut trainer, observation) = filled_trainer_with_batch(backend, 0, 600, batch_size)?;
     let batch_size = trainer.config().batch_size;
     // Warm-up (kernel compilation and autotuning on wgpu) is excluded.
     trainer.step()?;
