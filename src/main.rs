@@ -192,8 +192,8 @@ enum BenchWhat {
         /// Backends to measure.
         #[arg(long, value_delimiter = ',', default_value = "flex,wgpu")]
         backends: Vec<autodidact_learn::BackendChoice>,
-        /// Sequences per training step, one table each [default: the default config's, 64].
-        #[arg(long, value_delimiter = ',')]
+        /// Sequences per training step, one table each.
+        #[arg(long, value_delimiter = ',', default_values_t = [autodidact_bench::default_batch_size()])]
         batch_sizes: Vec<usize>,
         /// Timed training steps per backend (after one warm-up step).
         #[arg(long, default_value_t = 10)]
@@ -444,20 +444,11 @@ fn main() -> Result<()> {
                     json,
                 },
         } => {
-            let batch_sizes: Vec<Option<usize>> = if batch_sizes.is_empty() {
-                vec![None]
-            } else {
-                batch_sizes.into_iter().map(Some).collect()
-            };
             let mut tables = Vec::new();
             for backend in backends {
                 for &batch_size in &batch_sizes {
                     let rows = bench_learn(backend, batch_size, steps.max(1), encodes.max(1))?;
-                    let name = match batch_size {
-                        Some(batch_size) => format!("{backend}, batch {batch_size}"),
-                        None => backend.to_string(),
-                    };
-                    tables.push((name, rows));
+                    tables.push((backend.to_string(), rows));
                 }
             }
             print_tables(&tables, json)

@@ -161,7 +161,7 @@ fn bench_learn_times_a_training_step_at_each_batch_size_it_is_given() {
         );
     }
     assert!(
-        stdout.contains("flex, batch 4") && stdout.contains("flex, batch 8"),
+        stdout.contains("train step, batch 4") && stdout.contains("train step, batch 8"),
         "{stdout}"
     );
 

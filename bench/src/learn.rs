@@ -14,30 +14,32 @@ pub fn filled_trainer(
     seed: u64,
     transitions: usize,
 ) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
-    filled_trainer_with_batch(backend, seed, transitions, None)
+    filled_trainer_with_batch(backend, seed, transitions, default_batch_size())
 }
 
-/// [`filled_trainer`] with `batch_size` sequences per step instead of the default's.
+/// The batch (sequences per step) of the default configuration the learning benches train.
+pub fn default_batch_size() -> usize {
+    default_config().batch_size
+}
+
+/// The trainer's default configuration for the default simulator camera.
+fn default_config() -> autodidact_learn::TrainerConfig {
+    let camera = SimConfig::default().camera;
+    autodidact_learn::TrainerConfig::for_inputs(camera.width as usize, camera.height as usize, 2)
+}
+
+/// [`filled_trainer`] with `batch_size` sequences per step.
 fn filled_trainer_with_batch(
     backend: autodidact_learn::BackendChoice,
     seed: u64,
     transitions: usize,
-    batch_size: Option<usize>,
+    batch_size: usize,
 ) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
-    use autodidact_learn::{Trainer, TrainerConfig};
-
-    let sim_config = SimConfig::default();
-    let mut config = TrainerConfig::for_inputs(
-        sim_config.camera.width as usize,
-        sim_config.camera.height as usize,
-        2,
-    );
+    let mut config = default_config();
     config.backend = backend;
     config.seed = seed;
-    if let Some(batch_size) = batch_size {
-        config.batch_size = batch_size;
-    }
-    let mut trainer = Trainer::new(config).context("building the trainer")?;
+    config.batch_size = batch_size;
+    let mut trainer = autodidact_learn::Trainer::new(config).context("building the trainer")?;
     let (explored, observation) = exploration(seed, transitions)?;
     for transition in explored {
         trainer.push(transition)?;
@@ -84,16 +86,15 @@ pub(crate) fn exploration(
 }
 
 /// Measures the learning core on `backend`: a training step at the default configuration
-/// (batch 64, two views, every default objective; `batch_size` sequences instead where given)
-/// and single-image encode latency.
+/// with `batch_size` sequences (two views, every default objective) and single-image encode
+/// latency.
 pub fn bench_learn(
     backend: autodidact_learn::BackendChoice,
-    batch_size: Option<usize>,
+    batch_size: usize,
     train_steps: usize,
     encodes: usize,
 ) -> Result<Vec<BenchRow>> {
     let (mut trainer, observation) = filled_trainer_with_batch(backend, 0, 600, batch_size)?;
-    let batch_size = trainer.config().batch_size;
     // Warm-up (kernel compilation and autotuning on wgpu) is excluded.
     trainer.step()?;
     let mut step_us = Vec::with_capacity(train_steps);

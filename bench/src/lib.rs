@@ -32,7 +32,7 @@ pub use bags::{BAG_HZ, bench_bag_ingest, write_camera_bag};
 pub use graph::{GraphBench, bench_graph};
 pub use images::{bench_images, compressed_scene, smooth_scene};
 pub use kills::{KillReport, checkpoint_writer, kill_writers};
-pub use learn::{bench_learn, filled_trainer};
+pub use learn::{bench_learn, default_batch_size, filled_trainer};
 pub use pytorch::{
     EMBEDDING_TOLERANCE, LOSS_TOLERANCE, PYTORCH_SCHEMA, PytorchComparison, PytorchOptions,
     SideNumbers, TermCheck, compare_with_pytorch, comparison_rows,
