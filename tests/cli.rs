@@ -19,6 +19,15 @@ fn run_ok(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs the command, asserts it failed without a panic, returns its stderr.
+fn run_refused(command: &mut Command) -> String {
+    let output = command.output().expect("run the binary");
+    assert!(!output.status.success(), "succeeded: {command:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
 fn run_demo(dir: &std::path::Path, seed: &str) -> serde_json::Value {
     let stdout = run_ok(
         autodidact()
@@ -63,20 +72,17 @@ fn a_bad_config_file_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[sim.camera]\nwidth = 0\n").expect("write");
-    let output = autodidact()
-        .args(["sim", "--steps", "5", "--quiet", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .expect("run the binary");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_refused(
+        autodidact()
+            .args(["sim", "--steps", "5", "--quiet", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(dir.path()),
+    );
     assert!(
         stderr.contains("camera.width/height"),
         "names the field: {stderr}"
     );
-    assert!(!stderr.contains("panicked"), "{stderr}");
 
     // A misspelt section or field is an error naming it, never silently ignored.
     for (text, name) in [
@@ -165,16 +171,15 @@ fn bench_learn_times_a_training_step_at_each_batch_size_it_is_given() {
         "{stdout}"
     );
 
-    let refused = autodidact()
-        .args(["bench", "learn", "--backends", "flex", "--batch-sizes", "1"])
-        .output()
-        .expect("run the binary");
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("batch_size must be >= 2"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let stderr = run_refused(autodidact().args([
+        "bench",
+        "learn",
+        "--backends",
+        "flex",
+        "--batch-sizes",
+        "1",
+    ]));
+    assert!(stderr.contains("batch_size must be >= 2"), "{stderr}");
 }
 
 #[test]
@@ -251,44 +256,32 @@ fn run_with_several_robots_shows_each_robot_in_the_summary_and_the_report() {
     assert_eq!(report["sim"]["steps"], 240);
     assert_eq!(report["robots"][1]["name"], "robot2");
     assert_eq!(report["robots"][1]["collector"]["transitions"], 120);
-    let refused = autodidact()
-        .args([
-            "run", "--robots", "0", "--steps", "5", "--quiet", "--no-viz",
-        ])
-        .output()
-        .expect("run");
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("robots must be"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let stderr = run_refused(autodidact().args([
+        "run", "--robots", "0", "--steps", "5", "--quiet", "--no-viz",
+    ]));
+    assert!(stderr.contains("robots must be"), "{stderr}");
 }
 
 #[test]
 fn run_refuses_contradictory_viewer_flags_and_unreachable_viewers() {
-    let output = autodidact()
-        .args(["run", "--steps", "5", "--quiet", "--viewer", "--connect"])
-        .arg("rerun+http://127.0.0.1:9/proxy")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("exclude each other"));
+    let stderr = run_refused(
+        autodidact()
+            .args(["run", "--steps", "5", "--quiet", "--viewer", "--connect"])
+            .arg("rerun+http://127.0.0.1:9/proxy"),
+    );
+    assert!(stderr.contains("exclude each other"), "{stderr}");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port();
-    let output = autodidact()
-        .args(["run", "--steps", "5", "--quiet", "--connect"])
-        .arg(format!("rerun+http://127.0.0.1:{port}/proxy"))
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_refused(
+        autodidact()
+            .args(["run", "--steps", "5", "--quiet", "--connect"])
+            .arg(format!("rerun+http://127.0.0.1:{port}/proxy")),
+    );
     assert!(stderr.contains("no rerun viewer reachable"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// The Python interpreter `var` names. Unset, the calling test is skipped with `skipped` printed,
@@ -518,13 +511,11 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
     assert_eq!(report["config"]["pairs"], 2);
 
     // A missing checkpoint is a clear error.
-    let output = autodidact()
-        .args(["eval", "--quiet", "--checkpoint"])
-        .arg(dir.path().join("nope"))
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_refused(
+        autodidact()
+            .args(["eval", "--quiet", "--checkpoint"])
+            .arg(dir.path().join("nope")),
+    );
     assert!(stderr.contains("checkpoint"), "{stderr}");
 }
 
