@@ -95,6 +95,8 @@ pub fn bench_learn(
     encodes: usize,
 ) -> Result<Vec<BenchRow>> {
     let (mut trainer, observation) = filled_trainer_with_batch(backend, 0, 600, batch_size)?;
+    // What the trainer was built with, so the rows say what was measured.
+    let batch_size = trainer.config().batch_size;
     // Warm-up (kernel compilation and autotuning on wgpu) is excluded.
     trainer.step()?;
     let mut step_us = Vec::with_capacity(train_steps);
