@@ -48,9 +48,9 @@ pub use model::{WorldModel, WorldModelConfig};
 pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, SearchMethod, goal_distance, rollout};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
 pub use trainer::{
-    Batch, CHECKPOINT_FORMAT, ContrastiveConfig, ForwardConfig, InverseConfig, Losses,
-    MaskedConfig, ObjectivesConfig, OdometryConfig, Preview, ReconstructionConfig, SigRegConfig,
-    SpreadConfig, StepReport, Trainer, TrainerConfig,
+    Batch, CHECKPOINT_FORMAT, ContrastiveConfig, ForwardConfig, InverseConfig, LearningRateDecay,
+    Losses, MaskedConfig, ObjectivesConfig, OdometryConfig, Preview, ReconstructionConfig,
+    SigRegConfig, SpreadConfig, StepReport, Trainer, TrainerConfig,
 };
 
 /// What can go wrong in the learning core.

@@ -15,8 +15,8 @@ use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::model::ImageEncoderConfig;
 use autodidact_learn::plan;
 use autodidact_learn::{
-    BackendChoice, BackendKind, LatentPlanner, LearnError, PlannerConfig, SearchMethod, Trainer,
-    TrainerConfig, WorldModelConfig,
+    BackendChoice, BackendKind, LatentPlanner, LearnError, LearningRateDecay, PlannerConfig,
+    SearchMethod, Trainer, TrainerConfig, WorldModelConfig,
 };
 use common::{PROPRIO_DIM, explore, sim_config};
 
@@ -331,6 +331,46 @@ fn rollout_checks_its_input() {
     ));
 }
 
+/// The optimiser steps with the scheduled rate: once a decay has brought the rate to almost
+/// nothing, further steps leave the (online, published) encoder where it was, while the same
+/// steps without the decay move it.
+#[test]
+fn a_decayed_learning_rate_holds_the_weights_where_the_decay_left_them() {
+    let _serial = serial();
+    let (images, proprio) = probe_inputs();
+    let moved_by_later_steps = |decay: Option<LearningRateDecay>| {
+        let mut config = small_config(3);
+        config.publish_ema_encoder = false;
+        config.learning_rate_decay = decay;
+        let mut trainer = filled_trainer(config);
+        trainer.step().expect("step");
+        let before = embed_all(&trainer, &images, &proprio);
+        for _ in 0..3 {
+            trainer.step().expect("step");
+        }
+        let after = embed_all(&trainer, &images, &proprio);
+        before
+            .iter()
+            .flatten()
+            .zip(after.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let constant = moved_by_later_steps(None);
+    let decayed = moved_by_later_steps(Some(LearningRateDecay {
+        steps: 1,
+        final_fraction: 1e-9,
+    }));
+    assert!(
+        constant > 1e-3,
+        "constant rate: embeddings moved by {constant}"
+    );
+    assert!(
+        decayed < 1e-5,
+        "decayed rate: embeddings moved by {decayed} (constant: {constant})"
+    );
+}
+
 #[test]
 fn bad_configs_are_refused() {
     let _serial = serial();
@@ -365,7 +405,13 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 7] = [
+    let broken_settings: [(&str, Break); 8] = [
+        ("learning_rate_decay steps", |c| {
+            c.learning_rate_decay = Some(LearningRateDecay {
+                steps: 0,
+                final_fraction: 0.1,
+            })
+        }),
         ("odometry metres_scale", |c| {
             c.objectives.odometry.metres_scale = 0.0
         }),

@@ -279,6 +279,10 @@ pub struct TrainerConfig {
     /// Adam learning rate.
     #[serde(default = "defaults::learning_rate")]
     pub learning_rate: f64,
+    /// How the learning rate falls over a run of known length (`None`: it stays at
+    /// `learning_rate`).
+    #[serde(default)]
+    pub learning_rate_decay: Option<LearningRateDecay>,
     /// EMA momentum of the target network (`target = m·target + (1-m)·online`).
     #[serde(default = "defaults::ema_momentum")]
     pub ema_momentum: f32,
@@ -314,6 +318,28 @@ pub struct TrainerConfig {
     /// direct convolutions slice the batch themselves, see `crate::cpu::direct`.)
     #[serde(default = "defaults::target_chunk")]
     pub target_chunk: usize,
+}
+
+/// A learning rate that falls along half a cosine from `learning_rate` at step 0 to
+/// `learning_rate × final_fraction` at step `steps`, and stays there: for training of a known
+/// length (`autodidact eval --train-steps`, a bag), where the last steps refine what the first
+/// found. A robot that learns for as long as it runs keeps learning at the final rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningRateDecay {
+    /// Steps over which the rate falls (at least 1).
+    pub steps: u64,
+    /// The final rate as a fraction of `learning_rate`, in (0, 1].
+    pub final_fraction: f64,
+}
+
+impl LearningRateDecay {
+    /// The factor on the learning rate at optimiser step `step` (0 for the first).
+    pub fn factor(&self, step: u64) -> f64 {
+        let progress = (step as f64 / self.steps as f64).min(1.0);
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        self.final_fraction + (1.0 - self.final_fraction) * cosine
+    }
 }
 
 mod defaults {
@@ -353,6 +379,7 @@ impl TrainerConfig {
             replay: ReplayConfig::default(),
             batch_size: defaults::batch_size(),
             learning_rate: defaults::learning_rate(),
+            learning_rate_decay: None,
             ema_momentum: defaults::ema_momentum(),
             grad_clip_norm: defaults::grad_clip(),
             action_scale: defaults::action_scale(),
@@ -363,6 +390,15 @@ impl TrainerConfig {
             publish_ema_encoder: defaults::publish_ema_encoder(),
             target_chunk: defaults::target_chunk(),
         }
+    }
+
+    /// The learning rate at optimiser step `step` (0 for the first), after
+    /// [`learning_rate_decay`](Self::learning_rate_decay).
+    pub fn learning_rate_at(&self, step: u64) -> f64 {
+        self.learning_rate
+            * self
+                .learning_rate_decay
+                .map_or(1.0, |decay| decay.factor(step))
     }
 
     /// Steps of the forward rollout (0 when the forward objective is off).
@@ -474,6 +510,11 @@ impl TrainerConfig {
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return invalid("learning_rate must be a finite number > 0");
         }
+        if let Some(decay) = &self.learning_rate_decay
+            && (decay.steps == 0 || !(decay.final_fraction > 0.0 && decay.final_fraction <= 1.0))
+        {
+            return invalid("learning_rate_decay: steps must be >= 1 and final_fraction in (0, 1]");
+        }
         if !(0.0..1.0).contains(&self.ema_momentum) {
             return invalid("ema_momentum must be in [0, 1)");
         }
@@ -491,5 +532,45 @@ impl TrainerConfig {
             return invalid("publish_every must be >= 1");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_falls_along_half_a_cosine_and_stays_at_its_floor() {
+        let mut config = TrainerConfig::for_inputs(32, 32, 7);
+        assert_eq!(config.learning_rate_at(0), config.learning_rate);
+        assert_eq!(config.learning_rate_at(1_000_000), config.learning_rate);
+        config.learning_rate_decay = Some(LearningRateDecay {
+            steps: 100,
+            final_fraction: 0.1,
+        });
+        let rate = |step| config.learning_rate_at(step) / config.learning_rate;
+        assert!((rate(0) - 1.0).abs() < 1e-12);
+        assert!((rate(50) - 0.55).abs() < 1e-12, "half way: {}", rate(50));
+        assert!((rate(100) - 0.1).abs() < 1e-12);
+        assert!(
+            (rate(5_000) - 0.1).abs() < 1e-12,
+            "after the decay it stays"
+        );
+        assert!((1..=100).all(|s| rate(s) < rate(s - 1)), "falls every step");
+    }
+
+    #[test]
+    fn a_learning_rate_decay_without_steps_or_floor_is_refused() {
+        for (steps, final_fraction) in [(0, 0.1), (10, 0.0), (10, 1.5), (10, f64::NAN)] {
+            let mut config = TrainerConfig::for_inputs(32, 32, 7);
+            config.learning_rate_decay = Some(LearningRateDecay {
+                steps,
+                final_fraction,
+            });
+            assert!(
+                matches!(config.validate(), Err(LearnError::InvalidConfig(_))),
+                "steps {steps}, final_fraction {final_fraction}"
+            );
+        }
     }
 }

@@ -25,8 +25,9 @@ use rand_chacha::ChaCha8Rng;
 pub use batch::Batch;
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use config::{
-    ContrastiveConfig, ForwardConfig, InverseConfig, MaskedConfig, ObjectivesConfig,
-    OdometryConfig, ReconstructionConfig, SigRegConfig, SpreadConfig, TrainerConfig,
+    ContrastiveConfig, ForwardConfig, InverseConfig, LearningRateDecay, MaskedConfig,
+    ObjectivesConfig, OdometryConfig, ReconstructionConfig, SigRegConfig, SpreadConfig,
+    TrainerConfig,
 };
 pub use preview::Preview;
 pub use step::{Losses, StepReport};

@@ -742,9 +742,9 @@ impl Trainer {
             self.target = self.last_good.1.clone();
         } else {
             let model = std::mem::replace(&mut self.model, self.last_good.0.clone());
-            self.model = self
-                .optimizer
-                .step(self.config.learning_rate, model, gradients);
+            self.model =
+                self.optimizer
+                    .step(self.config.learning_rate_at(self.step), model, gradients);
             self.update_target();
             self.step += 1;
             self.last_good = (self.model.clone(), self.target.clone());
