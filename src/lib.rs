@@ -24,3 +24,27 @@ pub fn eval_config(file: &FileConfig) -> Result<EvalConfig> {
             .context("in the [eval] section of the configuration file"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autodidact_learn::TrainerConfig;
+
+    /// `eval/ten-minutes.toml`, the longer budget docs/eval.md measures, is the standard 32²
+    /// model with exactly the two changes it names.
+    #[test]
+    fn the_ten_minute_budget_is_the_standard_model_with_its_two_changes() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/ten-minutes.toml");
+        let file = FileConfig::load(&path).expect("eval/ten-minutes.toml loads");
+        let budget = file.trainer.clone().expect("a [trainer] section");
+        let mut expected = TrainerConfig::for_inputs(32, 32, budget.model.encoder.proprio_dim);
+        expected.learning_rate = 3e-4;
+        expected.objectives.forward.weight = 30.0;
+        assert_eq!(
+            serde_json::to_value(&budget).expect("json"),
+            serde_json::to_value(&expected).expect("json")
+        );
+        assert_eq!((file.sim.camera.width, file.sim.camera.height), (32, 32));
+        eval_config(&file).expect("the [eval] defaults");
+    }
+}
