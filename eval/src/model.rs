@@ -33,14 +33,30 @@ impl EvalModel {
 
 /// Trains a model on fresh exploration episodes of the training seeds `0..episodes`, for
 /// `steps` optimiser steps, the way the learning tests do; for evaluating without a checkpoint.
+///
+/// The model learns from all of that experience: a replay buffer too small to hold every frame
+/// (`replay.capacity`, 20 000 by default: 16.7 minutes at 20 frames/s) is enlarged to hold them,
+/// and the model's config says so. (It once was not: a 30-minute run learned from its last 16.7
+/// minutes only.)
 pub fn train_model(
     sim: &SimConfig,
-    trainer_config: TrainerConfig,
+    mut trainer_config: TrainerConfig,
     episodes: u64,
     episode_steps: usize,
     steps: u64,
     progress: Progress<'_>,
 ) -> Result<EvalModel, EvalError> {
+    let frames = usize::try_from(episodes)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(episode_steps);
+    if trainer_config.replay.capacity < frames {
+        tracing::info!(
+            capacity = trainer_config.replay.capacity,
+            frames,
+            "replay capacity raised to hold every frame of the experience"
+        );
+        trainer_config.replay.capacity = frames;
+    }
     let collector = collector_config(sim, &trainer_config)?;
     let mut trainer = Trainer::new(trainer_config)?;
     for seed in 0..episodes {
@@ -57,4 +73,25 @@ pub fn train_model(
         source: format!("trained by eval: {steps} steps on {episodes} episodes"),
         trainer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More experience than the replay holds is all learned from: nothing is evicted before
+    /// training starts.
+    #[test]
+    fn a_model_trained_here_keeps_every_frame_of_its_experience() {
+        let mut sim = SimConfig::default();
+        sim.camera.width = 16;
+        sim.camera.height = 16;
+        let proprio = autodidact_nodes::CollectorConfig::default().proprio.dim();
+        let mut config = TrainerConfig::for_inputs(16, 16, proprio);
+        config.model.encoder.image.channels = vec![4, 4, 4, 4];
+        config.replay.capacity = 30;
+        let model = train_model(&sim, config, 2, 40, 0, &|_, _, _| {}).expect("trained");
+        assert_eq!(model.trainer.replay().len(), 80);
+        assert_eq!(model.trainer.config().replay.capacity, 80);
+    }
 }
