@@ -37,7 +37,8 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/ten-minutes.toml");
         let file = FileConfig::load(&path).expect("eval/ten-minutes.toml loads");
         let budget = file.trainer.clone().expect("a [trainer] section");
-        let mut expected = TrainerConfig::for_inputs(32, 32, budget.model.encoder.proprio_dim);
+        let proprio = autodidact_nodes::CollectorConfig::default().proprio.dim();
+        let mut expected = TrainerConfig::for_inputs(32, 32, proprio);
         expected.learning_rate = 3e-4;
         expected.objectives.forward.weight = 30.0;
         assert_eq!(

@@ -85,6 +85,16 @@ fn embed_all(trainer: &Trainer, images: &[Vec<u8>], proprio: &[Vec<f32>]) -> Vec
     snapshot.embed_batch(&images, &proprio).expect("embed")
 }
 
+/// The largest difference between two equally long lists of numbers (embeddings laid end to
+/// end); lists of different lengths are a failure of the test that compares them.
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared lists differ in length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 #[test]
 fn same_seed_gives_identical_losses_and_weights() {
     let _serial = serial();
@@ -349,12 +359,7 @@ fn a_decayed_learning_rate_holds_the_weights_where_the_decay_left_them() {
             trainer.step().expect("step");
         }
         let after = embed_all(&trainer, &images, &proprio);
-        before
-            .iter()
-            .flatten()
-            .zip(after.iter().flatten())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max)
+        largest_difference(&before.concat(), &after.concat())
     };
     let constant = moved_by_later_steps(None);
     let decayed = moved_by_later_steps(Some(LearningRateDecay {
@@ -665,13 +670,7 @@ fn cpu_snapshot_embeds_what_the_published_encoder_computes_on_tensors() {
         .into_data()
         .try_to_vec::<f32>()
         .expect("f32");
-    let worst = embedded
-        .iter()
-        .flatten()
-        .zip(&on_tensors)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert_eq!(embedded.concat().len(), on_tensors.len());
+    let worst = largest_difference(&embedded.concat(), &on_tensors);
     assert!(worst < 1e-4, "direct and tensor paths differ by {worst}");
 }
 
@@ -698,12 +697,7 @@ fn wgpu_trains_and_matches_flex() {
     assert_eq!(gpu.placements().training.kind, BackendKind::Wgpu);
     assert_eq!(gpu.placements().inference.kind, BackendKind::Wgpu);
     let on_gpu = embed_all(&gpu, &images, &proprio);
-    let worst = on_flex
-        .iter()
-        .flatten()
-        .zip(on_gpu.iter().flatten())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = largest_difference(&on_flex.concat(), &on_gpu.concat());
     assert!(worst < 1e-3, "flex and wgpu differ by {worst}");
 
     for sample in explore(&sim_config(SIDE as u32), 3, 120) {
