@@ -483,6 +483,9 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
                 let score = &setting[agent];
                 let rate = number(&score["success_rate"], "success rate");
                 assert!((0.0..=1.0).contains(&rate));
+                // An attempt that ended at its goal was there on the way.
+                let passed = number(&score["passed_rate"], "passed rate");
+                assert!((rate..=1.0).contains(&passed), "{rate} {passed}");
                 for key in [
                     "final_position_error_m",
                     "final_yaw_error_deg",

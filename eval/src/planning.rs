@@ -97,11 +97,27 @@ struct Attempt {
     map_error_m: Option<f64>,
     /// Memory planner: shortcuts its optimised map rejected, when it made one.
     rejected_shortcuts: Option<f64>,
+    /// The pose nearest to success on the way: (the larger share of the two tolerances, its
+    /// error as [`pose_error`], the control period after which it was).
+    closest: Option<(f64, (f64, f64), usize)>,
+}
+
+/// Whether `(metres, degrees)` from the goal is within the success tolerances.
+fn within(error: (f64, f64), config: &EvalConfig) -> bool {
+    error.0 <= config.success_position_m && error.1 <= config.success_yaw_deg
 }
 
 impl Attempt {
     fn reached(&self, config: &EvalConfig) -> bool {
-        self.end.0 <= config.success_position_m && self.end.1 <= config.success_yaw_deg
+        within(self.end, config)
+    }
+
+    /// Whether the robot was within the tolerances at some period, the end included.
+    fn passed(&self, config: &EvalConfig) -> bool {
+        self.reached(config)
+            || self
+                .closest
+                .is_some_and(|(_, error, _)| within(error, config))
     }
 }
 
@@ -256,6 +272,7 @@ fn planning_score(attempts: &[Attempt], config: &EvalConfig) -> PlanningScore {
     let reached = attempts.iter().filter(|a| a.reached(config)).count();
     PlanningScore {
         success_rate: reached as f64 / n,
+        passed_rate: attempts.iter().filter(|a| a.passed(config)).count() as f64 / n,
         final_position_error_m: attempts.iter().map(|a| a.end.0).sum::<f64>() / n,
         final_yaw_error_deg: attempts.iter().map(|a| a.end.1).sum::<f64>() / n,
         start_position_error_m: attempts.iter().map(|a| a.start.0).sum::<f64>() / n,
@@ -349,6 +366,7 @@ fn attempt(
         ..PlannerNodeConfig::default()
     })?;
     let goal_frame_image = goal_frame.image.clone();
+    let goal_proprio = goal_frame.proprio.clone();
     planner.set_goal(goal_frame);
     if let Agent::MemoryPlanner(_, _, memory) = agent {
         planner.set_memory(memory.frames.clone(), config.memory.clone())?;
@@ -361,6 +379,17 @@ fn attempt(
     let (mut map_error_m, mut rejected_shortcuts) = (None, None);
     // Memory planner following: where the robot was when it first came to the end of a path.
     let (mut following, mut path_done) = (false, None);
+    // The goal embedded at rest, for the per-period trace only.
+    let goal_at_rest = match agent {
+        Agent::Planner(encoder, _) | Agent::MemoryPlanner(encoder, ..)
+            if tracing::enabled!(tracing::Level::TRACE) =>
+        {
+            Some(encoder.embed(&goal_frame_image, &goal_proprio)?)
+        }
+        _ => None,
+    };
+    // The pose nearest to success on the way (see `Attempt::closest`).
+    let mut closest: Option<(f64, (f64, f64), usize)> = None;
     for period in 0..steps {
         let frame = eyes.see(&observation)?;
         let command = match agent {
@@ -384,6 +413,26 @@ fn attempt(
                     }
                 }
                 latent_distances.1 = latent;
+                if let Some(goal) = &goal_at_rest {
+                    // Per period: the truth beside the planner's view of it. `at_rest` is the
+                    // frame embedded at rest, as the goal is: the image's part of the distance.
+                    let place = encoder.embed(&frame.image, &goal_proprio)?;
+                    let truth = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
+                    tracing::trace!(
+                        period,
+                        error_m = truth.0,
+                        error_deg = truth.1,
+                        latent,
+                        at_rest = autodidact_learn::plan::goal_distance(&place, goal),
+                        predicted_final = output
+                            .plan
+                            .as_ref()
+                            .map_or(f32::NAN, |p| p.predicted_final_distance),
+                        linear = output.command.linear_x,
+                        angular = output.command.angular_z,
+                        "planning period"
+                    );
+                }
                 if let (None, Agent::MemoryPlanner(_, _, memory), Some(route)) =
                     (&path_check, agent, &output.route)
                 {
@@ -418,6 +467,11 @@ fn attempt(
         observation = sim.step(&Action::new(command[0], command[1]));
         let pose = sim.ground_truth().robot_pose;
         path.push([pose.x, pose.y]);
+        let error = pose_error(&pose, &goal_pose);
+        let share = (error.0 / config.success_position_m).max(error.1 / config.success_yaw_deg);
+        if closest.is_none_or(|(best, ..)| share < best) {
+            closest = Some((share, error, period));
+        }
     }
     let end = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
     tracing::debug!(
@@ -432,6 +486,9 @@ fn attempt(
         start_deg = start_error.1,
         end_m = end.0,
         end_deg = end.1,
+        closest_m = closest.map_or(f64::NAN, |c| c.1.0),
+        closest_deg = closest.map_or(f64::NAN, |c| c.1.1),
+        closest_period = closest.map_or(0, |c| c.2),
         latent_start = latent_distances.0,
         latent_end = latent_distances.1,
         localisation_m = median(&localisation).unwrap_or(f64::NAN),
@@ -462,6 +519,7 @@ fn attempt(
         path_check,
         map_error_m,
         rejected_shortcuts,
+        closest,
     })
 }
 
@@ -512,6 +570,50 @@ fn check_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An attempt that ended `end` from its goal, nearest to it at `closest`.
+    fn attempt_ending(end: (f64, f64), closest: (f64, f64)) -> Attempt {
+        let pose = Pose2 {
+            x: 0.0,
+            y: 0.0,
+            yaw: 0.0,
+        };
+        Attempt {
+            start: (0.1, 60.0),
+            end,
+            start_pose: pose,
+            goal_pose: pose,
+            path: Vec::new(),
+            goal_image: Arc::from(Vec::new()),
+            memory: None,
+            localisation: Vec::new(),
+            goal_localisation: None,
+            path_check: None,
+            map_error_m: None,
+            rejected_shortcuts: None,
+            closest: Some((0.0, closest, 10)),
+        }
+    }
+
+    /// The score tells an attempt that reached the goal and drove off it again from one that
+    /// never got there; one that ended there passed it too.
+    #[test]
+    fn attempts_that_left_the_goal_count_as_passed_not_reached() {
+        let config = EvalConfig::default();
+        let attempts = [
+            // Ended there.
+            attempt_ending((0.1, 10.0), (0.05, 5.0)),
+            // Was there (0.1 m, 5°), ended 0.3 m off.
+            attempt_ending((0.3, 10.0), (0.1, 5.0)),
+            // Never nearer than 25°.
+            attempt_ending((0.1, 40.0), (0.1, 25.0)),
+            // Never nearer than 0.25 m.
+            attempt_ending((0.4, 10.0), (0.25, 2.0)),
+        ];
+        let score = planning_score(&attempts, &config);
+        assert_eq!(score.success_rate, 0.25);
+        assert_eq!(score.passed_rate, 0.5);
+    }
 
     #[test]
     fn goals_of_each_setting_are_free_as_far_as_it_says_and_across_goals_lie_behind() {

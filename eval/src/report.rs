@@ -285,6 +285,11 @@ pub struct MemoryLocalisation {
 pub struct PlanningScore {
     /// Share of pairs that ended within the success tolerances.
     pub success_rate: f64,
+    /// Share of pairs that came within the success tolerances at some control period, whether
+    /// or not they ended there (at least `success_rate`): the rest of the attempts never got
+    /// there; the difference reached the goal and drove off it again.
+    #[serde(default)]
+    pub passed_rate: f64,
     /// Mean final distance to the goal position, metres.
     pub final_position_error_m: f64,
     /// Mean final heading error, degrees.
@@ -415,7 +420,11 @@ fn planning_rows(rows: &mut Vec<[String; 3]>, protocol: &str, setting: &Planning
                 "{protocol}: planning {} ({} pairs, {} steps): {agent}",
                 setting.setting, setting.pairs, setting.plan_steps
             ),
-            format!("{:.0} % reached", 100.0 * score.success_rate),
+            format!(
+                "{:.0} % reached ({:.0} % on the way)",
+                100.0 * score.success_rate,
+                100.0 * score.passed_rate
+            ),
             format!(
                 "final {:.2} m / {:.0}° (start {:.2} m / {:.0}°)",
                 score.final_position_error_m,
