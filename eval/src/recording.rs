@@ -145,6 +145,10 @@ pub fn record_report(
                 format!("{scores}/success_rate/{}/{agent}", setting.setting),
                 score.success_rate,
             )?;
+            scalar(
+                format!("{scores}/passed_rate/{}/{agent}", setting.setting),
+                score.passed_rate,
+            )?;
         }
         recording.log(
             format!("{prefix}/success/{}", setting.setting),
