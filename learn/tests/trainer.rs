@@ -410,7 +410,13 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 8] = [
+    let broken_settings: [(&str, Break); 10] = [
+        ("forward rest_share above 1", |c| {
+            c.objectives.forward.rest_share = 1.5
+        }),
+        ("forward rest_share NaN", |c| {
+            c.objectives.forward.rest_share = f32::NAN
+        }),
         ("learning_rate_decay steps", |c| {
             c.learning_rate_decay = Some(LearningRateDecay {
                 steps: 0,
@@ -477,6 +483,66 @@ fn inverse_dynamics_learns_the_command_between_two_frames() {
         last < 0.8 * variance,
         "{first} -> {last}, variance {variance}"
     );
+}
+
+/// Rest sequences (`objectives.forward.rest_share`) hold their first frame for the whole
+/// horizon, at rest (proprio zeros) and commanded to stop; and dynamics trained with them
+/// predict that a robot at rest which stands still keeps its view, where dynamics trained on the
+/// exploration alone (which seldom stops) drift.
+#[test]
+fn rest_sequences_teach_the_dynamics_that_standing_still_keeps_the_view() {
+    let _serial = serial();
+    let mut config = small_config(4);
+    config.objectives.forward.rest_share = 1.0;
+    let mut trainer = filled_trainer(config);
+    let batch = trainer.sample_batch().expect("batch");
+    let horizon = trainer.config().forward_horizon();
+    let image_len = 3 * SIDE * SIDE;
+    for sequence in batch.future.chunks(horizon * image_len) {
+        let first = &sequence[..image_len];
+        assert!(sequence.chunks(image_len).all(|frame| frame == first));
+    }
+    assert!(batch.proprio.iter().all(|&p| p == 0.0));
+    assert!(batch.actions.iter().all(|&a| a == 0.0));
+    // Without them, the robot drives: its frames change and it is commanded.
+    let driving = filled_trainer(small_config(4))
+        .sample_batch()
+        .expect("batch");
+    assert!(driving.actions.iter().any(|&a| a != 0.0));
+    assert!(
+        driving
+            .future
+            .chunks(horizon * image_len)
+            .any(|s| s.chunks(image_len).any(|frame| frame != &s[..image_len]))
+    );
+
+    // How far the dynamics, rolled out 24 steps of standing still from frames embedded at
+    // rest, move away from where they started (mean goal distance).
+    let samples = explore(&sim_config(SIDE as u32), 9, 60);
+    let drift = |rest_share: f32| {
+        let mut config = small_config(4);
+        config.objectives.forward.rest_share = rest_share;
+        let mut trainer = filled_trainer(config);
+        for _ in 0..300 {
+            trainer.step().expect("step");
+        }
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        let zeros = vec![0.0; PROPRIO_DIM];
+        let mut total = 0.0;
+        for sample in samples.iter().step_by(6) {
+            let start = encoder
+                .embed(&sample.transition.image, &zeros)
+                .expect("embed");
+            let end = end_of(&dynamics, &start, [0.0, 0.0], 24);
+            total += plan::goal_distance(&end, &start);
+        }
+        total / samples.iter().step_by(6).count() as f32
+    };
+    let (plain, with_rest) = (drift(0.0), drift(0.25));
+    println!(
+        "standing-still drift over 24 steps: exploration only {plain:.4}, with rest {with_rest:.4}"
+    );
+    assert!(with_rest < 0.5 * plain, "{with_rest} against {plain}");
 }
 
 /// The relative-pose head learns from two frames' image-only embeddings where the second lies

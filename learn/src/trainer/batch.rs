@@ -162,6 +162,10 @@ impl Trainer {
                     })
                 };
                 let first = at(0)?;
+                // Drawn only when rest sequences are on, so a batch without them is as it was
+                // for its seed.
+                let rest = c.objectives.forward.rest_share > 0.0
+                    && rng.random::<f32>() < c.objectives.forward.rest_share;
                 for view in [&mut *slots.view_a, &mut *slots.view_b] {
                     augment_into(&first.image, width, height, &c.augment, &mut rng, view);
                 }
@@ -209,12 +213,14 @@ impl Trainer {
                     );
                 }
                 for offset in 0..=horizon {
-                    let t = at(offset)?;
-                    if c.model.encoder.proprio_dim > 0 {
+                    // A rest sequence stays at its first frame; its proprio (at rest) and
+                    // commands (stop) are the buffers' zeros.
+                    let t = if rest { first } else { at(offset)? };
+                    if !rest && c.model.encoder.proprio_dim > 0 {
                         slots.proprio[offset * proprio_dim..(offset + 1) * proprio_dim]
                             .copy_from_slice(&t.proprio);
                     }
-                    if offset < horizon {
+                    if !rest && offset < horizon {
                         for k in 0..ACTION_DIM {
                             slots.actions[offset * ACTION_DIM + k] =
                                 t.action[k] / c.action_scale[k];

@@ -56,6 +56,13 @@ pub struct ForwardConfig {
     /// state; `forward` reports their weighted mean. Published embeddings come from the EMA
     /// encoder, so this is the start a rollout at inference time has.
     pub target_start_weight: f32,
+    /// Share of the sampled sequences replayed as "the robot stood still here": the first
+    /// frame held for the whole horizon, the proprio at rest (all zeros: every default proprio
+    /// entry is a rate — wheel and odometry speeds, IMU yaw rate and planar specific force)
+    /// and the commands zero. A static world looks the same to a robot that stands still, but
+    /// an exploration that seldom stops never shows the dynamics so; a planner holding a goal
+    /// asks them exactly that. `0` (the default) samples the drive as it was.
+    pub rest_share: f32,
 }
 
 impl Default for ForwardConfig {
@@ -66,6 +73,7 @@ impl Default for ForwardConfig {
             horizon: 8,
             proprio_weight: 0.1,
             target_start_weight: 1.0,
+            rest_share: 0.0,
         }
     }
 }
@@ -484,6 +492,9 @@ impl TrainerConfig {
             && !(o.forward.target_start_weight.is_finite() && o.forward.target_start_weight >= 0.0)
         {
             return invalid("objectives.forward.target_start_weight must be >= 0");
+        }
+        if !(0.0..=1.0).contains(&o.forward.rest_share) {
+            return invalid("objectives.forward.rest_share must be in [0, 1]");
         }
         if o.forward.enabled && o.forward.horizon == 0 {
             return invalid("objectives.forward.horizon must be >= 1");
