@@ -4,9 +4,9 @@ usage: check_eval_recording.py FILE.rrd REPORT.json
 
 Reads the recording back and checks it against the JSON report of the same run, for both
 protocols (new worlds under /eval, home under /eval/home): the report text, every score on the
-train_step timeline (the success and passed rates included), the success bar charts, one path per agent and pair with the setting's
-plan_steps + 1 positions, the start/goal arrows, the memory planner's graph and route, the goal
-image strip. Exits 1 on any failure.
+train_step timeline (the success and passed rates included), the success bar charts, one path
+per agent and pair with the setting's plan_steps + 1 positions, the start/goal arrows, the memory
+planner's graph and route, the goal image strip. Exits 1 on any failure.
 """
 
 import json
@@ -81,9 +81,9 @@ for prefix, planning in [("/eval", report["planning"]), ("/eval/home", report["h
             and all(close(a, b) for a, b in zip(values, expected)),
             f"success bars {prefix} {name}: {values} != {expected}",
         )
+        scores = prefix.replace("/eval", "/eval/scores", 1)
         for agent in agents:
             for key in ["success_rate", "passed_rate"]:
-                scores = prefix.replace("/eval", "/eval/scores", 1)
                 values = column("train_step", f"{scores}/{key}/{name}/{agent}", "Scalars", "scalars")
                 check(
                     len(values) == 1 and close(values[0][0], setting[agent][key]),

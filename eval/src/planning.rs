@@ -97,14 +97,20 @@ struct Attempt {
     map_error_m: Option<f64>,
     /// Memory planner: shortcuts its optimised map rejected, when it made one.
     rejected_shortcuts: Option<f64>,
-    /// The pose nearest to success on the way: (the larger share of the two tolerances, its
-    /// error as [`pose_error`], the control period after which it was).
-    closest: Option<(f64, (f64, f64), usize)>,
+    /// The pose nearest to success on the way (least [`tolerance_share`]): its error as
+    /// [`pose_error`] and the control period after which it was.
+    closest: Option<((f64, f64), usize)>,
 }
 
 /// Whether `(metres, degrees)` from the goal is within the success tolerances.
 fn within(error: (f64, f64), config: &EvalConfig) -> bool {
     error.0 <= config.success_position_m && error.1 <= config.success_yaw_deg
+}
+
+/// The larger share of its tolerance that either part of `(metres, degrees)` takes: how near
+/// a pose is to success, whichever part keeps it from it.
+fn tolerance_share(error: (f64, f64), config: &EvalConfig) -> f64 {
+    (error.0 / config.success_position_m).max(error.1 / config.success_yaw_deg)
 }
 
 impl Attempt {
@@ -114,10 +120,7 @@ impl Attempt {
 
     /// Whether the robot was within the tolerances at some period, the end included.
     fn passed(&self, config: &EvalConfig) -> bool {
-        self.reached(config)
-            || self
-                .closest
-                .is_some_and(|(_, error, _)| within(error, config))
+        self.reached(config) || self.closest.is_some_and(|(error, _)| within(error, config))
     }
 }
 
@@ -389,7 +392,7 @@ fn attempt(
         _ => None,
     };
     // The pose nearest to success on the way (see `Attempt::closest`).
-    let mut closest: Option<(f64, (f64, f64), usize)> = None;
+    let mut closest: Option<((f64, f64), usize)> = None;
     for period in 0..steps {
         let frame = eyes.see(&observation)?;
         let command = match agent {
@@ -468,9 +471,10 @@ fn attempt(
         let pose = sim.ground_truth().robot_pose;
         path.push([pose.x, pose.y]);
         let error = pose_error(&pose, &goal_pose);
-        let share = (error.0 / config.success_position_m).max(error.1 / config.success_yaw_deg);
-        if closest.is_none_or(|(best, ..)| share < best) {
-            closest = Some((share, error, period));
+        if closest
+            .is_none_or(|(best, _)| tolerance_share(error, config) < tolerance_share(best, config))
+        {
+            closest = Some((error, period));
         }
     }
     let end = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
@@ -486,9 +490,9 @@ fn attempt(
         start_deg = start_error.1,
         end_m = end.0,
         end_deg = end.1,
-        closest_m = closest.map_or(f64::NAN, |c| c.1.0),
-        closest_deg = closest.map_or(f64::NAN, |c| c.1.1),
-        closest_period = closest.map_or(0, |c| c.2),
+        closest_m = closest.map_or(f64::NAN, |c| c.0.0),
+        closest_deg = closest.map_or(f64::NAN, |c| c.0.1),
+        closest_period = closest.map_or(0, |c| c.1),
         latent_start = latent_distances.0,
         latent_end = latent_distances.1,
         localisation_m = median(&localisation).unwrap_or(f64::NAN),
@@ -591,7 +595,7 @@ mod tests {
             path_check: None,
             map_error_m: None,
             rejected_shortcuts: None,
-            closest: Some((0.0, closest, 10)),
+            closest: Some((closest, 10)),
         }
     }
 
