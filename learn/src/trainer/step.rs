@@ -703,12 +703,22 @@ impl Trainer {
             TensorData::new(batch.relative_pose_known.clone(), [b, 1]),
             &self.device,
         );
-        let residual = head.forward(image_pair(now, second)) - truth;
-        let position = residual.clone().slice([0..b, 0..2]).square();
+        // Both orders of every pair: the second frame seen from the first, and the first from
+        // the second (the inverse pose). A robot that mostly drives forward sees later frames
+        // ahead; trained on one order only, the head learned "ahead" as its answer for any pair.
+        let inverse = Tensor::<2>::from_data(
+            TensorData::new(inverse_poses(&batch.relative_poses), [b, RELATIVE_POSE_DIM]),
+            &self.device,
+        );
+        let second_now = Tensor::cat(vec![Tensor::from_inner(second.clone()), now.clone()], 1);
+        let inputs = Tensor::cat(vec![image_pair(now, second), second_now], 0);
+        let residual = head.forward(inputs) - Tensor::cat(vec![truth, inverse], 0);
+        let position = residual.clone().slice([0..2 * b, 0..2]).square();
         // 2 (1 − cos Δ): Δ² for small errors, and no jump where a turn wraps past ±π.
-        let turn = (residual.slice([0..b, 2..3]).cos().neg() + 1.0) * 2.0;
+        let turn = (residual.slice([0..2 * b, 2..3]).cos().neg() + 1.0) * 2.0;
+        let known = Tensor::cat(vec![known.clone(), known], 0);
         let error = Tensor::cat(vec![position, turn], 1) * known;
-        let odometry = error.sum() / (known_count * RELATIVE_POSE_DIM as f32);
+        let odometry = error.sum() / (2.0 * known_count * RELATIVE_POSE_DIM as f32);
         terms.add(odometry, o.weight, |l| &mut l.odometry)
     }
 
@@ -761,5 +771,44 @@ impl Trainer {
             skipped_non_finite,
             weights_version: self.weights_version,
         })
+    }
+}
+
+/// The inverse of each `[x, y, yaw]` relative pose (metres scaled or not: the inverse is
+/// linear in the position): where the first frame lies seen from the second.
+fn inverse_poses(poses: &[f32]) -> Vec<f32> {
+    poses
+        .chunks(RELATIVE_POSE_DIM)
+        .flat_map(|p| {
+            let (x, y, yaw) = (p[0], p[1], p[2]);
+            let (sin, cos) = yaw.sin_cos();
+            [-x * cos - y * sin, x * sin - y * cos, -yaw]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OdometryPose;
+
+    /// The pair's reversed order is trained on the inverse pose: composed with the pose, it
+    /// gives back the first frame.
+    #[test]
+    fn the_reversed_pair_is_trained_on_the_inverse_pose() {
+        let poses = [0.4f32, -0.2, 0.9, -0.1, 0.3, -2.5, 0.0, 0.0, 0.0];
+        let inverse = inverse_poses(&poses);
+        for (p, q) in poses.chunks(3).zip(inverse.chunks(3)) {
+            let pose = OdometryPose::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
+            let back = OdometryPose::new(f64::from(q[0]), f64::from(q[1]), f64::from(q[2]));
+            let identity = pose.compose(&back);
+            assert!(
+                identity.x.abs() < 1e-6 && identity.y.abs() < 1e-6,
+                "{identity:?}"
+            );
+            assert!(identity.yaw.abs() < 1e-6, "{identity:?}");
+        }
+        // A pose ahead and turned left has the first frame behind and turned right of it.
+        assert!(inverse[0] < 0.0 && inverse[2] < 0.0);
     }
 }
