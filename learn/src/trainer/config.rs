@@ -159,7 +159,7 @@ pub struct OdometryConfig {
     pub enabled: bool,
     /// Weight of the loss: the squared error of `[x / metres_scale, y / metres_scale]` plus
     /// `2 (1 − cos Δyaw)` of the turn (its square for small errors, and the same for a turn
-    /// and that turn ± 2π), averaged over the three.
+    /// and that turn ± 2π), averaged over the three and over both orders of each pair.
     pub weight: f32,
     /// Metres that count as much as a radian of heading.
     pub metres_scale: f32,

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::Trainer;
 use super::batch::Batch;
 use super::losses::{gradient_norm, info_nce, scalar, sigreg, spread_terms};
-use crate::LearnError;
 use crate::augment::channels_last;
 use crate::cpu::direct::PixelLayout;
 use crate::model::{RELATIVE_POSE_DIM, l2_normalize};
 use crate::replay::ACTION_DIM;
+use crate::{LearnError, OdometryPose};
 
 /// The losses of one step (0 for disabled objectives).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -670,9 +670,10 @@ impl Trainer {
         terms.add(inverse, o.weight, |l| &mut l.inverse)
     }
 
-    /// Where frame `t + δ` lies seen from frame `t`, from the image-only online embedding of
-    /// `t` and the target's of `t + δ` (the error as [`super::config::OdometryConfig::weight`]
-    /// says), averaged over the sequences whose odometry gave it (none: no term this step).
+    /// Where frame `t + δ` lies seen from frame `t`, and `t` seen from `t + δ`, from the
+    /// image-only online embedding of `t` and the target's of `t + δ` (the error as
+    /// [`super::config::OdometryConfig::weight`] says), averaged over both orders of the
+    /// sequences whose odometry gave it (none: no term this step).
     fn odometry_loss(
         &self,
         batch: &Batch,
@@ -780,9 +781,9 @@ fn inverse_poses(poses: &[f32]) -> Vec<f32> {
     poses
         .chunks(RELATIVE_POSE_DIM)
         .flat_map(|p| {
-            let (x, y, yaw) = (p[0], p[1], p[2]);
-            let (sin, cos) = yaw.sin_cos();
-            [-x * cos - y * sin, x * sin - y * cos, -yaw]
+            let pose = OdometryPose::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
+            let inverse = pose.inverse();
+            [inverse.x as f32, inverse.y as f32, inverse.yaw as f32]
         })
         .collect()
 }
@@ -790,12 +791,10 @@ fn inverse_poses(poses: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::OdometryPose;
 
-    /// The pair's reversed order is trained on the inverse pose: composed with the pose, it
-    /// gives back the first frame.
+    /// The reversed pair's target, composed with the pair's pose, gives back the first frame.
     #[test]
-    fn the_reversed_pair_is_trained_on_the_inverse_pose() {
+    fn inverse_poses_compose_with_the_pose_to_the_identity() {
         let poses = [0.4f32, -0.2, 0.9, -0.1, 0.3, -2.5, 0.0, 0.0, 0.0];
         let inverse = inverse_poses(&poses);
         for (p, q) in poses.chunks(3).zip(inverse.chunks(3)) {
