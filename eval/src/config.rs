@@ -1,6 +1,7 @@
 //! What to evaluate and how much.
 
 use autodidact_learn::{MemoryConfig, PlannerConfig};
+use autodidact_nodes::planner::AlignConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
@@ -46,6 +47,9 @@ pub struct EvalConfig {
     pub goal_with_current_proprio: bool,
     /// The reference planner.
     pub planner: PlannerConfig,
+    /// The reference planner's turn to the goal's heading first, where the model serves a
+    /// relative-pose head (see `PlannerNodeConfig`).
+    pub align: AlignConfig,
     /// The memory planner's graph (the reference planner drives between its subgoals).
     pub memory: MemoryConfig,
     /// Seed of the held-out worlds, the pairs and the random baselines.
@@ -68,6 +72,7 @@ impl Default for EvalConfig {
             ridge: 1e-3,
             goal_with_current_proprio: false,
             planner: PlannerConfig::default(),
+            align: AlignConfig::default(),
             memory: MemoryConfig::default(),
             seed: 0,
         }
@@ -99,6 +104,7 @@ impl EvalConfig {
             )));
         }
         self.planner.validate()?;
+        self.align.validate()?;
         self.memory.validate()?;
         Ok(())
     }

@@ -364,6 +364,7 @@ fn attempt(
     let mut planner = PlannerNode::new(PlannerNodeConfig {
         planner: config.planner.clone(),
         goal_with_current_proprio: config.goal_with_current_proprio,
+        align: config.align.clone(),
         // The memory is the drive given below: what the planner sees on the way to the goal
         // is not added to it.
         ..PlannerNodeConfig::default()
@@ -507,6 +508,8 @@ fn attempt(
             .map(|w| (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]))
             .sum::<f64>(),
         followed = planner.stats().followed,
+        aligning = planner.stats().aligning,
+        align_timeouts = planner.stats().align_timeouts,
         paths = planner.stats().paths,
         "planning attempt"
     );

@@ -9,6 +9,7 @@ use crate::LearnError;
 use crate::augment::plain_rows_into;
 use crate::cpu::direct::{DirectConvStack, PixelLayout};
 use crate::model::{Dynamics, StateEncoder, StateEncoderConfig};
+use crate::relative_pose::RelativePoseHead;
 use crate::replay::ACTION_DIM;
 
 /// An immutable, versioned copy of the encoder's weights on the inference device.
@@ -200,12 +201,14 @@ impl EncoderHandle {
     }
 }
 
-/// An immutable copy of the latent dynamics for rollouts (planning, evaluation).
+/// An immutable copy of the latent dynamics for rollouts (planning, evaluation), with the
+/// relative-pose head where the model trains one: what a planner needs besides the encoder.
 #[derive(Debug)]
 pub struct DynamicsSnapshot {
     /// Version of the weights it was taken from.
     pub version: u64,
     dynamics: Dynamics,
+    relative_pose: Option<RelativePoseHead>,
     action_scale: [f32; ACTION_DIM],
     embed_dim: usize,
     device: Device,
@@ -223,10 +226,22 @@ impl DynamicsSnapshot {
         Self {
             version,
             dynamics: dynamics.valid().to_device(device),
+            relative_pose: None,
             action_scale,
             embed_dim,
             device: device.clone(),
         }
+    }
+
+    /// The same snapshot with the relative-pose head of the same weights version.
+    pub fn with_relative_pose(mut self, head: RelativePoseHead) -> Self {
+        self.relative_pose = Some(head);
+        self
+    }
+
+    /// The relative-pose head of this weights version; `None` for a model that trains none.
+    pub fn relative_pose(&self) -> Option<&RelativePoseHead> {
+        self.relative_pose.as_ref()
     }
 
     /// Embedding size `D` the dynamics work in.

@@ -35,6 +35,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod relative_pose;
 mod replay;
 pub mod stats;
 mod trainer;

@@ -643,6 +643,12 @@ impl WorldModelConfig {
         Ok(())
     }
 
+    /// Shapes of the relative-pose head: `[z at a, z at b]` (`2 D`) → `[x, y, yaw]` of `b`
+    /// seen from `a`.
+    pub fn relative_pose_head(&self) -> MlpConfig {
+        MlpConfig::new(2 * self.embed_dim(), self.head_hidden, RELATIVE_POSE_DIM)
+    }
+
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> WorldModel {
         let d = self.encoder.embed_dim;
@@ -665,7 +671,7 @@ impl WorldModelConfig {
                 .then(|| MlpConfig::new(2 * d, self.head_hidden, self.action_dim).init(device)),
             relative_pose: self
                 .odometry_head
-                .then(|| MlpConfig::new(2 * d, self.head_hidden, RELATIVE_POSE_DIM).init(device)),
+                .then(|| self.relative_pose_head().init(device)),
         }
     }
 }

@@ -1,8 +1,9 @@
-//! Weights that travel: one version of the served model (the published encoder and the latent
-//! dynamics) as one safetensors blob, with the digest of the architecture it fits, so that a
-//! node on another host (over `autodidact_msgs/ModelWeights`) takes it whole or not at all.
+//! Weights that travel: one version of the served model (the published encoder, the latent
+//! dynamics and, where the model trains one, the relative-pose head) as one safetensors blob,
+//! with the digest of the architecture it fits, so that a node on another host (over
+//! `autodidact_msgs/ModelWeights`) takes it whole or not at all.
 //!
-//! Tensor names are burn's module paths under `encoder.` and `dynamics.` (as in
+//! Tensor names are burn's module paths under `encoder.`, `dynamics.` and `relative_pose.` (as in
 //! [`crate::Trainer::export_model_safetensors`]); the blob's safetensors metadata repeats the
 //! format, version, step and architecture, so a blob saved to a file describes itself.
 
@@ -11,32 +12,52 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use sha2::{Digest, Sha256};
 
 use crate::LearnError;
+use crate::TrainerConfig;
 use crate::inference::{DynamicsSnapshot, EncoderSnapshot};
-use crate::model::{Dynamics, DynamicsConfig, StateEncoder, WorldModelConfig};
+use crate::model::{Dynamics, DynamicsConfig, Mlp, StateEncoder, WorldModelConfig};
+use crate::relative_pose::RelativePoseHead;
 use crate::replay::ACTION_DIM;
 
 /// Layout of the packed weights; part of the architecture digest, so a change of layout is a
 /// change of architecture.
 pub const WEIGHTS_FORMAT: &str = "autodidact-weights-1";
 
-/// The two modules that serve: what a follower needs to embed and to roll out.
+/// The modules that serve: what a follower needs to embed, to roll out and to place one frame
+/// seen from another.
 #[derive(Module, Debug)]
 struct Served {
     encoder: StateEncoder,
     dynamics: Dynamics,
+    relative_pose: Option<Mlp>,
+}
+
+/// Metres to one unit of the relative-pose head's output, for a model whose head is trained
+/// (and so served); `None` otherwise.
+fn served_head_scale(config: &TrainerConfig) -> Option<f32> {
+    let odometry = &config.objectives.odometry;
+    (config.model.odometry_head && odometry.enabled).then_some(odometry.metres_scale)
 }
 
 /// The architecture weights fit: `sha256:` and the hex digest of the packing format, the model
-/// configuration (every shape of the encoder and dynamics) and the action scale (what the
-/// dynamics' action inputs mean). Two nodes with the same digest can exchange weights.
-pub fn architecture_digest(model: &WorldModelConfig, action_scale: [f32; ACTION_DIM]) -> String {
-    let described = serde_json::json!({
+/// configuration (every shape of the encoder and dynamics), the action scale (what the
+/// dynamics' action inputs mean) and, for a model that serves a relative-pose head, its shapes
+/// and metres scale. Two nodes with the same digest can exchange weights.
+pub fn architecture_digest(config: &TrainerConfig) -> String {
+    let model = &config.model;
+    let mut described = serde_json::json!({
         "format": WEIGHTS_FORMAT,
         "encoder": &model.encoder,
         "action_dim": model.action_dim,
         "dynamics_hidden": model.dynamics_hidden,
-        "action_scale": action_scale,
+        "action_scale": config.action_scale,
     });
+    // Only a model with the head adds it: a digest without one stays what it was.
+    if let (Some(scale), Some(fields)) = (served_head_scale(config), described.as_object_mut()) {
+        fields.insert(
+            "relative_pose".into(),
+            serde_json::json!({ "hidden": model.head_hidden, "metres_scale": scale }),
+        );
+    }
     let digest = Sha256::digest(described.to_string().as_bytes());
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     format!("sha256:{hex}")
@@ -55,7 +76,8 @@ pub struct PackedWeights {
     pub safetensors: Vec<u8>,
 }
 
-/// Packs a matching encoder and dynamics snapshot (same version) for `architecture`.
+/// Packs a matching encoder and dynamics snapshot (same version, with its relative-pose head
+/// if it has one) for `architecture`.
 pub fn pack(
     encoder: &EncoderSnapshot,
     dynamics: &DynamicsSnapshot,
@@ -70,6 +92,7 @@ pub fn pack(
     let served = Served {
         encoder: encoder.module().clone(),
         dynamics: dynamics.module().clone(),
+        relative_pose: dynamics.relative_pose().map(|head| head.module().clone()),
     };
     let mut store = SafetensorsStore::from_bytes(None)
         .metadata("format", WEIGHTS_FORMAT)
@@ -95,18 +118,19 @@ pub fn pack(
 pub struct Unpacker {
     model: WorldModelConfig,
     action_scale: [f32; ACTION_DIM],
+    head_scale: Option<f32>,
     architecture: String,
     device: Device,
 }
 
 impl Unpacker {
-    /// Unpacks weights that fit `model` with `action_scale`, onto `device`.
-    pub fn new(model: WorldModelConfig, action_scale: [f32; ACTION_DIM], device: Device) -> Self {
-        let architecture = architecture_digest(&model, action_scale);
+    /// Unpacks weights that fit the model `config` trains, onto `device`.
+    pub fn new(config: &TrainerConfig, device: Device) -> Self {
         Self {
-            model,
-            action_scale,
-            architecture,
+            model: config.model.clone(),
+            action_scale: config.action_scale,
+            head_scale: served_head_scale(config),
+            architecture: architecture_digest(config),
             device,
         }
     }
@@ -135,6 +159,9 @@ impl Unpacker {
             dynamics: DynamicsConfig::new(embed_dim, self.model.action_dim)
                 .with_hidden(self.model.dynamics_hidden)
                 .init(&self.device),
+            relative_pose: self
+                .head_scale
+                .map(|_| self.model.relative_pose_head().init(&self.device)),
         };
         let mut store = SafetensorsStore::from_bytes(Some(packed.safetensors.clone()))
             .validate(true)
@@ -164,6 +191,15 @@ impl Unpacker {
             packed.version,
             &self.device,
         );
+        let dynamics = match (&served.relative_pose, self.head_scale) {
+            (Some(head), Some(scale)) => dynamics.with_relative_pose(RelativePoseHead::new(
+                head,
+                scale,
+                embed_dim,
+                &self.device,
+            )),
+            _ => dynamics,
+        };
         Ok((encoder, dynamics))
     }
 }

@@ -225,15 +225,20 @@ impl Trainer {
         )
     }
 
-    /// A snapshot of the current latent dynamics, for rollouts.
+    /// A snapshot of the current latent dynamics, for rollouts, with the relative-pose head
+    /// where the odometry objective trains one ([`Trainer::relative_pose_head`]).
     pub fn dynamics_snapshot(&self) -> DynamicsSnapshot {
-        DynamicsSnapshot::new(
+        let snapshot = DynamicsSnapshot::new(
             &self.model.dynamics,
             self.config.model.embed_dim(),
             self.config.action_scale,
             self.weights_version,
             &self.inference_device,
-        )
+        );
+        match self.relative_pose_head() {
+            Some(head) => snapshot.with_relative_pose(head),
+            None => snapshot,
+        }
     }
 
     /// Samples a batch and trains on it.

@@ -1,13 +1,28 @@
 //! The relative-pose head at inference: where one frame lies seen from another.
 
-use burn::prelude::*;
-
 use super::Trainer;
 use crate::LearnError;
-use crate::memory::{OdometryPose, wrap};
-use crate::model::RELATIVE_POSE_DIM;
+use crate::memory::OdometryPose;
+use crate::relative_pose::RelativePoseHead;
 
 impl Trainer {
+    /// A copy of the relative-pose head on the inference device; `None` for a model without
+    /// the head, or whose head the odometry objective does not train.
+    pub fn relative_pose_head(&self) -> Option<RelativePoseHead> {
+        let odometry = &self.config.objectives.odometry;
+        let head = self
+            .model
+            .relative_pose
+            .as_ref()
+            .filter(|_| odometry.enabled)?;
+        Some(RelativePoseHead::new(
+            head,
+            odometry.metres_scale,
+            self.config.model.embed_dim(),
+            &self.inference_device,
+        ))
+    }
+
     /// Where each frame of `second` lies seen from the frame of `first` at the same index (`x`
     /// ahead, `y` left, metres; heading, radians), by the relative-pose head of the odometry
     /// objective, from the two frames' image-only embeddings (the published encoder's, proprio
@@ -21,49 +36,8 @@ impl Trainer {
         first: &[Vec<f32>],
         second: &[Vec<f32>],
     ) -> Result<Option<Vec<OdometryPose>>, LearnError> {
-        let (Some(head), true) = (
-            &self.model.relative_pose,
-            self.config.objectives.odometry.enabled,
-        ) else {
-            return Ok(None);
-        };
-        let d = self.config.model.embed_dim();
-        if first.len() != second.len() || first.iter().chain(second).any(|z| z.len() != d) {
-            return Err(LearnError::BadInput(format!(
-                "relative poses need as many first as second embeddings ({} and {}), {d} values each",
-                first.len(),
-                second.len()
-            )));
-        }
-        if first.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        let n = first.len();
-        let plain = self.device.clone().without_autodiff();
-        let pairs: Vec<f32> = first
-            .iter()
-            .zip(second)
-            .flat_map(|(a, b)| a.iter().chain(b).copied())
-            .collect();
-        let input = Tensor::<2>::from_data(TensorData::new(pairs, [n, 2 * d]), &plain);
-        let output: Vec<f32> = head
-            .valid()
-            .forward(input)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| LearnError::Backend(format!("reading relative poses: {e:?}")))?;
-        let scale = f64::from(self.config.objectives.odometry.metres_scale);
-        Ok(Some(
-            output
-                .chunks(RELATIVE_POSE_DIM)
-                .map(|p| {
-                    OdometryPose::new(
-                        f64::from(p[0]) * scale,
-                        f64::from(p[1]) * scale,
-                        wrap(f64::from(p[2])),
-                    )
-                })
-                .collect(),
-        ))
+        self.relative_pose_head()
+            .map(|head| head.poses(first, second))
+            .transpose()
     }
 }

@@ -13,7 +13,7 @@ fn trained_and_packed() -> (Trainer, PackedWeights) {
         trainer.step().expect("step");
     }
     let config = small_config(5);
-    let architecture = architecture_digest(&config.model, config.action_scale);
+    let architecture = architecture_digest(&config);
     let packed = pack(
         &trainer.snapshot(),
         &trainer.dynamics_snapshot(),
@@ -24,11 +24,7 @@ fn trained_and_packed() -> (Trainer, PackedWeights) {
 }
 
 fn unpacker(config: &TrainerConfig) -> Unpacker {
-    Unpacker::new(
-        config.model.clone(),
-        config.action_scale,
-        BackendKind::Flex.device(),
-    )
+    Unpacker::new(config, BackendKind::Flex.device())
 }
 
 #[test]
@@ -56,6 +52,54 @@ fn packed_weights_serve_the_same_embeddings_and_rollouts_elsewhere() {
         .rollout(start, &actions)
         .expect("rollout");
     assert_eq!(dynamics.rollout(start, &actions).expect("rollout"), local);
+    // The relative-pose head travels with them: a planner there places frames as here.
+    let zeros = vec![0.0; PROPRIO_DIM];
+    let image_only: Vec<Vec<f32>> = images
+        .iter()
+        .map(|image| encoder.embed(image, &zeros).expect("embed"))
+        .collect();
+    let (firsts, seconds) = (image_only[..3].to_vec(), image_only[3..6].to_vec());
+    let head = dynamics.relative_pose().expect("the head travels");
+    assert_eq!(
+        Some(head.poses(&firsts, &seconds).expect("poses")),
+        trainer
+            .relative_poses(&firsts, &seconds)
+            .expect("relative poses"),
+    );
+}
+
+#[test]
+fn weights_of_a_model_without_the_head_carry_none_and_keep_their_digest() {
+    let _serial = serial();
+    let mut config = small_config(5);
+    config.model.odometry_head = false;
+    config.objectives.odometry.enabled = false;
+    let trainer = filled_trainer(config.clone());
+    assert!(trainer.dynamics_snapshot().relative_pose().is_none());
+    let packed = pack(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &architecture_digest(&config),
+    )
+    .expect("pack");
+    let (_, dynamics) = unpacker(&config).unpack(&packed).expect("unpack");
+    assert!(dynamics.relative_pose().is_none());
+    // The digest of a model without the head is the one it had before heads travelled (the
+    // `autodidact-weights-1` description of the encoder, dynamics and action scale), so nodes
+    // of both versions still exchange weights.
+    let model = &config.model;
+    let described = serde_json::json!({
+        "format": autodidact_learn::weights::WEIGHTS_FORMAT,
+        "encoder": &model.encoder,
+        "action_dim": model.action_dim,
+        "dynamics_hidden": model.dynamics_hidden,
+        "action_scale": config.action_scale,
+    });
+    let hex: String = <sha2::Sha256 as sha2::Digest>::digest(described.to_string().as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(architecture_digest(&config), format!("sha256:{hex}"));
 }
 
 #[test]
@@ -72,15 +116,25 @@ fn weights_of_another_architecture_are_refused_by_their_digest() {
     // The action scale is part of what the dynamics mean.
     let mut faster = small_config(5);
     faster.action_scale = [2.0, 4.0];
-    assert_ne!(
-        architecture_digest(&faster.model, faster.action_scale),
-        packed.architecture
-    );
+    assert_ne!(architecture_digest(&faster), packed.architecture);
     assert_eq!(
-        architecture_digest(&small_config(5).model, small_config(5).action_scale),
+        architecture_digest(&small_config(5)),
         packed.architecture,
         "the digest is stable for one configuration"
     );
+    // So is the relative-pose head: whether it is served, and what its metres are.
+    let mut headless = small_config(5);
+    headless.objectives.odometry.enabled = false;
+    let mut coarser = small_config(5);
+    coarser.objectives.odometry.metres_scale = 1.0;
+    for other in [headless, coarser] {
+        assert_ne!(architecture_digest(&other), packed.architecture);
+        let error = unpacker(&other).unpack(&packed).expect_err("refused");
+        assert!(
+            matches!(error, LearnError::OtherArchitecture { .. }),
+            "{error}"
+        );
+    }
 }
 
 #[test]

@@ -183,10 +183,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     } else {
         setup.robots.clone()
     };
-    let architecture = autodidact_learn::weights::architecture_digest(
-        &setup.trainer.model,
-        setup.trainer.action_scale,
-    );
+    let architecture = autodidact_learn::weights::architecture_digest(&setup.trainer);
     // The frame of the robot's odometry (its messages' frame_id), for the planner's route.
     let odom_frame = Arc::new(Mutex::new(String::from("odom")));
     let sinks = publishers(
@@ -313,11 +310,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     let weights_every = Duration::from_secs_f64(setup.weights_every_s);
     let topic_follower = if follow_topic {
         let device = ports.encoder().current().device().clone();
-        let unpacker = Unpacker::new(
-            setup.trainer.model.clone(),
-            setup.trainer.action_scale,
-            device,
-        );
+        let unpacker = Unpacker::new(&setup.trainer, device);
         Some(TopicFollower::start(
             &mut node,
             &executor,

@@ -298,12 +298,8 @@ mod tests {
         let config = config();
         let mut trainer = Trainer::new(config.clone()).expect("trainer");
         let ports = ports(&mut trainer);
-        let ours = architecture_digest(&config.model, config.action_scale);
-        let mut follower = WeightsFollower::new(Unpacker::new(
-            config.model.clone(),
-            config.action_scale,
-            BackendKind::Flex.device(),
-        ));
+        let ours = architecture_digest(&config);
+        let mut follower = WeightsFollower::new(Unpacker::new(&config, BackendKind::Flex.device()));
         let served = || (ports.encoder().current().version, ports.dynamics().version);
 
         assert_eq!(
@@ -326,7 +322,7 @@ mod tests {
 
         let mut wider = config.clone();
         wider.model.encoder.embed_dim = 48;
-        let theirs = architecture_digest(&wider.model, wider.action_scale);
+        let theirs = architecture_digest(&wider);
         assert_eq!(
             follower.offer(&packed(&wider, 9, &theirs), 7, &ports),
             Offered::OtherArchitecture

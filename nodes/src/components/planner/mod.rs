@@ -17,7 +17,13 @@
 //! With **remembering** on ([`RememberConfig`], `[planner.remember]`), the memory is what the
 //! robot's own camera showed while it drove: the planner keeps a frame of every stretch it sees,
 //! with or without a goal, and builds the graph again as the memory grows.
+//!
+//! Without a memory, and where the model serves a relative-pose head, the robot first **turns
+//! to the goal's heading** ([`AlignConfig`], `[planner.align]`): in place, by what the head
+//! reads from the frame and the goal image, until it reads the heading within a few degrees;
+//! then the MPC drives.
 
+mod align;
 mod memory;
 
 use autodidact_learn::inference::DynamicsSnapshot;
@@ -30,6 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::NodeError;
 use crate::components::collector::Frame;
 use crate::msg::TwistMsg;
+pub use align::AlignConfig;
+use align::{Aligner, Turn};
 use memory::Memory;
 pub use memory::RememberConfig;
 
@@ -45,6 +53,8 @@ pub struct PlannerNodeConfig {
     pub goal_with_current_proprio: bool,
     /// Remembering what the camera shows, to plan through it.
     pub remember: RememberConfig,
+    /// Turning to the goal's heading first, by the relative-pose head (without a memory).
+    pub align: AlignConfig,
 }
 
 /// What the planner decided for one frame.
@@ -53,8 +63,10 @@ pub struct PlannerOutput {
     /// The command to send, stamped with the frame's stamp.
     pub command: TwistMsg,
     /// The latent MPC's plan behind it; `None` when the command came from following the route
-    /// by odometry.
+    /// by odometry or from turning to the goal's heading ([`PlannerOutput::aligning`]).
     pub plan: Option<Plan>,
+    /// The command turns the robot in place to the goal's heading ([`AlignConfig`]).
+    pub aligning: bool,
     /// The route through the memory, when the planner has one and found a route.
     pub route: Option<Route>,
     /// The route's places in the `odom` frame of the memory's wheel odometry, from the robot's
@@ -106,6 +118,15 @@ pub struct PlannerStats {
     /// Frames whose command came from following a path (the MPC was not asked).
     #[serde(default)]
     pub followed: u64,
+    /// Frames whose command turned the robot in place to the goal's heading ([`AlignConfig`]).
+    #[serde(default)]
+    pub aligning: u64,
+    /// Goals whose heading the relative-pose head read within `align.within_deg`.
+    #[serde(default)]
+    pub aligned: u64,
+    /// Goals whose turn ran out of `align.max_s` before the head read their heading so.
+    #[serde(default)]
+    pub align_timeouts: u64,
 }
 
 struct Goal {
@@ -120,6 +141,7 @@ pub struct PlannerNode {
     planner: LatentPlanner,
     goal: Option<Goal>,
     memory: Option<Memory>,
+    aligner: Aligner,
     stats: PlannerStats,
 }
 
@@ -131,8 +153,10 @@ impl PlannerNode {
             .enabled
             .then(|| Memory::remembering(config.remember.clone()))
             .transpose()?;
+        config.align.validate()?;
         Ok(Self {
             planner: LatentPlanner::new(config.planner.clone())?,
+            aligner: Aligner::new(config.align.clone()),
             config,
             goal: None,
             memory,
@@ -210,6 +234,7 @@ impl PlannerNode {
             embedding: None,
         });
         self.planner.reset();
+        self.aligner.new_goal();
         if let Some(memory) = &mut self.memory {
             memory.new_goal();
         }
@@ -219,6 +244,7 @@ impl PlannerNode {
     pub fn clear_goal(&mut self) {
         self.goal = None;
         self.planner.reset();
+        self.aligner.new_goal();
         if let Some(memory) = &mut self.memory {
             memory.new_goal();
         }
@@ -240,6 +266,24 @@ impl PlannerNode {
             self.stats.without_goal += 1;
             return Ok(None);
         };
+        if self.memory.is_none()
+            && let Some(head) = dynamics.relative_pose()
+        {
+            let max_turn = self.config.planner.max_action[1];
+            match self
+                .aligner
+                .turn(frame, &goal.frame, encoder, head, max_turn)?
+            {
+                Turn::InPlace(rate) => {
+                    self.stats.aligning += 1;
+                    self.stats.plans += 1;
+                    return Ok(Some(PlannerOutput::aligning(frame.stamp_ns, rate)));
+                }
+                Turn::Aligned => self.stats.aligned += 1,
+                Turn::TimedOut => self.stats.align_timeouts += 1,
+                Turn::HandedOver => {}
+            }
+        }
         let goal_embedding = if self.config.goal_with_current_proprio {
             self.stats.goal_embeddings += 1;
             encoder.embed(&goal.frame.image, &frame.proprio)?
@@ -305,11 +349,32 @@ impl PlannerNode {
                 angular_z: action[1],
             },
             plan,
+            aligning: false,
             route,
             route_odometry,
             path,
             memory_rebuilt: rebuilt,
         }))
+    }
+}
+
+impl PlannerOutput {
+    /// A turn in place at `rate` (`rad/s`) to the goal's heading, for the frame stamped
+    /// `stamp_ns`.
+    fn aligning(stamp_ns: u64, rate: f32) -> Self {
+        Self {
+            command: TwistMsg {
+                stamp_ns,
+                linear_x: 0.0,
+                angular_z: rate,
+            },
+            plan: None,
+            aligning: true,
+            route: None,
+            route_odometry: Vec::new(),
+            path: Vec::new(),
+            memory_rebuilt: false,
+        }
     }
 }
 
@@ -357,6 +422,126 @@ mod tests {
             .with_feature_dim(32);
         config.model.encoder.embed_dim = 32;
         Trainer::new(config).expect("trainer")
+    }
+
+    /// [`small_trainer`] with the relative-pose head (untrained).
+    fn trainer_with_head() -> Trainer {
+        let mut config = small_trainer().config().clone();
+        config.model.odometry_head = true;
+        config.objectives.odometry.enabled = true;
+        Trainer::new(config).expect("trainer")
+    }
+
+    fn aligning_within(within_deg: f64) -> PlannerNodeConfig {
+        PlannerNodeConfig {
+            align: AlignConfig {
+                within_deg,
+                max_s: 1.0,
+                ..AlignConfig::default()
+            },
+            ..PlannerNodeConfig::default()
+        }
+    }
+
+    #[test]
+    fn with_a_relative_pose_head_the_robot_turns_to_the_goals_heading_before_the_mpc_drives() {
+        let trainer = trainer_with_head();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        let head = dynamics
+            .relative_pose()
+            .expect("the snapshot serves the head");
+        let zeros = [0.0; 7];
+        let goal = frame(0, 30);
+        let here = frame(1_000_000_000, 90);
+        let goal_seen = head
+            .pose(
+                &encoder.embed(&here.image, &zeros).expect("embed"),
+                &encoder.embed(&goal.image, &zeros).expect("embed"),
+            )
+            .expect("pose");
+        let max_turn = PlannerConfig::default().max_action[1];
+
+        // A threshold the untrained head never meets: it turns in place, by its reading, until
+        // `max_s` has passed; then the MPC drives.
+        let mut node = PlannerNode::new(aligning_within(1e-9)).expect("planner");
+        node.set_goal(goal.clone());
+        let turning = node
+            .on_frame(&here, &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(turning.aligning && turning.plan.is_none());
+        assert_eq!(turning.command.linear_x, 0.0);
+        let expected = (2.5 * goal_seen.yaw).clamp(-f64::from(max_turn), f64::from(max_turn));
+        assert!(
+            (f64::from(turning.command.angular_z) - expected).abs() < 1e-4,
+            "{} against {expected}",
+            turning.command.angular_z
+        );
+        let later = frame(here.stamp_ns + 1_000_000_000, 90);
+        let driving = node
+            .on_frame(&later, &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(!driving.aligning && driving.plan.is_some());
+        let stats = node.stats();
+        assert_eq!(
+            (stats.aligning, stats.align_timeouts, stats.plans),
+            (1, 1, 2)
+        );
+
+        // A new goal turns again; a threshold every reading meets hands over at once.
+        node.set_goal(goal.clone());
+        assert!(
+            node.on_frame(&later, &encoder, &dynamics)
+                .expect("plan")
+                .expect("a command")
+                .aligning
+        );
+        let mut node = PlannerNode::new(aligning_within(180.0)).expect("planner");
+        node.set_goal(goal.clone());
+        let output = node
+            .on_frame(&here, &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(!output.aligning && output.plan.is_some());
+        assert_eq!((node.stats().aligned, node.stats().aligning), (1, 0));
+
+        // Turned off, or with a memory to route through, the MPC drives from the first frame.
+        let mut off = aligning_within(1e-9);
+        off.align.enabled = false;
+        let mut node = PlannerNode::new(off).expect("planner");
+        node.set_goal(goal.clone());
+        let output = node
+            .on_frame(&here, &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(!output.aligning && output.plan.is_some());
+        let mut node = PlannerNode::new(aligning_within(1e-9)).expect("planner");
+        let drive: Vec<Frame> = (0..=20u8).map(|i| frame(u64::from(i), 4 * i)).collect();
+        node.set_memory(drive, MemoryConfig::default())
+            .expect("memory");
+        node.set_goal(goal);
+        let output = node
+            .on_frame(&here, &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(!output.aligning);
+        assert_eq!(node.stats().aligning, 0);
+    }
+
+    #[test]
+    fn a_model_without_the_relative_pose_head_plans_with_the_mpc_from_the_first_frame() {
+        let trainer = small_trainer();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        assert!(dynamics.relative_pose().is_none());
+        let mut node = PlannerNode::new(aligning_within(1e-9)).expect("planner");
+        node.set_goal(frame(0, 30));
+        let output = node
+            .on_frame(&frame(1, 90), &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(!output.aligning && output.plan.is_some());
+        assert_eq!(node.stats().aligning, 0);
     }
 
     #[test]
