@@ -84,23 +84,28 @@ fn weights_of_a_model_without_the_head_carry_none_and_keep_their_digest() {
     .expect("pack");
     let (_, dynamics) = unpacker(&config).unpack(&packed).expect("unpack");
     assert!(dynamics.relative_pose().is_none());
-    // The digest of a model without the head is the one it had before heads travelled (the
-    // `autodidact-weights-1` description of the encoder, dynamics and action scale), so nodes
-    // of both versions still exchange weights.
-    let model = &config.model;
-    let described = serde_json::json!({
-        "format": autodidact_learn::weights::WEIGHTS_FORMAT,
-        "encoder": &model.encoder,
-        "action_dim": model.action_dim,
-        "dynamics_hidden": model.dynamics_hidden,
-        "action_scale": config.action_scale,
-    });
-    let hex: String = <sha2::Sha256 as sha2::Digest>::digest(described.to_string().as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    assert_eq!(architecture_digest(&config), format!("sha256:{hex}"));
+    // The digest of a model without the head is the one it had before heads travelled, so
+    // nodes of both versions still exchange weights.
+    assert_eq!(architecture_digest(&config), HEADLESS_DIGEST);
+    // A blob without the head, labelled as a model with one, misses the head's tensors.
+    let with_head = small_config(5);
+    let mislabelled = pack(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &architecture_digest(&with_head),
+    )
+    .expect("pack");
+    let error = unpacker(&with_head)
+        .unpack(&mislabelled)
+        .expect_err("refused");
+    assert!(matches!(error, LearnError::Weights(_)), "{error}");
 }
+
+/// `architecture_digest` of [`small_config`] without the relative-pose head: the digest of
+/// `autodidact-weights-1`'s five fields (format, encoder, action size, dynamics' hidden size,
+/// action scale), which a model without the head kept when the head began to travel.
+const HEADLESS_DIGEST: &str =
+    "sha256:af617fcfeefda4fb2a06f9b6d79e75067968670a12d89dc05dffaec7e7d20c66";
 
 #[test]
 fn weights_of_another_architecture_are_refused_by_their_digest() {

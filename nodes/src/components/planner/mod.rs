@@ -124,7 +124,8 @@ pub struct PlannerStats {
     /// Goals whose heading the relative-pose head read within `align.within_deg`.
     #[serde(default)]
     pub aligned: u64,
-    /// Goals whose turn ran out of `align.max_s` before the head read their heading so.
+    /// Goals whose turn ended without the head reading their heading so: `align.max_s` ran
+    /// out, or the head read no finite heading.
     #[serde(default)]
     pub align_timeouts: u64,
 }
@@ -227,14 +228,21 @@ impl PlannerNode {
     }
 
     /// Sets the goal: the frame the camera would see there (with its proprio, normally at
-    /// rest). The previous plan is forgotten.
+    /// rest). The previous plan is forgotten. The turn to the goal's heading starts over
+    /// only for another goal image: a goal published again is not turned to again.
     pub fn set_goal(&mut self, goal: Frame) {
+        let same_place = self
+            .goal
+            .as_ref()
+            .is_some_and(|current| current.frame.image == goal.image);
+        if !same_place {
+            self.aligner.new_goal();
+        }
         self.goal = Some(Goal {
             frame: goal,
             embedding: None,
         });
         self.planner.reset();
-        self.aligner.new_goal();
         if let Some(memory) = &mut self.memory {
             memory.new_goal();
         }
@@ -269,10 +277,13 @@ impl PlannerNode {
         if self.memory.is_none()
             && let Some(head) = dynamics.relative_pose()
         {
-            let max_turn = self.config.planner.max_action[1];
+            let turn_rates = [
+                self.config.planner.min_action[1],
+                self.config.planner.max_action[1],
+            ];
             match self
                 .aligner
-                .turn(frame, &goal.frame, encoder, head, max_turn)?
+                .turn(frame, &goal.frame, encoder, head, turn_rates)?
             {
                 Turn::InPlace(rate) => {
                     self.stats.aligning += 1;
@@ -280,7 +291,7 @@ impl PlannerNode {
                     return Ok(Some(PlannerOutput::aligning(frame.stamp_ns, rate)));
                 }
                 Turn::Aligned => self.stats.aligned += 1,
-                Turn::TimedOut => self.stats.align_timeouts += 1,
+                Turn::TimedOut | Turn::Unreadable => self.stats.align_timeouts += 1,
                 Turn::HandedOver => {}
             }
         }
@@ -450,7 +461,7 @@ mod tests {
         let head = dynamics
             .relative_pose()
             .expect("the snapshot serves the head");
-        let zeros = [0.0; 7];
+        let zeros = vec![0.0; encoder.config().proprio_dim];
         let goal = frame(0, 30);
         let here = frame(1_000_000_000, 90);
         let goal_seen = head
@@ -489,14 +500,21 @@ mod tests {
             (1, 1, 2)
         );
 
-        // A new goal turns again; a threshold every reading meets hands over at once.
+        // The same goal published again is not turned to again; another goal is.
         node.set_goal(goal.clone());
+        let again = node
+            .on_frame(&later, &encoder, &dynamics)
+            .expect("plan")
+            .expect("a command");
+        assert!(!again.aligning && again.plan.is_some());
+        node.set_goal(frame(0, 60));
         assert!(
             node.on_frame(&later, &encoder, &dynamics)
                 .expect("plan")
                 .expect("a command")
                 .aligning
         );
+        // A threshold every reading meets hands over at once.
         let mut node = PlannerNode::new(aligning_within(180.0)).expect("planner");
         node.set_goal(goal.clone());
         let output = node
