@@ -31,7 +31,7 @@ use super::{Started, ros_error, start_node};
 use crate::NodeError;
 use crate::components::collector::{Collector, Frame};
 use crate::components::image::Fit;
-use crate::components::planner::{PlannerNode, PlannerOutput};
+use crate::components::planner::{PlannerNode, PlannerOutput, PlannerStats};
 use crate::components::stats::DropReason;
 use crate::components::trainer::TrainerEvent;
 use crate::components::viz::{VizSink, open_recording};
@@ -99,6 +99,9 @@ pub struct LearnerReport {
     pub rollouts: u64,
     /// Commands the planner published.
     pub plans: u64,
+    /// The planner's counters: how its commands came about (the MPC, a route, a followed
+    /// path, a turn to the goal's heading, and turns the head ended without reading it).
+    pub planner: Option<PlannerStats>,
     /// Events logged to rerun.
     pub viz_logged: u64,
     /// Events not logged because the viz queue was full.
@@ -397,6 +400,7 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     report.frames_superseded = finished.frames_superseded;
     report.train_steps = finished.trainer.map_or(0, |t| t.trainer.step_count());
     report.plans = finished.plans;
+    report.planner = finished.planner;
     report.viz_logged = finished.viz.map_or(0, |v| v.logged);
     report.viz_dropped = finished.queue_drops.get("viz").copied().unwrap_or(0);
     if let Some(followed) = followed {

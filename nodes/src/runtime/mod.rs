@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::NodeError;
 use crate::components::collector::{Collector, CollectorStats};
 use crate::components::encoder::{EncoderConfig, EncoderStats, run_encoder};
-use crate::components::planner::{PlannerNode, PlannerOutput};
+use crate::components::planner::{PlannerNode, PlannerOutput, PlannerStats};
 use crate::components::trainer::{TrainerEvent, TrainerNodeConfig, TrainerOutcome, run_trainer};
 use crate::components::viz::{VizConfig, VizEvent, VizStats, run_viz};
 use crate::msg::Embedding;
@@ -122,6 +122,9 @@ pub struct RuntimeReport {
     pub trainer: Option<TrainerOutcome>,
     /// Commands the planner decided.
     pub plans: u64,
+    /// The planner's counters (how its commands came about: the MPC, a route, a followed
+    /// path, a turn to the goal's heading).
+    pub planner: Option<PlannerStats>,
     /// Telemetry counters.
     pub viz: Option<VizStats>,
 }
@@ -168,7 +171,7 @@ pub(crate) struct Runtime {
     frames_newest: Option<Arc<LatestCell<crate::components::encoder::EncodeRequest>>>,
     trainer: Option<JoinHandle<Result<TrainerOutcome, NodeError>>>,
     encoder: Option<JoinHandle<Result<EncoderStats, NodeError>>>,
-    planner: Option<JoinHandle<Result<u64, NodeError>>>,
+    planner: Option<JoinHandle<Result<PlannerStats, NodeError>>>,
     viz: Option<JoinHandle<VizStats>>,
     viz_out: VizOut,
 }
@@ -293,7 +296,6 @@ impl Runtime {
                 let cell = Arc::new(LatestCell::new());
                 let (inbox, ports) = (Arc::clone(&cell), Arc::clone(&ports));
                 runtime.planner = Some(spawn("planner", move || {
-                    let mut decided = 0u64;
                     let mut shown_path = Vec::new();
                     while let Some(frame) = inbox.take() {
                         if let Some(goal) = ports.take_goal() {
@@ -302,7 +304,6 @@ impl Runtime {
                         let encoder = ports.encoder().current();
                         match planner.on_frame(&frame, &encoder, &ports.dynamics()) {
                             Ok(Some(output)) => {
-                                decided += 1;
                                 command_sink(&output);
                                 show_plan(&ports, &planner, &output, &mut shown_path);
                             }
@@ -310,7 +311,7 @@ impl Runtime {
                             Err(error) => tracing::warn!(%error, "no plan for this frame"),
                         }
                     }
-                    Ok(decided)
+                    Ok(planner.stats().clone())
                 })?);
                 Some(cell)
             }
@@ -359,7 +360,10 @@ impl Runtime {
         };
         if let Some(thread) = self.planner.take() {
             match thread.join() {
-                Ok(Ok(plans)) => report.plans = plans,
+                Ok(Ok(stats)) => {
+                    report.plans = stats.plans;
+                    report.planner = Some(stats);
+                }
                 Ok(Err(error)) => failed(error),
                 Err(_) => failed(NodeError::Crashed("planner")),
             }
