@@ -454,6 +454,18 @@ mod tests {
         }
     }
 
+    /// What `node` decides for `frame`, which must be a command.
+    fn decide(
+        node: &mut PlannerNode,
+        frame: &Frame,
+        encoder: &EncoderSnapshot,
+        dynamics: &DynamicsSnapshot,
+    ) -> PlannerOutput {
+        node.on_frame(frame, encoder, dynamics)
+            .expect("plan")
+            .expect("a command")
+    }
+
     #[test]
     fn with_a_relative_pose_head_the_robot_turns_to_the_goals_heading_before_the_mpc_drives() {
         let trainer = trainer_with_head();
@@ -476,10 +488,7 @@ mod tests {
         // `max_s` has passed; then the MPC drives.
         let mut node = PlannerNode::new(aligning_within(1e-9)).expect("planner");
         node.set_goal(goal.clone());
-        let turning = node
-            .on_frame(&here, &encoder, &dynamics)
-            .expect("plan")
-            .expect("a command");
+        let turning = decide(&mut node, &here, &encoder, &dynamics);
         assert!(turning.aligning && turning.plan.is_none());
         assert_eq!(turning.command.linear_x, 0.0);
         let expected = (2.5 * goal_seen.yaw).clamp(-f64::from(max_turn), f64::from(max_turn));
@@ -489,10 +498,7 @@ mod tests {
             turning.command.angular_z
         );
         let later = frame(here.stamp_ns + 1_000_000_000, 90);
-        let driving = node
-            .on_frame(&later, &encoder, &dynamics)
-            .expect("plan")
-            .expect("a command");
+        let driving = decide(&mut node, &later, &encoder, &dynamics);
         assert!(!driving.aligning && driving.plan.is_some());
         let stats = node.stats();
         assert_eq!(
@@ -502,25 +508,14 @@ mod tests {
 
         // The same goal published again is not turned to again; another goal is.
         node.set_goal(goal.clone());
-        let again = node
-            .on_frame(&later, &encoder, &dynamics)
-            .expect("plan")
-            .expect("a command");
+        let again = decide(&mut node, &later, &encoder, &dynamics);
         assert!(!again.aligning && again.plan.is_some());
         node.set_goal(frame(0, 60));
-        assert!(
-            node.on_frame(&later, &encoder, &dynamics)
-                .expect("plan")
-                .expect("a command")
-                .aligning
-        );
+        assert!(decide(&mut node, &later, &encoder, &dynamics).aligning);
         // A threshold every reading meets hands over at once.
         let mut node = PlannerNode::new(aligning_within(180.0)).expect("planner");
         node.set_goal(goal.clone());
-        let output = node
-            .on_frame(&here, &encoder, &dynamics)
-            .expect("plan")
-            .expect("a command");
+        let output = decide(&mut node, &here, &encoder, &dynamics);
         assert!(!output.aligning && output.plan.is_some());
         assert_eq!((node.stats().aligned, node.stats().aligning), (1, 0));
 
@@ -529,20 +524,14 @@ mod tests {
         off.align.enabled = false;
         let mut node = PlannerNode::new(off).expect("planner");
         node.set_goal(goal.clone());
-        let output = node
-            .on_frame(&here, &encoder, &dynamics)
-            .expect("plan")
-            .expect("a command");
+        let output = decide(&mut node, &here, &encoder, &dynamics);
         assert!(!output.aligning && output.plan.is_some());
         let mut node = PlannerNode::new(aligning_within(1e-9)).expect("planner");
         let drive: Vec<Frame> = (0..=20u8).map(|i| frame(u64::from(i), 4 * i)).collect();
         node.set_memory(drive, MemoryConfig::default())
             .expect("memory");
         node.set_goal(goal);
-        let output = node
-            .on_frame(&here, &encoder, &dynamics)
-            .expect("plan")
-            .expect("a command");
+        let output = decide(&mut node, &here, &encoder, &dynamics);
         assert!(!output.aligning);
         assert_eq!(node.stats().aligning, 0);
     }
@@ -554,10 +543,7 @@ mod tests {
         assert!(dynamics.relative_pose().is_none());
         let mut node = PlannerNode::new(aligning_within(1e-9)).expect("planner");
         node.set_goal(frame(0, 30));
-        let output = node
-            .on_frame(&frame(1, 90), &encoder, &dynamics)
-            .expect("plan")
-            .expect("a command");
+        let output = decide(&mut node, &frame(1, 90), &encoder, &dynamics);
         assert!(!output.aligning && output.plan.is_some());
         assert_eq!(node.stats().aligning, 0);
     }
