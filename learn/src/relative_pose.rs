@@ -36,11 +36,6 @@ impl RelativePoseHead {
         &self.head
     }
 
-    /// Metres to one unit of the head's position output.
-    pub fn metres_scale(&self) -> f32 {
-        self.metres_scale
-    }
-
     /// Where each frame of `second` lies seen from the frame of `first` at the same index (`x`
     /// ahead, `y` left, metres; heading, radians). The embeddings are image-only: the encoder's
     /// with proprio zero, as the head was trained.

@@ -31,13 +31,6 @@ struct Served {
     relative_pose: Option<Mlp>,
 }
 
-/// Metres to one unit of the relative-pose head's output, for a model whose head is trained
-/// (and so served); `None` otherwise.
-fn served_head_scale(config: &TrainerConfig) -> Option<f32> {
-    let odometry = &config.objectives.odometry;
-    (config.model.odometry_head && odometry.enabled).then_some(odometry.metres_scale)
-}
-
 /// The architecture weights fit: `sha256:` and the hex digest of the packing format, the model
 /// configuration (every shape of the encoder and dynamics), the action scale (what the
 /// dynamics' action inputs mean) and, for a model that serves a relative-pose head, its shapes
@@ -52,7 +45,10 @@ pub fn architecture_digest(config: &TrainerConfig) -> String {
         "action_scale": config.action_scale,
     });
     // Only a model with the head adds it: a digest without one stays what it was.
-    if let (Some(scale), Some(fields)) = (served_head_scale(config), described.as_object_mut()) {
+    if let (Some(scale), Some(fields)) = (
+        config.served_relative_pose_scale(),
+        described.as_object_mut(),
+    ) {
         fields.insert(
             "relative_pose".into(),
             serde_json::json!({ "hidden": model.head_hidden, "metres_scale": scale }),
@@ -129,7 +125,7 @@ impl Unpacker {
         Self {
             model: config.model.clone(),
             action_scale: config.action_scale,
-            head_scale: served_head_scale(config),
+            head_scale: config.served_relative_pose_scale(),
             architecture: architecture_digest(config),
             device,
         }

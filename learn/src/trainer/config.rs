@@ -437,6 +437,14 @@ impl TrainerConfig {
         self.forward_horizon().max(temporal).max(odometry) + 1
     }
 
+    /// Metres to one unit of the relative-pose head's output, for a model that serves the head
+    /// (built, and trained by the odometry objective); `None` otherwise. What the trainer's
+    /// snapshots carry and what packed weights hold both follow from it.
+    pub fn served_relative_pose_scale(&self) -> Option<f32> {
+        let odometry = &self.objectives.odometry;
+        (self.model.odometry_head && odometry.enabled).then_some(odometry.metres_scale)
+    }
+
     /// Checks that the objectives, model and numbers fit together.
     pub fn validate(&self) -> Result<(), LearnError> {
         self.model.validate()?;

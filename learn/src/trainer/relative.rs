@@ -9,15 +9,11 @@ impl Trainer {
     /// A copy of the relative-pose head on the inference device; `None` for a model without
     /// the head, or whose head the odometry objective does not train.
     pub fn relative_pose_head(&self) -> Option<RelativePoseHead> {
-        let odometry = &self.config.objectives.odometry;
-        let head = self
-            .model
-            .relative_pose
-            .as_ref()
-            .filter(|_| odometry.enabled)?;
+        let scale = self.config.served_relative_pose_scale()?;
+        let head = self.model.relative_pose.as_ref()?;
         Some(RelativePoseHead::new(
             head,
-            odometry.metres_scale,
+            scale,
             self.config.model.embed_dim(),
             &self.inference_device,
         ))

@@ -97,10 +97,9 @@ pub struct LearnerReport {
     pub train_steps: u64,
     /// Rollout requests answered (successfully or with an error message).
     pub rollouts: u64,
-    /// Commands the planner published.
-    pub plans: u64,
-    /// The planner's counters: how its commands came about (the MPC, a route, a followed
-    /// path, a turn to the goal's heading, and turns the head ended without reading it).
+    /// The planner's counters: the commands it published (`plans`) and how they came about
+    /// (the MPC, a route, a followed path, a turn to the goal's heading, and turns the head
+    /// ended without reading it).
     pub planner: Option<PlannerStats>,
     /// Events logged to rerun.
     pub viz_logged: u64,
@@ -399,7 +398,6 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     report.embedded = finished.encoder.map_or(0, |e| e.embedded);
     report.frames_superseded = finished.frames_superseded;
     report.train_steps = finished.trainer.map_or(0, |t| t.trainer.step_count());
-    report.plans = finished.plans;
     report.planner = finished.planner;
     report.viz_logged = finished.viz.map_or(0, |v| v.logged);
     report.viz_dropped = finished.queue_drops.get("viz").copied().unwrap_or(0);

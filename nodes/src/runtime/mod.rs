@@ -120,10 +120,8 @@ pub struct RuntimeReport {
     /// The trainer after the run.
     #[serde(skip)]
     pub trainer: Option<TrainerOutcome>,
-    /// Commands the planner decided.
-    pub plans: u64,
-    /// The planner's counters (how its commands came about: the MPC, a route, a followed
-    /// path, a turn to the goal's heading).
+    /// The planner's counters: the commands it decided (`plans`) and how they came about (the
+    /// MPC, a route, a followed path, a turn to the goal's heading).
     pub planner: Option<PlannerStats>,
     /// Telemetry counters.
     pub viz: Option<VizStats>,
@@ -360,10 +358,7 @@ impl Runtime {
         };
         if let Some(thread) = self.planner.take() {
             match thread.join() {
-                Ok(Ok(stats)) => {
-                    report.plans = stats.plans;
-                    report.planner = Some(stats);
-                }
+                Ok(Ok(stats)) => report.planner = Some(stats),
                 Ok(Err(error)) => failed(error),
                 Err(_) => failed(NodeError::Crashed("planner")),
             }
