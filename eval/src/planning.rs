@@ -510,6 +510,7 @@ fn attempt(
         followed = planner.stats().followed,
         aligning = planner.stats().aligning,
         align_timeouts = planner.stats().align_timeouts,
+        realigned = planner.stats().realigned,
         paths = planner.stats().paths,
         "planning attempt"
     );

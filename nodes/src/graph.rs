@@ -19,7 +19,7 @@ use crate::components::collector::{Collector, CollectorConfig, CollectorStats, F
 use crate::components::encoder::{EncoderConfig, EncoderStats};
 use crate::components::sim::{SimNodeConfig, SimNodeStats, SimTick, run_sim};
 use crate::components::trainer::{TrainerEvent, TrainerNodeConfig};
-use crate::components::viz::{VizConfig, VizEvent, VizSink, VizStats, open_recording};
+use crate::components::viz::{Layout, VizConfig, VizEvent, VizSink, VizStats, open_recording};
 use crate::msg::Embedding;
 use crate::runtime::clock::{ManualClock, WallClock};
 use crate::runtime::{FrameQueue, Parts, Runtime, Sinks, lock};
@@ -350,7 +350,8 @@ pub fn run_graph(
     let viz = match config.viz.sink {
         VizSink::Off => None,
         _ => {
-            let (recording, destination) = open_recording(&config.viz, config.robots)?;
+            let (recording, destination) =
+                open_recording(&config.viz, Layout::robots(config.robots))?;
             Some((config.viz.clone(), recording, destination))
         }
     };

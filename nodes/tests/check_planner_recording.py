@@ -1,11 +1,14 @@
 """Independent check of the planner's part of a recording with the rerun SDK (rerun-sdk 0.36.3).
 
-usage: check_planner_recording.py FILE.rrd NODES EDGES ROUTE_PLACES PATH_POSES
+usage: check_planner_recording.py FILE.rrd NODES EDGES ROUTE_PLACES PATH_POSES HEADINGS TURNING
 
 The newest memory graph has NODES points on the ground (z = 0) and EDGES two-point strips
 between them; the newest route is one strip of ROUTE_PLACES points, each at a node. The path
 followed was drawn as one strip of PATH_POSES finite points and then cleared (no longer
-followed). Prints "planner recording OK", exits 1 on any failure.
+followed). The goal seen by the relative-pose head is a time series of headings (degrees,
+HEADINGS comma-separated, in time order), each with a finite distance and a turning flag
+(TURNING, comma-separated 1 or 0). The blueprint's views are not checked here. Prints
+"planner recording OK", exits 1 on any failure.
 """
 
 import math
@@ -14,6 +17,8 @@ import sys
 from rerun.experimental import RrdReader
 
 path, nodes, edges, places, poses = sys.argv[1], *map(int, sys.argv[2:6])
+headings = [float(v) for v in sys.argv[6].split(",")]
+turning = [float(v) for v in sys.argv[7].split(",")]
 failures = []
 store = RrdReader(path).stream().collect()
 
@@ -54,6 +59,26 @@ elif not all(math.isfinite(v) for p in drawn[0][0] for v in p):
     failures.append(f"the followed path is not finite: {drawn[0]}")
 if len(drawn) < 2 or drawn[-1]:
     failures.append(f"the followed path was not cleared when it was no longer followed: {drawn}")
+
+
+def series(entity):
+    table = store.reader(index="sim_time", contents=entity).to_arrow_table()
+    name = f"{entity}:Scalars:scalars"
+    if name not in table.column_names:
+        failures.append(f"missing column {name}")
+        return []
+    return [v[0] for v in table.column(name).to_pylist() if v is not None]
+
+
+seen = series("/planner/goal_seen/heading_deg")
+if len(seen) != len(headings) or any(abs(a - b) > 1e-9 for a, b in zip(seen, headings)):
+    failures.append(f"goal seen: headings {seen}, expected {headings}")
+distances = series("/planner/goal_seen/distance_m")
+if len(distances) != len(headings) or not all(math.isfinite(d) and d >= 0 for d in distances):
+    failures.append(f"goal seen: distances {distances}")
+flags = series("/planner/goal_seen/turning")
+if flags != turning:
+    failures.append(f"goal seen: turning {flags}, expected {turning}")
 
 if failures:
     print("\n".join(failures))

@@ -88,9 +88,9 @@ fn a_fleet_recording_shows_each_robot_in_its_own_world() {
 }
 
 #[test]
-fn the_planner_memory_route_and_followed_path_are_drawn_at_their_odometry_poses() {
+fn the_planner_memory_route_followed_path_and_goal_seen_are_drawn() {
     use autodidact_nodes::planner::MemoryMap;
-    use autodidact_nodes::viz::{VizConfig, VizEvent, VizSink, open_recording, run_viz};
+    use autodidact_nodes::viz::{Layout, VizConfig, VizEvent, VizSink, open_recording, run_viz};
     let Some(python) = rerun_python() else {
         return;
     };
@@ -100,7 +100,11 @@ fn the_planner_memory_route_and_followed_path_are_drawn_at_their_odometry_poses(
         sink: VizSink::File(rrd.clone()),
         ..VizConfig::default()
     };
-    let (recording, destination) = open_recording(&config, 1).expect("recording");
+    let layout = Layout {
+        robots: 1,
+        planner: true,
+    };
+    let (recording, destination) = open_recording(&config, layout).expect("recording");
     let (send, inbox) = std::sync::mpsc::sync_channel(8);
     let corner = vec![[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]];
     let events = [
@@ -124,18 +128,32 @@ fn the_planner_memory_route_and_followed_path_are_drawn_at_their_odometry_poses(
             stamp_ns: 1_200_000_000,
             path: Vec::new(),
         },
+        // The relative-pose head reads the goal 30° to the left: the robot turns; then 5°
+        // to the right: the MPC drives.
+        VizEvent::PlannerGoalSeen {
+            stamp_ns: 1_250_000_000,
+            heading_deg: 30.0,
+            distance_m: 0.2,
+            turning: true,
+        },
+        VizEvent::PlannerGoalSeen {
+            stamp_ns: 1_300_000_000,
+            heading_deg: -5.0,
+            distance_m: 0.15,
+            turning: false,
+        },
     ];
     for event in events {
         send.send(event).expect("queued");
     }
     drop(send);
     let stats = run_viz(&config, recording, destination, inbox);
-    assert_eq!(stats.logged, 4);
+    assert_eq!(stats.logged, 6);
     let stdout = run_checker(
         python,
         "check_planner_recording.py",
         &rrd,
-        &["3", "3", "3", "4"],
+        &["3", "3", "3", "4", "30,-5", "1,0"],
     );
     assert!(stdout.contains("planner recording OK"));
 }

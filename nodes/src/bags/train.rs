@@ -18,7 +18,7 @@ use crate::NodeError;
 use crate::components::collector::{Collector, CollectorConfig, CollectorStats};
 use crate::components::encoder::EncoderConfig;
 use crate::components::trainer::{TrainerEvent, TrainerNodeConfig};
-use crate::components::viz::{VizConfig, VizSink, open_recording};
+use crate::components::viz::{Layout, VizConfig, VizSink, open_recording};
 use crate::runtime::clock::ManualClock;
 use crate::runtime::{FrameQueue, Parts, Runtime, Sinks, lock};
 
@@ -244,7 +244,7 @@ pub fn train_on_bags(
     let viz = match config.viz.sink {
         VizSink::Off => None,
         _ => {
-            let (recording, destination) = open_recording(&config.viz, 1)?;
+            let (recording, destination) = open_recording(&config.viz, Layout::robots(1))?;
             Some((config.viz.clone(), recording, destination))
         }
     };

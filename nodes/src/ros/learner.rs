@@ -34,7 +34,7 @@ use crate::components::image::Fit;
 use crate::components::planner::{PlannerNode, PlannerOutput, PlannerStats};
 use crate::components::stats::DropReason;
 use crate::components::trainer::TrainerEvent;
-use crate::components::viz::{VizSink, open_recording};
+use crate::components::viz::{Layout, VizSink, open_recording};
 use crate::msg::{SensorMsg, TrainerStatus};
 use crate::runtime::clock::Clock;
 use crate::runtime::follow::{CheckpointFollower, WeightsCounts, WeightsFollower, modified};
@@ -200,7 +200,13 @@ pub fn run_learner_node(node_name: &str, roles: Roles) -> Result<LearnerReport, 
     // rerun telemetry: optional, and a viewer that is not there does not stop the node.
     let viz = match setup.viz.sink {
         VizSink::Off => None,
-        _ => match open_recording(&setup.viz, setup.robots.len().max(1)) {
+        _ => match open_recording(
+            &setup.viz,
+            Layout {
+                robots: setup.robots.len().max(1),
+                planner: roles.plan,
+            },
+        ) {
             Ok((recording, destination)) => {
                 tracing::info!(to = ?destination, "logging to rerun");
                 Some((setup.viz.clone(), recording, destination))

@@ -19,6 +19,8 @@
 //! the viewer logs what is queued.
 
 pub(crate) mod clock;
+// Only the ROS nodes follow a trainer they do not run (and the module's own tests).
+#[cfg(any(feature = "ros", test))]
 pub(crate) mod follow;
 pub(crate) mod latest;
 pub mod pool;
@@ -127,9 +129,9 @@ pub struct RuntimeReport {
     pub viz: Option<VizStats>,
 }
 
-/// The planner's memory (when it was built again), its route, and the path it follows (when it
+/// The planner's memory (when it was built again), its route, the path it follows (when it
 /// is laid out anew, and once when it is no longer followed; `shown_path` is the last one
-/// shown), for the viewer.
+/// shown), and the goal as its relative-pose head reads it, for the viewer.
 fn show_plan(
     ports: &Ports,
     planner: &PlannerNode,
@@ -137,6 +139,14 @@ fn show_plan(
     shown_path: &mut Vec<OdometryPose>,
 ) {
     let stamp_ns = output.command.stamp_ns;
+    if let Some(goal) = output.goal_seen {
+        ports.offer_viz(|| VizEvent::PlannerGoalSeen {
+            stamp_ns,
+            heading_deg: goal.yaw.to_degrees(),
+            distance_m: goal.x.hypot(goal.y),
+            turning: output.aligning,
+        });
+    }
     if output.memory_rebuilt
         && let Some(map) = planner.memory_map()
     {

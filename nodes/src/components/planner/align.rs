@@ -31,6 +31,10 @@ pub struct AlignConfig {
     /// 1.7 s in 313 of 320 easy goals, and this ended 2 turns; an untrained head may never
     /// read the heading within `within_deg`, and turns the robot in place until this runs out.
     pub max_s: f64,
+    /// Once the MPC drives, turn in place again whenever the head reads the goal's heading
+    /// further off than this many degrees (until it reads it within `within_deg` again, or
+    /// `max_s` runs out). Off (`None`) by default.
+    pub realign_deg: Option<f64>,
 }
 
 impl Default for AlignConfig {
@@ -40,6 +44,7 @@ impl Default for AlignConfig {
             within_deg: 8.0,
             gain: 2.5,
             max_s: 2.5,
+            realign_deg: None,
         }
     }
 }
@@ -58,7 +63,16 @@ impl AlignConfig {
         };
         positive("within_deg", self.within_deg)?;
         positive("gain", self.gain)?;
-        positive("max_s", self.max_s)
+        positive("max_s", self.max_s)?;
+        match self.realign_deg {
+            Some(realign_deg) if realign_deg < self.within_deg || !realign_deg.is_finite() => {
+                Err(NodeError::Setup(format!(
+                    "planner.align.realign_deg must be a number ≥ within_deg ({}), got {realign_deg}",
+                    self.within_deg
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -67,9 +81,12 @@ impl AlignConfig {
 enum Stage {
     /// No frame seen for this goal yet.
     Waiting,
-    /// Turning since the frame stamped so (nanoseconds).
-    Turning { since_ns: u64 },
-    /// The MPC drives (aligned, timed out, or alignment off).
+    /// Turning since the frame stamped so (nanoseconds); `again` after the MPC drove.
+    Turning { since_ns: u64, again: bool },
+    /// The MPC drives, and the head watches the heading (`realign_deg`).
+    Watching,
+    /// The MPC drives (timed out, unreadable, alignment off, or aligned without
+    /// `realign_deg`).
     HandedOver,
 }
 
@@ -78,6 +95,9 @@ enum Stage {
 pub(super) enum Turn {
     /// Turn in place at this rate, `rad/s`.
     InPlace(f32),
+    /// The MPC drove the goal's heading beyond `realign_deg`: turn in place again at this
+    /// rate, `rad/s`.
+    Again(f32),
     /// The head read the goal's heading within `within_deg`: the MPC drives.
     Aligned,
     /// `max_s` passed before the head read it so: the MPC drives.
@@ -112,7 +132,8 @@ impl Aligner {
     }
 
     /// The turn for `frame` towards `goal`, by `head` on the two image-only embeddings (the
-    /// encoder's with proprio zero, as the head was trained).
+    /// encoder's with proprio zero, as the head was trained), with the goal's pose in the
+    /// robot's frame as the head read it (`None` once the head no longer watches).
     pub(super) fn turn(
         &mut self,
         frame: &Frame,
@@ -120,10 +141,10 @@ impl Aligner {
         encoder: &EncoderSnapshot,
         head: &RelativePoseHead,
         turn_rates: [f32; 2],
-    ) -> Result<Turn, NodeError> {
+    ) -> Result<(Turn, Option<OdometryPose>), NodeError> {
         if !self.config.enabled || self.stage == Stage::HandedOver {
             self.stage = Stage::HandedOver;
-            return Ok(Turn::HandedOver);
+            return Ok((Turn::HandedOver, None));
         }
         let zeros = vec![0.0; encoder.config().proprio_dim];
         let goal_place = match &self.goal_place {
@@ -136,7 +157,8 @@ impl Aligner {
         };
         let here = encoder.embed(&frame.image, &zeros)?;
         let goal_seen = head.pose(&here, &goal_place)?;
-        Ok(self.on_estimate(frame.stamp_ns, &goal_seen, turn_rates))
+        let turn = self.on_estimate(frame.stamp_ns, &goal_seen, turn_rates);
+        Ok((turn, Some(goal_seen)))
     }
 
     /// The turn for a frame stamped `stamp_ns` from which the goal is estimated at
@@ -148,20 +170,35 @@ impl Aligner {
         goal_seen: &OdometryPose,
         turn_rates: [f32; 2],
     ) -> Turn {
-        let since_ns = match self.stage {
+        let (since_ns, again) = match self.stage {
             Stage::HandedOver => return Turn::HandedOver,
-            Stage::Waiting => stamp_ns,
+            Stage::Waiting => (stamp_ns, false),
+            Stage::Watching => (stamp_ns, true),
             // Stamps that went back (a reset simulator, a bag played again) start the clock over.
-            Stage::Turning { since_ns } => since_ns.min(stamp_ns),
+            Stage::Turning { since_ns, again } => (since_ns.min(stamp_ns), again),
         };
         if !goal_seen.yaw.is_finite() {
             self.stage = Stage::HandedOver;
             tracing::warn!("the relative-pose head read no finite heading: the MPC drives");
             return Turn::Unreadable;
         }
-        if goal_seen.yaw.abs() <= self.config.within_deg.to_radians() {
-            self.stage = Stage::HandedOver;
-            return Turn::Aligned;
+        let watching = self.stage == Stage::Watching;
+        if watching {
+            let realign = self.config.realign_deg.unwrap_or(f64::INFINITY);
+            if goal_seen.yaw.abs() <= realign.to_radians() {
+                return Turn::HandedOver;
+            }
+        } else if goal_seen.yaw.abs() <= self.config.within_deg.to_radians() {
+            self.stage = if self.config.realign_deg.is_some() {
+                Stage::Watching
+            } else {
+                Stage::HandedOver
+            };
+            return if again {
+                Turn::HandedOver
+            } else {
+                Turn::Aligned
+            };
         }
         let turned_s = stamp_ns.saturating_sub(since_ns) as f64 * 1e-9;
         if turned_s >= self.config.max_s {
@@ -173,10 +210,14 @@ impl Aligner {
             );
             return Turn::TimedOut;
         }
-        self.stage = Stage::Turning { since_ns };
+        self.stage = Stage::Turning { since_ns, again };
         let [slowest, fastest] = turn_rates.map(f64::from);
-        let rate = (self.config.gain * goal_seen.yaw).min(fastest).max(slowest);
-        Turn::InPlace(rate as f32)
+        let rate = (self.config.gain * goal_seen.yaw).min(fastest).max(slowest) as f32;
+        if watching {
+            Turn::Again(rate)
+        } else {
+            Turn::InPlace(rate)
+        }
     }
 }
 
@@ -217,6 +258,56 @@ mod tests {
             aligner.on_estimate(200 * MS, &heading(90.0), [-2.0, 2.0]),
             Turn::InPlace(_)
         ));
+    }
+
+    #[test]
+    fn with_realign_deg_the_robot_turns_again_when_the_mpc_drives_the_heading_off() {
+        let mut aligner = Aligner::new(AlignConfig {
+            realign_deg: Some(15.0),
+            max_s: 1.0,
+            ..AlignConfig::default()
+        });
+        assert!(matches!(
+            aligner.on_estimate(0, &heading(40.0), [-2.0, 2.0]),
+            Turn::InPlace(_)
+        ));
+        assert_eq!(
+            aligner.on_estimate(50 * MS, &heading(5.0), [-2.0, 2.0]),
+            Turn::Aligned
+        );
+        // Within realign_deg the MPC keeps driving.
+        assert_eq!(
+            aligner.on_estimate(100 * MS, &heading(-14.0), [-2.0, 2.0]),
+            Turn::HandedOver
+        );
+        let Turn::Again(rate) = aligner.on_estimate(5_000 * MS, &heading(-20.0), [-2.0, 2.0])
+        else {
+            panic!("turns again once the heading is 20° off");
+        };
+        assert!(rate < 0.0, "{rate}");
+        // It turns until within_deg, not only back within realign_deg, and is not counted as
+        // a second alignment.
+        assert!(matches!(
+            aligner.on_estimate(5_050 * MS, &heading(-10.0), [-2.0, 2.0]),
+            Turn::InPlace(_)
+        ));
+        assert_eq!(
+            aligner.on_estimate(5_100 * MS, &heading(-6.0), [-2.0, 2.0]),
+            Turn::HandedOver
+        );
+        assert!(matches!(
+            aligner.on_estimate(9_000 * MS, &heading(30.0), [-2.0, 2.0]),
+            Turn::Again(_)
+        ));
+        // A turn again that max_s ends hands over for good.
+        assert_eq!(
+            aligner.on_estimate(10_000 * MS, &heading(30.0), [-2.0, 2.0]),
+            Turn::TimedOut
+        );
+        assert_eq!(
+            aligner.on_estimate(10_050 * MS, &heading(90.0), [-2.0, 2.0]),
+            Turn::HandedOver
+        );
     }
 
     #[test]
@@ -317,6 +408,13 @@ mod tests {
                     ..AlignConfig::default()
                 },
                 "max_s",
+            ),
+            (
+                AlignConfig {
+                    realign_deg: Some(4.0),
+                    ..AlignConfig::default()
+                },
+                "realign_deg",
             ),
         ] {
             let error = config.validate().expect_err(name).to_string();

@@ -67,6 +67,9 @@ pub struct PlannerOutput {
     pub plan: Option<Plan>,
     /// The command turns the robot in place to the goal's heading ([`AlignConfig`]).
     pub aligning: bool,
+    /// The goal's pose in the robot's frame as the relative-pose head read it for this frame,
+    /// while it turns to the goal or watches its heading ([`AlignConfig`]).
+    pub goal_seen: Option<OdometryPose>,
     /// The route through the memory, when the planner has one and found a route.
     pub route: Option<Route>,
     /// The route's places in the `odom` frame of the memory's wheel odometry, from the robot's
@@ -128,6 +131,10 @@ pub struct PlannerStats {
     /// out, or the head read no finite heading.
     #[serde(default)]
     pub align_timeouts: u64,
+    /// Times the MPC drove the goal's heading beyond `align.realign_deg` and the robot turned
+    /// in place again.
+    #[serde(default)]
+    pub realigned: u64,
 }
 
 struct Goal {
@@ -274,6 +281,7 @@ impl PlannerNode {
             self.stats.without_goal += 1;
             return Ok(None);
         };
+        let mut goal_seen = None;
         if self.memory.is_none()
             && let Some(head) = dynamics.relative_pose()
         {
@@ -281,18 +289,34 @@ impl PlannerNode {
                 self.config.planner.min_action[1],
                 self.config.planner.max_action[1],
             ];
-            match self
+            let (turn, seen) = self
                 .aligner
-                .turn(frame, &goal.frame, encoder, head, turn_rates)?
-            {
-                Turn::InPlace(rate) => {
-                    self.stats.aligning += 1;
-                    self.stats.plans += 1;
-                    return Ok(Some(PlannerOutput::aligning(frame.stamp_ns, rate)));
+                .turn(frame, &goal.frame, encoder, head, turn_rates)?;
+            goal_seen = seen;
+            let turn_rate = match turn {
+                Turn::InPlace(rate) => Some(rate),
+                Turn::Again(rate) => {
+                    self.stats.realigned += 1;
+                    Some(rate)
                 }
-                Turn::Aligned => self.stats.aligned += 1,
-                Turn::TimedOut | Turn::Unreadable => self.stats.align_timeouts += 1,
-                Turn::HandedOver => {}
+                Turn::Aligned => {
+                    self.stats.aligned += 1;
+                    None
+                }
+                Turn::TimedOut | Turn::Unreadable => {
+                    self.stats.align_timeouts += 1;
+                    None
+                }
+                Turn::HandedOver => None,
+            };
+            if let Some(rate) = turn_rate {
+                self.stats.aligning += 1;
+                self.stats.plans += 1;
+                return Ok(Some(PlannerOutput::aligning(
+                    frame.stamp_ns,
+                    rate,
+                    goal_seen,
+                )));
             }
         }
         let goal_embedding = if self.config.goal_with_current_proprio {
@@ -361,6 +385,7 @@ impl PlannerNode {
             },
             plan,
             aligning: false,
+            goal_seen,
             route,
             route_odometry,
             path,
@@ -371,8 +396,8 @@ impl PlannerNode {
 
 impl PlannerOutput {
     /// A turn in place at `rate` (`rad/s`) to the goal's heading, for the frame stamped
-    /// `stamp_ns`.
-    fn aligning(stamp_ns: u64, rate: f32) -> Self {
+    /// `stamp_ns`, from which the head read the goal at `goal_seen`.
+    fn aligning(stamp_ns: u64, rate: f32, goal_seen: Option<OdometryPose>) -> Self {
         Self {
             command: TwistMsg {
                 stamp_ns,
@@ -381,6 +406,7 @@ impl PlannerOutput {
             },
             plan: None,
             aligning: true,
+            goal_seen,
             route: None,
             route_odometry: Vec::new(),
             path: Vec::new(),
@@ -491,6 +517,8 @@ mod tests {
         let turning = decide(&mut node, &here, &encoder, &dynamics);
         assert!(turning.aligning && turning.plan.is_none());
         assert_eq!(turning.command.linear_x, 0.0);
+        // What the head read goes out with the command, for the viewer.
+        assert_eq!(turning.goal_seen, Some(goal_seen));
         let expected = (2.5 * goal_seen.yaw).clamp(-f64::from(max_turn), f64::from(max_turn));
         assert!(
             (f64::from(turning.command.angular_z) - expected).abs() < 1e-4,
@@ -500,10 +528,16 @@ mod tests {
         let later = frame(here.stamp_ns + 1_000_000_000, 90);
         let driving = decide(&mut node, &later, &encoder, &dynamics);
         assert!(!driving.aligning && driving.plan.is_some());
+        assert!(
+            driving.goal_seen.is_some(),
+            "read on the frame that hands over"
+        );
+        let after = decide(&mut node, &later, &encoder, &dynamics);
+        assert_eq!(after.goal_seen, None, "no longer read without realign_deg");
         let stats = node.stats();
         assert_eq!(
             (stats.aligning, stats.align_timeouts, stats.plans),
-            (1, 1, 2)
+            (1, 1, 3)
         );
 
         // The same goal published again is not turned to again; another goal is.
@@ -534,6 +568,63 @@ mod tests {
         let output = decide(&mut node, &here, &encoder, &dynamics);
         assert!(!output.aligning);
         assert_eq!(node.stats().aligning, 0);
+    }
+
+    #[test]
+    fn with_realign_deg_the_robot_turns_again_once_the_heading_is_read_further_off() {
+        let trainer = trainer_with_head();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        let head = dynamics
+            .relative_pose()
+            .expect("the snapshot serves the head");
+        let zeros = vec![0.0; encoder.config().proprio_dim];
+        let goal = frame(0, 30);
+        let goal_place = encoder.embed(&goal.image, &zeros).expect("embed");
+        // The (untrained) head's readings of the goal from a few views: the robot aligns on
+        // the one read nearest and is then shown the one read furthest off.
+        let mut readings: Vec<(f64, u8)> = (0..8u8)
+            .map(|i| {
+                let view = frame(0, 40 + 20 * i);
+                let here = encoder.embed(&view.image, &zeros).expect("embed");
+                let pose = head.pose(&here, &goal_place).expect("pose");
+                (pose.yaw.to_degrees().abs(), 40 + 20 * i)
+            })
+            .collect();
+        readings.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let ((near_deg, near), (far_deg, far)) = (readings[0], readings[readings.len() - 1]);
+        assert!(far_deg > near_deg, "{readings:?}");
+        let between = (near_deg + far_deg) / 2.0;
+        let mut config = aligning_within(between);
+        config.align.realign_deg = Some(between);
+        let second = 1_000_000_000;
+
+        let mut node = PlannerNode::new(config.clone()).expect("planner");
+        node.set_goal(goal.clone());
+        let aligned = decide(&mut node, &frame(second, near), &encoder, &dynamics);
+        assert!(!aligned.aligning && aligned.plan.is_some());
+        let watched = decide(&mut node, &frame(2 * second, near), &encoder, &dynamics);
+        assert!(!watched.aligning, "within realign_deg the MPC drives");
+        assert!(
+            watched.goal_seen.is_some(),
+            "the head keeps reading the goal"
+        );
+        let again = decide(&mut node, &frame(3 * second, far), &encoder, &dynamics);
+        assert!(again.aligning && again.plan.is_none(), "turns again");
+        assert_eq!(
+            again.goal_seen.map(|g| g.yaw.to_degrees().abs() > between),
+            Some(true)
+        );
+        let stats = node.stats();
+        assert_eq!((stats.aligned, stats.realigned, stats.aligning), (1, 1, 1));
+
+        // Without realign_deg the same views never turn the robot again.
+        config.align.realign_deg = None;
+        let mut node = PlannerNode::new(config).expect("planner");
+        node.set_goal(goal);
+        decide(&mut node, &frame(second, near), &encoder, &dynamics);
+        let far_off = decide(&mut node, &frame(3 * second, far), &encoder, &dynamics);
+        assert!(!far_off.aligning && far_off.goal_seen.is_none());
+        assert_eq!(node.stats().realigned, 0);
     }
 
     #[test]

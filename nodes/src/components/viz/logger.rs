@@ -235,6 +235,12 @@ impl Logger {
             VizEvent::PlannerMemory { stamp_ns, map } => self.planner_memory(stamp_ns, &map)?,
             VizEvent::PlannerRoute { stamp_ns, route } => self.planner_route(stamp_ns, &route)?,
             VizEvent::PlannerPath { stamp_ns, path } => self.planner_path(stamp_ns, &path)?,
+            VizEvent::PlannerGoalSeen {
+                stamp_ns,
+                heading_deg,
+                distance_m,
+                turning,
+            } => self.planner_goal_seen(stamp_ns, heading_deg, distance_m, turning)?,
         }
         Ok(())
     }

@@ -192,6 +192,18 @@ pub enum VizEvent {
         /// `[x, y]` in the `odom` frame, metres.
         route: Vec<[f64; 2]>,
     },
+    /// Where the relative-pose head reads the goal from the robot, while the planner turns to
+    /// the goal's heading or watches it (`[planner.align]`).
+    PlannerGoalSeen {
+        /// Stamp of the frame it was read from, ns.
+        stamp_ns: u64,
+        /// The goal's heading relative to the robot's, degrees (left positive).
+        heading_deg: f64,
+        /// The goal's distance from the robot, metres, as the head reads it.
+        distance_m: f64,
+        /// The robot turned in place for this frame (the MPC did not drive).
+        turning: bool,
+    },
     /// The path the planner follows along its route by odometry, when it lays one out anew
     /// or stops following one.
     PlannerPath {
@@ -243,9 +255,30 @@ fn per_robot(
     Tabs::new(views).into()
 }
 
-/// The layout the viewer opens on, for `robots` robots: with several, the camera, proprio and
-/// world views have one tab per robot.
-pub fn blueprint(robots: usize) -> Blueprint {
+/// What a recording's layout has views for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Robots whose camera, proprio and world are shown (a tab each when several).
+    pub robots: usize,
+    /// The recording's node plans: a view of where the relative-pose head reads the goal and
+    /// when the robot turned to it (`planner/goal_seen/*`).
+    pub planner: bool,
+}
+
+impl Layout {
+    /// `robots` robots, no planner.
+    pub fn robots(robots: usize) -> Self {
+        Self {
+            robots,
+            planner: false,
+        }
+    }
+}
+
+/// The layout the viewer opens on: with several robots, the camera, proprio and world views
+/// have one tab per robot.
+pub fn blueprint(layout: Layout) -> Blueprint {
+    let robots = layout.robots;
     let camera = per_robot(robots, "camera", |name, prefix| {
         Spatial2DView::new(name)
             .with_origin(format!("/{prefix}camera"))
@@ -262,7 +295,9 @@ pub fn blueprint(robots: usize) -> Blueprint {
             .with_contents([
                 format!("/{prefix}world/**"),
                 format!("/{prefix}robot/**"),
-                format!("/{prefix}planner/**"),
+                format!("/{prefix}planner/memory/**"),
+                format!("/{prefix}planner/route"),
+                format!("/{prefix}planner/path"),
             ])
             .into()
     });
@@ -270,9 +305,17 @@ pub fn blueprint(robots: usize) -> Blueprint {
     let projection = Spatial3DView::new("embedding (PCA)").with_origin("embedding/projection");
     let losses = TimeSeriesView::new("losses").with_origin("train/loss");
     let health = TimeSeriesView::new("health").with_origin("train/health");
+    let mut middle: Vec<ContainerLike> = vec![losses.into(), health.into()];
+    if layout.planner {
+        middle.push(
+            TimeSeriesView::new("goal seen by the relative-pose head")
+                .with_origin("planner/goal_seen")
+                .into(),
+        );
+    }
     Blueprint::new(Horizontal::new([
         Vertical::new([camera, predicted.into(), proprio]).into(),
-        Vertical::new([losses.into(), health.into()]).into(),
+        Vertical::new(middle).into(),
         Vertical::new([world, projection.into()]).into(),
     ]))
     // A finished recording opens at its end, where the model is trained and every panel has
@@ -312,10 +355,10 @@ fn has_display() -> bool {
 /// probed first: an unreachable viewer is an error here, not a silent, growing buffer.
 pub fn open_recording(
     config: &VizConfig,
-    robots: usize,
+    layout: Layout,
 ) -> Result<(rerun::RecordingStream, Option<String>), NodeError> {
     let builder =
-        rerun::RecordingStreamBuilder::new("autodidact").with_blueprint(blueprint(robots));
+        rerun::RecordingStreamBuilder::new("autodidact").with_blueprint(blueprint(layout));
     let rerun_error = |e: rerun::RecordingStreamError| NodeError::Viewer(e.to_string());
     match &config.sink {
         VizSink::File(path) => {

@@ -1,6 +1,7 @@
 //! The planner's drawing: its memory graph, its route through it and the path it follows, at
 //! their places' odometry poses in the world view (`planner/memory/*`, `planner/route`,
-//! `planner/path`).
+//! `planner/path`); and, over time, where the relative-pose head reads the goal and whether the
+//! robot turned to it (`planner/goal_seen/*`).
 
 use super::logger::{LogResult, Logger};
 use crate::components::planner::MemoryMap;
@@ -36,6 +37,32 @@ impl Logger {
         self.recording.log(
             "planner/route",
             &planar_strip(route, 0.01, [80, 220, 120], 0.015),
+        )
+    }
+
+    /// The goal as the relative-pose head reads it from the robot, and whether the robot
+    /// turned in place to it (1) or the MPC drove (0).
+    pub(super) fn planner_goal_seen(
+        &self,
+        stamp_ns: u64,
+        heading_deg: f64,
+        distance_m: f64,
+        turning: bool,
+    ) -> LogResult {
+        let rec = &self.recording;
+        rec.reset_time();
+        self.at_sim_time(stamp_ns);
+        rec.log(
+            "planner/goal_seen/heading_deg",
+            &rerun::Scalars::single(heading_deg),
+        )?;
+        rec.log(
+            "planner/goal_seen/distance_m",
+            &rerun::Scalars::single(distance_m),
+        )?;
+        rec.log(
+            "planner/goal_seen/turning",
+            &rerun::Scalars::single(if turning { 1.0 } else { 0.0 }),
         )
     }
 
