@@ -131,8 +131,8 @@ pub struct PlannerStats {
     /// out, or the head read no finite heading.
     #[serde(default)]
     pub align_timeouts: u64,
-    /// Times the MPC drove the goal's heading beyond `align.realign_deg` and the robot turned
-    /// in place again.
+    /// Times the head read the goal's heading beyond `align.realign_deg` while the MPC drove,
+    /// and the robot turned in place again.
     #[serde(default)]
     pub realigned: u64,
 }
@@ -474,6 +474,8 @@ mod tests {
             align: AlignConfig {
                 within_deg,
                 max_s: 1.0,
+                realign: false,
+                realign_deg: within_deg,
                 ..AlignConfig::default()
             },
             ..PlannerNodeConfig::default()
@@ -533,7 +535,10 @@ mod tests {
             "read on the frame that hands over"
         );
         let after = decide(&mut node, &later, &encoder, &dynamics);
-        assert_eq!(after.goal_seen, None, "no longer read without realign_deg");
+        assert_eq!(
+            after.goal_seen, None,
+            "no longer read once the turn ran out"
+        );
         let stats = node.stats();
         assert_eq!(
             (stats.aligning, stats.align_timeouts, stats.plans),
@@ -595,7 +600,8 @@ mod tests {
         assert!(far_deg > near_deg, "{readings:?}");
         let between = (near_deg + far_deg) / 2.0;
         let mut config = aligning_within(between);
-        config.align.realign_deg = Some(between);
+        config.align.realign = true;
+        config.align.realign_deg = between;
         let second = 1_000_000_000;
 
         let mut node = PlannerNode::new(config.clone()).expect("planner");
@@ -617,8 +623,8 @@ mod tests {
         let stats = node.stats();
         assert_eq!((stats.aligned, stats.realigned, stats.aligning), (1, 1, 1));
 
-        // Without realign_deg the same views never turn the robot again.
-        config.align.realign_deg = None;
+        // Without realign the same views never turn the robot again.
+        config.align.realign = false;
         let mut node = PlannerNode::new(config).expect("planner");
         node.set_goal(goal);
         decide(&mut node, &frame(second, near), &encoder, &dynamics);
