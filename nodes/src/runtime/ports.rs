@@ -247,6 +247,7 @@ impl Ports {
     }
 
     /// A new goal for the planner, used from its next frame.
+    #[cfg_attr(not(feature = "ros"), allow(dead_code))]
     pub fn set_goal(&self, goal: Frame) {
         *lock(&self.goal) = Some(goal);
     }
@@ -271,7 +272,9 @@ impl Ports {
 
     /// Serves new weights (loaded from a checkpoint or received from the trainer) to the
     /// encoder, the planner and rollouts, if they are newer than those served: a version never
-    /// goes back. Returns whether they were served.
+    /// goes back. Returns whether they were served. (Only nodes that follow a trainer they do
+    /// not run serve weights this way.)
+    #[cfg_attr(not(feature = "ros"), allow(dead_code))]
     pub fn publish_weights(&self, encoder: EncoderSnapshot, dynamics: DynamicsSnapshot) -> bool {
         // The dynamics lock is held across the swap so that two deliveries cannot interleave
         // into an encoder of one version and dynamics of another.
