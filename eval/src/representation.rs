@@ -248,6 +248,8 @@ mod tests {
         let mut config = TrainerConfig::for_inputs(16, 16, 2);
         config.model.odometry_head = true;
         config.objectives.odometry.enabled = true;
+        // Untrained, and scored all the same.
+        config.objectives.odometry.serve_after_pairs = 0;
         let with_head = Trainer::new(config.clone()).expect("trainer");
         config.model.odometry_head = false;
         config.objectives.odometry.enabled = false;

@@ -138,7 +138,9 @@ impl Unpacker {
 
     /// The snapshots in `packed`, whole: refused with [`LearnError::OtherArchitecture`] when
     /// they were packed for another architecture, with [`LearnError::Weights`] when any tensor
-    /// is missing, extra, of another shape or unreadable. Nothing is served on a refusal.
+    /// is missing, extra, of another shape or unreadable. Nothing is served on a refusal. A
+    /// model that serves the relative-pose head packs it once it has trained enough; before,
+    /// its weights unpack without it (the whole head or none of it).
     pub fn unpack(
         &self,
         packed: &PackedWeights,
@@ -150,29 +152,15 @@ impl Unpacker {
             });
         }
         let embed_dim = self.model.encoder.embed_dim;
-        let mut served = Served {
-            encoder: self.model.encoder.init(&self.device),
-            dynamics: DynamicsConfig::new(embed_dim, self.model.action_dim)
-                .with_hidden(self.model.dynamics_hidden)
-                .init(&self.device),
-            relative_pose: self
-                .head_scale
-                .map(|_| self.model.relative_pose_head().init(&self.device)),
+        let served = match self.load(packed, self.head_scale.is_some()) {
+            Ok(served) => served,
+            // A model that serves the head sends none until its head has trained enough
+            // (`serve_after_pairs`): the whole head or none of it, never a part.
+            Err(error) => match self.head_scale {
+                Some(_) => self.load(packed, false).map_err(|_| error)?,
+                None => return Err(error),
+            },
         };
-        let mut store = SafetensorsStore::from_bytes(Some(packed.safetensors.clone()))
-            .validate(true)
-            .allow_partial(false);
-        let applied = served
-            .load_from(&mut store)
-            .map_err(|e| LearnError::Weights(format!("unpacking: {e}")))?;
-        if !applied.errors.is_empty() || !applied.missing.is_empty() || !applied.unused.is_empty() {
-            return Err(LearnError::Weights(format!(
-                "unpacking: {} errors, {} tensors missing, {} not of this model",
-                applied.errors.len(),
-                applied.missing.len(),
-                applied.unused.len()
-            )));
-        }
         let encoder = EncoderSnapshot::new(
             &served.encoder,
             self.model.encoder.clone(),
@@ -197,5 +185,32 @@ impl Unpacker {
             _ => dynamics,
         };
         Ok((encoder, dynamics))
+    }
+
+    /// The blob's tensors in this model's modules, the relative-pose head's among them or
+    /// not; refused unless every tensor is there, of its shape, and nothing else is.
+    fn load(&self, packed: &PackedWeights, with_head: bool) -> Result<Served, LearnError> {
+        let mut served = Served {
+            encoder: self.model.encoder.init(&self.device),
+            dynamics: DynamicsConfig::new(self.model.encoder.embed_dim, self.model.action_dim)
+                .with_hidden(self.model.dynamics_hidden)
+                .init(&self.device),
+            relative_pose: with_head.then(|| self.model.relative_pose_head().init(&self.device)),
+        };
+        let mut store = SafetensorsStore::from_bytes(Some(packed.safetensors.clone()))
+            .validate(true)
+            .allow_partial(false);
+        let applied = served
+            .load_from(&mut store)
+            .map_err(|e| LearnError::Weights(format!("unpacking: {e}")))?;
+        if !applied.errors.is_empty() || !applied.missing.is_empty() || !applied.unused.is_empty() {
+            return Err(LearnError::Weights(format!(
+                "unpacking: {} errors, {} tensors missing, {} not of this model",
+                applied.errors.len(),
+                applied.missing.len(),
+                applied.unused.len()
+            )));
+        }
+        Ok(served)
     }
 }

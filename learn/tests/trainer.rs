@@ -50,6 +50,9 @@ fn small_config(seed: u64) -> TrainerConfig {
     config.objectives.odometry.enabled = true;
     // The tests explore 120 frames: pairs up to 30 steps apart leave 90 sequence starts.
     config.objectives.odometry.window = 30;
+    // Served from the first step, so that tests of what travels with it need not train long
+    // (`relative_pose_head_is_served_only_once_trained_on_serve_after_pairs` tests the wait).
+    config.objectives.odometry.serve_after_pairs = 0;
     config.batch_size = 8;
     config.seed = seed;
     config.publish_every = 1;
@@ -204,10 +207,21 @@ fn checkpoints_from_before_a_model_field_existed_still_load() {
         .and_then(serde_json::Value::as_object_mut)
         .expect("config.model");
     assert!(model.remove("inverse_head").is_some());
+    // Written before the odometry objective counted its pairs and had serve_after_pairs.
+    let odometry = meta
+        .pointer_mut("/config/objectives/odometry")
+        .and_then(serde_json::Value::as_object_mut)
+        .expect("config.objectives.odometry");
+    assert!(odometry.remove("serve_after_pairs").is_some());
+    let root = meta.as_object_mut().expect("meta");
+    assert!(root.remove("odometry_pairs").is_some());
     std::fs::write(&meta_path, serde_json::to_vec(&meta).expect("json")).expect("write");
 
     let resumed = Trainer::resume(&path, None).expect("an older checkpoint loads");
     assert!(!resumed.config().model.inverse_head);
+    // Its head is served as it was then, though how many pairs trained it is not known.
+    assert_eq!(resumed.odometry_pairs(), None);
+    assert!(resumed.dynamics_snapshot().relative_pose().is_some());
     let (images, proprio) = probe_inputs();
     assert_eq!(
         embed_all(&resumed, &images, &proprio),
@@ -646,6 +660,54 @@ fn odometry_head_places_a_later_frame_and_not_an_earlier_one_ahead() {
             .expect("no error"),
         None
     );
+}
+
+/// The relative-pose head reaches snapshots (and so the planner, checkpoints' followers and
+/// packed weights) only once the odometry objective has trained on `serve_after_pairs` pairs;
+/// data without odometry never train it, and it is never served. The count survives a
+/// checkpoint.
+#[test]
+fn relative_pose_head_is_served_only_once_trained_on_serve_after_pairs() {
+    let _serial = serial();
+    let mut config = small_config(3);
+    config.objectives.odometry.serve_after_pairs = 20;
+    let mut trainer = filled_trainer(config.clone());
+    assert_eq!(trainer.odometry_pairs(), Some(0));
+    let mut steps = 0;
+    while trainer.odometry_pairs() < Some(20) {
+        assert!(trainer.relative_pose_head().is_none());
+        assert!(trainer.dynamics_snapshot().relative_pose().is_none());
+        let before = trainer.odometry_pairs().expect("counted");
+        trainer.step().expect("step");
+        let after = trainer.odometry_pairs().expect("counted");
+        assert!(
+            after > before && after - before <= 8,
+            "{before} -> {after} of a batch of 8"
+        );
+        steps += 1;
+        assert!(steps < 50, "the sim's odometry trains pairs");
+    }
+    assert!(trainer.relative_pose_head().is_some());
+    assert!(trainer.dynamics_snapshot().relative_pose().is_some());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoint = dir.path().join("ckpt");
+    trainer.save_checkpoint(&checkpoint).expect("save");
+    let resumed = Trainer::resume(&checkpoint, None).expect("resume");
+    assert_eq!(resumed.odometry_pairs(), trainer.odometry_pairs());
+    assert!(resumed.dynamics_snapshot().relative_pose().is_some());
+
+    // A robot whose data carry no odometry: the head never trains, and is never served.
+    let mut blind = Trainer::new(config).expect("trainer");
+    for mut sample in explore(&sim_config(SIDE as u32), 3, 120) {
+        sample.transition.odometry = None;
+        blind.push(sample.transition).expect("push");
+    }
+    for _ in 0..10 {
+        blind.step().expect("step");
+    }
+    assert_eq!(blind.odometry_pairs(), Some(0));
+    assert!(blind.dynamics_snapshot().relative_pose().is_none());
 }
 
 /// The GPU path through wgpu (Mesa lavapipe on a CPU-only machine): a training step runs, and

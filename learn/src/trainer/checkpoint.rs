@@ -80,6 +80,7 @@ impl Trainer {
             step: self.step,
             weights_version: self.weights_version,
             non_finite_skips: self.non_finite_skips,
+            odometry_pairs: self.odometry_pairs,
             num_params: self.model.num_params(),
             rng_seed: self.rng.get_seed(),
             rng_stream: self.rng.get_stream(),
@@ -228,6 +229,7 @@ impl Trainer {
         trainer.step = meta.step;
         trainer.weights_version = meta.weights_version;
         trainer.non_finite_skips = meta.non_finite_skips;
+        trainer.odometry_pairs = meta.odometry_pairs;
         let mut rng = ChaCha8Rng::from_seed(meta.rng_seed);
         rng.set_stream(meta.rng_stream);
         rng.set_word_pos(meta.rng_word_pos);
@@ -270,6 +272,10 @@ struct CheckpointMeta {
     step: u64,
     weights_version: u64,
     non_finite_skips: u64,
+    /// Pairs the odometry objective trained on; absent in checkpoints written before they
+    /// were counted.
+    #[serde(default)]
+    odometry_pairs: Option<u64>,
     num_params: usize,
     rng_seed: [u8; 32],
     rng_stream: u64,

@@ -171,6 +171,10 @@ pub struct OdometryConfig {
     /// Pairs whose odometry puts them further apart than this (metres) are left out: a jump
     /// of the odometry, not a drive.
     pub max_m: f32,
+    /// The head is served (in snapshots, to the planner, in packed weights) only once the
+    /// objective has trained on this many pairs: data without odometry never train it, and a
+    /// head that has not learned would turn the planner by chance.
+    pub serve_after_pairs: u64,
 }
 
 impl Default for OdometryConfig {
@@ -181,6 +185,7 @@ impl Default for OdometryConfig {
             metres_scale: 0.5,
             window: 20,
             max_m: 3.0,
+            serve_after_pairs: 2_000,
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct Trainer {
     rng: ChaCha8Rng,
     step: u64,
     non_finite_skips: u64,
+    /// Pairs the odometry objective trained on; `None` for a model resumed from a checkpoint
+    /// written before they were counted (its head is served as it was then).
+    odometry_pairs: Option<u64>,
     weights_version: u64,
     handle: Option<EncoderHandle>,
     placements: Placements,
@@ -134,6 +137,7 @@ impl Trainer {
             replay,
             step: 0,
             non_finite_skips: 0,
+            odometry_pairs: Some(0),
             weights_version: 0,
             handle: None,
         })
@@ -152,6 +156,12 @@ impl Trainer {
     /// Batches skipped because of NaN/Inf.
     pub fn non_finite_skips(&self) -> u64 {
         self.non_finite_skips
+    }
+
+    /// Pairs the odometry objective has trained on (both orders of a pair count once); `None`
+    /// for a model resumed from a checkpoint written before they were counted.
+    pub fn odometry_pairs(&self) -> Option<u64> {
+        self.odometry_pairs
     }
 
     /// The replay buffer.

@@ -192,10 +192,10 @@ impl Trainer {
         self.reconstruction_loss(&online, &mut terms)?;
         self.masked_loss(batch, shape, &online, &targets, &mut terms)?;
         self.inverse_loss(batch, shape, &online, &targets, &mut terms)?;
-        self.odometry_loss(batch, shape, &online, &targets, &mut terms)?;
+        let odometry_pairs = self.odometry_loss(batch, shape, &online, &targets, &mut terms)?;
         let encoded =
             shape.b * (1 + usize::from(self.config.objectives.masked.enabled)) + targets.encoded;
-        self.apply_or_skip(terms, shape.b, encoded, started)
+        self.apply_or_skip(terms, shape.b, encoded, odometry_pairs, started)
     }
 
     /// The batch's sizes, after checking every buffer against them.
@@ -673,7 +673,8 @@ impl Trainer {
     /// Where frame `t + δ` lies seen from frame `t`, and `t` seen from `t + δ`, from the
     /// image-only online embedding of `t` and the target's of `t + δ` (the error as
     /// [`super::config::OdometryConfig::weight`] says), averaged over both orders of the
-    /// sequences whose odometry gave it (none: no term this step).
+    /// sequences whose odometry gave it (none: no term this step). Returns the pairs it
+    /// trained on.
     fn odometry_loss(
         &self,
         batch: &Batch,
@@ -681,7 +682,7 @@ impl Trainer {
         online: &Online,
         targets: &Targets,
         terms: &mut Terms,
-    ) -> Result<(), LearnError> {
+    ) -> Result<u64, LearnError> {
         let o = &self.config.objectives.odometry;
         let (true, Some(head), Some(now), Some(second)) = (
             o.enabled,
@@ -689,11 +690,11 @@ impl Trainer {
             &online.image_only,
             &targets.odometry_second,
         ) else {
-            return Ok(());
+            return Ok(0);
         };
         let known_count: f32 = batch.relative_pose_known.iter().sum();
         if known_count < 1.0 {
-            return Ok(());
+            return Ok(0);
         }
         let b = shape.b;
         let truth = Tensor::<2>::from_data(
@@ -720,16 +721,19 @@ impl Trainer {
         let known = Tensor::cat(vec![known.clone(), known], 0);
         let error = Tensor::cat(vec![position, turn], 1) * known;
         let odometry = error.sum() / (2.0 * known_count * RELATIVE_POSE_DIM as f32);
-        terms.add(odometry, o.weight, |l| &mut l.odometry)
+        terms.add(odometry, o.weight, |l| &mut l.odometry)?;
+        Ok(known_count.round() as u64)
     }
 
     /// Backward and an Adam step, or, when the loss or the gradients are not finite, the last
-    /// good weights restored and the skip counted.
+    /// good weights restored and the skip counted. A step taken counts the `odometry_pairs`
+    /// its odometry term trained on.
     fn apply_or_skip(
         &mut self,
         terms: Terms,
         batch_size: usize,
         encoded: usize,
+        odometry_pairs: u64,
         started: Instant,
     ) -> Result<StepReport, LearnError> {
         let Terms { mut losses, total } = terms;
@@ -758,6 +762,7 @@ impl Trainer {
                     .step(self.config.learning_rate_at(self.step), model, gradients);
             self.update_target();
             self.step += 1;
+            self.count_odometry_pairs(odometry_pairs);
             self.last_good = (self.model.clone(), self.target.clone());
             if self.step.is_multiple_of(self.config.publish_every) {
                 self.publish();

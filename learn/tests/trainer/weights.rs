@@ -87,16 +87,45 @@ fn weights_of_a_model_without_the_head_carry_none_and_keep_their_digest() {
     // The digest of a model without the head is the one it had before heads travelled, so
     // nodes of both versions still exchange weights.
     assert_eq!(architecture_digest(&config), HEADLESS_DIGEST);
-    // A blob without the head, labelled as a model with one, misses the head's tensors.
+    // A model with the head whose head has not trained enough sends none: it unpacks there
+    // without the head.
     let with_head = small_config(5);
-    let mislabelled = pack(
+    let before_trained = pack(
         &trainer.snapshot(),
         &trainer.dynamics_snapshot(),
         &architecture_digest(&with_head),
     )
     .expect("pack");
-    let error = unpacker(&with_head)
-        .unpack(&mislabelled)
+    let (_, dynamics) = unpacker(&with_head)
+        .unpack(&before_trained)
+        .expect("unpack");
+    assert!(dynamics.relative_pose().is_none());
+}
+
+#[test]
+fn a_blob_with_part_of_the_relative_pose_head_is_refused() {
+    let _serial = serial();
+    let (_, packed) = trained_and_packed();
+    // Every tensor of the blob, one of the head's left out.
+    let mut tensors = safetensors::SafeTensors::deserialize(&packed.safetensors)
+        .expect("safetensors")
+        .tensors();
+    let head_tensors = tensors
+        .iter()
+        .filter(|(name, _)| name.starts_with("relative_pose."))
+        .count();
+    assert!(head_tensors >= 2, "the head travels in several tensors");
+    let dropped = tensors
+        .iter()
+        .position(|(name, _)| name.starts_with("relative_pose."))
+        .expect("a head tensor");
+    tensors.remove(dropped);
+    let partial = PackedWeights {
+        safetensors: safetensors::serialize(tensors, None).expect("serialize"),
+        ..packed
+    };
+    let error = unpacker(&small_config(5))
+        .unpack(&partial)
         .expect_err("refused");
     assert!(matches!(error, LearnError::Weights(_)), "{error}");
 }

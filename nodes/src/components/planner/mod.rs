@@ -461,11 +461,12 @@ mod tests {
         Trainer::new(config).expect("trainer")
     }
 
-    /// [`small_trainer`] with the relative-pose head (untrained).
+    /// [`small_trainer`] with the relative-pose head (untrained, and served all the same).
     fn trainer_with_head() -> Trainer {
         let mut config = small_trainer().config().clone();
         config.model.odometry_head = true;
         config.objectives.odometry.enabled = true;
+        config.objectives.odometry.serve_after_pairs = 0;
         Trainer::new(config).expect("trainer")
     }
 
