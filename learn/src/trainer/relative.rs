@@ -25,7 +25,7 @@ impl Trainer {
 
     /// Whether the odometry objective has trained on `serve_after_pairs` pairs (or the model
     /// was resumed from a checkpoint written before pairs were counted).
-    pub(crate) fn relative_pose_trained(&self) -> bool {
+    fn relative_pose_trained(&self) -> bool {
         self.odometry_pairs
             .is_none_or(|pairs| pairs >= self.config.objectives.odometry.serve_after_pairs)
     }
