@@ -495,22 +495,32 @@ mod tests {
             .expect("a command")
     }
 
-    #[test]
-    fn with_a_relative_pose_head_the_robot_turns_to_the_goals_heading_before_the_mpc_drives() {
-        let trainer = trainer_with_head();
-        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+    /// Where the relative-pose head of `dynamics` reads `goal` from `here`, on the two frames'
+    /// image-only embeddings by `encoder`, as the planner reads it.
+    fn head_reading(
+        encoder: &EncoderSnapshot,
+        dynamics: &DynamicsSnapshot,
+        here: &Frame,
+        goal: &Frame,
+    ) -> OdometryPose {
         let head = dynamics
             .relative_pose()
             .expect("the snapshot serves the head");
         let zeros = vec![0.0; encoder.config().proprio_dim];
+        head.pose(
+            &encoder.embed(&here.image, &zeros).expect("embed"),
+            &encoder.embed(&goal.image, &zeros).expect("embed"),
+        )
+        .expect("pose")
+    }
+
+    #[test]
+    fn with_a_relative_pose_head_the_robot_turns_to_the_goals_heading_before_the_mpc_drives() {
+        let trainer = trainer_with_head();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
         let goal = frame(0, 30);
         let here = frame(1_000_000_000, 90);
-        let goal_seen = head
-            .pose(
-                &encoder.embed(&here.image, &zeros).expect("embed"),
-                &encoder.embed(&goal.image, &zeros).expect("embed"),
-            )
-            .expect("pose");
+        let goal_seen = head_reading(&encoder, &dynamics, &here, &goal);
         let max_turn = PlannerConfig::default().max_action[1];
 
         // A threshold the untrained head never meets: it turns in place, by its reading, until
@@ -580,19 +590,13 @@ mod tests {
     fn with_realign_deg_the_robot_turns_again_once_the_heading_is_read_further_off() {
         let trainer = trainer_with_head();
         let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
-        let head = dynamics
-            .relative_pose()
-            .expect("the snapshot serves the head");
-        let zeros = vec![0.0; encoder.config().proprio_dim];
         let goal = frame(0, 30);
-        let goal_place = encoder.embed(&goal.image, &zeros).expect("embed");
         // The (untrained) head's readings of the goal from a few views: the robot aligns on
         // the one read nearest and is then shown the one read furthest off.
         let mut readings: Vec<(f64, u8)> = (0..8u8)
             .map(|i| {
                 let view = frame(0, 40 + 20 * i);
-                let here = encoder.embed(&view.image, &zeros).expect("embed");
-                let pose = head.pose(&here, &goal_place).expect("pose");
+                let pose = head_reading(&encoder, &dynamics, &view, &goal);
                 (pose.yaw.to_degrees().abs(), 40 + 20 * i)
             })
             .collect();
