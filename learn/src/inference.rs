@@ -202,7 +202,8 @@ impl EncoderHandle {
 }
 
 /// An immutable copy of the latent dynamics for rollouts (planning, evaluation), with the
-/// relative-pose head where the model trains one: what a planner needs besides the encoder.
+/// relative-pose head where the model serves one (once the odometry objective has trained it):
+/// what a planner needs besides the encoder.
 #[derive(Debug)]
 pub struct DynamicsSnapshot {
     /// Version of the weights it was taken from.
@@ -239,7 +240,8 @@ impl DynamicsSnapshot {
         self
     }
 
-    /// The relative-pose head of this weights version; `None` for a model that trains none.
+    /// The relative-pose head of this weights version; `None` for a model that trains none, or
+    /// whose head has not trained on `serve_after_pairs` pairs yet.
     pub fn relative_pose(&self) -> Option<&RelativePoseHead> {
         self.relative_pose.as_ref()
     }

@@ -1,5 +1,6 @@
 //! Weights that travel: one version of the served model (the published encoder, the latent
-//! dynamics and, where the model trains one, the relative-pose head) as one safetensors blob,
+//! dynamics and, where the model serves one, the relative-pose head once trained) as one
+//! safetensors blob,
 //! with the digest of the architecture it fits, so that a node on another host (over
 //! `autodidact_msgs/ModelWeights`) takes it whole or not at all.
 //!

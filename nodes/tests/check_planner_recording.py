@@ -1,12 +1,12 @@
 """Independent check of the planner's part of a recording with the rerun SDK (rerun-sdk 0.36.3).
 
-usage: check_planner_recording.py FILE.rrd NODES EDGES ROUTE_PLACES PATH_POSES HEADINGS TURNING
+usage: check_planner_recording.py FILE.rrd NODES EDGES ROUTE_PLACES PATH_POSES HEADINGS DISTANCES TURNING
 
 The newest memory graph has NODES points on the ground (z = 0) and EDGES two-point strips
 between them; the newest route is one strip of ROUTE_PLACES points, each at a node. The path
 followed was drawn as one strip of PATH_POSES finite points and then cleared (no longer
 followed). The goal seen by the relative-pose head is a time series of headings (degrees,
-HEADINGS comma-separated, in time order), each with a finite distance and a turning flag
+HEADINGS comma-separated, in time order), distances (metres, DISTANCES) and turning flags
 (TURNING, comma-separated 1 or 0). The blueprint's views are not checked here. Prints
 "planner recording OK", exits 1 on any failure.
 """
@@ -18,7 +18,8 @@ from rerun.experimental import RrdReader
 
 path, nodes, edges, places, poses = sys.argv[1], *map(int, sys.argv[2:6])
 headings = [float(v) for v in sys.argv[6].split(",")]
-turning = [float(v) for v in sys.argv[7].split(",")]
+expected_distances = [float(v) for v in sys.argv[7].split(",")]
+turning = [float(v) for v in sys.argv[8].split(",")]
 failures = []
 store = RrdReader(path).stream().collect()
 
@@ -74,8 +75,10 @@ seen = series("/planner/goal_seen/heading_deg")
 if len(seen) != len(headings) or any(abs(a - b) > 1e-9 for a, b in zip(seen, headings)):
     failures.append(f"goal seen: headings {seen}, expected {headings}")
 distances = series("/planner/goal_seen/distance_m")
-if len(distances) != len(headings) or not all(math.isfinite(d) and d >= 0 for d in distances):
-    failures.append(f"goal seen: distances {distances}")
+if len(distances) != len(expected_distances) or any(
+    abs(a - b) > 1e-9 for a, b in zip(distances, expected_distances)
+):
+    failures.append(f"goal seen: distances {distances}, expected {expected_distances}")
 flags = series("/planner/goal_seen/turning")
 if flags != turning:
     failures.append(f"goal seen: turning {flags}, expected {turning}")

@@ -153,7 +153,7 @@ fn the_planner_memory_route_followed_path_and_goal_seen_are_drawn() {
         python,
         "check_planner_recording.py",
         &rrd,
-        &["3", "3", "3", "4", "30,-5", "1,0"],
+        &["3", "3", "3", "4", "30,-5", "0.2,0.15", "1,0"],
     );
     assert!(stdout.contains("planner recording OK"));
 }

@@ -236,7 +236,8 @@ impl Trainer {
     }
 
     /// A snapshot of the current latent dynamics, for rollouts, with the relative-pose head
-    /// where the odometry objective trains one ([`Trainer::relative_pose_head`]).
+    /// where the odometry objective has trained one enough to serve it
+    /// ([`Trainer::relative_pose_head`]).
     pub fn dynamics_snapshot(&self) -> DynamicsSnapshot {
         let snapshot = DynamicsSnapshot::new(
             &self.model.dynamics,

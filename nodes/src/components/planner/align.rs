@@ -34,10 +34,11 @@ pub struct AlignConfig {
     pub max_s: f64,
     /// Once the MPC drives, keep reading the goal's heading and turn in place again whenever
     /// the head reads it further off than `realign_deg` (measured: 249 of 320 easy goals
-    /// without, 256–260 with `realign_deg` 10–20°).
+    /// without, 256–260 with `realign_deg` 10–20°). Reading it costs an image-only embedding
+    /// and the head on every frame the MPC drives.
     pub realign: bool,
-    /// Degrees (≥ `within_deg`) beyond which the robot turns again, until the head reads the
-    /// heading within `within_deg` again or `max_s` runs out.
+    /// Degrees (more than `within_deg`) beyond which the robot turns again, until the head
+    /// reads the heading within `within_deg` again or `max_s` runs out.
     pub realign_deg: f64,
 }
 
@@ -69,11 +70,12 @@ impl AlignConfig {
         positive("within_deg", self.within_deg)?;
         positive("gain", self.gain)?;
         positive("max_s", self.max_s)?;
-        if self.realign_deg.is_finite() && self.realign_deg >= self.within_deg {
+        // Equal thresholds would leave no room between turning and driving.
+        if !self.realign || (self.realign_deg.is_finite() && self.realign_deg > self.within_deg) {
             Ok(())
         } else {
             Err(NodeError::Setup(format!(
-                "planner.align.realign_deg must be a number ≥ within_deg ({}), got {}",
+                "planner.align.realign_deg must be a number > within_deg ({}), got {}",
                 self.within_deg, self.realign_deg
             )))
         }
@@ -107,7 +109,7 @@ pub(super) enum Turn {
     TimedOut,
     /// The head read no finite heading: the MPC drives.
     Unreadable,
-    /// The MPC drives already.
+    /// The MPC drives (already, or again after a turn again).
     HandedOver,
 }
 
@@ -427,5 +429,17 @@ mod tests {
             assert!(error.contains(name), "{error}");
         }
         assert!(AlignConfig::default().validate().is_ok());
+        // Equal thresholds would leave no room between turning and driving; without turning
+        // again, realign_deg does not matter.
+        let equal = AlignConfig {
+            realign_deg: 8.0,
+            ..AlignConfig::default()
+        };
+        assert!(equal.validate().is_err());
+        let once = AlignConfig {
+            realign: false,
+            ..equal
+        };
+        assert!(once.validate().is_ok());
     }
 }

@@ -21,7 +21,8 @@
 //! Without a memory, and where the model serves a relative-pose head, the robot first **turns
 //! to the goal's heading** ([`AlignConfig`], `[planner.align]`): in place, by what the head
 //! reads from the frame and the goal image, until it reads the heading within a few degrees;
-//! then the MPC drives.
+//! then the MPC drives, and the robot turns again wherever the head reads the heading off by
+//! more than `realign_deg`.
 
 mod align;
 mod memory;
@@ -124,11 +125,13 @@ pub struct PlannerStats {
     /// Frames whose command turned the robot in place to the goal's heading ([`AlignConfig`]).
     #[serde(default)]
     pub aligning: u64,
-    /// Goals whose heading the relative-pose head read within `align.within_deg`.
+    /// Goals whose heading the relative-pose head read within `align.within_deg` on their
+    /// first turn.
     #[serde(default)]
     pub aligned: u64,
-    /// Goals whose turn ended without the head reading their heading so: `align.max_s` ran
-    /// out, or the head read no finite heading.
+    /// Turns (first or again) that ended without the head reading the heading within
+    /// `align.within_deg`: `align.max_s` ran out, or the head read no finite heading. Either
+    /// hands over to the MPC for the rest of the goal.
     #[serde(default)]
     pub align_timeouts: u64,
     /// Times the head read the goal's heading beyond `align.realign_deg` while the MPC drove,
@@ -236,7 +239,7 @@ impl PlannerNode {
 
     /// Sets the goal: the frame the camera would see there (with its proprio, normally at
     /// rest). The previous plan is forgotten. The turn to the goal's heading starts over
-    /// only for another goal image: a goal published again is not turned to again.
+    /// only for another goal image: a goal published again does not start the turn over.
     pub fn set_goal(&mut self, goal: Frame) {
         let same_place = self
             .goal
@@ -476,7 +479,6 @@ mod tests {
                 within_deg,
                 max_s: 1.0,
                 realign: false,
-                realign_deg: within_deg,
                 ..AlignConfig::default()
             },
             ..PlannerNodeConfig::default()
@@ -606,7 +608,7 @@ mod tests {
         let between = (near_deg + far_deg) / 2.0;
         let mut config = aligning_within(between);
         config.align.realign = true;
-        config.align.realign_deg = between;
+        config.align.realign_deg = (between + far_deg) / 2.0;
         let second = 1_000_000_000;
 
         let mut node = PlannerNode::new(config.clone()).expect("planner");

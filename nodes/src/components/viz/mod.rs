@@ -276,7 +276,8 @@ impl Layout {
 }
 
 /// The layout the viewer opens on: with several robots, the camera, proprio and world views
-/// have one tab per robot.
+/// have one tab per robot; a planner's recording adds the view of what its relative-pose head
+/// reads of the goal.
 pub fn blueprint(layout: Layout) -> Blueprint {
     let robots = layout.robots;
     let camera = per_robot(robots, "camera", |name, prefix| {
@@ -351,7 +352,7 @@ fn has_display() -> bool {
         .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
-/// Opens the recording for `config.sink`, laid out for `robots` robots. A `Connect` sink is
+/// Opens the recording for `config.sink`, laid out as `layout` says. A `Connect` sink is
 /// probed first: an unreachable viewer is an error here, not a silent, growing buffer.
 pub fn open_recording(
     config: &VizConfig,
