@@ -300,6 +300,9 @@ impl PlannerNode {
                 Turn::InPlace(rate) => Some(rate),
                 Turn::Again(rate) => {
                     self.stats.realigned += 1;
+                    // As after the first turn, the MPC starts afresh from where the turn
+                    // leaves the robot, not from the plan that drove the heading off.
+                    self.planner.reset();
                     Some(rate)
                 }
                 Turn::Aligned => {
