@@ -1,8 +1,8 @@
 //! Weights that travel: one version of the served model (the published encoder, the latent
 //! dynamics and, where the model serves one, the relative-pose head once trained) as one
-//! safetensors blob,
-//! with the digest of the architecture it fits, so that a node on another host (over
-//! `autodidact_msgs/ModelWeights`) takes it whole or not at all.
+//! safetensors blob, with the digest of the architecture it fits, so that a node on another
+//! host (over `autodidact_msgs/ModelWeights`) takes it whole or not at all (the head, too:
+//! all of its tensors or none).
 //!
 //! Tensor names are burn's module paths under `encoder.`, `dynamics.` and `relative_pose.` (as in
 //! [`crate::Trainer::export_model_safetensors`]); the blob's safetensors metadata repeats the

@@ -7,8 +7,9 @@ between them; the newest route is one strip of ROUTE_PLACES points, each at a no
 followed was drawn as one strip of PATH_POSES finite points and then cleared (no longer
 followed). The goal seen by the relative-pose head is a time series of headings (degrees,
 HEADINGS comma-separated, in time order), distances (metres, DISTANCES) and turning flags
-(TURNING, comma-separated 1 or 0). The blueprint's views are not checked here. Prints
-"planner recording OK", exits 1 on any failure.
+(TURNING, comma-separated 1 or 0). The blueprint (a planner's layout) has a view of
+/planner/goal_seen, and the world view draws the memory, route and path but not those
+scalars. Prints "planner recording OK", exits 1 on any failure.
 """
 
 import math
@@ -82,6 +83,35 @@ if len(distances) != len(expected_distances) or any(
 flags = series("/planner/goal_seen/turning")
 if flags != turning:
     failures.append(f"goal seen: turning {flags}, expected {turning}")
+
+
+# The blueprint: each view's display name, space origin and contents query, by view entity
+# (`/view/<id>`; its query lives at `/view/<id>/ViewContents`).
+reader = RrdReader(path)
+views = {}
+if not reader.blueprints():
+    failures.append("no blueprint in the recording")
+else:
+    layout = reader.stream(store=reader.blueprints()[0]).collect()
+    table = layout.reader(index="blueprint").to_arrow_table()
+    for name in table.column_names:
+        entity, _, component = name.partition(":")
+        values = [v for v in table.column(name).to_pylist() if v is not None]
+        if values and component in ("ViewBlueprint:display_name", "ViewBlueprint:space_origin"):
+            views.setdefault(entity, {})[component] = values[-1]
+        elif values and component == "ViewContents:query":
+            views.setdefault(entity.removesuffix("/ViewContents"), {})[component] = values[-1]
+named = {tuple(v.get("ViewBlueprint:display_name", [])): v for v in views.values()}
+goal_view = named.get(("goal seen by the relative-pose head",), {})
+if goal_view.get("ViewBlueprint:space_origin") != ["/planner/goal_seen"]:
+    failures.append(f"no view of /planner/goal_seen in the blueprint: {sorted(named)}")
+world = named.get(("world",), {}).get("ViewContents:query", [])
+if sorted(q for q in world if q.startswith("/planner/")) != [
+    "/planner/memory/**",
+    "/planner/path",
+    "/planner/route",
+]:
+    failures.append(f"the world view's contents: {world}")
 
 if failures:
     print("\n".join(failures))
