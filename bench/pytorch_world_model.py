@@ -16,9 +16,10 @@ parameter count, peak RSS. Timing happens here, around exactly the work being co
 The training step mirrors autodidact-learn's `Trainer::train_on` term by term: EMA-target
 encoding of [view_b, positive, future, view_a] in one batch, InfoNCE between views and with the
 temporal positive, the VICReg-style spread terms, the H-step latent rollout from the online state
-and from the target state, the next-proprio head, the reconstruction decoder, per-parameter
-gradient-norm clipping, the global gradient norm, Adam and the EMA update. Every loss is read
-back to the host each step, as the Rust trainer does.
+and from the target state, the next-proprio head, the reconstruction decoder, the relative-pose
+head of the odometry objective (when the configuration has it), per-parameter gradient-norm
+clipping, the global gradient norm, Adam and the EMA update. Every loss is read back to the host
+each step, as the Rust trainer does.
 """
 
 import argparse
@@ -36,6 +37,8 @@ from torch import nn
 
 # Frames per forward pass of the EMA target encoder (the result does not depend on it).
 TARGET_SLICE = 64
+# Values of a relative pose: [x, y, yaw].
+RELATIVE_POSE_DIM = 3
 
 
 class Mlp(nn.Module):
@@ -134,6 +137,10 @@ class WorldModel(nn.Module):
         self.dynamics = Dynamics(m["embed_dim"], m["action_dim"], m["dynamics_hidden"])
         self.proprio_head = nn.Linear(m["embed_dim"], m["proprio_dim"])
         self.decoder = Decoder(m)
+        # [image-only state at t, target's at t + δ] -> [x, y, yaw] of t + δ seen from t.
+        self.relative_pose = (
+            Mlp(2 * m["embed_dim"], m["head_hidden"], RELATIVE_POSE_DIM) if m["odometry_head"] else None
+        )
 
 
 def burn_name(torch_name):
@@ -189,6 +196,16 @@ def info_nce(query, key, temperature):
     return F.cross_entropy(logits, torch.arange(query.shape[0]))
 
 
+def inverse_poses(poses):
+    """Where the first frame lies seen from the second, for each [x, y, yaw] of the second seen
+    from the first (the position may be scaled: the inverse is linear in it)."""
+    poses = poses.double()
+    x, y, yaw = poses[:, 0], poses[:, 1], poses[:, 2]
+    sin, cos = torch.sin(yaw), torch.cos(yaw)
+    turned = torch.remainder(-yaw + torch.pi, 2 * torch.pi) - torch.pi
+    return torch.stack([-(cos * x + sin * y), -(-sin * x + cos * y), turned], dim=1).float()
+
+
 def spread_terms(embeddings, target_std):
     batch, dim = embeddings.shape
     denominator = max(batch, 2) - 1
@@ -232,22 +249,27 @@ class Trainer:
         future_proprio = proprio_all[:, 1:].reshape(b * horizon, p)
         losses = {}
 
+        odometry = o["odometry"]
         with torch.no_grad():
-            targets = torch.cat(
-                [
-                    torch.from_numpy(batch["view_b"]),
-                    torch.from_numpy(batch["positive"]),
-                    torch.from_numpy(batch["future"]).reshape(b * horizon, 3, m["height"], m["width"]),
-                    view_a,
-                ]
-            )
+            target_images = [
+                torch.from_numpy(batch["view_b"]),
+                torch.from_numpy(batch["positive"]),
+                torch.from_numpy(batch["future"]).reshape(b * horizon, 3, m["height"], m["width"]),
+                view_a,
+            ]
+            if odometry is not None:
+                target_images.append(torch.from_numpy(batch["odometry_frames"]))
+            targets = torch.cat(target_images)
             # In slices of 64 frames, as a careful PyTorch user would: one pass over all
             # 11 x 64 frames makes every feature map tens of MB and is 2-3x slower on a CPU.
             features = torch.cat([self.target_encoder.image_features(part) for part in targets.split(TARGET_SLICE)])
             target_view_b = self.target_encoder.fuse(features[:b], no_proprio)
             target_temporal = self.target_encoder.fuse(features[b : 2 * b], no_proprio)
             target_future = self.target_encoder.fuse(features[2 * b : 2 * b + horizon * b], future_proprio)
-            target_now = self.target_encoder.fuse(features[2 * b + horizon * b :], proprio_now)
+            now_end = 3 * b + horizon * b
+            target_now = self.target_encoder.fuse(features[2 * b + horizon * b : now_end], proprio_now)
+            if odometry is not None:
+                target_second = self.target_encoder.fuse(features[now_end:], no_proprio)
             key = l2_normalize(self.target_projector(target_view_b))
             key_temporal = l2_normalize(self.target_projector(target_temporal))
             target_future = l2_normalize(target_future)
@@ -282,6 +304,8 @@ class Trainer:
         add("proprio", (self.model.proprio_head(predicted) - next_proprio).square().mean(), o["proprio_weight"])
         reconstruction = (self.model.decoder(state) - view_a).square().mean()
         add("reconstruction", reconstruction, o["reconstruction_weight"])
+        if odometry is not None:
+            add("odometry", self.odometry_term(batch, image_only, target_second), odometry["weight"])
         values = {name: term.item() for name, term in losses.items()}
         values["total"] = total.item()
 
@@ -302,6 +326,24 @@ class Trainer:
         with torch.no_grad():
             torch._foreach_lerp_(self.target_ema, self.online_ema, 1.0 - self.meta["trainer"]["ema_momentum"])
         return values
+
+    def odometry_term(self, batch, image_only, target_second):
+        """Where frame t + δ lies seen from t and t seen from t + δ, against wheel odometry,
+        over the sequences whose odometry gave the pose (a zero term when none did)."""
+        known = torch.from_numpy(batch["relative_pose_known"]).unsqueeze(1)
+        count = known.sum()
+        if count.item() < 1.0:
+            return torch.zeros(())
+        truth = torch.from_numpy(batch["relative_poses"])
+        inputs = torch.cat(
+            [torch.cat([image_only, target_second], dim=1), torch.cat([target_second, image_only], dim=1)]
+        )
+        residual = self.model.relative_pose(inputs) - torch.cat([truth, inverse_poses(truth)])
+        position = residual[:, :2].square()
+        # 2 (1 - cos Δ): Δ² for small errors, no jump where a turn wraps past ±π.
+        turn = (1.0 - residual[:, 2:3].cos()) * 2.0
+        error = torch.cat([position, turn], dim=1) * torch.cat([known, known])
+        return error.sum() / (2.0 * count * RELATIVE_POSE_DIM)
 
     def embed(self, image, proprio):
         """One camera frame (rgb8, HWC bytes) to its state embedding, as the encoder node does."""
@@ -324,6 +366,8 @@ def main():
     # oneDNN down slow paths and would time PyTorch unfairly.
     arrays = {name: array.copy() for name, array in load_file(f"{args.data}/batches.safetensors").items()}
     names = ["view_a", "view_b", "positive", "future", "proprio", "actions"]
+    if meta["objectives"]["odometry"] is not None:
+        names += ["odometry_frames", "relative_poses", "relative_pose_known"]
     batches = [
         {name: arrays[f"{index}.{name}"] for name in names} for index in range(meta["batches"])
     ]

@@ -5,14 +5,14 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use autodidact_learn::model::DecoderConfig;
+use autodidact_learn::model::{DecoderConfig, RELATIVE_POSE_DIM};
 use autodidact_learn::{Batch, TrainerConfig};
 
 use super::PytorchOptions;
 
 /// Refuses configurations the PyTorch mirror does not build: it covers the default objective
 /// set (contrastive + temporal, spread, forward with both starts and the proprio head,
-/// reconstruction).
+/// reconstruction), with or without the odometry objective and its relative-pose head.
 pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
     let o = &config.objectives;
     ensure!(
@@ -25,11 +25,10 @@ pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
             && !o.masked.enabled
             && !o.inverse.enabled
             && !o.sigreg.enabled
-            && !o.odometry.enabled
+            && o.odometry.enabled == config.model.odometry_head
             && config.model.decoder
             && !config.model.masked_head
             && !config.model.inverse_head
-            && !config.model.odometry_head
             && config.model.encoder.proprio_dim > 0,
         "the PyTorch mirror covers the default objectives only"
     );
@@ -56,6 +55,7 @@ pub(super) fn meta(config: &TrainerConfig, batches: usize) -> serde_json::Value 
             "head_hidden": m.head_hidden,
             "dynamics_hidden": m.dynamics_hidden,
             "decoder_base_channels": decoder.base_channels,
+            "odometry_head": m.odometry_head,
         },
         "objectives": {
             "horizon": o.forward.horizon,
@@ -69,6 +69,9 @@ pub(super) fn meta(config: &TrainerConfig, batches: usize) -> serde_json::Value 
             "target_start_weight": o.forward.target_start_weight,
             "proprio_weight": o.forward.proprio_weight,
             "reconstruction_weight": o.reconstruction.weight,
+            "odometry": o.odometry.enabled.then(|| serde_json::json!({
+                "weight": o.odometry.weight,
+            })),
         },
         "trainer": {
             "learning_rate": config.learning_rate,
@@ -127,7 +130,7 @@ pub(super) fn batch_tensors<'a>(
         shape,
         data,
     };
-    vec![
+    let mut tensors = vec![
         named("view_a", vec![b, 3, height, width], &batch.view_a),
         named("view_b", vec![b, 3, height, width], &batch.view_b),
         named("positive", vec![b, 3, height, width], &batch.positive),
@@ -138,7 +141,23 @@ pub(super) fn batch_tensors<'a>(
             vec![b, h, autodidact_learn::ACTION_DIM],
             &batch.actions,
         ),
-    ]
+    ];
+    if config.objectives.odometry.enabled {
+        tensors.extend([
+            named(
+                "odometry_frames",
+                vec![b, 3, height, width],
+                &batch.odometry_frames,
+            ),
+            named(
+                "relative_poses",
+                vec![b, RELATIVE_POSE_DIM],
+                &batch.relative_poses,
+            ),
+            named("relative_pose_known", vec![b], &batch.relative_pose_known),
+        ]);
+    }
+    tensors
 }
 
 /// Peak resident set of this process (`VmHWM`), MB.

@@ -263,9 +263,11 @@ pub fn compare_with_pytorch(
             relative_difference: relative_difference(autodidact, pytorch),
         });
     }
+    // total, the 7 default terms and the gradient norm, and the odometry term where it is on.
+    let expected_terms = 9 + usize::from(config.objectives.odometry.enabled);
     ensure!(
-        loss_check.len() >= 9,
-        "PyTorch reported {} of the loss terms",
+        loss_check.len() >= expected_terms,
+        "PyTorch reported {} of the {expected_terms} loss terms",
         loss_check.len()
     );
     if let Some(worst) = loss_check
