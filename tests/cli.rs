@@ -165,6 +165,14 @@ fn bench_learn_times_a_training_step_at_each_batch_size_it_is_given() {
             (per_second * median_s / batch - 1.0).abs() < 1e-6,
             "{row} for batch {batch}"
         );
+        // What the relative-pose head costs: the same step without it, beside it.
+        let without = format!("train step, batch {batch}, without the odometry objective");
+        assert!(
+            rows.iter().any(|row| row["case"]
+                .as_str()
+                .is_some_and(|case| case.ends_with(&without))),
+            "no {without:?} row: {stdout}"
+        );
     }
     assert!(
         stdout.contains("train step, batch 4") && stdout.contains("train step, batch 8"),

@@ -35,10 +35,22 @@ fn filled_trainer_with_batch(
     transitions: usize,
     batch_size: usize,
 ) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
+    filled_trainer_configured(backend, seed, transitions, batch_size, |_| {})
+}
+
+/// [`filled_trainer_with_batch`] with the default configuration changed by `configure`.
+fn filled_trainer_configured(
+    backend: autodidact_learn::BackendChoice,
+    seed: u64,
+    transitions: usize,
+    batch_size: usize,
+    configure: impl FnOnce(&mut autodidact_learn::TrainerConfig),
+) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
     let mut config = default_config();
     config.backend = backend;
     config.seed = seed;
     config.batch_size = batch_size;
+    configure(&mut config);
     let mut trainer = autodidact_learn::Trainer::new(config).context("building the trainer")?;
     let (explored, observation) = exploration(seed, transitions)?;
     for transition in explored {
@@ -78,7 +90,11 @@ pub(crate) fn exploration(
                 .map(|v| (*v / 10.0) as f32)
                 .collect(),
             action: [action.linear_x, action.angular_z],
-            odometry: None,
+            odometry: Some(autodidact_learn::OdometryPose::new(
+                observation.odom.x,
+                observation.odom.y,
+                observation.odom.yaw,
+            )),
         });
         observation = sim.step(&action);
     }
@@ -86,8 +102,9 @@ pub(crate) fn exploration(
 }
 
 /// Measures the learning core on `backend`: a training step at the default configuration
-/// with `batch_size` sequences (two views, every default objective) and single-image encode
-/// latency.
+/// with `batch_size` sequences (two views, every default objective), the same step without
+/// the odometry objective (what its relative-pose head costs; the two alternate step by step),
+/// and single-image encode latency.
 pub fn bench_learn(
     backend: autodidact_learn::BackendChoice,
     batch_size: usize,
@@ -95,16 +112,28 @@ pub fn bench_learn(
     encodes: usize,
 ) -> Result<Vec<BenchRow>> {
     let (mut trainer, observation) = filled_trainer_with_batch(backend, 0, 600, batch_size)?;
+    let (mut headless, _) = filled_trainer_configured(backend, 0, 600, batch_size, |config| {
+        config.model.odometry_head = false;
+        config.objectives.odometry.enabled = false;
+    })?;
     // What the trainer was built with, so the rows say what was measured.
     let batch_size = trainer.config().batch_size;
     // Warm-up (kernel compilation and autotuning on wgpu) is excluded.
     trainer.step()?;
+    headless.step()?;
     let mut step_us = Vec::with_capacity(train_steps);
+    let mut headless_step_us = Vec::with_capacity(train_steps);
     for _ in 0..train_steps {
-        let started = Instant::now();
-        trainer.step()?;
-        step_us.push(started.elapsed().as_secs_f64() * 1e6);
+        for (which, times) in [
+            (&mut trainer, &mut step_us),
+            (&mut headless, &mut headless_step_us),
+        ] {
+            let started = Instant::now();
+            which.step()?;
+            times.push(started.elapsed().as_secs_f64() * 1e6);
+        }
     }
+    drop(headless);
     let mut snapshot_trainer = trainer;
     snapshot_trainer.set_inference_backend(backend.resolve()?.kind);
     let snapshot = snapshot_trainer.snapshot();
@@ -123,6 +152,11 @@ pub fn bench_learn(
         BenchRow::from_samples(
             format!("train step, batch {batch_size} (per second = samples)"),
             &step_us,
+            batch_size as f64,
+        ),
+        BenchRow::from_samples(
+            format!("train step, batch {batch_size}, without the odometry objective"),
+            &headless_step_us,
             batch_size as f64,
         ),
         BenchRow::from_samples("encode 1 image 64x64".to_string(), &encode_us, 1.0),
