@@ -613,8 +613,9 @@ pub struct WorldModelConfig {
     #[config(default = false)]
     pub inverse_head: bool,
     /// Build the relative-pose head (two image-only embeddings → where the second frame lies
-    /// seen from the first, by wheel odometry).
-    #[config(default = false)]
+    /// seen from the first, by wheel odometry). On by default: it turns the planner to the
+    /// goal's heading (docs/eval.md).
+    #[config(default = true)]
     pub odometry_head: bool,
 }
 

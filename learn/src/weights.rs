@@ -117,17 +117,26 @@ pub struct Unpacker {
     action_scale: [f32; ACTION_DIM],
     head_scale: Option<f32>,
     architecture: String,
+    /// For a model that serves the head: the digest of the same model without it.
+    headless_architecture: Option<String>,
     device: Device,
 }
 
 impl Unpacker {
     /// Unpacks weights that fit the model `config` trains, onto `device`.
     pub fn new(config: &TrainerConfig, device: Device) -> Self {
+        let head_scale = config.served_relative_pose_scale();
+        let headless_architecture = head_scale.map(|_| {
+            let mut headless = config.clone();
+            headless.model.odometry_head = false;
+            architecture_digest(&headless)
+        });
         Self {
             model: config.model.clone(),
             action_scale: config.action_scale,
-            head_scale: config.served_relative_pose_scale(),
+            head_scale,
             architecture: architecture_digest(config),
+            headless_architecture,
             device,
         }
     }
@@ -141,25 +150,28 @@ impl Unpacker {
     /// they were packed for another architecture, with [`LearnError::Weights`] when any tensor
     /// is missing, extra, of another shape or unreadable. Nothing is served on a refusal. A
     /// model that serves the relative-pose head packs it once it has trained enough; before,
-    /// its weights unpack without it (the whole head or none of it).
+    /// its weights unpack without it (the whole head or none of it). An unpacker for a model
+    /// with the head also takes the weights of the same model without it (a trainer resumed
+    /// from a checkpoint written before the head was the default), without the head.
     pub fn unpack(
         &self,
         packed: &PackedWeights,
     ) -> Result<(EncoderSnapshot, DynamicsSnapshot), LearnError> {
-        if packed.architecture != self.architecture {
+        let headless = self.headless_architecture.as_ref() == Some(&packed.architecture);
+        if packed.architecture != self.architecture && !headless {
             return Err(LearnError::OtherArchitecture {
                 expected: self.architecture.clone(),
                 got: packed.architecture.clone(),
             });
         }
         let embed_dim = self.model.encoder.embed_dim;
-        let served = match self.load(packed, self.head_scale.is_some()) {
+        let served = match self.load(packed, self.head_scale.is_some() && !headless) {
             Ok(served) => served,
             // A model that serves the head sends none until its head has trained enough
             // (`serve_after_pairs`): the whole head or none of it, never a part.
             Err(error) => match self.head_scale {
-                Some(_) => self.load(packed, false).map_err(|_| error)?,
-                None => return Err(error),
+                Some(_) if !headless => self.load(packed, false).map_err(|_| error)?,
+                _ => return Err(error),
             },
         };
         let encoder = EncoderSnapshot::new(

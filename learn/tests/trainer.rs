@@ -662,6 +662,61 @@ fn odometry_head_places_a_later_frame_and_not_an_earlier_one_ahead() {
     );
 }
 
+/// A checkpoint written before the relative-pose head and its objective were the default
+/// (without the keys, or with them off) resumes as it was written, also where the node is
+/// configured with the head: the user's model is neither refused nor changed.
+#[test]
+fn checkpoints_from_before_the_head_was_default_resume_without_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = small_config(4);
+    config.model.odometry_head = false;
+    config.objectives.odometry.enabled = false;
+    let mut trainer = filled_trainer(config);
+    trainer.step().expect("step");
+    let (images, proprio) = probe_inputs();
+    let embedded = embed_all(&trainer, &images, &proprio);
+
+    let with_keys = dir.path().join("with_keys");
+    trainer.save_checkpoint(&with_keys).expect("save");
+    let without_keys = dir.path().join("without_keys");
+    trainer.save_checkpoint(&without_keys).expect("save");
+    let meta_path = without_keys.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("meta")).expect("json");
+    let removed_head = meta
+        .pointer_mut("/config/model")
+        .and_then(serde_json::Value::as_object_mut)
+        .and_then(|model| model.remove("odometry_head"));
+    assert_eq!(removed_head, Some(serde_json::Value::Bool(false)));
+    let removed_objective = meta
+        .pointer_mut("/config/objectives")
+        .and_then(serde_json::Value::as_object_mut)
+        .and_then(|objectives| objectives.remove("odometry"));
+    assert!(removed_objective.is_some());
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).expect("json")).expect("write");
+
+    let configured = small_config(4).model;
+    assert!(configured.odometry_head, "the head is the default");
+    for checkpoint in [&with_keys, &without_keys] {
+        for expected in [None, Some(&configured)] {
+            let mut resumed = Trainer::resume(checkpoint, expected).expect("an older checkpoint");
+            assert!(!resumed.config().model.odometry_head);
+            assert!(!resumed.config().objectives.odometry.enabled);
+            assert!(resumed.model().relative_pose.is_none());
+            assert_eq!(embed_all(&resumed, &images, &proprio), embedded);
+            for sample in explore(&sim_config(SIDE as u32), 3, 40) {
+                resumed.push(sample.transition).expect("push");
+            }
+            resumed.step().expect("it trains on as it was written");
+        }
+    }
+    // Another architecture is still refused.
+    let mut wider = small_config(4).model;
+    wider.encoder.embed_dim = 48;
+    assert!(Trainer::resume(&with_keys, Some(&wider)).is_err());
+}
+
 /// The relative-pose head reaches snapshots (and so the planner, checkpoints' followers and
 /// packed weights) only once the odometry objective has trained on `serve_after_pairs` pairs;
 /// data without odometry never train it, and it is never served. The count survives a

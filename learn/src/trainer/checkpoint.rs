@@ -170,6 +170,17 @@ impl Trainer {
                 expected
             )));
         }
+        if let Some(expected) = expected
+            && expected.odometry_head != meta.config.model.odometry_head
+        {
+            tracing::warn!(
+                dir = %dir.display(),
+                configured = expected.odometry_head,
+                written = meta.config.model.odometry_head,
+                "the checkpoint's model and the configured one differ in the relative-pose head: \
+                 it resumes as it was written (a new checkpoint directory trains the configured one)"
+            );
+        }
         let mut config = meta.config.clone();
         if let Some((backend, inference_backend)) = placed {
             config.backend = backend;
@@ -308,10 +319,20 @@ fn read_meta(dir: &Path) -> Result<CheckpointMeta, LearnError> {
 /// Model fields added after a checkpoint was written (e.g. `inverse_head`) take their defaults:
 /// burn's `Config` derive makes every field required when read back. Keys the checkpoint has
 /// are kept; a meta without a readable `config.model.encoder` is left for the caller's error.
+/// The relative-pose head and its objective are on by default since after they were added: a
+/// checkpoint without them was written without them, and reads back so.
 fn with_model_defaults(meta: &mut serde_json::Value) {
+    if let Some(serde_json::Value::Object(objectives)) = meta.pointer_mut("/config/objectives") {
+        objectives
+            .entry("odometry")
+            .or_insert_with(|| serde_json::json!({ "enabled": false }));
+    }
     let Some(serde_json::Value::Object(model)) = meta.pointer_mut("/config/model") else {
         return;
     };
+    model
+        .entry("odometry_head")
+        .or_insert(serde_json::Value::Bool(false));
     let Some(encoder) = model
         .get("encoder")
         .and_then(|encoder| serde_json::from_value(encoder.clone()).ok())
@@ -327,8 +348,13 @@ fn with_model_defaults(meta: &mut serde_json::Value) {
     }
 }
 
-fn same_architecture(a: &WorldModelConfig, b: &WorldModelConfig) -> bool {
-    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+/// Whether a checkpoint's model is the one `expected` describes, but for the relative-pose
+/// head: a checkpoint written without it (before it was the default) resumes as it was
+/// written, and one with it serves a node configured without it.
+fn same_architecture(expected: &WorldModelConfig, written: &WorldModelConfig) -> bool {
+    let mut expected = expected.clone();
+    expected.odometry_head = written.odometry_head;
+    serde_json::to_value(&expected).ok() == serde_json::to_value(written).ok()
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> LearnError {

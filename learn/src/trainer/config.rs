@@ -155,11 +155,14 @@ impl Default for InverseConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OdometryConfig {
-    /// Use this objective (needs `model.odometry_head`).
+    /// Use this objective (needs `model.odometry_head`). On by default: measured on four
+    /// seeds (docs/eval.md), the planner turned by its head reaches 249 of 320 easy goals
+    /// against 202 without it, and the pose probes hold.
     pub enabled: bool,
     /// Weight of the loss: the squared error of `[x / metres_scale, y / metres_scale]` plus
     /// `2 (1 − cos Δyaw)` of the turn (its square for small errors, and the same for a turn
     /// and that turn ± 2π), averaged over the three and over both orders of each pair.
+    /// Default 3: a head weighted 10 turned the planner to fewer goals (docs/eval.md).
     pub weight: f32,
     /// Metres that count as much as a radian of heading.
     pub metres_scale: f32,
@@ -182,8 +185,8 @@ pub struct OdometryConfig {
 impl Default for OdometryConfig {
     fn default() -> Self {
         Self {
-            enabled: false,
-            weight: 1.0,
+            enabled: true,
+            weight: 3.0,
             metres_scale: 0.5,
             window: 20,
             max_m: 3.0,

@@ -171,6 +171,42 @@ fn weights_of_another_architecture_are_refused_by_their_digest() {
     }
 }
 
+/// A trainer resumed from a checkpoint written before the head was the default packs its
+/// weights without it: a node configured with the head takes them, and serves no head. A blob
+/// that claims to be headless but carries a head is refused.
+#[test]
+fn weights_of_the_same_model_without_the_head_are_taken_without_it() {
+    let _serial = serial();
+    let mut headless = small_config(5);
+    headless.model.odometry_head = false;
+    headless.objectives.odometry.enabled = false;
+    let mut trainer = filled_trainer(headless.clone());
+    trainer.step().expect("step");
+    let packed = pack(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &architecture_digest(&headless),
+    )
+    .expect("pack");
+    let with_head = small_config(5);
+    assert_ne!(architecture_digest(&with_head), packed.architecture);
+    let (encoder, dynamics) = unpacker(&with_head).unpack(&packed).expect("taken");
+    assert!(dynamics.relative_pose().is_none(), "no head was sent");
+    let (images, proprio) = probe_inputs();
+    assert_eq!(
+        encoder.embed(&images[0], &proprio[0]).expect("embed"),
+        embed_all(&trainer, &images, &proprio)[0]
+    );
+
+    let (_, with_a_head) = trained_and_packed();
+    let claiming = PackedWeights {
+        architecture: packed.architecture.clone(),
+        ..with_a_head
+    };
+    let error = unpacker(&with_head).unpack(&claiming).expect_err("refused");
+    assert!(matches!(error, LearnError::Weights(_)), "{error}");
+}
+
 #[test]
 fn damaged_or_mislabelled_weights_are_refused_whole() {
     let _serial = serial();
