@@ -421,7 +421,14 @@ fn attempt(
                     // Per period: the truth beside the planner's view of it. `at_rest` is the
                     // frame embedded at rest, as the goal is: the image's part of the distance.
                     let place = encoder.embed(&frame.image, &goal_proprio)?;
-                    let truth = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
+                    let robot = sim.ground_truth().robot_pose;
+                    let truth = pose_error(&robot, &goal_pose);
+                    // The goal seen from the robot: truly, and as the relative-pose head read it.
+                    let goal_in_robot = robot.relative(&goal_pose);
+                    let seen =
+                        output
+                            .goal_seen
+                            .unwrap_or(OdometryPose::new(f64::NAN, f64::NAN, f64::NAN));
                     tracing::trace!(
                         period,
                         error_m = truth.0,
@@ -434,6 +441,12 @@ fn attempt(
                             .map_or(f32::NAN, |p| p.predicted_final_distance),
                         linear = output.command.linear_x,
                         angular = output.command.angular_z,
+                        goal_x = goal_in_robot.x,
+                        goal_y = goal_in_robot.y,
+                        goal_deg = goal_in_robot.yaw.to_degrees(),
+                        seen_x = seen.x,
+                        seen_y = seen.y,
+                        seen_deg = seen.yaw.to_degrees(),
                         "planning period"
                     );
                 }
