@@ -14,12 +14,12 @@ The first line it prints (before any command) describes the setup: torch version
 parameter count, peak RSS. Timing happens here, around exactly the work being compared.
 
 The training step mirrors autodidact-learn's `Trainer::train_on` term by term: EMA-target
-encoding of [view_b, positive, future, view_a] in one batch, InfoNCE between views and with the
-temporal positive, the VICReg-style spread terms, the H-step latent rollout from the online state
-and from the target state, the next-proprio head, the reconstruction decoder, the relative-pose
-head of the odometry objective (when the configuration has it), per-parameter gradient-norm
-clipping, the global gradient norm, Adam and the EMA update. Every loss is read back to the host
-each step, as the Rust trainer does.
+encoding of [view_b, positive, future, view_a] (and the odometry pair's second frame) in one
+batch, InfoNCE between views and with the temporal positive, the VICReg-style spread terms, the
+H-step latent rollout from the online state and from the target state, the next-proprio head,
+the reconstruction decoder, the relative-pose head of the odometry objective (when the
+configuration has it), per-parameter gradient-norm clipping, the global gradient norm, Adam and
+the EMA update. Every loss is read back to the host each step, as the Rust trainer does.
 """
 
 import argparse

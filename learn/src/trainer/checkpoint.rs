@@ -319,8 +319,8 @@ fn read_meta(dir: &Path) -> Result<CheckpointMeta, LearnError> {
 /// Model fields added after a checkpoint was written (e.g. `inverse_head`) take their defaults:
 /// burn's `Config` derive makes every field required when read back. Keys the checkpoint has
 /// are kept; a meta without a readable `config.model.encoder` is left for the caller's error.
-/// The relative-pose head and its objective are on by default since after they were added: a
-/// checkpoint without them was written without them, and reads back so.
+/// The relative-pose head and its objective became the default after they were added: a
+/// checkpoint without their keys was written without them, and reads back so.
 fn with_model_defaults(meta: &mut serde_json::Value) {
     if let Some(serde_json::Value::Object(objectives)) = meta.pointer_mut("/config/objectives") {
         objectives

@@ -156,8 +156,8 @@ impl Default for InverseConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct OdometryConfig {
     /// Use this objective (needs `model.odometry_head`). On by default: measured on four
-    /// seeds (docs/eval.md), the planner turned by its head reaches 249 of 320 easy goals
-    /// against 202 without it, and the pose probes hold.
+    /// seeds (docs/eval.md), the planner turned by its head reaches 247 of 320 easy goals
+    /// against 202 for the same seeds' models without it, and the pose probes hold.
     pub enabled: bool,
     /// Weight of the loss: the squared error of `[x / metres_scale, y / metres_scale]` plus
     /// `2 (1 − cos Δyaw)` of the turn (its square for small errors, and the same for a turn
