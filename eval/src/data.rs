@@ -136,19 +136,46 @@ impl Eyes {
     }
 }
 
-/// Explores the world of `seed` for `steps` from its start pose, with the exploration policy
-/// seeded by `seed` (as training does), keeping each frame with its ground truth.
+/// Explores the world of `seed` for `steps` from its start pose as the robot does, with the
+/// exploration policy seeded by `seed` (as training does), keeping each frame with its ground
+/// truth.
 pub(crate) fn explore(
     sim_config: &SimConfig,
     collector: &CollectorConfig,
     seed: u64,
     steps: usize,
 ) -> Result<Vec<Record>, EvalError> {
-    drive(sim_config, collector, seed, None, steps)
+    drive(
+        sim_config,
+        collector,
+        seed,
+        None,
+        steps,
+        ExplorationConfig::default(),
+    )
 }
 
-/// A drive through the world of `world` the robot never made: it starts from a free pose drawn
-/// by `drive_seed` and the exploration policy is seeded by it.
+/// [`explore`], driven by [`ExplorationConfig::held_out`]: a held-out episode, whose policy
+/// stays what the benchmark's scores were measured on when the robot's own exploration changes.
+pub(crate) fn explore_held_out(
+    sim_config: &SimConfig,
+    collector: &CollectorConfig,
+    seed: u64,
+    steps: usize,
+) -> Result<Vec<Record>, EvalError> {
+    drive(
+        sim_config,
+        collector,
+        seed,
+        None,
+        steps,
+        ExplorationConfig::held_out(),
+    )
+}
+
+/// A drive through the world of `world` the robot never made, by
+/// [`ExplorationConfig::held_out`]: it starts from a free pose drawn by `drive_seed` and the
+/// policy is seeded by it.
 pub(crate) fn explore_anew(
     sim_config: &SimConfig,
     collector: &CollectorConfig,
@@ -156,7 +183,14 @@ pub(crate) fn explore_anew(
     drive_seed: u64,
     steps: usize,
 ) -> Result<Vec<Record>, EvalError> {
-    drive(sim_config, collector, world, Some(drive_seed), steps)
+    drive(
+        sim_config,
+        collector,
+        world,
+        Some(drive_seed),
+        steps,
+        ExplorationConfig::held_out(),
+    )
 }
 
 fn drive(
@@ -165,6 +199,7 @@ fn drive(
     world: u64,
     drive_seed: Option<u64>,
     steps: usize,
+    exploration: ExplorationConfig,
 ) -> Result<Vec<Record>, EvalError> {
     let mut sim = Sim::new(sim_config)?;
     let mut observation = sim.reset(world)?;
@@ -178,7 +213,7 @@ fn drive(
         None => world,
     };
     let mut eyes = Eyes::new(collector, sim_config);
-    let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), policy_seed);
+    let mut policy = ExplorationPolicy::new(exploration, policy_seed);
     let period = sim_config.control_period_s as f32;
     let mut records = Vec::with_capacity(steps);
     for _ in 0..steps {

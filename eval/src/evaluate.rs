@@ -7,7 +7,9 @@ use autodidact_learn::{Trainer, TrainerConfig, Transition, embedding_health};
 use autodidact_sim::SimConfig;
 
 use crate::config::{EvalConfig, HELD_OUT_SEED_BASE, REPORT_SCHEMA};
-use crate::data::{Features, Record, WorldMemory, collector_config, explore, explore_anew};
+use crate::data::{
+    Features, Record, WorldMemory, collector_config, explore, explore_anew, explore_held_out,
+};
 use crate::model::EvalModel;
 use crate::planning::{Models, Worlds, new_world_seeds, planning_setting};
 use crate::report::{DataInfo, EvalReport, HomeReport, ModelInfo, RepresentationScores};
@@ -58,7 +60,12 @@ pub fn evaluate(
         .collect();
     let mut episodes = Vec::new();
     for (done, seed) in episode_seeds.iter().enumerate() {
-        episodes.push(explore(sim, &collector, *seed, config.episode_steps)?);
+        episodes.push(explore_held_out(
+            sim,
+            &collector,
+            *seed,
+            config.episode_steps,
+        )?);
         progress("held-out episodes", done as u64 + 1, config.episodes);
     }
     let split = episodes.len() / 2;

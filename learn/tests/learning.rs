@@ -5,7 +5,7 @@ mod common;
 
 use autodidact_learn::metrics::probe_r2;
 use autodidact_learn::{Trainer, TrainerConfig};
-use common::{PROPRIO_DIM, Sample, embed, explore, sim_config};
+use common::{PROPRIO_DIM, Sample, embed, explore, explore_held_out, sim_config};
 
 /// 32×32 keeps the test to a few minutes on 2 cores (a step is about 4× cheaper than at 64²).
 const SIDE: usize = 32;
@@ -15,8 +15,10 @@ const TRAIN_STEPS: usize = 900;
 fn learned_embeddings_encode_pose_predict_the_future_and_do_not_collapse() {
     let sim = sim_config(SIDE as u32);
     let train: Vec<Sample> = (0..5).flat_map(|seed| explore(&sim, seed, 1500)).collect();
+    // Held-out worlds, driven as the benchmark holds drives out (the gentler policy its
+    // scores were first measured on; training drives turn harder).
     let held_out: Vec<Sample> = (100..103)
-        .flat_map(|seed| explore(&sim, seed, 500))
+        .flat_map(|seed| explore_held_out(&sim, seed, 500))
         .collect();
 
     let config = TrainerConfig::for_inputs(SIDE, SIDE, PROPRIO_DIM);
