@@ -531,18 +531,19 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
 }
 
 /// The bar docs/eval.md sets for the reference planner. With a model `autodidact eval` trains
-/// in the test's budget (900 steps on 32² images), whose relative-pose head turns the robot to
-/// the goal's heading first, the planner reaches three fifths or more of the easy goals in
-/// held-out worlds, and at least 3× as many as random commands and as the same planner on a
-/// random-init model. Measured on four seeds (docs/eval.md, "Odometry as a teacher"): 67.5–90 %
-/// in new worlds and at home, 67.5 % with this test's seed 7; 40 pairs measure a rate to ±7
-/// points (one standard error), so the check allows one standard error below the lowest, in
-/// new worlds and at home. (Before the head was the default, the bar was 42 %: the latent MPC
-/// alone reached 42.5–62 %.) The model behind it beats the random-init one and raw pixels on
-/// the pose probe in both protocols, predicts better than copy-last at every horizon, and has
-/// not collapsed.
+/// in the test's budget (900 steps on 32² images, on drives that turn as the simulator's
+/// exploration does), whose relative-pose head turns the robot to the goal's heading first, the
+/// planner reaches seven tenths or more of the easy goals in held-out worlds, and at least 3×
+/// as many as random commands and as the same planner on a random-init model. Measured on four
+/// seeds (docs/eval.md, "Turning in the data"): 80–92.5 % in new worlds and at home, 92.5 % and
+/// 87.5 % with this test's seed 7; 40 pairs measure a rate to ±6 points (one standard error),
+/// so the check allows a standard error and some margin below the lowest, in new worlds and at
+/// home. (The bar was 42 % when the latent MPC alone reached 42.5–62 %, and 60 % with the head
+/// before the exploration turned harder: 67.5–90 %.) The model behind it beats the random-init
+/// one and raw pixels on the pose probe in both protocols, predicts better than copy-last at
+/// every horizon, and has not collapsed.
 #[test]
-fn eval_planner_reaches_three_fifths_of_the_easy_goals_with_a_model_trained_in_the_test_budget() {
+fn eval_planner_reaches_seven_tenths_of_the_easy_goals_with_a_model_trained_in_the_test_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("report.json");
     run_ok(
@@ -566,9 +567,9 @@ fn eval_planner_reaches_three_fifths_of_the_easy_goals_with_a_model_trained_in_t
          random-init planner {random_init:.2}"
     );
     assert!(
-        planner >= 0.6,
-        "planner reached {planner:.2} of the easy goals (0.675 at the lowest of four seeds, \
-         minus the ±0.07 sampling error of 40 pairs)"
+        planner >= 0.7,
+        "planner reached {planner:.2} of the easy goals (0.8 at the lowest of four seeds, \
+         minus the ±0.06 sampling error of 40 pairs)"
     );
     assert!(
         planner >= 3.0 * random_policy && planner >= 3.0 * random_init,
@@ -593,9 +594,9 @@ fn eval_planner_reaches_three_fifths_of_the_easy_goals_with_a_model_trained_in_t
         );
     }
     // Home (the worlds it learned in): the pose is in the embedding well beyond what raw pixels
-    // and an untrained network give (measured with the default model, the head in it: 0.74 vs
-    // 0.54 and 0.42 with seed 7, 0.80 vs 0.59 and 0.40 with seed 0). In new worlds, above both
-    // too (0.33 vs 0.25 and 0.12 with seed 7).
+    // and an untrained network give (measured with the default model: 0.75 vs 0.58 and 0.42
+    // with seed 7, 0.84 vs 0.52 and 0.32 with seed 0). In new worlds, above both too (0.41 vs
+    // 0.25 and 0.12 with seed 7).
     let home = &report["home"];
     let r2 = |side: &serde_json::Value| number(&side["pose_r2"]);
     let (trained, pixels, untrained) = (
@@ -618,7 +619,7 @@ fn eval_planner_reaches_three_fifths_of_the_easy_goals_with_a_model_trained_in_t
     let home_easy = &home["planning"][0];
     assert_eq!(home_easy["setting"], "easy");
     assert!(
-        number(&home_easy["planner"]["success_rate"]) >= 0.6,
+        number(&home_easy["planner"]["success_rate"]) >= 0.7,
         "home easy goals: planner reached {}",
         home_easy["planner"]["success_rate"]
     );
