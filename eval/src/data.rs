@@ -136,41 +136,18 @@ impl Eyes {
     }
 }
 
-/// Explores the world of `seed` for `steps` from its start pose as the robot does, with the
-/// exploration policy seeded by `seed` (as training does), keeping each frame with its ground
-/// truth.
+/// Explores the world of `seed` for `steps` from its start pose by `policy` seeded by `seed`
+/// (as training does), keeping each frame with its ground truth. The robot's own drives take
+/// the default policy; held-out episodes [`ExplorationConfig::held_out`], which stays what the
+/// benchmark's scores were measured on when the robot's own exploration changes.
 pub(crate) fn explore(
     sim_config: &SimConfig,
     collector: &CollectorConfig,
     seed: u64,
     steps: usize,
+    policy: ExplorationConfig,
 ) -> Result<Vec<Record>, EvalError> {
-    drive(
-        sim_config,
-        collector,
-        seed,
-        None,
-        steps,
-        ExplorationConfig::default(),
-    )
-}
-
-/// [`explore`], driven by [`ExplorationConfig::held_out`]: a held-out episode, whose policy
-/// stays what the benchmark's scores were measured on when the robot's own exploration changes.
-pub(crate) fn explore_held_out(
-    sim_config: &SimConfig,
-    collector: &CollectorConfig,
-    seed: u64,
-    steps: usize,
-) -> Result<Vec<Record>, EvalError> {
-    drive(
-        sim_config,
-        collector,
-        seed,
-        None,
-        steps,
-        ExplorationConfig::held_out(),
-    )
+    drive(sim_config, collector, seed, None, steps, policy)
 }
 
 /// A drive through the world of `world` the robot never made, by

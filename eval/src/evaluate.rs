@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::{Trainer, TrainerConfig, Transition, embedding_health};
-use autodidact_sim::SimConfig;
+use autodidact_sim::{ExplorationConfig, SimConfig};
 
 use crate::config::{EvalConfig, HELD_OUT_SEED_BASE, REPORT_SCHEMA};
-use crate::data::{
-    Features, Record, WorldMemory, collector_config, explore, explore_anew, explore_held_out,
-};
+use crate::data::{Features, Record, WorldMemory, collector_config, explore, explore_anew};
 use crate::model::EvalModel;
 use crate::planning::{Models, Worlds, new_world_seeds, planning_setting};
 use crate::report::{DataInfo, EvalReport, HomeReport, ModelInfo, RepresentationScores};
@@ -60,11 +58,12 @@ pub fn evaluate(
         .collect();
     let mut episodes = Vec::new();
     for (done, seed) in episode_seeds.iter().enumerate() {
-        episodes.push(explore_held_out(
+        episodes.push(explore(
             sim,
             &collector,
             *seed,
             config.episode_steps,
+            ExplorationConfig::held_out(),
         )?);
         progress("held-out episodes", done as u64 + 1, config.episodes);
     }
@@ -92,7 +91,13 @@ pub fn evaluate(
     let mut home_drives = Vec::new();
     let mut memories = BTreeMap::new();
     for world in &config.home_worlds {
-        let drive = explore(sim, &collector, *world, config.memory_steps)?;
+        let drive = explore(
+            sim,
+            &collector,
+            *world,
+            config.memory_steps,
+            ExplorationConfig::default(),
+        )?;
         memories.insert(*world, WorldMemory::of(&drive));
         home_drives.push(drive);
     }
@@ -120,7 +125,13 @@ pub fn evaluate(
     let new_worlds = new_world_seeds(config);
     let mut new_memories = BTreeMap::new();
     for world in &new_worlds {
-        let drive = explore(sim, &collector, *world, config.memory_steps)?;
+        let drive = explore(
+            sim,
+            &collector,
+            *world,
+            config.memory_steps,
+            ExplorationConfig::default(),
+        )?;
         new_memories.insert(*world, WorldMemory::of(&drive));
     }
 

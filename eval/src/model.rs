@@ -1,7 +1,7 @@
 //! What is evaluated: a checkpoint, or a model trained here on fresh episodes.
 
 use autodidact_learn::{Trainer, TrainerConfig};
-use autodidact_sim::SimConfig;
+use autodidact_sim::{ExplorationConfig, SimConfig};
 
 use crate::data::{collector_config, explore};
 use crate::{EvalError, Progress};
@@ -60,7 +60,13 @@ pub fn train_model(
     let collector = collector_config(sim, &trainer_config)?;
     let mut trainer = Trainer::new(trainer_config)?;
     for seed in 0..episodes {
-        for record in explore(sim, &collector, seed, episode_steps)? {
+        for record in explore(
+            sim,
+            &collector,
+            seed,
+            episode_steps,
+            ExplorationConfig::default(),
+        )? {
             trainer.push(record.transition)?;
         }
         progress("collect", seed + 1, episodes);
