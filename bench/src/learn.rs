@@ -14,7 +14,7 @@ pub fn filled_trainer(
     seed: u64,
     transitions: usize,
 ) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
-    filled_trainer_with_batch(backend, seed, transitions, default_batch_size())
+    filled_trainer_configured(backend, seed, transitions, default_batch_size(), |_| {})
 }
 
 /// The batch (sequences per step) of the default configuration the learning benches train.
@@ -28,17 +28,8 @@ fn default_config() -> autodidact_learn::TrainerConfig {
     autodidact_learn::TrainerConfig::for_inputs(camera.width as usize, camera.height as usize, 2)
 }
 
-/// [`filled_trainer`] with `batch_size` sequences per step.
-fn filled_trainer_with_batch(
-    backend: autodidact_learn::BackendChoice,
-    seed: u64,
-    transitions: usize,
-    batch_size: usize,
-) -> Result<(autodidact_learn::Trainer, autodidact_sim::Observation)> {
-    filled_trainer_configured(backend, seed, transitions, batch_size, |_| {})
-}
-
-/// [`filled_trainer_with_batch`] with the default configuration changed by `configure`.
+/// [`filled_trainer`] with `batch_size` sequences per step and the default configuration
+/// changed by `configure`.
 fn filled_trainer_configured(
     backend: autodidact_learn::BackendChoice,
     seed: u64,
@@ -111,7 +102,8 @@ pub fn bench_learn(
     train_steps: usize,
     encodes: usize,
 ) -> Result<Vec<BenchRow>> {
-    let (mut trainer, observation) = filled_trainer_with_batch(backend, 0, 600, batch_size)?;
+    let (mut trainer, observation) =
+        filled_trainer_configured(backend, 0, 600, batch_size, |_| {})?;
     let (mut headless, _) = filled_trainer_configured(backend, 0, 600, batch_size, |config| {
         config.model.odometry_head = false;
         config.objectives.odometry.enabled = false;

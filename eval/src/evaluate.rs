@@ -86,18 +86,23 @@ pub fn evaluate(
     let horizon = trainer_config.forward_horizon().max(1);
     let health = embedding_health(&encoder, &dynamics, &transitions, horizon, 2)?;
 
+    // The robot's own drive through a world, as it explores to learn: its memory there.
+    let own_drive = |world: u64| {
+        explore(
+            sim,
+            &collector,
+            world,
+            config.memory_steps,
+            ExplorationConfig::default(),
+        )
+    };
+
     // Home: the robot's own drive through each world it learned in (its memory, and what the
     // probes are fitted on), and new drives there.
     let mut home_drives = Vec::new();
     let mut memories = BTreeMap::new();
     for world in &config.home_worlds {
-        let drive = explore(
-            sim,
-            &collector,
-            *world,
-            config.memory_steps,
-            ExplorationConfig::default(),
-        )?;
+        let drive = own_drive(*world)?;
         memories.insert(*world, WorldMemory::of(&drive));
         home_drives.push(drive);
     }
@@ -125,13 +130,7 @@ pub fn evaluate(
     let new_worlds = new_world_seeds(config);
     let mut new_memories = BTreeMap::new();
     for world in &new_worlds {
-        let drive = explore(
-            sim,
-            &collector,
-            *world,
-            config.memory_steps,
-            ExplorationConfig::default(),
-        )?;
+        let drive = own_drive(*world)?;
         new_memories.insert(*world, WorldMemory::of(&drive));
     }
 

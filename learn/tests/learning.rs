@@ -5,7 +5,8 @@ mod common;
 
 use autodidact_learn::metrics::probe_r2;
 use autodidact_learn::{Trainer, TrainerConfig};
-use common::{PROPRIO_DIM, Sample, embed, explore, explore_held_out, sim_config};
+use autodidact_sim::ExplorationConfig;
+use common::{PROPRIO_DIM, Sample, embed, explore, explore_with, sim_config};
 
 /// 32×32 keeps the test to a few minutes on 2 cores (a step is about 4× cheaper than at 64²).
 const SIDE: usize = 32;
@@ -18,7 +19,7 @@ fn learned_embeddings_encode_pose_predict_the_future_and_do_not_collapse() {
     // Held-out worlds, driven as the benchmark holds drives out (the gentler policy its
     // scores were first measured on; training drives turn harder).
     let held_out: Vec<Sample> = (100..103)
-        .flat_map(|seed| explore_held_out(&sim, seed, 500))
+        .flat_map(|seed| explore_with(&sim, seed, 500, ExplorationConfig::held_out()))
         .collect();
 
     let config = TrainerConfig::for_inputs(SIDE, SIDE, PROPRIO_DIM);

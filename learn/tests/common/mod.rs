@@ -35,16 +35,16 @@ pub struct Sample {
 
 /// Runs the exploration policy for `steps` in a world of `seed`.
 pub fn explore(config: &SimConfig, seed: u64, steps: usize) -> Vec<Sample> {
-    drive(config, seed, steps, ExplorationConfig::default())
+    explore_with(config, seed, steps, ExplorationConfig::default())
 }
 
-/// [`explore`] with the policy held-out drives keep ([`ExplorationConfig::held_out`]).
-#[allow(dead_code)] // Not every test binary that shares this module holds drives out.
-pub fn explore_held_out(config: &SimConfig, seed: u64, steps: usize) -> Vec<Sample> {
-    drive(config, seed, steps, ExplorationConfig::held_out())
-}
-
-fn drive(config: &SimConfig, seed: u64, steps: usize, policy: ExplorationConfig) -> Vec<Sample> {
+/// [`explore`] by `policy` (held-out drives keep [`ExplorationConfig::held_out`]).
+pub fn explore_with(
+    config: &SimConfig,
+    seed: u64,
+    steps: usize,
+    policy: ExplorationConfig,
+) -> Vec<Sample> {
     let mut sim = Sim::new(config).expect("sim config");
     let mut observation = sim.reset(seed).expect("reset");
     let mut policy = ExplorationPolicy::new(policy, seed);
