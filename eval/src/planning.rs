@@ -379,10 +379,13 @@ fn attempt(
     let mut drawing = None;
     let mut localisation = Vec::new();
     let mut goal_localisation = None;
+    // The same as vectors in the robot's and the goal's frame (trace only).
+    let (mut robot_placed_at, mut goal_placed_at) = (Vec::new(), None);
     let mut path_check = None;
     let (mut map_error_m, mut rejected_shortcuts) = (None, None);
-    // Memory planner following: where the robot was when it first came to the end of a path.
-    let (mut following, mut path_done) = (false, None);
+    // Memory planner following: where the robot was when it first came to the end of a path,
+    // and the goal seen from there.
+    let (mut following, mut path_done, mut goal_after_path) = (false, None, None);
     // The goal embedded at rest, for the per-period trace only.
     let goal_at_rest = match agent {
         Agent::Planner(encoder, _) | Agent::MemoryPlanner(encoder, ..)
@@ -461,17 +464,30 @@ fn attempt(
                 {
                     let place = |node: usize| memory.positions.get(graph.nodes()[node].frame);
                     let pose = sim.ground_truth().robot_pose;
+                    // Where the place lies seen from the truth (trace only): ahead or aside.
+                    let seen_from = |from: &Pose2, [x, y]: [f64; 2]| {
+                        let seen = from.relative(&Pose2 {
+                            x,
+                            y,
+                            yaw: from.yaw,
+                        });
+                        [seen.x, seen.y]
+                    };
                     if let Some(&[x, y]) = route.nodes.first().and_then(|&n| place(n)) {
                         localisation.push((x - pose.x).hypot(y - pose.y));
+                        robot_placed_at.push(seen_from(&pose, [x, y]));
                     }
                     if let (0, Some(&[x, y])) = (period, route.nodes.last().and_then(|&n| place(n)))
                     {
                         goal_localisation = Some((x - goal_pose.x).hypot(y - goal_pose.y));
+                        goal_placed_at = Some(seen_from(&goal_pose, [x, y]));
                     }
                 }
                 let follows = planner.followed_path().is_some();
                 if following && !follows && path_done.is_none() {
-                    path_done = Some(pose_error(&sim.ground_truth().robot_pose, &goal_pose));
+                    let robot = sim.ground_truth().robot_pose;
+                    path_done = Some(pose_error(&robot, &goal_pose));
+                    goal_after_path = Some(robot.relative(&goal_pose));
                 }
                 following = follows;
                 [output.command.linear_x, output.command.angular_z]
@@ -511,11 +527,19 @@ fn attempt(
         latent_end = latent_distances.1,
         localisation_m = median(&localisation).unwrap_or(f64::NAN),
         goal_localisation_m = goal_localisation.unwrap_or(f64::NAN),
+        goal_placed_x = goal_placed_at.map_or(f64::NAN, |p| p[0]),
+        goal_placed_y = goal_placed_at.map_or(f64::NAN, |p| p[1]),
+        robot_placed_x =
+            median(&robot_placed_at.iter().map(|p| p[0]).collect::<Vec<_>>()).unwrap_or(f64::NAN),
+        robot_placed_y =
+            median(&robot_placed_at.iter().map(|p| p[1]).collect::<Vec<_>>()).unwrap_or(f64::NAN),
         path_end_m = path_check.map_or(f64::NAN, |c| c.end_m),
         path_layout_m = path_check.map_or(f64::NAN, |c| c.layout_m),
         path_length_m = path_check.map_or(f64::NAN, |c| c.length_m),
         path_done_m = path_done.map_or(f64::NAN, |e| e.0),
         path_done_deg = path_done.map_or(f64::NAN, |e| e.1),
+        goal_after_path_x = goal_after_path.map_or(f64::NAN, |g| g.x),
+        goal_after_path_y = goal_after_path.map_or(f64::NAN, |g| g.y),
         driven_m = path
             .windows(2)
             .map(|w| (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]))
