@@ -86,11 +86,11 @@ struct Attempt {
     goal_image: Arc<[u8]>,
     /// Memory planner: its graph and first route, drawn at the true positions.
     memory: Option<MemoryDrawing>,
-    /// Memory planner: per period, metres between the robot and the place of the node the
-    /// current frame was retrieved as.
-    localisation: Vec<f64>,
-    /// Memory planner: metres between the goal and the place of the goal's node.
-    goal_localisation: Option<f64>,
+    /// Memory planner: per period, where the place of the node the current frame was retrieved
+    /// as lay seen from the robot (`[ahead, left]`, metres; its length is the error).
+    localisation: Vec<[f64; 2]>,
+    /// Memory planner: where the place of the goal's node lay seen from the goal.
+    goal_localisation: Option<[f64; 2]>,
     /// Memory planner following by odometry: its first path, checked against the truth.
     path_check: Option<PathCheck>,
     /// Memory planner: its memory's map error ([`WorldMemory::map_error_m`]).
@@ -225,11 +225,11 @@ pub(crate) fn planning_setting(
     let memory_attempts = &outcomes[1];
     let localisation: Vec<f64> = memory_attempts
         .iter()
-        .flat_map(|a| a.localisation.iter().copied())
+        .flat_map(|a| a.localisation.iter().map(|&p| metres(p)))
         .collect();
     let goal_localisation: Vec<f64> = memory_attempts
         .iter()
-        .filter_map(|a| a.goal_localisation)
+        .filter_map(|a| a.goal_localisation.map(metres))
         .collect();
     let checks: Vec<PathCheck> = memory_attempts
         .iter()
@@ -281,6 +281,16 @@ fn planning_score(attempts: &[Attempt], config: &EvalConfig) -> PlanningScore {
         start_position_error_m: attempts.iter().map(|a| a.start.0).sum::<f64>() / n,
         start_yaw_error_deg: attempts.iter().map(|a| a.start.1).sum::<f64>() / n,
     }
+}
+
+/// The length of `[x, y]`, metres.
+fn metres([x, y]: [f64; 2]) -> f64 {
+    x.hypot(y)
+}
+
+/// The median of `part` of each of `vectors`; NaN for none.
+fn median_of(vectors: &[[f64; 2]], part: impl Fn([f64; 2]) -> f64) -> f64 {
+    median(&vectors.iter().map(|&v| part(v)).collect::<Vec<_>>()).unwrap_or(f64::NAN)
 }
 
 /// `(position error m, heading error °)` of `pose` against `goal`.
@@ -379,8 +389,6 @@ fn attempt(
     let mut drawing = None;
     let mut localisation = Vec::new();
     let mut goal_localisation = None;
-    // The same as vectors in the robot's and the goal's frame (trace only).
-    let (mut robot_placed_at, mut goal_placed_at) = (Vec::new(), None);
     let mut path_check = None;
     let (mut map_error_m, mut rejected_shortcuts) = (None, None);
     // Memory planner following: where the robot was when it first came to the end of a path,
@@ -464,7 +472,7 @@ fn attempt(
                 {
                     let place = |node: usize| memory.positions.get(graph.nodes()[node].frame);
                     let pose = sim.ground_truth().robot_pose;
-                    // Where the place lies seen from the truth (trace only): ahead or aside.
+                    // Where a place lies seen from the truth: ahead or aside.
                     let seen_from = |from: &Pose2, [x, y]: [f64; 2]| {
                         let seen = from.relative(&Pose2 {
                             x,
@@ -474,13 +482,11 @@ fn attempt(
                         [seen.x, seen.y]
                     };
                     if let Some(&[x, y]) = route.nodes.first().and_then(|&n| place(n)) {
-                        localisation.push((x - pose.x).hypot(y - pose.y));
-                        robot_placed_at.push(seen_from(&pose, [x, y]));
+                        localisation.push(seen_from(&pose, [x, y]));
                     }
                     if let (0, Some(&[x, y])) = (period, route.nodes.last().and_then(|&n| place(n)))
                     {
-                        goal_localisation = Some((x - goal_pose.x).hypot(y - goal_pose.y));
-                        goal_placed_at = Some(seen_from(&goal_pose, [x, y]));
+                        goal_localisation = Some(seen_from(&goal_pose, [x, y]));
                     }
                 }
                 let follows = planner.followed_path().is_some();
@@ -525,14 +531,12 @@ fn attempt(
         closest_period = closest.map_or(0, |c| c.1),
         latent_start = latent_distances.0,
         latent_end = latent_distances.1,
-        localisation_m = median(&localisation).unwrap_or(f64::NAN),
-        goal_localisation_m = goal_localisation.unwrap_or(f64::NAN),
-        goal_placed_x = goal_placed_at.map_or(f64::NAN, |p| p[0]),
-        goal_placed_y = goal_placed_at.map_or(f64::NAN, |p| p[1]),
-        robot_placed_x =
-            median(&robot_placed_at.iter().map(|p| p[0]).collect::<Vec<_>>()).unwrap_or(f64::NAN),
-        robot_placed_y =
-            median(&robot_placed_at.iter().map(|p| p[1]).collect::<Vec<_>>()).unwrap_or(f64::NAN),
+        localisation_m = median_of(&localisation, metres),
+        goal_localisation_m = goal_localisation.map_or(f64::NAN, metres),
+        goal_placed_x = goal_localisation.map_or(f64::NAN, |p| p[0]),
+        goal_placed_y = goal_localisation.map_or(f64::NAN, |p| p[1]),
+        robot_placed_x = median_of(&localisation, |p| p[0]),
+        robot_placed_y = median_of(&localisation, |p| p[1]),
         path_end_m = path_check.map_or(f64::NAN, |c| c.end_m),
         path_layout_m = path_check.map_or(f64::NAN, |c| c.layout_m),
         path_length_m = path_check.map_or(f64::NAN, |c| c.length_m),
