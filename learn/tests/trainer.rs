@@ -16,7 +16,7 @@ use autodidact_learn::model::ImageEncoderConfig;
 use autodidact_learn::plan;
 use autodidact_learn::{
     BackendChoice, BackendKind, LatentPlanner, LearnError, LearningRateDecay, PlannerConfig,
-    SearchMethod, Trainer, TrainerConfig, WorldModelConfig,
+    SearchMethod, Trainer, TrainerConfig, WorldModelConfig, embedding_health,
 };
 use common::{PROPRIO_DIM, explore, sim_config};
 
@@ -557,6 +557,43 @@ fn rest_sequences_teach_the_dynamics_that_standing_still_keeps_the_view() {
         "standing-still drift over 24 steps: exploration only {plain:.4}, with rest {with_rest:.4}"
     );
     assert!(with_rest < 0.5 * plain, "{with_rest} against {plain}");
+}
+
+/// Weighing each rollout step by how far its frame moved (`objectives.forward.
+/// per_step_copy_last`) trains what `autodidact eval` scores per step: on a drive the model
+/// never saw, its one-step prediction beats copying the last embedding by more than the plain
+/// mean over steps does, where copy-last is hardest to beat.
+#[test]
+fn per_step_copy_last_weighting_predicts_the_next_step_better() {
+    let _serial = serial();
+    let held_out: Vec<_> = explore(&sim_config(SIDE as u32), 11, 240)
+        .into_iter()
+        .map(|s| s.transition)
+        .collect();
+    let one_step = |per_step: bool| {
+        let mut config = small_config(6);
+        config.objectives.forward.per_step_copy_last = per_step;
+        config.batch_size = 32;
+        let mut trainer = Trainer::new(config).expect("trainer");
+        for sample in explore(&sim_config(SIDE as u32), 3, 600) {
+            trainer.push(sample.transition).expect("push");
+        }
+        for _ in 0..800 {
+            trainer.step().expect("step");
+        }
+        let health = embedding_health(
+            &trainer.snapshot(),
+            &trainer.dynamics_snapshot(),
+            &held_out,
+            trainer.config().forward_horizon(),
+            2,
+        )
+        .expect("health");
+        health.prediction_vs_copy_last
+    };
+    let (plain, weighed) = (one_step(false), one_step(true));
+    println!("prediction ÷ copy-last, k = 1..8: plain mean {plain:.3?}, per step {weighed:.3?}");
+    assert!(weighed[0] < plain[0], "{weighed:?} against {plain:?}");
 }
 
 /// The relative-pose head learns from two frames' image-only embeddings where the second lies

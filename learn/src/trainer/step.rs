@@ -560,18 +560,27 @@ impl Trainer {
             ),
         };
         // Row order of `future` is batch-major (b, then step), as is `predicted`.
+        let step_weights = match (o.per_step_copy_last, &targets.now) {
+            (true, Some(now)) => Some(copy_last_weights(now, target_future, b, horizon)),
+            _ => None,
+        };
         let target_future = Tensor::from_inner(l2_normalize(target_future.clone()));
-        let mut forward = (l2_normalize(predicted.clone()) - target_future.clone())
-            .square()
-            .sum_dim(1)
-            .mean();
+        // The rollout's squared error: the mean over rows, or over steps weighed.
+        let error = |rollout: Tensor<2>| {
+            let rows = (l2_normalize(rollout) - target_future.clone())
+                .square()
+                .sum_dim(1);
+            match &step_weights {
+                Some(weights) => (rows.reshape([b, horizon]).mean_dim(0)
+                    * Tensor::from_inner(weights.clone()))
+                .sum(),
+                None => rows.mean(),
+            }
+        };
+        let mut forward = error(predicted.clone());
         if let Some(from_target) = from_target {
             let weight = o.target_start_weight;
-            let from_target = (l2_normalize(from_target) - target_future)
-                .square()
-                .sum_dim(1)
-                .mean();
-            forward = (forward + from_target * weight) / (1.0 + weight);
+            forward = (forward + error(from_target) * weight) / (1.0 + weight);
         }
         terms.add(forward, o.weight, |l| &mut l.forward)?;
         if let Some(head) = &self.model.proprio_head {
@@ -793,6 +802,31 @@ fn inverse_poses(poses: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// Weights of the rollout's steps for [`ForwardConfig::per_step_copy_last`](
+/// super::config::ForwardConfig::per_step_copy_last): `c̄ / (F · c_k)`, where `c_k` is the batch
+/// mean of `|n(z_t+k) - n(z_t)|²` on the target's embeddings and `c̄` the mean of the `c_k`.
+/// Equal steps weigh `1 / F` each, the plain mean.
+///
+/// # Shapes
+/// - `now`: `[B, D]`, the target's embedding of frame `t`
+/// - `future`: `[B·F, D]`, frames `t+1 ..= t+F`, batch-major
+/// - output: `[1, F]`
+fn copy_last_weights(now: &Tensor<2>, future: &Tensor<2>, b: usize, horizon: usize) -> Tensor<2> {
+    let [_, dim] = now.dims();
+    let now = l2_normalize(now.clone())
+        .reshape([b, 1, dim])
+        .repeat_dim(1, horizon)
+        .reshape([b * horizon, dim]);
+    let moved = (l2_normalize(future.clone()) - now)
+        .square()
+        .sum_dim(1)
+        .reshape([b, horizon])
+        .mean_dim(0)
+        .clamp_min(1e-6);
+    let mean = moved.clone().mean().reshape([1, 1]);
+    mean / (moved * horizon as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -814,5 +848,48 @@ mod tests {
         }
         // A pose ahead and turned left has the first frame behind and turned right of it.
         assert!(inverse[0] < 0.0 && inverse[2] < 0.0);
+    }
+
+    /// A step whose frame moved further from frame `t` weighs less, in proportion: the loss is
+    /// the ratio to copy-last per step, and equal steps keep the plain mean.
+    #[test]
+    fn copy_last_weights_divide_each_step_by_how_far_its_frame_moved() {
+        let device = Device::flex();
+        // Two samples, three steps: `now` along x; the future turns away from it by 0, a
+        // little and more (the same for both samples).
+        let now = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 2.0, 0.0], [2, 2]),
+            &device,
+        );
+        let step = |angle: f32| [angle.cos(), angle.sin()];
+        let rows: Vec<f32> = (0..2)
+            .flat_map(|_| [0.2f32, 0.4, 0.8].into_iter().flat_map(step))
+            .collect();
+        let future = Tensor::<2>::from_data(TensorData::new(rows, [6, 2]), &device);
+        let weights: Vec<f32> = copy_last_weights(&now, &future, 2, 3)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let moved: Vec<f32> = [0.2f32, 0.4, 0.8]
+            .iter()
+            .map(|a| (a.cos() - 1.0).powi(2) + a.sin().powi(2))
+            .collect();
+        let mean = moved.iter().sum::<f32>() / 3.0;
+        for (weight, moved) in weights.iter().zip(&moved) {
+            let expected = mean / (3.0 * moved);
+            assert!((weight - expected).abs() < 1e-4 * expected, "{weights:?}");
+        }
+        assert!(weights[0] > weights[1] && weights[1] > weights[2]);
+        // Steps that moved alike weigh 1/F each.
+        let same =
+            Tensor::<2>::from_data(TensorData::new([0.0f32, 1.0].repeat(6), [6, 2]), &device);
+        let equal: Vec<f32> = copy_last_weights(&now, &same, 2, 3)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert!(
+            equal.iter().all(|w| (w - 1.0 / 3.0).abs() < 1e-5),
+            "{equal:?}"
+        );
     }
 }
