@@ -424,12 +424,15 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 10] = [
+    let broken_settings: [(&str, Break); 11] = [
         ("forward rest_share above 1", |c| {
             c.objectives.forward.rest_share = 1.5
         }),
         ("forward rest_share NaN", |c| {
             c.objectives.forward.rest_share = f32::NAN
+        }),
+        ("forward copy_last_power above 1", |c| {
+            c.objectives.forward.copy_last_power = 1.5
         }),
         ("learning_rate_decay steps", |c| {
             c.learning_rate_decay = Some(LearningRateDecay {
@@ -560,19 +563,19 @@ fn rest_sequences_teach_the_dynamics_that_standing_still_keeps_the_view() {
 }
 
 /// Weighing each rollout step by how far its frame moved (`objectives.forward.
-/// per_step_copy_last`) trains what `autodidact eval` scores per step: on a drive the model
+/// copy_last_power = 1`) trains what `autodidact eval` scores per step: on a drive the model
 /// never saw, its one-step prediction beats copying the last embedding by more than the plain
 /// mean over steps does, where copy-last is hardest to beat.
 #[test]
-fn per_step_copy_last_weighting_predicts_the_next_step_better() {
+fn copy_last_weighting_predicts_the_next_step_better() {
     let _serial = serial();
     let held_out: Vec<_> = explore(&sim_config(SIDE as u32), 11, 240)
         .into_iter()
         .map(|s| s.transition)
         .collect();
-    let one_step = |per_step: bool| {
+    let one_step = |power: f32| {
         let mut config = small_config(6);
-        config.objectives.forward.per_step_copy_last = per_step;
+        config.objectives.forward.copy_last_power = power;
         config.batch_size = 32;
         let mut trainer = Trainer::new(config).expect("trainer");
         for sample in explore(&sim_config(SIDE as u32), 3, 600) {
@@ -591,7 +594,7 @@ fn per_step_copy_last_weighting_predicts_the_next_step_better() {
         .expect("health");
         health.prediction_vs_copy_last
     };
-    let (plain, weighed) = (one_step(false), one_step(true));
+    let (plain, weighed) = (one_step(0.0), one_step(1.0));
     println!("prediction ÷ copy-last, k = 1..8: plain mean {plain:.3?}, per step {weighed:.3?}");
     assert!(weighed[0] < plain[0], "{weighed:?} against {plain:?}");
 }

@@ -64,14 +64,15 @@ pub struct ForwardConfig {
     /// asks them exactly that. `0` (the default) samples the drive as it was.
     pub rest_share: f32,
     /// Each step `k` of the rollout weighs by how much the target's embedding moved in `k`
-    /// steps (the copy-last error, `|n(z_t+k) - n(z_t)|²`, batch mean, a constant): the loss is
-    /// the mean over steps of error ÷ copy-last error, times the mean copy-last error (the
-    /// plain mean when every step moved as much). The plain mean is ruled by the far steps,
-    /// whose errors are largest; this is the ratio `autodidact eval` reports per step. Off by
-    /// default: measured with the ten-minute budget on four seeds (docs/eval.md, "Prediction
-    /// weighed per step"), it predicts better at every step (k = 1: 0.36–0.47 of copy-last
-    /// against 0.53–0.60) with the same probes, and one model in four reaches fewer easy goals.
-    pub per_step_copy_last: bool,
+    /// steps to this power (the copy-last error `c_k = |n(z_t+k) - n(z_t)|²`, batch mean, a
+    /// constant): weight `c̄^p / (F · c_k^p)`, so that steps that moved alike keep the plain
+    /// mean. `0` is the plain mean over steps, ruled by the far steps, whose errors are largest;
+    /// `1` the mean of error ÷ copy-last error, the ratio `autodidact eval` reports per step. In
+    /// `[0, 1]`; `0` by default: measured with the ten-minute budget on four seeds (docs/eval.md,
+    /// "Prediction weighed per step"), `1` predicts better at every step (k = 1: 0.36–0.47 of
+    /// copy-last against 0.53–0.60) with the same probes, and one model in four reaches fewer
+    /// easy goals.
+    pub copy_last_power: f32,
 }
 
 impl Default for ForwardConfig {
@@ -83,7 +84,7 @@ impl Default for ForwardConfig {
             proprio_weight: 0.1,
             target_start_weight: 1.0,
             rest_share: 0.0,
-            per_step_copy_last: false,
+            copy_last_power: 0.0,
         }
     }
 }
@@ -526,6 +527,9 @@ impl TrainerConfig {
         }
         if !(0.0..=1.0).contains(&o.forward.rest_share) {
             return invalid("objectives.forward.rest_share must be in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&o.forward.copy_last_power) {
+            return invalid("objectives.forward.copy_last_power must be in [0, 1]");
         }
         if o.forward.enabled && o.forward.horizon == 0 {
             return invalid("objectives.forward.horizon must be >= 1");

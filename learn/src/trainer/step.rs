@@ -560,8 +560,9 @@ impl Trainer {
             ),
         };
         // Row order of `future` is batch-major (b, then step), as is `predicted`.
-        let step_weights = match (o.per_step_copy_last, &targets.now) {
-            (true, Some(now)) => Some(copy_last_weights(now, target_future, b, horizon)),
+        let power = o.copy_last_power;
+        let step_weights = match (power > 0.0, &targets.now) {
+            (true, Some(now)) => Some(copy_last_weights(now, target_future, [b, horizon], power)),
             _ => None,
         };
         let target_future = Tensor::from_inner(l2_normalize(target_future.clone()));
@@ -802,16 +803,21 @@ fn inverse_poses(poses: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Weights of the rollout's steps for [`ForwardConfig::per_step_copy_last`](
-/// super::config::ForwardConfig::per_step_copy_last): `c̄ / (F · c_k)`, where `c_k` is the batch
-/// mean of `|n(z_t+k) - n(z_t)|²` on the target's embeddings and `c̄` the mean of the `c_k`.
-/// Equal steps weigh `1 / F` each, the plain mean.
+/// Weights of the rollout's steps for [`ForwardConfig::copy_last_power`](
+/// super::config::ForwardConfig::copy_last_power) `p`: `c̄^p / (F · c_k^p)`, where `c_k` is the
+/// batch mean of `|n(z_t+k) - n(z_t)|²` on the target's embeddings and `c̄` the mean of the
+/// `c_k`. Steps that moved alike weigh `1 / F` each, the plain mean.
 ///
 /// # Shapes
 /// - `now`: `[B, D]`, the target's embedding of frame `t`
-/// - `future`: `[B·F, D]`, frames `t+1 ..= t+F`, batch-major
+/// - `future`: `[B·F, D]`, frames `t+1 ..= t+F`, batch-major; `[b, horizon]` = `[B, F]`
 /// - output: `[1, F]`
-fn copy_last_weights(now: &Tensor<2>, future: &Tensor<2>, b: usize, horizon: usize) -> Tensor<2> {
+fn copy_last_weights(
+    now: &Tensor<2>,
+    future: &Tensor<2>,
+    [b, horizon]: [usize; 2],
+    power: f32,
+) -> Tensor<2> {
     let [_, dim] = now.dims();
     let now = l2_normalize(now.clone())
         .reshape([b, 1, dim])
@@ -823,8 +829,8 @@ fn copy_last_weights(now: &Tensor<2>, future: &Tensor<2>, b: usize, horizon: usi
         .reshape([b, horizon])
         .mean_dim(0)
         .clamp_min(1e-6);
-    let mean = moved.clone().mean().reshape([1, 1]);
-    mean / (moved * horizon as f32)
+    let mean = moved.clone().mean().reshape([1, 1]).powf_scalar(power);
+    mean / (moved.powf_scalar(power) * horizon as f32)
 }
 
 #[cfg(test)]
@@ -850,13 +856,14 @@ mod tests {
         assert!(inverse[0] < 0.0 && inverse[2] < 0.0);
     }
 
-    /// A step whose frame moved further from frame `t` weighs less, in proportion: the loss is
-    /// the ratio to copy-last per step, and equal steps keep the plain mean.
+    /// A step whose frame moved further from frame `t` weighs less, by the power of how far
+    /// it moved (at power 1 the loss is the ratio to copy-last per step), and steps that moved
+    /// alike keep the plain mean.
     #[test]
     fn copy_last_weights_divide_each_step_by_how_far_its_frame_moved() {
         let device = Device::flex();
-        // Two samples, three steps: `now` along x; the future turns away from it by 0, a
-        // little and more (the same for both samples).
+        // Two samples, three steps: `now` along x; the future turns away from it by 0.2, 0.4
+        // and 0.8 rad (the same for both samples).
         let now = Tensor::<2>::from_data(
             TensorData::new(vec![1.0f32, 0.0, 2.0, 0.0], [2, 2]),
             &device,
@@ -866,24 +873,29 @@ mod tests {
             .flat_map(|_| [0.2f32, 0.4, 0.8].into_iter().flat_map(step))
             .collect();
         let future = Tensor::<2>::from_data(TensorData::new(rows, [6, 2]), &device);
-        let weights: Vec<f32> = copy_last_weights(&now, &future, 2, 3)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
         let moved: Vec<f32> = [0.2f32, 0.4, 0.8]
             .iter()
             .map(|a| (a.cos() - 1.0).powi(2) + a.sin().powi(2))
             .collect();
         let mean = moved.iter().sum::<f32>() / 3.0;
-        for (weight, moved) in weights.iter().zip(&moved) {
-            let expected = mean / (3.0 * moved);
-            assert!((weight - expected).abs() < 1e-4 * expected, "{weights:?}");
+        for power in [1.0f32, 0.5] {
+            let weights: Vec<f32> = copy_last_weights(&now, &future, [2, 3], power)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            for (weight, moved) in weights.iter().zip(&moved) {
+                let expected = (mean / moved).powf(power) / 3.0;
+                assert!(
+                    (weight - expected).abs() < 1e-4 * expected,
+                    "{power}: {weights:?}"
+                );
+            }
+            assert!(weights[0] > weights[1] && weights[1] > weights[2]);
         }
-        assert!(weights[0] > weights[1] && weights[1] > weights[2]);
         // Steps that moved alike weigh 1/F each.
         let same =
             Tensor::<2>::from_data(TensorData::new([0.0f32, 1.0].repeat(6), [6, 2]), &device);
-        let equal: Vec<f32> = copy_last_weights(&now, &same, 2, 3)
+        let equal: Vec<f32> = copy_last_weights(&now, &same, [2, 3], 1.0)
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32");
