@@ -594,6 +594,17 @@ fn copy_last_weighting_predicts_the_next_step_better() {
         .expect("health");
         health.prediction_vs_copy_last
     };
+    // The weighing holds without the target-start term too (which also embeds frame `t`).
+    let first_forward = |power: f32| {
+        let mut config = small_config(6);
+        config.objectives.forward.copy_last_power = power;
+        config.objectives.forward.target_start_weight = 0.0;
+        config.objectives.masked.enabled = false;
+        let forward = filled_trainer(config).step().expect("step").losses.forward;
+        assert!(forward.is_finite() && forward > 0.0, "{forward}");
+        forward
+    };
+    assert_ne!(first_forward(0.0), first_forward(1.0));
     let (plain, weighed) = (one_step(0.0), one_step(1.0));
     println!("prediction ÷ copy-last, k = 1..8: plain mean {plain:.3?}, per step {weighed:.3?}");
     assert!(weighed[0] < plain[0], "{weighed:?} against {plain:?}");

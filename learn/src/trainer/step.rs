@@ -116,8 +116,8 @@ struct Targets {
     views: Option<(Tensor<2>, Tensor<2>)>,
     /// Frames `t+1 ..= t+F`, batch-major, `[B·F, D]`; when `F > 0`.
     future: Option<Tensor<2>>,
-    /// View A (unmasked) with its proprio, `[B, D]`; for the masked objective and the
-    /// target-start forward term.
+    /// View A (unmasked) with its proprio, `[B, D]`; for the masked objective, the
+    /// target-start forward term and the steps' copy-last weights.
     now: Option<Tensor<2>>,
     /// Frame `t+1` without proprio, `[B, D]`; for the inverse objective.
     next_image_only: Option<Tensor<2>>,
@@ -321,7 +321,9 @@ impl Trainer {
             target_images.push(&batch.positive);
         }
         target_images.push(&batch.future);
-        let now_on = o.masked.enabled || self.target_start_on();
+        let now_on = o.masked.enabled
+            || self.target_start_on()
+            || (horizon > 0 && o.forward.copy_last_power > 0.0);
         if now_on {
             target_images.push(&batch.view_a);
         }
