@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use crate::LearnError;
-use crate::model::WorldModel;
+use crate::model::{WorldModel, l2_normalize};
 
 pub(super) fn scalar(tensor: &Tensor<1>) -> Result<f32, LearnError> {
     tensor
@@ -119,6 +119,36 @@ pub(super) fn gradient_norm(
     }
 }
 
+/// Weights of the rollout's steps for [`ForwardConfig::copy_last_power`](
+/// super::config::ForwardConfig::copy_last_power) `p`: `c̄^p / (F · c_k^p)`, where `c_k` is the
+/// batch mean of `|n(z_t+k) - n(z_t)|²` on the target's embeddings and `c̄` the mean of the
+/// `c_k`. Steps that moved alike weigh `1 / F` each, the plain mean.
+///
+/// # Shapes
+/// - `now`: `[B, D]`, the target's embedding of frame `t`
+/// - `future`: `[B·F, D]`, frames `t+1 ..= t+F`, batch-major; `[b, horizon]` = `[B, F]`
+/// - output: `[1, F]`
+pub(super) fn copy_last_weights(
+    now: &Tensor<2>,
+    future: &Tensor<2>,
+    [b, horizon]: [usize; 2],
+    power: f32,
+) -> Tensor<2> {
+    let [_, dim] = now.dims();
+    let now = l2_normalize(now.clone())
+        .reshape([b, 1, dim])
+        .repeat_dim(1, horizon)
+        .reshape([b * horizon, dim]);
+    let moved = (l2_normalize(future.clone()) - now)
+        .square()
+        .sum_dim(1)
+        .reshape([b, horizon])
+        .mean_dim(0)
+        .clamp_min(1e-6);
+    let mean = moved.clone().mean().reshape([1, 1]).powf_scalar(power);
+    mean / (moved.powf_scalar(power) * horizon as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +192,54 @@ mod tests {
         ] {
             assert!(value > 10.0 * gaussian.max(0.5), "{what}: {value}");
         }
+    }
+
+    /// A step whose frame moved further from frame `t` weighs less, by the power of how far
+    /// it moved (at power 1 the loss is the ratio to copy-last per step), and steps that moved
+    /// alike keep the plain mean.
+    #[test]
+    fn copy_last_weights_divide_each_step_by_how_far_its_frame_moved() {
+        let device = Device::flex();
+        // Two samples, three steps: `now` along x; the future turns away from it by 0.2, 0.4
+        // and 0.8 rad (the same for both samples).
+        let now = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 2.0, 0.0], [2, 2]),
+            &device,
+        );
+        let step = |angle: f32| [angle.cos(), angle.sin()];
+        let rows: Vec<f32> = (0..2)
+            .flat_map(|_| [0.2f32, 0.4, 0.8].into_iter().flat_map(step))
+            .collect();
+        let future = Tensor::<2>::from_data(TensorData::new(rows, [6, 2]), &device);
+        let moved: Vec<f32> = [0.2f32, 0.4, 0.8]
+            .iter()
+            .map(|a| (a.cos() - 1.0).powi(2) + a.sin().powi(2))
+            .collect();
+        let mean = moved.iter().sum::<f32>() / 3.0;
+        for power in [1.0f32, 0.5] {
+            let weights: Vec<f32> = copy_last_weights(&now, &future, [2, 3], power)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            for (weight, moved) in weights.iter().zip(&moved) {
+                let expected = (mean / moved).powf(power) / 3.0;
+                assert!(
+                    (weight - expected).abs() < 1e-4 * expected,
+                    "{power}: {weights:?}"
+                );
+            }
+            assert!(weights[0] > weights[1] && weights[1] > weights[2]);
+        }
+        // Steps that moved alike weigh 1/F each.
+        let same =
+            Tensor::<2>::from_data(TensorData::new([0.0f32, 1.0].repeat(6), [6, 2]), &device);
+        let equal: Vec<f32> = copy_last_weights(&now, &same, [2, 3], 1.0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert!(
+            equal.iter().all(|w| (w - 1.0 / 3.0).abs() < 1e-5),
+            "{equal:?}"
+        );
     }
 }
