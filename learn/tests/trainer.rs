@@ -424,7 +424,7 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 11] = [
+    let broken_settings: [(&str, Break); 12] = [
         ("forward rest_share above 1", |c| {
             c.objectives.forward.rest_share = 1.5
         }),
@@ -434,6 +434,13 @@ fn bad_configs_are_refused() {
         ("forward copy_last_power above 1", |c| {
             c.objectives.forward.copy_last_power = 1.5
         }),
+        (
+            "forward copy_last_dynamics_only without the target start",
+            |c| {
+                c.objectives.forward.copy_last_dynamics_only = true;
+                c.objectives.forward.target_start_weight = 0.0;
+            },
+        ),
         ("learning_rate_decay steps", |c| {
             c.learning_rate_decay = Some(LearningRateDecay {
                 steps: 0,
@@ -565,7 +572,8 @@ fn rest_sequences_teach_the_dynamics_that_standing_still_keeps_the_view() {
 /// Weighing each rollout step by how far its frame moved (`objectives.forward.
 /// copy_last_power = 1`) trains what `autodidact eval` scores per step: on a drive the model
 /// never saw, its one-step prediction beats copying the last embedding by more than the plain
-/// mean over steps does, where copy-last is hardest to beat.
+/// mean over steps does, where copy-last is hardest to beat; and so it does with the weights on
+/// the dynamics alone (`copy_last_dynamics_only`).
 #[test]
 fn copy_last_weighting_predicts_the_next_step_better() {
     let _serial = serial();
@@ -573,9 +581,10 @@ fn copy_last_weighting_predicts_the_next_step_better() {
         .into_iter()
         .map(|s| s.transition)
         .collect();
-    let one_step = |power: f32| {
+    let one_step = |power: f32, dynamics_only: bool| {
         let mut config = small_config(6);
         config.objectives.forward.copy_last_power = power;
+        config.objectives.forward.copy_last_dynamics_only = dynamics_only;
         config.batch_size = 32;
         let mut trainer = Trainer::new(config).expect("trainer");
         for sample in explore(&sim_config(SIDE as u32), 3, 600) {
@@ -605,9 +614,17 @@ fn copy_last_weighting_predicts_the_next_step_better() {
         forward
     };
     assert_ne!(first_forward(0.0), first_forward(1.0));
-    let (plain, weighed) = (one_step(0.0), one_step(1.0));
-    println!("prediction ÷ copy-last, k = 1..8: plain mean {plain:.3?}, per step {weighed:.3?}");
+    let (plain, weighed) = (one_step(0.0, false), one_step(1.0, false));
+    let dynamics_only = one_step(1.0, true);
+    println!(
+        "prediction ÷ copy-last, k = 1..8: plain mean {plain:.3?}, per step {weighed:.3?}, per \
+         step on the dynamics alone {dynamics_only:.3?}"
+    );
     assert!(weighed[0] < plain[0], "{weighed:?} against {plain:?}");
+    assert!(
+        dynamics_only[0] < plain[0],
+        "{dynamics_only:?} against {plain:?}"
+    );
 }
 
 /// The relative-pose head learns from two frames' image-only embeddings where the second lies

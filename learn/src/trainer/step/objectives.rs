@@ -143,21 +143,21 @@ impl Trainer {
         };
         let target_future = Tensor::from_inner(l2_normalize(target_future.clone()));
         // The rollout's squared error: the mean over rows, or over steps weighed.
-        let error = |rollout: Tensor<2>| {
+        let error = |rollout: Tensor<2>, weighed: bool| {
             let rows = (l2_normalize(rollout) - target_future.clone())
                 .square()
                 .sum_dim(1);
-            match &step_weights {
-                Some(weights) => (rows.reshape([b, horizon]).mean_dim(0)
+            match (&step_weights, weighed) {
+                (Some(weights), true) => (rows.reshape([b, horizon]).mean_dim(0)
                     * Tensor::from_inner(weights.clone()))
                 .sum(),
-                None => rows.mean(),
+                _ => rows.mean(),
             }
         };
-        let mut forward = error(predicted.clone());
+        let mut forward = error(predicted.clone(), !o.copy_last_dynamics_only);
         if let Some(from_target) = from_target {
             let weight = o.target_start_weight;
-            forward = (forward + error(from_target) * weight) / (1.0 + weight);
+            forward = (forward + error(from_target, true) * weight) / (1.0 + weight);
         }
         terms.add(forward, o.weight, |l| &mut l.forward)?;
         if let Some(head) = &self.model.proprio_head {
