@@ -614,6 +614,18 @@ fn copy_last_weighting_predicts_the_next_step_better() {
         forward
     };
     assert_ne!(first_forward(0.0), first_forward(1.0));
+    // With the target-start term, the switch weighs that rollout alone: its first loss is
+    // neither the plain mean's nor that of weighing both rollouts.
+    let first_with_target_start = |power: f32, dynamics_only: bool| {
+        let mut config = small_config(6);
+        config.objectives.forward.copy_last_power = power;
+        config.objectives.forward.copy_last_dynamics_only = dynamics_only;
+        config.objectives.masked.enabled = false;
+        filled_trainer(config).step().expect("step").losses.forward
+    };
+    let dynamics_alone = first_with_target_start(1.0, true);
+    assert_ne!(dynamics_alone, first_with_target_start(0.0, false));
+    assert_ne!(dynamics_alone, first_with_target_start(1.0, false));
     let (plain, weighed) = (one_step(0.0, false), one_step(1.0, false));
     let dynamics_only = one_step(1.0, true);
     println!(
