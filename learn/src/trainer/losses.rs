@@ -126,7 +126,8 @@ pub(super) fn gradient_norm(
 ///
 /// # Shapes
 /// - `now`: `[B, D]`, the target's embedding of frame `t`
-/// - `future`: `[B·F, D]`, frames `t+1 ..= t+F`, batch-major; `[b, horizon]` = `[B, F]`
+/// - `future`: `[B·F, D]`, frames `t+1 ..= t+F` normalised (as the forward loss compares
+///   them), batch-major; `[b, horizon]` = `[B, F]`
 /// - output: `[1, F]`
 pub(super) fn copy_last_weights(
     now: &Tensor<2>,
@@ -139,7 +140,7 @@ pub(super) fn copy_last_weights(
         .reshape([b, 1, dim])
         .repeat_dim(1, horizon)
         .reshape([b * horizon, dim]);
-    let moved = (l2_normalize(future.clone()) - now)
+    let moved = (future.clone() - now)
         .square()
         .sum_dim(1)
         .reshape([b, horizon])

@@ -136,12 +136,13 @@ impl Trainer {
             ),
         };
         // Row order of `future` is batch-major (b, then step), as is `predicted`.
+        let target_future = l2_normalize(target_future.clone());
         let power = o.copy_last_power;
         let step_weights = match (power > 0.0, &targets.now) {
-            (true, Some(now)) => Some(copy_last_weights(now, target_future, [b, horizon], power)),
+            (true, Some(now)) => Some(copy_last_weights(now, &target_future, [b, horizon], power)),
             _ => None,
         };
-        let target_future = Tensor::from_inner(l2_normalize(target_future.clone()));
+        let target_future = Tensor::from_inner(target_future);
         // The rollout's squared error: the mean over rows, or over steps weighed.
         let error = |rollout: Tensor<2>, weighed: bool| {
             let rows = (l2_normalize(rollout) - target_future.clone())
