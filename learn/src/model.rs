@@ -197,7 +197,8 @@ impl ImageEncoder {
     }
 }
 
-/// A two-layer perceptron.
+/// A perceptron: `input → hidden` (ReLU), as many `hidden → hidden` (ReLU) layers as
+/// `extra_hidden_layers` says, then `hidden → output`. Two layers by default.
 #[derive(Config, Debug)]
 pub struct MlpConfig {
     /// Input size.
@@ -206,6 +207,10 @@ pub struct MlpConfig {
     pub hidden: usize,
     /// Output size.
     pub output: usize,
+    /// Hidden layers after the first. `0` adds no parameters, so a perceptron of two layers
+    /// reads the records written before this option existed.
+    #[config(default = 0)]
+    pub extra_hidden_layers: usize,
 }
 
 impl MlpConfig {
@@ -213,6 +218,9 @@ impl MlpConfig {
     pub fn init(&self, device: &Device) -> Mlp {
         Mlp {
             first: LinearConfig::new(self.input, self.hidden).init(device),
+            middle: (0..self.extra_hidden_layers)
+                .map(|_| LinearConfig::new(self.hidden, self.hidden).init(device))
+                .collect(),
             second: LinearConfig::new(self.hidden, self.output).init(device),
             activation: Relu::new(),
         }
@@ -223,6 +231,7 @@ impl MlpConfig {
 #[derive(Module, Debug)]
 pub struct Mlp {
     first: Linear,
+    middle: Vec<Linear>,
     second: Linear,
     activation: Relu,
 }
@@ -232,8 +241,11 @@ impl Mlp {
     /// - `x`: `[B, input]`
     /// - output: `[B, output]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.second
-            .forward(self.activation.forward(self.first.forward(x)))
+        let mut hidden = self.activation.forward(self.first.forward(x));
+        for layer in &self.middle {
+            hidden = self.activation.forward(layer.forward(hidden));
+        }
+        self.second.forward(hidden)
     }
 }
 
@@ -412,6 +424,9 @@ pub struct DynamicsConfig {
     /// Hidden size of the residual MLP.
     #[config(default = 256)]
     pub hidden: usize,
+    /// Hidden layers of the residual MLP (each of `hidden` units).
+    #[config(default = 1)]
+    pub hidden_layers: usize,
 }
 
 impl DynamicsConfig {
@@ -423,6 +438,7 @@ impl DynamicsConfig {
                 self.hidden,
                 self.embed_dim,
             )
+            .with_extra_hidden_layers(self.hidden_layers.saturating_sub(1))
             .init(device),
         }
     }
@@ -603,6 +619,9 @@ pub struct WorldModelConfig {
     /// Hidden size of the dynamics MLP.
     #[config(default = 256)]
     pub dynamics_hidden: usize,
+    /// Hidden layers of the dynamics MLP, each of `dynamics_hidden` units.
+    #[config(default = 1)]
+    pub dynamics_layers: usize,
     /// Build the reconstruction decoder.
     #[config(default = true)]
     pub decoder: bool,
@@ -641,7 +660,19 @@ impl WorldModelConfig {
                 "embed_dim, projection_dim and action_dim must be > 0".into(),
             ));
         }
+        if self.dynamics_hidden == 0 || self.dynamics_layers == 0 {
+            return Err(LearnError::InvalidConfig(
+                "dynamics_hidden and dynamics_layers must be > 0".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Shapes of the latent dynamics.
+    pub fn dynamics(&self) -> DynamicsConfig {
+        DynamicsConfig::new(self.embed_dim(), self.action_dim)
+            .with_hidden(self.dynamics_hidden)
+            .with_hidden_layers(self.dynamics_layers)
     }
 
     /// Shapes of the relative-pose head: `[z at a, z at b]` (`2 D`) → `[x, y, yaw]` of `b`
@@ -656,9 +687,7 @@ impl WorldModelConfig {
         WorldModel {
             encoder: self.encoder.init(device),
             projector: MlpConfig::new(d, self.head_hidden, self.projection_dim).init(device),
-            dynamics: DynamicsConfig::new(d, self.action_dim)
-                .with_hidden(self.dynamics_hidden)
-                .init(device),
+            dynamics: self.dynamics().init(device),
             proprio_head: (self.encoder.proprio_dim > 0)
                 .then(|| LinearConfig::new(d, self.encoder.proprio_dim).init(device)),
             decoder: self

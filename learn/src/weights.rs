@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::LearnError;
 use crate::TrainerConfig;
 use crate::inference::{DynamicsSnapshot, EncoderSnapshot};
-use crate::model::{Dynamics, DynamicsConfig, Mlp, StateEncoder, WorldModelConfig};
+use crate::model::{Dynamics, Mlp, StateEncoder, WorldModelConfig};
 use crate::relative_pose::RelativePoseHead;
 use crate::replay::ACTION_DIM;
 
@@ -45,15 +45,18 @@ pub fn architecture_digest(config: &TrainerConfig) -> String {
         "dynamics_hidden": model.dynamics_hidden,
         "action_scale": config.action_scale,
     });
-    // Only a model with the head adds it: a digest without one stays what it was.
-    if let (Some(scale), Some(fields)) = (
-        config.served_relative_pose_scale(),
-        described.as_object_mut(),
-    ) {
-        fields.insert(
-            "relative_pose".into(),
-            serde_json::json!({ "hidden": model.head_hidden, "metres_scale": scale }),
-        );
+    if let Some(fields) = described.as_object_mut() {
+        // Only a deeper dynamics or a model with the head adds them: the digest of a model
+        // without either stays what it was.
+        if model.dynamics_layers != 1 {
+            fields.insert("dynamics_layers".into(), model.dynamics_layers.into());
+        }
+        if let Some(scale) = config.served_relative_pose_scale() {
+            fields.insert(
+                "relative_pose".into(),
+                serde_json::json!({ "hidden": model.head_hidden, "metres_scale": scale }),
+            );
+        }
     }
     let digest = Sha256::digest(described.to_string().as_bytes());
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
@@ -205,9 +208,7 @@ impl Unpacker {
     fn load(&self, packed: &PackedWeights, with_head: bool) -> Result<Served, LearnError> {
         let mut served = Served {
             encoder: self.model.encoder.init(&self.device),
-            dynamics: DynamicsConfig::new(self.model.encoder.embed_dim, self.model.action_dim)
-                .with_hidden(self.model.dynamics_hidden)
-                .init(&self.device),
+            dynamics: self.model.dynamics().init(&self.device),
             relative_pose: with_head.then(|| self.model.relative_pose_head().init(&self.device)),
         };
         let mut store = SafetensorsStore::from_bytes(Some(packed.safetensors.clone()))

@@ -186,8 +186,8 @@ fn checkpoint_round_trip_is_bit_exact_and_resume_continues() {
     assert!(std::fs::metadata(exported).expect("file").len() > 1000);
 }
 
-/// A checkpoint written before the model had a field (here `inverse_head`, added later) still
-/// loads, with the field's default, and embeds as it did.
+/// A checkpoint written before the model had a field (here `inverse_head` and
+/// `dynamics_layers`, added later) still loads, with the field's default, and embeds as it did.
 #[test]
 fn checkpoints_from_before_a_model_field_existed_still_load() {
     let _serial = serial();
@@ -207,6 +207,7 @@ fn checkpoints_from_before_a_model_field_existed_still_load() {
         .and_then(serde_json::Value::as_object_mut)
         .expect("config.model");
     assert!(model.remove("inverse_head").is_some());
+    assert!(model.remove("dynamics_layers").is_some());
     // Written before the odometry objective counted its pairs and had serve_after_pairs.
     let odometry = meta
         .pointer_mut("/config/objectives/odometry")
@@ -219,6 +220,7 @@ fn checkpoints_from_before_a_model_field_existed_still_load() {
 
     let resumed = Trainer::resume(&path, None).expect("an older checkpoint loads");
     assert!(!resumed.config().model.inverse_head);
+    assert_eq!(resumed.config().model.dynamics_layers, 1);
     // Its head is served as it was then, though how many pairs trained it is not known.
     assert_eq!(resumed.odometry_pairs(), None);
     assert!(resumed.dynamics_snapshot().relative_pose().is_some());
@@ -424,7 +426,10 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 12] = [
+    let broken_settings: [(&str, Break); 13] = [
+        ("dynamics without hidden layers", |c| {
+            c.model.dynamics_layers = 0
+        }),
         ("forward rest_share above 1", |c| {
             c.objectives.forward.rest_share = 1.5
         }),

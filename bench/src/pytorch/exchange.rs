@@ -12,7 +12,8 @@ use super::PytorchOptions;
 
 /// Refuses configurations the PyTorch mirror does not build: it covers the default objective
 /// set (contrastive + temporal, spread, forward with both starts and the proprio head,
-/// reconstruction), with or without the odometry objective and its relative-pose head.
+/// reconstruction, a dynamics of one hidden layer), with or without the odometry objective and
+/// its relative-pose head.
 pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
     let o = &config.objectives;
     ensure!(
@@ -29,7 +30,8 @@ pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
             && config.model.decoder
             && !config.model.masked_head
             && !config.model.inverse_head
-            && config.model.encoder.proprio_dim > 0,
+            && config.model.encoder.proprio_dim > 0
+            && config.model.dynamics_layers == 1,
         "the PyTorch mirror covers the default objectives only"
     );
     Ok(())

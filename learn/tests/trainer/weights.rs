@@ -171,6 +171,81 @@ fn weights_of_another_architecture_are_refused_by_their_digest() {
     }
 }
 
+/// A dynamics of two hidden layers (`dynamics_layers = 2`) has one more `hidden × hidden`
+/// layer; it trains, resumes from its checkpoint, and its weights travel under a digest of their
+/// own: a node of the same shapes rolls out as its trainer does, a node with one hidden layer
+/// refuses them, even when they claim its architecture.
+#[test]
+fn a_deeper_dynamics_resumes_and_travels_under_its_own_digest() {
+    let _serial = serial();
+    let shallow = small_config(5);
+    let mut deeper = small_config(5);
+    deeper.model.dynamics_layers = 2;
+    let hidden = deeper.model.dynamics_hidden;
+    let mut trainer = filled_trainer(deeper.clone());
+    assert_eq!(
+        trainer.num_params(),
+        Trainer::new(shallow.clone()).expect("trainer").num_params() + hidden * (hidden + 1),
+        "one more hidden layer of weights and biases"
+    );
+    let untrained = trainer.dynamics_snapshot();
+    for _ in 0..2 {
+        trainer.step().expect("step");
+    }
+    let (images, proprio) = probe_inputs();
+    let start = &embed_all(&trainer, &images, &proprio)[0];
+    let actions = vec![vec![[0.2f32, 0.5]; 4], vec![[-0.1f32, 0.0]; 4]];
+    let local = trainer
+        .dynamics_snapshot()
+        .rollout(start, &actions)
+        .expect("rollout");
+    assert_ne!(
+        untrained.rollout(start, &actions).expect("rollout"),
+        local,
+        "training moves the dynamics"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt");
+    trainer.save_checkpoint(&path).expect("save");
+    let resumed = Trainer::resume(&path, Some(&deeper.model)).expect("resume");
+    assert_eq!(resumed.config().model.dynamics_layers, 2);
+    assert_eq!(
+        resumed
+            .dynamics_snapshot()
+            .rollout(start, &actions)
+            .expect("rollout"),
+        local,
+        "resumed bit for bit"
+    );
+
+    let packed = pack(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &architecture_digest(&deeper),
+    )
+    .expect("pack");
+    assert_ne!(packed.architecture, architecture_digest(&shallow));
+    assert_eq!(
+        architecture_digest(&shallow),
+        architecture_digest(&small_config(5)),
+        "one hidden layer keeps the digest it had before the option"
+    );
+    let (_, dynamics) = unpacker(&deeper).unpack(&packed).expect("unpack");
+    assert_eq!(dynamics.rollout(start, &actions).expect("rollout"), local);
+    let error = unpacker(&shallow).unpack(&packed).expect_err("refused");
+    assert!(
+        matches!(error, LearnError::OtherArchitecture { .. }),
+        "{error}"
+    );
+    let claiming = PackedWeights {
+        architecture: architecture_digest(&shallow),
+        ..packed
+    };
+    let error = unpacker(&shallow).unpack(&claiming).expect_err("refused");
+    assert!(matches!(error, LearnError::Weights(_)), "{error}");
+}
+
 /// A trainer resumed from a checkpoint written before the head was the default packs its
 /// weights without it: a node configured with the head takes them, and serves no head. A blob
 /// that claims to be headless but carries a head is refused.

@@ -252,7 +252,6 @@ pub(crate) fn modified(dir: &Path) -> Option<SystemTime> {
 mod tests {
     use std::sync::Arc;
 
-    use autodidact_learn::model::DynamicsConfig;
     use autodidact_learn::weights::{architecture_digest, pack};
     use autodidact_learn::{BackendKind, TrainerConfig};
 
@@ -269,9 +268,7 @@ mod tests {
         let device = BackendKind::Flex.device();
         let model = &config.model;
         let encoder = model.encoder.init(&device);
-        let dynamics = DynamicsConfig::new(model.embed_dim(), model.action_dim)
-            .with_hidden(model.dynamics_hidden)
-            .init(&device);
+        let dynamics = model.dynamics().init(&device);
         let encoder = EncoderSnapshot::new(&encoder, model.encoder.clone(), version, 10, &device);
         let dynamics = DynamicsSnapshot::new(
             &dynamics,
