@@ -424,7 +424,8 @@ pub struct DynamicsConfig {
     /// Hidden size of the residual MLP.
     #[config(default = 256)]
     pub hidden: usize,
-    /// Hidden layers of the residual MLP (each of `hidden` units).
+    /// Hidden layers of the residual MLP, each of `hidden` units (`0` builds one, as `1` does;
+    /// [`WorldModelConfig::validate`] refuses `0`).
     #[config(default = 1)]
     pub hidden_layers: usize,
 }
