@@ -426,7 +426,7 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 13] = [
+    let broken_settings: [(&str, Break); 14] = [
         ("dynamics without hidden layers", |c| {
             c.model.dynamics_layers = 0
         }),
@@ -443,9 +443,14 @@ fn bad_configs_are_refused() {
             "forward copy_last_dynamics_only without the target start",
             |c| {
                 c.objectives.forward.copy_last_dynamics_only = true;
+                c.objectives.forward.copy_last_power = 1.0;
                 c.objectives.forward.target_start_weight = 0.0;
             },
         ),
+        ("forward copy_last_dynamics_only without weights", |c| {
+            c.objectives.forward.copy_last_dynamics_only = true;
+            c.objectives.forward.copy_last_power = 0.0;
+        }),
         ("learning_rate_decay steps", |c| {
             c.learning_rate_decay = Some(LearningRateDecay {
                 steps: 0,

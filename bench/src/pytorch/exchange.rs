@@ -12,7 +12,7 @@ use super::PytorchOptions;
 
 /// Refuses configurations the PyTorch mirror does not build: it covers the default objective
 /// set (contrastive + temporal, spread, forward with both starts and the proprio head,
-/// reconstruction, a dynamics of one hidden layer), with or without the odometry objective and
+/// reconstruction, steps of one weight, a dynamics of one hidden layer), with or without the odometry objective and
 /// its relative-pose head.
 pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
     let o = &config.objectives;
@@ -31,6 +31,7 @@ pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
             && !config.model.masked_head
             && !config.model.inverse_head
             && config.model.encoder.proprio_dim > 0
+            && o.forward.copy_last_power == 0.0
             && config.model.dynamics_layers == 1,
         "the PyTorch mirror covers the default objectives only"
     );

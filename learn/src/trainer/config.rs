@@ -75,7 +75,8 @@ pub struct ForwardConfig {
     pub copy_last_power: f32,
     /// Weigh by [`copy_last_power`](Self::copy_last_power) only the rollout from the target's
     /// start, which trains the dynamics alone; the rollout from the online state, whose
-    /// gradient also shapes the encoder, keeps the plain mean. Needs `target_start_weight > 0`.
+    /// gradient also shapes the encoder, keeps the plain mean. Needs `target_start_weight > 0`
+    /// and `copy_last_power > 0` (without weights it would change nothing).
     /// Measured with the ten-minute budget (docs/eval.md, "A wider dynamics predicts one step
     /// ahead"): with `[trainer.model] dynamics_hidden = 512` and `copy_last_power = 1`, one-step
     /// prediction 0.34–0.45 of copy-last (0.53–0.60) on four seeds, easy goals 299 of 320 (305).
@@ -539,9 +540,12 @@ impl TrainerConfig {
         if !(0.0..=1.0).contains(&o.forward.copy_last_power) {
             return invalid("objectives.forward.copy_last_power must be in [0, 1]");
         }
-        if o.forward.copy_last_dynamics_only && o.forward.target_start_weight <= 0.0 {
+        if o.forward.copy_last_dynamics_only
+            && (o.forward.target_start_weight <= 0.0 || o.forward.copy_last_power <= 0.0)
+        {
             return invalid(
-                "objectives.forward.copy_last_dynamics_only needs target_start_weight > 0",
+                "objectives.forward.copy_last_dynamics_only needs target_start_weight > 0 and \
+                 copy_last_power > 0",
             );
         }
         if o.forward.enabled && o.forward.horizon == 0 {
