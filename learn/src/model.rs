@@ -622,7 +622,8 @@ pub struct WorldModelConfig {
     pub dynamics_hidden: usize,
     /// Hidden layers of the dynamics MLP, each of `dynamics_hidden` units. Measured with the
     /// ten-minute budget (docs/eval.md, "A deeper dynamics"): three of 256 predict one step at
-    /// 0.26 and 0.36 of copy-last on two seeds (one of 512: 0.37 and 0.34), for longer training.
+    /// 0.26–0.41 of copy-last on four seeds (one of 512: 0.34–0.45), for longer training and
+    /// planning and no more far goals.
     #[config(default = 1)]
     pub dynamics_layers: usize,
     /// Build the reconstruction decoder.
