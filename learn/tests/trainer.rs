@@ -426,7 +426,7 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 14] = [
+    let broken_settings: [(&str, Break); 15] = [
         ("dynamics without hidden layers", |c| {
             c.model.dynamics_layers = 0
         }),
@@ -451,6 +451,14 @@ fn bad_configs_are_refused() {
             c.objectives.forward.copy_last_dynamics_only = true;
             c.objectives.forward.copy_last_power = 0.0;
         }),
+        (
+            "forward target_start_plain without a start from the target",
+            |c| {
+                c.objectives.forward.target_start_plain = true;
+                c.objectives.forward.target_start_weight = 0.0;
+                c.objectives.forward.copy_last_power = 0.0;
+            },
+        ),
         ("learning_rate_decay steps", |c| {
             c.learning_rate_decay = Some(LearningRateDecay {
                 steps: 0,
@@ -647,6 +655,43 @@ fn copy_last_weighting_predicts_the_next_step_better() {
         dynamics_only[0] < plain[0],
         "{dynamics_only:?} against {plain:?}"
     );
+}
+
+/// `target_start_plain` starts the target's rollout, and measures the steps' copy-last errors,
+/// from frame `t` as the camera saw it: the batch carries that frame only with the switch on, and
+/// it is view A without augmentation (so the first forward loss is the one from view A); with
+/// view A shifted the loss is another.
+#[test]
+fn a_plain_target_start_is_frame_t_as_the_camera_saw_it() {
+    let _serial = serial();
+    let first_forward = |plain: bool, shift_px: usize| {
+        let mut config = small_config(6);
+        config.objectives.forward.copy_last_power = 1.0;
+        config.objectives.forward.copy_last_dynamics_only = true;
+        config.objectives.forward.target_start_plain = plain;
+        config.augment.max_shift_px = shift_px;
+        let mut trainer = filled_trainer(config);
+        let batch = trainer.sample_batch().expect("batch");
+        assert_eq!(batch.plain.is_empty(), !plain);
+        if plain && shift_px == 0 {
+            let most = batch
+                .plain
+                .iter()
+                .zip(&batch.view_a)
+                .map(|(p, a)| (p - a).abs())
+                .fold(0.0f32, f32::max);
+            assert!(most < 1e-6, "plain frame and unaugmented view A differ by {most}");
+        }
+        let forward = trainer.train_on(&batch).expect("step").losses.forward;
+        assert!(forward.is_finite() && forward > 0.0, "{forward}");
+        forward
+    };
+    let (from_view_a, from_plain) = (first_forward(false, 0), first_forward(true, 0));
+    assert!(
+        (from_plain - from_view_a).abs() <= 1e-5 * from_view_a,
+        "{from_plain} against {from_view_a}"
+    );
+    assert_ne!(first_forward(true, 2), first_forward(false, 2));
 }
 
 /// The relative-pose head learns from two frames' image-only embeddings where the second lies

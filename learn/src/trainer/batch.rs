@@ -30,6 +30,9 @@ pub struct Batch {
     pub future: Vec<f32>,
     /// `view_a` with masked patches (empty when masking is off), `[B, 3, H, W]`.
     pub masked: Vec<f32>,
+    /// Frame `t`, not augmented, `[B, 3, H, W]`; empty unless the forward objective starts
+    /// from it ([`ForwardConfig::target_start_plain`](super::ForwardConfig::target_start_plain)).
+    pub plain: Vec<f32>,
     /// Proprio at `t ..= t+F`, `[B, F+1, P]`.
     pub proprio: Vec<f32>,
     /// Scaled actions at `t .. t+F`, `[B, F, A]`.
@@ -54,6 +57,7 @@ struct SequenceSlots<'a> {
     view_b: &'a mut [f32],
     positive: &'a mut [f32],
     masked: &'a mut [f32],
+    plain: &'a mut [f32],
     future: &'a mut [f32],
     proprio: &'a mut [f32],
     actions: &'a mut [f32],
@@ -91,6 +95,7 @@ impl Trainer {
         let masked_on = c.objectives.masked.enabled;
         let contrastive_on = c.objectives.contrastive.enabled;
         let odometry_on = c.objectives.odometry.enabled;
+        let plain_on = c.objectives.forward.target_start_plain && horizon > 0;
         // An objective that is off gets empty buffers.
         let sized = |on: bool, len: usize| if on { vec![0.0; len] } else { Vec::new() };
         let mut out = Batch {
@@ -101,6 +106,7 @@ impl Trainer {
             positive: sized(contrastive_on, batch * image_len),
             future: vec![0.0; batch * horizon * image_len],
             masked: sized(masked_on, batch * image_len),
+            plain: sized(plain_on, batch * image_len),
             proprio: vec![0.0; batch * (horizon + 1) * proprio_dim],
             actions: vec![0.0; batch * horizon * ACTION_DIM],
             odometry_offsets: if odometry_on {
@@ -120,6 +126,7 @@ impl Trainer {
         let mut view_b = per_sequence(&mut out.view_b, batch).into_iter();
         let mut positive = per_sequence(&mut out.positive, batch).into_iter();
         let mut masked = per_sequence(&mut out.masked, batch).into_iter();
+        let mut plain = per_sequence(&mut out.plain, batch).into_iter();
         let mut future = per_sequence(&mut out.future, batch).into_iter();
         let mut proprio = per_sequence(&mut out.proprio, batch).into_iter();
         let mut actions = per_sequence(&mut out.actions, batch).into_iter();
@@ -137,6 +144,7 @@ impl Trainer {
                     view_b: view_b.next()?,
                     positive: positive.next()?,
                     masked: masked.next()?,
+                    plain: plain.next()?,
                     future: future.next()?,
                     proprio: proprio.next()?,
                     actions: actions.next()?,
@@ -179,6 +187,9 @@ impl Trainer {
                         c.objectives.masked.ratio,
                         &mut rng,
                     );
+                }
+                if plain_on {
+                    plain_into(&first.image, width, height, slots.plain);
                 }
                 if contrastive_on {
                     let delta = rng.random_range(1..=window);

@@ -81,6 +81,14 @@ pub struct ForwardConfig {
     /// ahead"): with `[trainer.model] dynamics_hidden = 512` and `copy_last_power = 1`, one-step
     /// prediction 0.34–0.45 of copy-last (0.53–0.60) on four seeds, easy goals 299 of 320 (305).
     pub copy_last_dynamics_only: bool,
+    /// Start the rollout from the target (the target-start term) and measure the steps'
+    /// copy-last errors from frame `t` as the camera saw it, instead of from augmented view A.
+    /// The future frames the rollout is compared with are never augmented, and neither is the
+    /// frame a rollout starts from at inference: from view A the first step has to undo a
+    /// random shift of up to `augment.max_shift_px` as well as predict the motion. Costs the
+    /// target one more image per sequence. Needs `target_start_weight > 0` or
+    /// `copy_last_power > 0` (it would change nothing).
+    pub target_start_plain: bool,
 }
 
 impl Default for ForwardConfig {
@@ -94,6 +102,7 @@ impl Default for ForwardConfig {
             rest_share: 0.0,
             copy_last_power: 0.0,
             copy_last_dynamics_only: false,
+            target_start_plain: false,
         }
     }
 }
@@ -545,6 +554,14 @@ impl TrainerConfig {
         {
             return invalid(
                 "objectives.forward.copy_last_dynamics_only needs target_start_weight > 0 and \
+                 copy_last_power > 0",
+            );
+        }
+        if o.forward.target_start_plain
+            && (o.forward.target_start_weight <= 0.0 && o.forward.copy_last_power <= 0.0)
+        {
+            return invalid(
+                "objectives.forward.target_start_plain needs target_start_weight > 0 or \
                  copy_last_power > 0",
             );
         }

@@ -117,9 +117,13 @@ struct Targets {
     views: Option<(Tensor<2>, Tensor<2>)>,
     /// Frames `t+1 ..= t+F`, batch-major, `[B·F, D]`; when `F > 0`.
     future: Option<Tensor<2>>,
-    /// View A (unmasked) with its proprio, `[B, D]`; for the masked objective, the
-    /// target-start forward term and the steps' copy-last weights.
+    /// View A (unmasked) with its proprio, `[B, D]`; for the masked objective, and for the
+    /// forward objective's start unless it starts from the plain frame.
     now: Option<Tensor<2>>,
+    /// Where the forward objective starts from the target, with its proprio, `[B, D]`: the
+    /// target-start term and the steps' copy-last weights. Frame `t` not augmented where
+    /// `target_start_plain`, else view A (`now`).
+    start: Option<Tensor<2>>,
     /// Frame `t+1` without proprio, `[B, D]`; for the inverse objective.
     next_image_only: Option<Tensor<2>>,
     /// The odometry pair's second frame without proprio, `[B, D]`; for the odometry objective.
@@ -312,9 +316,9 @@ impl Trainer {
             target_images.push(&batch.positive);
         }
         target_images.push(&batch.future);
-        let now_on = o.masked.enabled
-            || self.target_start_on()
-            || (horizon > 0 && o.forward.copy_last_power > 0.0);
+        let start_on = self.target_start_on() || (horizon > 0 && o.forward.copy_last_power > 0.0);
+        let plain_on = start_on && !batch.plain.is_empty();
+        let now_on = o.masked.enabled || (start_on && !plain_on);
         if now_on {
             target_images.push(&batch.view_a);
         }
@@ -322,9 +326,14 @@ impl Trainer {
         if odometry_on {
             target_images.push(&batch.odometry_frames);
         }
+        if plain_on {
+            target_images.push(&batch.plain);
+        }
         let view_rows = if contrastive_on { 2 * b } else { 0 };
         let now_rows = if now_on { b } else { 0 };
-        let encoded = view_rows + horizon * b + now_rows + if odometry_on { b } else { 0 };
+        let odometry_rows = if odometry_on { b } else { 0 };
+        let encoded =
+            view_rows + horizon * b + now_rows + odometry_rows + if plain_on { b } else { 0 };
         let features = if crate::cpu::cpu_kernels_on(&plain) {
             // On the CPU the target's convolutions run as direct kernels on the batch's own
             // buffers, in one pass over all of them (see `crate::cpu::direct`).
@@ -391,10 +400,17 @@ impl Trainer {
                 proprio.none.clone(),
             )
         });
+        let start = if plain_on {
+            let first = view_rows + horizon * b + now_rows + odometry_rows;
+            Some(encoder.fuse(take(first, b), proprio.now.clone()))
+        } else {
+            start_on.then(|| now.clone()).flatten()
+        };
         Ok(Targets {
             views,
             future,
             now,
+            start,
             next_image_only,
             odometry_second,
             encoded,

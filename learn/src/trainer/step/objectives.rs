@@ -111,7 +111,7 @@ impl Trainer {
         // With the target-start term, both rollouts (from the online state and from the
         // target's) run as one batch of 2B rows: the same products, half the calls.
         let start = if self.target_start_on() {
-            targets.now.clone()
+            targets.start.clone()
         } else {
             None
         };
@@ -138,7 +138,7 @@ impl Trainer {
         // Row order of `future` is batch-major (b, then step), as is `predicted`.
         let target_future = l2_normalize(target_future.clone());
         let power = o.copy_last_power;
-        let step_weights = match (power > 0.0, &targets.now) {
+        let step_weights = match (power > 0.0, &targets.start) {
             (true, Some(now)) => Some(copy_last_weights(now, &target_future, [b, horizon], power)),
             _ => None,
         };
