@@ -680,7 +680,10 @@ fn a_plain_target_start_is_frame_t_as_the_camera_saw_it() {
                 .zip(&batch.view_a)
                 .map(|(p, a)| (p - a).abs())
                 .fold(0.0f32, f32::max);
-            assert!(most < 1e-6, "plain frame and unaugmented view A differ by {most}");
+            assert!(
+                most < 1e-6,
+                "plain frame and unaugmented view A differ by {most}"
+            );
         }
         let forward = trainer.train_on(&batch).expect("step").losses.forward;
         assert!(forward.is_finite() && forward > 0.0, "{forward}");

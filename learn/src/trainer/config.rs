@@ -85,9 +85,10 @@ pub struct ForwardConfig {
     /// copy-last errors from frame `t` as the camera saw it, instead of from augmented view A.
     /// The future frames the rollout is compared with are never augmented, and neither is the
     /// frame a rollout starts from at inference: from view A the first step has to undo a
-    /// random shift of up to `augment.max_shift_px` as well as predict the motion. Costs the
-    /// target one more image per sequence. Needs `target_start_weight > 0` or
-    /// `copy_last_power > 0` (it would change nothing).
+    /// random shift of up to `augment.max_shift_px` as well as predict the motion. The target
+    /// encodes the plain frame in view A's place, or beside it where the masked objective needs
+    /// view A. Needs `target_start_weight > 0` or `copy_last_power > 0` (it would change
+    /// nothing).
     pub target_start_plain: bool,
 }
 
