@@ -658,9 +658,9 @@ fn copy_last_weighting_predicts_the_next_step_better() {
 }
 
 /// `target_start_plain` starts the target's rollout, and measures the steps' copy-last errors,
-/// from frame `t` as the camera saw it: the batch carries that frame only with the switch on, and
-/// it is view A without augmentation (so the first forward loss is the one from view A); with
-/// view A shifted the loss is another.
+/// from frame `t` as the camera saw it: the batch carries that frame only with the switch on (a
+/// batch that does not match the switch is refused), and it is view A without augmentation (so
+/// the first forward loss is the one from view A); with view A shifted the loss is another.
 #[test]
 fn a_plain_target_start_is_frame_t_as_the_camera_saw_it() {
     let _serial = serial();
@@ -684,6 +684,17 @@ fn a_plain_target_start_is_frame_t_as_the_camera_saw_it() {
                 most < 1e-6,
                 "plain frame and unaugmented view A differ by {most}"
             );
+        }
+        // A batch without the plain frame the switch needs is refused by name.
+        let mut without = batch.clone();
+        without.plain = if plain {
+            Vec::new()
+        } else {
+            batch.view_a.clone()
+        };
+        match trainer.train_on(&without) {
+            Err(LearnError::BadInput(message)) => assert!(message.contains("batch.plain")),
+            other => panic!("a batch with the wrong plain frames trained: {other:?}"),
         }
         let forward = trainer.train_on(&batch).expect("step").losses.forward;
         assert!(forward.is_finite() && forward > 0.0, "{forward}");

@@ -11,9 +11,9 @@ use autodidact_learn::{Batch, TrainerConfig};
 use super::PytorchOptions;
 
 /// Refuses configurations the PyTorch mirror does not build: it covers the default objective
-/// set (contrastive + temporal, spread, forward with both starts and the proprio head,
-/// reconstruction, steps of one weight, a dynamics of one hidden layer), with or without the odometry objective and
-/// its relative-pose head.
+/// set (contrastive + temporal, spread, forward with both starts from view A and the proprio
+/// head, reconstruction, steps of one weight, a dynamics of one hidden layer), with or without
+/// the odometry objective and its relative-pose head.
 pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
     let o = &config.objectives;
     ensure!(

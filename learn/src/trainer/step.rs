@@ -234,6 +234,11 @@ impl Trainer {
         expect("future", batch.future.len(), b * horizon * image_len)?;
         expect("masked", batch.masked.len(), rows_if(o.masked.enabled))?;
         expect(
+            "plain",
+            batch.plain.len(),
+            rows_if(o.forward.target_start_plain && horizon > 0),
+        )?;
+        expect(
             "proprio",
             batch.proprio.len(),
             b * (horizon + 1) * proprio_dim,
@@ -317,7 +322,7 @@ impl Trainer {
         }
         target_images.push(&batch.future);
         let start_on = self.target_start_on() || (horizon > 0 && o.forward.copy_last_power > 0.0);
-        let plain_on = start_on && !batch.plain.is_empty();
+        let plain_on = start_on && o.forward.target_start_plain;
         let now_on = o.masked.enabled || (start_on && !plain_on);
         if now_on {
             target_images.push(&batch.view_a);
