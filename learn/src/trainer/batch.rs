@@ -95,7 +95,7 @@ impl Trainer {
         let masked_on = c.objectives.masked.enabled;
         let contrastive_on = c.objectives.contrastive.enabled;
         let odometry_on = c.objectives.odometry.enabled;
-        let plain_on = c.objectives.forward.target_start_plain && horizon > 0;
+        let plain_on = c.plain_start_on();
         // An objective that is off gets empty buffers.
         let sized = |on: bool, len: usize| if on { vec![0.0; len] } else { Vec::new() };
         let mut out = Batch {

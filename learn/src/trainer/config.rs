@@ -90,8 +90,9 @@ pub struct ForwardConfig {
     /// view A. Needs `target_start_weight > 0` or `copy_last_power > 0` (it would change
     /// nothing). Measured with the ten-minute budget (docs/eval.md, "Where the dynamics'
     /// rollout starts"): with 512 dynamics units weighed on the dynamics, one step at 0.42 and
-    /// 0.30 of copy-last on two seeds (0.45 and 0.34); with `target_start_weight = 3` as well,
-    /// 0.39 and 0.27. Off by default.
+    /// 0.304 of copy-last on two seeds (0.45 and 0.34); with `target_start_weight = 3` as
+    /// well, 0.27–0.39 on four seeds (0.34–0.45), and with three layers of 256 ≤ 0.3 at every
+    /// k on three seeds of four, for fewer easy and far goals. Off by default.
     pub target_start_plain: bool,
 }
 
@@ -462,6 +463,13 @@ impl TrainerConfig {
         } else {
             0
         }
+    }
+
+    /// Whether batches carry frame `t` unaugmented for the target's rollout start
+    /// ([`ForwardConfig::target_start_plain`] with a rollout to start). Validation refuses the
+    /// switch where neither that rollout nor the copy-last weights would use it.
+    pub fn plain_start_on(&self) -> bool {
+        self.objectives.forward.target_start_plain && self.forward_horizon() > 0
     }
 
     /// Transitions per sampled sequence: enough for the rollout, the farthest temporal

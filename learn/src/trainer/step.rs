@@ -236,7 +236,7 @@ impl Trainer {
         expect(
             "plain",
             batch.plain.len(),
-            rows_if(o.forward.target_start_plain && horizon > 0),
+            rows_if(self.config.plain_start_on()),
         )?;
         expect(
             "proprio",
@@ -322,7 +322,8 @@ impl Trainer {
         }
         target_images.push(&batch.future);
         let start_on = self.target_start_on() || (horizon > 0 && o.forward.copy_last_power > 0.0);
-        let plain_on = start_on && o.forward.target_start_plain;
+        // Validation makes the plain frame imply a start from the target's state.
+        let plain_on = self.config.plain_start_on();
         let now_on = o.masked.enabled || (start_on && !plain_on);
         if now_on {
             target_images.push(&batch.view_a);
