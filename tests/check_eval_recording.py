@@ -62,6 +62,12 @@ for prefix, scores in [("/eval/scores", report), ("/eval/scores/home", report["h
 for k, ratio in enumerate(report["prediction_vs_copy_last"], start=1):
     values = column("train_step", f"/eval/scores/prediction_vs_copy_last/k{k}", "Scalars", "scalars")
     check(len(values) == 1 and close(values[0][0], ratio), f"prediction k{k}")
+# Beyond the trained horizon the series goes on as far as the planner looks.
+trained = len(report["prediction_vs_copy_last"])
+rollout = report.get("planner_rollout_vs_copy_last", [])
+for k, ratio in enumerate(rollout[trained:], start=trained + 1):
+    values = column("train_step", f"/eval/scores/prediction_vs_copy_last/k{k}", "Scalars", "scalars")
+    check(len(values) == 1 and close(values[0][0], ratio), f"prediction k{k} (planner's rollout)")
 rank = column("train_step", "/eval/scores/effective_rank", "Scalars", "scalars")
 check(len(rank) == 1 and close(rank[0][0], report["collapse"]["effective_rank"]), "effective rank")
 

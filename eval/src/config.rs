@@ -45,6 +45,9 @@ pub struct EvalConfig {
     /// Embed the goal image with the robot's current proprio at every step instead of the
     /// proprio at rest at the goal (see `PlannerNodeConfig`).
     pub goal_with_current_proprio: bool,
+    /// Score how the model ranks the planner's candidate commands on the easy pairs of both
+    /// protocols against what the simulator makes of them (`candidate_ranking`).
+    pub ranking: bool,
     /// The reference planner.
     pub planner: PlannerConfig,
     /// The reference planner's turn to the goal's heading first, where the model serves a
@@ -71,6 +74,7 @@ impl Default for EvalConfig {
             success_yaw_deg: 20.0,
             ridge: 1e-3,
             goal_with_current_proprio: false,
+            ranking: true,
             planner: PlannerConfig::default(),
             align: AlignConfig::default(),
             memory: MemoryConfig::default(),

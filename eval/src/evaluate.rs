@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 
 use autodidact_learn::baseline::PixelBaseline;
-use autodidact_learn::{Trainer, TrainerConfig, Transition, embedding_health};
+use autodidact_learn::metrics::collapse_report;
+use autodidact_learn::{Trainer, TrainerConfig, Transition, embed_frames, prediction_ratios};
 use autodidact_sim::{ExplorationConfig, SimConfig};
 
 use crate::config::{EvalConfig, HELD_OUT_SEED_BASE, REPORT_SCHEMA};
 use crate::data::{Features, Record, WorldMemory, collector_config, explore, explore_anew};
 use crate::model::EvalModel;
 use crate::planning::{Models, Worlds, new_world_seeds, planning_setting};
+use crate::ranking;
 use crate::report::{DataInfo, EvalReport, HomeReport, ModelInfo, RepresentationScores};
 use crate::representation::{relative_pose_scores, representation_scores};
 use crate::{EvalError, Progress};
@@ -84,7 +86,17 @@ pub fn evaluate(
         .map(|r| r.transition.clone())
         .collect();
     let horizon = trainer_config.forward_horizon().max(1);
-    let health = embedding_health(&encoder, &dynamics, &transitions, horizon, 2)?;
+    let embeddings = embed_frames(&encoder, &transitions)?;
+    let collapse = collapse_report(&embeddings)?;
+    let prediction_vs_copy_last =
+        prediction_ratios(&dynamics, &transitions, &embeddings, horizon, 2)?;
+    // The planner rolls the dynamics out further than they trained: scored there too.
+    let planner_rollout = config.planner.horizon * config.planner.action_repeat;
+    let planner_rollout_vs_copy_last = if planner_rollout > horizon {
+        prediction_ratios(&dynamics, &transitions, &embeddings, planner_rollout, 2)?
+    } else {
+        Vec::new()
+    };
 
     // The robot's own drive through a world, as it explores to learn: its memory there.
     let own_drive = |world: u64| {
@@ -137,6 +149,8 @@ pub fn evaluate(
     let mut planning = Vec::new();
     let mut home_planning = Vec::new();
     let mut trajectories = Vec::new();
+    let mut new_world_ranking = None;
+    let mut home_ranking = None;
     let protocols = [
         Worlds {
             protocol: "new_worlds",
@@ -149,20 +163,23 @@ pub fn evaluate(
             memories: &memories,
         },
     ];
+    let models = Models {
+        trained: (&encoder, &dynamics),
+        random_init: (&random_encoder, &random_dynamics),
+    };
     for worlds in &protocols {
+        if config.ranking {
+            let scores =
+                ranking::candidate_ranking(sim, &collector, config, worlds, &models, progress)?;
+            if worlds.protocol == "home" {
+                home_ranking = Some(scores);
+            } else {
+                new_world_ranking = Some(scores);
+            }
+        }
         for &setting in &config.settings {
-            let (scores, paths) = planning_setting(
-                setting,
-                sim,
-                &collector,
-                config,
-                worlds,
-                &Models {
-                    trained: (&encoder, &dynamics),
-                    random_init: (&random_encoder, &random_dynamics),
-                },
-                progress,
-            )?;
+            let (scores, paths) =
+                planning_setting(setting, sim, &collector, config, worlds, &models, progress)?;
             if worlds.protocol == "home" {
                 home_planning.push(scores);
             } else {
@@ -191,8 +208,10 @@ pub fn evaluate(
         random_init_representation,
         raw_pixels_representation,
         relative_pose,
-        prediction_vs_copy_last: health.prediction_vs_copy_last,
-        collapse: health.collapse,
+        prediction_vs_copy_last,
+        planner_rollout_vs_copy_last,
+        collapse,
+        candidate_ranking: new_world_ranking,
         planning,
         home: HomeReport {
             world_seeds: config.home_worlds.clone(),
@@ -203,6 +222,7 @@ pub fn evaluate(
             raw_pixels_representation: home_pixels,
             relative_pose: home_relative_pose,
             planning: home_planning,
+            candidate_ranking: home_ranking,
         },
         config: config.clone(),
         trajectories,

@@ -29,6 +29,7 @@ mod data;
 mod evaluate;
 mod model;
 mod planning;
+mod ranking;
 mod recording;
 mod report;
 mod representation;
@@ -42,8 +43,9 @@ pub use model::{EvalModel, train_model};
 pub use planning::GoalSetting;
 pub use recording::{eval_blueprint, record_report, report_markdown, save_report};
 pub use report::{
-    DataInfo, EvalReport, HomeReport, MemoryDrawing, MemoryLocalisation, ModelInfo, PlanningScore,
-    PlanningSetting, PlanningTrajectory, RelativePoseScores, RepresentationScores, report_rows,
+    CandidateEnding, CandidateRanking, DataInfo, EvalReport, HomeReport, MemoryDrawing,
+    MemoryLocalisation, ModelInfo, PlanningScore, PlanningSetting, PlanningTrajectory,
+    RelativePoseScores, RepresentationScores, report_rows,
 };
 
 /// Progress: `(stage, done, total)`.

@@ -103,13 +103,13 @@ struct Attempt {
 }
 
 /// Whether `(metres, degrees)` from the goal is within the success tolerances.
-fn within(error: (f64, f64), config: &EvalConfig) -> bool {
+pub(crate) fn within(error: (f64, f64), config: &EvalConfig) -> bool {
     error.0 <= config.success_position_m && error.1 <= config.success_yaw_deg
 }
 
 /// The larger share of its tolerance that either part of `(metres, degrees)` takes: how near
 /// a pose is to success, whichever part keeps it from it.
-fn tolerance_share(error: (f64, f64), config: &EvalConfig) -> f64 {
+pub(crate) fn tolerance_share(error: (f64, f64), config: &EvalConfig) -> f64 {
     (error.0 / config.success_position_m).max(error.1 / config.success_yaw_deg)
 }
 
@@ -143,7 +143,7 @@ pub(crate) struct Worlds<'a> {
 }
 
 impl Worlds<'_> {
-    fn pair(&self, config: &EvalConfig, pair: usize) -> (u64, u64) {
+    pub(crate) fn pair(&self, config: &EvalConfig, pair: usize) -> (u64, u64) {
         let seed = HELD_OUT_SEED_BASE + 500_000 + config.seed * 1000 + pair as u64;
         (self.worlds[pair % self.worlds.len()], seed)
     }
@@ -294,7 +294,7 @@ fn median_of(vectors: &[[f64; 2]], part: impl Fn([f64; 2]) -> f64) -> f64 {
 }
 
 /// `(position error m, heading error °)` of `pose` against `goal`.
-fn pose_error(pose: &Pose2, goal: &Pose2) -> (f64, f64) {
+pub(crate) fn pose_error(pose: &Pose2, goal: &Pose2) -> (f64, f64) {
     (
         (pose.x - goal.x).hypot(pose.y - goal.y),
         wrap_angle(pose.yaw - goal.yaw).abs().to_degrees(),
@@ -302,7 +302,11 @@ fn pose_error(pose: &Pose2, goal: &Pose2) -> (f64, f64) {
 }
 
 /// Draws a free start and a goal of the setting in `sim`'s world from `seed`.
-fn start_and_goal(sim: &Sim, setting: GoalSetting, seed: u64) -> Result<(Pose2, Pose2), EvalError> {
+pub(crate) fn start_and_goal(
+    sim: &Sim,
+    setting: GoalSetting,
+    seed: u64,
+) -> Result<(Pose2, Pose2), EvalError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for _ in 0..10_000 {
         let start = random_free_pose(sim, &mut rng)?;

@@ -122,6 +122,19 @@ pub fn record_report(
             *ratio,
         )?;
     }
+    // Beyond the trained horizon, as far as the planner looks: the same series.
+    let trained = report.prediction_vs_copy_last.len();
+    for (k, ratio) in report
+        .planner_rollout_vs_copy_last
+        .iter()
+        .enumerate()
+        .skip(trained)
+    {
+        scalar(
+            format!("eval/scores/prediction_vs_copy_last/k{}", k + 1),
+            *ratio,
+        )?;
+    }
     scalar(
         "eval/scores/effective_rank".into(),
         report.collapse.effective_rank,

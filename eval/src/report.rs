@@ -26,10 +26,20 @@ pub struct EvalReport {
     /// objective's head only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relative_pose: Option<RelativePoseScores>,
-    /// k-step prediction error ÷ copy-last, `k = 1..=H`, in the new worlds.
+    /// k-step prediction error ÷ copy-last, `k = 1..=H`, in the new worlds (`H`: the horizon
+    /// the dynamics trained on).
     pub prediction_vs_copy_last: Vec<f64>,
+    /// The same ratio as far as the planner looks, `k = 1..=horizon × action_repeat` of
+    /// `config.planner` (24 by default), from the starts that have that many frames after them;
+    /// empty when that is not longer than `H`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planner_rollout_vs_copy_last: Vec<f64>,
     /// Collapse monitors on the new worlds' embeddings.
     pub collapse: autodidact_learn::metrics::CollapseReport,
+    /// New worlds: how the model ranks the planner's candidate commands against what they do
+    /// (`config.ranking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_ranking: Option<CandidateRanking>,
     /// New worlds: goal reaching, one entry per setting.
     pub planning: Vec<PlanningSetting>,
     /// The home protocol: the worlds the model learned in.
@@ -65,6 +75,59 @@ pub struct HomeReport {
     pub relative_pose: Option<RelativePoseScores>,
     /// Goal reaching, one entry per setting.
     pub planning: Vec<PlanningSetting>,
+    /// How the model ranks the planner's candidate commands at home (`config.ranking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_ranking: Option<CandidateRanking>,
+}
+
+/// Does the model rank the planner's candidate commands as the world does? From the start of
+/// each easy pair, `candidates` command sequences drawn as the planner's first search iteration
+/// draws them (the first stands still) are rolled out `steps` periods by the dynamics and
+/// driven as far in the simulator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateRanking {
+    /// Start/goal pairs (the easy setting's).
+    pub pairs: usize,
+    /// Candidates per pair.
+    pub candidates: usize,
+    /// Control periods each candidate is rolled out and driven.
+    pub steps: usize,
+    /// Where the candidate the model predicts nearest the goal image truly ended.
+    pub chosen_by_model: CandidateEnding,
+    /// Where the candidate whose true final frame the encoder finds nearest the goal image
+    /// ended: the model's choice were its dynamics perfect.
+    pub chosen_by_encoder: CandidateEnding,
+    /// The same with the true final frames embedded at rest, as the goal is: the image's part
+    /// of the encoder's choice.
+    pub chosen_by_image: CandidateEnding,
+    /// The choice of the random-init model.
+    pub chosen_by_random_init: CandidateEnding,
+    /// The candidate that truly ended nearest the goal (least share of the tolerances): the
+    /// best the candidates allow.
+    pub best: CandidateEnding,
+    /// Every candidate: what one drawn at random gets.
+    pub every_candidate: CandidateEnding,
+    /// Spearman correlation, per pair and averaged, of the predicted final goal distance with
+    /// the encoder's goal distance of the frame truly seen there: the dynamics' fidelity on
+    /// the commands the planner tries.
+    pub predicted_vs_seen_rank_correlation: f64,
+    /// The same of the predicted distance with the true nearness to the goal.
+    pub predicted_vs_truth_rank_correlation: f64,
+    /// The same of the encoder's distance of the true final frame with the true nearness.
+    pub seen_vs_truth_rank_correlation: f64,
+    /// The same with the true final frame embedded at rest, as the goal is.
+    pub image_vs_truth_rank_correlation: f64,
+}
+
+/// Where a choice of candidates ended, over the pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateEnding {
+    /// Share that ended within the success tolerances.
+    pub reached_rate: f64,
+    /// Mean distance to the goal position, metres.
+    pub position_error_m: f64,
+    /// Mean heading error, degrees.
+    pub yaw_error_deg: f64,
 }
 
 /// One planning attempt: where the robot went.
@@ -334,6 +397,18 @@ pub fn report_rows(report: &EvalReport) -> Vec<[String; 3]> {
             String::new(),
         ]);
     }
+    // Beyond the trained horizon, every fourth step as far as the planner looks.
+    let trained = report.prediction_vs_copy_last.len();
+    for (k, ratio) in report.planner_rollout_vs_copy_last.iter().enumerate() {
+        let k = k + 1;
+        if k > trained && (k % 4 == 0 || k == report.planner_rollout_vs_copy_last.len()) {
+            rows.push([
+                format!("{k}-step prediction ÷ copy-last (planner's rollout)"),
+                format!("{ratio:.3}"),
+                String::new(),
+            ]);
+        }
+    }
     rows.push([
         "effective rank / dim".into(),
         format!(
@@ -347,6 +422,14 @@ pub fn report_rows(report: &EvalReport) -> Vec<[String; 3]> {
         format!("{:.4}", report.collapse.mean_std),
         String::new(),
     ]);
+    for (protocol, ranking) in [
+        ("new worlds", &report.candidate_ranking),
+        ("home", &report.home.candidate_ranking),
+    ] {
+        if let Some(r) = ranking {
+            ranking_rows(&mut rows, protocol, r);
+        }
+    }
     for (protocol, planning) in [
         ("new worlds", &report.planning),
         ("home", &report.home.planning),
@@ -356,6 +439,49 @@ pub fn report_rows(report: &EvalReport) -> Vec<[String; 3]> {
         }
     }
     rows
+}
+
+fn ranking_rows(rows: &mut Vec<[String; 3]>, protocol: &str, r: &CandidateRanking) {
+    let ending = |e: &CandidateEnding| {
+        format!(
+            "{:.0} % ({:.2} m, {:.0}°)",
+            100.0 * e.reached_rate,
+            e.position_error_m,
+            e.yaw_error_deg
+        )
+    };
+    let title = format!(
+        "{protocol}: candidates ({} pairs × {}, {} steps) reached",
+        r.pairs, r.candidates, r.steps
+    );
+    rows.push([
+        format!("{title}, the model's choice (random init / best / any)"),
+        ending(&r.chosen_by_model),
+        format!(
+            "{:.0} % / {:.0} % / {:.0} %",
+            100.0 * r.chosen_by_random_init.reached_rate,
+            100.0 * r.best.reached_rate,
+            100.0 * r.every_candidate.reached_rate
+        ),
+    ]);
+    rows.push([
+        format!("{title}, the encoder's choice from the frames truly seen (their image alone)"),
+        ending(&r.chosen_by_encoder),
+        ending(&r.chosen_by_image),
+    ]);
+    rows.push([
+        format!(
+            "{protocol}: candidates' rank correlation, predicted vs seen / vs truth (seen / image alone vs truth)"
+        ),
+        format!(
+            "{:.2} / {:.2}",
+            r.predicted_vs_seen_rank_correlation, r.predicted_vs_truth_rank_correlation
+        ),
+        format!(
+            "{:.2} / {:.2}",
+            r.seen_vs_truth_rank_correlation, r.image_vs_truth_rank_correlation
+        ),
+    ]);
 }
 
 fn representation_rows(

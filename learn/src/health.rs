@@ -31,6 +31,23 @@ pub fn embedding_health(
     horizon: usize,
     stride: usize,
 ) -> Result<HealthReport, LearnError> {
+    let embeddings = embed_frames(encoder, frames)?;
+    let collapse = collapse_report(&embeddings)?;
+    let prediction_vs_copy_last =
+        prediction_ratios(dynamics, frames, &embeddings, horizon, stride)?;
+    Ok(HealthReport {
+        collapse,
+        prediction_vs_copy_last,
+        frames: frames.len(),
+        model_version: encoder.version,
+    })
+}
+
+/// The encoder's embedding of every frame, in order; at least two frames.
+pub fn embed_frames(
+    encoder: &EncoderSnapshot,
+    frames: &[Transition],
+) -> Result<Vec<Vec<f32>>, LearnError> {
     if frames.len() < 2 {
         return Err(LearnError::NotEnoughData {
             have: frames.len(),
@@ -43,7 +60,27 @@ pub fn embedding_health(
         let proprio: Vec<&[f32]> = chunk.iter().map(|t| t.proprio.as_slice()).collect();
         embeddings.extend(encoder.embed_batch(&images, &proprio)?);
     }
-    let collapse = collapse_report(&embeddings)?;
+    Ok(embeddings)
+}
+
+/// For `k = 1..=horizon`: the dynamics' k-step prediction error ÷ copy-last error, rolled out
+/// with the commands the robot sent from every `stride`-th frame that has `horizon` more frames
+/// of the same episode after it. `embeddings` are the frames' own ([`embed_frames`]). Empty
+/// when `horizon` is 0 or no frame has that many after it.
+pub fn prediction_ratios(
+    dynamics: &DynamicsSnapshot,
+    frames: &[Transition],
+    embeddings: &[Vec<f32>],
+    horizon: usize,
+    stride: usize,
+) -> Result<Vec<f64>, LearnError> {
+    if embeddings.len() != frames.len() {
+        return Err(LearnError::BadInput(format!(
+            "{} embeddings for {} frames",
+            embeddings.len(),
+            frames.len()
+        )));
+    }
     let starts: Vec<usize> = (0..frames.len().saturating_sub(horizon))
         .filter(|&i| {
             (1..=horizon).all(|k| {
@@ -55,28 +92,23 @@ pub fn embedding_health(
         .step_by(stride.max(1))
         .collect();
     let mut ratios = Vec::new();
-    if horizon > 0 && !starts.is_empty() {
-        let normalised: Vec<Vec<f32>> = embeddings.iter().map(|z| normalise(z)).collect();
-        let start_embeddings: Vec<Vec<f32>> =
-            starts.iter().map(|&i| embeddings[i].clone()).collect();
-        let actions: Vec<Vec<[f32; ACTION_DIM]>> = starts
-            .iter()
-            .map(|&i| (0..horizon).map(|k| frames[i + k].action).collect())
-            .collect();
-        let predicted = dynamics.rollout_from(&start_embeddings, &actions)?;
-        for k in 1..=horizon {
-            let current: Vec<Vec<f32>> = starts.iter().map(|&i| normalised[i].clone()).collect();
-            let actual: Vec<Vec<f32>> = starts.iter().map(|&i| normalised[i + k].clone()).collect();
-            let guess: Vec<Vec<f32>> = predicted.iter().map(|p| normalise(&p[k - 1])).collect();
-            ratios.push(prediction_vs_copy_last(&current, &guess, &actual)?);
-        }
+    if horizon == 0 || starts.is_empty() {
+        return Ok(ratios);
     }
-    Ok(HealthReport {
-        collapse,
-        prediction_vs_copy_last: ratios,
-        frames: frames.len(),
-        model_version: encoder.version,
-    })
+    let normalised: Vec<Vec<f32>> = embeddings.iter().map(|z| normalise(z)).collect();
+    let start_embeddings: Vec<Vec<f32>> = starts.iter().map(|&i| embeddings[i].clone()).collect();
+    let actions: Vec<Vec<[f32; ACTION_DIM]>> = starts
+        .iter()
+        .map(|&i| (0..horizon).map(|k| frames[i + k].action).collect())
+        .collect();
+    let predicted = dynamics.rollout_from(&start_embeddings, &actions)?;
+    for k in 1..=horizon {
+        let current: Vec<Vec<f32>> = starts.iter().map(|&i| normalised[i].clone()).collect();
+        let actual: Vec<Vec<f32>> = starts.iter().map(|&i| normalised[i + k].clone()).collect();
+        let guess: Vec<Vec<f32>> = predicted.iter().map(|p| normalise(&p[k - 1])).collect();
+        ratios.push(prediction_vs_copy_last(&current, &guess, &actual)?);
+    }
+    Ok(ratios)
 }
 
 /// `z / |z|` (the objectives compare directions, not lengths).

@@ -42,7 +42,7 @@ mod trainer;
 pub mod weights;
 
 pub use device::{BackendChoice, BackendKind, Placement, Placements};
-pub use health::{HealthReport, embedding_health};
+pub use health::{HealthReport, embed_frames, embedding_health, prediction_ratios};
 pub use inference::{EncoderHandle, EncoderSnapshot};
 pub use memory::{Localiser, MemoryConfig, MemoryGraph, OdometryPose, Route};
 pub use model::{WorldModel, WorldModelConfig};
