@@ -49,10 +49,10 @@ pub struct PlannerNodeConfig {
     /// The CEM planner.
     pub planner: PlannerConfig,
     /// Embed the goal image with the robot's current proprio instead of the proprio recorded
-    /// with the goal (at rest). Off by default: measured with the first planner's model, the
-    /// goal at rest made the robot stop at the goal instead of keeping the speed it has. With
-    /// the 9 000-step models of docs/eval.md it reaches as many easy goals or more, and nearer
-    /// ("The goal at the robot's own speed"); the memory's places stay embedded at rest.
+    /// with the goal (at rest). Off by default: with the first planner's model and with the
+    /// 900-step default models it reaches fewer easy goals; with the 9 000-step models of
+    /// docs/eval.md as many or more, and nearer, most with the deeper switched dynamics ("The
+    /// goal at the robot's own speed"). The memory's places stay embedded at rest.
     pub goal_with_current_proprio: bool,
     /// Remembering what the camera shows, to plan through it.
     pub remember: RememberConfig,
