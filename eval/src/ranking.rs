@@ -6,12 +6,12 @@
 //! and with the one that truly ended nearest the goal (the best the candidates allow).
 
 use autodidact_learn::inference::DynamicsSnapshot;
+use autodidact_learn::plan::{hold_decisions, sample_decisions};
 use autodidact_learn::{ACTION_DIM, EncoderSnapshot, PlannerConfig, goal_distance, rollout};
 use autodidact_nodes::{CollectorConfig, Frame};
 use autodidact_sim::{Action, Pose2, Sim, SimConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 use crate::config::EvalConfig;
 use crate::data::Eyes;
@@ -47,9 +47,11 @@ pub(crate) fn candidate_ranking(
     let mut every = Vec::new();
     let mut correlations: [Vec<f64>; 4] = Default::default();
     let stage = format!("candidate ranking ({})", worlds.protocol);
+    // One simulator, rebuilt as the pair's world for the scene and for every candidate.
+    let mut sim = Sim::new(sim_config)?;
     for pair in 0..config.pairs {
         let (world, seed) = worlds.pair(config, pair);
-        let scene = scene(sim_config, collector, world, seed)?;
+        let scene = scene(&mut sim, sim_config, collector, world, seed)?;
         let candidates = draw_candidates(planner, seed);
         let (encoder, dynamics) = models.trained;
         let goal = goal_embedding(encoder, &scene, config)?;
@@ -69,7 +71,7 @@ pub(crate) fn candidate_ranking(
         let mut seen_image = Vec::with_capacity(candidates.len());
         let goal_proprio = &scene.goal_frame.proprio;
         for decisions in &candidates {
-            let (last, end) = drive(sim_config, collector, &scene, decisions, config)?;
+            let (last, end) = drive(&mut sim, sim_config, collector, &scene, decisions, config)?;
             endings.push(pose_error(&end, &scene.goal));
             let there = encoder.embed(&last.image, &last.proprio)?;
             seen.push(f64::from(goal_distance(&there, &goal)));
@@ -136,14 +138,14 @@ pub(crate) fn candidate_ranking(
 /// The easy pair's start and goal in `world`, and the frames the camera sees at each (at rest),
 /// as an attempt sets them up.
 fn scene(
+    sim: &mut Sim,
     sim_config: &SimConfig,
     collector: &CollectorConfig,
     world: u64,
     seed: u64,
 ) -> Result<Scene, EvalError> {
-    let mut sim = Sim::new(sim_config)?;
     sim.reset(world)?;
-    let (start, goal) = start_and_goal(&sim, GoalSetting::Easy, seed)?;
+    let (start, goal) = start_and_goal(sim, GoalSetting::Easy, seed)?;
     let mut eyes = Eyes::new(collector, sim_config);
     sim.set_robot_pose(goal)?;
     let goal_frame = eyes.see(&sim.step(&Action::STOP))?;
@@ -161,20 +163,21 @@ fn scene(
 }
 
 /// Drives `decisions` (each held `action_repeat` periods) from the scene's start in its world
-/// as it was: the last frame the camera saw and where the robot ended.
+/// as it was (`sim` rebuilt as that world): the last frame the camera saw and where the robot
+/// ended.
 fn drive(
+    sim: &mut Sim,
     sim_config: &SimConfig,
     collector: &CollectorConfig,
     scene: &Scene,
     decisions: &[[f32; ACTION_DIM]],
     config: &EvalConfig,
 ) -> Result<(Frame, Pose2), EvalError> {
-    let mut sim = Sim::new(sim_config)?;
     sim.reset(scene.world)?;
     sim.set_robot_pose(scene.start)?;
     let mut eyes = Eyes::new(collector, sim_config);
     let mut last = eyes.see(&sim.step(&Action::STOP))?;
-    for action in expand(decisions, config.planner.action_repeat) {
+    for action in hold_decisions(decisions, config.planner.action_repeat) {
         last = eyes.see(&sim.step(&Action::new(action[0], action[1])))?;
     }
     Ok((last, sim.ground_truth().robot_pose))
@@ -208,7 +211,7 @@ fn predicted_distances(
     let start = encoder.embed(&scene.start_frame.image, &scene.start_frame.proprio)?;
     let expanded: Vec<Vec<[f32; ACTION_DIM]>> = candidates
         .iter()
-        .map(|decisions| expand(decisions, config.planner.action_repeat).collect())
+        .map(|decisions| hold_decisions(decisions, config.planner.action_repeat).collect())
         .collect();
     Ok(rollout(dynamics, &start, &expanded, Some(goal))?
         .goal_distances
@@ -218,33 +221,16 @@ fn predicted_distances(
         .collect())
 }
 
-/// Decisions held `repeat` periods each.
-fn expand(
-    decisions: &[[f32; ACTION_DIM]],
-    repeat: usize,
-) -> impl Iterator<Item = [f32; ACTION_DIM]> + '_ {
-    decisions
-        .iter()
-        .flat_map(move |a| std::iter::repeat_n(*a, repeat))
-}
-
 /// `samples` decision sequences as the planner's first iteration draws them around standing
 /// still (the first stands still), seeded by the pair.
 fn draw_candidates(planner: &PlannerConfig, seed: u64) -> Vec<Vec<[f32; ACTION_DIM]>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_cafe);
     let (min, max) = (planner.min_action, planner.max_action);
-    let mut candidates = vec![vec![[0.0; ACTION_DIM]; planner.horizon]];
+    let still = vec![[0.0; ACTION_DIM]; planner.horizon];
+    let std = vec![max.map(|m| planner.initial_std * m); planner.horizon];
+    let mut candidates = vec![still.clone()];
     while candidates.len() < planner.samples {
-        candidates.push(
-            (0..planner.horizon)
-                .map(|_| {
-                    std::array::from_fn(|axis| {
-                        let noise: f32 = StandardNormal.sample(&mut rng);
-                        (planner.initial_std * max[axis] * noise).clamp(min[axis], max[axis])
-                    })
-                })
-                .collect(),
-        );
+        candidates.push(sample_decisions(&still, &std, min, max, &mut rng));
     }
     candidates
 }

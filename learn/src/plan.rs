@@ -265,17 +265,7 @@ impl LatentPlanner {
                 candidates.push(vec![[0.0; ACTION_DIM]; c.horizon]);
             }
             while candidates.len() < c.samples {
-                let sequence: Vec<[f32; ACTION_DIM]> = mean
-                    .iter()
-                    .zip(&std)
-                    .map(|(m, s)| {
-                        std::array::from_fn(|axis| {
-                            let noise: f32 = StandardNormal.sample(&mut self.rng);
-                            (m[axis] + s[axis] * noise).clamp(min[axis], max[axis])
-                        })
-                    })
-                    .collect();
-                candidates.push(sequence);
+                candidates.push(sample_decisions(&mean, &std, min, max, &mut self.rng));
             }
             let scores = self.costs(dynamics, current, goal, &candidates)?;
             let mut order: Vec<usize> = (0..candidates.len()).collect();
@@ -353,15 +343,9 @@ impl LatentPlanner {
 
     /// Decisions repeated `action_repeat` times: the per-period actions the dynamics step through.
     fn expand(&self, candidates: &[Vec<[f32; ACTION_DIM]>]) -> Vec<Vec<[f32; ACTION_DIM]>> {
-        let repeat = self.config.action_repeat;
         candidates
             .iter()
-            .map(|decisions| {
-                decisions
-                    .iter()
-                    .flat_map(|a| std::iter::repeat_n(*a, repeat))
-                    .collect()
-            })
+            .map(|decisions| hold_decisions(decisions, self.config.action_repeat).collect())
             .collect()
     }
 
@@ -394,6 +378,36 @@ impl LatentPlanner {
             })
             .collect())
     }
+}
+
+/// One candidate sequence as the search draws it: per decision and axis, `mean + std × N(0, 1)`
+/// clipped to `[min, max]`.
+pub fn sample_decisions(
+    mean: &[[f32; ACTION_DIM]],
+    std: &[[f32; ACTION_DIM]],
+    min: [f32; ACTION_DIM],
+    max: [f32; ACTION_DIM],
+    rng: &mut ChaCha8Rng,
+) -> Vec<[f32; ACTION_DIM]> {
+    mean.iter()
+        .zip(std)
+        .map(|(m, s)| {
+            std::array::from_fn(|axis| {
+                let noise: f32 = StandardNormal.sample(rng);
+                (m[axis] + s[axis] * noise).clamp(min[axis], max[axis])
+            })
+        })
+        .collect()
+}
+
+/// The per-period actions of `decisions`, each held `repeat` control periods.
+pub fn hold_decisions(
+    decisions: &[[f32; ACTION_DIM]],
+    repeat: usize,
+) -> impl Iterator<Item = [f32; ACTION_DIM]> + '_ {
+    decisions
+        .iter()
+        .flat_map(move |a| std::iter::repeat_n(*a, repeat))
 }
 
 /// Refits the per-decision mean and standard deviation (kept at least `min_std × max_action`)

@@ -1,6 +1,6 @@
 """Independent check of an `autodidact eval --rrd` recording with the rerun SDK (0.36.3).
 
-usage: check_eval_recording.py FILE.rrd REPORT.json
+usage: check_recording.py FILE.rrd REPORT.json
 
 Reads the recording back and checks it against the JSON report of the same run, for both
 protocols (new worlds under /eval, home under /eval/home): the report text, every score on the
