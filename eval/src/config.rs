@@ -1,7 +1,7 @@
 //! What to evaluate and how much.
 
 use autodidact_learn::{MemoryConfig, PlannerConfig};
-use autodidact_nodes::planner::AlignConfig;
+use autodidact_nodes::planner::{AlignConfig, GoalProprio};
 use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
@@ -42,9 +42,10 @@ pub struct EvalConfig {
     pub success_yaw_deg: f64,
     /// Ridge of the linear probes.
     pub ridge: f64,
-    /// Embed the goal image with the robot's current proprio at every step instead of the
-    /// proprio at rest at the goal (see `PlannerNodeConfig`).
-    pub goal_with_current_proprio: bool,
+    /// The proprio the planner embeds the goal image with (see `PlannerNodeConfig`); the
+    /// candidate ranking's model scores its candidates the same way.
+    #[serde(alias = "goal_with_current_proprio")]
+    pub goal_proprio: GoalProprio,
     /// Score how the model ranks the planner's candidate commands on the easy pairs of both
     /// protocols against what the simulator makes of them (`candidate_ranking`).
     pub ranking: bool,
@@ -73,7 +74,7 @@ impl Default for EvalConfig {
             success_position_m: 0.2,
             success_yaw_deg: 20.0,
             ridge: 1e-3,
-            goal_with_current_proprio: false,
+            goal_proprio: GoalProprio::Rest,
             ranking: true,
             planner: PlannerConfig::default(),
             align: AlignConfig::default(),

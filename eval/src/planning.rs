@@ -377,7 +377,7 @@ fn attempt(
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa5a5);
     let mut planner = PlannerNode::new(PlannerNodeConfig {
         planner: config.planner.clone(),
-        goal_with_current_proprio: config.goal_with_current_proprio,
+        goal_proprio: config.goal_proprio,
         align: config.align.clone(),
         // The memory is the drive given below: what the planner sees on the way to the goal
         // is not added to it.

@@ -7,7 +7,10 @@
 
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::plan::{hold_decisions, sample_decisions};
-use autodidact_learn::{ACTION_DIM, EncoderSnapshot, PlannerConfig, goal_distance, rollout};
+use autodidact_learn::{
+    ACTION_DIM, EncoderSnapshot, Goal, PlannerConfig, goal_distance, goal_distances, rollout,
+};
+use autodidact_nodes::planner::GoalProprio;
 use autodidact_nodes::{CollectorConfig, Frame};
 use autodidact_sim::{Action, Pose2, Sim, SimConfig};
 use rand::SeedableRng;
@@ -55,17 +58,10 @@ pub(crate) fn candidate_ranking(
         let candidates = draw_candidates(planner, seed);
         let (encoder, dynamics) = models.trained;
         let goal = goal_embedding(encoder, &scene, config)?;
-        let predicted = predicted_distances(encoder, dynamics, &scene, &goal, &candidates, config)?;
+        let predicted = predicted_distances(encoder, dynamics, &scene, &candidates, config)?;
         let (random_encoder, random_dynamics) = models.random_init;
-        let random_goal = goal_embedding(random_encoder, &scene, config)?;
-        let random_init = predicted_distances(
-            random_encoder,
-            random_dynamics,
-            &scene,
-            &random_goal,
-            &candidates,
-            config,
-        )?;
+        let random_init =
+            predicted_distances(random_encoder, random_dynamics, &scene, &candidates, config)?;
         let mut endings = Vec::with_capacity(candidates.len());
         let mut seen = Vec::with_capacity(candidates.len());
         let mut seen_image = Vec::with_capacity(candidates.len());
@@ -74,7 +70,13 @@ pub(crate) fn candidate_ranking(
             let (last, end) = drive(&mut sim, sim_config, collector, &scene, decisions, config)?;
             endings.push(pose_error(&end, &scene.goal));
             let there = encoder.embed(&last.image, &last.proprio)?;
-            seen.push(f64::from(goal_distance(&there, &goal)));
+            // With the predicted proprio, the goal as a perfect proprio head would make it:
+            // at the proprio truly felt there.
+            let goal_there = match config.goal_proprio {
+                GoalProprio::Predicted => encoder.embed(&scene.goal_frame.image, &last.proprio)?,
+                GoalProprio::Rest | GoalProprio::Current => goal.clone(),
+            };
+            seen.push(f64::from(goal_distance(&there, &goal_there)));
             // The image's part: the final frame embedded at rest, as the goal is.
             let at_rest = encoder.embed(&last.image, goal_proprio)?;
             seen_image.push(f64::from(goal_distance(&at_rest, &goal)));
@@ -183,28 +185,28 @@ fn drive(
     Ok((last, sim.ground_truth().robot_pose))
 }
 
-/// The goal image embedded as the planner embeds it: with the proprio at the goal (at rest), or
-/// the robot's current one under `goal_with_current_proprio`.
+/// The goal image embedded as the planner embeds it at the start: with the proprio at the
+/// goal (at rest; also under `goal_proprio = "predicted"`, where it is the goal's place), or
+/// the robot's current one under `"current"`.
 fn goal_embedding(
     encoder: &EncoderSnapshot,
     scene: &Scene,
     config: &EvalConfig,
 ) -> Result<Vec<f32>, EvalError> {
-    let proprio = if config.goal_with_current_proprio {
-        &scene.start_frame.proprio
-    } else {
-        &scene.goal_frame.proprio
+    let proprio = match config.goal_proprio {
+        GoalProprio::Current => &scene.start_frame.proprio,
+        GoalProprio::Rest | GoalProprio::Predicted => &scene.goal_frame.proprio,
     };
     Ok(encoder.embed(&scene.goal_frame.image, proprio)?)
 }
 
 /// The model's predicted goal distance at the end of every candidate, rolled out from the
-/// start frame embedded as the planner embeds it.
+/// start frame embedded as the planner embeds it, to the goal as the planner sets it
+/// (`goal_proprio`).
 fn predicted_distances(
     encoder: &EncoderSnapshot,
     dynamics: &DynamicsSnapshot,
     scene: &Scene,
-    goal: &[f32],
     candidates: &[Vec<[f32; ACTION_DIM]>],
     config: &EvalConfig,
 ) -> Result<Vec<f64>, EvalError> {
@@ -213,11 +215,29 @@ fn predicted_distances(
         .iter()
         .map(|decisions| hold_decisions(decisions, config.planner.action_repeat).collect())
         .collect();
-    Ok(rollout(dynamics, &start, &expanded, Some(goal))?
-        .goal_distances
-        .unwrap_or_default()
+    let predicted = rollout(dynamics, &start, &expanded, None)?.predicted;
+    let finals: Vec<&[f32]> = predicted
         .iter()
-        .map(|steps| steps.last().map_or(f64::NAN, |&d| f64::from(d)))
+        .map(|steps| steps.last().map_or(&[][..], Vec::as_slice))
+        .collect();
+    let embedding;
+    let features;
+    let goal = match config.goal_proprio {
+        GoalProprio::Predicted => {
+            features = encoder.image_features(&scene.goal_frame.image)?;
+            Goal::ImageAtPredictedProprio {
+                encoder,
+                image_features: &features,
+            }
+        }
+        GoalProprio::Rest | GoalProprio::Current => {
+            embedding = goal_embedding(encoder, scene, config)?;
+            Goal::Embedding(&embedding)
+        }
+    };
+    Ok(goal_distances(dynamics, goal, &finals)?
+        .into_iter()
+        .map(f64::from)
         .collect())
 }
 

@@ -92,10 +92,12 @@ pub struct CandidateRanking {
     pub candidates: usize,
     /// Control periods each candidate is rolled out and driven.
     pub steps: usize,
-    /// Where the candidate the model predicts nearest the goal image truly ended.
+    /// Where the candidate the model predicts nearest the goal image (embedded as the planner
+    /// embeds it, `goal_proprio`) truly ended.
     pub chosen_by_model: CandidateEnding,
     /// Where the candidate whose true final frame the encoder finds nearest the goal image
-    /// ended: the model's choice were its dynamics perfect.
+    /// ended: the model's choice were its dynamics perfect (and, under `goal_proprio =
+    /// "predicted"`, its proprio head: the goal fused with the proprio truly felt there).
     pub chosen_by_encoder: CandidateEnding,
     /// The same with the true final frames embedded at rest, as the goal is: the image's part
     /// of the encoder's choice.

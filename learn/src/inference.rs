@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use burn::nn::Linear;
 use burn::prelude::*;
 
 use crate::LearnError;
@@ -82,9 +83,6 @@ impl EncoderSnapshot {
         images: &[&[u8]],
         proprio: &[&[f32]],
     ) -> Result<Vec<Vec<f32>>, LearnError> {
-        let (width, height) = (self.config.image.width, self.config.image.height);
-        let image_len = width * height * 3;
-        let proprio_dim = self.config.proprio_dim;
         if images.is_empty() {
             return Ok(Vec::new());
         }
@@ -95,55 +93,9 @@ impl EncoderSnapshot {
                 proprio.len()
             )));
         }
-        let batch = images.len();
-        let mut pixels = vec![0.0f32; batch * image_len];
-        let mut features = vec![0.0f32; batch * proprio_dim.max(1)];
-        for (index, (image, values)) in images.iter().zip(proprio).enumerate() {
-            if image.len() != image_len {
-                return Err(LearnError::BadInput(format!(
-                    "image {index} has {} bytes, expected {image_len} ({width}x{height} rgb8)",
-                    image.len()
-                )));
-            }
-            if values.len() != proprio_dim || values.iter().any(|v| !v.is_finite()) {
-                return Err(LearnError::BadInput(format!(
-                    "proprio {index} must be {proprio_dim} finite values"
-                )));
-            }
-            plain_rows_into(
-                image,
-                &mut pixels[index * image_len..(index + 1) * image_len],
-            );
-            features[index * proprio_dim..(index + 1) * proprio_dim].copy_from_slice(values);
-        }
-        // With no proprio branch the encoder ignores this (one zero column keeps shapes valid).
-        let proprio = Tensor::<2>::from_data(
-            TensorData::new(features, [batch, proprio_dim.max(1)]),
-            &self.device,
-        );
-        let embeddings = match &self.direct {
-            Some(stack) => self.encoder.forward_direct(
-                stack,
-                &pixels,
-                PixelLayout::ChannelsLast,
-                [height, width],
-                proprio,
-            )?,
-            None => {
-                let rows = Tensor::<2>::from_data(
-                    TensorData::new(pixels, [batch * height * width, 3]),
-                    &self.device,
-                );
-                self.encoder
-                    .forward_rows(rows, [batch, height, width], proprio)
-            }
-        };
-        let dim = embeddings.dims()[1];
-        let flat: Vec<f32> = embeddings
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| LearnError::Backend(format!("reading embeddings: {e:?}")))?;
-        Ok(flat.chunks(dim).map(<[f32]>::to_vec).collect())
+        let proprio = self.proprio_tensor(proprio)?;
+        let features = self.image_feature_tensor(images)?;
+        rows_of(self.encoder.fuse(features, proprio), "embeddings")
     }
 
     /// Embeds one image.
@@ -152,6 +104,116 @@ impl EncoderSnapshot {
             .pop()
             .ok_or_else(|| LearnError::Backend("empty embedding batch".into()))
     }
+
+    /// The image branch's features of one `rgb8` image, before they are fused with any proprio:
+    /// a goal image kept this way is embedded with whatever proprio [`Self::fuse`] is given.
+    ///
+    /// # Shapes
+    /// - `image`: `height × width × 3` bytes
+    /// - output: `feature_dim` values
+    pub fn image_features(&self, image: &[u8]) -> Result<Vec<f32>, LearnError> {
+        rows_of(self.image_feature_tensor(&[image])?, "image features")?
+            .pop()
+            .ok_or_else(|| LearnError::Backend("empty feature batch".into()))
+    }
+
+    /// One image's features ([`Self::image_features`]) fused with each of several proprio
+    /// vectors: the embedding that image would have at each of them.
+    ///
+    /// # Shapes
+    /// - `image_features`: `feature_dim` values
+    /// - `proprio`: `N` vectors of `proprio_dim` values
+    /// - output: `N` vectors of `embed_dim` values
+    pub fn fuse(
+        &self,
+        image_features: &[f32],
+        proprio: &[&[f32]],
+    ) -> Result<Vec<Vec<f32>>, LearnError> {
+        let feature_dim = self.config.image.feature_dim;
+        if image_features.len() != feature_dim || image_features.iter().any(|v| !v.is_finite()) {
+            return Err(LearnError::BadInput(format!(
+                "image features must be {feature_dim} finite values, got {}",
+                image_features.len()
+            )));
+        }
+        if proprio.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = proprio.len();
+        let features = Tensor::<2>::from_data(
+            TensorData::new(image_features.repeat(n), [n, feature_dim]),
+            &self.device,
+        );
+        let proprio = self.proprio_tensor(proprio)?;
+        rows_of(self.encoder.fuse(features, proprio), "embeddings")
+    }
+
+    /// Proprio vectors as one `[N, max(P, 1)]` tensor: with no proprio branch the encoder
+    /// ignores it (one zero column keeps shapes valid).
+    fn proprio_tensor(&self, proprio: &[&[f32]]) -> Result<Tensor<2>, LearnError> {
+        let proprio_dim = self.config.proprio_dim;
+        let mut values = vec![0.0f32; proprio.len() * proprio_dim.max(1)];
+        for (index, vector) in proprio.iter().enumerate() {
+            if vector.len() != proprio_dim || vector.iter().any(|v| !v.is_finite()) {
+                return Err(LearnError::BadInput(format!(
+                    "proprio {index} must be {proprio_dim} finite values"
+                )));
+            }
+            values[index * proprio_dim..(index + 1) * proprio_dim].copy_from_slice(vector);
+        }
+        Ok(Tensor::<2>::from_data(
+            TensorData::new(values, [proprio.len(), proprio_dim.max(1)]),
+            &self.device,
+        ))
+    }
+
+    /// The image branch's features of a batch of `rgb8` images, `[B, feature_dim]`.
+    fn image_feature_tensor(&self, images: &[&[u8]]) -> Result<Tensor<2>, LearnError> {
+        let (width, height) = (self.config.image.width, self.config.image.height);
+        let image_len = width * height * 3;
+        let batch = images.len();
+        let mut pixels = vec![0.0f32; batch * image_len];
+        for (index, image) in images.iter().enumerate() {
+            if image.len() != image_len {
+                return Err(LearnError::BadInput(format!(
+                    "image {index} has {} bytes, expected {image_len} ({width}x{height} rgb8)",
+                    image.len()
+                )));
+            }
+            plain_rows_into(
+                image,
+                &mut pixels[index * image_len..(index + 1) * image_len],
+            );
+        }
+        match &self.direct {
+            Some(stack) => self.encoder.image_features_direct(
+                stack,
+                &[&pixels],
+                PixelLayout::ChannelsLast,
+                [height, width],
+                &self.device,
+            ),
+            None => {
+                let rows = Tensor::<2>::from_data(
+                    TensorData::new(pixels, [batch * height * width, 3]),
+                    &self.device,
+                );
+                Ok(self
+                    .encoder
+                    .image_features_rows(rows, [batch, height, width]))
+            }
+        }
+    }
+}
+
+/// The rows of a `[N, C]` tensor as vectors; `what` names them in an error.
+fn rows_of(tensor: Tensor<2>, what: &str) -> Result<Vec<Vec<f32>>, LearnError> {
+    let width = tensor.dims()[1];
+    let flat: Vec<f32> = tensor
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| LearnError::Backend(format!("reading {what}: {e:?}")))?;
+    Ok(flat.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
 }
 
 /// Shared, swappable access to the newest encoder snapshot.
@@ -202,14 +264,16 @@ impl EncoderHandle {
 }
 
 /// An immutable copy of the latent dynamics for rollouts (planning, evaluation), with the
-/// relative-pose head where the model serves one (once the odometry objective has trained it):
-/// what a planner needs besides the encoder.
+/// relative-pose head where the model serves one (once the odometry objective has trained it)
+/// and the proprio head where the snapshot was taken from a whole model: what a planner needs
+/// besides the encoder.
 #[derive(Debug)]
 pub struct DynamicsSnapshot {
     /// Version of the weights it was taken from.
     pub version: u64,
     dynamics: Dynamics,
     relative_pose: Option<RelativePoseHead>,
+    proprio_head: Option<Linear>,
     action_scale: [f32; ACTION_DIM],
     embed_dim: usize,
     device: Device,
@@ -228,6 +292,7 @@ impl DynamicsSnapshot {
             version,
             dynamics: dynamics.valid().to_device(device),
             relative_pose: None,
+            proprio_head: None,
             action_scale,
             embed_dim,
             device: device.clone(),
@@ -244,6 +309,48 @@ impl DynamicsSnapshot {
     /// whose head has not trained on `serve_after_pairs` pairs yet.
     pub fn relative_pose(&self) -> Option<&RelativePoseHead> {
         self.relative_pose.as_ref()
+    }
+
+    /// The same snapshot with the proprio head of the same weights version: the forward
+    /// objective trains it to read, from a predicted state, the proprio the robot will feel
+    /// there.
+    pub fn with_proprio_head(mut self, head: &Linear) -> Self {
+        self.proprio_head = Some(head.valid().to_device(&self.device));
+        self
+    }
+
+    /// Whether [`Self::predicted_proprio`] can answer (the snapshot carries the proprio head).
+    pub fn predicts_proprio(&self) -> bool {
+        self.proprio_head.is_some()
+    }
+
+    /// The proprio the proprio head reads from each state (a predicted or an encoded
+    /// embedding); refused with [`LearnError::BadInput`] without a head.
+    ///
+    /// # Shapes
+    /// - `states`: `N` embeddings of `D` values
+    /// - output: `N` vectors of `P` values
+    pub fn predicted_proprio(&self, states: &[&[f32]]) -> Result<Vec<Vec<f32>>, LearnError> {
+        let Some(head) = &self.proprio_head else {
+            return Err(LearnError::BadInput(
+                "these dynamics carry no proprio head (a model without proprio, or weights \
+                 received over the wire)"
+                    .into(),
+            ));
+        };
+        let d = self.embed_dim;
+        if let Some(bad) = states.iter().position(|s| s.len() != d) {
+            return Err(LearnError::BadInput(format!(
+                "state {bad} has {} values, the model's embeddings have {d}",
+                states[bad].len()
+            )));
+        }
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = states.len();
+        let states = Tensor::<2>::from_data(TensorData::new(states.concat(), [n, d]), &self.device);
+        rows_of(head.forward(states), "predicted proprio")
     }
 
     /// Embedding size `D` the dynamics work in.

@@ -46,7 +46,10 @@ pub use health::{HealthReport, embed_frames, embedding_health, prediction_ratios
 pub use inference::{EncoderHandle, EncoderSnapshot};
 pub use memory::{Localiser, MemoryConfig, MemoryGraph, OdometryPose, Route};
 pub use model::{WorldModel, WorldModelConfig};
-pub use plan::{LatentPlanner, Plan, PlannerConfig, Rollout, SearchMethod, goal_distance, rollout};
+pub use plan::{
+    Goal, LatentPlanner, Plan, PlannerConfig, Rollout, SearchMethod, goal_distance, goal_distances,
+    rollout,
+};
 pub use replay::{ACTION_DIM, ReplayBuffer, ReplayConfig, Transition};
 pub use trainer::{
     Batch, CHECKPOINT_FORMAT, ContrastiveConfig, ForwardConfig, InverseConfig, LearningRateDecay,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::LearnError;
 use crate::health::normalise;
-use crate::inference::DynamicsSnapshot;
+use crate::inference::{DynamicsSnapshot, EncoderSnapshot};
 use crate::replay::ACTION_DIM;
 
 /// `|n(a) - n(b)|²` between two embeddings of the same length.
@@ -21,6 +21,49 @@ pub fn goal_distance(embedding: &[f32], goal: &[f32]) -> f32 {
         .zip(normalise(goal))
         .map(|(a, b)| (a - b) * (a - b))
         .sum()
+}
+
+/// What the planner steers towards.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal<'a> {
+    /// An embedding: the goal image embedded with the proprio recorded with it (at rest), or
+    /// with the robot's current proprio.
+    Embedding(&'a [f32]),
+    /// The goal image's features ([`EncoderSnapshot::image_features`]), fused at every state
+    /// with the proprio the model reads from that state ([`DynamicsSnapshot::predicted_proprio`]):
+    /// how fast the robot moves there counts as the goal's, so the distance is the image's
+    /// alone. Needs dynamics that carry the proprio head, and the encoder of their version.
+    ImageAtPredictedProprio {
+        /// The encoder whose image branch gave the features.
+        encoder: &'a EncoderSnapshot,
+        /// The goal image's features.
+        image_features: &'a [f32],
+    },
+}
+
+/// [`goal_distance`] of each state to `goal`; for [`Goal::ImageAtPredictedProprio`], to the
+/// goal image fused with the proprio the dynamics' head reads from that state.
+pub fn goal_distances(
+    dynamics: &DynamicsSnapshot,
+    goal: Goal<'_>,
+    states: &[&[f32]],
+) -> Result<Vec<f32>, LearnError> {
+    match goal {
+        Goal::Embedding(goal) => Ok(states.iter().map(|z| goal_distance(z, goal)).collect()),
+        Goal::ImageAtPredictedProprio {
+            encoder,
+            image_features,
+        } => {
+            let proprio = dynamics.predicted_proprio(states)?;
+            let proprio: Vec<&[f32]> = proprio.iter().map(Vec::as_slice).collect();
+            let goals = encoder.fuse(image_features, &proprio)?;
+            Ok(states
+                .iter()
+                .zip(&goals)
+                .map(|(z, goal)| goal_distance(z, goal))
+                .collect())
+        }
+    }
 }
 
 /// What a rollout request returns.
@@ -250,6 +293,16 @@ impl LatentPlanner {
         current: &[f32],
         goal: &[f32],
     ) -> Result<Plan, LearnError> {
+        self.plan_towards(dynamics, current, Goal::Embedding(goal))
+    }
+
+    /// [`Self::plan`] towards any [`Goal`].
+    pub fn plan_towards(
+        &mut self,
+        dynamics: &DynamicsSnapshot,
+        current: &[f32],
+        goal: Goal<'_>,
+    ) -> Result<Plan, LearnError> {
         let c = self.config.clone();
         let (min, max) = (c.min_action, c.max_action);
         let mut mean = self.shifted_warm_start();
@@ -290,11 +343,15 @@ impl LatentPlanner {
         }
         self.warm_start = Some(decisions.clone());
         self.executed = 0;
+        let start_distance = goal_distances(dynamics, goal, &[current])?
+            .first()
+            .copied()
+            .unwrap_or(f32::NAN);
         Ok(Plan {
             action: decisions[0],
             decisions,
             predicted_final_distance,
-            start_distance: goal_distance(current, goal),
+            start_distance,
             model_version: dynamics.version,
         })
     }
@@ -355,11 +412,29 @@ impl LatentPlanner {
         &self,
         dynamics: &DynamicsSnapshot,
         current: &[f32],
-        goal: &[f32],
+        goal: Goal<'_>,
         candidates: &[Vec<[f32; ACTION_DIM]>],
     ) -> Result<Vec<(f32, f32)>, LearnError> {
-        let scored = rollout(dynamics, current, &self.expand(candidates), Some(goal))?;
-        let distances = scored.goal_distances.unwrap_or_default();
+        let (embedding, goal) = match goal {
+            Goal::Embedding(embedding) => (Some(embedding), None),
+            other => (None, Some(other)),
+        };
+        let scored = rollout(dynamics, current, &self.expand(candidates), embedding)?;
+        let distances = match (scored.goal_distances, goal) {
+            (Some(distances), _) => distances,
+            (None, Some(goal)) => {
+                let states: Vec<&[f32]> = scored
+                    .predicted
+                    .iter()
+                    .flatten()
+                    .map(Vec::as_slice)
+                    .collect();
+                let flat = goal_distances(dynamics, goal, &states)?;
+                let steps = flat.len() / scored.predicted.len().max(1);
+                flat.chunks(steps.max(1)).map(<[f32]>::to_vec).collect()
+            }
+            (None, None) => Vec::new(),
+        };
         let max = self.config.max_action;
         Ok(distances
             .iter()

@@ -6,6 +6,8 @@ mod checkpoint;
 mod common;
 #[path = "trainer/fuzz.rs"]
 mod fuzz;
+#[path = "trainer/goal.rs"]
+mod goal;
 #[path = "trainer/memory.rs"]
 mod memory;
 #[path = "trainer/weights.rs"]

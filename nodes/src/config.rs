@@ -186,7 +186,10 @@ mod tests {
         .expect("parsed");
         assert_eq!(config.sim.camera.width, 32);
         assert_eq!(config.trainer_node.min_replay, 7);
-        assert!(config.planner.goal_with_current_proprio);
+        assert_eq!(
+            config.planner.goal_proprio,
+            crate::planner::GoalProprio::Current
+        );
         assert_eq!(config.encoder, EncoderConfig::default());
         let eval = config.eval.expect("kept for autodidact eval");
         assert_eq!(eval.get("pairs").and_then(toml::Value::as_integer), Some(3));

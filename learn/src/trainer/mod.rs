@@ -235,17 +235,20 @@ impl Trainer {
         )
     }
 
-    /// A snapshot of the current latent dynamics, for rollouts, with the relative-pose head
-    /// where the odometry objective has trained one enough to serve it
-    /// ([`Trainer::relative_pose_head`]).
+    /// A snapshot of the current latent dynamics, for rollouts, with the proprio head (a
+    /// model with proprio) and the relative-pose head where the odometry objective has trained
+    /// one enough to serve it ([`Trainer::relative_pose_head`]).
     pub fn dynamics_snapshot(&self) -> DynamicsSnapshot {
-        let snapshot = DynamicsSnapshot::new(
+        let mut snapshot = DynamicsSnapshot::new(
             &self.model.dynamics,
             self.config.model.embed_dim(),
             self.config.action_scale,
             self.weights_version,
             &self.inference_device,
         );
+        if let Some(head) = &self.model.proprio_head {
+            snapshot = snapshot.with_proprio_head(head);
+        }
         match self.relative_pose_head() {
             Some(head) => snapshot.with_relative_pose(head),
             None => snapshot,

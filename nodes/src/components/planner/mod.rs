@@ -25,6 +25,7 @@
 //! more than `realign_deg`.
 
 mod align;
+mod goal;
 mod memory;
 
 use autodidact_learn::inference::DynamicsSnapshot;
@@ -39,6 +40,8 @@ use crate::components::collector::Frame;
 use crate::msg::TwistMsg;
 pub use align::AlignConfig;
 use align::{Aligner, Turn};
+use goal::GoalImage;
+pub use goal::GoalProprio;
 use memory::Memory;
 pub use memory::RememberConfig;
 
@@ -48,12 +51,13 @@ pub use memory::RememberConfig;
 pub struct PlannerNodeConfig {
     /// The CEM planner.
     pub planner: PlannerConfig,
-    /// Embed the goal image with the robot's current proprio instead of the proprio recorded
-    /// with the goal (at rest). Off by default: with the first planner's model and with the
-    /// 900-step default models it reaches fewer easy goals; with the 9 000-step models of
-    /// docs/eval.md as many or more, and nearer, most with the deeper switched dynamics ("The
-    /// goal at the robot's own speed"). The memory's places stay embedded at rest.
-    pub goal_with_current_proprio: bool,
+    /// The proprio the goal image is embedded with ([`GoalProprio`]): at rest by default. The
+    /// robot's current proprio reaches fewer easy goals with the first planner's model and
+    /// with the 900-step default models, as many or more and nearer with the 9 000-step models
+    /// of docs/eval.md, most with the deeper switched dynamics ("The goal at the robot's own
+    /// speed"). The memory's places, and its subgoals, stay embedded at rest.
+    #[serde(alias = "goal_with_current_proprio")]
+    pub goal_proprio: GoalProprio,
     /// Remembering what the camera shows, to plan through it.
     pub remember: RememberConfig,
     /// Turning to the goal's heading first, by the relative-pose head (without a memory).
@@ -140,19 +144,17 @@ pub struct PlannerStats {
     /// and the robot turned in place again.
     #[serde(default)]
     pub realigned: u64,
-}
-
-struct Goal {
-    frame: Frame,
-    /// Embedding with the encoder version it came from.
-    embedding: Option<(u64, Vec<f32>)>,
+    /// Frames planned towards the goal at rest although `goal_proprio = "predicted"`: the
+    /// dynamics carry no proprio head.
+    #[serde(default)]
+    pub goal_at_rest_without_proprio_head: u64,
 }
 
 /// See the module documentation.
 pub struct PlannerNode {
     config: PlannerNodeConfig,
     planner: LatentPlanner,
-    goal: Option<Goal>,
+    goal: Option<GoalImage>,
     memory: Option<Memory>,
     aligner: Aligner,
     stats: PlannerStats,
@@ -250,10 +252,7 @@ impl PlannerNode {
         if !same_place {
             self.aligner.new_goal();
         }
-        self.goal = Some(Goal {
-            frame: goal,
-            embedding: None,
-        });
+        self.goal = Some(GoalImage::new(goal));
         self.planner.reset();
         if let Some(memory) = &mut self.memory {
             memory.new_goal();
@@ -327,27 +326,21 @@ impl PlannerNode {
                 )));
             }
         }
-        let goal_embedding = if self.config.goal_with_current_proprio {
-            self.stats.goal_embeddings += 1;
-            encoder.embed(&goal.frame.image, &frame.proprio)?
-        } else {
-            match &goal.embedding {
-                Some((version, embedding)) if *version == encoder.version => embedding.clone(),
-                _ => {
-                    self.stats.goal_embeddings += 1;
-                    let embedding = encoder.embed(&goal.frame.image, &goal.frame.proprio)?;
-                    goal.embedding = Some((encoder.version, embedding.clone()));
-                    embedding
-                }
+        let embedded = goal.embed(self.config.goal_proprio, frame, encoder, dynamics)?;
+        self.stats.goal_embeddings += embedded.computed;
+        if embedded.without_head {
+            if self.stats.goal_at_rest_without_proprio_head == 0 {
+                tracing::warn!(
+                    "goal_proprio = \"predicted\", but the dynamics carry no proprio head: \
+                     the goal is embedded at rest"
+                );
             }
-        };
+            self.stats.goal_at_rest_without_proprio_head += 1;
+        }
         let routed = match &mut self.memory {
             Some(memory) => {
-                // The goal's embedding is its place feature when it was embedded at rest.
-                let goal_place =
-                    (!self.config.goal_with_current_proprio).then_some(&goal_embedding[..]);
                 let max_action = self.config.planner.max_action;
-                let goal = (&goal.frame, goal_place);
+                let goal = (&goal.frame, embedded.place.as_deref());
                 memory.route(frame, goal, encoder, max_action, &mut self.stats)?
             }
             None => memory::Routed::default(),
@@ -379,8 +372,11 @@ impl PlannerNode {
             }
             None => {
                 let current = encoder.embed(&frame.image, &frame.proprio)?;
-                let target = subgoal.as_ref().unwrap_or(&goal_embedding);
-                let plan = self.planner.plan(dynamics, &current, target)?;
+                let target = match &subgoal {
+                    Some(subgoal) => autodidact_learn::Goal::Embedding(subgoal),
+                    None => embedded.target(encoder),
+                };
+                let plan = self.planner.plan_towards(dynamics, &current, target)?;
                 (plan.action, Some(plan))
             }
         };
@@ -712,6 +708,74 @@ mod tests {
         let mut bad = frame(5, 90);
         bad.image = Arc::from(vec![0u8; 10]);
         assert!(node.on_frame(&bad, &encoder, &dynamics).is_err());
+    }
+
+    /// `goal_proprio = "predicted"`: the MPC steers to the goal image fused with the proprio
+    /// the model predicts (the plan's start distance is that one, not the distance to the goal
+    /// at rest), the image's features are kept per encoder version, and dynamics without the
+    /// proprio head fall back to the goal at rest, counted.
+    #[test]
+    fn a_goal_at_the_predicted_proprio_steers_by_the_image_and_falls_back_to_rest_without_a_head() {
+        let trainer = small_trainer();
+        let encoder = trainer.snapshot();
+        let dynamics = trainer.dynamics_snapshot();
+        let config = PlannerNodeConfig {
+            goal_proprio: GoalProprio::Predicted,
+            ..PlannerNodeConfig::default()
+        };
+        let goal = frame(0, 30);
+        let moving = Frame {
+            proprio: vec![0.5; 7],
+            ..frame(1, 90)
+        };
+        let current = encoder
+            .embed(&moving.image, &moving.proprio)
+            .expect("embed");
+        let features = encoder.image_features(&goal.image).expect("features");
+        let predicted = autodidact_learn::goal_distances(
+            &dynamics,
+            autodidact_learn::Goal::ImageAtPredictedProprio {
+                encoder: &encoder,
+                image_features: &features,
+            },
+            &[&current],
+        )
+        .expect("distance")[0];
+        let at_rest = autodidact_learn::goal_distance(
+            &current,
+            &encoder.embed(&goal.image, &goal.proprio).expect("embed"),
+        );
+        assert!((predicted - at_rest).abs() > 1e-4, "{predicted} {at_rest}");
+
+        let mut node = PlannerNode::new(config.clone()).expect("planner");
+        node.set_goal(goal.clone());
+        let first = decide(&mut node, &moving, &encoder, &dynamics);
+        let start_distance = first.plan.expect("a latent plan").start_distance;
+        assert!(
+            (start_distance - predicted).abs() < 1e-5,
+            "{start_distance}"
+        );
+        decide(&mut node, &moving, &encoder, &dynamics);
+        assert_eq!(
+            node.stats().goal_embeddings,
+            2,
+            "the goal at rest (its place) and its image's features, once per version"
+        );
+        assert_eq!(node.stats().goal_at_rest_without_proprio_head, 0);
+
+        let headless = DynamicsSnapshot::new(
+            &trainer.config().model.dynamics().init(encoder.device()),
+            trainer.config().model.embed_dim(),
+            trainer.config().action_scale,
+            dynamics.version,
+            encoder.device(),
+        );
+        let mut node = PlannerNode::new(config).expect("planner");
+        node.set_goal(goal);
+        let fallback = decide(&mut node, &moving, &encoder, &headless);
+        let start_distance = fallback.plan.expect("a latent plan").start_distance;
+        assert!((start_distance - at_rest).abs() < 1e-5, "{start_distance}");
+        assert_eq!(node.stats().goal_at_rest_without_proprio_head, 1);
     }
 
     #[test]
