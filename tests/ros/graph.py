@@ -206,7 +206,7 @@ def main(nodes):
     planner_config = os.path.join(WORK, "planner.toml")
     with open(planner_config, "w") as f:
         f.write(
-            "[planner]\ngoal_with_current_proprio = true\n\n[planner.planner]\neffort_weight = 0.0\n"
+            "[planner]\ngoal_proprio = \"current\"\n\n[planner.planner]\neffort_weight = 0.0\n"
             # The route through the memory of its own drive comes out as a Path.
             "\n" + REMEMBER
         )

@@ -6,6 +6,8 @@
 //! Place features are computed once per frame and encoder version: a growing memory embeds only
 //! its new frames before the graph is built again.
 
+use std::sync::Arc;
+
 use autodidact_learn::baseline::PixelBaseline;
 use autodidact_learn::memory::PlaceFeatures;
 use autodidact_learn::memory::{Follow, PathFollower, Placement};
@@ -425,6 +427,8 @@ impl Memory {
             .filter(|&node| {
                 goal_distance(&here, &graph.nodes()[node].embedding) < goal_distance(&here, &there)
             });
+        let subgoal_image =
+            subgoal_node.map(|node| Arc::clone(&self.frames[graph.nodes()[node].frame].image));
         let subgoal = match (subgoal_node, places) {
             (None, _) => None,
             (Some(node), Places::Embedding) => Some(graph.nodes()[node].embedding.clone()),
@@ -438,6 +442,7 @@ impl Memory {
         Ok(Routed {
             route,
             subgoal,
+            subgoal_image,
             command,
             rebuilt,
         })
@@ -513,6 +518,8 @@ pub(super) struct Routed {
     pub(super) route: Option<Route>,
     /// What the MPC drives to instead of the goal: the embedding of a node along the route.
     pub(super) subgoal: Option<Vec<f32>>,
+    /// The image of that node's frame (for a subgoal at the predicted proprio).
+    pub(super) subgoal_image: Option<Arc<[u8]>>,
     /// The command of the route follower, while it follows a path (the MPC is not asked).
     pub(super) command: Option<[f32; 2]>,
     /// The graph was built for this frame.

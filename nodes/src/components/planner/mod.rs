@@ -52,10 +52,11 @@ pub struct PlannerNodeConfig {
     /// The CEM planner.
     pub planner: PlannerConfig,
     /// The proprio the goal image is embedded with ([`GoalProprio`]): at rest by default. The
-    /// robot's current proprio reaches fewer easy goals with the first planner's model and
-    /// with the 900-step default models, as many or more and nearer with the 9 000-step models
-    /// of docs/eval.md, most with the deeper switched dynamics ("The goal at the robot's own
-    /// speed"). The memory's places, and its subgoals, stay embedded at rest.
+    /// robot's current proprio, or the one the model predicts, reaches fewer easy goals with
+    /// the 900-step default models, as many or more and nearer with the 9 000-step models of
+    /// docs/eval.md, most with the deeper switched dynamics ("The goal at the robot's own
+    /// speed", "The goal at the predicted speed"). The memory's places stay embedded at rest;
+    /// its subgoals are steered to as the goal is under `"predicted"`, else at rest.
     #[serde(alias = "goal_with_current_proprio")]
     pub goal_proprio: GoalProprio,
     /// Remembering what the camera shows, to plan through it.
@@ -348,6 +349,7 @@ impl PlannerNode {
         let memory::Routed {
             route,
             subgoal,
+            subgoal_image,
             command,
             rebuilt,
         } = routed;
@@ -372,9 +374,20 @@ impl PlannerNode {
             }
             None => {
                 let current = encoder.embed(&frame.image, &frame.proprio)?;
-                let target = match &subgoal {
-                    Some(subgoal) => autodidact_learn::Goal::Embedding(subgoal),
-                    None => embedded.target(encoder),
+                // A subgoal is a remembered frame: under the predicted proprio, its image.
+                let subgoal_features = match (&subgoal_image, embedded.features.is_some()) {
+                    (Some(image), true) => Some(encoder.image_features(image)?),
+                    _ => None,
+                };
+                let target = match (&subgoal, &subgoal_features) {
+                    (Some(_), Some(image_features)) => {
+                        autodidact_learn::Goal::ImageAtPredictedProprio {
+                            encoder,
+                            image_features,
+                        }
+                    }
+                    (Some(subgoal), None) => autodidact_learn::Goal::Embedding(subgoal),
+                    (None, _) => embedded.target(encoder),
                 };
                 let plan = self.planner.plan_towards(dynamics, &current, target)?;
                 (plan.action, Some(plan))
@@ -838,6 +851,53 @@ mod tests {
             2,
             "a new version rebuilds the graph"
         );
+    }
+
+    /// Under `goal_proprio = "predicted"` the MPC steers to a memory subgoal as it steers to
+    /// the goal: the subgoal frame's image fused with the proprio the model predicts.
+    #[test]
+    fn a_memory_subgoal_at_the_predicted_proprio_is_its_frame_s_image() {
+        let trainer = small_trainer();
+        let encoder = trainer.snapshot();
+        let dynamics = trainer.dynamics_snapshot();
+        let mut node = PlannerNode::new(PlannerNodeConfig {
+            goal_proprio: GoalProprio::Predicted,
+            ..PlannerNodeConfig::default()
+        })
+        .expect("planner");
+        let drive: Vec<Frame> = (0..=100u8).map(|i| frame(u64::from(i), 2 * i)).collect();
+        node.set_memory(drive.clone(), MemoryConfig::default())
+            .expect("memory");
+        node.set_goal(frame(1000, 200));
+        let moving = Frame {
+            proprio: vec![0.5; 7],
+            ..frame(1001, 0)
+        };
+        let output = decide(&mut node, &moving, &encoder, &dynamics);
+        let graph = node.memory_graph().expect("graph built");
+        let subgoal = output
+            .route
+            .and_then(|route| route.subgoal)
+            .expect("the goal is far along the route");
+        let image = &drive[graph.nodes()[subgoal].frame].image;
+        let features = encoder.image_features(image).expect("features");
+        let current = encoder
+            .embed(&moving.image, &moving.proprio)
+            .expect("embed");
+        let expected = autodidact_learn::goal_distances(
+            &dynamics,
+            autodidact_learn::Goal::ImageAtPredictedProprio {
+                encoder: &encoder,
+                image_features: &features,
+            },
+            &[&current],
+        )
+        .expect("distance")[0];
+        let at_rest = autodidact_learn::goal_distance(&current, &graph.nodes()[subgoal].embedding);
+        assert!((expected - at_rest).abs() > 1e-4, "{expected} {at_rest}");
+        let start_distance = output.plan.expect("a latent plan").start_distance;
+        assert!((start_distance - expected).abs() < 1e-5, "{start_distance}");
+        assert_eq!(node.stats().subgoal_plans, 1);
     }
 
     #[test]
