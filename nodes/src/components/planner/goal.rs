@@ -180,26 +180,15 @@ mod tests {
     #[test]
     fn goal_proprio_reads_its_names_and_the_older_boolean_spelling() {
         assert_eq!(read("").expect("default"), GoalProprio::Rest);
-        assert_eq!(
-            read("goal_proprio = \"rest\"").expect("rest"),
-            GoalProprio::Rest
-        );
-        assert_eq!(
-            read("goal_proprio = \"current\"").expect("current"),
-            GoalProprio::Current
-        );
-        assert_eq!(
-            read("goal_proprio = \"predicted\"").expect("predicted"),
-            GoalProprio::Predicted
-        );
-        assert_eq!(
-            read("goal_with_current_proprio = true").expect("older spelling"),
-            GoalProprio::Current
-        );
-        assert_eq!(
-            read("goal_with_current_proprio = false").expect("older spelling"),
-            GoalProprio::Rest
-        );
+        for (text, expected) in [
+            ("goal_proprio = \"rest\"", GoalProprio::Rest),
+            ("goal_proprio = \"current\"", GoalProprio::Current),
+            ("goal_proprio = \"predicted\"", GoalProprio::Predicted),
+            ("goal_with_current_proprio = true", GoalProprio::Current),
+            ("goal_with_current_proprio = false", GoalProprio::Rest),
+        ] {
+            assert_eq!(read(text).expect(text), expected, "{text}");
+        }
         let error = read("goal_proprio = \"moving\"").expect_err("unknown name");
         assert!(error.to_string().contains("\"predicted\""), "{error}");
     }

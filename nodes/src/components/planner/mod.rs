@@ -511,6 +511,21 @@ mod tests {
             .expect("a command")
     }
 
+    /// The distance from `current` to `image` fused with the proprio `dynamics` predicts there.
+    fn at_predicted_proprio(
+        encoder: &EncoderSnapshot,
+        dynamics: &DynamicsSnapshot,
+        image: &[u8],
+        current: &[f32],
+    ) -> f32 {
+        let features = encoder.image_features(image).expect("features");
+        let goal = autodidact_learn::Goal::ImageAtPredictedProprio {
+            encoder,
+            image_features: &features,
+        };
+        autodidact_learn::goal_distances(dynamics, goal, &[current]).expect("distance")[0]
+    }
+
     /// Where the relative-pose head of `dynamics` reads `goal` from `here`, on the two frames'
     /// image-only embeddings by `encoder`, as the planner reads it.
     fn head_reading(
@@ -744,16 +759,7 @@ mod tests {
         let current = encoder
             .embed(&moving.image, &moving.proprio)
             .expect("embed");
-        let features = encoder.image_features(&goal.image).expect("features");
-        let predicted = autodidact_learn::goal_distances(
-            &dynamics,
-            autodidact_learn::Goal::ImageAtPredictedProprio {
-                encoder: &encoder,
-                image_features: &features,
-            },
-            &[&current],
-        )
-        .expect("distance")[0];
+        let predicted = at_predicted_proprio(&encoder, &dynamics, &goal.image, &current);
         let at_rest = autodidact_learn::goal_distance(
             &current,
             &encoder.embed(&goal.image, &goal.proprio).expect("embed"),
@@ -880,19 +886,10 @@ mod tests {
             .and_then(|route| route.subgoal)
             .expect("the goal is far along the route");
         let image = &drive[graph.nodes()[subgoal].frame].image;
-        let features = encoder.image_features(image).expect("features");
         let current = encoder
             .embed(&moving.image, &moving.proprio)
             .expect("embed");
-        let expected = autodidact_learn::goal_distances(
-            &dynamics,
-            autodidact_learn::Goal::ImageAtPredictedProprio {
-                encoder: &encoder,
-                image_features: &features,
-            },
-            &[&current],
-        )
-        .expect("distance")[0];
+        let expected = at_predicted_proprio(&encoder, &dynamics, image, &current);
         let at_rest = autodidact_learn::goal_distance(&current, &graph.nodes()[subgoal].embedding);
         assert!((expected - at_rest).abs() > 1e-4, "{expected} {at_rest}");
         let start_distance = output.plan.expect("a latent plan").start_distance;
