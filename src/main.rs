@@ -201,6 +201,10 @@ enum BenchWhat {
         /// Timed single-image encodes per backend.
         #[arg(long, default_value_t = 300)]
         encodes: usize,
+        /// Timed plans for one frame per backend and goal kind (at rest, at the predicted
+        /// proprio).
+        #[arg(long, default_value_t = 20)]
+        plans: usize,
         /// Also write the rows as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -441,13 +445,20 @@ fn main() -> Result<()> {
                     batch_sizes,
                     steps,
                     encodes,
+                    plans,
                     json,
                 },
         } => {
             let mut tables = Vec::new();
             for backend in backends {
                 for &batch_size in &batch_sizes {
-                    let rows = bench_learn(backend, batch_size, steps.max(1), encodes.max(1))?;
+                    let rows = bench_learn(
+                        backend,
+                        batch_size,
+                        steps.max(1),
+                        encodes.max(1),
+                        plans.max(1),
+                    )?;
                     tables.push((backend.to_string(), rows));
                 }
             }

@@ -143,6 +143,8 @@ fn bench_learn_times_a_training_step_at_each_batch_size_it_is_given() {
                 "1",
                 "--encodes",
                 "1",
+                "--plans",
+                "1",
                 "--json",
             ])
             .arg(&json),
@@ -179,6 +181,18 @@ fn bench_learn_times_a_training_step_at_each_batch_size_it_is_given() {
         stdout.contains("train step, batch 4") && stdout.contains("train step, batch 8"),
         "{stdout}"
     );
+    // What the goal at the predicted proprio costs the planner: both plans, per table.
+    for goal in ["goal at rest", "goal image at the predicted proprio"] {
+        let plans = rows
+            .iter()
+            .filter(|row| {
+                row["case"]
+                    .as_str()
+                    .is_some_and(|case| case.contains("plan 1 frame") && case.ends_with(goal))
+            })
+            .count();
+        assert_eq!(plans, 2, "one {goal:?} row per batch size: {stdout}");
+    }
 
     let stderr = run_refused(autodidact().args([
         "bench",

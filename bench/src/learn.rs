@@ -95,12 +95,14 @@ pub(crate) fn exploration(
 /// Measures the learning core on `backend`: a training step at the default configuration
 /// with `batch_size` sequences (two views, every default objective), the same step without
 /// the odometry objective (what its relative-pose head costs; the two alternate step by step),
-/// and single-image encode latency.
+/// single-image encode latency, and the reference planner's plan for one frame with the goal
+/// embedded at rest and as an image at the predicted proprio (alternating, `plans` each).
 pub fn bench_learn(
     backend: autodidact_learn::BackendChoice,
     batch_size: usize,
     train_steps: usize,
     encodes: usize,
+    plans: usize,
 ) -> Result<Vec<BenchRow>> {
     let (mut trainer, observation) =
         filled_trainer_configured(backend, 0, 600, batch_size, |_| {})?;
@@ -140,6 +142,14 @@ pub fn bench_learn(
         snapshot.embed(&image, &proprio)?;
         encode_us.push(started.elapsed().as_secs_f64() * 1e6);
     }
+    let (rest_us, predicted_us) = plan_times(&snapshot_trainer, &image, plans)?;
+    let planner = autodidact_learn::PlannerConfig::default();
+    let search = format!(
+        "{} candidates x {} iterations, {} steps",
+        planner.samples,
+        planner.iterations,
+        planner.horizon * planner.action_repeat
+    );
     Ok(vec![
         BenchRow::from_samples(
             format!("train step, batch {batch_size} (per second = samples)"),
@@ -152,5 +162,53 @@ pub fn bench_learn(
             batch_size as f64,
         ),
         BenchRow::from_samples("encode 1 image 64x64".to_string(), &encode_us, 1.0),
+        BenchRow::from_samples(
+            format!("plan 1 frame ({search}), goal at rest"),
+            &rest_us,
+            1.0,
+        ),
+        BenchRow::from_samples(
+            format!("plan 1 frame ({search}), goal image at the predicted proprio"),
+            &predicted_us,
+            1.0,
+        ),
     ])
+}
+
+/// Microseconds per plan of the default planner from `image`'s embedding towards the same
+/// image, embedded at rest and as its features at the predicted proprio, `plans` of each
+/// alternating after one warm-up of each.
+fn plan_times(
+    trainer: &autodidact_learn::Trainer,
+    image: &[u8],
+    plans: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    use autodidact_learn::{Goal, LatentPlanner, PlannerConfig};
+    let encoder = trainer.snapshot();
+    let dynamics = trainer.dynamics_snapshot();
+    let rest = vec![0.0f32; encoder.config().proprio_dim];
+    let current = encoder.embed(image, &rest)?;
+    let features = encoder.image_features(image)?;
+    let goals = [
+        Goal::Embedding(&current),
+        Goal::ImageAtPredictedProprio {
+            encoder: &encoder,
+            image_features: &features,
+        },
+    ];
+    let mut planner = LatentPlanner::new(PlannerConfig::default())?;
+    let mut times = [Vec::with_capacity(plans), Vec::with_capacity(plans)];
+    for round in 0..=plans {
+        for (goal, samples) in goals.iter().zip(&mut times) {
+            planner.reset();
+            let started = Instant::now();
+            planner.plan_towards(&dynamics, &current, *goal)?;
+            // The first round warms up.
+            if round > 0 {
+                samples.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+    }
+    let [rest_us, predicted_us] = times;
+    Ok((rest_us, predicted_us))
 }
