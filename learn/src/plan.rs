@@ -49,7 +49,19 @@ pub fn goal_distances(
     states: &[&[f32]],
 ) -> Result<Vec<f32>, LearnError> {
     match goal {
-        Goal::Embedding(goal) => Ok(states.iter().map(|z| goal_distance(z, goal)).collect()),
+        Goal::Embedding(goal) => {
+            if let Some(state) = states.iter().find(|z| z.len() != goal.len()) {
+                return Err(LearnError::BadInput(format!(
+                    "goal has {} values, the model's embeddings have {}",
+                    goal.len(),
+                    state.len()
+                )));
+            }
+            if goal.iter().any(|v| !v.is_finite()) {
+                return Err(LearnError::BadInput("non-finite goal embedding".into()));
+            }
+            Ok(states.iter().map(|z| goal_distance(z, goal)).collect())
+        }
         Goal::ImageAtPredictedProprio {
             encoder,
             image_features,
@@ -415,29 +427,13 @@ impl LatentPlanner {
         goal: Goal<'_>,
         candidates: &[Vec<[f32; ACTION_DIM]>],
     ) -> Result<Vec<(f32, f32)>, LearnError> {
-        let (embedding, goal) = match goal {
-            Goal::Embedding(embedding) => (Some(embedding), None),
-            other => (None, Some(other)),
-        };
-        let scored = rollout(dynamics, current, &self.expand(candidates), embedding)?;
-        let distances = match (scored.goal_distances, goal) {
-            (Some(distances), _) => distances,
-            (None, Some(goal)) => {
-                let states: Vec<&[f32]> = scored
-                    .predicted
-                    .iter()
-                    .flatten()
-                    .map(Vec::as_slice)
-                    .collect();
-                let flat = goal_distances(dynamics, goal, &states)?;
-                let steps = flat.len() / scored.predicted.len().max(1);
-                flat.chunks(steps.max(1)).map(<[f32]>::to_vec).collect()
-            }
-            (None, None) => Vec::new(),
-        };
+        let predicted = rollout(dynamics, current, &self.expand(candidates), None)?.predicted;
+        let steps = predicted.first().map_or(1, Vec::len).max(1);
+        let states: Vec<&[f32]> = predicted.iter().flatten().map(Vec::as_slice).collect();
+        let distances = goal_distances(dynamics, goal, &states)?;
         let max = self.config.max_action;
         Ok(distances
-            .iter()
+            .chunks(steps)
             .zip(candidates)
             .map(|(steps, decisions)| {
                 let mean = steps.iter().sum::<f32>() / steps.len().max(1) as f32;
