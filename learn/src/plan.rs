@@ -48,18 +48,16 @@ pub fn goal_distances(
     goal: Goal<'_>,
     states: &[&[f32]],
 ) -> Result<Vec<f32>, LearnError> {
+    let d = dynamics.embed_dim();
+    if let Some(bad) = states.iter().position(|z| z.len() != d) {
+        return Err(LearnError::BadInput(format!(
+            "state {bad} has {} values, the model's embeddings have {d}",
+            states[bad].len()
+        )));
+    }
     match goal {
         Goal::Embedding(goal) => {
-            if let Some(state) = states.iter().find(|z| z.len() != goal.len()) {
-                return Err(LearnError::BadInput(format!(
-                    "goal has {} values, the model's embeddings have {}",
-                    goal.len(),
-                    state.len()
-                )));
-            }
-            if goal.iter().any(|v| !v.is_finite()) {
-                return Err(LearnError::BadInput("non-finite goal embedding".into()));
-            }
+            check_goal(goal, d)?;
             Ok(states.iter().map(|z| goal_distance(z, goal)).collect())
         }
         Goal::ImageAtPredictedProprio {
@@ -76,6 +74,20 @@ pub fn goal_distances(
                 .collect())
         }
     }
+}
+
+/// Refuses a goal embedding that is not `embed_dim` finite values.
+fn check_goal(goal: &[f32], embed_dim: usize) -> Result<(), LearnError> {
+    if goal.len() != embed_dim {
+        return Err(LearnError::BadInput(format!(
+            "goal has {} values, the model's embeddings have {embed_dim}",
+            goal.len()
+        )));
+    }
+    if goal.iter().any(|v| !v.is_finite()) {
+        return Err(LearnError::BadInput("non-finite goal embedding".into()));
+    }
+    Ok(())
 }
 
 /// What a rollout request returns.
@@ -101,16 +113,7 @@ pub fn rollout(
     goal: Option<&[f32]>,
 ) -> Result<Rollout, LearnError> {
     if let Some(goal) = goal {
-        if goal.len() != dynamics.embed_dim() {
-            return Err(LearnError::BadInput(format!(
-                "goal has {} values, the model's embeddings have {}",
-                goal.len(),
-                dynamics.embed_dim()
-            )));
-        }
-        if goal.iter().any(|v| !v.is_finite()) {
-            return Err(LearnError::BadInput("non-finite goal embedding".into()));
-        }
+        check_goal(goal, dynamics.embed_dim())?;
     }
     let predicted = dynamics.rollout(start, candidates)?;
     if predicted.iter().flatten().flatten().any(|v| !v.is_finite()) {
