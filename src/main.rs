@@ -201,8 +201,8 @@ enum BenchWhat {
         /// Timed single-image encodes per backend.
         #[arg(long, default_value_t = 300)]
         encodes: usize,
-        /// Timed plans for one frame per backend and goal kind (at rest, at the predicted
-        /// proprio).
+        /// Timed plans for one frame per table (backend and batch size) and goal kind (at
+        /// rest, at the predicted proprio).
         #[arg(long, default_value_t = 20)]
         plans: usize,
         /// Also write the rows as JSON to this file.

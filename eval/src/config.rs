@@ -114,3 +114,25 @@ impl EvalConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports and configurations written before `goal_proprio` existed still read: the older
+    /// key is the same setting, and both at once are refused.
+    #[test]
+    fn the_older_goal_with_current_proprio_key_still_reads() {
+        let read = |text: &str| serde_json::from_str::<EvalConfig>(text);
+        let older = read(r#"{"goal_with_current_proprio": true}"#).expect("older key");
+        assert_eq!(older.goal_proprio, GoalProprio::Current);
+        let older = read(r#"{"goal_with_current_proprio": false}"#).expect("older key");
+        assert_eq!(older.goal_proprio, GoalProprio::Rest);
+        let newer = read(r#"{"goal_proprio": "predicted"}"#).expect("new key");
+        assert_eq!(newer.goal_proprio, GoalProprio::Predicted);
+        assert!(
+            read(r#"{"goal_proprio": "predicted", "goal_with_current_proprio": true}"#).is_err(),
+            "both keys"
+        );
+    }
+}

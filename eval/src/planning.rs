@@ -384,7 +384,7 @@ fn attempt(
         ..PlannerNodeConfig::default()
     })?;
     let goal_frame_image = goal_frame.image.clone();
-    let goal_proprio = goal_frame.proprio.clone();
+    let goal_frame_proprio = goal_frame.proprio.clone();
     planner.set_goal(goal_frame);
     if let Agent::MemoryPlanner(_, _, memory) = agent {
         planner.set_memory(memory.frames.clone(), config.memory.clone())?;
@@ -403,7 +403,7 @@ fn attempt(
         Agent::Planner(encoder, _) | Agent::MemoryPlanner(encoder, ..)
             if tracing::enabled!(tracing::Level::TRACE) =>
         {
-            Some(encoder.embed(&goal_frame_image, &goal_proprio)?)
+            Some(encoder.embed(&goal_frame_image, &goal_frame_proprio)?)
         }
         _ => None,
     };
@@ -435,7 +435,7 @@ fn attempt(
                 if let Some(goal) = &goal_at_rest {
                     // Per period: the truth beside the planner's view of it. `at_rest` is the
                     // frame embedded at rest, as the goal is: the image's part of the distance.
-                    let place = encoder.embed(&frame.image, &goal_proprio)?;
+                    let place = encoder.embed(&frame.image, &goal_frame_proprio)?;
                     let robot = sim.ground_truth().robot_pose;
                     let truth = pose_error(&robot, &goal_pose);
                     // The goal seen from the robot: truly, and as the relative-pose head read it.

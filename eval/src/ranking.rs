@@ -65,7 +65,7 @@ pub(crate) fn candidate_ranking(
         let mut endings = Vec::with_capacity(candidates.len());
         let mut seen = Vec::with_capacity(candidates.len());
         let mut seen_image = Vec::with_capacity(candidates.len());
-        let goal_proprio = &scene.goal_frame.proprio;
+        let goal_frame_proprio = &scene.goal_frame.proprio;
         for decisions in &candidates {
             let (last, end) = drive(&mut sim, sim_config, collector, &scene, decisions, config)?;
             endings.push(pose_error(&end, &scene.goal));
@@ -78,7 +78,7 @@ pub(crate) fn candidate_ranking(
             };
             seen.push(f64::from(goal_distance(&there, &goal_there)));
             // The image's part: the final frame embedded at rest, as the goal is.
-            let at_rest = encoder.embed(&last.image, goal_proprio)?;
+            let at_rest = encoder.embed(&last.image, goal_frame_proprio)?;
             seen_image.push(f64::from(goal_distance(&at_rest, &goal)));
         }
         let truth: Vec<f64> = endings

@@ -130,11 +130,14 @@ impl EncoderSnapshot {
         proprio: &[&[f32]],
     ) -> Result<Vec<Vec<f32>>, LearnError> {
         let feature_dim = self.config.image.feature_dim;
-        if image_features.len() != feature_dim || image_features.iter().any(|v| !v.is_finite()) {
+        if image_features.len() != feature_dim {
             return Err(LearnError::BadInput(format!(
-                "image features must be {feature_dim} finite values, got {}",
+                "image features have {} values, the encoder's have {feature_dim}",
                 image_features.len()
             )));
+        }
+        if image_features.iter().any(|v| !v.is_finite()) {
+            return Err(LearnError::BadInput("non-finite image features".into()));
         }
         if proprio.is_empty() {
             return Ok(Vec::new());

@@ -64,9 +64,22 @@ pub fn goal_distances(
             encoder,
             image_features,
         } => {
+            if encoder.config().embed_dim != d {
+                return Err(LearnError::BadInput(format!(
+                    "the encoder embeds in {} values, the dynamics work in {d}",
+                    encoder.config().embed_dim
+                )));
+            }
             let proprio = dynamics.predicted_proprio(states)?;
             let proprio: Vec<&[f32]> = proprio.iter().map(Vec::as_slice).collect();
             let goals = encoder.fuse(image_features, &proprio)?;
+            if goals.len() != states.len() {
+                return Err(LearnError::Backend(format!(
+                    "{} goals fused for {} states",
+                    goals.len(),
+                    states.len()
+                )));
+            }
             Ok(states
                 .iter()
                 .zip(&goals)

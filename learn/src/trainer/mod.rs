@@ -235,9 +235,10 @@ impl Trainer {
         )
     }
 
-    /// A snapshot of the current latent dynamics, for rollouts, with the proprio head (a
-    /// model with proprio) and the relative-pose head where the odometry objective has trained
-    /// one enough to serve it ([`Trainer::relative_pose_head`]).
+    /// A snapshot of the current latent dynamics, for rollouts, with the proprio head where
+    /// the forward objective trains it (a model with proprio, `forward.enabled` and
+    /// `forward.proprio_weight > 0`) and the relative-pose head where the odometry objective
+    /// has trained one enough to serve it ([`Trainer::relative_pose_head`]).
     pub fn dynamics_snapshot(&self) -> DynamicsSnapshot {
         let mut snapshot = DynamicsSnapshot::new(
             &self.model.dynamics,
@@ -246,7 +247,11 @@ impl Trainer {
             self.weights_version,
             &self.inference_device,
         );
-        if let Some(head) = &self.model.proprio_head {
+        let forward = &self.config.objectives.forward;
+        if let (Some(head), true) = (
+            &self.model.proprio_head,
+            forward.enabled && forward.proprio_weight > 0.0,
+        ) {
             snapshot = snapshot.with_proprio_head(head);
         }
         match self.relative_pose_head() {

@@ -94,6 +94,11 @@ fn dynamics_without_the_proprio_head_refuse_a_goal_at_the_predicted_proprio() {
         &device,
     );
     assert!(!headless.predicts_proprio());
+    // A head the forward objective does not train is not served.
+    let mut untrained = config.clone();
+    untrained.objectives.forward.proprio_weight = 0.0;
+    let untrained = Trainer::new(untrained).expect("trainer");
+    assert!(!untrained.dynamics_snapshot().predicts_proprio());
     let (images, proprio) = probe_inputs();
     let start = encoder.embed(&images[0], &proprio[0]).expect("start");
     let features = encoder.image_features(&images[1]).expect("features");
@@ -112,4 +117,10 @@ fn dynamics_without_the_proprio_head_refuse_a_goal_at_the_predicted_proprio() {
         encoder.fuse(&features[1..], &[&proprio[0]]).is_err(),
         "features of another length"
     );
+    let mut broken = features.clone();
+    broken[0] = f32::NAN;
+    let error = encoder
+        .fuse(&broken, &[&proprio[0]])
+        .expect_err("non-finite");
+    assert!(error.to_string().contains("non-finite"), "{error}");
 }

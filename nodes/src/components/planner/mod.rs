@@ -108,7 +108,9 @@ pub struct PlannerStats {
     pub plans: u64,
     /// Frames that arrived with no goal set.
     pub without_goal: u64,
-    /// Times the goal was embedded (once per goal and encoder version).
+    /// Times the goal was embedded: once per goal and encoder version at rest (twice under
+    /// `goal_proprio = "predicted"`: at rest, the memory's place, and the image's features),
+    /// every frame under `"current"`.
     pub goal_embeddings: u64,
     /// Times the memory graph was built (once per memory and encoder version).
     pub memory_builds: u64,
@@ -145,8 +147,8 @@ pub struct PlannerStats {
     /// and the robot turned in place again.
     #[serde(default)]
     pub realigned: u64,
-    /// Frames planned towards the goal at rest although `goal_proprio = "predicted"`: the
-    /// dynamics carry no proprio head.
+    /// Frames with a goal under `goal_proprio = "predicted"` whose dynamics carry no proprio
+    /// head: the MPC steered to the goal, or a subgoal, at rest.
     #[serde(default)]
     pub goal_at_rest_without_proprio_head: u64,
 }
