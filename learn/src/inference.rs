@@ -268,8 +268,8 @@ impl EncoderHandle {
 
 /// An immutable copy of the latent dynamics for rollouts (planning, evaluation), with the
 /// relative-pose head where the model serves one (once the odometry objective has trained it)
-/// and the proprio head where the snapshot was taken from a whole model: what a planner needs
-/// besides the encoder.
+/// and the proprio head where the model serves one (its forward objective trains it): what a
+/// planner needs besides the encoder.
 #[derive(Debug)]
 pub struct DynamicsSnapshot {
     /// Version of the weights it was taken from.
@@ -327,6 +327,11 @@ impl DynamicsSnapshot {
         self.proprio_head.is_some()
     }
 
+    /// The proprio head's module, where the snapshot carries one (to pack it).
+    pub fn proprio_head(&self) -> Option<&Linear> {
+        self.proprio_head.as_ref()
+    }
+
     /// The proprio the proprio head reads from each state (a predicted or an encoded
     /// embedding); refused with [`LearnError::BadInput`] without a head.
     ///
@@ -336,8 +341,8 @@ impl DynamicsSnapshot {
     pub fn predicted_proprio(&self, states: &[&[f32]]) -> Result<Vec<Vec<f32>>, LearnError> {
         let Some(head) = &self.proprio_head else {
             return Err(LearnError::BadInput(
-                "these dynamics carry no proprio head (a model without proprio, or weights \
-                 received over the wire)"
+                "these dynamics carry no proprio head (a model without proprio or whose forward \
+                 objective does not train it, or weights packed without it)"
                     .into(),
             ));
         };

@@ -685,6 +685,11 @@ impl WorldModelConfig {
         MlpConfig::new(2 * self.embed_dim(), self.head_hidden, RELATIVE_POSE_DIM)
     }
 
+    /// Shapes of the proprio head: a state (`D`) → the proprio felt there (`P`).
+    pub fn proprio_head(&self) -> LinearConfig {
+        LinearConfig::new(self.embed_dim(), self.encoder.proprio_dim)
+    }
+
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> WorldModel {
         let d = self.encoder.embed_dim;
@@ -692,8 +697,7 @@ impl WorldModelConfig {
             encoder: self.encoder.init(device),
             projector: MlpConfig::new(d, self.head_hidden, self.projection_dim).init(device),
             dynamics: self.dynamics().init(device),
-            proprio_head: (self.encoder.proprio_dim > 0)
-                .then(|| LinearConfig::new(d, self.encoder.proprio_dim).init(device)),
+            proprio_head: (self.encoder.proprio_dim > 0).then(|| self.proprio_head().init(device)),
             decoder: self
                 .decoder
                 .then(|| DecoderConfig::new(d, self.encoder.image.clone()).init(device)),

@@ -1,13 +1,15 @@
 //! Weights that travel: one version of the served model (the published encoder, the latent
-//! dynamics and, where the model serves one, the relative-pose head once trained) as one
-//! safetensors blob, with the digest of the architecture it fits, so that a node on another
-//! host (over `autodidact_msgs/ModelWeights`) takes it whole or not at all (the head, too:
-//! all of its tensors or none).
+//! dynamics and, where the model serves them, the relative-pose head once trained and the
+//! proprio head) as one safetensors blob, with the digest of the architecture it fits, so that
+//! a node on another host (over `autodidact_msgs/ModelWeights`) takes it whole or not at all
+//! (each head, too: all of its tensors or none).
 //!
-//! Tensor names are burn's module paths under `encoder.`, `dynamics.` and `relative_pose.` (as in
-//! [`crate::Trainer::export_model_safetensors`]); the blob's safetensors metadata repeats the
-//! format, version, step and architecture, so a blob saved to a file describes itself.
+//! Tensor names are burn's module paths under `encoder.`, `dynamics.`, `relative_pose.` and
+//! `proprio_head.` (as in [`crate::Trainer::export_model_safetensors`]); the blob's safetensors
+//! metadata repeats the format, version, step and architecture, so a blob saved to a file
+//! describes itself.
 
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use sha2::{Digest, Sha256};
@@ -23,19 +25,21 @@ use crate::replay::ACTION_DIM;
 /// change of architecture.
 pub const WEIGHTS_FORMAT: &str = "autodidact-weights-1";
 
-/// The modules that serve: what a follower needs to embed, to roll out and to place one frame
-/// seen from another.
+/// The modules that serve: what a follower needs to embed, to roll out, to place one frame
+/// seen from another and to read the proprio of a predicted state.
 #[derive(Module, Debug)]
 struct Served {
     encoder: StateEncoder,
     dynamics: Dynamics,
     relative_pose: Option<Mlp>,
+    proprio_head: Option<Linear>,
 }
 
 /// The architecture weights fit: `sha256:` and the hex digest of the packing format, the model
 /// configuration (every shape of the encoder and dynamics), the action scale (what the
-/// dynamics' action inputs mean) and, for a model that serves a relative-pose head, its shapes
-/// and metres scale. Two nodes with the same digest can exchange weights.
+/// dynamics' action inputs mean), for a model that serves a relative-pose head its shapes and
+/// metres scale, and for a model that serves its proprio head that head's shapes. Two nodes
+/// with the same digest can exchange weights.
 pub fn architecture_digest(config: &TrainerConfig) -> String {
     let model = &config.model;
     let mut described = serde_json::json!({
@@ -46,8 +50,8 @@ pub fn architecture_digest(config: &TrainerConfig) -> String {
         "action_scale": config.action_scale,
     });
     if let Some(fields) = described.as_object_mut() {
-        // Only a deeper dynamics or a model with the head adds them: the digest of a model
-        // without either stays what it was.
+        // Only a deeper dynamics or a model with a head adds them: the digest of a model
+        // without any stays what it was.
         if model.dynamics_layers != 1 {
             fields.insert("dynamics_layers".into(), model.dynamics_layers.into());
         }
@@ -55,6 +59,15 @@ pub fn architecture_digest(config: &TrainerConfig) -> String {
             fields.insert(
                 "relative_pose".into(),
                 serde_json::json!({ "hidden": model.head_hidden, "metres_scale": scale }),
+            );
+        }
+        if config.serves_proprio_head() {
+            fields.insert(
+                "proprio_head".into(),
+                serde_json::json!({
+                    "inputs": model.embed_dim(),
+                    "outputs": model.encoder.proprio_dim,
+                }),
             );
         }
     }
@@ -77,7 +90,7 @@ pub struct PackedWeights {
 }
 
 /// Packs a matching encoder and dynamics snapshot (same version, with its relative-pose head
-/// if it has one) for `architecture`.
+/// and its proprio head where it has them) for `architecture`.
 pub fn pack(
     encoder: &EncoderSnapshot,
     dynamics: &DynamicsSnapshot,
@@ -93,6 +106,7 @@ pub fn pack(
         encoder: encoder.module().clone(),
         dynamics: dynamics.module().clone(),
         relative_pose: dynamics.relative_pose().map(|head| head.module().clone()),
+        proprio_head: dynamics.proprio_head().cloned(),
     };
     let mut store = SafetensorsStore::from_bytes(None)
         .metadata("format", WEIGHTS_FORMAT)
@@ -113,6 +127,16 @@ pub fn pack(
     })
 }
 
+/// The heads a blob of one digest carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Heads {
+    /// The relative-pose head; a blob of a digest with it may still come without it, before
+    /// the head has trained enough.
+    relative_pose: bool,
+    /// The proprio head.
+    proprio: bool,
+}
+
 /// Unpacks weights for one architecture onto one device.
 #[derive(Debug, Clone)]
 pub struct Unpacker {
@@ -120,8 +144,10 @@ pub struct Unpacker {
     action_scale: [f32; ACTION_DIM],
     head_scale: Option<f32>,
     architecture: String,
-    /// For a model that serves the head: the digest of the same model without it.
-    headless_architecture: Option<String>,
+    heads: Heads,
+    /// The digests of the same model without one or both of the heads it serves, with the
+    /// heads each carries.
+    fewer_heads: Vec<(String, Heads)>,
     device: Device,
 }
 
@@ -129,17 +155,35 @@ impl Unpacker {
     /// Unpacks weights that fit the model `config` trains, onto `device`.
     pub fn new(config: &TrainerConfig, device: Device) -> Self {
         let head_scale = config.served_relative_pose_scale();
-        let headless_architecture = head_scale.map(|_| {
-            let mut headless = config.clone();
-            headless.model.odometry_head = false;
-            architecture_digest(&headless)
-        });
+        let heads = Heads {
+            relative_pose: head_scale.is_some(),
+            proprio: config.serves_proprio_head(),
+        };
+        let mut fewer_heads = Vec::new();
+        for relative_pose in [true, false] {
+            for proprio in [true, false] {
+                let fewer = Heads {
+                    relative_pose: relative_pose && heads.relative_pose,
+                    proprio: proprio && heads.proprio,
+                };
+                if fewer == heads || fewer_heads.iter().any(|(_, taken)| *taken == fewer) {
+                    continue;
+                }
+                let mut without = config.clone();
+                without.model.odometry_head &= fewer.relative_pose;
+                if !fewer.proprio {
+                    without.objectives.forward.proprio_weight = 0.0;
+                }
+                fewer_heads.push((architecture_digest(&without), fewer));
+            }
+        }
         Self {
             model: config.model.clone(),
             action_scale: config.action_scale,
             head_scale,
             architecture: architecture_digest(config),
-            headless_architecture,
+            heads,
+            fewer_heads,
             device,
         }
     }
@@ -154,28 +198,40 @@ impl Unpacker {
     /// is missing, extra, of another shape or unreadable. Nothing is served on a refusal. A
     /// model that serves the relative-pose head packs it once it has trained enough; before,
     /// its weights unpack without it (the whole head or none of it). An unpacker for a model
-    /// with the head also takes the weights of the same model without it (a trainer resumed
-    /// from a checkpoint written before the head was the default), without the head.
+    /// with either head also takes the weights of the same model without one or both (from a
+    /// node of a version that did not pack the proprio head, or a trainer resumed from a
+    /// checkpoint written before the relative-pose head was the default), without them.
     pub fn unpack(
         &self,
         packed: &PackedWeights,
     ) -> Result<(EncoderSnapshot, DynamicsSnapshot), LearnError> {
-        let headless = self.headless_architecture.as_ref() == Some(&packed.architecture);
-        if packed.architecture != self.architecture && !headless {
+        let heads = if packed.architecture == self.architecture {
+            self.heads
+        } else if let Some((_, heads)) = self
+            .fewer_heads
+            .iter()
+            .find(|(digest, _)| *digest == packed.architecture)
+        {
+            *heads
+        } else {
             return Err(LearnError::OtherArchitecture {
                 expected: self.architecture.clone(),
                 got: packed.architecture.clone(),
             });
-        }
+        };
         let embed_dim = self.model.encoder.embed_dim;
-        let served = match self.load(packed, self.head_scale.is_some() && !headless) {
+        let served = match self.load(packed, heads) {
             Ok(served) => served,
-            // A model that serves the head sends none until its head has trained enough
-            // (`serve_after_pairs`): the whole head or none of it, never a part.
-            Err(error) => match self.head_scale {
-                Some(_) if !headless => self.load(packed, false).map_err(|_| error)?,
-                _ => return Err(error),
-            },
+            // A model that serves the relative-pose head sends none until its head has trained
+            // enough (`serve_after_pairs`): the whole head or none of it, never a part.
+            Err(error) if heads.relative_pose => {
+                let untrained = Heads {
+                    relative_pose: false,
+                    ..heads
+                };
+                self.load(packed, untrained).map_err(|_| error)?
+            }
+            Err(error) => return Err(error),
         };
         let encoder = EncoderSnapshot::new(
             &served.encoder,
@@ -200,16 +256,25 @@ impl Unpacker {
             )),
             _ => dynamics,
         };
+        let dynamics = match &served.proprio_head {
+            Some(head) => dynamics.with_proprio_head(head),
+            None => dynamics,
+        };
         Ok((encoder, dynamics))
     }
 
-    /// The blob's tensors in this model's modules, the relative-pose head's among them or
-    /// not; refused unless every tensor is there, of its shape, and nothing else is.
-    fn load(&self, packed: &PackedWeights, with_head: bool) -> Result<Served, LearnError> {
+    /// The blob's tensors in this model's modules, each head's among them or not as `heads`
+    /// says; refused unless every tensor is there, of its shape, and nothing else is.
+    fn load(&self, packed: &PackedWeights, heads: Heads) -> Result<Served, LearnError> {
         let mut served = Served {
             encoder: self.model.encoder.init(&self.device),
             dynamics: self.model.dynamics().init(&self.device),
-            relative_pose: with_head.then(|| self.model.relative_pose_head().init(&self.device)),
+            relative_pose: heads
+                .relative_pose
+                .then(|| self.model.relative_pose_head().init(&self.device)),
+            proprio_head: heads
+                .proprio
+                .then(|| self.model.proprio_head().init(&self.device)),
         };
         let mut store = SafetensorsStore::from_bytes(Some(packed.safetensors.clone()))
             .validate(true)

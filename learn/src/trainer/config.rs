@@ -496,6 +496,14 @@ impl TrainerConfig {
         (self.model.odometry_head && odometry.enabled).then_some(odometry.metres_scale)
     }
 
+    /// Whether the model serves its proprio head (a model with proprio, whose forward objective
+    /// trains the head: `forward.enabled` and `forward.proprio_weight > 0`). What the trainer's
+    /// snapshots carry and what packed weights hold both follow from it.
+    pub fn serves_proprio_head(&self) -> bool {
+        let forward = &self.objectives.forward;
+        self.model.encoder.proprio_dim > 0 && forward.enabled && forward.proprio_weight > 0.0
+    }
+
     /// Checks that the objectives, model and numbers fit together.
     pub fn validate(&self) -> Result<(), LearnError> {
         self.model.validate()?;

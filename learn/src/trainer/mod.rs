@@ -247,11 +247,7 @@ impl Trainer {
             self.weights_version,
             &self.inference_device,
         );
-        let forward = &self.config.objectives.forward;
-        if let (Some(head), true) = (
-            &self.model.proprio_head,
-            forward.enabled && forward.proprio_weight > 0.0,
-        ) {
+        if let (Some(head), true) = (&self.model.proprio_head, self.config.serves_proprio_head()) {
             snapshot = snapshot.with_proprio_head(head);
         }
         match self.relative_pose_head() {

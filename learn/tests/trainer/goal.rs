@@ -77,7 +77,7 @@ fn a_goal_image_at_the_predicted_proprio_is_scored_as_the_image_embedded_at_that
     assert_eq!(plan, again, "same seed, same plan");
 }
 
-/// Dynamics without the proprio head (as weights received over the wire are) refuse a goal at
+/// Dynamics without the proprio head (as weights packed without it are) refuse a goal at
 /// the predicted proprio with a clear error instead of scoring something else.
 #[test]
 fn dynamics_without_the_proprio_head_refuse_a_goal_at_the_predicted_proprio() {

@@ -66,16 +66,81 @@ fn packed_weights_serve_the_same_embeddings_and_rollouts_elsewhere() {
             .relative_poses(&firsts, &seconds)
             .expect("relative poses"),
     );
+    // So does the proprio head: a planner there steers to a goal at the predicted proprio.
+    let predicted = rollout_ends(&local);
+    assert!(dynamics.predicts_proprio(), "the proprio head travels");
+    assert_eq!(
+        dynamics.predicted_proprio(&predicted).expect("proprio"),
+        trainer
+            .dynamics_snapshot()
+            .predicted_proprio(&predicted)
+            .expect("proprio"),
+    );
+}
+
+/// The last predicted state of each rollout.
+fn rollout_ends(rollouts: &[Vec<Vec<f32>>]) -> Vec<&[f32]> {
+    rollouts
+        .iter()
+        .filter_map(|states| states.last().map(Vec::as_slice))
+        .collect()
+}
+
+/// A node of a version that packed no proprio head sends the weights of the same model under
+/// the digest without it: a node that serves the head takes them, without it (its planner
+/// steers to the goal at rest); a blob that claims that digest but carries the head is refused.
+#[test]
+fn weights_packed_without_the_proprio_head_are_taken_without_it() {
+    let _serial = serial();
+    let mut without = small_config(5);
+    without.objectives.forward.proprio_weight = 0.0;
+    let mut trainer = filled_trainer(without.clone());
+    trainer.step().expect("step");
+    assert!(!trainer.dynamics_snapshot().predicts_proprio());
+    let packed = pack(
+        &trainer.snapshot(),
+        &trainer.dynamics_snapshot(),
+        &architecture_digest(&without),
+    )
+    .expect("pack");
+    let with_head = small_config(5);
+    assert_ne!(architecture_digest(&with_head), packed.architecture);
+    let (encoder, dynamics) = unpacker(&with_head).unpack(&packed).expect("taken");
+    assert!(!dynamics.predicts_proprio(), "no proprio head was sent");
+    assert!(dynamics.relative_pose().is_some(), "the other head was");
+    let (images, proprio) = probe_inputs();
+    assert_eq!(
+        encoder.embed(&images[0], &proprio[0]).expect("embed"),
+        embed_all(&trainer, &images, &proprio)[0]
+    );
+    // A node that serves the head only through its own trainer takes no head it did not ask
+    // for: weights with the head are another architecture there.
+    let (_, with_a_head) = trained_and_packed();
+    let error = unpacker(&without)
+        .unpack(&with_a_head)
+        .expect_err("refused");
+    assert!(
+        matches!(error, LearnError::OtherArchitecture { .. }),
+        "{error}"
+    );
+    let claiming = PackedWeights {
+        architecture: packed.architecture.clone(),
+        ..with_a_head
+    };
+    let error = unpacker(&with_head).unpack(&claiming).expect_err("refused");
+    assert!(matches!(error, LearnError::Weights(_)), "{error}");
 }
 
 #[test]
-fn weights_of_a_model_without_the_head_carry_none_and_keep_their_digest() {
+fn weights_of_a_model_without_the_heads_carry_none_and_keep_their_digest() {
     let _serial = serial();
     let mut config = small_config(5);
     config.model.odometry_head = false;
     config.objectives.odometry.enabled = false;
+    config.objectives.forward.proprio_weight = 0.0;
     let trainer = filled_trainer(config.clone());
     assert!(trainer.dynamics_snapshot().relative_pose().is_none());
+    assert!(!trainer.dynamics_snapshot().predicts_proprio());
     let packed = pack(
         &trainer.snapshot(),
         &trainer.dynamics_snapshot(),
@@ -84,12 +149,14 @@ fn weights_of_a_model_without_the_head_carry_none_and_keep_their_digest() {
     .expect("pack");
     let (_, dynamics) = unpacker(&config).unpack(&packed).expect("unpack");
     assert!(dynamics.relative_pose().is_none());
-    // The digest of a model without the head is the one it had before heads travelled, so
+    assert!(!dynamics.predicts_proprio());
+    // The digest of a model without heads is the one it had before heads travelled, so
     // nodes of both versions still exchange weights.
     assert_eq!(architecture_digest(&config), HEADLESS_DIGEST);
-    // A model with the head whose head has not trained enough sends none: it unpacks there
-    // without the head.
-    let with_head = small_config(5);
+    // A model with the relative-pose head whose head has not trained enough sends none: it
+    // unpacks there without that head.
+    let mut with_head = small_config(5);
+    with_head.objectives.forward.proprio_weight = 0.0;
     let before_trained = pack(
         &trainer.snapshot(),
         &trainer.dynamics_snapshot(),
@@ -103,31 +170,33 @@ fn weights_of_a_model_without_the_head_carry_none_and_keep_their_digest() {
 }
 
 #[test]
-fn a_blob_with_part_of_the_relative_pose_head_is_refused() {
+fn a_blob_with_part_of_a_head_is_refused() {
     let _serial = serial();
     let (_, packed) = trained_and_packed();
-    // Every tensor of the blob, one of the head's left out.
-    let mut tensors = safetensors::SafeTensors::deserialize(&packed.safetensors)
-        .expect("safetensors")
-        .tensors();
-    let head_tensors = tensors
-        .iter()
-        .filter(|(name, _)| name.starts_with("relative_pose."))
-        .count();
-    assert!(head_tensors >= 2, "the head travels in several tensors");
-    let dropped = tensors
-        .iter()
-        .position(|(name, _)| name.starts_with("relative_pose."))
-        .expect("a head tensor");
-    tensors.remove(dropped);
-    let partial = PackedWeights {
-        safetensors: safetensors::serialize(tensors, None).expect("serialize"),
-        ..packed
-    };
-    let error = unpacker(&small_config(5))
-        .unpack(&partial)
-        .expect_err("refused");
-    assert!(matches!(error, LearnError::Weights(_)), "{error}");
+    for head in ["relative_pose.", "proprio_head."] {
+        // Every tensor of the blob, one of the head's left out.
+        let mut tensors = safetensors::SafeTensors::deserialize(&packed.safetensors)
+            .expect("safetensors")
+            .tensors();
+        let head_tensors = tensors
+            .iter()
+            .filter(|(name, _)| name.starts_with(head))
+            .count();
+        assert!(head_tensors >= 2, "{head} travels in several tensors");
+        let dropped = tensors
+            .iter()
+            .position(|(name, _)| name.starts_with(head))
+            .expect("a head tensor");
+        tensors.remove(dropped);
+        let partial = PackedWeights {
+            safetensors: safetensors::serialize(tensors, None).expect("serialize"),
+            ..packed.clone()
+        };
+        let error = unpacker(&small_config(5))
+            .unpack(&partial)
+            .expect_err("refused");
+        assert!(matches!(error, LearnError::Weights(_)), "{head}: {error}");
+    }
 }
 
 /// `architecture_digest` of [`small_config`] without the relative-pose head: the digest of
@@ -156,12 +225,15 @@ fn weights_of_another_architecture_are_refused_by_their_digest() {
         packed.architecture,
         "the digest is stable for one configuration"
     );
-    // So is the relative-pose head: whether it is served, and what its metres are.
+    // So are the heads: whether the relative-pose head is served and what its metres are,
+    // whether the proprio head is served.
     let mut headless = small_config(5);
     headless.objectives.odometry.enabled = false;
     let mut coarser = small_config(5);
     coarser.objectives.odometry.metres_scale = 1.0;
-    for other in [headless, coarser] {
+    let mut without_proprio = small_config(5);
+    without_proprio.objectives.forward.proprio_weight = 0.0;
+    for other in [headless, coarser, without_proprio] {
         assert_ne!(architecture_digest(&other), packed.architecture);
         let error = unpacker(&other).unpack(&packed).expect_err("refused");
         assert!(

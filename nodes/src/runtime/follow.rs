@@ -270,13 +270,18 @@ mod tests {
         let encoder = model.encoder.init(&device);
         let dynamics = model.dynamics().init(&device);
         let encoder = EncoderSnapshot::new(&encoder, model.encoder.clone(), version, 10, &device);
-        let dynamics = DynamicsSnapshot::new(
+        let mut dynamics = DynamicsSnapshot::new(
             &dynamics,
             model.embed_dim(),
             config.action_scale,
             version,
             &device,
         );
+        // The proprio head travels where the model serves it (a trainer's relative-pose head
+        // only once trained: these weights come without it).
+        if config.serves_proprio_head() {
+            dynamics = dynamics.with_proprio_head(&model.proprio_head().init(&device));
+        }
         pack(&encoder, &dynamics, architecture).expect("pack")
     }
 

@@ -28,9 +28,10 @@ pub enum GoalProprio {
     /// The robot's current proprio, at every frame.
     Current,
     /// At every predicted step, the proprio the model predicts there (its proprio head): the
-    /// distance is the image's alone. Needs dynamics that carry the proprio head (weights
-    /// from the trainer or a checkpoint; weights received over the wire carry none): without
-    /// it the goal is embedded at rest, and the frames are counted
+    /// distance is the image's alone. Needs dynamics that carry the proprio head (a model
+    /// whose forward objective trains it, from the trainer, a checkpoint or
+    /// `autodidact/weights`; weights sent by a node of a version that packed no proprio head
+    /// carry none): without it the goal is embedded at rest, and the frames are counted
     /// ([`PlannerStats::goal_at_rest_without_proprio_head`](super::PlannerStats)).
     Predicted,
 }

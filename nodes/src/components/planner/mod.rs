@@ -334,8 +334,9 @@ impl PlannerNode {
         if embedded.without_head {
             if self.stats.goal_at_rest_without_proprio_head == 0 {
                 tracing::warn!(
-                    "goal_proprio = \"predicted\", but the dynamics carry no proprio head: \
-                     the goal is embedded at rest"
+                    "goal_proprio = \"predicted\", but the dynamics carry no proprio head \
+                     (a model whose forward objective does not train it, or weights packed \
+                     without it): the goal is embedded at rest"
                 );
             }
             self.stats.goal_at_rest_without_proprio_head += 1;
