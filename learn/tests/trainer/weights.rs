@@ -86,35 +86,51 @@ fn rollout_ends(rollouts: &[Vec<Vec<f32>>]) -> Vec<&[f32]> {
         .collect()
 }
 
-/// A node of a version that packed no proprio head sends the weights of the same model under
-/// the digest without it: a node that serves the head takes them, without it (its planner
-/// steers to the goal at rest); a blob that claims that digest but carries the head is refused.
-#[test]
-fn weights_packed_without_the_proprio_head_are_taken_without_it() {
-    let _serial = serial();
-    let mut without = small_config(5);
-    without.objectives.forward.proprio_weight = 0.0;
-    let mut trainer = filled_trainer(without.clone());
+/// Weights of `fewer` (the model of [`small_config`] with fewer heads), packed under its
+/// digest and taken by a node of [`small_config`], which serves both heads: they embed as
+/// their trainer does. A blob that claims `fewer`'s digest but carries both heads is refused.
+/// Returns the dynamics the node took, to say which heads came.
+fn taken_with_fewer_heads(fewer: TrainerConfig) -> DynamicsSnapshot {
+    let mut trainer = filled_trainer(fewer.clone());
     trainer.step().expect("step");
-    assert!(!trainer.dynamics_snapshot().predicts_proprio());
     let packed = pack(
         &trainer.snapshot(),
         &trainer.dynamics_snapshot(),
-        &architecture_digest(&without),
+        &architecture_digest(&fewer),
     )
     .expect("pack");
-    let with_head = small_config(5);
-    assert_ne!(architecture_digest(&with_head), packed.architecture);
-    let (encoder, dynamics) = unpacker(&with_head).unpack(&packed).expect("taken");
-    assert!(!dynamics.predicts_proprio(), "no proprio head was sent");
-    assert!(dynamics.relative_pose().is_some(), "the other head was");
+    let with_heads = small_config(5);
+    assert_ne!(architecture_digest(&with_heads), packed.architecture);
+    let (encoder, dynamics) = unpacker(&with_heads).unpack(&packed).expect("taken");
     let (images, proprio) = probe_inputs();
     assert_eq!(
         encoder.embed(&images[0], &proprio[0]).expect("embed"),
         embed_all(&trainer, &images, &proprio)[0]
     );
-    // A node that serves the head only through its own trainer takes no head it did not ask
-    // for: weights with the head are another architecture there.
+    let (_, with_both) = trained_and_packed();
+    let claiming = PackedWeights {
+        architecture: packed.architecture.clone(),
+        ..with_both
+    };
+    let error = unpacker(&with_heads)
+        .unpack(&claiming)
+        .expect_err("refused");
+    assert!(matches!(error, LearnError::Weights(_)), "{error}");
+    dynamics
+}
+
+/// A node of a version that packed no proprio head sends the weights of the same model under
+/// the digest without it: a node that serves the head takes them, without it (its planner
+/// steers to the goal at rest). A node whose model does not train the head refuses weights
+/// that carry it as another architecture.
+#[test]
+fn weights_packed_without_the_proprio_head_are_taken_without_it() {
+    let _serial = serial();
+    let mut without = small_config(5);
+    without.objectives.forward.proprio_weight = 0.0;
+    let dynamics = taken_with_fewer_heads(without.clone());
+    assert!(!dynamics.predicts_proprio(), "no proprio head was sent");
+    assert!(dynamics.relative_pose().is_some(), "the other head was");
     let (_, with_a_head) = trained_and_packed();
     let error = unpacker(&without)
         .unpack(&with_a_head)
@@ -123,12 +139,6 @@ fn weights_packed_without_the_proprio_head_are_taken_without_it() {
         matches!(error, LearnError::OtherArchitecture { .. }),
         "{error}"
     );
-    let claiming = PackedWeights {
-        architecture: packed.architecture.clone(),
-        ..with_a_head
-    };
-    let error = unpacker(&with_head).unpack(&claiming).expect_err("refused");
-    assert!(matches!(error, LearnError::Weights(_)), "{error}");
 }
 
 #[test]
@@ -318,40 +328,18 @@ fn a_deeper_dynamics_resumes_and_travels_under_its_own_digest() {
     assert!(matches!(error, LearnError::Weights(_)), "{error}");
 }
 
-/// A trainer resumed from a checkpoint written before the head was the default packs its
-/// weights without it: a node configured with the head takes them, and serves no head. A blob
-/// that claims to be headless but carries a head is refused.
+/// A trainer resumed from a checkpoint written before the relative-pose head was the default
+/// packs its weights without it: a node configured with the head takes them, and serves no
+/// such head.
 #[test]
 fn weights_of_the_same_model_without_the_head_are_taken_without_it() {
     let _serial = serial();
     let mut headless = small_config(5);
     headless.model.odometry_head = false;
     headless.objectives.odometry.enabled = false;
-    let mut trainer = filled_trainer(headless.clone());
-    trainer.step().expect("step");
-    let packed = pack(
-        &trainer.snapshot(),
-        &trainer.dynamics_snapshot(),
-        &architecture_digest(&headless),
-    )
-    .expect("pack");
-    let with_head = small_config(5);
-    assert_ne!(architecture_digest(&with_head), packed.architecture);
-    let (encoder, dynamics) = unpacker(&with_head).unpack(&packed).expect("taken");
+    let dynamics = taken_with_fewer_heads(headless);
     assert!(dynamics.relative_pose().is_none(), "no head was sent");
-    let (images, proprio) = probe_inputs();
-    assert_eq!(
-        encoder.embed(&images[0], &proprio[0]).expect("embed"),
-        embed_all(&trainer, &images, &proprio)[0]
-    );
-
-    let (_, with_a_head) = trained_and_packed();
-    let claiming = PackedWeights {
-        architecture: packed.architecture.clone(),
-        ..with_a_head
-    };
-    let error = unpacker(&with_head).unpack(&claiming).expect_err("refused");
-    assert!(matches!(error, LearnError::Weights(_)), "{error}");
+    assert!(dynamics.predicts_proprio(), "the proprio head was");
 }
 
 #[test]
