@@ -47,13 +47,14 @@ pub(crate) struct EvalArgs {
     /// Start/goal pairs per planning setting [default: 20].
     #[arg(long)]
     pairs: Option<usize>,
-    /// Planning settings to run, in both protocols [default: easy,far,across].
+    /// Planning settings to run, in both protocols: easy, far, across, near (0.1–0.35 m away in
+    /// any direction: the last stretch of a far goal) [default: easy,far,across].
     #[arg(long, value_delimiter = ',')]
     settings: Option<Vec<autodidact_eval::GoalSetting>>,
     /// Control periods per planning attempt, easy goals [default: 60].
     #[arg(long)]
     plan_steps: Option<usize>,
-    /// Control periods per planning attempt, far and across goals [default: 200].
+    /// Control periods per planning attempt, far, across and near goals [default: 200].
     #[arg(long)]
     far_plan_steps: Option<usize>,
     /// Home protocol: the worlds the model learned in [default: 0,1,2,3,4, the worlds of the

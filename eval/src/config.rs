@@ -27,7 +27,7 @@ pub struct EvalConfig {
     pub settings: Vec<GoalSetting>,
     /// Control periods every agent gets per pair of the `easy` setting.
     pub plan_steps: usize,
-    /// Control periods every agent gets per pair of the `far` and `across` settings.
+    /// Control periods every agent gets per pair of the `far`, `across` and `near` settings.
     pub far_plan_steps: usize,
     /// The home protocol's worlds: those the model learned in (a model `eval` trains learns in
     /// worlds 0–4; `autodidact run --seed S` in world S).
@@ -66,7 +66,7 @@ impl Default for EvalConfig {
             episodes: 8,
             episode_steps: 500,
             pairs: 20,
-            settings: GoalSetting::ALL.to_vec(),
+            settings: GoalSetting::DEFAULT.to_vec(),
             plan_steps: 60,
             far_plan_steps: 200,
             home_worlds: (0..5).collect(),

@@ -9,7 +9,7 @@
 //!   other half (new worlds) or fitted on the robot's own drives and scored on new drives
 //!   (home); k-NN retrieval pose error;
 //! - k-step latent prediction error ÷ copy-last, and collapse monitors;
-//! - goal reaching (easy, far, across) with the reference planner, with the same planner
+//! - goal reaching (easy, far, across; near on request) with the reference planner, with the same planner
 //!   driving through a memory of the world (`learn::memory`), against a random policy and the
 //!   planner on a random-init model.
 //!

@@ -30,26 +30,34 @@ pub enum GoalSetting {
     Far,
     /// The far side of the arena: at least 2 m away and behind the robot.
     Across,
+    /// 0.1–0.35 m away in any direction, the heading turned by up to 90° either way: the last
+    /// stretch a far goal leaves to the latent MPC where the memory's path ends beside it.
+    Near,
 }
 
 impl GoalSetting {
     /// Every setting, in the order of the report.
-    pub const ALL: [Self; 3] = [Self::Easy, Self::Far, Self::Across];
+    pub const ALL: [Self; 4] = [Self::Easy, Self::Far, Self::Across, Self::Near];
 
-    /// `easy`, `far` or `across`.
+    /// The settings `autodidact eval` runs unless told which.
+    pub const DEFAULT: [Self; 3] = [Self::Easy, Self::Far, Self::Across];
+
+    /// `easy`, `far`, `across` or `near`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Easy => "easy",
             Self::Far => "far",
             Self::Across => "across",
+            Self::Near => "near",
         }
     }
 
-    /// Control periods an agent gets.
+    /// Control periods an agent gets: a near goal gets a far goal's, as a turn away, a drive
+    /// and a turn back take several seconds.
     pub(crate) fn steps(self, config: &EvalConfig) -> usize {
         match self {
             Self::Easy => config.plan_steps,
-            Self::Far | Self::Across => config.far_plan_steps,
+            Self::Far | Self::Across | Self::Near => config.far_plan_steps,
         }
     }
 }
@@ -63,7 +71,7 @@ impl std::str::FromStr for GoalSetting {
             .find(|s| s.name() == name)
             .ok_or_else(|| {
                 EvalError::InvalidConfig(format!(
-                    "no planning setting {name:?} (easy, far or across)"
+                    "no planning setting {name:?} (easy, far, across or near)"
                 ))
             })
     }
@@ -327,10 +335,20 @@ pub(crate) fn start_and_goal(
                 }
             }
             GoalSetting::Far | GoalSetting::Across => random_free_pose(sim, &mut rng)?,
+            GoalSetting::Near => {
+                let distance = rng.random_range(0.1..0.35);
+                let bearing = rng.random_range(-std::f64::consts::PI..std::f64::consts::PI);
+                let turn = rng.random_range(-90f64..90.0).to_radians();
+                Pose2 {
+                    x: start.x + distance * bearing.cos(),
+                    y: start.y + distance * bearing.sin(),
+                    yaw: wrap_angle(start.yaw + turn),
+                }
+            }
         };
         let (dx, dy) = (goal.x - start.x, goal.y - start.y);
         let fits = match setting {
-            GoalSetting::Easy => free(sim, goal.x, goal.y),
+            GoalSetting::Easy | GoalSetting::Near => free(sim, goal.x, goal.y),
             GoalSetting::Far => dx.hypot(dy) >= 1.0,
             GoalSetting::Across => {
                 dx.hypot(dy) >= 2.0 && dx * start.yaw.cos() + dy * start.yaw.sin() < 0.0
@@ -669,7 +687,7 @@ mod tests {
     }
 
     #[test]
-    fn goals_of_each_setting_are_free_as_far_as_it_says_and_across_goals_lie_behind() {
+    fn goals_of_each_setting_are_free_as_far_as_it_says_across_goals_lie_behind_and_near_ones_beside() {
         let mut sim = Sim::new(&SimConfig::default()).expect("sim");
         for seed in 0..20 {
             sim.reset(seed).expect("reset");
@@ -685,6 +703,11 @@ mod tests {
                         assert!((30.0..=90.0).contains(&turn), "turn {turn}");
                     }
                     GoalSetting::Far => assert!(distance >= 1.0),
+                    GoalSetting::Near => {
+                        assert!((0.1..0.35).contains(&distance), "distance {distance}");
+                        let turn = wrap_angle(goal.yaw - start.yaw).abs().to_degrees();
+                        assert!(turn <= 90.0, "turn {turn}");
+                    }
                     GoalSetting::Across => {
                         assert!(distance >= 2.0);
                         let ahead = dx * start.yaw.cos() + dy * start.yaw.sin();
@@ -697,6 +720,7 @@ mod tests {
             "across".parse::<GoalSetting>().ok(),
             Some(GoalSetting::Across)
         );
+        assert_eq!("near".parse::<GoalSetting>().ok(), Some(GoalSetting::Near));
         assert!("sideways".parse::<GoalSetting>().is_err());
     }
 }

@@ -26,7 +26,7 @@ pub fn eval_blueprint() -> Blueprint {
     let mut paths = Vec::new();
     let mut success = Vec::new();
     for (protocol, prefix) in [("new worlds", "eval"), ("home", "eval/home")] {
-        for setting in ["far", "across", "easy"] {
+        for setting in ["far", "across", "easy", "near"] {
             paths.push(
                 Spatial2DView::new(format!("{protocol}: {setting} goals"))
                     .with_origin(format!("{prefix}/paths/{setting}"))

@@ -137,7 +137,7 @@ pub struct CandidateEnding {
 pub struct PlanningTrajectory {
     /// `new_worlds` or `home`.
     pub protocol: String,
-    /// `easy`, `far` or `across`.
+    /// `easy`, `far`, `across` or `near`.
     pub setting: String,
     /// Index of the start/goal pair.
     pub pair: usize,
@@ -288,8 +288,9 @@ pub struct RepresentationScores {
 /// Goal reaching in one setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanningSetting {
-    /// `easy` (turn 30–90° and move up to 0.25 m), `far` (anywhere at least 1 m away) or
-    /// `across` (at least 2 m away, behind the robot).
+    /// `easy` (turn 30–90° and move up to 0.25 m), `far` (anywhere at least 1 m away),
+    /// `across` (at least 2 m away, behind the robot) or `near` (0.1–0.35 m away in any
+    /// direction, the heading turned by up to 90°).
     pub setting: String,
     /// Start/goal pairs.
     pub pairs: usize,
