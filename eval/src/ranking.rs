@@ -72,9 +72,10 @@ pub(crate) fn candidate_ranking(
             let there = encoder.embed(&last.image, &last.proprio)?;
             // With the predicted proprio, the goal as a perfect proprio head would make it:
             // at the proprio truly felt there.
-            let goal_there = match config.goal_proprio {
-                GoalProprio::Predicted => encoder.embed(&scene.goal_frame.image, &last.proprio)?,
-                GoalProprio::Rest | GoalProprio::Current => goal.clone(),
+            let goal_there = if at_predicted_proprio(config.goal_proprio, dynamics) {
+                encoder.embed(&scene.goal_frame.image, &last.proprio)?
+            } else {
+                goal.clone()
             };
             seen.push(f64::from(goal_distance(&there, &goal_there)));
             // The image's part: the final frame embedded at rest, as the goal is.
@@ -185,6 +186,13 @@ fn drive(
     Ok((last, sim.ground_truth().robot_pose))
 }
 
+/// Whether the goal is compared at the predicted proprio: under `goal_proprio = "predicted"`
+/// with dynamics that carry the proprio head. Without the head the planner plans to the goal at
+/// rest, and so is it scored.
+fn at_predicted_proprio(mode: GoalProprio, dynamics: &DynamicsSnapshot) -> bool {
+    mode == GoalProprio::Predicted && dynamics.predicts_proprio()
+}
+
 /// The goal image embedded as the planner embeds it at the start: with the proprio at the
 /// goal (at rest; also under `goal_proprio = "predicted"`, where it is the goal's place), or
 /// the robot's current one under `"current"`.
@@ -222,18 +230,15 @@ fn predicted_distances(
         .collect();
     let embedding;
     let features;
-    let goal = match config.goal_proprio {
-        GoalProprio::Predicted => {
-            features = encoder.image_features(&scene.goal_frame.image)?;
-            Goal::ImageAtPredictedProprio {
-                encoder,
-                image_features: &features,
-            }
+    let goal = if at_predicted_proprio(config.goal_proprio, dynamics) {
+        features = encoder.image_features(&scene.goal_frame.image)?;
+        Goal::ImageAtPredictedProprio {
+            encoder,
+            image_features: &features,
         }
-        GoalProprio::Rest | GoalProprio::Current => {
-            embedding = goal_embedding(encoder, scene, config)?;
-            Goal::Embedding(&embedding)
-        }
+    } else {
+        embedding = goal_embedding(encoder, scene, config)?;
+        Goal::Embedding(&embedding)
     };
     Ok(goal_distances(dynamics, goal, &finals)?
         .into_iter()
@@ -314,7 +319,37 @@ fn ranks(values: &[f64]) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
+    use autodidact_learn::{BackendKind, TrainerConfig};
+
     use super::*;
+
+    #[test]
+    fn the_goal_is_scored_at_the_predicted_proprio_only_with_the_proprio_head() {
+        let config = TrainerConfig::for_inputs(16, 16, 2);
+        let device = BackendKind::Flex.device();
+        let model = &config.model;
+        let headless = DynamicsSnapshot::new(
+            &model.dynamics().init(&device),
+            model.embed_dim(),
+            config.action_scale,
+            1,
+            &device,
+        );
+        let with_head = DynamicsSnapshot::new(
+            &model.dynamics().init(&device),
+            model.embed_dim(),
+            config.action_scale,
+            1,
+            &device,
+        )
+        .with_proprio_head(&model.proprio_head().init(&device));
+        assert!(at_predicted_proprio(GoalProprio::Predicted, &with_head));
+        // Without the head the planner plans to the goal at rest: so is the ranking scored.
+        assert!(!at_predicted_proprio(GoalProprio::Predicted, &headless));
+        for mode in [GoalProprio::Rest, GoalProprio::Current] {
+            assert!(!at_predicted_proprio(mode, &with_head));
+        }
+    }
 
     #[test]
     fn rank_correlation_is_one_for_any_rising_relation_and_minus_one_for_a_falling_one() {
