@@ -309,6 +309,15 @@ pub(crate) fn pose_error(pose: &Pose2, goal: &Pose2) -> (f64, f64) {
     )
 }
 
+/// Where `pose` lies in `goal`'s frame: metres ahead of the goal (along its heading) and to its
+/// left. A robot that cannot drive sideways ends beside its goal, not ahead of or behind it,
+/// where it faces the goal's way and cannot close the distance without turning away.
+pub(crate) fn offset_in_goal_frame(pose: &Pose2, goal: &Pose2) -> (f64, f64) {
+    let (dx, dy) = (pose.x - goal.x, pose.y - goal.y);
+    let (sin, cos) = goal.yaw.sin_cos();
+    (dx * cos + dy * sin, -dx * sin + dy * cos)
+}
+
 /// Draws a free start and a goal of the setting in `sim`'s world from `seed`.
 pub(crate) fn start_and_goal(
     sim: &Sim,
@@ -536,6 +545,8 @@ fn attempt(
         }
     }
     let end = pose_error(&sim.ground_truth().robot_pose, &goal_pose);
+    let start_offset = offset_in_goal_frame(&start_pose, &goal_pose);
+    let end_offset = offset_in_goal_frame(&sim.ground_truth().robot_pose, &goal_pose);
     tracing::debug!(
         setting = setting.name(),
         seed,
@@ -546,8 +557,12 @@ fn attempt(
         },
         start_m = start_error.0,
         start_deg = start_error.1,
+        start_ahead_m = start_offset.0,
+        start_left_m = start_offset.1,
         end_m = end.0,
         end_deg = end.1,
+        end_ahead_m = end_offset.0,
+        end_left_m = end_offset.1,
         closest_m = closest.map_or(f64::NAN, |c| c.0.0),
         closest_deg = closest.map_or(f64::NAN, |c| c.0.1),
         closest_period = closest.map_or(0, |c| c.1),
@@ -684,6 +699,40 @@ mod tests {
         let score = planning_score(&attempts, &config);
         assert_eq!(score.success_rate, 0.25);
         assert_eq!(score.passed_rate, 0.5);
+    }
+
+    #[test]
+    fn offsets_in_the_goal_frame_say_ahead_and_left_of_the_goal() {
+        let goal = Pose2 {
+            x: 1.0,
+            y: 2.0,
+            yaw: std::f64::consts::FRAC_PI_2,
+        };
+        // The goal faces +y: a pose at larger y is ahead of it, one at smaller x to its left.
+        let ahead = offset_in_goal_frame(
+            &Pose2 {
+                x: 1.0,
+                y: 2.3,
+                yaw: 0.0,
+            },
+            &goal,
+        );
+        assert!(
+            (ahead.0 - 0.3).abs() < 1e-12 && ahead.1.abs() < 1e-12,
+            "{ahead:?}"
+        );
+        let left = offset_in_goal_frame(
+            &Pose2 {
+                x: 0.8,
+                y: 2.0,
+                yaw: 0.0,
+            },
+            &goal,
+        );
+        assert!(
+            left.0.abs() < 1e-12 && (left.1 - 0.2).abs() < 1e-12,
+            "{left:?}"
+        );
     }
 
     #[test]
