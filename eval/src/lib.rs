@@ -9,9 +9,9 @@
 //!   other half (new worlds) or fitted on the robot's own drives and scored on new drives
 //!   (home); k-NN retrieval pose error;
 //! - k-step latent prediction error ÷ copy-last, and collapse monitors;
-//! - goal reaching (easy, far, across; near on request) with the reference planner, with the same planner
-//!   driving through a memory of the world (`learn::memory`), against a random policy and the
-//!   planner on a random-init model.
+//! - goal reaching (easy, far, across; near on request) with the reference planner, with the
+//!   same planner driving through a memory of the world (`learn::memory`), against a random
+//!   policy and the planner on a random-init model.
 //!
 //! Every representation score is also given for a random-init model of the same architecture
 //! and for raw pixels, so a report says how much training bought. The report is deterministic

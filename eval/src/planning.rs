@@ -736,8 +736,7 @@ mod tests {
     }
 
     #[test]
-    fn goals_of_each_setting_are_free_as_far_as_it_says_across_goals_lie_behind_and_near_ones_beside()
-     {
+    fn goals_of_each_setting_are_free_as_far_as_it_says_and_across_goals_lie_behind() {
         let mut sim = Sim::new(&SimConfig::default()).expect("sim");
         for seed in 0..20 {
             sim.reset(seed).expect("reset");

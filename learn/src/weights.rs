@@ -199,8 +199,9 @@ impl Unpacker {
     /// model that serves the relative-pose head packs it once it has trained enough; before,
     /// its weights unpack without it (the whole head or none of it). An unpacker for a model
     /// with either head also takes the weights of the same model without one or both (from a
-    /// node of a version that did not pack the proprio head, or a trainer resumed from a
-    /// checkpoint written before the relative-pose head was the default), without them.
+    /// node of a version that did not pack the proprio head, a node whose configuration does
+    /// not train a head, or a trainer resumed from a checkpoint written before the relative-pose
+    /// head was the default), without them.
     pub fn unpack(
         &self,
         packed: &PackedWeights,

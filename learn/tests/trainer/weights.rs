@@ -128,6 +128,9 @@ fn weights_packed_without_the_proprio_head_are_taken_without_it() {
     let _serial = serial();
     let mut without = small_config(5);
     without.objectives.forward.proprio_weight = 0.0;
+    // The digest the version before this one gave the same model (the relative-pose head, no
+    // proprio head): what its nodes send.
+    assert_eq!(architecture_digest(&without), RELATIVE_POSE_ONLY_DIGEST);
     let dynamics = taken_with_fewer_heads(without.clone());
     assert!(!dynamics.predicts_proprio(), "no proprio head was sent");
     assert!(dynamics.relative_pose().is_some(), "the other head was");
@@ -141,13 +144,20 @@ fn weights_packed_without_the_proprio_head_are_taken_without_it() {
     );
 }
 
-#[test]
-fn weights_of_a_model_without_the_heads_carry_none_and_keep_their_digest() {
-    let _serial = serial();
+/// [`small_config`] without either head: no relative-pose head, and a forward objective that
+/// does not train the proprio head.
+fn small_config_without_heads() -> TrainerConfig {
     let mut config = small_config(5);
     config.model.odometry_head = false;
     config.objectives.odometry.enabled = false;
     config.objectives.forward.proprio_weight = 0.0;
+    config
+}
+
+#[test]
+fn weights_of_a_model_without_the_heads_carry_none_and_keep_their_digest() {
+    let _serial = serial();
+    let config = small_config_without_heads();
     let trainer = filled_trainer(config.clone());
     assert!(trainer.dynamics_snapshot().relative_pose().is_none());
     assert!(!trainer.dynamics_snapshot().predicts_proprio());
@@ -209,9 +219,9 @@ fn a_blob_with_part_of_a_head_is_refused() {
     }
 }
 
-/// `architecture_digest` of [`small_config`] without the relative-pose head: the digest of
+/// `architecture_digest` of [`small_config`] without either head: the digest of
 /// `autodidact-weights-1`'s five fields (format, encoder, action size, dynamics' hidden size,
-/// action scale), which a model without the head kept when the head began to travel.
+/// action scale), which a model without heads kept when the heads began to travel.
 const HEADLESS_DIGEST: &str =
     "sha256:af617fcfeefda4fb2a06f9b6d79e75067968670a12d89dc05dffaec7e7d20c66";
 
@@ -332,7 +342,7 @@ fn a_deeper_dynamics_resumes_and_travels_under_its_own_digest() {
 /// packs its weights without it: a node configured with the head takes them, and serves no
 /// such head.
 #[test]
-fn weights_of_the_same_model_without_the_head_are_taken_without_it() {
+fn weights_of_the_same_model_without_the_relative_pose_head_are_taken_without_it() {
     let _serial = serial();
     let mut headless = small_config(5);
     headless.model.odometry_head = false;
@@ -340,6 +350,25 @@ fn weights_of_the_same_model_without_the_head_are_taken_without_it() {
     let dynamics = taken_with_fewer_heads(headless);
     assert!(dynamics.relative_pose().is_none(), "no head was sent");
     assert!(dynamics.predicts_proprio(), "the proprio head was");
+}
+
+/// `architecture_digest` of [`small_config`] whose forward objective does not train the
+/// proprio head: the digest every version before the proprio head travelled gave the model
+/// with the relative-pose head.
+const RELATIVE_POSE_ONLY_DIGEST: &str =
+    "sha256:6c303f6f0c2382b2fa86b1f3a7727aff4a399f9514662b497b1a08a5c4e4b3a1";
+
+/// Weights of a model that serves neither head, taken by a node whose model serves both: they
+/// serve there without either.
+#[test]
+fn weights_without_either_head_are_taken_by_a_node_that_serves_both() {
+    let _serial = serial();
+    let dynamics = taken_with_fewer_heads(small_config_without_heads());
+    assert!(
+        dynamics.relative_pose().is_none(),
+        "no relative-pose head was sent"
+    );
+    assert!(!dynamics.predicts_proprio(), "no proprio head was sent");
 }
 
 #[test]
