@@ -130,15 +130,12 @@ impl EncoderSnapshot {
         proprio: &[&[f32]],
     ) -> Result<Vec<Vec<f32>>, LearnError> {
         let feature_dim = self.config.image.feature_dim;
-        if image_features.len() != feature_dim {
-            return Err(LearnError::BadInput(format!(
-                "image features have {} values, the encoder's have {feature_dim}",
-                image_features.len()
-            )));
-        }
-        if image_features.iter().any(|v| !v.is_finite()) {
-            return Err(LearnError::BadInput("non-finite image features".into()));
-        }
+        check_values(
+            "image features",
+            image_features,
+            feature_dim,
+            "the encoder's image features",
+        )?;
         if proprio.is_empty() {
             return Ok(Vec::new());
         }
@@ -386,15 +383,7 @@ impl DynamicsSnapshot {
         // Checked before anything is allocated for the request; the start then becomes one
         // `[K, D]` tensor (no vector per candidate).
         let d = self.embed_dim;
-        if start.len() != d {
-            return Err(LearnError::BadInput(format!(
-                "start has {} values, the model's embeddings have {d}",
-                start.len()
-            )));
-        }
-        if start.iter().any(|v| !v.is_finite()) {
-            return Err(LearnError::BadInput("non-finite start or action".into()));
-        }
+        check_values("start", start, d, "the model's embeddings")?;
         let horizon = check_candidates(candidates)?;
         let k = candidates.len();
         let start = Tensor::<2>::from_data(TensorData::new(start.repeat(k), [k, d]), &self.device);
@@ -422,7 +411,7 @@ impl DynamicsSnapshot {
             )));
         }
         if starts.iter().flatten().any(|v| !v.is_finite()) {
-            return Err(LearnError::BadInput("non-finite start or action".into()));
+            return Err(LearnError::BadInput("non-finite action".into()));
         }
         let horizon = check_candidates(candidates)?;
         let k = candidates.len();
@@ -461,6 +450,25 @@ impl DynamicsSnapshot {
 
 /// Checks a rollout's action sequences: at least one, none empty, all as long as the first, all
 /// finite. Returns their length.
+/// Refuses `values` (named `what`) unless they are `expected` finite values, as `whose` are.
+pub(crate) fn check_values(
+    what: &str,
+    values: &[f32],
+    expected: usize,
+    whose: &str,
+) -> Result<(), LearnError> {
+    if values.len() != expected {
+        return Err(LearnError::BadInput(format!(
+            "{what}: {} values, {whose} have {expected}",
+            values.len()
+        )));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(LearnError::BadInput(format!("non-finite {what}")));
+    }
+    Ok(())
+}
+
 fn check_candidates(candidates: &[Vec<[f32; ACTION_DIM]>]) -> Result<usize, LearnError> {
     let Some(first) = candidates.first() else {
         return Err(LearnError::BadInput("no action sequences".into()));
@@ -481,7 +489,7 @@ fn check_candidates(candidates: &[Vec<[f32; ACTION_DIM]>]) -> Result<usize, Lear
         .flatten()
         .any(|v| !v.is_finite())
     {
-        return Err(LearnError::BadInput("non-finite start or action".into()));
+        return Err(LearnError::BadInput("non-finite action".into()));
     }
     Ok(horizon)
 }

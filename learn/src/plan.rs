@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::LearnError;
 use crate::health::normalise;
-use crate::inference::{DynamicsSnapshot, EncoderSnapshot};
+use crate::inference::{DynamicsSnapshot, EncoderSnapshot, check_values};
 use crate::replay::ACTION_DIM;
 
 /// `|n(a) - n(b)|²` between two embeddings of the same length.
@@ -91,16 +91,7 @@ pub fn goal_distances(
 
 /// Refuses a goal embedding that is not `embed_dim` finite values.
 fn check_goal(goal: &[f32], embed_dim: usize) -> Result<(), LearnError> {
-    if goal.len() != embed_dim {
-        return Err(LearnError::BadInput(format!(
-            "goal has {} values, the model's embeddings have {embed_dim}",
-            goal.len()
-        )));
-    }
-    if goal.iter().any(|v| !v.is_finite()) {
-        return Err(LearnError::BadInput("non-finite goal embedding".into()));
-    }
-    Ok(())
+    check_values("goal embedding", goal, embed_dim, "the model's embeddings")
 }
 
 /// What a rollout request returns.

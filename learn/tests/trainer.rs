@@ -1101,11 +1101,11 @@ fn rollout_requests_with_wrong_dimensions_or_no_actions_are_refused() {
     };
     refused(
         plan::rollout(&dynamics, &start[1..], &actions, None),
-        "values",
+        "start:",
     );
     refused(
         plan::rollout(&dynamics, &start, &actions, Some(&start[1..])),
-        "goal has",
+        "goal embedding:",
     );
     refused(plan::rollout(&dynamics, &start, &[], None), "no action");
     // Finite but absurd actions make the dynamics overflow (found by the rollout fuzz
