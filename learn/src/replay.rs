@@ -2,6 +2,7 @@
 //! short sequences that never cross a robot, an episode boundary or a gap in time.
 
 use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use rand::RngExt;
@@ -201,12 +202,49 @@ impl ReplayBuffer {
 
     /// The `index`-th transition: sources in order of first appearance, each oldest first.
     pub fn get(&self, index: usize) -> Option<&Transition> {
-        let mut rest = index;
+        let (_, ring, at) = self.locate(index)?;
+        ring.get(at)
+    }
+
+    /// Draws up to `tries` transitions of the same source and episode as the `index`-th, each
+    /// `steps` transitions before or after it, and returns the index (for
+    /// [`ReplayBuffer::get`]) of the first that `accept` takes; `None` when none did. The odometry
+    /// objective's revisits: a place passed again within one run, where the odometry has not yet
+    /// drifted far.
+    pub fn draw_in_episode(
+        &self,
+        index: usize,
+        steps: RangeInclusive<usize>,
+        tries: usize,
+        rng: &mut ChaCha8Rng,
+        accept: impl Fn(&Transition) -> bool,
+    ) -> Option<usize> {
+        let (first, ring, at) = self.locate(index)?;
+        let episode = ring.get(at)?.episode;
+        if steps.is_empty() {
+            return None;
+        }
+        (0..tries).find_map(|_| {
+            let step = rng.random_range(steps.clone());
+            let candidate = if rng.random::<bool>() {
+                at.checked_add(step)
+            } else {
+                at.checked_sub(step)
+            }?;
+            let transition = ring.get(candidate)?;
+            (transition.episode == episode && accept(transition)).then_some(first + candidate)
+        })
+    }
+
+    /// The source ring holding the `index`-th transition: its first index, the ring, and the
+    /// transition's place in it.
+    fn locate(&self, index: usize) -> Option<(usize, &VecDeque<Transition>, usize)> {
+        let mut first = 0;
         for source in &self.sources {
-            if rest < source.ring.len() {
-                return source.ring.get(rest);
+            if index - first < source.ring.len() {
+                return Some((first, &source.ring, index - first));
             }
-            rest -= source.ring.len();
+            first += source.ring.len();
         }
         None
     }
@@ -450,5 +488,42 @@ mod tests {
             .filter(|&&s| buffer.get(s).expect("t").source == 1)
             .count();
         assert!((900..=1100).contains(&from_gappy), "{from_gappy} of 2000");
+    }
+
+    #[test]
+    fn a_revisit_is_drawn_from_the_same_robot_and_episode_within_its_steps() {
+        let mut buffer = ReplayBuffer::new(ReplayConfig::default(), 2, 2, 3).expect("buffer");
+        // Robot 0: episode 0 (frames 0..100), then episode 1 (100..200); robot 1 between them
+        // in the index space of `get`.
+        for i in 0..200 {
+            buffer.push(from(0, i / 100, i * 10)).expect("push");
+            buffer.push(from(1, 0, i * 10)).expect("push");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let index = 90; // robot 0, episode 0, near its end
+        let mut drawn = std::collections::HashSet::new();
+        for _ in 0..500 {
+            let Some(found) = buffer.draw_in_episode(index, 5..=20, 4, &mut rng, |_| true) else {
+                continue;
+            };
+            let t = buffer.get(found).expect("drawn");
+            assert_eq!((t.source, t.episode), (0, 0));
+            assert!((5..=20).contains(&found.abs_diff(index)), "{found}");
+            drawn.insert(found);
+        }
+        // Both sides within the episode: 70..=85 before, 95..=99 after.
+        assert!(drawn.iter().any(|&i| i < index) && drawn.iter().any(|&i| i > index));
+        // Only what `accept` takes, and nothing where it takes none.
+        let late = |t: &Transition| t.frame_stamp_ns > 950_000_000;
+        let found = buffer.draw_in_episode(index, 1..=20, 64, &mut rng, late);
+        assert!(found.is_some_and(|i| i > 95), "{found:?}");
+        assert_eq!(
+            buffer.draw_in_episode(index, 1..=20, 64, &mut rng, |_| false),
+            None
+        );
+        assert_eq!(
+            buffer.draw_in_episode(buffer.len(), 1..=20, 64, &mut rng, |_| true),
+            None
+        );
     }
 }

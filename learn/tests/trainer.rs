@@ -17,8 +17,8 @@ use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::model::ImageEncoderConfig;
 use autodidact_learn::plan;
 use autodidact_learn::{
-    BackendChoice, BackendKind, LatentPlanner, LearnError, LearningRateDecay, PlannerConfig,
-    SearchMethod, Trainer, TrainerConfig, WorldModelConfig, embedding_health,
+    BackendChoice, BackendKind, LatentPlanner, LearnError, LearningRateDecay, OdometryPose,
+    PlannerConfig, SearchMethod, Trainer, TrainerConfig, WorldModelConfig, embedding_health,
 };
 use common::{PROPRIO_DIM, explore, sim_config};
 
@@ -428,7 +428,7 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 15] = [
+    let broken_settings: [(&str, Break); 18] = [
         ("dynamics without hidden layers", |c| {
             c.model.dynamics_layers = 0
         }),
@@ -475,6 +475,17 @@ fn bad_configs_are_refused() {
             c.objectives.odometry.weight = f32::NAN
         }),
         ("odometry max_m", |c| c.objectives.odometry.max_m = 0.0),
+        ("odometry revisit_share", |c| {
+            c.objectives.odometry.revisit_share = 1.5
+        }),
+        ("odometry revisit_within_steps", |c| {
+            c.objectives.odometry.revisit_share = 0.5;
+            c.objectives.odometry.revisit_within_steps = c.objectives.odometry.window;
+        }),
+        ("odometry revisit_max_m", |c| {
+            c.objectives.odometry.revisit_share = 0.5;
+            c.objectives.odometry.revisit_max_m = f32::NAN;
+        }),
         ("sigreg directions", |c| c.objectives.sigreg.directions = 0),
         ("sigreg knots", |c| c.objectives.sigreg.knots = 1),
         ("sigreg t_max", |c| c.objectives.sigreg.t_max = f32::NAN),
@@ -708,6 +719,73 @@ fn a_plain_target_start_is_frame_t_as_the_camera_saw_it() {
         "{from_plain} against {from_view_a}"
     );
     assert_ne!(first_forward(true, 2), first_forward(false, 2));
+}
+
+/// With revisits on, the odometry objective pairs a frame with the same place passed again
+/// later or earlier in the run (here a circle driven every 40 frames, beyond the window of 30),
+/// and its relative pose is the odometry's between the two; with them off, every pair is two
+/// frames of one drive within the window.
+#[test]
+fn odometry_pairs_a_place_with_its_revisit_when_revisits_are_on() {
+    let _serial = serial();
+    let lap = 40;
+    let circle = |i: usize| {
+        let turned = std::f64::consts::TAU * (i % lap) as f64 / lap as f64;
+        OdometryPose::new(0.3 * turned.sin(), 0.3 * (1.0 - turned.cos()), turned)
+    };
+    let trainer_with = |revisit_share: f32| {
+        let mut config = small_config(5);
+        config.objectives.odometry.revisit_share = revisit_share;
+        config.objectives.odometry.revisit_within_steps = 100;
+        config.objectives.odometry.revisit_max_m = 0.1;
+        config.objectives.odometry.revisit_max_deg = 20.0;
+        let mut trainer = Trainer::new(config).expect("trainer");
+        for (i, sample) in explore(&sim_config(SIDE as u32), 3, 120)
+            .into_iter()
+            .enumerate()
+        {
+            let mut transition = sample.transition;
+            transition.odometry = Some(circle(i));
+            trainer.push(transition).expect("push");
+        }
+        trainer
+    };
+    let mut trainer = trainer_with(1.0);
+    let scale = trainer.config().objectives.odometry.metres_scale;
+    let mut revisits = 0;
+    for _ in 0..10 {
+        let batch = trainer.sample_batch().expect("batch");
+        revisits += batch.revisit_pairs;
+        let far = batch.odometry_offsets.iter().filter(|&&d| d > 30).count();
+        assert_eq!(far, batch.revisit_pairs, "{:?}", batch.odometry_offsets);
+        for (offset, pose) in batch
+            .odometry_offsets
+            .iter()
+            .zip(batch.relative_poses.chunks(3))
+        {
+            if *offset > 30 {
+                // Every lap passes the same poses: a revisit lies a lap or two away, at most
+                // 0.1 m and 20° off.
+                let metres = f64::from(pose[0].hypot(pose[1]) * scale);
+                assert!(
+                    metres <= 0.1 && pose[2].abs().to_degrees() <= 20.0,
+                    "{pose:?}"
+                );
+                assert!(offset.abs_diff(lap) <= 2 || offset.abs_diff(2 * lap) <= 2);
+            }
+        }
+    }
+    assert!(revisits > 40, "{revisits} of 80 pairs were revisits");
+    assert_eq!(trainer.revisit_pairs(), revisits as u64);
+    let mut trainer = trainer_with(0.0);
+    let batch = trainer.sample_batch().expect("batch");
+    assert_eq!(batch.revisit_pairs, 0);
+    assert!(
+        batch
+            .odometry_offsets
+            .iter()
+            .all(|&d| (1..=30).contains(&d))
+    );
 }
 
 /// The relative-pose head learns from two frames' image-only embeddings where the second lies

@@ -1,5 +1,7 @@
 //! Sampling a batch of sequences from the replay buffer, augmented, in parallel.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -37,12 +39,16 @@ pub struct Batch {
     pub proprio: Vec<f32>,
     /// Scaled actions at `t .. t+F`, `[B, F, A]`.
     pub actions: Vec<f32>,
-    /// Per sequence, the step `δ` (1..=odometry window) of its odometry pair's second frame;
-    /// empty when the odometry objective is off.
+    /// Per sequence, the steps `δ` between frame `t` and its odometry pair's second frame
+    /// (1..=odometry window after it, or a revisit's steps before or after it); empty when the
+    /// odometry objective is off.
     pub odometry_offsets: Vec<usize>,
     /// The odometry pair's second frame, `t + δ` (augmented), `[B, 3, H, W]`; empty when the
     /// odometry objective is off.
     pub odometry_frames: Vec<f32>,
+    /// Sequences whose odometry pair is a revisit
+    /// ([`OdometryConfig::revisit_share`]).
+    pub revisit_pairs: usize,
     /// Where frame `t + δ` lies seen from frame `t` by wheel odometry, `[x / metres_scale,
     /// y / metres_scale, yaw]`, `[B, 3]`; empty when the odometry objective is off.
     pub relative_poses: Vec<f32>,
@@ -115,6 +121,7 @@ impl Trainer {
                 Vec::new()
             },
             odometry_frames: sized(odometry_on, batch * image_len),
+            revisit_pairs: 0,
             relative_poses: sized(odometry_on, batch * RELATIVE_POSE_DIM),
             relative_pose_known: sized(odometry_on, batch),
         };
@@ -157,6 +164,7 @@ impl Trainer {
             })
             .collect();
         let replay = &self.replay;
+        let revisits = AtomicUsize::new(0);
         slots
             .into_par_iter()
             .zip(starts.par_iter())
@@ -204,9 +212,35 @@ impl Trainer {
                     );
                 }
                 if let Some(offset) = slots.odometry_offset {
-                    let delta = rng.random_range(1..=c.objectives.odometry.window.max(1));
-                    *offset = delta;
-                    let second = at(delta)?;
+                    let o = &c.objectives.odometry;
+                    // Drawn only when revisits are on, so a batch without them is as it was
+                    // for its seed.
+                    let revisit = (o.revisit_share > 0.0 && rng.random::<f32>() < o.revisit_share)
+                        .then(|| {
+                            replay.draw_in_episode(
+                                start,
+                                o.window + 1..=o.revisit_within_steps,
+                                REVISIT_TRIES,
+                                &mut rng,
+                                |candidate| is_revisit(first, candidate, o),
+                            )
+                        })
+                        .flatten();
+                    let second = match revisit {
+                        Some(index) => {
+                            revisits.fetch_add(1, Ordering::Relaxed);
+                            *offset = index.abs_diff(start);
+                            replay.get(index).ok_or(LearnError::NotEnoughData {
+                                have: replay.len(),
+                                need: index + 1,
+                            })?
+                        }
+                        None => {
+                            let delta = rng.random_range(1..=o.window.max(1));
+                            *offset = delta;
+                            at(delta)?
+                        }
+                    };
                     augment_into(
                         &second.image,
                         width,
@@ -249,6 +283,8 @@ impl Trainer {
                 }
                 Ok::<(), LearnError>(())
             })?;
+        out.revisit_pairs = revisits.into_inner();
+        self.revisit_pairs = self.revisit_pairs.saturating_add(out.revisit_pairs as u64);
         Ok(out)
     }
 }
@@ -261,6 +297,21 @@ fn optional_per_sequence(values: &mut [usize], count: usize) -> Vec<Option<&mut 
     } else {
         values.iter_mut().map(Some).collect()
     }
+}
+
+/// Frames drawn for a revisit before the pair falls back to one of the same drive.
+const REVISIT_TRIES: usize = 64;
+
+/// Whether `candidate` lies near enough `first` by their odometry, and turned little enough,
+/// to be its revisit.
+fn is_revisit(first: &Transition, candidate: &Transition, config: &OdometryConfig) -> bool {
+    let (Some(from), Some(to)) = (first.odometry, candidate.odometry) else {
+        return false;
+    };
+    let relative = from.inverse().compose(&to);
+    relative.is_finite()
+        && relative.x.hypot(relative.y) <= f64::from(config.revisit_max_m)
+        && relative.yaw.abs().to_degrees() <= f64::from(config.revisit_max_deg)
 }
 
 /// Writes where `second` lies seen from `first` by their odometry, scaled as the odometry

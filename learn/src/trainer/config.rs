@@ -214,6 +214,22 @@ pub struct OdometryConfig {
     /// odometry never train it, and a head that has not learned would turn the planner by
     /// chance.
     pub serve_after_pairs: u64,
+    /// Share of the pairs whose second frame is a revisit rather than a frame of the same
+    /// drive: a frame of the same robot and episode, more than `window` and at most
+    /// `revisit_within_steps` steps away, whose odometry puts it within `revisit_max_m` and
+    /// `revisit_max_deg` of the first (drawn among up to 64 frames; where none is so near, the
+    /// pair is one of the same drive). Frames of one drive lie ahead of each other, rarely
+    /// beside: a head taught only on them reads no sideways offset (docs/eval.md, "Near
+    /// goals"); a place passed again lies beside as often as ahead. `0` turns revisits off.
+    pub revisit_share: f32,
+    /// Most steps between a frame and its revisit: the odometry drifts with distance driven,
+    /// and a revisit's relative pose is only as good as the odometry between the two.
+    pub revisit_within_steps: usize,
+    /// Farthest a revisit lies from the first frame by odometry, metres.
+    pub revisit_max_m: f32,
+    /// Most the heading of a revisit differs from the first frame's, degrees: the two frames
+    /// must see much of the same.
+    pub revisit_max_deg: f32,
 }
 
 impl Default for OdometryConfig {
@@ -225,6 +241,10 @@ impl Default for OdometryConfig {
             window: 20,
             max_m: 3.0,
             serve_after_pairs: 20_000,
+            revisit_share: 0.0,
+            revisit_within_steps: 600,
+            revisit_max_m: 0.5,
+            revisit_max_deg: 45.0,
         }
     }
 }
@@ -553,6 +573,19 @@ impl TrainerConfig {
         {
             return invalid(
                 "objectives.odometry: weight >= 0, metres_scale > 0, window >= 1 and max_m > 0",
+            );
+        }
+        if o.odometry.enabled
+            && o.odometry.revisit_share != 0.0
+            && !((0.0..=1.0).contains(&o.odometry.revisit_share)
+                && o.odometry.revisit_within_steps > o.odometry.window
+                && o.odometry.revisit_max_m.is_finite()
+                && o.odometry.revisit_max_m > 0.0
+                && (0.0..=180.0).contains(&o.odometry.revisit_max_deg))
+        {
+            return invalid(
+                "objectives.odometry: revisit_share in [0, 1], revisit_within_steps > window, \
+                 revisit_max_m > 0 and revisit_max_deg in [0, 180]",
             );
         }
         if o.inverse.enabled && !(o.inverse.weight.is_finite() && o.inverse.weight >= 0.0) {

@@ -53,6 +53,8 @@ pub struct Trainer {
     /// Pairs the odometry objective trained on; `None` for a model resumed from a checkpoint
     /// written before they were counted (its head is served as it was then).
     odometry_pairs: Option<u64>,
+    /// Sampled odometry pairs that were revisits, since this trainer was made.
+    revisit_pairs: u64,
     weights_version: u64,
     handle: Option<EncoderHandle>,
     placements: Placements,
@@ -138,6 +140,7 @@ impl Trainer {
             step: 0,
             non_finite_skips: 0,
             odometry_pairs: Some(0),
+            revisit_pairs: 0,
             weights_version: 0,
             handle: None,
         })
@@ -162,6 +165,13 @@ impl Trainer {
     /// for a model resumed from a checkpoint written before they were counted.
     pub fn odometry_pairs(&self) -> Option<u64> {
         self.odometry_pairs
+    }
+
+    /// Odometry pairs sampled as revisits
+    /// ([`OdometryConfig::revisit_share`](config::OdometryConfig::revisit_share)) since this
+    /// trainer was made (not kept in checkpoints).
+    pub fn revisit_pairs(&self) -> u64 {
+        self.revisit_pairs
     }
 
     /// The replay buffer.

@@ -45,6 +45,7 @@ impl Trainer {
         {
             tracing::info!(
                 pairs = *trained,
+                revisits = self.revisit_pairs,
                 step = self.step,
                 "the relative-pose head has trained on serve_after_pairs pairs: it is served from now"
             );
