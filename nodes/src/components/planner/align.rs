@@ -11,6 +11,7 @@ use autodidact_learn::relative_pose::RelativePoseHead;
 use autodidact_learn::{EncoderSnapshot, OdometryPose};
 use serde::{Deserialize, Serialize};
 
+use super::sidestep::SidestepConfig;
 use crate::NodeError;
 use crate::components::collector::Frame;
 
@@ -40,6 +41,9 @@ pub struct AlignConfig {
     /// Degrees (more than `within_deg`) beyond which the robot turns again, until the head
     /// reads the heading within `within_deg` again or `max_s` runs out.
     pub realign_deg: f64,
+    /// Stepping aside, by odometry, to a goal the head reads beside the robot while the MPC
+    /// drives.
+    pub sidestep: SidestepConfig,
 }
 
 impl Default for AlignConfig {
@@ -51,6 +55,7 @@ impl Default for AlignConfig {
             max_s: 2.5,
             realign: true,
             realign_deg: 20.0,
+            sidestep: SidestepConfig::default(),
         }
     }
 }
@@ -70,6 +75,7 @@ impl AlignConfig {
         positive("within_deg", self.within_deg)?;
         positive("gain", self.gain)?;
         positive("max_s", self.max_s)?;
+        self.sidestep.validate()?;
         // Equal thresholds would leave no room between turning and driving.
         if !self.realign || (self.realign_deg.is_finite() && self.realign_deg > self.within_deg) {
             Ok(())

@@ -27,6 +27,7 @@
 mod align;
 mod goal;
 mod memory;
+mod sidestep;
 
 use autodidact_learn::inference::DynamicsSnapshot;
 use autodidact_learn::{
@@ -44,6 +45,8 @@ use goal::GoalImage;
 pub use goal::GoalProprio;
 use memory::Memory;
 pub use memory::RememberConfig;
+pub use sidestep::SidestepConfig;
+use sidestep::{Sidestep, Stepped};
 
 /// Planner node settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -73,7 +76,8 @@ pub struct PlannerOutput {
     /// The latent MPC's plan behind it; `None` when the command came from following the route
     /// by odometry or from turning to the goal's heading ([`PlannerOutput::aligning`]).
     pub plan: Option<Plan>,
-    /// The command turns the robot in place to the goal's heading ([`AlignConfig`]).
+    /// The command turns the robot in place to the goal's heading ([`AlignConfig`]), or steps
+    /// aside to a goal beside it by odometry ([`SidestepConfig`]): it did not come from the MPC.
     pub aligning: bool,
     /// The goal's pose in the robot's frame as the relative-pose head read it for this frame,
     /// while it turns to the goal or watches its heading ([`AlignConfig`]).
@@ -147,6 +151,12 @@ pub struct PlannerStats {
     /// and the robot turned in place again.
     #[serde(default)]
     pub realigned: u64,
+    /// Steps aside started: the head read the goal beside the robot ([`SidestepConfig`]).
+    #[serde(default)]
+    pub sidesteps: u64,
+    /// Frames whose command stepped aside.
+    #[serde(default)]
+    pub sidestepping: u64,
     /// Frames with a goal under `goal_proprio = "predicted"` whose dynamics carry no proprio
     /// head: the MPC steered to the goal, or a subgoal, at rest.
     #[serde(default)]
@@ -160,6 +170,7 @@ pub struct PlannerNode {
     goal: Option<GoalImage>,
     memory: Option<Memory>,
     aligner: Aligner,
+    sidestep: Sidestep,
     stats: PlannerStats,
 }
 
@@ -175,6 +186,7 @@ impl PlannerNode {
         Ok(Self {
             planner: LatentPlanner::new(config.planner.clone())?,
             aligner: Aligner::new(config.align.clone()),
+            sidestep: Sidestep::new(config.align.sidestep.clone()),
             config,
             goal: None,
             memory,
@@ -254,6 +266,7 @@ impl PlannerNode {
             .is_some_and(|current| current.frame.image == goal.image);
         if !same_place {
             self.aligner.new_goal();
+            self.sidestep.new_goal();
         }
         self.goal = Some(GoalImage::new(goal));
         self.planner.reset();
@@ -267,6 +280,7 @@ impl PlannerNode {
         self.goal = None;
         self.planner.reset();
         self.aligner.new_goal();
+        self.sidestep.new_goal();
         if let Some(memory) = &mut self.memory {
             memory.new_goal();
         }
@@ -292,10 +306,22 @@ impl PlannerNode {
         if self.memory.is_none()
             && let Some(head) = dynamics.relative_pose()
         {
-            let turn_rates = [
-                self.config.planner.min_action[1],
-                self.config.planner.max_action[1],
-            ];
+            let (slowest, fastest) = (
+                self.config.planner.min_action,
+                self.config.planner.max_action,
+            );
+            let limits = [[slowest[0], fastest[0]], [slowest[1], fastest[1]]];
+            // A step aside under way drives on by odometry; the head's watch waits for it.
+            match self.sidestep.step(frame.stamp_ns, frame.odometry, limits) {
+                Stepped::Command(action) => {
+                    self.stats.sidestepping += 1;
+                    self.stats.plans += 1;
+                    return Ok(Some(PlannerOutput::aligning(frame.stamp_ns, action, None)));
+                }
+                Stepped::Ended => self.planner.reset(),
+                Stepped::Idle => {}
+            }
+            let turn_rates = [slowest[1], fastest[1]];
             let (turn, seen) = self
                 .aligner
                 .turn(frame, &goal.frame, encoder, head, turn_rates)?;
@@ -324,7 +350,24 @@ impl PlannerNode {
                 self.stats.plans += 1;
                 return Ok(Some(PlannerOutput::aligning(
                     frame.stamp_ns,
-                    rate,
+                    [0.0, rate],
+                    goal_seen,
+                )));
+            }
+            let stepped =
+                self.sidestep
+                    .consider(frame.stamp_ns, frame.odometry, goal_seen.as_ref(), limits);
+            if stepped != Stepped::Idle {
+                self.stats.sidesteps += 1;
+                // As after a turn, the MPC starts afresh from where the step leaves the robot.
+                self.planner.reset();
+            }
+            if let Stepped::Command(action) = stepped {
+                self.stats.sidestepping += 1;
+                self.stats.plans += 1;
+                return Ok(Some(PlannerOutput::aligning(
+                    frame.stamp_ns,
+                    action,
                     goal_seen,
                 )));
             }
@@ -415,14 +458,15 @@ impl PlannerNode {
 }
 
 impl PlannerOutput {
-    /// A turn in place at `rate` (`rad/s`) to the goal's heading, for the frame stamped
-    /// `stamp_ns`, from which the head read the goal at `goal_seen`.
-    fn aligning(stamp_ns: u64, rate: f32, goal_seen: Option<OdometryPose>) -> Self {
+    /// A command not from the MPC, `[linear m/s, angular rad/s]` (a turn in place to the goal's
+    /// heading, or a step aside), for the frame stamped `stamp_ns`, from which the head read
+    /// the goal at `goal_seen`.
+    fn aligning(stamp_ns: u64, action: [f32; 2], goal_seen: Option<OdometryPose>) -> Self {
         Self {
             command: TwistMsg {
                 stamp_ns,
-                linear_x: 0.0,
-                angular_z: rate,
+                linear_x: action[0],
+                angular_z: action[1],
             },
             plan: None,
             aligning: true,
@@ -670,6 +714,66 @@ mod tests {
         let far_off = decide(&mut node, &frame(3 * second, far), &encoder, &dynamics);
         assert!(!far_off.aligning && far_off.goal_seen.is_none());
         assert_eq!(node.stats().realigned, 0);
+    }
+
+    #[test]
+    fn where_the_head_reads_the_goal_beside_the_robot_it_steps_aside_by_odometry() {
+        let trainer = trainer_with_head();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        let goal = frame(0, 30);
+        let at = |stamp_ns: u64| Frame {
+            odometry: Some(OdometryPose::new(1.0, -2.0, 0.5)),
+            ..frame(stamp_ns, 90)
+        };
+        let seen = head_reading(&encoder, &dynamics, &at(0), &goal);
+        assert!(seen.y != 0.0, "{seen:?}");
+        // Aligned at once and never turned again; the (untrained) head's sideways reading is
+        // beyond `aside_m`.
+        let mut config = aligning_within(180.0);
+        config.align.realign = true;
+        config.align.realign_deg = 181.0;
+        config.align.sidestep = SidestepConfig {
+            enabled: true,
+            readings: 2,
+            aside_m: seen.y.abs() / 2.0,
+            // However near the head reads the goal, the step faces its place first.
+            arrive_m: 1e-9,
+            ..SidestepConfig::default()
+        };
+        let mut node = PlannerNode::new(config.clone()).expect("planner");
+        node.set_goal(goal.clone());
+        let ms = 1_000_000;
+        let first = decide(&mut node, &at(0), &encoder, &dynamics);
+        assert!(!first.aligning && first.plan.is_some(), "one reading beside");
+        let step = decide(&mut node, &at(50 * ms), &encoder, &dynamics);
+        assert!(step.aligning && step.plan.is_none(), "two: a step aside");
+        assert_eq!(step.goal_seen, Some(seen));
+        // Stepping, by odometry: the head's watch waits.
+        let stepping = decide(&mut node, &at(100 * ms), &encoder, &dynamics);
+        assert!(stepping.aligning && stepping.goal_seen.is_none());
+        // First it faces the goal's place: turning towards the side the head read it on, or,
+        // already facing it, driving.
+        let command = [stepping.command.linear_x, stepping.command.angular_z];
+        assert!(
+            command == [0.0, 0.0]
+                || (command[0] == 0.0 && command[1].signum() == seen.y.signum() as f32)
+                || command[0] > 0.0,
+            "{command:?} for {seen:?}"
+        );
+        // A frame without odometry ends the step: the MPC drives.
+        let lost = decide(&mut node, &frame(150 * ms, 90), &encoder, &dynamics);
+        assert!(!lost.aligning && lost.plan.is_some());
+        let stats = node.stats();
+        assert_eq!((stats.sidesteps, stats.sidestepping), (1, 2));
+
+        // Off (the default), the same frames never step aside.
+        config.align.sidestep.enabled = false;
+        let mut node = PlannerNode::new(config).expect("planner");
+        node.set_goal(goal);
+        for stamp in 0..4 {
+            assert!(!decide(&mut node, &at(stamp * 50 * ms), &encoder, &dynamics).aligning);
+        }
+        assert_eq!(node.stats().sidesteps, 0);
     }
 
     #[test]

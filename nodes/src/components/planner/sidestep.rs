@@ -1,0 +1,487 @@
+//! Stepping aside to a goal that lies beside the robot: the latent MPC does not close a sideways
+//! offset (a differential drive has to turn away, drive and turn back, and every step of that
+//! first takes it further from the goal's view; docs/eval.md, "Near goals"). Where the
+//! relative-pose head reads the goal further than `aside_m` to the side on `readings` frames in
+//! a row while the MPC drives, the robot places the goal in its wheel odometry's frame (the mean
+//! of those readings), turns to face that place, drives to it and turns to the goal's heading,
+//! all by odometry; then the MPC, and the head's watch of the heading, take over again.
+
+use autodidact_learn::OdometryPose;
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// Stepping aside to a goal beside the robot (`[planner.align.sidestep]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SidestepConfig {
+    /// Step aside where the head reads the goal beside the robot. Needs the relative-pose
+    /// head and wheel odometry on the frames; off by default.
+    pub enabled: bool,
+    /// The goal lies beside when the head reads it further than this to the side, metres.
+    pub aside_m: f64,
+    /// Frames in a row that must read the goal beside; their readings, placed in the odometry's
+    /// frame, are averaged into where the robot steps.
+    pub readings: usize,
+    /// Forward speed of the step, m/s (less within the last few centimetres).
+    pub speed_mps: f64,
+    /// The step has arrived within this distance of the goal's place, metres.
+    pub arrive_m: f64,
+    /// Facing the goal's place, and at the goal's heading, within this many degrees.
+    pub within_deg: f64,
+    /// Turn rate per radian off, `rad/s` per `rad`.
+    pub gain: f64,
+    /// A step that has not ended after this much source time, seconds, is given up.
+    pub max_s: f64,
+    /// Most steps aside for one goal.
+    pub per_goal: u32,
+}
+
+impl Default for SidestepConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            aside_m: 0.12,
+            readings: 5,
+            speed_mps: 0.15,
+            arrive_m: 0.03,
+            within_deg: 8.0,
+            gain: 2.5,
+            max_s: 8.0,
+            per_goal: 2,
+        }
+    }
+}
+
+impl SidestepConfig {
+    /// Checks the numbers, naming the field of the one that is unusable.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let positive = [
+            ("aside_m", self.aside_m),
+            ("speed_mps", self.speed_mps),
+            ("arrive_m", self.arrive_m),
+            ("within_deg", self.within_deg),
+            ("gain", self.gain),
+            ("max_s", self.max_s),
+        ];
+        for (name, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(NodeError::Setup(format!(
+                    "planner.align.sidestep.{name} must be a number > 0, got {value}"
+                )));
+            }
+        }
+        if self.readings == 0 {
+            return Err(NodeError::Setup(
+                "planner.align.sidestep.readings must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The part of a step under way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Turning in place to face the goal's place.
+    Face,
+    /// Driving to it.
+    Drive,
+    /// Turning in place to the goal's heading.
+    Turn,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    /// The MPC drives; the goal's places (odometry frame) of the frames in a row that read it
+    /// beside.
+    Watching(Vec<OdometryPose>),
+    /// Stepping to `target` (odometry frame) since the frame stamped `since_ns`.
+    Stepping {
+        target: OdometryPose,
+        phase: Phase,
+        since_ns: u64,
+    },
+}
+
+/// What a step did with one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Stepped {
+    /// No step under way, or none started: the MPC drives.
+    Idle,
+    /// Send this command, `[linear m/s, angular rad/s]`.
+    Command([f32; 2]),
+    /// The step ended with this frame (arrived, given up or without odometry): the MPC drives
+    /// from here.
+    Ended,
+}
+
+/// Steps aside to one goal at a time.
+pub(super) struct Sidestep {
+    config: SidestepConfig,
+    state: State,
+    /// Steps started for the current goal.
+    steps: u32,
+}
+
+impl Sidestep {
+    pub(super) fn new(config: SidestepConfig) -> Self {
+        Self {
+            config,
+            state: State::Watching(Vec::new()),
+            steps: 0,
+        }
+    }
+
+    /// Starts over for a new goal.
+    pub(super) fn new_goal(&mut self) {
+        self.state = State::Watching(Vec::new());
+        self.steps = 0;
+    }
+
+    /// Whether a step is under way (the head's watch of the heading waits for it).
+    pub(super) fn stepping(&self) -> bool {
+        matches!(self.state, State::Stepping { .. })
+    }
+
+    /// The next command of the step under way for a frame stamped `stamp_ns` at `odometry`,
+    /// within `limits` (`[[slowest, fastest] forward, [slowest, fastest] turn]`, the planner's
+    /// `min_action` and `max_action`).
+    pub(super) fn step(
+        &mut self,
+        stamp_ns: u64,
+        odometry: Option<OdometryPose>,
+        limits: [[f32; 2]; 2],
+    ) -> Stepped {
+        let State::Stepping {
+            target,
+            phase,
+            since_ns,
+        } = self.state
+        else {
+            return Stepped::Idle;
+        };
+        let Some(odometry) = odometry.filter(OdometryPose::is_finite) else {
+            tracing::warn!("a frame without wheel odometry: the step aside is given up");
+            return self.end();
+        };
+        let stepped_s = stamp_ns.saturating_sub(since_ns) as f64 * 1e-9;
+        if stepped_s > self.config.max_s {
+            tracing::warn!(
+                stepped_s,
+                "the step aside did not end within planner.align.sidestep.max_s: given up"
+            );
+            return self.end();
+        }
+        // The goal's place seen from the robot, by odometry.
+        let goal = odometry.inverse().compose(&target);
+        let distance = goal.x.hypot(goal.y);
+        let bearing = goal.y.atan2(goal.x);
+        let within = self.config.within_deg.to_radians();
+        let mut phase = phase;
+        if phase != Phase::Turn && distance <= self.config.arrive_m {
+            phase = Phase::Turn;
+        }
+        if phase == Phase::Face && bearing.abs() <= within {
+            phase = Phase::Drive;
+        }
+        // Passed the place, or pushed well off the line to it: face it again.
+        if phase == Phase::Drive && bearing.abs() > 4.0 * within {
+            phase = if goal.x <= 0.0 && distance <= 2.0 * self.config.arrive_m {
+                Phase::Turn
+            } else {
+                Phase::Face
+            };
+        }
+        if phase == Phase::Turn && goal.yaw.abs() <= within {
+            return self.end();
+        }
+        if let State::Stepping { phase: now, .. } = &mut self.state {
+            *now = phase;
+        }
+        let [linear, angular] = limits.map(|[slowest, fastest]| {
+            move |value: f64| value.min(f64::from(fastest)).max(f64::from(slowest)) as f32
+        });
+        let gain = self.config.gain;
+        Stepped::Command(match phase {
+            Phase::Face => [linear(0.0), angular(gain * bearing)],
+            Phase::Drive => [
+                linear(self.config.speed_mps.min(2.0 * distance)),
+                angular(gain * bearing),
+            ],
+            Phase::Turn => [linear(0.0), angular(gain * goal.yaw)],
+        })
+    }
+
+    /// Reads where the head places the goal (`goal_seen`, in the robot's frame) on a frame the
+    /// MPC would drive from, and starts a step once `readings` frames in a row read it beside;
+    /// then as [`Sidestep::step`].
+    pub(super) fn consider(
+        &mut self,
+        stamp_ns: u64,
+        odometry: Option<OdometryPose>,
+        goal_seen: Option<&OdometryPose>,
+        limits: [[f32; 2]; 2],
+    ) -> Stepped {
+        if !self.config.enabled || self.steps >= self.config.per_goal || self.stepping() {
+            return Stepped::Idle;
+        }
+        let State::Watching(places) = &mut self.state else {
+            return Stepped::Idle;
+        };
+        let (Some(odometry), Some(seen)) = (
+            odometry.filter(OdometryPose::is_finite),
+            goal_seen.filter(|seen| seen.is_finite()),
+        ) else {
+            places.clear();
+            return Stepped::Idle;
+        };
+        if seen.y.abs() <= self.config.aside_m {
+            places.clear();
+            return Stepped::Idle;
+        }
+        places.push(odometry.compose(seen));
+        if places.len() < self.config.readings {
+            return Stepped::Idle;
+        }
+        let n = places.len() as f64;
+        let target = OdometryPose::new(
+            places.iter().map(|p| p.x).sum::<f64>() / n,
+            places.iter().map(|p| p.y).sum::<f64>() / n,
+            // The circular mean, in (-π, π].
+            places
+                .iter()
+                .map(|p| p.yaw.sin())
+                .sum::<f64>()
+                .atan2(places.iter().map(|p| p.yaw.cos()).sum::<f64>()),
+        );
+        self.steps += 1;
+        tracing::debug!(
+            step = self.steps,
+            aside_m = seen.y,
+            ahead_m = seen.x,
+            "the head reads the goal beside the robot: stepping aside to it by odometry"
+        );
+        self.state = State::Stepping {
+            target,
+            phase: Phase::Face,
+            since_ns: stamp_ns,
+        };
+        self.step(stamp_ns, Some(odometry), limits)
+    }
+
+    fn end(&mut self) -> Stepped {
+        self.state = State::Watching(Vec::new());
+        Stepped::Ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+    const LIMITS: [[f32; 2]; 2] = [[-0.3, 0.3], [-1.5, 1.5]];
+
+    fn sidestep() -> Sidestep {
+        Sidestep::new(SidestepConfig {
+            enabled: true,
+            readings: 3,
+            ..SidestepConfig::default()
+        })
+    }
+
+    /// Drives a unicycle by the commands for `seconds` at 20 frames/s, from `pose`.
+    fn drive(
+        sidestep: &mut Sidestep,
+        mut pose: OdometryPose,
+        from_ns: u64,
+        seconds: f64,
+    ) -> (OdometryPose, Stepped) {
+        let mut last = Stepped::Idle;
+        for i in 0..(seconds * 20.0) as u64 {
+            last = sidestep.step(from_ns + i * 50 * MS, Some(pose), LIMITS);
+            let Stepped::Command([v, w]) = last else {
+                return (pose, last);
+            };
+            pose = pose.compose(&OdometryPose::new(
+                0.05 * f64::from(v),
+                0.0,
+                0.05 * f64::from(w),
+            ));
+        }
+        (pose, last)
+    }
+
+    #[test]
+    fn a_goal_read_beside_the_robot_is_reached_by_turning_driving_and_turning_back() {
+        let mut sidestep = sidestep();
+        let start = OdometryPose::new(1.0, 2.0, 0.3);
+        // The goal 0.25 m to the left, 0.02 m ahead, at the robot's heading: read on three
+        // frames, a little noisily.
+        let goal = start.compose(&OdometryPose::new(0.02, 0.25, 0.0));
+        let mut result = Stepped::Idle;
+        for (i, noise) in [-0.01, 0.01, 0.0].into_iter().enumerate() {
+            let seen = OdometryPose::new(0.02 + noise, 0.25 - noise, noise);
+            result = sidestep.consider(i as u64 * 50 * MS, Some(start), Some(&seen), LIMITS);
+            if i < 2 {
+                assert_eq!(result, Stepped::Idle, "starts only on the third reading");
+            }
+        }
+        let Stepped::Command([v, w]) = result else {
+            panic!("a step starts: {result:?}");
+        };
+        assert!(
+            v.abs() < 1e-6 && w > 0.0,
+            "turns left in place first: {v} {w}"
+        );
+        assert!(sidestep.stepping());
+        let (end, last) = drive(&mut sidestep, start, 150 * MS, 7.5);
+        assert_eq!(last, Stepped::Ended);
+        assert!(!sidestep.stepping());
+        let off = end.inverse().compose(&goal);
+        assert!(
+            off.x.hypot(off.y) < 0.04,
+            "ends at the goal's place: {off:?}"
+        );
+        assert!(
+            off.yaw.abs() < 10f64.to_radians(),
+            "at its heading: {off:?}"
+        );
+    }
+
+    #[test]
+    fn a_goal_ahead_or_read_beside_on_too_few_frames_starts_no_step() {
+        let mut sidestep = sidestep();
+        let here = OdometryPose::new(0.0, 0.0, 0.0);
+        let ahead = OdometryPose::new(0.3, 0.05, 0.0);
+        let beside = OdometryPose::new(0.0, -0.3, 0.0);
+        for stamp in 0..10 {
+            assert_eq!(
+                sidestep.consider(stamp * 50 * MS, Some(here), Some(&ahead), LIMITS),
+                Stepped::Idle
+            );
+        }
+        // Two frames beside, then one ahead: the count starts over.
+        for (stamp, seen) in [(10, beside), (11, beside), (12, ahead), (13, beside)] {
+            assert_eq!(
+                sidestep.consider(stamp * 50 * MS, Some(here), Some(&seen), LIMITS),
+                Stepped::Idle
+            );
+        }
+        // Without odometry, no step either.
+        for stamp in 14..20 {
+            assert_eq!(
+                sidestep.consider(stamp * 50 * MS, None, Some(&beside), LIMITS),
+                Stepped::Idle
+            );
+        }
+        // Off, never.
+        let mut off = Sidestep::new(SidestepConfig {
+            readings: 1,
+            ..SidestepConfig::default()
+        });
+        assert_eq!(
+            off.consider(0, Some(here), Some(&beside), LIMITS),
+            Stepped::Idle
+        );
+    }
+
+    #[test]
+    fn a_step_ends_without_odometry_or_after_max_s_and_at_most_per_goal_steps_start() {
+        let mut sidestep = Sidestep::new(SidestepConfig {
+            enabled: true,
+            readings: 1,
+            per_goal: 2,
+            max_s: 1.0,
+            ..SidestepConfig::default()
+        });
+        let here = OdometryPose::new(0.0, 0.0, 0.0);
+        let beside = OdometryPose::new(0.0, 0.3, 0.0);
+        assert!(matches!(
+            sidestep.consider(0, Some(here), Some(&beside), LIMITS),
+            Stepped::Command(_)
+        ));
+        assert_eq!(sidestep.step(50 * MS, None, LIMITS), Stepped::Ended);
+        assert!(matches!(
+            sidestep.consider(100 * MS, Some(here), Some(&beside), LIMITS),
+            Stepped::Command(_)
+        ));
+        // Standing still (the robot does not move): given up once max_s has passed.
+        assert!(matches!(
+            sidestep.step(1_000 * MS, Some(here), LIMITS),
+            Stepped::Command(_)
+        ));
+        assert_eq!(
+            sidestep.step(1_200 * MS, Some(here), LIMITS),
+            Stepped::Ended
+        );
+        // Two steps for this goal: no third.
+        assert_eq!(
+            sidestep.consider(1_250 * MS, Some(here), Some(&beside), LIMITS),
+            Stepped::Idle
+        );
+        sidestep.new_goal();
+        assert!(matches!(
+            sidestep.consider(1_300 * MS, Some(here), Some(&beside), LIMITS),
+            Stepped::Command(_)
+        ));
+    }
+
+    #[test]
+    fn the_commands_stay_within_the_planners_limits() {
+        let mut sidestep = Sidestep::new(SidestepConfig {
+            enabled: true,
+            readings: 1,
+            speed_mps: 5.0,
+            ..SidestepConfig::default()
+        });
+        let here = OdometryPose::new(0.0, 0.0, 0.0);
+        // Far behind and to the right: the turn is capped; a planner that may not turn right
+        // does not.
+        let behind = OdometryPose::new(-0.5, -0.4, 0.0);
+        let limits = [[0.0, 0.2], [0.0, 1.0]];
+        let Stepped::Command([v, w]) = sidestep.consider(0, Some(here), Some(&behind), limits)
+        else {
+            panic!("a step starts");
+        };
+        assert_eq!((v, w), (0.0, 0.0));
+        // Facing it, the speed is capped.
+        let facing = OdometryPose::new(0.0, 0.0, (-0.4f64).atan2(-0.5));
+        let Stepped::Command([v, _]) = sidestep.step(50 * MS, Some(facing), limits) else {
+            panic!("drives");
+        };
+        assert!((v - 0.2).abs() < 1e-6, "{v}");
+    }
+
+    #[test]
+    fn unusable_settings_are_refused_by_name() {
+        assert!(SidestepConfig::default().validate().is_ok());
+        for (config, name) in [
+            (
+                SidestepConfig {
+                    aside_m: 0.0,
+                    ..SidestepConfig::default()
+                },
+                "aside_m",
+            ),
+            (
+                SidestepConfig {
+                    max_s: f64::NAN,
+                    ..SidestepConfig::default()
+                },
+                "max_s",
+            ),
+            (
+                SidestepConfig {
+                    readings: 0,
+                    ..SidestepConfig::default()
+                },
+                "readings",
+            ),
+        ] {
+            let error = config.validate().expect_err(name).to_string();
+            assert!(error.contains(name), "{error}");
+        }
+    }
+}
