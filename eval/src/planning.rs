@@ -589,6 +589,7 @@ fn attempt(
         aligning = planner.stats().aligning,
         align_timeouts = planner.stats().align_timeouts,
         realigned = planner.stats().realigned,
+        sidesteps = planner.stats().sidesteps,
         paths = planner.stats().paths,
         "planning attempt"
     );

@@ -254,6 +254,14 @@ pub struct RelativePoseScores {
     pub corrected_position_error_m: f64,
     /// … and heading error, degrees.
     pub corrected_yaw_error_deg: f64,
+    /// Rank correlation (Spearman) of where the head reads each scored frame seen from its
+    /// nearest fit frame with where it truly lies: ahead …
+    #[serde(default = "not_measured")]
+    pub nearest_ahead_correlation: f64,
+    /// … and to the side (a head taught only on pairs of one drive reads no sideways offset;
+    /// `OdometryConfig::revisit_share`).
+    #[serde(default = "not_measured")]
+    pub nearest_side_correlation: f64,
 }
 
 /// A score a report written before it existed does not have.
@@ -539,6 +547,14 @@ fn relative_pose_rows(rows: &mut Vec<[String; 3]>, protocol: &str, s: &RelativeP
             "{:.3} m / {:.1}°",
             s.nearest_position_error_m, s.nearest_yaw_error_deg
         ),
+    ]);
+    rows.push([
+        format!("{protocol}: the head's reading at the nearest view, rank correlation with the truth, ahead / aside"),
+        format!(
+            "{:.2} / {:.2}",
+            s.nearest_ahead_correlation, s.nearest_side_correlation
+        ),
+        String::new(),
     ]);
 }
 

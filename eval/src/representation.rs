@@ -8,6 +8,7 @@ use autodidact_sim::wrap_angle;
 
 use crate::EvalError;
 use crate::data::{Features, Record, embed_records, embed_transitions};
+use crate::ranking::rank_correlation;
 use crate::report::{RelativePoseScores, RepresentationScores};
 
 /// Probes fitted on the features of `fit` and scored on those of `score`; k-NN of `score` among
@@ -173,8 +174,17 @@ pub(crate) fn relative_pose_scores(
     let mut nearest_yaw = Vec::with_capacity(score.len());
     let mut corrected_position = Vec::with_capacity(score.len());
     let mut corrected_yaw = Vec::with_capacity(score.len());
+    // Where each scored frame lies seen from its nearest view: truly, and as the head reads it.
+    let (mut ahead, mut side) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     for ((record, &n), moved) in score.iter().zip(&nearest).zip(&moves) {
         let (at, from) = (record.true_pose(), fit[n].true_pose());
+        let truth = from.inverse().compose(&at);
+        if truth.is_finite() && moved.is_finite() {
+            ahead.0.push(truth.x);
+            ahead.1.push(moved.x);
+            side.0.push(truth.y);
+            side.1.push(moved.y);
+        }
         nearest_position.push(at.distance(&from));
         nearest_yaw.push(at.turn(&from).to_degrees());
         let corrected = from.compose(moved);
@@ -191,6 +201,8 @@ pub(crate) fn relative_pose_scores(
         nearest_yaw_error_deg: m(&nearest_yaw),
         corrected_position_error_m: m(&corrected_position),
         corrected_yaw_error_deg: m(&corrected_yaw),
+        nearest_ahead_correlation: rank_correlation(&ahead.0, &ahead.1).unwrap_or(f64::NAN),
+        nearest_side_correlation: rank_correlation(&side.0, &side.1).unwrap_or(f64::NAN),
     }))
 }
 
@@ -282,6 +294,13 @@ mod tests {
             scores.nearest_position_error_m < 0.46,
             "every fit frame lies within 0.45 m along the same line: {scores:?}"
         );
+        // Every frame lies on one line: the reading ahead is ranked against the truth; aside,
+        // the truth never varies, and there is no correlation to give.
+        assert!(
+            (-1.0..=1.0).contains(&scores.nearest_ahead_correlation),
+            "{scores:?}"
+        );
+        assert!(scores.nearest_side_correlation.is_nan(), "{scores:?}");
         assert_eq!(
             relative_pose_scores(&without, &without.snapshot(), &fit, &score).expect("scores"),
             None
