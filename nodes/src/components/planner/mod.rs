@@ -744,7 +744,10 @@ mod tests {
         node.set_goal(goal.clone());
         let ms = 1_000_000;
         let first = decide(&mut node, &at(0), &encoder, &dynamics);
-        assert!(!first.aligning && first.plan.is_some(), "one reading beside");
+        assert!(
+            !first.aligning && first.plan.is_some(),
+            "one reading beside"
+        );
         let step = decide(&mut node, &at(50 * ms), &encoder, &dynamics);
         assert!(step.aligning && step.plan.is_none(), "two: a step aside");
         assert_eq!(step.goal_seen, Some(seen));
