@@ -220,7 +220,11 @@ pub struct OdometryConfig {
     /// `revisit_max_deg` of the first (drawn among up to 64 frames; where none is so near, the
     /// pair is one of the same drive). Frames of one drive lie ahead of each other, rarely
     /// beside: a head taught only on them reads no sideways offset (docs/eval.md, "Near
-    /// goals"); a place passed again lies beside as often as ahead. `0` turns revisits off.
+    /// goals"); a place passed again lies beside as often as ahead. `0` turns revisits off
+    /// (the default). Measured (docs/eval.md, "Revisits"): at 0.5 the head's reading of what
+    /// lies aside of a nearby view goes from a rank correlation of 0.17 to 0.62 at home, but
+    /// near a goal it reads a tenth of the offset, and the pose probes move by a few hundredths
+    /// either way by seed.
     pub revisit_share: f32,
     /// Most steps between a frame and its revisit: the odometry drifts with distance driven,
     /// and a revisit's relative pose is only as good as the odometry between the two.
