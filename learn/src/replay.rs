@@ -220,7 +220,7 @@ impl ReplayBuffer {
         accept: impl Fn(&Transition) -> bool,
     ) -> Option<usize> {
         let (first, ring, at) = self.locate(index)?;
-        let episode = ring.get(at)?.episode;
+        let (episode, stamp_ns) = ring.get(at).map(|t| (t.episode, t.frame_stamp_ns))?;
         if steps.is_empty() {
             return None;
         }
@@ -232,7 +232,11 @@ impl ReplayBuffer {
                 at.checked_sub(step)
             }?;
             let transition = ring.get(candidate)?;
-            (transition.episode == episode && accept(transition)).then_some(first + candidate)
+            // Of the same run: the same episode, and its stamp on the side of the first's that
+            // its place in the ring is (an episode number used again would break that).
+            let in_order = (candidate > at) == (transition.frame_stamp_ns > stamp_ns);
+            (transition.episode == episode && in_order && accept(transition))
+                .then_some(first + candidate)
         })
     }
 

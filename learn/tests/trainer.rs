@@ -428,7 +428,7 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 18] = [
+    let broken_settings: [(&str, Break); 19] = [
         ("dynamics without hidden layers", |c| {
             c.model.dynamics_layers = 0
         }),
@@ -485,6 +485,10 @@ fn bad_configs_are_refused() {
         ("odometry revisit_max_m", |c| {
             c.objectives.odometry.revisit_share = 0.5;
             c.objectives.odometry.revisit_max_m = f32::NAN;
+        }),
+        ("odometry revisit_max_m beyond max_m", |c| {
+            c.objectives.odometry.revisit_share = 0.5;
+            c.objectives.odometry.revisit_max_m = c.objectives.odometry.max_m + 1.0;
         }),
         ("sigreg directions", |c| c.objectives.sigreg.directions = 0),
         ("sigreg knots", |c| c.objectives.sigreg.knots = 1),

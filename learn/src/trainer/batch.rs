@@ -43,13 +43,13 @@ pub struct Batch {
     /// (1..=odometry window after it, or a revisit's steps before or after it); empty when the
     /// odometry objective is off.
     pub odometry_offsets: Vec<usize>,
-    /// The odometry pair's second frame, `t + δ` (augmented), `[B, 3, H, W]`; empty when the
-    /// odometry objective is off.
+    /// The odometry pair's second frame, `t + δ` (or a revisit's, `t ± δ`; augmented),
+    /// `[B, 3, H, W]`; empty when the odometry objective is off.
     pub odometry_frames: Vec<f32>,
     /// Sequences whose odometry pair is a revisit
     /// ([`OdometryConfig::revisit_share`]).
     pub revisit_pairs: usize,
-    /// Where frame `t + δ` lies seen from frame `t` by wheel odometry, `[x / metres_scale,
+    /// Where the second frame lies seen from frame `t` by wheel odometry, `[x / metres_scale,
     /// y / metres_scale, yaw]`, `[B, 3]`; empty when the odometry objective is off.
     pub relative_poses: Vec<f32>,
     /// Per sequence, 1 when its relative pose is known (odometry at both frames, within

@@ -178,8 +178,8 @@ impl Default for InverseConfig {
     }
 }
 
-/// Relative pose from wheel odometry: where frame `t + δ` (`δ` drawn from `1..=window`) lies
-/// seen from frame `t`, predicted from the image-only embeddings of `t` (online) and `t + δ`
+/// Relative pose from wheel odometry: where frame `t + δ` (`δ` drawn from `1..=window`; or a
+/// revisit of frame `t`'s place, `revisit_share`) lies seen from frame `t`, predicted from the image-only embeddings of `t` (online) and `t + δ`
 /// (EMA target). The two images are encoded apart, so to tell how the robot moved between them
 /// each embedding has to say where the robot stands among what it sees: places, not only
 /// looks. Every pair is also trained the other way round, the first frame seen from the second
@@ -229,7 +229,7 @@ pub struct OdometryConfig {
     /// Most steps between a frame and its revisit: the odometry drifts with distance driven,
     /// and a revisit's relative pose is only as good as the odometry between the two.
     pub revisit_within_steps: usize,
-    /// Farthest a revisit lies from the first frame by odometry, metres.
+    /// Farthest a revisit lies from the first frame by odometry, metres (at most `max_m`).
     pub revisit_max_m: f32,
     /// Most the heading of a revisit differs from the first frame's, degrees: the two frames
     /// must see much of the same.
@@ -583,13 +583,13 @@ impl TrainerConfig {
             && o.odometry.revisit_share != 0.0
             && !((0.0..=1.0).contains(&o.odometry.revisit_share)
                 && o.odometry.revisit_within_steps > o.odometry.window
-                && o.odometry.revisit_max_m.is_finite()
                 && o.odometry.revisit_max_m > 0.0
+                && o.odometry.revisit_max_m <= o.odometry.max_m
                 && (0.0..=180.0).contains(&o.odometry.revisit_max_deg))
         {
             return invalid(
                 "objectives.odometry: revisit_share in [0, 1], revisit_within_steps > window, \
-                 revisit_max_m > 0 and revisit_max_deg in [0, 180]",
+                 revisit_max_m in (0, max_m] and revisit_max_deg in [0, 180]",
             );
         }
         if o.inverse.enabled && !(o.inverse.weight.is_finite() && o.inverse.weight >= 0.0) {
