@@ -346,6 +346,7 @@ impl PlannerNode {
                 Turn::HandedOver => None,
             };
             if let Some(rate) = turn_rate {
+                self.sidestep.interrupt();
                 self.stats.aligning += 1;
                 self.stats.plans += 1;
                 return Ok(Some(PlannerOutput::aligning(

@@ -16,7 +16,9 @@ use crate::NodeError;
 #[serde(default, deny_unknown_fields)]
 pub struct SidestepConfig {
     /// Step aside where the head reads the goal beside the robot. Needs the relative-pose
-    /// head and wheel odometry on the frames; off by default.
+    /// head, wheel odometry on the frames and the head's watch of the heading while the MPC
+    /// drives (`planner.align` `enabled` and `realign`, the defaults: the head is read only
+    /// while it watches); off by default.
     pub enabled: bool,
     /// The goal lies beside when the head reads it further than this to the side, metres.
     /// The heads trained with revisits read a side offset at about a tenth of its size near a
@@ -74,6 +76,14 @@ impl SidestepConfig {
                     "planner.align.sidestep.{name} must be a number > 0, got {value}"
                 )));
             }
+        }
+        // Driving re-faces the goal's place beyond 4 × within_deg off its line: that must be
+        // less than a half turn.
+        if self.within_deg >= 45.0 {
+            return Err(NodeError::Setup(format!(
+                "planner.align.sidestep.within_deg must be less than 45, got {}",
+                self.within_deg
+            )));
         }
         if self.readings == 0 {
             return Err(NodeError::Setup(
@@ -169,6 +179,8 @@ impl Sidestep {
             tracing::warn!("a frame without wheel odometry: the step aside is given up");
             return self.end();
         };
+        // Stamps that went back (a reset simulator, a bag played again) start the clock over.
+        let since_ns = since_ns.min(stamp_ns);
         let stepped_s = stamp_ns.saturating_sub(since_ns) as f64 * 1e-9;
         if stepped_s > self.config.max_s {
             tracing::warn!(
@@ -200,8 +212,13 @@ impl Sidestep {
         if phase == Phase::Turn && goal.yaw.abs() <= within {
             return self.end();
         }
-        if let State::Stepping { phase: now, .. } = &mut self.state {
-            *now = phase;
+        if let State::Stepping {
+            phase: now,
+            since_ns: since,
+            ..
+        } = &mut self.state
+        {
+            (*now, *since) = (phase, since_ns);
         }
         let [linear, angular] = limits.map(|[slowest, fastest]| {
             move |value: f64| value.min(f64::from(fastest)).max(f64::from(slowest)) as f32
@@ -252,7 +269,7 @@ impl Sidestep {
         let target = OdometryPose::new(
             places.iter().map(|p| p.x).sum::<f64>() / n,
             places.iter().map(|p| p.y).sum::<f64>() / n,
-            // The circular mean, in (-π, π].
+            // The circular mean, in [-π, π].
             places
                 .iter()
                 .map(|p| p.yaw.sin())
@@ -272,6 +289,14 @@ impl Sidestep {
             since_ns: stamp_ns,
         };
         self.step(stamp_ns, Some(odometry), limits)
+    }
+
+    /// Forgets the readings so far: the robot turned in place between them, and they are no
+    /// longer frames in a row.
+    pub(super) fn interrupt(&mut self) {
+        if let State::Watching(places) = &mut self.state {
+            places.clear();
+        }
     }
 
     fn end(&mut self) -> Stepped {
@@ -433,6 +458,43 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_between_readings_starts_the_count_over_and_stamps_that_go_back_restart_the_clock() {
+        let mut sidestep = sidestep();
+        let here = OdometryPose::new(0.0, 0.0, 0.0);
+        let beside = OdometryPose::new(0.0, 0.3, 0.0);
+        for stamp in 0..2 {
+            assert_eq!(
+                sidestep.consider(stamp * 50 * MS, Some(here), Some(&beside), LIMITS),
+                Stepped::Idle
+            );
+        }
+        // The robot turned in place to the goal's heading: two readings more are needed.
+        sidestep.interrupt();
+        for stamp in 2..4 {
+            assert_eq!(
+                sidestep.consider(stamp * 50 * MS, Some(here), Some(&beside), LIMITS),
+                Stepped::Idle
+            );
+        }
+        assert!(matches!(
+            sidestep.consider(10_000 * MS, Some(here), Some(&beside), LIMITS),
+            Stepped::Command(_)
+        ));
+        // The simulator was reset: its clock starts at zero again, and max_s (8 s) counts from
+        // there.
+        for stamp_s in [0, 4, 7] {
+            assert!(matches!(
+                sidestep.step(stamp_s * 1_000 * MS, Some(here), LIMITS),
+                Stepped::Command(_)
+            ));
+        }
+        assert_eq!(
+            sidestep.step(9_000 * MS, Some(here), LIMITS),
+            Stepped::Ended
+        );
+    }
+
+    #[test]
     fn the_commands_stay_within_the_planners_limits() {
         let mut sidestep = Sidestep::new(SidestepConfig {
             enabled: true,
@@ -482,6 +544,13 @@ mod tests {
                     ..SidestepConfig::default()
                 },
                 "readings",
+            ),
+            (
+                SidestepConfig {
+                    within_deg: 45.0,
+                    ..SidestepConfig::default()
+                },
+                "within_deg",
             ),
         ] {
             let error = config.validate().expect_err(name).to_string();
