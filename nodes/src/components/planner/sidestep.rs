@@ -18,7 +18,8 @@ pub struct SidestepConfig {
     /// Step aside where the head reads the goal beside the robot. Needs the relative-pose
     /// head, wheel odometry on the frames and the head's watch of the heading while the MPC
     /// drives (`planner.align` `enabled` and `realign`, the defaults: the head is read only
-    /// while it watches); off by default.
+    /// while it watches); off by default: measured (docs/eval.md, "Revisits") it reached 7
+    /// more near goals of 80 and lost 19 easy goals of 80 on heads trained with revisits.
     pub enabled: bool,
     /// The goal lies beside when the head reads it further than this to the side, metres.
     /// The heads trained with revisits read a side offset at about a tenth of its size near a
