@@ -10,6 +10,7 @@ use super::Trainer;
 use super::config::OdometryConfig;
 use crate::LearnError;
 use crate::augment::{augment_into, mask_patches, plain_into};
+use crate::memory::OdometryPose;
 use crate::model::RELATIVE_POSE_DIM;
 use crate::replay::{ACTION_DIM, Transition};
 
@@ -305,13 +306,17 @@ const REVISIT_TRIES: usize = 64;
 /// Whether `candidate` lies near enough `first` by their odometry, and turned little enough,
 /// to be its revisit.
 fn is_revisit(first: &Transition, candidate: &Transition, config: &OdometryConfig) -> bool {
-    let (Some(from), Some(to)) = (first.odometry, candidate.odometry) else {
-        return false;
-    };
-    let relative = from.inverse().compose(&to);
-    relative.is_finite()
-        && relative.x.hypot(relative.y) <= f64::from(config.revisit_max_m)
-        && relative.yaw.abs().to_degrees() <= f64::from(config.revisit_max_deg)
+    odometry_between(first, candidate).is_some_and(|relative| {
+        relative.x.hypot(relative.y) <= f64::from(config.revisit_max_m)
+            && relative.yaw.abs().to_degrees() <= f64::from(config.revisit_max_deg)
+    })
+}
+
+/// Where `second` lies seen from `first` by their odometry; `None` where either has none or
+/// the pose is not finite.
+fn odometry_between(first: &Transition, second: &Transition) -> Option<OdometryPose> {
+    let (from, to) = (first.odometry?, second.odometry?);
+    Some(from.inverse().compose(&to)).filter(OdometryPose::is_finite)
 }
 
 /// Writes where `second` lies seen from `first` by their odometry, scaled as the odometry
@@ -324,11 +329,10 @@ fn relative_pose_into(
     pose: &mut [f32],
     known: &mut [f32],
 ) {
-    let (Some(from), Some(to)) = (first.odometry, second.odometry) else {
+    let Some(relative) = odometry_between(first, second) else {
         return;
     };
-    let relative = from.inverse().compose(&to);
-    if !relative.is_finite() || relative.x.hypot(relative.y) > f64::from(config.max_m) {
+    if relative.x.hypot(relative.y) > f64::from(config.max_m) {
         return;
     }
     let scale = f64::from(config.metres_scale);
