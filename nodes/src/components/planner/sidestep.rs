@@ -25,8 +25,8 @@ pub struct SidestepConfig {
     /// The heads trained with revisits read a side offset at about a tenth of its size near a
     /// goal (docs/eval.md, "Revisits"): 0.12 m never started a step there, 0.05 m did.
     pub aside_m: f64,
-    /// Frames in a row that must read the goal beside; their readings, placed in the odometry's
-    /// frame, are averaged into where the robot steps.
+    /// Frames in a row that must read the goal beside, on one side; their readings, placed in
+    /// the odometry's frame, are averaged into where the robot steps.
     pub readings: usize,
     /// Forward speed of the step, m/s (less within the last few centimetres).
     pub speed_mps: f64,
@@ -236,8 +236,8 @@ impl Sidestep {
     }
 
     /// Reads where the head places the goal (`goal_seen`, in the robot's frame) on a frame the
-    /// MPC would drive from, and starts a step once `readings` frames in a row read it beside;
-    /// then as [`Sidestep::step`].
+    /// MPC would drive from, and starts a step once `readings` frames in a row read it beside,
+    /// on one side; then as [`Sidestep::step`].
     pub(super) fn consider(
         &mut self,
         stamp_ns: u64,
@@ -261,6 +261,16 @@ impl Sidestep {
         if seen.y.abs() <= self.config.aside_m {
             places.clear();
             return Stepped::Idle;
+        }
+        // Readings on both sides are not one place beside the robot: their mean would lie
+        // near the robot and the step would turn it away for nothing. The count starts over
+        // from this reading.
+        let side_of = |place: &OdometryPose| odometry.inverse().compose(place).y.signum();
+        if places
+            .last()
+            .is_some_and(|last| side_of(last) != seen.y.signum())
+        {
+            places.clear();
         }
         places.push(odometry.compose(seen));
         if places.len() < self.config.readings {
@@ -415,6 +425,28 @@ mod tests {
             off.consider(0, Some(here), Some(&beside), LIMITS),
             Stepped::Idle
         );
+    }
+
+    #[test]
+    fn readings_on_both_sides_start_the_count_over() {
+        let mut sidestep = sidestep();
+        let here = OdometryPose::new(0.5, -0.2, 1.0);
+        let left = OdometryPose::new(0.0, 0.3, 0.0);
+        let right = OdometryPose::new(0.0, -0.3, 0.0);
+        for (stamp, seen) in [(0, left), (1, left), (2, right), (3, right)] {
+            assert_eq!(
+                sidestep.consider(stamp * 50 * MS, Some(here), Some(&seen), LIMITS),
+                Stepped::Idle,
+                "reading {stamp}"
+            );
+        }
+        // The third reading on the right in a row starts a step, turning right.
+        let Stepped::Command([_, w]) =
+            sidestep.consider(4 * 50 * MS, Some(here), Some(&right), LIMITS)
+        else {
+            panic!("three readings on one side start a step");
+        };
+        assert!(w < 0.0, "turns right, to the side read: {w}");
     }
 
     #[test]
