@@ -262,6 +262,14 @@ pub struct RelativePoseScores {
     /// `OdometryConfig::revisit_share`).
     #[serde(default = "not_measured")]
     pub nearest_side_correlation: f64,
+    /// How much of an offset the head reads, per metre it truly is: the least-squares slope of
+    /// the reading on the truth, ahead … (1 for a head to scale; a head that hedges towards
+    /// "no offset" reads less)
+    #[serde(default = "not_measured")]
+    pub nearest_ahead_scale: f64,
+    /// … and to the side.
+    #[serde(default = "not_measured")]
+    pub nearest_side_scale: f64,
 }
 
 /// A score a report written before it existed does not have.
@@ -553,6 +561,14 @@ fn relative_pose_rows(rows: &mut Vec<[String; 3]>, protocol: &str, s: &RelativeP
         format!(
             "{:.2} / {:.2}",
             s.nearest_ahead_correlation, s.nearest_side_correlation
+        ),
+        String::new(),
+    ]);
+    rows.push([
+        format!("{protocol}: the head's reading at the nearest view, metres read per metre true, ahead / aside"),
+        format!(
+            "{:.2} / {:.2}",
+            s.nearest_ahead_scale, s.nearest_side_scale
         ),
         String::new(),
     ]);

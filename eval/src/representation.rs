@@ -203,7 +203,25 @@ pub(crate) fn relative_pose_scores(
         corrected_yaw_error_deg: m(&corrected_yaw),
         nearest_ahead_correlation: rank_correlation(&ahead.0, &ahead.1).unwrap_or(f64::NAN),
         nearest_side_correlation: rank_correlation(&side.0, &side.1).unwrap_or(f64::NAN),
+        nearest_ahead_scale: slope(&ahead.0, &ahead.1).unwrap_or(f64::NAN),
+        nearest_side_scale: slope(&side.0, &side.1).unwrap_or(f64::NAN),
     }))
+}
+
+/// The least-squares slope of `read` on `truth` (with an intercept): how much of a unit of
+/// `truth` is read. `None` for fewer than two values or a truth that never varies.
+fn slope(truth: &[f64], read: &[f64]) -> Option<f64> {
+    if truth.len() != read.len() || truth.len() < 2 {
+        return None;
+    }
+    let n = truth.len() as f64;
+    let (mt, mr) = (truth.iter().sum::<f64>() / n, read.iter().sum::<f64>() / n);
+    let (mut cov, mut var) = (0.0, 0.0);
+    for (t, r) in truth.iter().zip(read) {
+        cov += (t - mt) * (r - mr);
+        var += (t - mt).powi(2);
+    }
+    (var > 0.0).then(|| cov / var)
 }
 
 /// The published encoder's embeddings of the records' images alone (proprio zero), as the
@@ -229,6 +247,22 @@ mod tests {
     use autodidact_learn::{OdometryPose, TrainerConfig};
 
     use super::*;
+
+    #[test]
+    fn the_scale_is_how_much_of_the_truth_is_read() {
+        let truth = [-0.3, -0.1, 0.0, 0.2, 0.4];
+        // A head that reads a tenth of every offset, shifted by 1 cm.
+        let tenth: Vec<f64> = truth.iter().map(|t| 0.1 * t + 0.01).collect();
+        let scale = slope(&truth, &tenth).expect("a truth that varies");
+        assert!((scale - 0.1).abs() < 1e-12, "{scale}");
+        assert_eq!(slope(&truth, &truth), Some(1.0));
+        assert_eq!(
+            slope(&[0.2, 0.2], &[0.1, 0.3]),
+            None,
+            "the truth never varies"
+        );
+        assert_eq!(slope(&[0.2], &[0.1]), None);
+    }
 
     /// A drive of `count` 16×16 frames along x, each image its own pattern.
     fn drive(episode: u64, count: usize) -> Vec<Record> {
@@ -301,6 +335,8 @@ mod tests {
             "{scores:?}"
         );
         assert!(scores.nearest_side_correlation.is_nan(), "{scores:?}");
+        assert!(scores.nearest_ahead_scale.is_finite(), "{scores:?}");
+        assert!(scores.nearest_side_scale.is_nan(), "{scores:?}");
         assert_eq!(
             relative_pose_scores(&without, &without.snapshot(), &fit, &score).expect("scores"),
             None
