@@ -262,9 +262,9 @@ pub struct RelativePoseScores {
     /// `OdometryConfig::revisit_share`).
     #[serde(default = "not_measured")]
     pub nearest_side_correlation: f64,
-    /// How much of an offset the head reads, per metre it truly is: the least-squares slope of
-    /// the reading on the truth, ahead … (1 for a head to scale; a head that hedges towards
-    /// "no offset" reads less)
+    /// How much of an offset the head reads, per metre it truly is, at the nearest views within
+    /// 0.5 m: the least-squares slope of the reading on the truth, ahead … (1 for a head to
+    /// scale; a head that hedges towards "no offset" reads less)
     #[serde(default = "not_measured")]
     pub nearest_ahead_scale: f64,
     /// … and to the side.
@@ -565,7 +565,7 @@ fn relative_pose_rows(rows: &mut Vec<[String; 3]>, protocol: &str, s: &RelativeP
         String::new(),
     ]);
     rows.push([
-        format!("{protocol}: the head's reading at the nearest view, metres read per metre true, ahead / aside"),
+        format!("{protocol}: the head's reading at the nearest view within 0.5 m, metres read per metre true, ahead / aside"),
         format!(
             "{:.2} / {:.2}",
             s.nearest_ahead_scale, s.nearest_side_scale

@@ -102,6 +102,12 @@ fn nearest_by_cosine(fit_unit: &[Vec<f32>], query: &[f32]) -> Option<usize> {
 /// Frames this many steps apart make the relative-pose head's pairs (1 s at 20 frames/s).
 pub(crate) const PAIR_STEPS: usize = 20;
 
+/// How much of an offset the head reads is measured on nearest views at most this far from
+/// the scored frame, metres: the range it is taught (a revisit lies within
+/// `OdometryConfig::revisit_max_m`, 0.5 m by default; pairs of one drive within 20 steps).
+/// Beyond it a head's reading levels off, and the few far views would decide the slope.
+const SCALE_WITHIN_M: f64 = 0.5;
+
 /// How well `trainer`'s relative-pose head places one view seen from another: on pairs of
 /// `score` frames [`PAIR_STEPS`] apart in one drive, and for each `score` frame seen from its
 /// nearest `fit` frame by image-only embedding (in the new-worlds protocol, a view of another
@@ -176,6 +182,8 @@ pub(crate) fn relative_pose_scores(
     let mut corrected_yaw = Vec::with_capacity(score.len());
     // Where each scored frame lies seen from its nearest view: truly, and as the head reads it.
     let (mut ahead, mut side) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    // … and the same within SCALE_WITHIN_M, for how much of an offset the head reads there.
+    let (mut ahead_near, mut side_near) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     for ((record, &n), moved) in score.iter().zip(&nearest).zip(&moves) {
         let (at, from) = (record.true_pose(), fit[n].true_pose());
         let truth = from.inverse().compose(&at);
@@ -184,6 +192,12 @@ pub(crate) fn relative_pose_scores(
             ahead.1.push(moved.x);
             side.0.push(truth.y);
             side.1.push(moved.y);
+            if truth.x.hypot(truth.y) <= SCALE_WITHIN_M {
+                ahead_near.0.push(truth.x);
+                ahead_near.1.push(moved.x);
+                side_near.0.push(truth.y);
+                side_near.1.push(moved.y);
+            }
         }
         nearest_position.push(at.distance(&from));
         nearest_yaw.push(at.turn(&from).to_degrees());
@@ -203,8 +217,8 @@ pub(crate) fn relative_pose_scores(
         corrected_yaw_error_deg: m(&corrected_yaw),
         nearest_ahead_correlation: rank_correlation(&ahead.0, &ahead.1).unwrap_or(f64::NAN),
         nearest_side_correlation: rank_correlation(&side.0, &side.1).unwrap_or(f64::NAN),
-        nearest_ahead_scale: slope(&ahead.0, &ahead.1).unwrap_or(f64::NAN),
-        nearest_side_scale: slope(&side.0, &side.1).unwrap_or(f64::NAN),
+        nearest_ahead_scale: slope(&ahead_near.0, &ahead_near.1).unwrap_or(f64::NAN),
+        nearest_side_scale: slope(&side_near.0, &side_near.1).unwrap_or(f64::NAN),
     }))
 }
 
