@@ -38,9 +38,10 @@ pub(crate) struct EvalArgs {
     /// Without --checkpoint: also save the model eval trained as a checkpoint here.
     #[arg(long)]
     save_checkpoint: Option<PathBuf>,
-    /// Without --checkpoint: camera side (pixels) of the model eval trains.
-    #[arg(long, default_value_t = 32)]
-    side: u32,
+    /// Without --checkpoint: camera side (pixels) of the model eval trains [default: the
+    /// config's [sim.camera], else 32].
+    #[arg(long)]
+    side: Option<u32>,
     /// Held-out exploration episodes (probes fit on half, score on the rest) [default: 8].
     #[arg(long)]
     episodes: Option<u64>,
@@ -102,7 +103,18 @@ fn experience(minutes: f64, period_s: f64) -> Result<(u64, usize)> {
 /// `autodidact eval`: scores a model (trained here, or a checkpoint) on simulator worlds, or on
 /// held-out bags with `--bag`.
 pub(crate) fn eval(args: EvalArgs) -> Result<()> {
-    let file = FileConfig::load_or_default(args.config.as_deref())?;
+    let file = FileConfig::load_with_camera(args.config.as_deref(), args.side.unwrap_or(32))?;
+    let camera = (file.sim.camera.width, file.sim.camera.height);
+    if let Some(side) = args.side
+        && args.checkpoint.is_none()
+        && camera != (side, side)
+    {
+        anyhow::bail!(
+            "--side {side} and the config's [sim.camera] ({}x{}) disagree: set one",
+            camera.0,
+            camera.1
+        );
+    }
     if let (false, Some(checkpoint)) = (args.bags.is_empty(), &args.checkpoint) {
         return eval_bags(&args, &file, checkpoint);
     }
@@ -129,12 +141,10 @@ pub(crate) fn eval(args: EvalArgs) -> Result<()> {
     let model = match &args.checkpoint {
         Some(path) => EvalModel::from_checkpoint(path)?,
         None => {
-            sim.camera.width = args.side;
-            sim.camera.height = args.side;
             let mut trainer = file.trainer.clone().unwrap_or_else(|| {
                 TrainerConfig::for_inputs(
-                    args.side as usize,
-                    args.side as usize,
+                    camera.0 as usize,
+                    camera.1 as usize,
                     ProprioConfig::default().dim(),
                 )
             });

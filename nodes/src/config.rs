@@ -60,10 +60,34 @@ impl FileConfig {
         Self::parse(&text).map_err(|e| NodeError::Setup(format!("config {}: {e}", path.display())))
     }
 
+    /// [`load_or_default`](Self::load_or_default) for a program whose simulated camera is
+    /// `side` × `side` pixels where the file's `[sim.camera]` does not set its width or height
+    /// (`autodidact eval` trains 32² models; the simulator's own default is larger): a
+    /// `[trainer]` section's standard model is then made for that camera.
+    pub fn load_with_camera(path: Option<&Path>, side: u32) -> Result<Self, NodeError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| NodeError::Setup(format!("reading config {}: {e}", path.display())))?,
+            None => String::new(),
+        };
+        Self::parse_with_camera(&text, Some(side)).map_err(|e| match path {
+            Some(path) => NodeError::Setup(format!("config {}: {e}", path.display())),
+            None => e,
+        })
+    }
+
     /// Parses and checks the text of a configuration file.
     pub fn parse(text: &str) -> Result<Self, NodeError> {
+        Self::parse_with_camera(text, None)
+    }
+
+    /// [`parse`](Self::parse), with the camera `side` × `side` where the text does not set it.
+    fn parse_with_camera(text: &str, side: Option<u32>) -> Result<Self, NodeError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| NodeError::Setup(e.to_string()))?;
+        if let Some(side) = side {
+            with_camera(&mut table, side)?;
+        }
         with_default_model(&mut table)?;
         let config: Self = table
             .try_into()
@@ -95,6 +119,27 @@ impl FileConfig {
         }
         Ok(config)
     }
+}
+
+/// Sets `[sim.camera]` `width` and `height` to `side` where the table does not set them.
+fn with_camera(table: &mut toml::Table, side: u32) -> Result<(), NodeError> {
+    let mut section = |parent: &mut toml::Table, name: &str| -> Result<toml::Table, NodeError> {
+        match parent.remove(name) {
+            None => Ok(toml::Table::new()),
+            Some(toml::Value::Table(child)) => Ok(child),
+            Some(_) => Err(NodeError::Setup(format!("[{name}] must be a table"))),
+        }
+    };
+    let mut sim = section(table, "sim")?;
+    let mut camera = section(&mut sim, "camera")?;
+    for key in ["width", "height"] {
+        camera
+            .entry(key)
+            .or_insert(toml::Value::Integer(i64::from(side)));
+    }
+    sim.insert("camera".into(), toml::Value::Table(camera));
+    table.insert("sim".into(), toml::Value::Table(sim));
+    Ok(())
 }
 
 /// A `[trainer]` section gets the standard model for the input size (the collector's when
@@ -211,6 +256,43 @@ mod tests {
             toml::Value::try_from(&trainer.model).ok(),
             toml::Value::try_from(&standard).ok()
         );
+    }
+
+    /// `autodidact eval` trains 32² models: a file with only a `[trainer]` setting gets the
+    /// standard model for that camera, and a file that sets its camera keeps it.
+    #[test]
+    fn a_program_camera_fills_in_what_the_file_does_not_set() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("revisits.toml");
+        std::fs::write(
+            &path,
+            "[trainer.objectives.odometry]\nrevisit_share = 0.5\n",
+        )
+        .expect("written");
+        let config = FileConfig::load_with_camera(Some(&path), 32).expect("loaded");
+        assert_eq!(
+            (config.sim.camera.width, config.sim.camera.height),
+            (32, 32)
+        );
+        let trainer = config.trainer.expect("[trainer]");
+        assert_eq!(trainer.objectives.odometry.revisit_share, 0.5);
+        let proprio = CollectorConfig::default().proprio.dim();
+        assert_eq!(
+            toml::Value::try_from(&trainer.model).ok(),
+            toml::Value::try_from(&TrainerConfig::for_inputs(32, 32, proprio).model).ok()
+        );
+        // Plain parsing keeps the simulator's default camera, and its model.
+        let plain = FileConfig::parse("[trainer.objectives.odometry]\nrevisit_share = 0.5\n")
+            .expect("parsed");
+        assert_eq!(plain.sim.camera.width, SimConfig::default().camera.width);
+        // A camera the file sets, in part or whole, is kept.
+        let set =
+            FileConfig::parse_with_camera("[sim.camera]\nwidth = 48\n", Some(32)).expect("parsed");
+        assert_eq!((set.sim.camera.width, set.sim.camera.height), (48, 32));
+        // No file: the program's camera.
+        let none = FileConfig::load_with_camera(None, 24).expect("defaults");
+        assert_eq!((none.sim.camera.width, none.sim.camera.height), (24, 24));
+        assert!(FileConfig::parse_with_camera("sim = 3\n", Some(32)).is_err());
     }
 
     /// A `[trainer.model]` that sets a few fields keeps the standard model's others, down to
