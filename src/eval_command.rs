@@ -40,7 +40,7 @@ pub(crate) struct EvalArgs {
     save_checkpoint: Option<PathBuf>,
     /// Without --checkpoint: camera side (pixels) of the model eval trains [default: the
     /// config's [sim.camera], else 32].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "checkpoint")]
     side: Option<u32>,
     /// Held-out exploration episodes (probes fit on half, score on the rest) [default: 8].
     #[arg(long)]
@@ -75,14 +75,19 @@ pub(crate) struct EvalArgs {
     /// paths in the arena, goal images (open it with `rerun FILE`).
     #[arg(long)]
     rrd: Option<PathBuf>,
-    /// TOML configuration file: optional [sim] (the camera follows the model), [trainer] (for
-    /// the model eval trains) and [eval] (with [eval.planner]) sections.
+    /// TOML configuration file: optional [sim] (its camera sets the model eval trains; with
+    /// --checkpoint the camera follows the model), [trainer] (for the model eval trains) and
+    /// [eval] (with [eval.planner]) sections.
     #[arg(long)]
     config: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
 }
+
+/// Camera side (pixels) of the model `eval` trains where neither `--side` nor the config's
+/// `[sim.camera]` sets it.
+const DEFAULT_SIDE: u32 = 32;
 
 /// Control periods per exploration episode of the model `eval` trains.
 const EVAL_EPISODE_STEPS: usize = 1500;
@@ -103,10 +108,10 @@ fn experience(minutes: f64, period_s: f64) -> Result<(u64, usize)> {
 /// `autodidact eval`: scores a model (trained here, or a checkpoint) on simulator worlds, or on
 /// held-out bags with `--bag`.
 pub(crate) fn eval(args: EvalArgs) -> Result<()> {
-    let file = FileConfig::load_with_camera(args.config.as_deref(), args.side.unwrap_or(32))?;
+    let file =
+        FileConfig::load_with_camera(args.config.as_deref(), args.side.unwrap_or(DEFAULT_SIDE))?;
     let camera = (file.sim.camera.width, file.sim.camera.height);
     if let Some(side) = args.side
-        && args.checkpoint.is_none()
         && camera != (side, side)
     {
         anyhow::bail!(

@@ -6,6 +6,7 @@ use autodidact_sim::Pose2;
 use serde::{Deserialize, Serialize};
 
 use crate::config::EvalConfig;
+use crate::representation::SCALE_WITHIN_M;
 
 /// The report (`--json`); layout named by [`REPORT_SCHEMA`](crate::REPORT_SCHEMA).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -565,7 +566,7 @@ fn relative_pose_rows(rows: &mut Vec<[String; 3]>, protocol: &str, s: &RelativeP
         String::new(),
     ]);
     rows.push([
-        format!("{protocol}: the head's reading at the nearest view within 0.5 m, metres read per metre true, ahead / aside"),
+        format!("{protocol}: the head's reading at the nearest view within {SCALE_WITHIN_M} m, metres read per metre true, ahead / aside"),
         format!(
             "{:.2} / {:.2}",
             s.nearest_ahead_scale, s.nearest_side_scale

@@ -106,7 +106,7 @@ pub(crate) const PAIR_STEPS: usize = 20;
 /// the scored frame, metres: the range it is taught (a revisit lies within
 /// `OdometryConfig::revisit_max_m`, 0.5 m by default; pairs of one drive within 20 steps).
 /// Beyond it a head's reading levels off, and the few far views would decide the slope.
-const SCALE_WITHIN_M: f64 = 0.5;
+pub(crate) const SCALE_WITHIN_M: f64 = 0.5;
 
 /// How well `trainer`'s relative-pose head places one view seen from another: on pairs of
 /// `score` frames [`PAIR_STEPS`] apart in one drive, and for each `score` frame seen from its
@@ -223,7 +223,8 @@ pub(crate) fn relative_pose_scores(
 }
 
 /// The least-squares slope of `read` on `truth` (with an intercept): how much of a unit of
-/// `truth` is read. `None` for fewer than two values or a truth that never varies.
+/// `truth` is read. `None` for slices of different lengths, fewer than two values or a truth
+/// that never varies.
 fn slope(truth: &[f64], read: &[f64]) -> Option<f64> {
     if truth.len() != read.len() || truth.len() < 2 {
         return None;

@@ -63,7 +63,8 @@ impl FileConfig {
     /// [`load_or_default`](Self::load_or_default) for a program whose simulated camera is
     /// `side` × `side` pixels where the file's `[sim.camera]` does not set its width or height
     /// (`autodidact eval` trains 32² models; the simulator's own default is larger): a
-    /// `[trainer]` section's standard model is then made for that camera.
+    /// `[trainer]` section's standard model is then made for that camera (unless `[collector]`
+    /// sets the input size).
     pub fn load_with_camera(path: Option<&Path>, side: u32) -> Result<Self, NodeError> {
         let text = match path {
             Some(path) => std::fs::read_to_string(path)
@@ -123,15 +124,13 @@ impl FileConfig {
 
 /// Sets `[sim.camera]` `width` and `height` to `side` where the table does not set them.
 fn with_camera(table: &mut toml::Table, side: u32) -> Result<(), NodeError> {
-    let mut section = |parent: &mut toml::Table, name: &str| -> Result<toml::Table, NodeError> {
-        match parent.remove(name) {
-            None => Ok(toml::Table::new()),
-            Some(toml::Value::Table(child)) => Ok(child),
-            Some(_) => Err(NodeError::Setup(format!("[{name}] must be a table"))),
-        }
+    let section = |parent: &mut toml::Table, name: &str, path: &str| match parent.remove(name) {
+        None => Ok(toml::Table::new()),
+        Some(toml::Value::Table(child)) => Ok(child),
+        Some(_) => Err(NodeError::Setup(format!("[{path}] must be a table"))),
     };
-    let mut sim = section(table, "sim")?;
-    let mut camera = section(&mut sim, "camera")?;
+    let mut sim = section(table, "sim", "sim")?;
+    let mut camera = section(&mut sim, "camera", "sim.camera")?;
     for key in ["width", "height"] {
         camera
             .entry(key)
@@ -253,8 +252,8 @@ mod tests {
         let standard =
             TrainerConfig::for_inputs(32, 32, CollectorConfig::default().proprio.dim()).model;
         assert_eq!(
-            toml::Value::try_from(&trainer.model).ok(),
-            toml::Value::try_from(&standard).ok()
+            toml::Value::try_from(&trainer.model).expect("the model as TOML"),
+            toml::Value::try_from(&standard).expect("the model as TOML")
         );
     }
 
@@ -278,13 +277,23 @@ mod tests {
         assert_eq!(trainer.objectives.odometry.revisit_share, 0.5);
         let proprio = CollectorConfig::default().proprio.dim();
         assert_eq!(
-            toml::Value::try_from(&trainer.model).ok(),
-            toml::Value::try_from(&TrainerConfig::for_inputs(32, 32, proprio).model).ok()
+            toml::Value::try_from(&trainer.model).expect("the model as TOML"),
+            toml::Value::try_from(&TrainerConfig::for_inputs(32, 32, proprio).model)
+                .expect("the model as TOML")
         );
         // Plain parsing keeps the simulator's default camera, and its model.
         let plain = FileConfig::parse("[trainer.objectives.odometry]\nrevisit_share = 0.5\n")
             .expect("parsed");
-        assert_eq!(plain.sim.camera.width, SimConfig::default().camera.width);
+        let sim = SimConfig::default().camera;
+        assert_eq!(plain.sim.camera.width, sim.width);
+        assert_ne!(
+            sim.width, 32,
+            "the test needs a simulator camera other than eval's"
+        );
+        assert_eq!(
+            plain.trainer.expect("[trainer]").model.encoder.image.width,
+            sim.width as usize
+        );
         // A camera the file sets, in part or whole, is kept.
         let set =
             FileConfig::parse_with_camera("[sim.camera]\nwidth = 48\n", Some(32)).expect("parsed");
@@ -292,7 +301,9 @@ mod tests {
         // No file: the program's camera.
         let none = FileConfig::load_with_camera(None, 24).expect("defaults");
         assert_eq!((none.sim.camera.width, none.sim.camera.height), (24, 24));
-        assert!(FileConfig::parse_with_camera("sim = 3\n", Some(32)).is_err());
+        let error = FileConfig::parse_with_camera("[sim]\ncamera = 3\n", Some(32))
+            .expect_err("a camera that is not a table");
+        assert!(error.to_string().contains("[sim.camera]"), "{error}");
     }
 
     /// A `[trainer.model]` that sets a few fields keeps the standard model's others, down to
@@ -311,8 +322,8 @@ mod tests {
         expected.inverse_head = true;
         expected.encoder.image.feature_dim = 96;
         assert_eq!(
-            toml::Value::try_from(&trainer.model).ok(),
-            toml::Value::try_from(&expected).ok()
+            toml::Value::try_from(&trainer.model).expect("the model as TOML"),
+            toml::Value::try_from(&expected).expect("the model as TOML")
         );
         assert!(trainer.objectives.inverse.enabled);
         let error = FileConfig::parse("[trainer]\nmodel = 3\n")

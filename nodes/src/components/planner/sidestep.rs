@@ -1,8 +1,8 @@
 //! Stepping aside to a goal that lies beside the robot: the latent MPC does not close a sideways
 //! offset (a differential drive has to turn away, drive and turn back, and every step of that
 //! first takes it further from the goal's view; docs/eval.md, "Near goals"). Where the
-//! relative-pose head reads the goal further than `aside_m` to the side on `readings` frames in
-//! a row while the MPC drives, the robot places the goal in its wheel odometry's frame (the mean
+//! relative-pose head reads the goal further than `aside_m` to the side, on one side, on
+//! `readings` frames in a row while the MPC drives, the robot places the goal in its wheel odometry's frame (the mean
 //! of those readings), turns to face that place, drives to it and turns to the goal's heading,
 //! all by odometry; then the MPC, and the head's watch of the heading, take over again.
 
