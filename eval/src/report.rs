@@ -264,13 +264,21 @@ pub struct RelativePoseScores {
     #[serde(default = "not_measured")]
     pub nearest_side_correlation: f64,
     /// How much of an offset the head reads, per metre it truly is, at the nearest views within
-    /// 0.5 m: the least-squares slope of the reading on the truth, ahead … (1 for a head to
-    /// scale; a head that hedges towards "no offset" reads less)
+    /// 0.5 m: the least-squares slope of the reading on the truth, ahead … (1 for a head that
+    /// reads exactly; less for one that hedges towards "no offset", or a noisy one)
     #[serde(default = "not_measured")]
     pub nearest_ahead_scale: f64,
     /// … and to the side.
     #[serde(default = "not_measured")]
     pub nearest_side_scale: f64,
+    /// How far the offset truly lies per metre the head reads there: the slope of the truth on
+    /// the reading, ahead … (1 for a head to scale, whose reading can be driven by, however
+    /// noisy; more for one that reads less than is there)
+    #[serde(default = "not_measured")]
+    pub nearest_ahead_calibration: f64,
+    /// … and to the side.
+    #[serde(default = "not_measured")]
+    pub nearest_side_calibration: f64,
 }
 
 /// A score a report written before it existed does not have.
@@ -570,6 +578,14 @@ fn relative_pose_rows(rows: &mut Vec<[String; 3]>, protocol: &str, s: &RelativeP
         format!(
             "{:.2} / {:.2}",
             s.nearest_ahead_scale, s.nearest_side_scale
+        ),
+        String::new(),
+    ]);
+    rows.push([
+        format!("{protocol}: the head's reading at the nearest view within {SCALE_WITHIN_M} m, metres true per metre read, ahead / aside"),
+        format!(
+            "{:.2} / {:.2}",
+            s.nearest_ahead_calibration, s.nearest_side_calibration
         ),
         String::new(),
     ]);

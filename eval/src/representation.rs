@@ -219,22 +219,25 @@ pub(crate) fn relative_pose_scores(
         nearest_side_correlation: rank_correlation(&side.0, &side.1).unwrap_or(f64::NAN),
         nearest_ahead_scale: slope(&ahead_near.0, &ahead_near.1).unwrap_or(f64::NAN),
         nearest_side_scale: slope(&side_near.0, &side_near.1).unwrap_or(f64::NAN),
+        nearest_ahead_calibration: slope(&ahead_near.1, &ahead_near.0).unwrap_or(f64::NAN),
+        nearest_side_calibration: slope(&side_near.1, &side_near.0).unwrap_or(f64::NAN),
     }))
 }
 
-/// The least-squares slope of `read` on `truth` (with an intercept): how much of a unit of
-/// `truth` is read. `None` for slices of different lengths, fewer than two values or a truth
-/// that never varies.
-fn slope(truth: &[f64], read: &[f64]) -> Option<f64> {
-    if truth.len() != read.len() || truth.len() < 2 {
+/// The least-squares slope of `y` on `x` (with an intercept): of the reading on the truth, how
+/// much of a unit of truth is read; of the truth on the reading, how much truth a unit of
+/// reading means. `None` for slices of different lengths, fewer than two values or an `x` that
+/// never varies.
+fn slope(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 2 {
         return None;
     }
-    let n = truth.len() as f64;
-    let (mt, mr) = (truth.iter().sum::<f64>() / n, read.iter().sum::<f64>() / n);
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
     let (mut cov, mut var) = (0.0, 0.0);
-    for (t, r) in truth.iter().zip(read) {
-        cov += (t - mt) * (r - mr);
-        var += (t - mt).powi(2);
+    for (a, b) in x.iter().zip(y) {
+        cov += (a - mx) * (b - my);
+        var += (a - mx).powi(2);
     }
     (var > 0.0).then(|| cov / var)
 }
@@ -277,6 +280,22 @@ mod tests {
             "the truth never varies"
         );
         assert_eq!(slope(&[0.2], &[0.1]), None);
+        // A head that reads a tenth: ten metres true per metre read.
+        let calibration = slope(&tenth, &truth).expect("a reading that varies");
+        assert!((calibration - 10.0).abs() < 1e-9, "{calibration}");
+        // A head to scale but noisy (the truth is the reading give or take 0.1 m, the error
+        // unrelated to the reading): a metre read is a metre true, and less than a metre true
+        // is read.
+        let read = [-0.2, -0.2, 0.0, 0.0, 0.2, 0.2];
+        let noisy: Vec<f64> = read
+            .iter()
+            .zip([0.1, -0.1, 0.1, -0.1, 0.1, -0.1])
+            .map(|(r, e)| r + e)
+            .collect();
+        let to_scale = slope(&read, &noisy).expect("a reading that varies");
+        assert!((to_scale - 1.0).abs() < 1e-12, "{to_scale}");
+        let read_per_true = slope(&noisy, &read).expect("a truth that varies");
+        assert!(read_per_true < 0.9, "{read_per_true}");
     }
 
     /// A drive of `count` 16×16 frames along x, each image its own pattern.
@@ -352,6 +371,7 @@ mod tests {
         assert!(scores.nearest_side_correlation.is_nan(), "{scores:?}");
         assert!(scores.nearest_ahead_scale.is_finite(), "{scores:?}");
         assert!(scores.nearest_side_scale.is_nan(), "{scores:?}");
+        assert!(!scores.nearest_side_calibration.is_infinite(), "{scores:?}");
         assert_eq!(
             relative_pose_scores(&without, &without.snapshot(), &fit, &score).expect("scores"),
             None
