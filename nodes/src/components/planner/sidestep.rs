@@ -38,6 +38,11 @@ pub struct SidestepConfig {
     pub gain: f64,
     /// A step that has not ended after this much source time, seconds, is given up.
     pub max_s: f64,
+    /// Metres truly aside per metre the head reads aside: the reading is multiplied by it
+    /// before `aside_m` is compared and the step placed. `autodidact eval` reports it for a
+    /// model ("metres true per metre read", `nearest_side_calibration`): the heads trained
+    /// with revisits read a side offset at a half to a quarter of its size (2.0–3.7).
+    pub side_gain: f64,
     /// Most steps aside for one goal. Measured on the near goals: a second step, started late
     /// or on a misreading, left the robot turned away from the goal's heading at the end (2:
     /// 29 of 40 reached; 1: 34 of 40).
@@ -55,6 +60,7 @@ impl Default for SidestepConfig {
             within_deg: 8.0,
             gain: 2.5,
             max_s: 8.0,
+            side_gain: 1.0,
             per_goal: 1,
         }
     }
@@ -70,6 +76,7 @@ impl SidestepConfig {
             ("within_deg", self.within_deg),
             ("gain", self.gain),
             ("max_s", self.max_s),
+            ("side_gain", self.side_gain),
         ];
         for (name, value) in positive {
             if !(value.is_finite() && value > 0.0) {
@@ -251,13 +258,14 @@ impl Sidestep {
         let State::Watching(places) = &mut self.state else {
             return Stepped::Idle;
         };
-        let (Some(odometry), Some(seen)) = (
+        let (Some(odometry), Some(read)) = (
             odometry.filter(OdometryPose::is_finite),
             goal_seen.filter(|seen| seen.is_finite()),
         ) else {
             places.clear();
             return Stepped::Idle;
         };
+        let seen = &OdometryPose::new(read.x, self.config.side_gain * read.y, read.yaw);
         if seen.y.abs() <= self.config.aside_m {
             places.clear();
             return Stepped::Idle;
@@ -428,6 +436,41 @@ mod tests {
     }
 
     #[test]
+    fn the_side_gain_steps_as_far_aside_as_a_reading_means() {
+        let mut sidestep = Sidestep::new(SidestepConfig {
+            enabled: true,
+            readings: 3,
+            side_gain: 2.5,
+            aside_m: 0.2,
+            ..SidestepConfig::default()
+        });
+        let start = OdometryPose::new(-1.0, 0.5, -2.0);
+        // A head that reads the goal at 0.1 m to the left where it lies 0.25 m: 0.1 × 2.5 is
+        // over aside_m (0.2) and is where the robot steps.
+        let read = OdometryPose::new(0.02, 0.1, 0.0);
+        let goal = start.compose(&OdometryPose::new(0.02, 0.25, 0.0));
+        for stamp in 0..3 {
+            sidestep.consider(stamp * 50 * MS, Some(start), Some(&read), LIMITS);
+        }
+        assert!(sidestep.stepping());
+        let (end, last) = drive(&mut sidestep, start, 150 * MS, 7.5);
+        assert_eq!(last, Stepped::Ended);
+        let off = end.inverse().compose(&goal);
+        assert!(off.x.hypot(off.y) < 0.04, "ends at the place: {off:?}");
+        // Without the gain the same readings are not aside enough.
+        let mut plain = Sidestep::new(SidestepConfig {
+            side_gain: 1.0,
+            ..sidestep.config.clone()
+        });
+        for stamp in 0..5 {
+            assert_eq!(
+                plain.consider(stamp * 50 * MS, Some(start), Some(&read), LIMITS),
+                Stepped::Idle
+            );
+        }
+    }
+
+    #[test]
     fn readings_on_both_sides_start_the_count_over() {
         let mut sidestep = sidestep();
         let here = OdometryPose::new(0.5, -0.2, 1.0);
@@ -577,6 +620,13 @@ mod tests {
                     ..SidestepConfig::default()
                 },
                 "readings",
+            ),
+            (
+                SidestepConfig {
+                    side_gain: -2.0,
+                    ..SidestepConfig::default()
+                },
+                "side_gain",
             ),
             (
                 SidestepConfig {
