@@ -41,7 +41,7 @@ pub struct SidestepConfig {
     /// Metres truly aside per metre the head reads aside: the reading is multiplied by it
     /// before `aside_m` is compared and the step placed. `autodidact eval` reports it for a
     /// model ("metres true per metre read", `nearest_side_calibration`): the heads trained
-    /// with revisits read a side offset at a half to a quarter of its size (2.0–3.7).
+    /// with revisits read a side offset at a half to a quarter of its size (1.9–3.8).
     pub side_gain: f64,
     /// Most steps aside for one goal. Measured on the near goals: a second step, started late
     /// or on a misreading, left the robot turned away from the goal's heading at the end (2:
