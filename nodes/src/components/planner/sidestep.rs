@@ -1,9 +1,9 @@
 //! Stepping aside to a goal that lies beside the robot: the latent MPC does not close a sideways
 //! offset (a differential drive has to turn away, drive and turn back, and every step of that
 //! first takes it further from the goal's view; docs/eval.md, "Near goals"). Where the
-//! relative-pose head reads the goal further than `aside_m` to the side, on one side, on
-//! `readings` frames in a row while the MPC drives, the robot places the goal in its wheel odometry's frame (the mean
-//! of those readings), turns to face that place, drives to it and turns to the goal's heading,
+//! relative-pose head reads the goal (scaled by `side_gain`) further than `aside_m` to one side
+//! on `readings` frames in a row while the MPC drives, the robot places the goal in its wheel
+//! odometry's frame (the mean of those readings), turns to face that place, drives to it and turns to the goal's heading,
 //! all by odometry; then the MPC, and the head's watch of the heading, take over again.
 
 use autodidact_learn::OdometryPose;
@@ -21,9 +21,10 @@ pub struct SidestepConfig {
     /// while it watches); off by default: measured (docs/eval.md, "Revisits") it reached 7
     /// more near goals of 80 and lost 19 easy goals of 80 on heads trained with revisits.
     pub enabled: bool,
-    /// The goal lies beside when the head reads it further than this to the side, metres.
-    /// The heads trained with revisits read a side offset at about a tenth of its size near a
-    /// goal (docs/eval.md, "Revisits"): 0.12 m never started a step there, 0.05 m did.
+    /// The goal lies beside when the head's reading, scaled by `side_gain`, puts it further
+    /// than this to the side, metres. At gain 1 the heads trained with revisits read a side
+    /// offset near a goal at a small part of its size (docs/eval.md, "Revisits"): 0.12 m never
+    /// started a step there, 0.05 m did.
     pub aside_m: f64,
     /// Frames in a row that must read the goal beside, on one side; their readings, placed in
     /// the odometry's frame, are averaged into where the robot steps.
