@@ -55,9 +55,15 @@ impl FileConfig {
 
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
+        Self::load_camera(path, None)
+    }
+
+    /// [`load`](Self::load), with the camera `side` × `side` where the file does not set it.
+    fn load_camera(path: &Path, side: Option<u32>) -> Result<Self, NodeError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| NodeError::Setup(format!("reading config {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| NodeError::Setup(format!("config {}: {e}", path.display())))
+        Self::parse_with_camera(&text, side)
+            .map_err(|e| NodeError::Setup(format!("config {}: {e}", path.display())))
     }
 
     /// [`load_or_default`](Self::load_or_default) for a program whose simulated camera is
@@ -66,15 +72,10 @@ impl FileConfig {
     /// `[trainer]` section's standard model is then made for that camera (unless `[collector]`
     /// sets the input size).
     pub fn load_with_camera(path: Option<&Path>, side: u32) -> Result<Self, NodeError> {
-        let text = match path {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|e| NodeError::Setup(format!("reading config {}: {e}", path.display())))?,
-            None => String::new(),
-        };
-        Self::parse_with_camera(&text, Some(side)).map_err(|e| match path {
-            Some(path) => NodeError::Setup(format!("config {}: {e}", path.display())),
-            None => e,
-        })
+        match path {
+            Some(path) => Self::load_camera(path, Some(side)),
+            None => Self::parse_with_camera("", Some(side)),
+        }
     }
 
     /// Parses and checks the text of a configuration file.
