@@ -208,6 +208,8 @@ pub(super) struct Memory {
     /// is placed there, the MPC drives (a graph built again with the goal at the same place
     /// does not pull the robot back to it); placed elsewhere, a path is laid out to it.
     arrived: Option<Place>,
+    /// A path was followed to its end since [`Memory::take_arrival`] last looked.
+    arrival_unseen: bool,
 }
 
 impl Memory {
@@ -259,6 +261,7 @@ impl Memory {
             places: None,
             follower: None,
             arrived: None,
+            arrival_unseen: false,
         }
     }
 
@@ -281,6 +284,19 @@ impl Memory {
     pub(super) fn new_goal(&mut self) {
         self.follower = None;
         self.arrived = None;
+        self.arrival_unseen = false;
+    }
+
+    /// Whether a path was followed to its end since the last call: the last stretch to the
+    /// goal starts.
+    pub(super) fn take_arrival(&mut self) -> bool {
+        std::mem::take(&mut self.arrival_unseen)
+    }
+
+    /// Whether the robot is on the last stretch: it followed a path to its end for this goal
+    /// and follows none now.
+    pub(super) fn on_last_stretch(&self) -> bool {
+        self.arrived.is_some() && self.follower.is_none()
     }
 
     /// Keeps `frame` when the memory remembers and `every_s` has passed since the last one kept
@@ -409,6 +425,7 @@ impl Memory {
                     Some((Follow::Drive(command), _)) => Some(command),
                     Some((Follow::Arrived, to)) => {
                         self.arrived = Some(to);
+                        self.arrival_unseen = true;
                         self.follower = None;
                         None
                     }

@@ -303,9 +303,19 @@ impl PlannerNode {
             return Ok(None);
         };
         let mut goal_seen = None;
-        if self.memory.is_none()
-            && let Some(head) = dynamics.relative_pose()
-        {
+        // Without a memory the head turns and steps from the first frame; with one, on the last
+        // stretch, from the end of the path it followed, where it starts over.
+        let by_the_head = match &mut self.memory {
+            None => true,
+            Some(memory) => {
+                if memory.take_arrival() {
+                    self.aligner.new_goal();
+                    self.sidestep.new_goal();
+                }
+                memory.on_last_stretch()
+            }
+        };
+        if by_the_head && let Some(head) = dynamics.relative_pose() {
             let (slowest, fastest) = (
                 self.config.planner.min_action,
                 self.config.planner.max_action,
@@ -1191,6 +1201,70 @@ mod tests {
             back.command.linear_x.abs() < 1e-6 && back.command.angular_z.abs() > 0.5,
             "the way back is behind: it turns in place first"
         );
+    }
+
+    #[test]
+    fn on_the_last_stretch_of_a_followed_path_the_head_turns_the_robot_to_the_goals_heading() {
+        let trainer = trainer_with_head();
+        let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
+        // A 2 m drive along x on which the scene brightens, with wheel odometry.
+        let drive: Vec<Frame> = (0..=100u8)
+            .map(|i| {
+                let x = 0.02 * f64::from(i);
+                brightening(u64::from(i), x, OdometryPose::new(x, 0.0, 0.0))
+            })
+            .collect();
+        let mut memory = MemoryConfig::default();
+        memory.follow.enabled = true;
+        memory.follow.replan_frames = 0;
+        // A threshold the untrained head never meets: once it turns, it turns for `max_s`.
+        let mut node = PlannerNode::new(aligning_within(1e-9)).expect("planner");
+        node.set_memory(drive, memory).expect("memory");
+        let goal = frame(1000, 200);
+        node.set_goal(goal.clone());
+        let mut robot = OdometryPose::new(0.0, 0.0, 0.0);
+        let mut stamp_ns = 1_000_000_000;
+        let mut step = |node: &mut PlannerNode, robot: &OdometryPose| {
+            stamp_ns += 50_000_000;
+            let seen = brightening(stamp_ns, robot.x, *robot);
+            let output = decide(node, &seen, &encoder, &dynamics);
+            (output, seen)
+        };
+        // The path is followed to its end without a turn by the head; the MPC takes the frame
+        // at its end.
+        let mut ended = false;
+        for _ in 0..400 {
+            let (output, _) = step(&mut node, &robot);
+            if output.plan.is_some() {
+                ended = true;
+                break;
+            }
+            assert!(!output.aligning, "the follower drives, not the head");
+            robot = robot.compose(&OdometryPose::new(
+                f64::from(output.command.linear_x) * 0.05,
+                0.0,
+                f64::from(output.command.angular_z) * 0.05,
+            ));
+        }
+        assert!(ended, "the path was followed to its end");
+        assert_eq!(node.stats().aligning, 0);
+        // Then the head turns the robot in place to the goal's heading, by its reading.
+        let (turning, seen) = step(&mut node, &robot);
+        assert!(turning.aligning && turning.plan.is_none());
+        assert_eq!(turning.command.linear_x, 0.0);
+        assert_eq!(
+            turning.goal_seen,
+            Some(head_reading(&encoder, &dynamics, &seen, &goal))
+        );
+        assert_eq!(node.stats().aligning, 1);
+        // Until `max_s` (1 s) has passed; then the MPC drives to the goal.
+        let driving = (0..30)
+            .map(|_| step(&mut node, &robot).0)
+            .find(|output| !output.aligning)
+            .expect("the turn ends");
+        assert!(driving.plan.is_some() && driving.path.is_empty());
+        assert_eq!(node.stats().align_timeouts, 1);
+        assert_eq!(node.stats().paths, 1);
     }
 
     #[test]
