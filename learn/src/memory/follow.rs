@@ -28,7 +28,9 @@ pub struct FollowConfig {
     pub arrive_m: f32,
     /// … and within this of its heading, degrees; the latent MPC drives on to the goal.
     pub arrive_deg: f32,
-    /// Forward speed per metre to the target, 1/s (capped by the planner's `max_action`).
+    /// Forward speed per metre to the target, 1/s (capped by the planner's `max_action`): 2.5
+    /// drives at the cap towards a target `lookahead_m` ahead (measured in docs/eval.md, "The
+    /// last stretch of a followed path": 1.5 left paths unfinished within a far goal's time).
     pub linear_gain: f32,
     /// Turn rate per radian of bearing to the target, 1/s (capped by `max_action`).
     pub angular_gain: f32,
@@ -53,7 +55,7 @@ impl Default for FollowConfig {
             lookahead_m: 0.25,
             arrive_m: 0.1,
             arrive_deg: 20.0,
-            linear_gain: 1.5,
+            linear_gain: 2.5,
             angular_gain: 3.0,
             drive_within_deg: 45.0,
             replan_frames: 40,
