@@ -26,7 +26,8 @@ pub struct FollowConfig {
     pub lookahead_m: f32,
     /// The path is done when the robot is within this of its last pose, metres …
     pub arrive_m: f32,
-    /// … and within this of its heading, degrees; the latent MPC drives on to the goal.
+    /// … and within this of its heading, degrees; the latent MPC drives on to the goal (after
+    /// the relative-pose head's turn to its heading, where the planner has the head).
     pub arrive_deg: f32,
     /// Forward speed per metre to the target, 1/s (capped by the planner's `max_action`): 2.5
     /// drives at the cap towards a target `lookahead_m` ahead (measured in docs/eval.md, "The

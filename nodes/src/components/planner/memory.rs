@@ -210,6 +210,8 @@ pub(super) struct Memory {
     arrived: Option<Place>,
     /// A path was followed to its end since [`Memory::take_arrival`] last looked.
     arrival_unseen: bool,
+    /// The last route found the goal where the robot followed a path to and follows none now.
+    last_stretch: bool,
 }
 
 impl Memory {
@@ -262,6 +264,7 @@ impl Memory {
             follower: None,
             arrived: None,
             arrival_unseen: false,
+            last_stretch: false,
         }
     }
 
@@ -285,6 +288,7 @@ impl Memory {
         self.follower = None;
         self.arrived = None;
         self.arrival_unseen = false;
+        self.last_stretch = false;
     }
 
     /// Whether a path was followed to its end since the last call: the last stretch to the
@@ -293,10 +297,11 @@ impl Memory {
         std::mem::take(&mut self.arrival_unseen)
     }
 
-    /// Whether the robot is on the last stretch: it followed a path to its end for this goal
-    /// and follows none now.
+    /// Whether the robot is on the last stretch: the last route placed the goal where the
+    /// robot followed a path to (that place, or one within `arrive_m` of it), and it follows
+    /// none now.
     pub(super) fn on_last_stretch(&self) -> bool {
-        self.arrived.is_some() && self.follower.is_none()
+        self.last_stretch
     }
 
     /// Keeps `frame` when the memory remembers and `every_s` has passed since the last one kept
@@ -435,6 +440,7 @@ impl Memory {
             _ => None,
         };
         let arrived = arrived_here(&self.arrived);
+        self.last_stretch = arrived && self.follower.is_none();
         // A subgoal farther (in the embedding) than the goal itself is a detour.
         // After following the path to its end, the MPC drives to the goal itself.
         let subgoal_node = route

@@ -22,7 +22,8 @@
 //! to the goal's heading** ([`AlignConfig`], `[planner.align]`): in place, by what the head
 //! reads from the frame and the goal image, until it reads the heading within a few degrees;
 //! then the MPC drives, and the robot turns again wherever the head reads the heading off by
-//! more than `realign_deg`.
+//! more than `realign_deg`. With a memory followed by odometry, the same happens on the last
+//! stretch, from the end of each path followed to the goal.
 
 mod align;
 mod goal;
@@ -64,7 +65,8 @@ pub struct PlannerNodeConfig {
     pub goal_proprio: GoalProprio,
     /// Remembering what the camera shows, to plan through it.
     pub remember: RememberConfig,
-    /// Turning to the goal's heading first, by the relative-pose head (without a memory).
+    /// Turning to the goal's heading first, by the relative-pose head (without a memory, or
+    /// from the end of each path a memory's follower drove).
     pub align: AlignConfig,
 }
 
@@ -138,13 +140,14 @@ pub struct PlannerStats {
     /// Frames whose command turned the robot in place to the goal's heading ([`AlignConfig`]).
     #[serde(default)]
     pub aligning: u64,
-    /// Goals whose heading the relative-pose head read within `align.within_deg` on their
-    /// first turn.
+    /// Goals (with a memory, path ends) whose heading the relative-pose head read within
+    /// `align.within_deg` on their first turn.
     #[serde(default)]
     pub aligned: u64,
     /// Turns (first or again) that ended without the head reading the heading within
     /// `align.within_deg`: `align.max_s` ran out, or the head read no finite heading. Either
-    /// hands over to the MPC for the rest of the goal.
+    /// hands over to the MPC for the rest of the goal (with a memory, until the end of the
+    /// next path followed).
     #[serde(default)]
     pub align_timeouts: u64,
     /// Times the head read the goal's heading beyond `align.realign_deg` while the MPC drove,
@@ -257,8 +260,9 @@ impl PlannerNode {
     }
 
     /// Sets the goal: the frame the camera would see there (with its proprio, normally at
-    /// rest). The previous plan is forgotten. The turn to the goal's heading starts over
-    /// only for another goal image: a goal published again does not start the turn over.
+    /// rest). The previous plan is forgotten. The turn to the goal's heading, the step aside
+    /// and the path a memory follows start over only for another goal image: a goal published
+    /// again does not start them over.
     pub fn set_goal(&mut self, goal: Frame) {
         let same_place = self
             .goal
@@ -267,12 +271,12 @@ impl PlannerNode {
         if !same_place {
             self.aligner.new_goal();
             self.sidestep.new_goal();
+            if let Some(memory) = &mut self.memory {
+                memory.new_goal();
+            }
         }
         self.goal = Some(GoalImage::new(goal));
         self.planner.reset();
-        if let Some(memory) = &mut self.memory {
-            memory.new_goal();
-        }
     }
 
     /// Drops the goal; frames then produce no command.
@@ -311,6 +315,8 @@ impl PlannerNode {
                 if memory.take_arrival() {
                     self.aligner.new_goal();
                     self.sidestep.new_goal();
+                    // As after a new goal, the MPC starts afresh where the turn leaves it.
+                    self.planner.reset();
                 }
                 memory.on_last_stretch()
             }
@@ -1269,7 +1275,9 @@ mod tests {
 
     #[test]
     fn after_its_path_ends_a_path_is_laid_out_again_when_the_goal_is_placed_at_another_place() {
-        let trainer = small_trainer();
+        // With the relative-pose head, turned to the goal's heading at once (a threshold every
+        // reading meets) at the end of each path followed.
+        let trainer = trainer_with_head();
         let (encoder, dynamics) = (trainer.snapshot(), trainer.dynamics_snapshot());
         // The scene brightens along x, to grey 200 at 2 m.
         let at = |stamp_ns: u64, episode: u64, x: f64| Frame {
@@ -1283,7 +1291,7 @@ mod tests {
         let mut memory = MemoryConfig::default();
         memory.follow.enabled = true;
         memory.follow.replan_frames = 0;
-        let mut config = PlannerNodeConfig::default();
+        let mut config = aligning_within(180.0);
         // It remembers every frame it sees; the graph is built again for new weights only.
         config.remember.enabled = true;
         config.remember.every_s = 0.0;
@@ -1315,6 +1323,7 @@ mod tests {
         }
         assert!(arrived, "the first path was followed to its end");
         assert_eq!(node.stats().paths, 1);
+        assert_eq!(node.stats().aligned, 0, "the head waits for the path's end");
         let reached = robot.x;
         assert!(
             reached < 1.6,
@@ -1333,6 +1342,11 @@ mod tests {
             assert!(output.plan.is_some(), "the MPC drives after the path's end");
         }
         assert_eq!(node.stats().paths, 1);
+        assert_eq!(
+            node.stats().aligned,
+            1,
+            "turned to (at once) after the path's end"
+        );
         // New weights build the graph again over what it remembered: the goal is placed where
         // it was seen, at 2 m, another place than the path's end: a path is laid out to it.
         let mut newer = trainer.snapshot();
@@ -1348,6 +1362,28 @@ mod tests {
             end.x > reached + 0.2 && end.x <= 2.0 + 0.1 && end.y.abs() < 1e-9,
             "the path leads on towards where the goal was seen: {end:?} (from {reached})"
         );
+        // It follows the new path to its end, the head off meanwhile; there the turn starts
+        // over.
+        let mut robot = OdometryPose::new(reached, 0.0, 0.0);
+        let mut ended = false;
+        for _ in 0..400 {
+            let output = on_frame(&mut node, robot.x, &newer);
+            if output.plan.is_some() {
+                ended = true;
+                break;
+            }
+            assert!(!output.aligning && output.goal_seen.is_none());
+            robot = robot.compose(&OdometryPose::new(
+                f64::from(output.command.linear_x) * 0.05,
+                0.0,
+                0.0,
+            ));
+        }
+        assert!(ended, "the second path was followed to its end");
+        assert_eq!(node.stats().aligned, 1);
+        let output = on_frame(&mut node, robot.x, &newer);
+        assert!(output.plan.is_some() && output.goal_seen.is_some());
+        assert_eq!(node.stats().aligned, 2, "the turn started over");
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct SidestepConfig {
     /// model ("metres true per metre read", `nearest_side_calibration`): the heads trained
     /// with revisits read a side offset at a half to a quarter of its size (1.9–3.8).
     pub side_gain: f64,
-    /// Most steps aside for one goal. Measured on the near goals: a second step, started late
+    /// Most steps aside for one goal (with a memory, for each path's end). Measured on the near goals: a second step, started late
     /// or on a misreading, left the robot turned away from the goal's heading at the end (2:
     /// 29 of 40 reached; 1: 34 of 40).
     pub per_goal: u32,
