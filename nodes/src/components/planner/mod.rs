@@ -1307,20 +1307,30 @@ mod tests {
                 .expect("plan")
                 .expect("a command")
         };
-        // It follows a path to the remembered place most like the goal.
-        let mut arrived = false;
-        for _ in 0..400 {
-            let output = on_frame(&mut node, robot.x, &encoder);
-            if output.plan.is_some() {
-                arrived = true;
-                break;
+        // Follows the path along x until the MPC takes over at its end (whether it got there),
+        // the head off meanwhile.
+        fn follow_to_end(
+            on_frame: &mut impl FnMut(&mut PlannerNode, f64, &EncoderSnapshot) -> PlannerOutput,
+            node: &mut PlannerNode,
+            robot: &mut OdometryPose,
+            encoder: &EncoderSnapshot,
+        ) -> bool {
+            for _ in 0..400 {
+                let output = on_frame(node, robot.x, encoder);
+                if output.plan.is_some() {
+                    return true;
+                }
+                assert!(!output.aligning && output.goal_seen.is_none());
+                *robot = robot.compose(&OdometryPose::new(
+                    f64::from(output.command.linear_x) * 0.05,
+                    0.0,
+                    0.0,
+                ));
             }
-            robot = robot.compose(&OdometryPose::new(
-                f64::from(output.command.linear_x) * 0.05,
-                0.0,
-                0.0,
-            ));
+            false
         }
+        // It follows a path to the remembered place most like the goal.
+        let arrived = follow_to_end(&mut on_frame, &mut node, &mut robot, &encoder);
         assert!(arrived, "the first path was followed to its end");
         assert_eq!(node.stats().paths, 1);
         assert_eq!(node.stats().aligned, 0, "the head waits for the path's end");
@@ -1365,20 +1375,7 @@ mod tests {
         // It follows the new path to its end, the head off meanwhile; there the turn starts
         // over.
         let mut robot = OdometryPose::new(reached, 0.0, 0.0);
-        let mut ended = false;
-        for _ in 0..400 {
-            let output = on_frame(&mut node, robot.x, &newer);
-            if output.plan.is_some() {
-                ended = true;
-                break;
-            }
-            assert!(!output.aligning && output.goal_seen.is_none());
-            robot = robot.compose(&OdometryPose::new(
-                f64::from(output.command.linear_x) * 0.05,
-                0.0,
-                0.0,
-            ));
-        }
+        let ended = follow_to_end(&mut on_frame, &mut node, &mut robot, &newer);
         assert!(ended, "the second path was followed to its end");
         assert_eq!(node.stats().aligned, 1);
         let output = on_frame(&mut node, robot.x, &newer);
