@@ -3,8 +3,9 @@
 //! first takes it further from the goal's view; docs/eval.md, "Near goals"). Where the
 //! relative-pose head reads the goal (scaled by `side_gain`) further than `aside_m` to one side
 //! on `readings` frames in a row while the MPC drives, the robot places the goal in its wheel
-//! odometry's frame (the mean of those readings), turns to face that place, drives to it and turns to the goal's heading,
-//! all by odometry; then the MPC, and the head's watch of the heading, take over again.
+//! odometry's frame (the mean of those readings), turns to face that place, drives to it and
+//! turns to the goal's heading, all by odometry; then the MPC, and the head's watch of the
+//! heading, take over again.
 
 use autodidact_learn::OdometryPose;
 use serde::{Deserialize, Serialize};
@@ -44,9 +45,9 @@ pub struct SidestepConfig {
     /// model ("metres true per metre read", `nearest_side_calibration`): the heads trained
     /// with revisits read a side offset at a half to a quarter of its size (1.9–3.8).
     pub side_gain: f64,
-    /// Most steps aside for one goal (with a memory, for each path's end). Measured on the near goals: a second step, started late
-    /// or on a misreading, left the robot turned away from the goal's heading at the end (2:
-    /// 29 of 40 reached; 1: 34 of 40).
+    /// Most steps aside for one goal (with a memory, for each path's end). Measured on the near
+    /// goals: a second step, started late or on a misreading, left the robot turned away from
+    /// the goal's heading at the end (2: 29 of 40 reached; 1: 34 of 40).
     pub per_goal: u32,
 }
 
