@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use autodidact_learn::inference::DynamicsSnapshot;
+use autodidact_learn::memory::PlaceFeatures;
 use autodidact_learn::stats::median;
-use autodidact_learn::{EncoderSnapshot, OdometryPose};
+use autodidact_learn::{EncoderSnapshot, MemoryGraph, OdometryPose};
 use autodidact_nodes::CollectorConfig;
 use autodidact_nodes::planner::{PlannerNode, PlannerNodeConfig};
 use autodidact_sim::{Action, Pose2, Sim, SimConfig, wrap_angle};
@@ -422,6 +423,7 @@ fn attempt(
     let mut goal_localisation = None;
     let mut path_check = None;
     let (mut map_error_m, mut rejected_shortcuts) = (None, None);
+    let mut goal_views = None;
     // Memory planner following: where the robot was when it first came to the end of a path,
     // and the goal seen from there.
     let (mut following, mut path_done, mut goal_after_path) = (false, None, None);
@@ -450,6 +452,16 @@ fn attempt(
                         (agent, planner.memory_graph())
                     {
                         drawing = Some(MemoryDrawing::of(graph, output.route.as_ref(), memory));
+                        if tracing::enabled!(tracing::Level::DEBUG) {
+                            goal_views = GoalViews::of(
+                                graph,
+                                memory,
+                                encoder,
+                                (&goal_frame_image, &goal_frame_proprio),
+                                &goal_pose,
+                                config,
+                            )?;
+                        }
                         map_error_m = memory.map_error_m(graph);
                         rejected_shortcuts = graph
                             .config()
@@ -581,6 +593,11 @@ fn attempt(
         path_done_deg = path_done.map_or(f64::NAN, |e| e.1),
         goal_after_path_x = goal_after_path.map_or(f64::NAN, |g| g.x),
         goal_after_path_y = goal_after_path.map_or(f64::NAN, |g| g.y),
+        goal_pixel_twin_m = goal_views.as_ref().map_or(f64::NAN, |v| v.pixel_twin_m),
+        goal_view_rank = goal_views
+            .as_ref()
+            .and_then(|v| v.own_view_rank)
+            .map_or(-1, |r| r as i64),
         driven_m = path
             .windows(2)
             .map(|w| (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]))
@@ -608,6 +625,92 @@ fn attempt(
         rejected_shortcuts,
         closest,
     })
+}
+
+/// How a memory's remembered views stand to a goal's image, by the truth (the debug trace's
+/// account of a goal placed at a look-alike): can any place be told from the goal's image,
+/// and how far down the embedding's order does the goal's own place come?
+struct GoalViews {
+    /// Metres from the goal to where the remembered view was taken whose image is nearest the
+    /// goal's in raw pixels (mean absolute difference of the bytes). More than the success
+    /// tolerance where another place looks more like the goal than any view of its own: the
+    /// simulator's walls are striped, and a wall seen from one stripe period aside looks the
+    /// same.
+    pixel_twin_m: f64,
+    /// The best rank, in the embedding's order of all the memory's places (0: the nearest), of
+    /// a view taken within the success tolerance of the goal's pose; `None` where no view was.
+    own_view_rank: Option<usize>,
+}
+
+impl GoalViews {
+    /// Ranks the memory's places for the goal's image as the graph retrieves them (`None`
+    /// where its places are not the model's embedding).
+    fn of(
+        graph: &MemoryGraph,
+        memory: &WorldMemory,
+        encoder: &EncoderSnapshot,
+        (image, proprio): (&[u8], &[f32]),
+        goal: &Pose2,
+        config: &EvalConfig,
+    ) -> Result<Option<Self>, EvalError> {
+        if graph.config().places != PlaceFeatures::Embedding {
+            return Ok(None);
+        }
+        let query = autodidact_learn::health::normalise(&encoder.embed(image, proprio)?);
+        let nodes = graph.nodes();
+        let mut order: Vec<(usize, f32)> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let d: f32 = node
+                    .embedding
+                    .iter()
+                    .zip(&query)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
+                (i, d)
+            })
+            .collect();
+        order.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let taken_at = |node: usize| {
+            let frame = nodes[node].frame;
+            let [x, y] = *memory.positions.get(frame)?;
+            Some(Pose2 {
+                x,
+                y,
+                yaw: *memory.headings.get(frame)?,
+            })
+        };
+        let own_view_rank = order.iter().position(|(node, _)| {
+            taken_at(*node).is_some_and(|pose| within(pose_error(&pose, goal), config))
+        });
+        let images = nodes
+            .iter()
+            .map(|node| memory.frames.get(node.frame).map_or(&[][..], |f| &*f.image));
+        let pixel_twin_m = nearest_in_pixels(image, images)
+            .and_then(taken_at)
+            .map_or(f64::NAN, |pose| pose_error(&pose, goal).0);
+        Ok(Some(Self {
+            pixel_twin_m,
+            own_view_rank,
+        }))
+    }
+}
+
+/// The index of the image nearest `image` in raw pixels (the sum of the bytes' absolute
+/// differences; the first on a tie), among those of its size.
+fn nearest_in_pixels<'a>(image: &[u8], images: impl Iterator<Item = &'a [u8]>) -> Option<usize> {
+    images
+        .enumerate()
+        .filter(|(_, other)| other.len() == image.len())
+        .min_by_key(|(_, other)| {
+            image
+                .iter()
+                .zip(other.iter())
+                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .sum::<u64>()
+        })
+        .map(|(i, _)| i)
 }
 
 /// The first path the memory planner laid out to follow by odometry, against the truth.
@@ -657,6 +760,28 @@ fn check_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The debug trace's pixel twin is the remembered image that looks most like the goal's,
+    /// whatever the embedding says: the same image wins over a brighter or a shifted one, and
+    /// an image of another size is never compared.
+    #[test]
+    fn the_pixel_twin_of_a_goal_is_the_remembered_image_that_looks_most_like_it() {
+        let goal: Vec<u8> = (0..48u8).map(|v| v * 5).collect();
+        let brighter: Vec<u8> = goal.iter().map(|v| v.saturating_add(20)).collect();
+        let shifted: Vec<u8> = goal
+            .iter()
+            .cycle()
+            .skip(3)
+            .take(goal.len())
+            .copied()
+            .collect();
+        let smaller = goal[..45].to_vec();
+        let images = [&brighter[..], &smaller[..], &goal[..], &shifted[..]];
+        assert_eq!(nearest_in_pixels(&goal, images.into_iter()), Some(2));
+        let without_twin = [&shifted[..], &brighter[..], &smaller[..]];
+        assert_eq!(nearest_in_pixels(&goal, without_twin.into_iter()), Some(1));
+        assert_eq!(nearest_in_pixels(&goal, [&smaller[..]].into_iter()), None);
+    }
 
     /// An attempt that ended `end` from its goal, nearest to it at `closest`.
     fn attempt_ending(end: (f64, f64), closest: (f64, f64)) -> Attempt {
