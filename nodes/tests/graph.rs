@@ -161,7 +161,9 @@ fn a_recording_file_stops_growing_at_its_size_bound() {
         "3000 frames of 32x32 exceed 1 MiB: {:?}, {size} bytes",
         report.viz
     );
-    // The size is looked at every 64 events: a few hundred KiB past the bound at most.
+    // The size is looked at every 64 events, after what was logged is written: a few hundred
+    // KiB past the bound at most, under load too (the file lagged by a megabyte when its size
+    // was read without a flush, with two other runs beside the test).
     assert!(size < 2 << 20, "{size} bytes");
     assert!(
         size >= 1 << 20,

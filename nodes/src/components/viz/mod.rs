@@ -420,6 +420,19 @@ fn save(
 /// Events logged between two looks at the recording file's size.
 const FILE_CHECK_EVERY: u64 = 64;
 
+/// The longest a look at the recording file's size waits for what was logged to be written.
+const FLUSH_BEFORE_SIZE: Duration = Duration::from_secs(2);
+
+/// The size of the recording file at `path` once what was logged to `recording` so far is
+/// written (0 where it cannot be read). The stream batches and writes on threads of its own:
+/// under load the file lagged what was logged by more than a megabyte.
+fn written_size(recording: &rerun::RecordingStream, path: &std::path::Path) -> u64 {
+    if let Err(error) = recording.flush_with_timeout(FLUSH_BEFORE_SIZE) {
+        tracing::debug!(%error, "the recording was not flushed before its size was read");
+    }
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
 /// Logs events from `inbox` until it closes (or, for a file, until it reaches
 /// [`VizConfig::max_file_mib`]).
 pub fn run_viz(
@@ -469,7 +482,7 @@ pub fn run_viz(
         if let Some(path) = &file
             && !file_full
             && stats.logged.is_multiple_of(FILE_CHECK_EVERY)
-            && std::fs::metadata(path).is_ok_and(|m| m.len() >= max_file_bytes)
+            && written_size(&logger.recording, path) >= max_file_bytes
         {
             file_full = true;
             tracing::warn!(
