@@ -632,10 +632,10 @@ fn attempt(
 /// and how far down the embedding's order does the goal's own place come?
 struct GoalViews {
     /// Metres from the goal to where the remembered view was taken whose image is nearest the
-    /// goal's in raw pixels (mean absolute difference of the bytes). More than the success
-    /// tolerance where another place looks more like the goal than any view of its own: the
-    /// simulator's walls are striped, and a wall seen from one stripe period aside looks the
-    /// same.
+    /// goal's in raw pixels (the sum of the bytes' absolute differences). More than the
+    /// success tolerance where another place looks more like the goal than any view of its
+    /// own: the simulator's walls are striped, and a wall seen from where its stripes repeat
+    /// looks the same.
     pixel_twin_m: f64,
     /// The best rank, in the embedding's order of all the memory's places (0: the nearest), of
     /// a view taken within the success tolerance of the goal's pose; `None` where no view was.
