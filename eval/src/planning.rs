@@ -656,22 +656,8 @@ impl GoalViews {
         if graph.config().places != PlaceFeatures::Embedding {
             return Ok(None);
         }
-        let query = autodidact_learn::health::normalise(&encoder.embed(image, proprio)?);
+        let order = graph.ranked(&encoder.embed(image, proprio)?)?;
         let nodes = graph.nodes();
-        let mut order: Vec<(usize, f32)> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                let d: f32 = node
-                    .embedding
-                    .iter()
-                    .zip(&query)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                (i, d)
-            })
-            .collect();
-        order.sort_by(|a, b| a.1.total_cmp(&b.1));
         let taken_at = |node: usize| {
             let frame = nodes[node].frame;
             let [x, y] = *memory.positions.get(frame)?;

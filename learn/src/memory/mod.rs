@@ -536,19 +536,33 @@ impl MemoryGraph {
     /// The [`MemoryConfig::candidates`] nodes nearest to `embedding`, nearest first, with
     /// their distances.
     pub fn candidates(&self, embedding: &[f32]) -> Result<Vec<(usize, f32)>, LearnError> {
-        self.check_query(embedding)?;
-        let query = normalise(embedding);
-        let mut all: Vec<(usize, f32)> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (i, squared_distance(&n.embedding, &query)))
-            .collect();
+        let mut all = self.distances(embedding)?;
         let k = self.config.candidates.min(all.len());
         all.select_nth_unstable_by(k - 1, |a, b| a.1.total_cmp(&b.1));
         all.truncate(k);
         all.sort_by(|a, b| a.1.total_cmp(&b.1));
         Ok(all)
+    }
+
+    /// Every node, nearest to `embedding` first, with its distance: the order whose first
+    /// [`MemoryConfig::candidates`] are the [`candidates`](Self::candidates).
+    pub fn ranked(&self, embedding: &[f32]) -> Result<Vec<(usize, f32)>, LearnError> {
+        let mut all = self.distances(embedding)?;
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        Ok(all)
+    }
+
+    /// Each node with its squared distance to `embedding` (normalised as the nodes are), in
+    /// node order.
+    fn distances(&self, embedding: &[f32]) -> Result<Vec<(usize, f32)>, LearnError> {
+        self.check_query(embedding)?;
+        let query = normalise(embedding);
+        Ok(self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, squared_distance(&n.embedding, &query)))
+            .collect())
     }
 
     /// The node a single view (the goal image) shows, with its distance: among the

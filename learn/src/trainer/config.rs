@@ -182,10 +182,11 @@ impl Default for InverseConfig {
 /// revisit of frame `t`'s place, `revisit_share`) lies seen from frame `t`, predicted from the
 /// image-only embeddings of `t` (online) and `t + δ` (EMA target). The two images are encoded
 /// apart, so to tell how the robot moved between them each embedding has to say where the
-/// robot stands among what it sees: places, not only looks. Every pair is also trained the other way round, the first frame seen from the second
-/// (the inverse pose): a robot that mostly drives forward sees later frames ahead, and a head
-/// trained on one order answered "ahead" whichever way round it was asked (docs/eval.md). Pairs
-/// without odometry at both frames, or further apart than `max_m`, do not count.
+/// robot stands among what it sees: places, not only looks. Every pair is also trained the
+/// other way round, the first frame seen from the second (the inverse pose): a robot that
+/// mostly drives forward sees later frames ahead, and a head trained on one order answered
+/// "ahead" whichever way round it was asked (docs/eval.md). Pairs without odometry at both
+/// frames, or further apart than `max_m`, do not count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OdometryConfig {

@@ -137,6 +137,27 @@ fn memory_refuses_bad_input_with_an_error() {
     ));
 }
 
+/// The ranking of every place (the eval's account of where a goal's own place comes) is the
+/// one whose first few are the candidates the goal is placed among, and refuses what they
+/// refuse.
+#[test]
+fn memory_ranks_every_place_in_the_order_its_candidates_come_first() {
+    let angles = [0.9_f32, 0.1, 0.5, 0.3, 1.4, 0.2];
+    let embeddings: Vec<Vec<f32>> = angles.iter().map(|&a| place(a)).collect();
+    let graph = MemoryGraph::build(&embeddings, &[0; 6], config(1, 2)).expect("graph");
+    let ranked = graph.ranked(&place(0.27)).expect("ranked");
+    let nodes: Vec<usize> = ranked.iter().map(|(node, _)| *node).collect();
+    let by_frame: Vec<usize> = nodes.iter().map(|&n| graph.nodes()[n].frame).collect();
+    assert_eq!(by_frame, [3, 5, 1, 2, 0, 4], "nearest angle first");
+    assert!(ranked.windows(2).all(|w| w[0].1 <= w[1].1));
+    let candidates = graph.candidates(&place(0.27)).expect("candidates");
+    assert_eq!(candidates, ranked[..candidates.len()]);
+    assert!(matches!(
+        graph.ranked(&[1.0, f32::NAN, 0.0, 0.0]),
+        Err(LearnError::BadInput(_))
+    ));
+}
+
 #[test]
 fn memory_tracking_keeps_the_robot_near_where_it_was_unless_elsewhere_is_clearly_better() {
     // Two laps over the same angles that look slightly different (third component), driven in
