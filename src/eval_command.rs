@@ -158,6 +158,7 @@ pub(crate) fn eval(args: EvalArgs) -> Result<()> {
             trained_worlds = Some((episodes, episode_steps));
             let model = train_model(
                 &sim,
+                &file.exploration,
                 trainer,
                 episodes,
                 episode_steps,
@@ -196,7 +197,7 @@ pub(crate) fn eval(args: EvalArgs) -> Result<()> {
         ..file_eval
     };
     let started = std::time::Instant::now();
-    let report = evaluate(&model, &sim, &config, &progress)?;
+    let report = evaluate(&model, &sim, &file.exploration, &config, &progress)?;
     bar.finish_and_clear();
     let mut table = Table::new();
     table.set_header(["metric", "model", "baseline"]);

@@ -20,9 +20,12 @@ use crate::{EvalError, Progress};
 const PIXEL_BASELINE_SIDE: usize = 8;
 
 /// Runs the whole evaluation of `model` in worlds of `sim` (its camera must match the model).
+/// The robot's own drive through its home worlds (its memory there) explores by `exploration`;
+/// the held-out drives keep [`ExplorationConfig::held_out`].
 pub fn evaluate(
     model: &EvalModel,
     sim: &SimConfig,
+    exploration: &ExplorationConfig,
     config: &EvalConfig,
     progress: Progress<'_>,
 ) -> Result<EvalReport, EvalError> {
@@ -98,14 +101,15 @@ pub fn evaluate(
         Vec::new()
     };
 
-    // The robot's own drive through a world, as it explores to learn: its memory there.
+    // The robot's own drive through a world, as it explores to learn: its memory there. (A model
+    // `eval` trains learned from these very drives, by the same `exploration`.)
     let own_drive = |world: u64| {
         explore(
             sim,
             &collector,
             world,
             config.memory_steps,
-            ExplorationConfig::default(),
+            exploration.clone(),
         )
     };
 
@@ -215,6 +219,7 @@ pub fn evaluate(
         planning,
         home: HomeReport {
             world_seeds: config.home_worlds.clone(),
+            exploration: exploration.clone(),
             memory_frames: remembered.len(),
             scored_frames: driven_anew.len(),
             representation: home_representation,

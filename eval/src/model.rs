@@ -31,8 +31,9 @@ impl EvalModel {
     }
 }
 
-/// Trains a model on fresh exploration episodes of the training seeds `0..episodes`, for
-/// `steps` optimiser steps, the way the learning tests do; for evaluating without a checkpoint.
+/// Trains a model on fresh exploration episodes of the training seeds `0..episodes` (the robot's
+/// own drives, by `exploration`), for `steps` optimiser steps, the way the learning tests do; for
+/// evaluating without a checkpoint.
 ///
 /// The model learns from all of that experience: a replay buffer too small to hold every frame
 /// (`replay.capacity`, 20 000 by default: 16.7 minutes at 20 frames/s) is enlarged to hold them,
@@ -40,6 +41,7 @@ impl EvalModel {
 /// minutes only.)
 pub fn train_model(
     sim: &SimConfig,
+    exploration: &ExplorationConfig,
     mut trainer_config: TrainerConfig,
     episodes: u64,
     episode_steps: usize,
@@ -60,13 +62,7 @@ pub fn train_model(
     let collector = collector_config(sim, &trainer_config)?;
     let mut trainer = Trainer::new(trainer_config)?;
     for seed in 0..episodes {
-        for record in explore(
-            sim,
-            &collector,
-            seed,
-            episode_steps,
-            ExplorationConfig::default(),
-        )? {
+        for record in explore(sim, &collector, seed, episode_steps, exploration.clone())? {
             trainer.push(record.transition)?;
         }
         progress("collect", seed + 1, episodes);
@@ -108,7 +104,16 @@ mod tests {
     fn a_model_trained_here_keeps_every_frame_of_its_experience() {
         let (sim, mut config) = tiny();
         config.replay.capacity = 30;
-        let model = train_model(&sim, config, 2, 40, 0, &|_, _, _| {}).expect("trained");
+        let model = train_model(
+            &sim,
+            &ExplorationConfig::default(),
+            config,
+            2,
+            40,
+            0,
+            &|_, _, _| {},
+        )
+        .expect("trained");
         assert_eq!(model.trainer.replay().len(), 80);
         assert_eq!(model.trainer.config().replay.capacity, 80);
     }
@@ -118,7 +123,16 @@ mod tests {
     #[test]
     fn a_model_trained_here_names_its_steps_experience_and_training_time() {
         let (sim, config) = tiny();
-        let model = train_model(&sim, config, 2, 40, 3, &|_, _, _| {}).expect("trained");
+        let model = train_model(
+            &sim,
+            &ExplorationConfig::default(),
+            config,
+            2,
+            40,
+            3,
+            &|_, _, _| {},
+        )
+        .expect("trained");
         assert!(
             model
                 .source

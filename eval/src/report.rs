@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use autodidact_sim::Pose2;
+use autodidact_sim::{ExplorationConfig, Pose2};
 use serde::{Deserialize, Serialize};
 
 use crate::config::EvalConfig;
@@ -58,6 +58,9 @@ pub struct EvalReport {
 pub struct HomeReport {
     /// The worlds.
     pub world_seeds: Vec<u64>,
+    /// How the robot drove through them on its own (the file's `[exploration]`): the drive it
+    /// remembers there, and learned from when `eval` trained it.
+    pub exploration: ExplorationConfig,
     /// Frames of the robot's own drive through each world (its memory, and what the probes are
     /// fitted on).
     pub memory_frames: usize,

@@ -35,6 +35,11 @@ pub struct ExplorationConfig {
     /// Steer away when the depth camera sees something closer than this ahead, metres
     /// (`0` turns wall avoidance off).
     pub avoid_distance_m: f32,
+    /// Look around: after every this many seconds of driving, stop and turn in place once
+    /// around at `max_angular_radps` (the way the turn rate leans), as a robot mapping a
+    /// building does, so that the places it passes are seen facing every way, not only the way
+    /// it happened to drive. `0` (the default) never does.
+    pub look_around_every_s: f32,
 }
 
 impl Default for ExplorationConfig {
@@ -48,6 +53,7 @@ impl Default for ExplorationConfig {
             max_linear_mps: 0.45,
             max_angular_radps: 1.8,
             avoid_distance_m: 0.6,
+            look_around_every_s: 0.0,
         }
     }
 }
@@ -73,6 +79,10 @@ pub struct ExplorationPolicy {
     angular: f32,
     /// Turn direction held while avoiding, so the robot does not dither.
     avoid_turn: Option<f32>,
+    /// Seconds driven since the robot last looked around.
+    since_look_s: f32,
+    /// While looking around: the turn left to make (rad) and its direction (±1).
+    looking: Option<(f32, f32)>,
 }
 
 impl ExplorationPolicy {
@@ -84,11 +94,16 @@ impl ExplorationPolicy {
             rng: ChaCha8Rng::seed_from_u64(seed),
             angular: 0.0,
             avoid_turn: None,
+            since_look_s: 0.0,
+            looking: None,
         }
     }
 
     /// The next command, given the latest observation and the control period in seconds.
     pub fn act(&mut self, observation: &Observation, period_s: f32) -> Action {
+        if let Some(action) = self.look_around(period_s) {
+            return action;
+        }
         let c = &self.config;
         let sqrt_dt = period_s.max(0.0).sqrt();
         let n1: f32 = StandardNormal.sample(&mut self.rng);
@@ -115,6 +130,32 @@ impl ExplorationPolicy {
             self.avoid_turn = None;
         }
         Action::new(self.linear, self.angular)
+    }
+
+    /// The turn in place while the robot looks around (see
+    /// [`ExplorationConfig::look_around_every_s`]), `None` while it drives.
+    fn look_around(&mut self, period_s: f32) -> Option<Action> {
+        let c = &self.config;
+        if !(c.look_around_every_s > 0.0 && c.max_angular_radps > 0.0) {
+            return None;
+        }
+        if self.looking.is_none() {
+            self.since_look_s += period_s.max(0.0);
+            if self.since_look_s < c.look_around_every_s {
+                return None;
+            }
+            self.since_look_s = 0.0;
+            let direction = if self.angular < 0.0 { -1.0 } else { 1.0 };
+            self.looking = Some((std::f32::consts::TAU, direction));
+        }
+        let (left, direction) = self.looking?;
+        let left = left - c.max_angular_radps * period_s.max(0.0);
+        self.looking = (left > 0.0).then_some((left, direction));
+        if self.looking.is_none() {
+            // Drive on from rest, as after an avoidance turn.
+            self.angular = 0.0;
+        }
+        Some(Action::new(0.0, direction * c.max_angular_radps))
     }
 }
 

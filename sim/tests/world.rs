@@ -365,6 +365,60 @@ fn the_robot_cannot_leave_the_arena() {
     );
 }
 
+/// A robot mapping its building looks around now and then: with `look_around_every_s` the
+/// exploration stops after that many seconds of driving and turns once around in place, so that
+/// the places it passes are seen facing every way; without it, it never stands turning.
+#[test]
+fn looking_around_turns_the_robot_once_around_in_place_every_few_seconds() {
+    let config = quiet_config();
+    let period = config.control_period_s as f32;
+    let drive = |look_around_every_s: f32| {
+        let mut sim = Sim::new(&config).expect("sim");
+        let mut observation = sim.reset(4).expect("reset");
+        let exploration = ExplorationConfig {
+            look_around_every_s,
+            ..ExplorationConfig::default()
+        };
+        let max_turn = exploration.max_angular_radps;
+        let mut policy = ExplorationPolicy::new(exploration, 4);
+        // Each look: (yaw turned, metres moved), from the truth.
+        let mut looks: Vec<(f64, f64)> = Vec::new();
+        let mut looking = false;
+        let mut last = sim.ground_truth().robot_pose;
+        for _ in 0..1200 {
+            let action = policy.act(&observation, period);
+            let in_place = action.linear_x == 0.0 && action.angular_z.abs() == max_turn;
+            if in_place && !looking {
+                looks.push((0.0, 0.0));
+            }
+            looking = in_place;
+            observation = sim.step(&action);
+            let pose = sim.ground_truth().robot_pose;
+            if let (true, Some(look)) = (in_place, looks.last_mut()) {
+                look.0 += autodidact_sim::wrap_angle(pose.yaw - last.yaw);
+                look.1 += (pose.x - last.x).hypot(pose.y - last.y);
+            }
+            last = pose;
+        }
+        looks
+    };
+    // 60 s of driving, a look every 10 s of it (each about 3.5 s at 1.8 rad/s).
+    let looks = drive(10.0);
+    assert!(
+        (4..=6).contains(&looks.len()),
+        "a look about every 13.5 s: {looks:?}"
+    );
+    for (turned, moved) in &looks[..looks.len() - 1] {
+        assert!(
+            turned.abs() > 0.9 * std::f64::consts::TAU
+                && turned.abs() < 1.1 * std::f64::consts::TAU,
+            "once around: {turned} rad"
+        );
+        assert!(*moved < 0.15, "in place: {moved} m");
+    }
+    assert!(drive(0.0).is_empty(), "off by default: never a look");
+}
+
 #[test]
 fn bad_actions_are_counted_and_stop_the_robot() {
     let mut sim = Sim::new(&quiet_config()).expect("sim");

@@ -87,24 +87,37 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
         assert!(table.contains(row), "table lacks {row:?}:\n{table}");
     }
 
-    let evaluate = |name: &str, seed: &str| -> serde_json::Value {
+    // The file's `[exploration]` is how the robot drives through its home on its own.
+    let looking = dir.path().join("looking.toml");
+    std::fs::write(&looking, "[exploration]\nlook_around_every_s = 5.0\n").expect("config");
+    let evaluate = |name: &str, seed: &str, config: &[&std::ffi::OsStr]| -> serde_json::Value {
         let path = dir.path().join(name);
         run_ok(
             autodidact()
                 .args(quick)
                 .args(["--seed", seed, "--checkpoint"])
                 .arg(&checkpoint)
+                .args(config)
                 .arg("--json")
                 .arg(&path),
         );
         serde_json::from_slice(&std::fs::read(path).expect("report")).expect("JSON")
     };
-    let report = evaluate("a.json", "3");
-    assert_eq!(report, evaluate("b.json", "3"), "same checkpoint and seed");
-    let other = evaluate("c.json", "4");
+    let report = evaluate("a.json", "3", &[]);
+    assert_eq!(
+        report,
+        evaluate("b.json", "3", &[]),
+        "same checkpoint and seed"
+    );
+    let other = evaluate("c.json", "4", &["--config".as_ref(), looking.as_os_str()]);
     assert_ne!(
         report["data"]["episode_seeds"], other["data"]["episode_seeds"],
         "another seed, other held-out worlds"
+    );
+    assert_eq!(report["home"]["exploration"]["look_around_every_s"], 0.0);
+    assert_eq!(
+        other["home"]["exploration"]["look_around_every_s"], 5.0,
+        "the home drive follows the file's [exploration]"
     );
 
     // The documented schema.
