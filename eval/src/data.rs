@@ -381,6 +381,19 @@ impl WorldMemory {
         rigid_fit_errors(&pairs).and_then(|errors| median(&errors))
     }
 
+    /// Whether a frame of the memory was taken within `position_m` and `yaw_deg` of `pose`: a
+    /// view of the goal's own place, as the success tolerance counts one.
+    pub(crate) fn shows(&self, pose: &Pose2, position_m: f64, yaw_deg: f64) -> bool {
+        let turn = yaw_deg.to_radians();
+        self.positions
+            .iter()
+            .zip(&self.headings)
+            .any(|([x, y], heading)| {
+                (x - pose.x).hypot(y - pose.y) <= position_m
+                    && autodidact_sim::wrap_angle(heading - pose.yaw).abs() <= turn
+            })
+    }
+
     /// How well the memory covers `pose`: metres to the nearest frame taken facing within
     /// [`COVERAGE_TURN_DEG`] of its heading. `None` when no frame faces that way.
     pub(crate) fn coverage_m(&self, pose: &Pose2) -> Option<f64> {
@@ -413,7 +426,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coverage_is_the_distance_to_the_nearest_view_facing_the_same_way() {
+    fn coverage_is_the_distance_to_the_nearest_view_facing_the_same_way_and_a_view_within_the_tolerance_shows_the_place()
+     {
         let memory = WorldMemory {
             frames: Vec::new(),
             // Facing +x at the origin, facing −x 0.5 m ahead of it, facing +x 2 m away.
@@ -434,6 +448,11 @@ mod tests {
         assert!(close(memory.coverage_m(&at(0.6, -175.0)), 0.1));
         // Nothing faces +y.
         assert_eq!(memory.coverage_m(&at(0.0, 90.0)), None);
+        // A view of the place itself: within the distance and the turn, both.
+        assert!(memory.shows(&at(1.85, 15.0), 0.2, 20.0));
+        assert!(!memory.shows(&at(1.85, 25.0), 0.2, 20.0), "turned too far");
+        assert!(!memory.shows(&at(1.7, 0.0), 0.2, 20.0), "too far along");
+        assert!(memory.shows(&at(0.5, 180.0), 0.2, 20.0), "through ±180°");
     }
 
     #[test]

@@ -188,6 +188,7 @@ pub(crate) fn planning_setting(
     let mut outcomes: [Vec<Attempt>; 4] = Default::default();
     // Per pair: how well its world's memory covers the goal, and how far its odometry drifted.
     let mut goal_coverage = Vec::with_capacity(config.pairs);
+    let mut goals_shown = Vec::with_capacity(config.pairs);
     let mut drift = Vec::with_capacity(config.pairs);
     let stage = format!("planning ({}, {})", worlds.protocol, setting.name());
     for pair in 0..config.pairs {
@@ -209,6 +210,11 @@ pub(crate) fn planning_setting(
         }
         if let Some(attempt) = outcomes[0].last() {
             goal_coverage.extend(memory.coverage_m(&attempt.goal_pose));
+            goals_shown.push(memory.shows(
+                &attempt.goal_pose,
+                config.success_position_m,
+                config.success_yaw_deg,
+            ));
         }
         drift.extend(memory.odometry_drift_m);
         progress(&stage, pair as u64 + 1, config.pairs as u64);
@@ -248,6 +254,9 @@ pub(crate) fn planning_setting(
         median_error_m: median(&localisation),
         goal_median_error_m: median(&goal_localisation),
         goal_coverage_m: median(&goal_coverage),
+        goals_shown: (!goals_shown.is_empty()).then(|| {
+            goals_shown.iter().filter(|&&shown| shown).count() as f64 / goals_shown.len() as f64
+        }),
         odometry_drift_m: median(&drift),
         path_end_m: median(&checks.iter().map(|c| c.end_m).collect::<Vec<_>>()),
         path_layout_m: median(&checks.iter().map(|c| c.layout_m).collect::<Vec<_>>()),

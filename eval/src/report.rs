@@ -350,6 +350,11 @@ pub struct MemoryLocalisation {
     /// retrieved as a look-alike. `null` when no frame faces any goal's way.
     #[serde(default)]
     pub goal_coverage_m: Option<f64>,
+    /// Share of the pairs whose goal the memory has a view of: a frame taken within the
+    /// success tolerance (`success_position_m`, `success_yaw_deg`) of the goal's pose. A goal
+    /// without one can only be placed at a look-alike or beside its place. `null` for no pairs.
+    #[serde(default)]
+    pub goals_shown: Option<f64>,
     /// Median over pairs of the median drift of the memory's wheel odometry from the truth
     /// (aligned at its first frame), metres. `null` when the memory has no odometry.
     #[serde(default)]
@@ -648,6 +653,16 @@ fn planning_rows(rows: &mut Vec<[String; 3]>, protocol: &str, setting: &Planning
         memory
             .rejected_shortcuts
             .map_or_else(|| "–".to_owned(), |n| format!("{n:.0}")),
+    ]);
+    rows.push([
+        format!(
+            "{protocol}: planning {}: goals the memory has a view of (within the tolerance)",
+            setting.setting
+        ),
+        memory
+            .goals_shown
+            .map_or_else(|| "–".to_owned(), |share| format!("{:.0} %", 100.0 * share)),
+        String::new(),
     ]);
     rows.push(row("random policy", &setting.random_policy));
     rows.push(row(

@@ -82,6 +82,7 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
         "new worlds: planning easy (2 pairs, 8 steps): planner",
         "new worlds: planning far (2 pairs, 12 steps): random policy",
         "home: planning across (2 pairs, 12 steps): memory planner",
+        "home: planning far: goals the memory has a view of (within the tolerance)",
         "planner, random-init model",
     ] {
         assert!(table.contains(row), "table lacks {row:?}:\n{table}");
@@ -266,6 +267,9 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
             let memory = &setting["memory_localisation"];
             assert!(number(&memory["map_error_m"], "map error") >= 0.0);
             assert!(memory["rejected_shortcuts"].is_null());
+            // Whether the memory has a view of each goal's place: a share of the pairs.
+            let shown = number(&memory["goals_shown"], "goals shown");
+            assert!([0.0, 0.5, 1.0].contains(&shown), "of 2 pairs: {shown}");
             // Every agent starts from the same pose with the same goal.
             assert_eq!(
                 setting["planner"]["start_yaw_error_deg"],
