@@ -66,8 +66,14 @@ pub struct MemoryConfig {
     pub stride: usize,
     /// Shortcut edges: each node links to at most this many nearest other nodes …
     pub neighbours: usize,
-    /// … that are at most this many times the median distance of an observed step away.
+    /// … that are at most this many times the median distance of an observed step away …
     pub shortcut_factor: f32,
+    /// … and whose neighbours agree (sequence matching, as SeqSLAM does): the `n` places
+    /// before and after each end lie within twice that distance of the other end's, one place
+    /// either way, passed in the same order or the reverse one. A single view that looks like
+    /// another place (a striped wall seen from close by) makes no shortcut; a place passed
+    /// again does, its neighbours with it. `0` (the default) checks nothing.
+    pub shortcut_sequence: usize,
     /// The subgoal is this many nodes along the route (the goal itself when it is nearer).
     pub subgoal_hops: usize,
     /// Tracking: once placed, the robot is looked for within this many hops of where it was
@@ -107,6 +113,7 @@ impl Default for MemoryConfig {
             stride: 2,
             neighbours: 4,
             shortcut_factor: 1.0,
+            shortcut_sequence: 0,
             subgoal_hops: 4,
             track_hops: 10,
             use_odometry: false,
@@ -372,6 +379,9 @@ impl MemoryGraph {
                     .filter(|&j| metric(&nodes[i], &nodes[j]).is_none())
                     .map(|j| (j, distance(&nodes[i], &nodes[j])))
                     .filter(|(_, d)| *d <= limit)
+                    .filter(|(j, _)| {
+                        sequences_agree(&nodes, (i, *j), config.shortcut_sequence, 2.0 * limit)
+                    })
                     .collect();
                 near.sort_by(|a, b| a.1.total_cmp(&b.1));
                 for (j, d) in near.into_iter().take(config.neighbours) {
@@ -677,6 +687,41 @@ impl MemoryGraph {
 }
 
 /// The median of `values` (the upper one of an even count), 0 for none.
+/// Whether the `n` places before and after `a` and `b` (of their own episodes) look alike
+/// pairwise, within `limit` (squared embedding distance), in the same order or the reverse one:
+/// for each offset `o` of `a`'s, one of the places `o - 1 ..= o + 1` from `b` the same way (or
+/// the other way). Where either end has fewer than `n` neighbours on a side, that side is not
+/// asked. `n = 0` agrees always.
+fn sequences_agree(nodes: &[MemoryNode], (a, b): (usize, usize), n: usize, limit: f32) -> bool {
+    if n == 0 {
+        return true;
+    }
+    // The node `steps` along from `i` (negative: before it), in `i`'s episode.
+    let along = |i: usize, steps: isize| -> Option<&MemoryNode> {
+        let j = i.checked_add_signed(steps)?;
+        nodes.get(j).filter(|node| node.episode == nodes[i].episode)
+    };
+    let order_agrees = |order: isize| {
+        [-1isize, 1].into_iter().all(|side| {
+            let asked = (1..=n as isize).all(|o| {
+                along(a, side * o).is_some() && along(b, side * order * (o + 1)).is_some()
+            });
+            !asked
+                || (1..=n as isize).all(|o| {
+                    let Some(from) = along(a, side * o) else {
+                        return false;
+                    };
+                    (o - 1..=o + 1).any(|m| {
+                        along(b, side * order * m).is_some_and(|to| {
+                            squared_distance(&from.embedding, &to.embedding) <= limit
+                        })
+                    })
+                })
+        })
+    };
+    order_agrees(1) || order_agrees(-1)
+}
+
 fn median_of(values: impl Iterator<Item = f32>) -> f32 {
     let mut values: Vec<f32> = values.collect();
     values.sort_by(f32::total_cmp);

@@ -91,6 +91,60 @@ fn memory_joins_a_place_seen_in_two_episodes_and_routes_across() {
     assert_eq!(edge.kind, EdgeKind::Shortcut);
 }
 
+/// Sequence matching: with `shortcut_sequence`, a place passed again (in the same order or the
+/// reverse one) is joined, neighbours and all, and a single view that looks like a place
+/// elsewhere (a striped wall seen from close by) is not; without it, the look-alike is joined.
+#[test]
+fn a_shortcut_asks_the_neighbours_of_both_places_when_sequence_matching_is_on() {
+    let step = 0.02f32;
+    // Episode 1 drives from angle 0 to 1; episode 2 back from 1 to 0 over the same places;
+    // episode 3 drives elsewhere (angles 3 to 4), and one of its views looks like angle 0.5.
+    let first: Vec<Vec<f32>> = (0..=50).map(|i| place(i as f32 * step)).collect();
+    let second: Vec<Vec<f32>> = (0..=50).map(|i| place(1.0 - i as f32 * step)).collect();
+    let mut third: Vec<Vec<f32>> = (0..=50).map(|i| place(3.0 + i as f32 * step)).collect();
+    let look_alike = 25;
+    third[look_alike] = place(0.5);
+    let embeddings: Vec<Vec<f32>> = first.iter().chain(&second).chain(&third).cloned().collect();
+    let episodes: Vec<u64> = (0..153).map(|i| 1 + i / 51).collect();
+    let look_alike = 102 + look_alike;
+    let shortcuts_of = |graph: &MemoryGraph, node: usize| {
+        graph
+            .edges(node)
+            .iter()
+            .filter(|e| e.kind == EdgeKind::Shortcut)
+            .count()
+    };
+    let unchecked = MemoryGraph::build(&embeddings, &episodes, config(1, 2)).expect("graph");
+    assert!(shortcuts_of(&unchecked, look_alike) > 0, "one view alone joins");
+
+    let checked = MemoryGraph::build(
+        &embeddings,
+        &episodes,
+        MemoryConfig {
+            shortcut_sequence: 2,
+            ..config(1, 2)
+        },
+    )
+    .expect("graph");
+    assert_eq!(shortcuts_of(&checked, look_alike), 0, "its neighbours disagree");
+    // The places passed again, in reverse order, are joined all along (the ends of a drive,
+    // short of neighbours on one side, are asked on the other).
+    for node in 0..=50 {
+        assert!(
+            checked
+                .edges(node)
+                .iter()
+                .any(|e| e.kind == EdgeKind::Shortcut && (51..102).contains(&e.to)),
+            "place {node} of the first drive is joined to the second"
+        );
+    }
+    let route = checked
+        .route(&place(0.0), &place(1.0 - 0.1), None)
+        .expect("route")
+        .expect("joined");
+    assert!(route.nodes.len() <= 52, "{:?}", route.nodes);
+}
+
 #[test]
 fn memory_without_a_link_between_places_has_no_route() {
     // Two drives far apart on the circle, never meeting.
