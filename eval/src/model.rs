@@ -98,22 +98,27 @@ mod tests {
         (sim, config)
     }
 
+    /// `steps` of training on 2 episodes of 40 steps, driven by the default exploration.
+    fn train_tiny(sim: &SimConfig, config: TrainerConfig, steps: u64) -> EvalModel {
+        train_model(
+            sim,
+            &ExplorationConfig::default(),
+            config,
+            2,
+            40,
+            steps,
+            &|_, _, _| {},
+        )
+        .expect("trained")
+    }
+
     /// More experience than the replay holds is all learned from: nothing is evicted before
     /// training starts.
     #[test]
     fn a_model_trained_here_keeps_every_frame_of_its_experience() {
         let (sim, mut config) = tiny();
         config.replay.capacity = 30;
-        let model = train_model(
-            &sim,
-            &ExplorationConfig::default(),
-            config,
-            2,
-            40,
-            0,
-            &|_, _, _| {},
-        )
-        .expect("trained");
+        let model = train_tiny(&sim, config, 0);
         assert_eq!(model.trainer.replay().len(), 80);
         assert_eq!(model.trainer.config().replay.capacity, 80);
     }
@@ -123,16 +128,7 @@ mod tests {
     #[test]
     fn a_model_trained_here_names_its_steps_experience_and_training_time() {
         let (sim, config) = tiny();
-        let model = train_model(
-            &sim,
-            &ExplorationConfig::default(),
-            config,
-            2,
-            40,
-            3,
-            &|_, _, _| {},
-        )
-        .expect("trained");
+        let model = train_tiny(&sim, config, 3);
         assert!(
             model
                 .source

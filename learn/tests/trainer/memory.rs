@@ -115,7 +115,10 @@ fn a_shortcut_asks_the_neighbours_of_both_places_when_sequence_matching_is_on() 
             .count()
     };
     let unchecked = MemoryGraph::build(&embeddings, &episodes, config(1, 2)).expect("graph");
-    assert!(shortcuts_of(&unchecked, look_alike) > 0, "one view alone joins");
+    assert!(
+        shortcuts_of(&unchecked, look_alike) > 0,
+        "one view alone joins"
+    );
 
     let checked = MemoryGraph::build(
         &embeddings,
@@ -126,7 +129,11 @@ fn a_shortcut_asks_the_neighbours_of_both_places_when_sequence_matching_is_on() 
         },
     )
     .expect("graph");
-    assert_eq!(shortcuts_of(&checked, look_alike), 0, "its neighbours disagree");
+    assert_eq!(
+        shortcuts_of(&checked, look_alike),
+        0,
+        "its neighbours disagree"
+    );
     // The places passed again, in reverse order, are joined all along (the ends of a drive,
     // short of neighbours on one side, are asked on the other).
     for node in 0..=50 {
