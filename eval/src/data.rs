@@ -426,8 +426,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coverage_is_the_distance_to_the_nearest_view_facing_the_same_way_and_a_view_within_the_tolerance_shows_the_place()
-     {
+    fn coverage_is_the_distance_to_the_nearest_view_facing_the_same_way() {
         let memory = WorldMemory {
             frames: Vec::new(),
             // Facing +x at the origin, facing −x 0.5 m ahead of it, facing +x 2 m away.
@@ -448,7 +447,23 @@ mod tests {
         assert!(close(memory.coverage_m(&at(0.6, -175.0)), 0.1));
         // Nothing faces +y.
         assert_eq!(memory.coverage_m(&at(0.0, 90.0)), None);
-        // A view of the place itself: within the distance and the turn, both.
+    }
+
+    #[test]
+    fn a_view_within_the_success_tolerance_shows_the_goals_place() {
+        let memory = WorldMemory {
+            frames: Vec::new(),
+            // Facing −x 0.5 m ahead of the origin, facing +x 2 m away.
+            positions: vec![[0.5, 0.0], [2.0, 0.0]],
+            headings: vec![std::f64::consts::PI, 0.0],
+            odometry_drift_m: None,
+        };
+        let at = |x, yaw: f64| Pose2 {
+            x,
+            y: 0.0,
+            yaw: yaw.to_radians(),
+        };
+        // Within the distance and the turn, both.
         assert!(memory.shows(&at(1.85, 15.0), 0.2, 20.0));
         assert!(!memory.shows(&at(1.85, 25.0), 0.2, 20.0), "turned too far");
         assert!(!memory.shows(&at(1.7, 0.0), 0.2, 20.0), "too far along");

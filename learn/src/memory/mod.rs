@@ -686,7 +686,6 @@ impl MemoryGraph {
     }
 }
 
-/// The median of `values` (the upper one of an even count), 0 for none.
 /// Whether the `n` places before and after `a` and `b` (of their own episodes) look alike
 /// pairwise, within `limit` (squared embedding distance), in the same order or the reverse one:
 /// for each offset `o` of `a`'s, one of the places `o - 1 ..= o + 1` from `b` the same way (or
@@ -722,6 +721,7 @@ fn sequences_agree(nodes: &[MemoryNode], (a, b): (usize, usize), n: usize, limit
     order_agrees(1) || order_agrees(-1)
 }
 
+/// The median of `values` (the upper one of an even count), 0 for none.
 fn median_of(values: impl Iterator<Item = f32>) -> f32 {
     let mut values: Vec<f32> = values.collect();
     values.sort_by(f32::total_cmp);
