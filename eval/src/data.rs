@@ -381,17 +381,14 @@ impl WorldMemory {
         rigid_fit_errors(&pairs).and_then(|errors| median(&errors))
     }
 
-    /// Whether a frame of the memory was taken within `position_m` and `yaw_deg` of `pose`: a
-    /// view of the goal's own place, as the success tolerance counts one.
-    pub(crate) fn shows(&self, pose: &Pose2, position_m: f64, yaw_deg: f64) -> bool {
-        let turn = yaw_deg.to_radians();
-        self.positions
-            .iter()
-            .zip(&self.headings)
-            .any(|([x, y], heading)| {
-                (x - pose.x).hypot(y - pose.y) <= position_m
-                    && autodidact_sim::wrap_angle(heading - pose.yaw).abs() <= turn
-            })
+    /// Where frame `frame` of the drive was truly taken; `None` past its end.
+    pub(crate) fn pose(&self, frame: usize) -> Option<Pose2> {
+        let [x, y] = *self.positions.get(frame)?;
+        Some(Pose2 {
+            x,
+            y,
+            yaw: *self.headings.get(frame)?,
+        })
     }
 
     /// How well the memory covers `pose`: metres to the nearest frame taken facing within
@@ -447,27 +444,6 @@ mod tests {
         assert!(close(memory.coverage_m(&at(0.6, -175.0)), 0.1));
         // Nothing faces +y.
         assert_eq!(memory.coverage_m(&at(0.0, 90.0)), None);
-    }
-
-    #[test]
-    fn a_view_within_the_success_tolerance_shows_the_goals_place() {
-        let memory = WorldMemory {
-            frames: Vec::new(),
-            // Facing −x 0.5 m ahead of the origin, facing +x 2 m away.
-            positions: vec![[0.5, 0.0], [2.0, 0.0]],
-            headings: vec![std::f64::consts::PI, 0.0],
-            odometry_drift_m: None,
-        };
-        let at = |x, yaw: f64| Pose2 {
-            x,
-            y: 0.0,
-            yaw: yaw.to_radians(),
-        };
-        // Within the distance and the turn, both.
-        assert!(memory.shows(&at(1.85, 15.0), 0.2, 20.0));
-        assert!(!memory.shows(&at(1.85, 25.0), 0.2, 20.0), "turned too far");
-        assert!(!memory.shows(&at(1.7, 0.0), 0.2, 20.0), "too far along");
-        assert!(memory.shows(&at(0.5, 180.0), 0.2, 20.0), "through ±180°");
     }
 
     #[test]

@@ -116,6 +116,14 @@ pub(crate) fn within(error: (f64, f64), config: &EvalConfig) -> bool {
     error.0 <= config.success_position_m && error.1 <= config.success_yaw_deg
 }
 
+/// Whether `memory` has a view of `goal`'s place: a frame taken [`within`] the success
+/// tolerances of its pose.
+fn shows_goal(memory: &WorldMemory, goal: &Pose2, config: &EvalConfig) -> bool {
+    (0..memory.positions.len())
+        .filter_map(|frame| memory.pose(frame))
+        .any(|pose| within(pose_error(&pose, goal), config))
+}
+
 /// The larger share of its tolerance that either part of `(metres, degrees)` takes: how near
 /// a pose is to success, whichever part keeps it from it.
 pub(crate) fn tolerance_share(error: (f64, f64), config: &EvalConfig) -> f64 {
@@ -210,11 +218,7 @@ pub(crate) fn planning_setting(
         }
         if let Some(attempt) = outcomes[0].last() {
             goal_coverage.extend(memory.coverage_m(&attempt.goal_pose));
-            goals_shown.push(memory.shows(
-                &attempt.goal_pose,
-                config.success_position_m,
-                config.success_yaw_deg,
-            ));
+            goals_shown.push(shows_goal(memory, &attempt.goal_pose, config));
         }
         drift.extend(memory.odometry_drift_m);
         progress(&stage, pair as u64 + 1, config.pairs as u64);
@@ -667,15 +671,7 @@ impl GoalViews {
         }
         let order = graph.ranked(&encoder.embed(image, proprio)?)?;
         let nodes = graph.nodes();
-        let taken_at = |node: usize| {
-            let frame = nodes[node].frame;
-            let [x, y] = *memory.positions.get(frame)?;
-            Some(Pose2 {
-                x,
-                y,
-                yaw: *memory.headings.get(frame)?,
-            })
-        };
+        let taken_at = |node: usize| memory.pose(nodes[node].frame);
         let own_view_rank = order.iter().position(|(node, _)| {
             taken_at(*node).is_some_and(|pose| within(pose_error(&pose, goal), config))
         });
@@ -755,6 +751,40 @@ fn check_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A memory shows a goal's place where a frame was taken within both success tolerances of
+    /// its pose (0.2 m and 20° by default), through ±180° too.
+    #[test]
+    fn a_view_within_the_success_tolerance_shows_the_goals_place() {
+        let memory = WorldMemory {
+            frames: Vec::new(),
+            // Facing −x 0.5 m ahead of the origin, facing +x 2 m away.
+            positions: vec![[0.5, 0.0], [2.0, 0.0]],
+            headings: vec![std::f64::consts::PI, 0.0],
+            odometry_drift_m: None,
+        };
+        let at = |x, yaw: f64| Pose2 {
+            x,
+            y: 0.0,
+            yaw: yaw.to_radians(),
+        };
+        let config = EvalConfig::default();
+        assert!(shows_goal(&memory, &at(1.85, 15.0), &config));
+        assert!(
+            !shows_goal(&memory, &at(1.85, 25.0), &config),
+            "turned too far"
+        );
+        assert!(
+            !shows_goal(&memory, &at(1.7, 0.0), &config),
+            "too far along"
+        );
+        assert!(
+            shows_goal(&memory, &at(0.5, 180.0), &config),
+            "through ±180°"
+        );
+        assert_eq!(memory.pose(1), Some(at(2.0, 0.0)));
+        assert_eq!(memory.pose(2), None, "past the drive's end");
+    }
 
     /// The debug trace's pixel twin is the remembered image that looks most like the goal's,
     /// whatever the embedding says: the same image wins over a brighter or a shifted one, and

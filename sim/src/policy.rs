@@ -152,7 +152,7 @@ impl ExplorationPolicy {
         let left = left - c.max_angular_radps * period_s.max(0.0);
         self.looking = (left > 0.0).then_some((left, direction));
         if self.looking.is_none() {
-            // Drive on from rest, as after an avoidance turn.
+            // Drive on with the turn rate from rest, not the one before the look.
             self.angular = 0.0;
         }
         Some(Action::new(0.0, direction * c.max_angular_radps))
