@@ -428,7 +428,7 @@ fn bad_configs_are_refused() {
         "relative pose without its head"
     );
     type Break = fn(&mut TrainerConfig);
-    let broken_settings: [(&str, Break); 19] = [
+    let broken_settings: [(&str, Break); 20] = [
         ("dynamics without hidden layers", |c| {
             c.model.dynamics_layers = 0
         }),
@@ -485,6 +485,10 @@ fn bad_configs_are_refused() {
         ("odometry revisit_max_m", |c| {
             c.objectives.odometry.revisit_share = 0.5;
             c.objectives.odometry.revisit_max_m = f32::NAN;
+        }),
+        ("odometry revisit_min_aside_m beyond revisit_max_m", |c| {
+            c.objectives.odometry.revisit_share = 0.5;
+            c.objectives.odometry.revisit_min_aside_m = c.objectives.odometry.revisit_max_m + 0.1;
         }),
         ("odometry revisit_max_m beyond max_m", |c| {
             c.objectives.odometry.revisit_share = 0.5;
@@ -790,6 +794,70 @@ fn odometry_pairs_a_place_with_its_revisit_when_revisits_are_on() {
             .iter()
             .all(|&d| (1..=30).contains(&d))
     );
+}
+
+/// With `revisit_min_aside_m`, a revisit lies at least that far to the first frame's side: here
+/// laps of two circles about one centre, 0.1 m apart, driven in turn (every 40 frames), so the
+/// same place on the other circle lies 0.1 m aside and on the same circle in line. Without it,
+/// revisits come from both.
+#[test]
+fn revisits_lie_aside_when_asked_to() {
+    let _serial = serial();
+    let lap = 40;
+    // Counter-clockwise about the origin: the centre lies to the robot's left.
+    let laps = |i: usize| {
+        let radius = if (i / lap) % 2 == 0 { 0.5 } else { 0.6 };
+        let angle = std::f64::consts::TAU * (i % lap) as f64 / lap as f64;
+        OdometryPose::new(
+            radius * angle.cos(),
+            radius * angle.sin(),
+            angle + std::f64::consts::FRAC_PI_2,
+        )
+    };
+    let asides = |min_aside_m: f32| {
+        let mut config = small_config(5);
+        config.objectives.odometry.revisit_share = 1.0;
+        config.objectives.odometry.revisit_within_steps = 100;
+        config.objectives.odometry.revisit_max_m = 0.2;
+        config.objectives.odometry.revisit_max_deg = 20.0;
+        config.objectives.odometry.revisit_min_aside_m = min_aside_m;
+        let mut trainer = Trainer::new(config).expect("trainer");
+        for (i, sample) in explore(&sim_config(SIDE as u32), 3, 120)
+            .into_iter()
+            .enumerate()
+        {
+            let mut transition = sample.transition;
+            transition.odometry = Some(laps(i));
+            trainer.push(transition).expect("push");
+        }
+        let scale = f64::from(trainer.config().objectives.odometry.metres_scale);
+        let mut asides = Vec::new();
+        for _ in 0..10 {
+            let batch = trainer.sample_batch().expect("batch");
+            for (offset, pose) in batch
+                .odometry_offsets
+                .iter()
+                .zip(batch.relative_poses.chunks(3))
+            {
+                if *offset > 30 {
+                    asides.push((*offset, f64::from(pose[1]).abs() * scale));
+                }
+            }
+        }
+        asides
+    };
+    let with = asides(0.05);
+    assert!(with.len() > 40, "{} revisits of 80 pairs", with.len());
+    // The other circle, a lap away: 0.1 m aside at the same angle, 0.07–0.125 m a frame or
+    // two before or after it.
+    assert!(
+        with.iter()
+            .all(|&(offset, m)| offset.abs_diff(lap) <= 2 && (0.05..=0.13).contains(&m)),
+        "{with:?}"
+    );
+    let without = asides(0.0);
+    assert!(without.iter().any(|&(_, m)| m < 0.02), "{without:?}");
+    assert!(without.iter().any(|&(_, m)| m > 0.09), "{without:?}");
 }
 
 /// The relative-pose head learns from two frames' image-only embeddings where the second lies

@@ -303,12 +303,13 @@ fn optional_per_sequence(values: &mut [usize], count: usize) -> Vec<Option<&mut 
 /// Frames drawn for a revisit before the pair falls back to one of the same drive.
 const REVISIT_TRIES: usize = 64;
 
-/// Whether `candidate` lies near enough `first` by their odometry, and turned little enough,
-/// to be its revisit.
+/// Whether `candidate` lies near enough `first` by their odometry, turned little enough and
+/// far enough to its side to be its revisit.
 fn is_revisit(first: &Transition, candidate: &Transition, config: &OdometryConfig) -> bool {
     odometry_between(first, candidate).is_some_and(|relative| {
         relative.x.hypot(relative.y) <= f64::from(config.revisit_max_m)
             && relative.yaw.abs().to_degrees() <= f64::from(config.revisit_max_deg)
+            && relative.y.abs() >= f64::from(config.revisit_min_aside_m)
     })
 }
 

@@ -235,6 +235,12 @@ pub struct OdometryConfig {
     /// Most the heading of a revisit differs from the first frame's, degrees: the two frames
     /// must see much of the same.
     pub revisit_max_deg: f32,
+    /// Nearest a revisit lies to the first frame's side by odometry, metres (at most
+    /// `revisit_max_m`): 0 takes any revisit. Most places passed again lie a few centimetres
+    /// aside, and a head taught on them reads a goal 0.2 m aside at a tenth of its size
+    /// (docs/eval.md, "Revisits"); asking for revisits at least this far aside teaches the
+    /// offsets the last stretch of a far goal ends with.
+    pub revisit_min_aside_m: f32,
 }
 
 impl Default for OdometryConfig {
@@ -250,6 +256,7 @@ impl Default for OdometryConfig {
             revisit_within_steps: 600,
             revisit_max_m: 0.5,
             revisit_max_deg: 45.0,
+            revisit_min_aside_m: 0.0,
         }
     }
 }
@@ -586,11 +593,13 @@ impl TrainerConfig {
                 && o.odometry.revisit_within_steps > o.odometry.window
                 && o.odometry.revisit_max_m > 0.0
                 && o.odometry.revisit_max_m <= o.odometry.max_m
-                && (0.0..=180.0).contains(&o.odometry.revisit_max_deg))
+                && (0.0..=180.0).contains(&o.odometry.revisit_max_deg)
+                && (0.0..=o.odometry.revisit_max_m).contains(&o.odometry.revisit_min_aside_m))
         {
             return invalid(
                 "objectives.odometry: revisit_share in [0, 1], revisit_within_steps > window, \
-                 revisit_max_m in (0, max_m] and revisit_max_deg in [0, 180]",
+                 revisit_max_m in (0, max_m], revisit_max_deg in [0, 180] and \
+                 revisit_min_aside_m in [0, revisit_max_m]",
             );
         }
         if o.inverse.enabled && !(o.inverse.weight.is_finite() && o.inverse.weight >= 0.0) {
