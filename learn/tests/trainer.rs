@@ -806,7 +806,11 @@ fn revisits_lie_aside_when_asked_to() {
     let lap = 40;
     // Counter-clockwise about the origin: the centre lies to the robot's left.
     let laps = |i: usize| {
-        let radius = if (i / lap) % 2 == 0 { 0.5 } else { 0.6 };
+        let radius = if (i / lap).is_multiple_of(2) {
+            0.5
+        } else {
+            0.6
+        };
         let angle = std::f64::consts::TAU * (i % lap) as f64 / lap as f64;
         OdometryPose::new(
             radius * angle.cos(),
