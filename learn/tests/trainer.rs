@@ -729,6 +729,21 @@ fn a_plain_target_start_is_frame_t_as_the_camera_saw_it() {
     assert_ne!(first_forward(true, 2), first_forward(false, 2));
 }
 
+/// A trainer holding 120 frames of a simulator drive whose odometry says the robot was at
+/// `odometry(i)` at frame `i`.
+fn trainer_driven_by(config: TrainerConfig, odometry: impl Fn(usize) -> OdometryPose) -> Trainer {
+    let mut trainer = Trainer::new(config).expect("trainer");
+    for (i, sample) in explore(&sim_config(SIDE as u32), 3, 120)
+        .into_iter()
+        .enumerate()
+    {
+        let mut transition = sample.transition;
+        transition.odometry = Some(odometry(i));
+        trainer.push(transition).expect("push");
+    }
+    trainer
+}
+
 /// With revisits on, the odometry objective pairs a frame with the same place passed again
 /// later or earlier in the run (here a circle driven every 40 frames, beyond the window of 30),
 /// and its relative pose is the odometry's between the two; with them off, every pair is two
@@ -747,16 +762,7 @@ fn odometry_pairs_a_place_with_its_revisit_when_revisits_are_on() {
         config.objectives.odometry.revisit_within_steps = 100;
         config.objectives.odometry.revisit_max_m = 0.1;
         config.objectives.odometry.revisit_max_deg = 20.0;
-        let mut trainer = Trainer::new(config).expect("trainer");
-        for (i, sample) in explore(&sim_config(SIDE as u32), 3, 120)
-            .into_iter()
-            .enumerate()
-        {
-            let mut transition = sample.transition;
-            transition.odometry = Some(circle(i));
-            trainer.push(transition).expect("push");
-        }
-        trainer
+        trainer_driven_by(config, circle)
     };
     let mut trainer = trainer_with(1.0);
     let scale = trainer.config().objectives.odometry.metres_scale;
@@ -825,15 +831,7 @@ fn revisits_lie_aside_when_asked_to() {
         config.objectives.odometry.revisit_max_m = 0.2;
         config.objectives.odometry.revisit_max_deg = 20.0;
         config.objectives.odometry.revisit_min_aside_m = min_aside_m;
-        let mut trainer = Trainer::new(config).expect("trainer");
-        for (i, sample) in explore(&sim_config(SIDE as u32), 3, 120)
-            .into_iter()
-            .enumerate()
-        {
-            let mut transition = sample.transition;
-            transition.odometry = Some(laps(i));
-            trainer.push(transition).expect("push");
-        }
+        let mut trainer = trainer_driven_by(config, laps);
         let scale = f64::from(trainer.config().objectives.odometry.metres_scale);
         let mut asides = Vec::new();
         for _ in 0..10 {
