@@ -88,9 +88,10 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
         assert!(table.contains(row), "table lacks {row:?}:\n{table}");
     }
 
-    // The file's `[exploration]` is how the robot drives through its home on its own.
+    // The file's `[exploration]` is how the robot drives through its home on its own: a look
+    // around after every second of driving, within the 60 steps (3 s) of the quick drive.
     let looking = dir.path().join("looking.toml");
-    std::fs::write(&looking, "[exploration]\nlook_around_every_s = 5.0\n").expect("config");
+    std::fs::write(&looking, "[exploration]\nlook_around_every_s = 1.0\n").expect("config");
     let evaluate = |name: &str, seed: &str, config: &[&std::ffi::OsStr]| -> serde_json::Value {
         let path = dir.path().join(name);
         run_ok(
@@ -110,15 +111,22 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
         evaluate("b.json", "3", &[]),
         "same checkpoint and seed"
     );
-    let other = evaluate("c.json", "4", &["--config".as_ref(), looking.as_os_str()]);
+    let other = evaluate("c.json", "4", &[]);
     assert_ne!(
         report["data"]["episode_seeds"], other["data"]["episode_seeds"],
         "another seed, other held-out worlds"
     );
+    let looked = evaluate("d.json", "3", &["--config".as_ref(), looking.as_os_str()]);
     assert_eq!(report["home"]["exploration"]["look_around_every_s"], 0.0);
+    assert_eq!(looked["home"]["exploration"]["look_around_every_s"], 1.0);
+    assert_ne!(
+        report["home"]["representation"], looked["home"]["representation"],
+        "the home probes are fitted on the robot's own drive, which follows the file's \
+         [exploration]"
+    );
     assert_eq!(
-        other["home"]["exploration"]["look_around_every_s"], 5.0,
-        "the home drive follows the file's [exploration]"
+        report["representation"], looked["representation"],
+        "the held-out drives of new worlds keep their own policy"
     );
 
     // The documented schema.

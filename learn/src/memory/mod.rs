@@ -689,8 +689,8 @@ impl MemoryGraph {
 /// Whether the `n` places before and after `a` and `b` (of their own episodes) look alike
 /// pairwise, within `limit` (squared embedding distance), in the same order or the reverse one:
 /// for each offset `o` of `a`'s, one of the places `o - 1 ..= o + 1` from `b` the same way (or
-/// the other way). Where either end has fewer than `n` neighbours on a side, that side is not
-/// asked. `n = 0` agrees always.
+/// the other way). Where `a` has fewer than `n` neighbours on a side, or `b` fewer than `n + 1`
+/// (its match may lie one place beyond), that side is not asked. `n = 0` agrees always.
 fn sequences_agree(nodes: &[MemoryNode], (a, b): (usize, usize), n: usize, limit: f32) -> bool {
     if n == 0 {
         return true;
