@@ -7,14 +7,16 @@ use autodidact_sim::{Action, ExplorationConfig, ExplorationPolicy, Sim, SimConfi
 
 use crate::row::{BenchRow, measure};
 
-/// Measures RGB+depth rendering at 64² and 128² from poses along an exploration run, the physics
-/// step alone, and a whole control step (physics + proprio + frame). Everything on this thread.
+/// Measures RGB+depth rendering at 64² and 128², and at 32² with 3 × 3 rays a pixel
+/// (`rays_per_side`), from poses along an exploration run, the physics step alone, and a whole
+/// control step (physics + proprio + frame). Everything on this thread.
 pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<BenchRow>> {
     let mut rows = Vec::new();
-    for side in [64u32, 128] {
+    for (side, rays_per_side) in [(64u32, 1u32), (128, 1), (32, 3)] {
         let mut config = SimConfig::default();
         config.camera.width = side;
         config.camera.height = side;
+        config.camera.rays_per_side = rays_per_side;
         let mut sim = Sim::new(&config).context("building the simulator")?;
         let mut observation = sim.reset(1)?;
         let mut policy = ExplorationPolicy::new(ExplorationConfig::default(), 1);
@@ -26,8 +28,12 @@ pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<BenchRow>> {
         }
         let mut frame = sim.render();
         let mut index = 0usize;
+        let rays = match rays_per_side {
+            1 => String::new(),
+            n => format!(", {n}x{n} rays a pixel"),
+        };
         rows.push(measure(
-            &format!("render {side}x{side} rgb+depth"),
+            &format!("render {side}x{side} rgb+depth{rays}"),
             budget_per_case,
             || {
                 let pose = poses[index % poses.len()];
@@ -38,7 +44,9 @@ pub fn bench_sim(budget_per_case: Duration) -> Result<Vec<BenchRow>> {
                 }
             },
         ));
-        rows.push(control_step_row(side, budget_per_case)?);
+        if rays_per_side == 1 {
+            rows.push(control_step_row(side, budget_per_case)?);
+        }
     }
     let mut config = SimConfig::default();
     config.camera.width = 1;

@@ -129,6 +129,9 @@ impl Default for RobotConfig {
     }
 }
 
+/// Most rays per pixel side ([`CameraConfig::rays_per_side`]): 8 × 8 = 64 rays a pixel.
+pub const MAX_RAYS_PER_SIDE: u32 = 8;
+
 /// Pinhole camera mounted on the front of the chassis, looking along the robot's x axis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -145,6 +148,12 @@ pub struct CameraConfig {
     pub tilt_down_deg: f32,
     /// Farthest depth reported, metres; farther (or open sky) reads `+inf`.
     pub max_depth_m: f32,
+    /// Rays per pixel along each side: `n × n` rays spread evenly over the pixel, their
+    /// colours averaged, as a real sensor's pixel integrates the light over its area (depth:
+    /// the mean of the rays that hit within `max_depth_m`, `+inf` where none does). 1 (the
+    /// default) casts one ray through each pixel's centre, which aliases fine patterns (a
+    /// striped wall seen from afar) at small image sizes.
+    pub rays_per_side: u32,
 }
 
 impl Default for CameraConfig {
@@ -156,6 +165,7 @@ impl Default for CameraConfig {
             height_m: 0.15,
             tilt_down_deg: 5.0,
             max_depth_m: 20.0,
+            rays_per_side: 1,
         }
     }
 }
@@ -402,6 +412,14 @@ impl SimConfig {
             &format!("must be in (-80, 80) degrees, got {}", c.tilt_down_deg),
         )?;
         positive(c.max_depth_m, "camera.max_depth_m")?;
+        check(
+            (1..=MAX_RAYS_PER_SIDE).contains(&c.rays_per_side),
+            "camera.rays_per_side",
+            &format!(
+                "must be in 1..={MAX_RAYS_PER_SIDE}, got {}",
+                c.rays_per_side
+            ),
+        )?;
         let o = &self.objects;
         check(
             o.count <= MAX_OBJECTS,

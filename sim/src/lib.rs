@@ -32,8 +32,8 @@ mod types;
 mod world;
 
 pub use config::{
-    ArenaConfig, CameraConfig, LightingConfig, MAX_IMAGE_SIDE, MAX_OBJECTS, NoiseConfig,
-    ObjectsConfig, RandomizationConfig, RobotConfig, SimConfig,
+    ArenaConfig, CameraConfig, LightingConfig, MAX_IMAGE_SIDE, MAX_OBJECTS, MAX_RAYS_PER_SIDE,
+    NoiseConfig, ObjectsConfig, RandomizationConfig, RobotConfig, SimConfig,
 };
 pub use digest::ObservationDigest;
 pub use policy::{ExplorationConfig, ExplorationPolicy};

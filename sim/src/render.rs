@@ -68,11 +68,26 @@ pub(crate) struct Camera {
     pub intrinsics: CameraIntrinsics,
     /// Pose of the camera mount (x along the optical axis, y left, z up) in the chassis frame.
     pub mount: Pose,
-    /// Unit ray direction per pixel, mount frame.
+    /// Unit ray directions, mount frame: `rays_per_pixel` per pixel, pixel after pixel.
     ray_dirs: Vec<Vector>,
-    /// Cosine between each pixel's ray and the optical axis (range → depth).
+    /// Cosine between each ray and the optical axis (range → depth).
     axis_cos: Vec<f32>,
+    /// Rays averaged into one pixel ([`CameraConfig::rays_per_side`] squared).
+    rays_per_pixel: usize,
     max_depth_m: f32,
+}
+
+/// The rays of one pixel so far ([`CameraConfig::rays_per_side`] > 1).
+#[derive(Default)]
+struct PixelSum {
+    colour: [f32; 3],
+    depth: f32,
+    hits: u32,
+}
+
+/// A colour channel in `[0, 1]` as a byte, rounded.
+fn to_byte(channel: f32) -> u8 {
+    (channel.clamp(0.0, 1.0) * 255.0 + 0.5) as u8
 }
 
 /// What a ray hit first.
@@ -98,18 +113,24 @@ impl Camera {
         let tilt =
             rapier3d::math::Rotation::from_axis_angle(Vector::Y, config.tilt_down_deg.to_radians());
         let mount = Pose::from_parts(mount_translation, tilt);
-        let mut ray_dirs = Vec::with_capacity((width * height) as usize);
-        let mut axis_cos = Vec::with_capacity((width * height) as usize);
+        let side = config.rays_per_side.max(1);
+        let rays_per_pixel = (side * side) as usize;
+        let mut ray_dirs = Vec::with_capacity((width * height) as usize * rays_per_pixel);
+        let mut axis_cos = Vec::with_capacity(ray_dirs.capacity());
+        // Each ray through the centre of one of the pixel's `side × side` equal cells.
+        let cell = |i: u32| (i as f32 + 0.5) / side as f32;
         for v in 0..height {
             for u in 0..width {
-                let local = Vector::new(
-                    1.0,
-                    -((u as f32 + 0.5) - intrinsics.cx) / fx,
-                    -((v as f32 + 0.5) - intrinsics.cy) / fx,
-                )
-                .normalize();
-                axis_cos.push(local.x);
-                ray_dirs.push(tilt * local);
+                for (dv, du) in (0..side).flat_map(|dv| (0..side).map(move |du| (dv, du))) {
+                    let local = Vector::new(
+                        1.0,
+                        -((u as f32 + cell(du)) - intrinsics.cx) / fx,
+                        -((v as f32 + cell(dv)) - intrinsics.cy) / fx,
+                    )
+                    .normalize();
+                    axis_cos.push(local.x);
+                    ray_dirs.push(tilt * local);
+                }
             }
         }
         Self {
@@ -117,6 +138,7 @@ impl Camera {
             mount,
             ray_dirs,
             axis_cos,
+            rays_per_pixel,
             max_depth_m: config.max_depth_m,
         }
     }
@@ -163,7 +185,10 @@ impl Camera {
         let half_x = arena.size_x_m / 2.0;
         let half_y = arena.size_y_m / 2.0;
         let max_range = self.max_depth_m * 4.0;
-        for (pixel, (dir_mount, axis_cos)) in self.ray_dirs.iter().zip(&self.axis_cos).enumerate() {
+        let mut pixel_sum = PixelSum::default();
+        let rays = self.rays_per_pixel;
+        for (ray, (dir_mount, axis_cos)) in self.ray_dirs.iter().zip(&self.axis_cos).enumerate() {
+            let pixel = ray / rays;
             let dir = rotation * *dir_mount;
             let u = (pixel % width) as i32;
             let v = (pixel / width) as i32;
@@ -216,11 +241,36 @@ impl Camera {
                 }
                 None => (look.sky_colour, f32::INFINITY),
             };
-            let rgb = &mut frame.rgb[pixel * 3..pixel * 3 + 3];
-            for (byte, channel) in rgb.iter_mut().zip(colour) {
-                *byte = (channel.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
+            if rays == 1 {
+                let rgb = &mut frame.rgb[pixel * 3..pixel * 3 + 3];
+                for (byte, channel) in rgb.iter_mut().zip(colour) {
+                    *byte = to_byte(channel);
+                }
+                frame.depth[pixel] = depth;
+                continue;
             }
-            frame.depth[pixel] = depth;
+            // Several rays a pixel: summed here, averaged at the pixel's last ray.
+            if ray % rays == 0 {
+                pixel_sum = PixelSum::default();
+            }
+            for (sum, channel) in pixel_sum.colour.iter_mut().zip(colour) {
+                *sum += channel.clamp(0.0, 1.0);
+            }
+            if depth.is_finite() {
+                pixel_sum.depth += depth;
+                pixel_sum.hits += 1;
+            }
+            if ray % rays == rays - 1 {
+                let rgb = &mut frame.rgb[pixel * 3..pixel * 3 + 3];
+                for (byte, sum) in rgb.iter_mut().zip(pixel_sum.colour) {
+                    *byte = to_byte(sum / rays as f32);
+                }
+                frame.depth[pixel] = if pixel_sum.hits > 0 {
+                    pixel_sum.depth / pixel_sum.hits as f32
+                } else {
+                    f32::INFINITY
+                };
+            }
         }
     }
 

@@ -560,3 +560,94 @@ fn non_square_and_large_images_render() {
         "90° FOV over 160 px gives fx = 80"
     );
 }
+
+/// With `rays_per_side = n`, a pixel is the box average of the `n × n` pixels the same camera
+/// sees at `n` times the size (its rays are theirs): the colour within rounding, the depth the
+/// mean of the rays that hit. One ray a pixel renders as it always did, and a refused count is
+/// a clear error.
+#[test]
+fn several_rays_a_pixel_average_the_pixels_of_a_larger_image() {
+    let (side, n) = (16u32, 3u32);
+    let render = |width: u32, rays_per_side: u32| {
+        let mut config = SimConfig::default();
+        config.camera.width = width;
+        config.camera.height = width;
+        config.camera.rays_per_side = rays_per_side;
+        let mut sim = Sim::new(&config).expect("sim");
+        sim.reset(4).expect("reset");
+        // A wall's stripes from afar, finer than a pixel of the small image.
+        sim.set_robot_pose(Pose2 {
+            x: -1.5,
+            y: 0.3,
+            yaw: 0.4,
+        })
+        .expect("pose");
+        sim.step(&Action::STOP).frame
+    };
+    let averaged = render(side, n);
+    let large = render(side * n, 1);
+    let (mut off_by_one, mut differ_from_centre) = (0, 0);
+    let centre = render(side, 1);
+    for v in 0..side as usize {
+        for u in 0..side as usize {
+            let rays: Vec<usize> = (0..n as usize)
+                .flat_map(|dv| {
+                    (0..n as usize).map(move |du| {
+                        (v * n as usize + dv) * (side * n) as usize + u * n as usize + du
+                    })
+                })
+                .collect();
+            let pixel = v * side as usize + u;
+            for channel in 0..3 {
+                let mean = rays
+                    .iter()
+                    .map(|&r| f64::from(large.rgb[r * 3 + channel]))
+                    .sum::<f64>()
+                    / rays.len() as f64;
+                let got = f64::from(averaged.rgb[pixel * 3 + channel]);
+                assert!(
+                    (got - mean).abs() <= 1.0,
+                    "pixel ({u}, {v}) channel {channel}: {got} against the mean {mean}"
+                );
+                off_by_one += usize::from((got - mean).abs() > 0.5);
+                differ_from_centre += usize::from(
+                    averaged.rgb[pixel * 3 + channel] != centre.rgb[pixel * 3 + channel],
+                );
+            }
+            let hits: Vec<f32> = rays
+                .iter()
+                .map(|&r| large.depth[r])
+                .filter(|d| d.is_finite())
+                .collect();
+            let depth = averaged.depth[pixel];
+            if hits.is_empty() {
+                assert_eq!(depth, f32::INFINITY, "pixel ({u}, {v})");
+            } else {
+                let mean = hits.iter().sum::<f32>() / hits.len() as f32;
+                assert!(
+                    (depth - mean).abs() < 1e-4,
+                    "pixel ({u}, {v}): {depth} against {mean}"
+                );
+            }
+        }
+    }
+    assert!(
+        off_by_one < (side * side) as usize,
+        "rounding apart, the colours are the larger image's mean ({off_by_one} off)"
+    );
+    assert!(
+        differ_from_centre > (side * side) as usize / 4,
+        "the stripes average out: {differ_from_centre} channels differ from one ray's"
+    );
+    let mut config = SimConfig::default();
+    config.camera.rays_per_side = 0;
+    assert!(matches!(
+        Sim::new(&config),
+        Err(SimError::InvalidConfig { .. })
+    ));
+    config.camera.rays_per_side = autodidact_sim::MAX_RAYS_PER_SIDE + 1;
+    assert!(matches!(
+        Sim::new(&config),
+        Err(SimError::InvalidConfig { .. })
+    ));
+}
