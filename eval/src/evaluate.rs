@@ -207,6 +207,7 @@ pub fn evaluate(
         data: DataInfo {
             episode_seeds,
             frames: transitions.len(),
+            rays_per_side: sim.camera.rays_per_side,
         },
         representation,
         random_init_representation,

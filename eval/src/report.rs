@@ -234,6 +234,14 @@ pub struct DataInfo {
     pub episode_seeds: Vec<u64>,
     /// Frames embedded.
     pub frames: usize,
+    /// Rays the simulator's camera averaged along each side of a pixel in every world the
+    /// evaluation drew (`[sim.camera] rays_per_side`; 1 in reports written before it existed).
+    #[serde(default = "one_ray")]
+    pub rays_per_side: u32,
+}
+
+fn one_ray() -> u32 {
+    1
 }
 
 /// How well the relative-pose head (the odometry objective's) tells where one view lies seen

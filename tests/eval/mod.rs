@@ -111,11 +111,20 @@ fn eval_writes_the_documented_report_and_repeats_it_for_a_checkpoint() {
         evaluate("b.json", "3", &[]),
         "same checkpoint and seed"
     );
-    let other = evaluate("c.json", "4", &[]);
+    // Another seed, and a camera that averages 2 × 2 rays a pixel: the report says which.
+    let averaging = dir.path().join("averaging.toml");
+    std::fs::write(
+        &averaging,
+        "[sim.camera]\nwidth = 32\nheight = 32\nrays_per_side = 2\n",
+    )
+    .expect("config");
+    let other = evaluate("c.json", "4", &["--config".as_ref(), averaging.as_os_str()]);
     assert_ne!(
         report["data"]["episode_seeds"], other["data"]["episode_seeds"],
         "another seed, other held-out worlds"
     );
+    assert_eq!(report["data"]["rays_per_side"], 1);
+    assert_eq!(other["data"]["rays_per_side"], 2);
     let looked = evaluate("d.json", "3", &["--config".as_ref(), looking.as_os_str()]);
     assert_eq!(report["home"]["exploration"]["look_around_every_s"], 0.0);
     assert_eq!(looked["home"]["exploration"]["look_around_every_s"], 1.0);
