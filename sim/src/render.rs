@@ -77,7 +77,7 @@ pub(crate) struct Camera {
     max_depth_m: f32,
 }
 
-/// The rays of one pixel so far ([`CameraConfig::rays_per_side`] > 1).
+/// The rays of one pixel so far.
 #[derive(Default)]
 struct PixelSum {
     colour: [f32; 3],
@@ -241,15 +241,8 @@ impl Camera {
                 }
                 None => (look.sky_colour, f32::INFINITY),
             };
-            if rays == 1 {
-                let rgb = &mut frame.rgb[pixel * 3..pixel * 3 + 3];
-                for (byte, channel) in rgb.iter_mut().zip(colour) {
-                    *byte = to_byte(channel);
-                }
-                frame.depth[pixel] = depth;
-                continue;
-            }
-            // Several rays a pixel: summed here, averaged at the pixel's last ray.
+            // A pixel's rays are summed here and averaged at its last ray (one ray a pixel:
+            // its own colour and depth, exactly).
             if ray % rays == 0 {
                 pixel_sum = PixelSum::default();
             }

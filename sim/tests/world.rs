@@ -563,8 +563,8 @@ fn non_square_and_large_images_render() {
 
 /// With `rays_per_side = n`, a pixel is the box average of the `n × n` pixels the same camera
 /// sees at `n` times the size (its rays are theirs): the colour within rounding, the depth the
-/// mean of the rays that hit. One ray a pixel renders as it always did, and a refused count is
-/// a clear error.
+/// mean of the rays that hit (one ray a pixel is checked against rapier's ray casts in
+/// `fast_renderer_agrees_with_rapier_ray_casts`). A refused count is a clear error.
 #[test]
 fn several_rays_a_pixel_average_the_pixels_of_a_larger_image() {
     let (side, n) = (16u32, 3u32);
