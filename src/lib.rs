@@ -49,4 +49,29 @@ mod tests {
         assert_eq!((file.sim.camera.width, file.sim.camera.height), (32, 32));
         eval_config(&file).expect("the [eval] defaults");
     }
+
+    /// `eval/far-goals.toml`, the far goals docs/eval.md measures, is `eval`'s defaults with
+    /// exactly the far protocol's changes: far goals only, 10 pairs, a 20-minute memory that
+    /// the planner follows by odometry, laid out as one map.
+    #[test]
+    fn the_far_goals_file_is_the_default_evaluation_with_the_far_protocol() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/far-goals.toml");
+        let file = FileConfig::load(&path).expect("eval/far-goals.toml loads");
+        let far = eval_config(&file).expect("its [eval] section");
+        let mut expected = EvalConfig {
+            settings: vec![autodidact_eval::GoalSetting::Far],
+            pairs: 10,
+            memory_steps: 24_000,
+            ranking: false,
+            ..EvalConfig::default()
+        };
+        expected.memory.follow.enabled = true;
+        expected.memory.pose_graph.enabled = true;
+        assert_eq!(far, expected);
+        far.validate().expect("a valid evaluation");
+        assert!(
+            file.trainer.is_none(),
+            "the checkpoint's model is evaluated"
+        );
+    }
 }
