@@ -68,6 +68,10 @@ pub(crate) struct EvalArgs {
     /// Seed of the held-out worlds, pairs and baselines.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Worlds' drives and start/goal pairs run side by side on this many threads [default: one
+    /// per core]. The report is the same for any number.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Also write the report as JSON (schema `autodidact.eval/2`, see docs/eval.md).
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
@@ -194,6 +198,7 @@ pub(crate) fn eval(args: EvalArgs) -> Result<()> {
             (None, None) => file_eval.memory_steps,
         },
         seed: args.seed,
+        jobs: args.jobs.unwrap_or(0),
         ..file_eval
     };
     let started = std::time::Instant::now();

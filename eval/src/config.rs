@@ -58,6 +58,12 @@ pub struct EvalConfig {
     pub memory: MemoryConfig,
     /// Seed of the held-out worlds, the pairs and the random baselines.
     pub seed: u64,
+    /// How many worlds' drives and start/goal pairs run side by side, each on its own thread
+    /// (`0`: one per core). Not part of what is evaluated: the report is the same for any
+    /// number, so it is neither read from a file nor written to the report
+    /// (`autodidact eval --jobs`).
+    #[serde(skip)]
+    pub jobs: usize,
 }
 
 impl Default for EvalConfig {
@@ -80,6 +86,7 @@ impl Default for EvalConfig {
             align: AlignConfig::default(),
             memory: MemoryConfig::default(),
             seed: 0,
+            jobs: 0,
         }
     }
 }

@@ -10,6 +10,7 @@ use autodidact_sim::{ExplorationConfig, SimConfig};
 use crate::config::{EvalConfig, HELD_OUT_SEED_BASE, REPORT_SCHEMA};
 use crate::data::{Features, Record, WorldMemory, collector_config, explore, explore_anew};
 use crate::model::EvalModel;
+use crate::parallel::{map_in_order, on_threads};
 use crate::planning::{Models, Worlds, new_world_seeds, planning_setting};
 use crate::ranking;
 use crate::report::{DataInfo, EvalReport, HomeReport, ModelInfo, RepresentationScores};
@@ -21,7 +22,9 @@ const PIXEL_BASELINE_SIDE: usize = 8;
 
 /// Runs the whole evaluation of `model` in worlds of `sim` (its camera must match the model).
 /// The robot's own drive through its home worlds (its memory there) explores by `exploration`;
-/// the held-out drives keep [`ExplorationConfig::held_out`].
+/// the held-out drives keep [`ExplorationConfig::held_out`]. Worlds' drives, start/goal pairs
+/// and k-NN searches run side by side on [`EvalConfig::jobs`] threads; the report is the same
+/// for any number.
 pub fn evaluate(
     model: &EvalModel,
     sim: &SimConfig,
@@ -30,6 +33,19 @@ pub fn evaluate(
     progress: Progress<'_>,
 ) -> Result<EvalReport, EvalError> {
     config.validate()?;
+    on_threads(config.jobs, || {
+        evaluate_here(model, sim, exploration, config, progress)
+    })
+}
+
+/// [`evaluate`], on the threads of the pool it is called on.
+fn evaluate_here(
+    model: &EvalModel,
+    sim: &SimConfig,
+    exploration: &ExplorationConfig,
+    config: &EvalConfig,
+    progress: Progress<'_>,
+) -> Result<EvalReport, EvalError> {
     let trainer_config = model.trainer.config().clone();
     let collector = collector_config(sim, &trainer_config)?;
     let encoder = model.trainer.snapshot();
@@ -115,13 +131,15 @@ pub fn evaluate(
 
     // Home: the robot's own drive through each world it learned in (its memory, and what the
     // probes are fitted on), and new drives there.
-    let mut home_drives = Vec::new();
-    let mut memories = BTreeMap::new();
-    for world in &config.home_worlds {
-        let drive = own_drive(*world)?;
-        memories.insert(*world, WorldMemory::of(&drive));
-        home_drives.push(drive);
-    }
+    let home_drives = map_in_order(&config.home_worlds, "home memories", progress, |world| {
+        own_drive(*world)
+    })?;
+    let memories: BTreeMap<u64, WorldMemory> = config
+        .home_worlds
+        .iter()
+        .zip(&home_drives)
+        .map(|(world, drive)| (*world, WorldMemory::of(drive)))
+        .collect();
     let mut new_drives = Vec::new();
     for i in 0..config.episodes {
         let world = config.home_worlds[i as usize % config.home_worlds.len()];
@@ -144,11 +162,12 @@ pub fn evaluate(
 
     // New worlds: a drive through each pair's world before the goals are given.
     let new_worlds = new_world_seeds(config);
-    let mut new_memories = BTreeMap::new();
-    for world in &new_worlds {
-        let drive = own_drive(*world)?;
-        new_memories.insert(*world, WorldMemory::of(&drive));
-    }
+    let new_memories: BTreeMap<u64, WorldMemory> =
+        map_in_order(&new_worlds, "new worlds' memories", progress, |world| {
+            Ok((*world, WorldMemory::of(&own_drive(*world)?)))
+        })?
+        .into_iter()
+        .collect();
 
     let mut planning = Vec::new();
     let mut home_planning = Vec::new();

@@ -28,6 +28,7 @@ mod config;
 mod data;
 mod evaluate;
 mod model;
+mod parallel;
 mod planning;
 mod ranking;
 mod recording;
@@ -48,8 +49,9 @@ pub use report::{
     RelativePoseScores, RepresentationScores, report_rows,
 };
 
-/// Progress: `(stage, done, total)`.
-pub type Progress<'a> = &'a dyn Fn(&str, u64, u64);
+/// Progress: `(stage, done, total)`; pieces that run side by side ([`EvalConfig::jobs`]) report
+/// from their threads.
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{EvalConfig, HELD_OUT_SEED_BASE};
 use crate::data::{Eyes, WorldMemory, free, random_free_pose};
+use crate::parallel::map_in_order;
 use crate::report::{
     MemoryDrawing, MemoryLocalisation, PlanningScore, PlanningSetting, PlanningTrajectory,
 };
@@ -193,13 +194,11 @@ pub(crate) fn planning_setting(
         trained,
         random_init,
     } = *models;
-    let mut outcomes: [Vec<Attempt>; 4] = Default::default();
-    // Per pair: how well its world's memory covers the goal, and how far its odometry drifted.
-    let mut goal_coverage = Vec::with_capacity(config.pairs);
-    let mut goals_shown = Vec::with_capacity(config.pairs);
-    let mut drift = Vec::with_capacity(config.pairs);
     let stage = format!("planning ({}, {})", worlds.protocol, setting.name());
-    for pair in 0..config.pairs {
+    let pairs: Vec<usize> = (0..config.pairs).collect();
+    // Each pair's four attempts, one pair at a time on each thread: every agent of a pair
+    // shares its world's memory.
+    let per_pair = map_in_order(&pairs, &stage, progress, |&pair| {
         let (world, seed) = worlds.pair(config, pair);
         let memory = worlds
             .memories
@@ -211,17 +210,30 @@ pub(crate) fn planning_setting(
             Agent::Random,
             Agent::Planner(random_init.0, random_init.1),
         ];
-        for (slot, agent) in agents.iter().enumerate() {
-            outcomes[slot].push(attempt(
+        // Pairs run side by side: the trace says which pair a line is of.
+        let _pair = tracing::debug_span!("pair", protocol = worlds.protocol, pair).entered();
+        let mut attempts = Vec::with_capacity(agents.len());
+        for agent in &agents {
+            attempts.push(attempt(
                 setting, sim, collector, config, world, seed, agent,
             )?);
         }
-        if let Some(attempt) = outcomes[0].last() {
+        Ok((memory, attempts))
+    })?;
+    let mut outcomes: [Vec<Attempt>; 4] = Default::default();
+    // Per pair: how well its world's memory covers the goal, and how far its odometry drifted.
+    let mut goal_coverage = Vec::with_capacity(config.pairs);
+    let mut goals_shown = Vec::with_capacity(config.pairs);
+    let mut drift = Vec::with_capacity(config.pairs);
+    for (memory, attempts) in per_pair {
+        if let Some(attempt) = attempts.first() {
             goal_coverage.extend(memory.coverage_m(&attempt.goal_pose));
             goals_shown.push(shows_goal(memory, &attempt.goal_pose, config));
         }
         drift.extend(memory.odometry_drift_m);
-        progress(&stage, pair as u64 + 1, config.pairs as u64);
+        for (slot, attempt) in attempts.into_iter().enumerate() {
+            outcomes[slot].push(attempt);
+        }
     }
     let mut trajectories = Vec::with_capacity(AGENTS.len() * config.pairs);
     for (agent, attempts) in AGENTS.iter().zip(&outcomes) {

@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::EvalConfig;
 use crate::data::Eyes;
+use crate::parallel::map_in_order;
 use crate::planning::{
     GoalSetting, Models, Worlds, pose_error, start_and_goal, tolerance_share, within,
 };
@@ -44,73 +45,24 @@ pub(crate) fn candidate_ranking(
     progress: Progress<'_>,
 ) -> Result<CandidateRanking, EvalError> {
     let planner = &config.planner;
+    let stage = format!("candidate ranking ({})", worlds.protocol);
+    let pairs: Vec<usize> = (0..config.pairs).collect();
+    let per_pair = map_in_order(&pairs, &stage, progress, |&pair| {
+        rank_pair(sim_config, collector, config, worlds, models, pair)
+    })?;
     // Per selection (by the model, by the encoder from the true frames, by their image alone,
     // by the random-init model, the truly best): the endings; then those of every candidate.
     let mut chosen: [Vec<(f64, f64)>; 5] = Default::default();
     let mut every = Vec::new();
     let mut correlations: [Vec<f64>; 4] = Default::default();
-    let stage = format!("candidate ranking ({})", worlds.protocol);
-    // One simulator, rebuilt as the pair's world for the scene and for every candidate.
-    let mut sim = Sim::new(sim_config)?;
-    for pair in 0..config.pairs {
-        let (world, seed) = worlds.pair(config, pair);
-        let scene = scene(&mut sim, sim_config, collector, world, seed)?;
-        let candidates = draw_candidates(planner, seed);
-        let (encoder, dynamics) = models.trained;
-        let goal = goal_embedding(encoder, &scene, config)?;
-        let predicted = predicted_distances(encoder, dynamics, &scene, &candidates, config)?;
-        let (random_encoder, random_dynamics) = models.random_init;
-        let random_init =
-            predicted_distances(random_encoder, random_dynamics, &scene, &candidates, config)?;
-        let mut endings = Vec::with_capacity(candidates.len());
-        let mut seen = Vec::with_capacity(candidates.len());
-        let mut seen_image = Vec::with_capacity(candidates.len());
-        let goal_frame_proprio = &scene.goal_frame.proprio;
-        for decisions in &candidates {
-            let (last, end) = drive(&mut sim, sim_config, collector, &scene, decisions, config)?;
-            endings.push(pose_error(&end, &scene.goal));
-            let there = encoder.embed(&last.image, &last.proprio)?;
-            // With the predicted proprio, the goal as a perfect proprio head would make it:
-            // at the proprio truly felt there.
-            let goal_there = if at_predicted_proprio(config.goal_proprio, dynamics) {
-                encoder.embed(&scene.goal_frame.image, &last.proprio)?
-            } else {
-                goal.clone()
-            };
-            seen.push(f64::from(goal_distance(&there, &goal_there)));
-            // The image's part: the final frame embedded at rest, as the goal is.
-            let at_rest = encoder.embed(&last.image, goal_frame_proprio)?;
-            seen_image.push(f64::from(goal_distance(&at_rest, &goal)));
+    for ranked in per_pair {
+        for (slot, ending) in ranked.chosen.into_iter().enumerate() {
+            chosen[slot].push(ending);
         }
-        let truth: Vec<f64> = endings
-            .iter()
-            .map(|&e| tolerance_share(e, config))
-            .collect();
-        for (slot, index) in [
-            least(&predicted),
-            least(&seen),
-            least(&seen_image),
-            least(&random_init),
-            least(&truth),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            chosen[slot].push(endings[index]);
+        every.extend(ranked.endings);
+        for (slot, correlation) in ranked.correlations.into_iter().enumerate() {
+            correlations[slot].extend(correlation);
         }
-        every.extend(endings);
-        for (slot, (a, b)) in [
-            (&predicted, &seen),
-            (&predicted, &truth),
-            (&seen, &truth),
-            (&seen_image, &truth),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            correlations[slot].extend(rank_correlation(a, b));
-        }
-        progress(&stage, pair as u64 + 1, config.pairs as u64);
     }
     let ending = |endings: &[(f64, f64)]| ending_of(endings, config);
     let mean = |values: &[f64]| {
@@ -135,6 +87,81 @@ pub(crate) fn candidate_ranking(
         predicted_vs_truth_rank_correlation: mean(&correlations[1]),
         seen_vs_truth_rank_correlation: mean(&correlations[2]),
         image_vs_truth_rank_correlation: mean(&correlations[3]),
+    })
+}
+
+/// One pair's candidates: the ending of each selection's choice (in the order of
+/// `candidate_ranking`'s), every candidate's ending, and the rank correlations.
+struct RankedPair {
+    chosen: [(f64, f64); 5],
+    endings: Vec<(f64, f64)>,
+    correlations: [Option<f64>; 4],
+}
+
+/// Drives every candidate of pair `pair` in its own simulator, rebuilt as the pair's world for
+/// the scene and for every candidate.
+fn rank_pair(
+    sim_config: &SimConfig,
+    collector: &CollectorConfig,
+    config: &EvalConfig,
+    worlds: &Worlds<'_>,
+    models: &Models<'_>,
+    pair: usize,
+) -> Result<RankedPair, EvalError> {
+    let planner = &config.planner;
+    let mut sim = Sim::new(sim_config)?;
+    let (world, seed) = worlds.pair(config, pair);
+    let scene = scene(&mut sim, sim_config, collector, world, seed)?;
+    let candidates = draw_candidates(planner, seed);
+    let (encoder, dynamics) = models.trained;
+    let goal = goal_embedding(encoder, &scene, config)?;
+    let predicted = predicted_distances(encoder, dynamics, &scene, &candidates, config)?;
+    let (random_encoder, random_dynamics) = models.random_init;
+    let random_init =
+        predicted_distances(random_encoder, random_dynamics, &scene, &candidates, config)?;
+    let mut endings = Vec::with_capacity(candidates.len());
+    let mut seen = Vec::with_capacity(candidates.len());
+    let mut seen_image = Vec::with_capacity(candidates.len());
+    let goal_frame_proprio = &scene.goal_frame.proprio;
+    for decisions in &candidates {
+        let (last, end) = drive(&mut sim, sim_config, collector, &scene, decisions, config)?;
+        endings.push(pose_error(&end, &scene.goal));
+        let there = encoder.embed(&last.image, &last.proprio)?;
+        // With the predicted proprio, the goal as a perfect proprio head would make it:
+        // at the proprio truly felt there.
+        let goal_there = if at_predicted_proprio(config.goal_proprio, dynamics) {
+            encoder.embed(&scene.goal_frame.image, &last.proprio)?
+        } else {
+            goal.clone()
+        };
+        seen.push(f64::from(goal_distance(&there, &goal_there)));
+        // The image's part: the final frame embedded at rest, as the goal is.
+        let at_rest = encoder.embed(&last.image, goal_frame_proprio)?;
+        seen_image.push(f64::from(goal_distance(&at_rest, &goal)));
+    }
+    let truth: Vec<f64> = endings
+        .iter()
+        .map(|&e| tolerance_share(e, config))
+        .collect();
+    let chosen = [
+        least(&predicted),
+        least(&seen),
+        least(&seen_image),
+        least(&random_init),
+        least(&truth),
+    ]
+    .map(|index| endings[index]);
+    let correlations = [
+        (&predicted, &seen),
+        (&predicted, &truth),
+        (&seen, &truth),
+        (&seen_image, &truth),
+    ]
+    .map(|(a, b)| rank_correlation(a, b));
+    Ok(RankedPair {
+        chosen,
+        endings,
+        correlations,
     })
 }
 
