@@ -68,8 +68,8 @@ pub(crate) struct EvalArgs {
     /// Seed of the held-out worlds, pairs and baselines.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Worlds' drives and start/goal pairs run side by side on this many threads [default: one
-    /// per core]. The report is the same for any number.
+    /// Threads for the worlds' drives, start/goal pairs, candidate rankings and k-NN searches
+    /// to run on side by side [default: one per core]. The report is the same for any number.
     #[arg(long)]
     jobs: Option<usize>,
     /// Also write the report as JSON (schema `autodidact.eval/2`, see docs/eval.md).

@@ -58,10 +58,10 @@ pub struct EvalConfig {
     pub memory: MemoryConfig,
     /// Seed of the held-out worlds, the pairs and the random baselines.
     pub seed: u64,
-    /// How many worlds' drives and start/goal pairs run side by side, each on its own thread
-    /// (`0`: one per core). Not part of what is evaluated: the report is the same for any
-    /// number, so it is neither read from a file nor written to the report
-    /// (`autodidact eval --jobs`).
+    /// Threads the independent pieces of the evaluation run on side by side (worlds' drives,
+    /// start/goal pairs, candidate rankings, k-NN searches; `0`: one per core). Not part of
+    /// what is evaluated: the report is the same for any number, so it is neither read from a
+    /// file nor written to the report (`autodidact eval --jobs`).
     #[serde(skip)]
     pub jobs: usize,
 }
