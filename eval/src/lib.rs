@@ -82,6 +82,14 @@ pub enum EvalError {
     /// A node component (collector, planner) refused something.
     #[error(transparent)]
     Node(#[from] autodidact_nodes::NodeError),
+    /// The threads [`EvalConfig::jobs`] asks for could not be started.
+    #[error("starting {threads} eval threads: {source}")]
+    Threads {
+        /// How many were asked for.
+        threads: usize,
+        /// Why not.
+        source: rayon::ThreadPoolBuildError,
+    },
     /// The recording could not be written.
     #[error("recording {path}: {reason}")]
     Recording {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::{EvalError, Progress};
 
 /// The threads `jobs` asks for: itself, or one per core for `0`.
-pub(crate) fn threads(jobs: usize) -> usize {
+fn threads(jobs: usize) -> usize {
     match jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -28,7 +28,7 @@ pub(crate) fn on_threads<R: Send>(
         .num_threads(threads)
         .thread_name(|i| format!("eval-{i}"))
         .build()
-        .map_err(|e| EvalError::InvalidConfig(format!("eval: no {threads} threads: {e}")))?
+        .map_err(|source| EvalError::Threads { threads, source })?
         .install(work)
 }
 
