@@ -50,10 +50,20 @@ pub fn architecture_digest(config: &TrainerConfig) -> String {
         "action_scale": config.action_scale,
     });
     if let Some(fields) = described.as_object_mut() {
-        // Only a deeper dynamics or a model with a head adds them: the digest of a model
-        // without any stays what it was.
+        // Only a deeper dynamics, dynamics that carry the proprio or a model with a head add
+        // them: the digest of a model without any stays what it was.
         if model.dynamics_layers != 1 {
             fields.insert("dynamics_layers".into(), model.dynamics_layers.into());
+        }
+        let dynamics = model.dynamics();
+        if dynamics.proprio_dim > 0 {
+            fields.insert(
+                "dynamics_proprio".into(),
+                serde_json::json!({
+                    "proprio_dim": dynamics.proprio_dim,
+                    "hidden": dynamics.proprio_hidden,
+                }),
+            );
         }
         if let Some(scale) = config.served_relative_pose_scale() {
             fields.insert(

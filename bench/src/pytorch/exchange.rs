@@ -33,7 +33,8 @@ pub(super) fn check_mirrored(config: &TrainerConfig) -> Result<()> {
             && config.model.encoder.proprio_dim > 0
             && o.forward.copy_last_power == 0.0
             && !o.forward.target_start_plain
-            && config.model.dynamics_layers == 1,
+            && config.model.dynamics_layers == 1
+            && !config.model.dynamics_proprio,
         "the PyTorch mirror covers the default objectives only"
     );
     Ok(())

@@ -51,6 +51,10 @@ pub struct ForwardConfig {
     pub horizon: usize,
     /// Weight of the next-proprio head.
     pub proprio_weight: f32,
+    /// Weight of the proprio the dynamics carry (`[trainer.model] dynamics_proprio`): its
+    /// read-out from the start state and each step of the rollout, against the proprio felt
+    /// there (mean squared error over the entries).
+    pub carried_proprio_weight: f32,
     /// The rollout is also started from the EMA target's state of frame `t` (a constant: this
     /// term trains the dynamics only), with this weight relative to the rollout from the online
     /// state; `forward` reports their weighted mean. Published embeddings come from the EMA
@@ -103,6 +107,7 @@ impl Default for ForwardConfig {
             weight: 10.0,
             horizon: 8,
             proprio_weight: 0.1,
+            carried_proprio_weight: 1.0,
             target_start_weight: 1.0,
             rest_share: 0.0,
             copy_last_power: 0.0,
@@ -610,6 +615,12 @@ impl TrainerConfig {
             && !(o.forward.target_start_weight.is_finite() && o.forward.target_start_weight >= 0.0)
         {
             return invalid("objectives.forward.target_start_weight must be >= 0");
+        }
+        if o.forward.enabled
+            && !(o.forward.carried_proprio_weight.is_finite()
+                && o.forward.carried_proprio_weight >= 0.0)
+        {
+            return invalid("objectives.forward.carried_proprio_weight must be finite and >= 0");
         }
         if !(0.0..=1.0).contains(&o.forward.rest_share) {
             return invalid("objectives.forward.rest_share must be in [0, 1]");

@@ -31,6 +31,10 @@ pub struct Losses {
     pub forward: f32,
     /// Next-proprio prediction.
     pub proprio: f32,
+    /// The proprio the dynamics carry: read from the start state and stepped along the
+    /// rollout, against the proprio felt there (`0` when the dynamics carry none).
+    #[serde(default)]
+    pub carried_proprio: f32,
     /// Masked-patch prediction.
     pub masked: f32,
     /// Image reconstruction.
@@ -49,13 +53,14 @@ pub struct Losses {
 
 impl Losses {
     /// Every loss with its name, `total` first (for logs and telemetry).
-    pub fn named(&self) -> [(&'static str, f32); 12] {
+    pub fn named(&self) -> [(&'static str, f32); 13] {
         [
             ("total", self.total),
             ("contrastive", self.contrastive),
             ("temporal", self.temporal),
             ("forward", self.forward),
             ("proprio", self.proprio),
+            ("carried_proprio", self.carried_proprio),
             ("masked", self.masked),
             ("reconstruction", self.reconstruction),
             ("variance", self.variance),

@@ -269,16 +269,45 @@ fn weights_of_another_architecture_are_refused_by_their_digest() {
 /// refuses them, even when they claim its architecture.
 #[test]
 fn a_deeper_dynamics_resumes_and_travels_under_its_own_digest() {
-    let _serial = serial();
-    let shallow = small_config(5);
     let mut deeper = small_config(5);
     deeper.model.dynamics_layers = 2;
     let hidden = deeper.model.dynamics_hidden;
-    let mut trainer = filled_trainer(deeper.clone());
+    let resumed = resumes_and_travels_under_its_own_digest(&deeper, hidden * (hidden + 1));
+    assert_eq!(resumed.config().model.dynamics_layers, 2);
+}
+
+/// Dynamics that carry the proprio (`dynamics_proprio`) read it from the state and step it by
+/// an MLP of their own, and give the state's step the proprio before and after: they train,
+/// resume from their checkpoint, and their weights travel under a digest of their own, as a
+/// deeper dynamics' do.
+#[test]
+fn dynamics_that_carry_the_proprio_resume_and_travel_under_their_own_digest() {
+    let mut carrying = small_config(5);
+    carrying.model.dynamics_proprio = true;
+    let (embed_dim, hidden) = (carrying.model.embed_dim(), carrying.model.dynamics_hidden);
+    let step_hidden = carrying.model.dynamics().proprio_hidden;
+    let (p, a) = (PROPRIO_DIM, carrying.model.action_dim);
+    let extra = 2 * p * hidden // the state's step hears the proprio before and after
+        + (embed_dim + 1) * p // the read-out
+        + (p + a + 1) * step_hidden + (step_hidden + 1) * p; // the proprio's step
+    let resumed = resumes_and_travels_under_its_own_digest(&carrying, extra);
+    assert!(resumed.config().model.dynamics_proprio);
+}
+
+/// `variant` of [`small_config`] with `extra_params` more parameters, all in the dynamics:
+/// trains, resumes bit for bit from its checkpoint (returned), and its weights travel under a
+/// digest of their own that the plain model's node refuses.
+fn resumes_and_travels_under_its_own_digest(
+    variant: &TrainerConfig,
+    extra_params: usize,
+) -> Trainer {
+    let _serial = serial();
+    let plain = small_config(5);
+    let mut trainer = filled_trainer(variant.clone());
     assert_eq!(
         trainer.num_params(),
-        Trainer::new(shallow.clone()).expect("trainer").num_params() + hidden * (hidden + 1),
-        "one more hidden layer of weights and biases"
+        Trainer::new(plain.clone()).expect("trainer").num_params() + extra_params,
+        "the variant's weights and biases"
     );
     let untrained = trainer.dynamics_snapshot();
     for _ in 0..2 {
@@ -300,8 +329,7 @@ fn a_deeper_dynamics_resumes_and_travels_under_its_own_digest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ckpt");
     trainer.save_checkpoint(&path).expect("save");
-    let resumed = Trainer::resume(&path, Some(&deeper.model)).expect("resume");
-    assert_eq!(resumed.config().model.dynamics_layers, 2);
+    let resumed = Trainer::resume(&path, Some(&variant.model)).expect("resume");
     assert_eq!(
         resumed
             .dynamics_snapshot()
@@ -314,28 +342,29 @@ fn a_deeper_dynamics_resumes_and_travels_under_its_own_digest() {
     let packed = pack(
         &trainer.snapshot(),
         &trainer.dynamics_snapshot(),
-        &architecture_digest(&deeper),
+        &architecture_digest(variant),
     )
     .expect("pack");
-    assert_ne!(packed.architecture, architecture_digest(&shallow));
+    assert_ne!(packed.architecture, architecture_digest(&plain));
     assert_eq!(
-        architecture_digest(&shallow),
+        architecture_digest(&plain),
         architecture_digest(&small_config(5)),
-        "one hidden layer keeps the digest it had before the option"
+        "the plain model keeps the digest it had before the option"
     );
-    let (_, dynamics) = unpacker(&deeper).unpack(&packed).expect("unpack");
+    let (_, dynamics) = unpacker(variant).unpack(&packed).expect("unpack");
     assert_eq!(dynamics.rollout(start, &actions).expect("rollout"), local);
-    let error = unpacker(&shallow).unpack(&packed).expect_err("refused");
+    let error = unpacker(&plain).unpack(&packed).expect_err("refused");
     assert!(
         matches!(error, LearnError::OtherArchitecture { .. }),
         "{error}"
     );
     let claiming = PackedWeights {
-        architecture: architecture_digest(&shallow),
+        architecture: architecture_digest(&plain),
         ..packed
     };
-    let error = unpacker(&shallow).unpack(&claiming).expect_err("refused");
+    let error = unpacker(&plain).unpack(&claiming).expect_err("refused");
     assert!(matches!(error, LearnError::Weights(_)), "{error}");
+    resumed
 }
 
 /// A trainer resumed from a checkpoint written before the relative-pose head was the default
