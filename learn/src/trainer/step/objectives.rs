@@ -124,15 +124,15 @@ impl Trainer {
         };
         let rollouts = if start.is_some() { 2 } else { 1 };
         let (both, carried) =
-            dynamics.rollout_carrying(starts.clone(), Tensor::cat(vec![actions; rollouts], 0));
+            dynamics.rollout_carrying(starts, Tensor::cat(vec![actions; rollouts], 0));
         let rows = |from: usize| {
             both.clone()
                 .slice([from..from + b, 0..horizon, 0..embed_dim])
                 .reshape([b * horizon, embed_dim])
         };
         let (predicted, from_target) = (rows(0), (rollouts == 2).then(|| rows(b)));
-        if let (Some(carried), Some(read)) = (carried, dynamics.read_proprio(starts)) {
-            self.carried_proprio_loss(shape, proprio, rollouts, carried, read, terms)?;
+        if let Some(carried) = carried {
+            self.carried_proprio_loss(proprio, rollouts, carried, terms)?;
         }
         // Row order of `future` is batch-major (b, then step), as is `predicted`.
         let target_future = l2_normalize(target_future.clone());
@@ -175,35 +175,22 @@ impl Trainer {
     }
 
     /// The proprio the dynamics carry, against the proprio felt: read from each rollout's
-    /// start state (the frame's), and carried to each step (the next frames'), every rollout
-    /// of the batch (`rollouts` × `B` rows, the online start first).
+    /// start state (the frame's) and carried to each step (the next frames'), the mean squared
+    /// error over every rollout of the batch (`rollouts` × `B` rows, the online start first).
     ///
     /// # Shapes
-    /// - `carried`: `[rollouts·B, H, P]`
-    /// - `read`: `[rollouts·B, P]`
+    /// - `carried`: `[rollouts·B, H + 1, P]`
     fn carried_proprio_loss(
         &self,
-        shape: Shape,
         proprio: &Proprio,
         rollouts: usize,
         carried: Tensor<3>,
-        read: Tensor<2>,
         terms: &mut Terms,
     ) -> Result<(), LearnError> {
-        let Shape {
-            b,
-            horizon,
-            proprio_dim,
-            ..
-        } = shape;
         let felt = Tensor::<3>::from_inner(proprio.all.clone());
-        let next = felt.clone().slice([0..b, 1..horizon + 1, 0..proprio_dim]);
-        let now = Tensor::<2>::from_inner(proprio.now.clone());
-        let next = Tensor::cat(vec![next; rollouts], 0);
-        let now = Tensor::cat(vec![now; rollouts], 0);
-        let steps = (carried - next).square().mean();
-        let start = (read - now).square().mean();
-        let loss = (steps * horizon as f32 + start) / (horizon as f32 + 1.0);
+        let loss = (carried - Tensor::cat(vec![felt; rollouts], 0))
+            .square()
+            .mean();
         terms.add(
             loss,
             self.config.objectives.forward.carried_proprio_weight,
